@@ -1,0 +1,134 @@
+package kmsmock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+// NewClient returns an aws-sdk-go-v2 KMS client for the KMS endpoint at url
+// (kmsmock, moto_server or any KMS), signing as accessKeyID. With kmsmock the
+// access key id names the principal arn:aws:iam::ACCOUNT:user/<accessKeyID>.
+func NewClient(url, region, accessKeyID, secretAccessKey string, optFns ...func(*kms.Options)) *kms.Client {
+	opts := kms.Options{
+		Region:       region,
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider(accessKeyID, secretAccessKey, ""),
+	}
+	return kms.New(opts, optFns...)
+}
+
+// Local is a Server listening on a loopback address.
+type Local struct {
+	*Server
+	// URL is the base URL clients use, such as http://127.0.0.1:41234.
+	URL string
+
+	http *http.Server
+	done chan error
+}
+
+// Start starts a Server for cfg on addr, which must be a loopback address
+// ("" means 127.0.0.1 with a free port). The handler also serves the admin
+// endpoint under /_kmsmock/.
+func Start(cfg Config, addr string) (*Local, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	if err := CheckLoopback(addr); err != nil {
+		return nil, err
+	}
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("kmsmock: %w", err)
+	}
+	return Serve(s, ln), nil
+}
+
+// Serve serves s on ln until Close. It does not check the address: callers
+// that allow remote clients do so on purpose.
+func Serve(s *Server, ln net.Listener) *Local {
+	l := &Local{
+		Server: s,
+		URL:    "http://" + ln.Addr().String(),
+		http:   &http.Server{Handler: s.Mux(), ReadHeaderTimeout: 10 * time.Second},
+		done:   make(chan error, 1),
+	}
+	go func() { l.done <- l.http.Serve(ln) }()
+	return l
+}
+
+// Mux returns a handler serving KMS at / and the admin endpoint at
+// /_kmsmock/.
+func (s *Server) Mux() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/_kmsmock/", s.AdminHandler())
+	mux.Handle("/", s)
+	return mux
+}
+
+// CheckLoopback refuses an address that is not on a loopback interface.
+func CheckLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("kmsmock: address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("kmsmock: %q is not a loopback address; kmsmock serves 127.0.0.1 or ::1 unless told to allow remote clients", addr)
+	}
+	return nil
+}
+
+// Client returns a KMS client that signs as principal (its access key id).
+// When the server checks signatures, the secret comes from
+// Config.Credentials.
+func (l *Local) Client(principal string, optFns ...func(*kms.Options)) *kms.Client {
+	secret := "kmsmock-secret"
+	if l.credentials != nil {
+		secret = l.credentials[principal]
+	}
+	return NewClient(l.URL, l.region, principal, secret, optFns...)
+}
+
+// Close stops the listener and waits for requests in flight.
+func (l *Local) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := l.http.Shutdown(ctx)
+	if serveErr := <-l.done; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
+		err = serveErr
+	}
+	return err
+}
+
+// StartTest starts a Server for a test on 127.0.0.1 and stops it when the
+// test ends.
+func StartTest(tb testing.TB, cfg Config) *Local {
+	tb.Helper()
+	l, err := Start(cfg, "")
+	if err != nil {
+		tb.Fatalf("kmsmock: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			tb.Errorf("kmsmock: close: %v", err)
+		}
+	})
+	return l
+}
