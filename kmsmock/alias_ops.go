@@ -15,12 +15,17 @@ type aliasInput struct {
 	TargetKeyID string `json:"TargetKeyId"`
 }
 
+// checkAliasName applies AWS's rules, with AWS's answers: a syntax error is a
+// ValidationException, the reserved prefix NotAuthorizedException.
 func checkAliasName(name string) *apiError {
+	if !strings.HasPrefix(name, "alias/") {
+		return errValidation(`Alias must start with the prefix "alias/"`)
+	}
 	if len(name) > maxAliasNameBytes || !aliasPattern.MatchString(name) {
-		return errorf(codeInvalidAliasName, "alias names look like alias/ExampleAlias: letters, digits, /, _ and -")
+		return errValidation("the alias name contains invalid characters or is longer than 256; use letters, digits, /, _ and -")
 	}
 	if strings.HasPrefix(name, "alias/aws/") {
-		return errorf(codeInvalidAliasName, "the alias/aws/ prefix is reserved for AWS managed keys")
+		return errorf(codeNotAuthorized, "the alias/aws/ prefix is reserved for AWS managed keys")
 	}
 	return nil
 }

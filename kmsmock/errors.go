@@ -21,7 +21,7 @@ const (
 	codeAlreadyExists     = "AlreadyExistsException"
 	codeDisabled          = "DisabledException"
 	codeIncorrectKey      = "IncorrectKeyException"
-	codeInvalidAliasName  = "InvalidAliasNameException"
+	codeNotAuthorized     = "NotAuthorizedException"
 	codeInvalidArn        = "InvalidArnException"
 	codeInvalidCiphertext = "InvalidCiphertextException"
 	codeInvalidKeyUsage   = "InvalidKeyUsageException"
