@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,8 +34,16 @@ type Local struct {
 	// URL is the base URL clients use, such as http://127.0.0.1:41234.
 	URL string
 
-	http *http.Server
-	done chan error
+	http      *http.Server
+	done      chan error
+	closeOnce sync.Once
+	closeErr  error
+
+	// fresh holds connections accepted but not yet used. http.Server's
+	// Shutdown waits up to five seconds for those, and HTTP clients often
+	// dial a spare connection they never use, so Close closes them itself.
+	mu    sync.Mutex
+	fresh map[net.Conn]struct{}
 }
 
 // Start starts a Server for cfg on addr, which must be a loopback address
@@ -62,12 +72,41 @@ func Start(cfg Config, addr string) (*Local, error) {
 func Serve(s *Server, ln net.Listener) *Local {
 	l := &Local{
 		Server: s,
-		URL:    "http://" + ln.Addr().String(),
-		http:   &http.Server{Handler: s.Mux(), ReadHeaderTimeout: 10 * time.Second},
+		URL:    "http://" + dialAddr(ln.Addr()),
 		done:   make(chan error, 1),
+		fresh:  map[net.Conn]struct{}{},
 	}
+	l.http = &http.Server{Handler: s.Mux(), ReadHeaderTimeout: 10 * time.Second, ConnState: l.track}
 	go func() { l.done <- l.http.Serve(ln) }()
 	return l
+}
+
+// dialAddr is the address a client on this host dials to reach a listener:
+// a wildcard listener is reached on 127.0.0.1.
+func dialAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
+}
+
+func (l *Local) track(c net.Conn, state http.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if state == http.StateNew {
+		l.fresh[c] = struct{}{}
+	} else {
+		delete(l.fresh, c)
+	}
+}
+
+func (l *Local) closeFresh() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.fresh {
+		c.Close()
+	}
 }
 
 // Mux returns a handler serving KMS at / and the admin endpoint at
@@ -106,15 +145,30 @@ func (l *Local) Client(principal string, optFns ...func(*kms.Options)) *kms.Clie
 	return NewClient(l.URL, l.region, principal, secret, optFns...)
 }
 
-// Close stops the listener and waits for requests in flight.
+// Close stops the listener and waits for requests in flight. Calling it
+// again returns the first call's result.
 func (l *Local) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := l.http.Shutdown(ctx)
-	if serveErr := <-l.done; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
-		err = serveErr
-	}
-	return err
+	l.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut := make(chan error, 1)
+		go func() { shut <- l.http.Shutdown(ctx) }()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for {
+			select {
+			case l.closeErr = <-shut:
+				break wait
+			case <-tick.C:
+				l.closeFresh()
+			}
+		}
+		if serveErr := <-l.done; !errors.Is(serveErr, http.ErrServerClosed) && l.closeErr == nil {
+			l.closeErr = serveErr
+		}
+	})
+	return l.closeErr
 }
 
 // StartTest starts a Server for a test on 127.0.0.1 and stops it when the
