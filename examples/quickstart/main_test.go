@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestQuickstart(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{"started kmsmock", "created KMS key arn:aws:kms:us-east-1:111122223333:key/",
+		"alias/quickstart-phi", "32-byte data key", "it matches", "InvalidCiphertextException",
+		"CreateKey:1", "Decrypt:2", "GenerateDataKey:1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	// Encryption-context values may be PHI: the quickstart never prints them.
+	for _, secret := range []string{"general-hospital", "another-hospital"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("output contains the context value %q", secret)
+		}
+	}
+}

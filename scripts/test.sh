@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, vet, race-enabled unit and integration
+# tests, the kmsmock binary and moto_server as real KMS endpoints, the
+# quickstart, and short fuzz runs. It starts every server it needs on
+# 127.0.0.1 and stops them on exit, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http URL: wait up to 60 s for anything to answer at URL.
+wait_http() {
+	for _ in $(seq 1 120); do
+		if curl -s -o /dev/null "$1"; then return 0; fi
+		sleep 0.5
+	done
+	echo "no answer from $1 after 60 s" >&2
+	return 1
+}
+
+step "toolchain"
+go version
+command -v moto_server >/dev/null || {
+	echo "moto_server is not installed; it is part of the machine image (pip package moto[server])" >&2
+	exit 1
+}
+
+step "gofmt"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "not gofmt-formatted:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "start the kmsmock binary"
+go build -o "$work/kmsmock" ./kmsmock/cmd/kmsmock
+"$work/kmsmock" -addr 127.0.0.1:0 -log-level warn >"$work/kmsmock.out" 2>"$work/kmsmock.err" &
+pids+=($!)
+for _ in $(seq 1 100); do
+	[ -s "$work/kmsmock.out" ] && break
+	sleep 0.1
+done
+kmsmock_url=$(head -n1 "$work/kmsmock.out")
+[ -n "$kmsmock_url" ] || { cat "$work/kmsmock.err" >&2; exit 1; }
+echo "kmsmock at $kmsmock_url"
+
+step "start moto_server"
+moto_port=$(free_port)
+moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$moto_port/" || { cat "$work/moto.log" >&2; exit 1; }
+echo "moto_server at http://127.0.0.1:$moto_port"
+
+step "go test -race ./..."
+PHICRYPT_FULL_SUITE=1 \
+	PHICRYPT_KMSMOCK_URL="$kmsmock_url" \
+	PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" \
+	go test -race -count=1 ./...
+
+step "quickstart"
+go run ./examples/quickstart
+
+step "fuzz (short runs; the corpus grows in testdata/fuzz when a run finds something)"
+for target in $(go test -list 'Fuzz.*' ./kmsmock/ | grep '^Fuzz'); do
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s ./kmsmock/
+done
+
+step "all green"
