@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("kmsmock could not start", "err", err)
 		return exitFailure
 	}
-	url := dialURL(l.URL)
+	url := l.URL
 	if _, err := fmt.Fprintln(stdout, url); err != nil {
 		log.Error("kmsmock could not print its URL", "err", err)
 		l.Close()
@@ -208,20 +208,6 @@ func applySeed(s *kmsmock.Server, path string, log *slog.Logger) error {
 	}
 	log.Info("kmsmock applied seed", "file", path, "keys", len(sd.Keys))
 	return nil
-}
-
-// dialURL turns the URL of a wildcard listener (http://[::]:4599 after
-// -addr 0.0.0.0:4599) into one a local client can dial: a wildcard listener
-// also accepts on 127.0.0.1.
-func dialURL(listenURL string) string {
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(listenURL, "http://"))
-	if err != nil {
-		return listenURL
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		return "http://" + net.JoinHostPort("127.0.0.1", port)
-	}
-	return listenURL
 }
 
 // shutdown stops the listener and waits for requests in flight.
