@@ -70,16 +70,45 @@ type rawStatement struct {
 type stringList []string
 
 func (l *stringList) UnmarshalJSON(b []byte) error {
+	errShape := errors.New("expected a non-empty string or a list of them")
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		return errShape
+	}
+	var many []string
 	var one string
 	if err := json.Unmarshal(b, &one); err == nil {
-		*l = stringList{one}
+		many = []string{one}
+	} else if err := json.Unmarshal(b, &many); err != nil || len(many) == 0 {
+		return errShape
+	}
+	for _, v := range many {
+		if v == "" {
+			return errShape
+		}
+	}
+	*l = many
+	return nil
+}
+
+// conditionValues is a condition's "a string or a list of strings", where
+// (unlike names of actions and resources) the empty string is a value.
+type conditionValues []string
+
+func (v *conditionValues) UnmarshalJSON(b []byte) error {
+	errShape := errors.New("condition values must be strings")
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		return errShape
+	}
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*v = conditionValues{one}
 		return nil
 	}
 	var many []string
 	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("expected a string or a list of strings")
+		return errShape
 	}
-	*l = many
+	*v = many
 	return nil
 }
 
@@ -176,6 +205,9 @@ func parsePrincipal(raw json.RawMessage) ([]string, error) {
 	if err := json.Unmarshal(raw, &byType); err != nil {
 		return nil, errors.New(`Principal must be "*" or an object such as {"AWS": [...]}`)
 	}
+	if len(byType) == 0 {
+		return nil, errors.New("Principal names no principal")
+	}
 	// Service and federated principals never match a kmsmock caller, so only
 	// AWS principals are kept.
 	return byType["AWS"], nil
@@ -194,13 +226,13 @@ func parseCondition(opName, condKey string, rawValues json.RawMessage) (conditio
 	if !conditionOperators[c.operator] {
 		return c, errors.New("unsupported condition operator in policy")
 	}
-	var values stringList
+	var values conditionValues
 	if err := json.Unmarshal(rawValues, &values); err != nil {
 		var b bool
 		if json.Unmarshal(rawValues, &b) != nil {
 			return c, errors.New("condition values must be strings")
 		}
-		values = stringList{map[bool]string{true: "true", false: "false"}[b]}
+		values = conditionValues{map[bool]string{true: "true", false: "false"}[b]}
 	}
 	c.values = values
 	return c, nil
@@ -266,12 +298,16 @@ func (rq *requestFacts) values(key string) ([]string, bool) {
 	case strings.HasPrefix(key, "kms:encryptioncontext:"):
 		// The context key in the condition key is matched without regard to
 		// case; the value is compared exactly.
+		// Every pair whose key matches counts, so a request cannot slip a
+		// second spelling of a key past a condition.
 		want := strings.TrimPrefix(key, "kms:encryptioncontext:")
+		var vals []string
 		for k, v := range rq.context {
 			if strings.ToLower(k) == want {
-				return []string{v}, true
+				vals = append(vals, v)
 			}
 		}
+		return vals, len(vals) > 0
 	case key == "kms:calleraccount", key == "aws:principalaccount":
 		return []string{rq.account}, true
 	case key == "aws:principalarn", key == "aws:username":
@@ -289,9 +325,16 @@ func (c *condition) holds(rq *requestFacts) bool {
 		return (len(c.values) == 1 && c.values[0] == "true") != present
 	}
 	if !present {
-		// ForAllValues over an empty set holds: that is IAM's documented
-		// (and often surprising) behaviour.
-		return c.ifExists || c.set == "forallvalues"
+		// IAM: ForAllValues over an empty set holds (a documented surprise),
+		// ForAnyValue does not, and a negated operator holds when the key is
+		// absent, so "Deny unless purpose = phi" denies a request without it.
+		switch {
+		case c.ifExists || c.set == "forallvalues":
+			return true
+		case c.set == "foranyvalue":
+			return false
+		}
+		return c.negated()
 	}
 	switch c.set {
 	case "forallvalues":
@@ -309,6 +352,14 @@ func (c *condition) holds(rq *requestFacts) bool {
 		}
 		return false
 	}
+}
+
+func (c *condition) negated() bool {
+	switch c.operator {
+	case "stringnotequals", "stringnotequalsignorecase", "stringnotlike":
+		return true
+	}
+	return false
 }
 
 func (c *condition) matchOne(v string) bool {
@@ -349,19 +400,20 @@ func anyMatch(patterns []string, v string) bool {
 	return false
 }
 
-// globMatch matches IAM wildcards: * is any run of characters, ? is one.
-// It runs in O(len(p)·len(s)) time whatever the pattern.
-func globMatch(p, s string) bool {
+// globMatch matches IAM wildcards: * is any run of characters, ? is one
+// character. It runs in O(len(p)·len(s)) time whatever the pattern.
+func globMatch(pattern, str string) bool {
+	p, s := []rune(pattern), []rune(str)
 	px, sx := 0, 0
 	starP, starS := -1, 0
 	for sx < len(s) {
 		switch {
-		case px < len(p) && (p[px] == '?' || p[px] == s[sx]):
-			px++
-			sx++
 		case px < len(p) && p[px] == '*':
 			starP, starS = px, sx
 			px++
+		case px < len(p) && (p[px] == '?' || p[px] == s[sx]):
+			px++
+			sx++
 		case starP >= 0:
 			px = starP + 1
 			starS++

@@ -1,6 +1,9 @@
 package kmsmock
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 const day = 24 * time.Hour
 
@@ -129,7 +132,8 @@ func opListKeyRotations(c *call, body []byte) (any, *apiError) {
 		return nil, err
 	}
 	rs := k.Rotations
-	lo, hi, next, err := page(len(rs), func(i int) string { return rs[i].Date.Format(time.RFC3339Nano) }, in.Limit, maxListLimitRotations, in.Marker)
+	// Rotation dates need not be unique, so the marker is the position.
+	lo, hi, next, err := page(len(rs), strconv.Itoa, in.Limit, maxListLimitRotations, in.Marker)
 	if err != nil {
 		return nil, err
 	}

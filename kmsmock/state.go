@@ -72,6 +72,9 @@ func (k *key) check() error {
 	default:
 		return errors.New("key " + k.ID + " has an unknown state")
 	}
+	if k.RotationEnabled && (k.RotationPeriodDays < minRotationDays || k.RotationPeriodDays > maxRotationDays) {
+		return errors.New("key " + k.ID + " has rotation enabled with a period outside 90 to 2560 days")
+	}
 	p, err := parsePolicy(k.Policy)
 	if err != nil {
 		return fmt.Errorf("key %s: %w", k.ID, err)
