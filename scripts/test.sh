@@ -40,6 +40,14 @@ command -v moto_server >/dev/null || {
 	exit 1
 }
 
+command -v node >/dev/null && command -v npm >/dev/null || {
+	echo "node and npm are needed for the AWS Encryption SDK for JavaScript interop tests" >&2
+	exit 1
+}
+
+step "npm ci (the pinned AWS Encryption SDK for JavaScript)"
+npm ci --prefix interop/js --no-audit --no-fund
+
 step "gofmt"
 unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then
@@ -75,6 +83,10 @@ PHICRYPT_FULL_SUITE=1 \
 	PHICRYPT_KMSMOCK_URL="$kmsmock_url" \
 	PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" \
 	go test -race -count=1 ./...
+
+step "interop with the AWS Encryption SDK for JavaScript"
+PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" \
+	go test -race -count=1 -tags interop ./interop/
 
 step "quickstart"
 go run ./examples/quickstart

@@ -1,0 +1,215 @@
+package phicrypt
+
+import (
+	"context"
+	"crypto/cipher"
+	"errors"
+	"fmt"
+	"maps"
+
+	"github.com/phicrypt/phicrypt/internal/wire"
+	"github.com/phicrypt/phicrypt/keyring"
+)
+
+// opened is a message whose header has been authenticated.
+type opened struct {
+	h        *header
+	context  map[string]string // the header's context plus auth-only pairs
+	frames   *frameCrypto
+	aead     cipher.AEAD
+	verifier *verifier // nil for unsigned suites
+}
+
+// open authenticates a parsed header: commitment policy, expected context,
+// the keyring, key commitment and the header tag, in the order the ESDK
+// specifies (client-apis/decrypt.md). rawHeader is the header as read (body
+// and authentication), which a signature covers.
+func (e *Encryptor) open(ctx context.Context, h *header, rawHeader []byte, expect map[string]string) (*opened, error) {
+	if !e.policy.allowsDecrypt(h.suite) {
+		return nil, &MessageError{Stage: StageHeader, Err: ErrCommitmentPolicy,
+			What: "the message uses " + h.suite.id.String() + ", which has no key commitment; the policy " + e.policy.String() + " refuses it"}
+	}
+	full, authOnly, err := e.matchContext(h.context, expect)
+	if err != nil {
+		return nil, err
+	}
+	m := &keyring.DecryptionMaterials{SuiteID: uint16(h.suite.id), DataKeyLength: dataKeyLength, EncryptionContext: full}
+	if err := e.keyring.OnDecrypt(ctx, m, h.edks); err != nil {
+		return nil, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring unwrapped no encrypted data key", cause: err}
+	}
+	defer m.DataKey.Wipe()
+	if len(m.DataKey) != dataKeyLength {
+		return nil, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring returned a data key of the wrong length"}
+	}
+	aead, commit := e.kdf.derive(h.suite, m.DataKey, h.messageID, make([]byte, 0, commitKeyLen))
+	if h.suite.committing && !checkCommitment(commit, h.commitKey) {
+		return nil, authFailed(StageCommitment, "the key commitment does not match the data key")
+	}
+	iv := h.authIV
+	if iv == nil {
+		iv = make([]byte, ivLength)
+	}
+	aad := append(append([]byte(nil), h.body...), authOnly...)
+	if _, err := aead.Open(nil, iv, h.tag, aad); err != nil {
+		return nil, authFailed(StageHeader, "the header tag does not verify")
+	}
+	o := &opened{h: h, context: full, frames: newFrameCrypto(aead, h.messageID), aead: aead}
+	if h.suite.signed {
+		v, err := newVerifier(h.context[publicKeyContextKey])
+		if err != nil {
+			return nil, malformed(StageHeader, "the signature verification key is "+err.Error())
+		}
+		v.write(rawHeader)
+		o.verifier = v
+	}
+	return o, nil
+}
+
+// matchContext checks the caller's expected pairs against the header's
+// context. Pairs absent from the header are treated as the ESDK treats a
+// reproduced context: authenticated but not stored, so they are appended to
+// the header tag's additional data and the tag decides. It returns the full
+// context and the serialized auth-only pairs.
+func (e *Encryptor) matchContext(stored, expect map[string]string) (map[string]string, []byte, error) {
+	full := maps.Clone(stored)
+	authOnly := map[string]string{}
+	for k, v := range expect {
+		got, ok := stored[k]
+		switch {
+		case ok && got != v:
+			return nil, nil, &MessageError{Stage: StageHeader, Err: ErrContext, What: fmt.Sprintf("the message's value for context key %q is not the expected one", k)}
+		case !ok:
+			authOnly[k] = v
+			full[k] = v
+		}
+	}
+	if err := e.checkRequired(full); err != nil {
+		return nil, nil, err
+	}
+	ser, err := wire.AppendContext(nil, authOnly)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrContext, err)
+	}
+	return full, ser, nil
+}
+
+func (e *Encryptor) checkRequired(ec map[string]string) error {
+	for _, k := range e.required {
+		if _, ok := ec[k]; !ok {
+			return &MessageError{Stage: StageHeader, Err: ErrContext, What: fmt.Sprintf("the required context key %q is missing", k)}
+		}
+	}
+	return nil
+}
+
+// Decrypt authenticates and decrypts a whole message. expect lists context
+// pairs the message must carry (nil for none); the returned context is the
+// message's, without the signing key. Nothing is returned unless the whole
+// message, and its signature for signed suites, verifies.
+func (e *Encryptor) Decrypt(ctx context.Context, msg []byte, expect map[string]string) ([]byte, map[string]string, error) {
+	return e.DecryptAppend(ctx, nil, msg, expect)
+}
+
+// DecryptAppend is Decrypt appending the plaintext to dst. On failure dst's
+// new bytes are cleared and nil is returned.
+func (e *Encryptor) DecryptAppend(ctx context.Context, dst, msg []byte, expect map[string]string) ([]byte, map[string]string, error) {
+	src := &sliceSource{b: msg}
+	h, raw, err := parseHeader(src, &e.lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := e.open(ctx, h, raw, expect)
+	if err != nil {
+		return nil, nil, err
+	}
+	start := len(dst)
+	bodyStart := src.off
+	out, err := o.decryptBody(dst, src, &e.lim)
+	if err == nil && o.verifier != nil {
+		o.verifier.write(msg[bodyStart:src.off])
+		err = o.checkFooter(src)
+	}
+	if err == nil && src.off != len(msg) {
+		err = malformed(StageFrame, "trailing bytes follow the message")
+	}
+	if err != nil {
+		clear(out[start:])
+		return nil, nil, err
+	}
+	return out, o.publicContext(), nil
+}
+
+// publicContext is the context returned to callers: the signing key is the
+// format's, not theirs.
+func (o *opened) publicContext() map[string]string {
+	ec := maps.Clone(o.context)
+	delete(ec, publicKeyContextKey)
+	return ec
+}
+
+// decryptBody decrypts every frame (or the single block) into dst.
+func (o *opened) decryptBody(dst []byte, src source, lim *limits) ([]byte, error) {
+	if !o.h.framed {
+		return o.decryptSingleBlock(dst, src, lim)
+	}
+	fr := &frameReader{src: src, frameLength: o.h.frameLength, seq: 1}
+	for {
+		f, err := fr.next()
+		if err != nil {
+			return dst, err
+		}
+		var ok bool
+		if dst, ok = o.frames.open(dst, f.kind(), f.seq, f.iv, f.sealed); !ok {
+			return dst, authFailed(StageFrame, "a frame does not authenticate")
+		}
+		if f.final {
+			return dst, nil
+		}
+	}
+}
+
+func (o *opened) decryptSingleBlock(dst []byte, src source, lim *limits) ([]byte, error) {
+	iv, err := src.next(ivLength)
+	if err != nil {
+		return dst, malformed(StageFrame, "the message ends inside its body")
+	}
+	lb, err := src.next(8)
+	if err != nil {
+		return dst, malformed(StageFrame, "the message ends inside its body")
+	}
+	n := uint64(lb[0])<<56 | uint64(lb[1])<<48 | uint64(lb[2])<<40 | uint64(lb[3])<<32 | uint64(lb[4])<<24 | uint64(lb[5])<<16 | uint64(lb[6])<<8 | uint64(lb[7])
+	if n > uint64(lim.maxNonFramed) {
+		return dst, &MessageError{Stage: StageFrame, Err: ErrLimit, What: "the non-framed body is larger than the configured maximum"}
+	}
+	sealed, err := src.next(int(n) + tagLength)
+	if err != nil {
+		return dst, malformed(StageFrame, "the message ends inside its body")
+	}
+	out, ok := o.frames.open(dst, aadSingleBlock, 1, iv, sealed)
+	if !ok {
+		return dst, authFailed(StageFrame, "the body does not authenticate")
+	}
+	return out, nil
+}
+
+// checkFooter reads and verifies a signing suite's footer.
+func (o *opened) checkFooter(src source) error {
+	lb, err := src.next(2)
+	if err != nil {
+		return malformed(StageSignature, "the message ends before its signature")
+	}
+	n := int(lb[0])<<8 | int(lb[1])
+	if n == 0 || n > maxSignatureLength {
+		return malformed(StageSignature, "the signature length is out of range")
+	}
+	sig, err := src.next(n)
+	if err != nil {
+		return malformed(StageSignature, "the message ends inside its signature")
+	}
+	if !o.verifier.verify(sig) {
+		return authFailed(StageSignature, "the signature does not verify")
+	}
+	return nil
+}
+
+var errClosed = errors.New("phicrypt: use of a closed stream")

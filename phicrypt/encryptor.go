@@ -1,0 +1,242 @@
+package phicrypt
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/phicrypt/phicrypt/internal/wire"
+	"github.com/phicrypt/phicrypt/keyring"
+)
+
+// Defaults and limits.
+const (
+	DefaultFrameLength          = 64 << 10
+	DefaultMaxEncryptedDataKeys = 5
+	DefaultMaxHeaderBytes       = 256 << 10
+	DefaultMaxFrameLength       = 4 << 20
+	DefaultMaxNonFramedBytes    = 16 << 20
+)
+
+// Config configures an Encryptor. Only Keyring is required.
+type Config struct {
+	Keyring keyring.Keyring
+	// Suite to write: SuiteCommitted (default) or SuiteCommittedSigned.
+	Suite Suite
+	// FrameLength is the plaintext bytes per frame (default 64 KiB).
+	FrameLength int
+	// CommitmentPolicy (default RequireEncryptRequireDecrypt).
+	CommitmentPolicy CommitmentPolicy
+	// RequiredContextKeys must be present in the encryption context of
+	// every message encrypted or decrypted.
+	RequiredContextKeys []string
+	// MaxEncryptedDataKeys caps the wrapped keys a message may carry, on
+	// both sides (default 5): an attacker-made message with many keys
+	// would otherwise make a reader call KMS many times.
+	MaxEncryptedDataKeys int
+	// MaxHeaderBytes caps a header a reader will buffer (default 256 KiB).
+	MaxHeaderBytes int
+	// MaxFrameLength caps the frame length a reader accepts, and so the
+	// memory a stream reader uses (default 4 MiB).
+	MaxFrameLength int
+	// MaxNonFramedBytes caps a legacy non-framed body, which must be held
+	// whole to authenticate (default 16 MiB).
+	MaxNonFramedBytes int
+	// Workers seal a stream's frames in parallel (default 1). The output
+	// is the same layout whatever the number.
+	Workers int
+}
+
+// limits are the reader-side caps.
+type limits struct {
+	maxEDKs        int
+	maxHeaderBytes int
+	maxFrameLength uint32
+	maxNonFramed   int
+}
+
+// Encryptor encrypts and decrypts messages. It is safe for concurrent use.
+type Encryptor struct {
+	keyring     keyring.Keyring
+	suite       *suiteInfo
+	frameLength int
+	policy      CommitmentPolicy
+	required    []string
+	workers     int
+	lim         limits
+	kdf         *kdfPools
+}
+
+// New checks cfg and returns an Encryptor.
+func New(cfg Config) (*Encryptor, error) {
+	e := &Encryptor{
+		keyring:     cfg.Keyring,
+		frameLength: orDefault(cfg.FrameLength, DefaultFrameLength),
+		policy:      cfg.CommitmentPolicy,
+		required:    slices.Clone(cfg.RequiredContextKeys),
+		workers:     orDefault(cfg.Workers, 1),
+		kdf:         newKDFPools(),
+		lim: limits{
+			maxEDKs:        orDefault(cfg.MaxEncryptedDataKeys, DefaultMaxEncryptedDataKeys),
+			maxHeaderBytes: orDefault(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes),
+			maxFrameLength: uint32(orDefault(cfg.MaxFrameLength, DefaultMaxFrameLength)),
+			maxNonFramed:   orDefault(cfg.MaxNonFramedBytes, DefaultMaxNonFramedBytes),
+		},
+	}
+	if e.keyring == nil {
+		return nil, errors.New("phicrypt: Config.Keyring is required")
+	}
+	if e.policy == 0 {
+		e.policy = RequireEncryptRequireDecrypt
+	}
+	if e.policy < RequireEncryptRequireDecrypt || e.policy > ForbidEncryptAllowDecrypt {
+		return nil, errors.New("phicrypt: unknown commitment policy")
+	}
+	suite := cfg.Suite
+	if suite == 0 {
+		suite = SuiteCommitted
+	}
+	si, ok := suite.info()
+	if !ok || !si.committing {
+		return nil, fmt.Errorf("phicrypt: %v cannot be written; choose SuiteCommitted or SuiteCommittedSigned", suite)
+	}
+	e.suite = si
+	if e.frameLength < 1 || e.frameLength > DefaultMaxFrameLength {
+		return nil, fmt.Errorf("phicrypt: FrameLength must be 1 to %d", DefaultMaxFrameLength)
+	}
+	if e.workers < 1 || e.workers > 256 || e.lim.maxEDKs < 1 || e.lim.maxEDKs > 0xffff ||
+		e.lim.maxHeaderBytes < 1 || e.lim.maxFrameLength < 1 || e.lim.maxNonFramed < 1 {
+		return nil, errors.New("phicrypt: Workers, MaxEncryptedDataKeys and the Max sizes must be positive (Workers at most 256)")
+	}
+	for _, k := range e.required {
+		if k == "" || strings.HasPrefix(k, reservedKeyPrefix) {
+			return nil, errors.New("phicrypt: RequiredContextKeys holds an empty or reserved key")
+		}
+	}
+	return e, nil
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// checkContext applies the caller-facing rules to an encryption context:
+// required keys present, reserved keys absent. Errors name keys, never
+// values.
+func (e *Encryptor) checkContext(ec map[string]string) error {
+	for k := range ec {
+		if strings.HasPrefix(k, reservedKeyPrefix) {
+			return fmt.Errorf("%w: the key prefix %q is reserved for the format", ErrContext, reservedKeyPrefix)
+		}
+	}
+	for _, k := range e.required {
+		if _, ok := ec[k]; !ok {
+			return fmt.Errorf("%w: the required key %q is missing", ErrContext, k)
+		}
+	}
+	return nil
+}
+
+// sealed is a message's header, ready for its body.
+type sealed struct {
+	header    []byte // body and tag
+	messageID []byte
+	frames    *frameCrypto
+	signer    *signer // nil for unsigned suites
+}
+
+// begin does the per-message work before the body: materials from the
+// keyring, key derivation, the header and its tag.
+func (e *Encryptor) begin(ctx context.Context, dst []byte, ec map[string]string) (*sealed, []byte, error) {
+	if e.policy == ForbidEncryptAllowDecrypt {
+		return nil, nil, fmt.Errorf("%w: phicrypt writes only committing suites", ErrCommitmentPolicy)
+	}
+	if err := e.checkContext(ec); err != nil {
+		return nil, nil, err
+	}
+	ec = maps.Clone(ec)
+	var sg *signer
+	if e.suite.signed {
+		var err error
+		if sg, err = newSigner(); err != nil {
+			return nil, nil, err
+		}
+		if ec == nil {
+			ec = map[string]string{}
+		}
+		ec[publicKeyContextKey] = sg.publicKey()
+	}
+	aad, err := wire.AppendContext(nil, ec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrContext, err)
+	}
+	m := &keyring.EncryptionMaterials{SuiteID: uint16(e.suite.id), DataKeyLength: dataKeyLength, EncryptionContext: ec}
+	if err := e.keyring.OnEncrypt(ctx, m); err != nil {
+		return nil, nil, fmt.Errorf("phicrypt: keyring: %w", err)
+	}
+	defer m.DataKey.Wipe()
+	if len(m.DataKey) != dataKeyLength || len(m.EncryptedDataKeys) == 0 {
+		return nil, nil, errors.New("phicrypt: the keyring returned no data key or no encrypted data key")
+	}
+	if len(m.EncryptedDataKeys) > e.lim.maxEDKs {
+		return nil, nil, fmt.Errorf("%w: the keyring made %d encrypted data keys; the maximum is %d", ErrLimit, len(m.EncryptedDataKeys), e.lim.maxEDKs)
+	}
+	h := &header{suite: e.suite, messageID: make([]byte, 32), edks: m.EncryptedDataKeys, framed: true, frameLength: uint32(e.frameLength)}
+	rand.Read(h.messageID)
+	aead, commit := e.kdf.derive(e.suite, m.DataKey, h.messageID, make([]byte, 0, commitKeyLen))
+	h.commitKey = commit
+	start := len(dst)
+	dst = appendHeaderBody(dst, h, aad)
+	var zeroIV [ivLength]byte
+	dst = aead.Seal(dst, zeroIV[:], nil, dst[start:])
+	s := &sealed{header: dst[start:], messageID: h.messageID, frames: newFrameCrypto(aead, h.messageID), signer: sg}
+	if sg != nil {
+		sg.write(s.header)
+	}
+	return s, dst, nil
+}
+
+// Encrypt returns a message holding plaintext under the encryption context
+// ec. The context is authenticated, stored in the clear in the header, and
+// bound to every wrapped data key: keep PHI out of its values where you can.
+func (e *Encryptor) Encrypt(ctx context.Context, plaintext []byte, ec map[string]string) ([]byte, error) {
+	return e.EncryptAppend(ctx, nil, plaintext, ec)
+}
+
+// EncryptAppend is Encrypt appending the message to dst; with enough room
+// in dst it allocates only for the per-message work of the keyring and key
+// schedule.
+func (e *Encryptor) EncryptAppend(ctx context.Context, dst, plaintext []byte, ec map[string]string) ([]byte, error) {
+	start := len(dst)
+	s, dst, err := e.begin(ctx, dst, ec)
+	if err != nil {
+		return nil, err
+	}
+	n := len(plaintext) / e.frameLength
+	if n > 0 && len(plaintext)%e.frameLength == 0 {
+		n-- // an exact multiple ends with a full final frame
+	}
+	if uint64(n) >= maxSeq {
+		return nil, fmt.Errorf("%w: the plaintext needs more frames than a message holds", ErrLimit)
+	}
+	seq := uint32(1)
+	for ; int(seq) <= n; seq++ {
+		off := int(seq-1) * e.frameLength
+		dst = s.frames.seal(dst, seq, false, plaintext[off:off+e.frameLength])
+	}
+	dst = s.frames.seal(dst, seq, true, plaintext[n*e.frameLength:])
+	if s.signer != nil {
+		s.signer.write(dst[start+len(s.header):])
+		if dst, err = s.signer.appendFooter(dst); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}

@@ -1,0 +1,144 @@
+package phicrypt
+
+import (
+	"crypto/cipher"
+	"encoding/binary"
+)
+
+// Body layout (data-format/message-body.md), framed:
+//
+//	regular: seq(4) iv(12) ciphertext(frameLength) tag(16)
+//	final:   FFFFFFFF seq(4) iv(12) length(4) ciphertext(length) tag(16)
+//
+// Sequence numbers start at 1; the final frame is the last and may be empty.
+// Each frame's IV is 8 zero bytes and its sequence number, and its GCM
+// additional data is (data-format/message-body-aad.md)
+//
+//	message id || content string || seq (uint32) || plaintext length (uint64)
+//
+// A non-framed body (read only) is iv(12) length(8) ciphertext tag(16).
+const (
+	aadFrame       = "AWSKMSEncryptionClient Frame"
+	aadFinalFrame  = "AWSKMSEncryptionClient Final Frame"
+	aadSingleBlock = "AWSKMSEncryptionClient Single Block"
+	finalMarker    = 0xFFFFFFFF
+
+	regularFrameOverhead = 4 + ivLength + tagLength
+	finalFrameOverhead   = 4 + 4 + ivLength + 4 + tagLength
+	// maxSeq is the last sequence number a frame may carry: 0xFFFFFFFF is
+	// the final-frame marker.
+	maxSeq = 0xFFFFFFFE
+)
+
+// frameCrypto seals and opens one message's frames. Its scratch space makes
+// the hot path allocation-free; it is not safe for concurrent use (give
+// each worker its own, sharing the AEAD, which is).
+type frameCrypto struct {
+	aead      cipher.AEAD
+	messageID []byte
+	aad       []byte
+	iv        [ivLength]byte
+}
+
+func newFrameCrypto(aead cipher.AEAD, messageID []byte) *frameCrypto {
+	return &frameCrypto{aead: aead, messageID: messageID, aad: make([]byte, 0, len(messageID)+len(aadSingleBlock)+12)}
+}
+
+func (fc *frameCrypto) setup(kind string, seq uint32, length uint64) {
+	fc.aad = append(fc.aad[:0], fc.messageID...)
+	fc.aad = append(fc.aad, kind...)
+	fc.aad = binary.BigEndian.AppendUint32(fc.aad, seq)
+	fc.aad = binary.BigEndian.AppendUint64(fc.aad, length)
+	clear(fc.iv[:8])
+	binary.BigEndian.PutUint32(fc.iv[8:], seq)
+}
+
+// seal appends the frame carrying pt.
+func (fc *frameCrypto) seal(dst []byte, seq uint32, final bool, pt []byte) []byte {
+	kind := aadFrame
+	if final {
+		kind = aadFinalFrame
+		dst = binary.BigEndian.AppendUint32(dst, finalMarker)
+	}
+	fc.setup(kind, seq, uint64(len(pt)))
+	dst = binary.BigEndian.AppendUint32(dst, seq)
+	dst = append(dst, fc.iv[:]...)
+	if final {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(pt)))
+	}
+	return fc.aead.Seal(dst, fc.iv[:], pt, fc.aad)
+}
+
+// open authenticates and decrypts one frame's ciphertext and tag, appending
+// the plaintext to dst. On failure nothing is appended.
+func (fc *frameCrypto) open(dst []byte, kind string, seq uint32, iv, sealed []byte) ([]byte, bool) {
+	fc.setup(kind, seq, uint64(len(sealed)-tagLength))
+	if string(iv) != string(fc.iv[:]) {
+		return dst, false
+	}
+	out, err := fc.aead.Open(dst, fc.iv[:], sealed, fc.aad)
+	if err != nil {
+		return dst, false
+	}
+	return out, true
+}
+
+// frameReader walks the frames of a body from a source, checking structure
+// and order. Authentication is the caller's (via frameCrypto.open).
+type frameReader struct {
+	src         source
+	frameLength uint32
+	seq         uint32 // the sequence number the next frame must carry
+}
+
+type rawFrame struct {
+	final  bool
+	seq    uint32
+	iv     []byte
+	sealed []byte // ciphertext || tag
+}
+
+func (fr *frameReader) next() (rawFrame, error) {
+	head, err := fr.src.next(4)
+	if err != nil {
+		return rawFrame{}, malformed(StageFrame, "the message ends before its final frame")
+	}
+	f := rawFrame{seq: binary.BigEndian.Uint32(head)}
+	if f.seq == finalMarker {
+		f.final = true
+		if head, err = fr.src.next(4); err != nil {
+			return rawFrame{}, malformed(StageFrame, "the message ends inside its final frame")
+		}
+		f.seq = binary.BigEndian.Uint32(head)
+	}
+	if f.seq != fr.seq {
+		return rawFrame{}, authFailed(StageFrame, "a frame is out of order")
+	}
+	if f.iv, err = fr.src.next(ivLength); err != nil {
+		return rawFrame{}, malformed(StageFrame, "the message ends inside a frame")
+	}
+	n := fr.frameLength
+	if f.final {
+		lb, err := fr.src.next(4)
+		if err != nil {
+			return rawFrame{}, malformed(StageFrame, "the message ends inside its final frame")
+		}
+		if n = binary.BigEndian.Uint32(lb); n > fr.frameLength {
+			return rawFrame{}, malformed(StageFrame, "the final frame is longer than the frame length")
+		}
+	} else if fr.seq == maxSeq {
+		return rawFrame{}, malformed(StageFrame, "the message has too many frames")
+	}
+	if f.sealed, err = fr.src.next(int(n) + tagLength); err != nil {
+		return rawFrame{}, malformed(StageFrame, "the message ends inside a frame")
+	}
+	fr.seq++
+	return f, nil
+}
+
+func (f rawFrame) kind() string {
+	if f.final {
+		return aadFinalFrame
+	}
+	return aadFrame
+}

@@ -1,0 +1,298 @@
+package phicrypt
+
+import (
+	"encoding/binary"
+	"io"
+	"unicode/utf8"
+
+	"github.com/phicrypt/phicrypt/internal/wire"
+	"github.com/phicrypt/phicrypt/keyring"
+)
+
+// Header layout (data-format/message-header.md); all integers big-endian.
+//
+//	v2: version(1)=02 suite(2) messageID(32) aadLen(2) aad edkCount(2) edks
+//	    contentType(1) frameLength(4) commitKey(32) | tag(16)
+//	v1: version(1)=01 type(1)=80 suite(2) messageID(16) aadLen(2) aad
+//	    edkCount(2) edks contentType(1) reserved(4)=0 ivLength(1)=12
+//	    frameLength(4) | iv(12) tag(16)
+//
+// aad is the serialized encryption context (internal/wire); each EDK is three
+// uint16-length-prefixed strings: provider id, provider info, ciphertext.
+type header struct {
+	suite       *suiteInfo
+	messageID   []byte
+	context     map[string]string
+	edks        []keyring.EncryptedDataKey
+	framed      bool
+	frameLength uint32
+	commitKey   []byte // v2 only
+	authIV      []byte // v1 only; v2 uses zeros
+	tag         []byte
+	body        []byte // the serialized header body, exactly as read or written
+}
+
+const (
+	contentNonFramed = 0x01
+	contentFramed    = 0x02
+	v1TypeByte       = 0x80
+	// publicKeyContextKey carries the signing suites' verification key
+	// (base64 of a compressed P-384 point).
+	publicKeyContextKey = "aws-crypto-public-key"
+	reservedKeyPrefix   = "aws-crypto-"
+)
+
+// appendHeaderBody serializes a version 2 header body (phicrypt writes no
+// other version).
+func appendHeaderBody(dst []byte, h *header, aad []byte) []byte {
+	dst = append(dst, formatV2)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(h.suite.id))
+	dst = append(dst, h.messageID...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(aad)))
+	dst = append(dst, aad...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(h.edks)))
+	for _, e := range h.edks {
+		dst = appendShortBytes(dst, []byte(e.ProviderID))
+		dst = appendShortBytes(dst, e.ProviderInfo)
+		dst = appendShortBytes(dst, e.Ciphertext)
+	}
+	dst = append(dst, contentFramed)
+	dst = binary.BigEndian.AppendUint32(dst, h.frameLength)
+	return append(dst, h.commitKey...)
+}
+
+func appendShortBytes(dst, b []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(b)))
+	return append(dst, b...)
+}
+
+// source yields a message's bytes in order: from a slice without copying,
+// or from a stream with a cap on what may be buffered.
+type source interface {
+	// next returns exactly n more bytes; io.ErrUnexpectedEOF (or io.EOF at
+	// a clean boundary) when there are fewer.
+	next(n int) ([]byte, error)
+}
+
+type sliceSource struct {
+	b   []byte
+	off int
+}
+
+func (s *sliceSource) next(n int) ([]byte, error) {
+	if n > len(s.b)-s.off {
+		if s.off == len(s.b) {
+			return nil, io.EOF
+		}
+		return nil, io.ErrUnexpectedEOF
+	}
+	s.off += n
+	return s.b[s.off-n : s.off], nil
+}
+
+// headerSource reads a header from a stream, keeping every byte (the header
+// body is authenticated as read) up to a limit.
+type headerSource struct {
+	r     io.Reader
+	buf   []byte
+	limit int
+}
+
+func (s *headerSource) next(n int) ([]byte, error) {
+	if len(s.buf)+n > s.limit {
+		return nil, &MessageError{Stage: StageHeader, Err: ErrLimit, What: "the header is larger than the configured maximum"}
+	}
+	start := len(s.buf)
+	s.buf = append(s.buf, make([]byte, n)...)
+	if _, err := io.ReadFull(s.r, s.buf[start:]); err != nil {
+		return nil, err
+	}
+	return s.buf[start:], nil
+}
+
+// headerParser reads one header field at a time and remembers the first
+// error, so parseHeader reads as the format table does.
+type headerParser struct {
+	src   source
+	err   error
+	start int // for sliceSource: where the header began
+}
+
+func (p *headerParser) bytes(n int) []byte {
+	if p.err != nil {
+		return nil
+	}
+	b, err := p.src.next(n)
+	if err != nil {
+		if _, ok := err.(*MessageError); ok {
+			p.err = err
+		} else {
+			p.err = malformed(StageHeader, "the message ends inside its header")
+		}
+		return nil
+	}
+	return b
+}
+
+func (p *headerParser) u8() byte {
+	if b := p.bytes(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+func (p *headerParser) u16() int {
+	if b := p.bytes(2); b != nil {
+		return int(binary.BigEndian.Uint16(b))
+	}
+	return 0
+}
+
+func (p *headerParser) u32() uint32 {
+	if b := p.bytes(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+
+func (p *headerParser) short() []byte { return p.bytes(p.u16()) }
+
+func (p *headerParser) fail(stage Stage, what string) {
+	if p.err == nil {
+		p.err = malformed(stage, what)
+	}
+}
+
+// parseHeader reads and checks a header's structure. It authenticates
+// nothing: the caller verifies commitment and the header tag before trusting
+// any of it.
+func parseHeader(src source, lim *limits) (*header, []byte, error) {
+	p := &headerParser{src: src}
+	var raw func() []byte
+	switch s := src.(type) {
+	case *sliceSource:
+		start := s.off
+		raw = func() []byte { return s.b[start:s.off] }
+	case *headerSource:
+		raw = func() []byte { return s.buf }
+	}
+	h := &header{}
+	version := p.u8()
+	if p.err != nil {
+		return nil, nil, p.err
+	}
+	switch version {
+	case formatV1:
+		if p.u8() != v1TypeByte {
+			p.fail(StageHeader, "unknown version 1 message type")
+		}
+	case formatV2:
+	default:
+		if version == 'A' {
+			return nil, nil, malformed(StageHeader, "unknown message format version; the input looks base64-encoded: decode it first")
+		}
+		return nil, nil, malformed(StageHeader, "unknown message format version")
+	}
+	si, ok := Suite(p.u16()).info()
+	if p.err == nil && (!ok || si.version != version) {
+		p.fail(StageHeader, "unsupported algorithm suite")
+	}
+	if p.err != nil {
+		return nil, nil, p.err
+	}
+	h.suite = si
+	h.messageID = p.bytes(si.messageIDLength())
+	h.parseContext(p)
+	h.parseEDKs(p, lim)
+	h.parseContent(p, lim)
+	if version == formatV2 {
+		h.commitKey = p.bytes(commitKeyLen)
+	}
+	if p.err != nil {
+		return nil, nil, p.err
+	}
+	h.body = raw()
+	if version == formatV1 {
+		h.authIV = p.bytes(ivLength)
+	}
+	h.tag = p.bytes(tagLength)
+	if p.err != nil {
+		return nil, nil, p.err
+	}
+	return h, raw(), nil
+}
+
+func (h *header) parseContext(p *headerParser) {
+	aad := p.short()
+	if p.err != nil {
+		return
+	}
+	ctx, err := wire.ParseContext(aad)
+	if err != nil {
+		p.fail(StageHeader, "the encryption context is malformed")
+		return
+	}
+	_, hasKey := ctx[publicKeyContextKey]
+	if hasKey != h.suite.signed {
+		p.fail(StageHeader, "the signing key in the encryption context does not match the suite")
+	}
+	h.context = ctx
+}
+
+func (h *header) parseEDKs(p *headerParser, lim *limits) {
+	n := p.u16()
+	if p.err != nil {
+		return
+	}
+	if n == 0 {
+		p.fail(StageEDK, "the message has no encrypted data keys")
+		return
+	}
+	if n > lim.maxEDKs {
+		p.err = &MessageError{Stage: StageEDK, Err: ErrLimit, What: "the message has more encrypted data keys than the configured maximum"}
+		return
+	}
+	h.edks = make([]keyring.EncryptedDataKey, 0, n)
+	for range n {
+		id, info, ct := p.short(), p.short(), p.short()
+		if p.err != nil {
+			return
+		}
+		if !utf8.Valid(id) {
+			p.fail(StageEDK, "an encrypted data key's provider id is not UTF-8")
+			return
+		}
+		h.edks = append(h.edks, keyring.EncryptedDataKey{ProviderID: string(id), ProviderInfo: info, Ciphertext: ct})
+	}
+}
+
+func (h *header) parseContent(p *headerParser, lim *limits) {
+	content := p.u8()
+	if h.suite.version == formatV1 {
+		if r := p.u32(); p.err == nil && r != 0 {
+			p.fail(StageHeader, "the reserved field is not zero")
+		}
+		if n := p.u8(); p.err == nil && n != ivLength {
+			p.fail(StageHeader, "the IV length is not 12")
+		}
+	}
+	h.frameLength = p.u32()
+	if p.err != nil {
+		return
+	}
+	switch content {
+	case contentFramed:
+		h.framed = true
+		if h.frameLength == 0 {
+			p.fail(StageHeader, "a framed message has frame length 0")
+		} else if h.frameLength > lim.maxFrameLength {
+			p.err = &MessageError{Stage: StageHeader, Err: ErrLimit, What: "the frame length is larger than the configured maximum"}
+		}
+	case contentNonFramed:
+		if h.frameLength != 0 {
+			p.fail(StageHeader, "a non-framed message has a frame length")
+		}
+	default:
+		p.fail(StageHeader, "unknown content type")
+	}
+}
