@@ -161,13 +161,13 @@ func (e *Encryptor) begin(ctx context.Context, dst []byte, ec map[string]string)
 	if err := e.checkContext(ec); err != nil {
 		return nil, nil, err
 	}
-	ec = maps.Clone(ec)
 	var sg *signer
 	if e.suite.signed {
 		var err error
 		if sg, err = newSigner(); err != nil {
 			return nil, nil, err
 		}
+		ec = maps.Clone(ec)
 		if ec == nil {
 			ec = map[string]string{}
 		}

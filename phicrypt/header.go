@@ -252,7 +252,7 @@ func (h *header) parseEDKs(p *headerParser, lim *limits) {
 		p.err = &MessageError{Stage: StageEDK, Err: ErrLimit, What: "the message has more encrypted data keys than the configured maximum"}
 		return
 	}
-	h.edks = make([]keyring.EncryptedDataKey, 0, n)
+	h.edks = make([]keyring.EncryptedDataKey, 0, min(n, 8)) // grow with what is read, not what is claimed
 	for range n {
 		id, info, ct := p.short(), p.short(), p.short()
 		if p.err != nil {

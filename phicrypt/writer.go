@@ -17,8 +17,12 @@ func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]
 	if err != nil {
 		return nil, err
 	}
-	w := &writer{dst: dst, s: s, frameLen: e.frameLength, seq: 1, workers: e.workers}
-	w.pending = make([][]byte, e.workers+1)
+	w := &writer{dst: dst, s: s, frameLen: e.frameLength, seq: 1, workers: e.workers, batchSize: 1}
+	if e.workers > 1 {
+		// Several frames per worker per batch amortise the hand-off.
+		w.batchSize = e.workers * framesPerWorker
+	}
+	w.pending = make([][]byte, w.batchSize+1)
 	for i := range w.pending {
 		w.pending[i] = make([]byte, 0, e.frameLength)
 	}
@@ -26,7 +30,8 @@ func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]
 	for range e.workers - 1 {
 		w.crypto = append(w.crypto, newFrameCrypto(s.frames.aead, s.messageID))
 	}
-	w.sealed = make([][]byte, e.workers)
+	w.batch = make([][]byte, w.batchSize)
+	w.sealed = make([][]byte, w.batchSize)
 	for i := range w.sealed {
 		w.sealed[i] = make([]byte, 0, e.frameLength+finalFrameOverhead)
 	}
@@ -43,6 +48,8 @@ type writer struct {
 	frameLen int
 	seq      uint32
 	workers  int
+	// batchSize frames are sealed together.
+	batchSize int
 	// pending holds whole frames waiting to be sealed, then the frame being
 	// filled (pending[full]). A full frame is sealed only once more
 	// plaintext arrives, since the last frame of a message is the final
@@ -51,9 +58,13 @@ type writer struct {
 	full    int
 	crypto  []*frameCrypto // one per worker; they share the AEAD
 	sealed  [][]byte       // one output buffer per worker
+	batch   [][]byte       // frames being sealed together
 	err     error
 	closed  bool
 }
+
+// framesPerWorker is how many frames each worker seals per batch.
+const framesPerWorker = 16
 
 func (w *writer) Write(p []byte) (int, error) {
 	if w.closed {
@@ -64,23 +75,31 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for len(p) > 0 {
-		// With nothing buffered and one worker, seal straight from p.
-		if w.workers == 1 && w.full == 0 && len(w.pending[0]) == 0 && len(p) > w.frameLen {
-			if w.err = w.sealOne(p[:w.frameLen]); w.err != nil {
+		// With nothing buffered, seal whole frames straight from p, as
+		// long as more plaintext follows them.
+		if w.full == 0 && len(w.pending[0]) == 0 && len(p) > w.frameLen {
+			k := min(w.batchSize, (len(p)-1)/w.frameLen)
+			for i := range k {
+				w.batch[i] = p[i*w.frameLen : (i+1)*w.frameLen]
+			}
+			if w.err = w.seal(w.batch[:k]); w.err != nil {
 				return n, w.err
 			}
-			p, n = p[w.frameLen:], n+w.frameLen
+			p, n = p[k*w.frameLen:], n+k*w.frameLen
 			continue
 		}
 		cur := w.pending[w.full]
 		if len(cur) == w.frameLen {
-			if w.full == w.workers {
-				if w.err = w.flush(w.workers); w.err != nil {
+			// More plaintext follows, so this frame is not the final one.
+			// Seal the buffered frames once a batch is complete, or at once
+			// when p holds whole frames, which can then be sealed without
+			// copying.
+			w.full++
+			if w.full == w.batchSize || len(p) > w.frameLen {
+				if w.err = w.flush(w.full); w.err != nil {
 					return n, w.err
 				}
-				continue
 			}
-			w.full++
 			continue
 		}
 		k := copy(cur[len(cur):w.frameLen], p)
@@ -90,33 +109,28 @@ func (w *writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// sealOne seals one regular frame from pt and writes it.
-func (w *writer) sealOne(pt []byte) error {
-	if w.seq >= maxSeq {
-		return ErrLimit
-	}
-	out := w.s.frames.seal(w.sealed[0][:0], w.seq, false, pt)
-	w.sealed[0] = out
-	w.seq++
-	return w.emit(out)
-}
-
-// flush seals the first k pending frames as regular frames, in parallel
-// when there are several, writes them in order, and moves the frame being
-// filled to the front.
-func (w *writer) flush(k int) error {
+// seal seals frames as consecutive regular frames, in parallel when there
+// are several, and writes them in order.
+func (w *writer) seal(frames [][]byte) error {
+	k := len(frames)
 	if uint64(w.seq)+uint64(k) > maxSeq {
 		return ErrLimit
 	}
-	if k == 1 {
-		w.sealed[0] = w.crypto[0].seal(w.sealed[0][:0], w.seq, false, w.pending[0])
+	// Worker i seals frames i, i+workers, i+2·workers, ...; this goroutine
+	// is worker 0.
+	work := func(i int) {
+		for j := i; j < k; j += w.workers {
+			w.sealed[j] = w.crypto[i].seal(w.sealed[j][:0], w.seq+uint32(j), false, frames[j])
+		}
+	}
+	if k == 1 || w.workers == 1 {
+		work(0)
 	} else {
 		var wg sync.WaitGroup
-		for i := range k {
-			wg.Go(func() {
-				w.sealed[i] = w.crypto[i].seal(w.sealed[i][:0], w.seq+uint32(i), false, w.pending[i])
-			})
+		for i := 1; i < min(w.workers, k); i++ {
+			wg.Go(func() { work(i) })
 		}
+		work(0)
 		wg.Wait()
 	}
 	w.seq += uint32(k)
@@ -125,11 +139,20 @@ func (w *writer) flush(k int) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// flush seals the first k pending frames and moves the frame being filled
+// to the front.
+func (w *writer) flush(k int) error {
+	if err := w.seal(w.pending[:k]); err != nil {
+		return err
+	}
 	// Rotate: the sealed buffers go to the back, the rest move forward.
-	done := append([][]byte(nil), w.pending[:k]...)
+	copy(w.batch, w.pending[:k])
 	copy(w.pending, w.pending[k:])
-	for i, b := range done {
-		w.pending[len(w.pending)-k+i] = b[:0]
+	for i := range k {
+		w.pending[len(w.pending)-k+i] = w.batch[i][:0]
 	}
 	w.full -= k
 	return nil

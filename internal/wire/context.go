@@ -4,6 +4,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"unicode/utf8"
@@ -29,28 +30,32 @@ func AppendContext(dst []byte, ctx map[string]string) ([]byte, error) {
 	if len(ctx) > 0xffff {
 		return nil, ErrContextTooLarge
 	}
-	keys := make([]string, 0, len(ctx))
+	var small [8]string
+	keys := small[:0]
+	size := 2
 	for k, v := range ctx {
 		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
 			return nil, ErrContextInvalid
 		}
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // Go compares strings bytewise: UTF-8 byte order.
-	b := cryptobyte.NewBuilder(dst)
-	b.AddUint16(uint16(len(keys)))
-	for _, k := range keys {
-		if len(k) > 0xffff || len(ctx[k]) > 0xffff {
+		if len(k) > 0xffff || len(v) > 0xffff {
 			return nil, ErrContextTooLarge
 		}
-		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(k)) })
-		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(ctx[k])) })
+		size += 4 + len(k) + len(v)
+		keys = append(keys, k)
 	}
-	out, err := b.Bytes()
-	if err != nil || len(out)-len(dst) > 0xffff {
+	if size > 0xffff {
 		return nil, ErrContextTooLarge
 	}
-	return out, nil
+	slices.Sort(keys) // Go compares strings bytewise: UTF-8 byte order.
+	dst = slices.Grow(dst, size)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(keys)))
+	for _, k := range keys {
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(k)))
+		dst = append(dst, k...)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(ctx[k])))
+		dst = append(dst, ctx[k]...)
+	}
+	return dst, nil
 }
 
 // ParseContext reads a serialized encryption context (without the outer
