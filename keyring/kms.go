@@ -117,7 +117,7 @@ func (k *kmsKey) OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks []E
 		if edk.ProviderID != kmsProviderID {
 			continue
 		}
-		if _, ok := parseKeyARN(string(edk.ProviderInfo)); !ok {
+		if arn, ok := parseKeyARN(string(edk.ProviderInfo)); !ok || arn.resourceType != "key" {
 			return errors.New("keyring: an aws-kms encrypted data key does not name a KMS key ARN")
 		}
 		if string(edk.ProviderInfo) != k.id {

@@ -37,6 +37,9 @@ func (mk *Multi) OnEncrypt(ctx context.Context, m *EncryptionMaterials) error {
 		if err := mk.generator.OnEncrypt(ctx, &work); err != nil {
 			return err
 		}
+		if work.DataKey == nil {
+			return errors.New("keyring: the generator made no data key")
+		}
 	} else if work.DataKey == nil {
 		return errors.New("keyring: a multi-keyring without a generator needs materials that already hold a data key")
 	}

@@ -111,6 +111,7 @@ func (r *RawAES) OnDecrypt(_ context.Context, m *DecryptionMaterials, edks []Enc
 		}
 		dk, err := r.aead.Open(nil, iv, edk.Ciphertext, aad)
 		if err != nil || len(dk) != m.DataKeyLength {
+			Secret(dk).Wipe()
 			attempts = append(attempts, fmt.Errorf("%s: the wrapped key does not open (wrong key or encryption context)", r))
 			continue
 		}
@@ -131,5 +132,5 @@ func (r *RawAES) matches(edk EncryptedDataKey) ([]byte, bool) {
 	if binary.BigEndian.Uint32(rest) != rawAESTagBits || binary.BigEndian.Uint32(rest[4:]) != rawAESIVLength {
 		return nil, false
 	}
-	return rest[8:], len(edk.Ciphertext) == 0 || len(edk.Ciphertext) >= 16
+	return rest[8:], len(edk.Ciphertext) >= 16
 }

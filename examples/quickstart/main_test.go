@@ -15,7 +15,8 @@ func TestQuickstart(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{"started kmsmock", "created KMS key arn:aws:kms:us-east-1:111122223333:key/",
 		"alias/quickstart-phi", "32-byte data key", "it matches", "InvalidCiphertextException",
-		"CreateKey:1", "Decrypt:2", "GenerateDataKey:1"} {
+		"AWS Encryption SDK message", "streamed 8 MiB", "matches what went in", "was refused",
+		"CreateKey:1", "Decrypt:4", "GenerateDataKey:3"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
