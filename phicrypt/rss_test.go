@@ -1,0 +1,86 @@
+package phicrypt_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/phicrypt/phicrypt/phicrypt"
+)
+
+// TestStreamingMemoryIsBounded streams a large message through NewWriter
+// and NewReader (connected by a pipe, so nothing is held whole) in a child
+// process and checks the child's peak resident memory: at most 32 MiB,
+// whatever the size. go test streams 256 MiB; the full suite
+// (PHICRYPT_FULL_SUITE) streams 1 GiB.
+func TestStreamingMemoryIsBounded(t *testing.T) {
+	size := int64(256 << 20)
+	if os.Getenv("PHICRYPT_FULL_SUITE") != "" {
+		size = 1 << 30
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStreamingMemoryChild$")
+	cmd.Env = append(os.Environ(), "PHICRYPT_RSS_CHILD_BYTES="+strconv.FormatInt(size, 10))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		t.Fatal("no resource usage for the child")
+	}
+	peak := ru.Maxrss << 10 // Linux reports KiB
+	t.Logf("streamed %d MiB through encrypt and decrypt; peak RSS %.1f MiB", size>>20, float64(peak)/(1<<20))
+	if peak > 32<<20 {
+		t.Fatalf("peak RSS %d MiB exceeds 32 MiB", peak>>20)
+	}
+}
+
+// TestStreamingMemoryChild is the child of TestStreamingMemoryIsBounded; it
+// does nothing unless that test starts it.
+func TestStreamingMemoryChild(t *testing.T) {
+	n, err := strconv.ParseInt(os.Getenv("PHICRYPT_RSS_CHILD_BYTES"), 10, 64)
+	if err != nil {
+		return
+	}
+	ctx := context.Background()
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	want := sha256.New()
+	go func() {
+		w, err := enc.NewWriter(ctx, pw, nil)
+		if err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		chunk := make([]byte, 1<<20)
+		for i := range chunk {
+			chunk[i] = byte(i * 7)
+		}
+		for sent := int64(0); sent < n; sent += int64(len(chunk)) {
+			want.Write(chunk)
+			if _, err := w.Write(chunk); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		pw.CloseWithError(w.Close())
+	}()
+	r, err := enc.NewReader(ctx, pr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sha256.New()
+	m, err := io.Copy(got, r)
+	if err != nil || m != n || fmt.Sprintf("%x", got.Sum(nil)) != fmt.Sprintf("%x", want.Sum(nil)) {
+		t.Fatalf("streamed %d of %d bytes (%v), or the digest differs", m, n, err)
+	}
+}
