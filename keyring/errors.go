@@ -23,5 +23,8 @@ func unwrapError(attempts []error) error {
 	if len(attempts) == 0 {
 		return ErrNoMatchingKey
 	}
+	if len(attempts) == 1 && errors.Is(attempts[0], ErrUnwrapFailed) {
+		return attempts[0] // a nested keyring has said it already
+	}
 	return fmt.Errorf("%w: %w", ErrUnwrapFailed, errors.Join(attempts...))
 }

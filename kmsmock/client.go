@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -171,9 +170,19 @@ func (l *Local) Close() error {
 	return l.closeErr
 }
 
+// TB is the part of testing.TB that StartTest uses; *testing.T and
+// *testing.B satisfy it. (kmsmock does not import package testing, so
+// programs that use it do not link it.)
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
 // StartTest starts a Server for a test on 127.0.0.1 and stops it when the
 // test ends.
-func StartTest(tb testing.TB, cfg Config) *Local {
+func StartTest(tb TB, cfg Config) *Local {
 	tb.Helper()
 	l, err := Start(cfg, "")
 	if err != nil {

@@ -43,7 +43,7 @@ func (e *Encryptor) NewReader(ctx context.Context, src io.Reader, expect map[str
 	if !h.framed {
 		return nil, malformed(StageFrame, "streaming a non-framed (legacy) message is not supported; use Decrypt")
 	}
-	ss := &streamSource{r: br, buf: make([]byte, 0, int(h.frameLength)+finalFrameOverhead)}
+	ss := &streamSource{r: br, buf: make([]byte, 0, streamBufferSize(h.frameLength))}
 	if o.verifier != nil {
 		ss.hash = o.verifier
 	}
@@ -123,6 +123,12 @@ type streamSource struct {
 }
 
 func (s *streamSource) reset() { s.buf = s.buf[:0] }
+
+// streamBufferSize holds the largest frame, or the footer, whichever is
+// larger (frames may be shorter than a signature).
+func streamBufferSize(frameLength uint32) int {
+	return max(int(frameLength)+finalFrameOverhead, 2+maxSignatureLength)
+}
 
 func (s *streamSource) next(n int) ([]byte, error) {
 	if n > cap(s.buf)-len(s.buf) {

@@ -78,11 +78,12 @@ func (r *ReaderAt) layoutUnsigned(size int64) error {
 	if r.finalLen > r.frameLen || r.regular >= maxSeq {
 		return malformed(StageFrame, "the body's length fits no sequence of frames")
 	}
-	var head [12]byte
+	var head [4 + 4 + ivLength + 4]byte
 	if _, err := r.src.ReadAt(head[:], r.finalOffset()); err != nil {
 		return malformed(StageFrame, "the final frame cannot be read")
 	}
-	if binary.BigEndian.Uint32(head[:]) != finalMarker || int64(binary.BigEndian.Uint32(head[4:])) != r.regular+1 {
+	if binary.BigEndian.Uint32(head[:]) != finalMarker || int64(binary.BigEndian.Uint32(head[4:])) != r.regular+1 ||
+		int64(binary.BigEndian.Uint32(head[20:])) != r.finalLen {
 		return malformed(StageFrame, "the message does not end with its final frame")
 	}
 	return nil
@@ -91,7 +92,7 @@ func (r *ReaderAt) layoutUnsigned(size int64) error {
 // layoutSigned walks every frame, hashing as it goes, verifies the
 // signature, and records the layout.
 func (r *ReaderAt) layoutSigned(br *bufio.Reader) error {
-	ss := &streamSource{r: br, buf: make([]byte, 0, r.frameLen+finalFrameOverhead), hash: r.o.verifier}
+	ss := &streamSource{r: br, buf: make([]byte, 0, streamBufferSize(uint32(r.frameLen))), hash: r.o.verifier}
 	fr := &frameReader{src: ss, frameLength: uint32(r.frameLen), seq: 1}
 	for {
 		ss.reset()
@@ -143,6 +144,9 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 			return n, err
 		}
 		k := copy(p[n:], plain[off-idx*r.frameLen:])
+		if k == 0 {
+			return n, malformed(StageFrame, "a frame is shorter than the layout says")
+		}
 		n += k
 		off += int64(k)
 	}
@@ -171,7 +175,7 @@ func (r *ReaderAt) frame(sc *rangeScratch, idx int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.final != final {
+	if f.final != final || src.off != len(buf) {
 		return nil, malformed(StageFrame, "a frame is not where the layout puts it")
 	}
 	out, ok := sc.fc.open(sc.plain[:0], f.kind(), f.seq, f.iv, f.sealed)

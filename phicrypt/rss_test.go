@@ -36,8 +36,12 @@ func TestStreamingMemoryIsBounded(t *testing.T) {
 	}
 	peak := ru.Maxrss << 10 // Linux reports KiB
 	t.Logf("streamed %d MiB through encrypt and decrypt; peak RSS %.1f MiB", size>>20, float64(peak)/(1<<20))
-	if peak > 32<<20 {
-		t.Fatalf("peak RSS %d MiB exceeds 32 MiB", peak>>20)
+	limit := int64(32 << 20)
+	if raceEnabled {
+		limit = 96 << 20 // shadow memory; the 32 MiB bound is checked without -race
+	}
+	if peak > limit {
+		t.Fatalf("peak RSS %d MiB exceeds %d MiB", peak>>20, limit>>20)
 	}
 }
 
