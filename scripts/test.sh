@@ -94,9 +94,11 @@ PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" \
 step "quickstart"
 go run ./examples/quickstart
 
-step "fuzz (short runs; the corpus grows in testdata/fuzz when a run finds something)"
-for target in $(go test -list 'Fuzz.*' ./kmsmock/ | grep '^Fuzz'); do
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s ./kmsmock/
+step "fuzz (10 s per target; a failing input is saved under testdata/fuzz)"
+for pkg in ./kmsmock/ ./phicrypt/; do
+	for target in $(go test -list 'Fuzz.*' "$pkg" | grep '^Fuzz'); do
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s "$pkg"
+	done
 done
 
 step "all green"
