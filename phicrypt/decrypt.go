@@ -45,15 +45,19 @@ func (e *Encryptor) open(ctx context.Context, h *header, rawHeader []byte, expec
 	if h.suite.committing && !checkCommitment(commit, h.commitKey) {
 		return nil, authFailed(StageCommitment, "the key commitment does not match the data key")
 	}
+	o := &opened{h: h, context: full, frames: newFrameCrypto(aead, h.messageID), aead: aead}
 	iv := h.authIV
 	if iv == nil {
-		iv = make([]byte, ivLength)
+		clear(o.frames.iv[:]) // version 2: an all-zero IV
+		iv = o.frames.iv[:]
 	}
-	aad := append(append([]byte(nil), h.body...), authOnly...)
+	aad := h.body
+	if len(authOnly) > 0 {
+		aad = append(append([]byte(nil), h.body...), authOnly...)
+	}
 	if _, err := aead.Open(nil, iv, h.tag, aad); err != nil {
 		return nil, authFailed(StageHeader, "the header tag does not verify")
 	}
-	o := &opened{h: h, context: full, frames: newFrameCrypto(aead, h.messageID), aead: aead}
 	if h.suite.signed {
 		v, err := newVerifier(h.context[publicKeyContextKey])
 		if err != nil {
@@ -71,6 +75,10 @@ func (e *Encryptor) open(ctx context.Context, h *header, rawHeader []byte, expec
 // the header tag's additional data and the tag decides. It returns the full
 // context and the serialized auth-only pairs.
 func (e *Encryptor) matchContext(stored, expect map[string]string) (map[string]string, []byte, error) {
+	if len(expect) == 0 {
+		// Nothing to add: the header's context is the whole context.
+		return stored, nil, e.checkRequired(stored)
+	}
 	full := maps.Clone(stored)
 	authOnly := map[string]string{}
 	for k, v := range expect {

@@ -57,7 +57,7 @@ func (kp *kdfPools) derive(si *suiteInfo, dataKey, messageID, commit []byte) (ci
 	if si.committing {
 		prk := st.h.Extract(st.prk[:0], messageID, dataKey)
 		key := st.h.Expand(st.key[:0], prk, dataKeyLength, st.info, labelDeriveKey)
-		commit = st.h.Expand(commit, prk, commitKeyLen, labelCommitKey)
+		commit = st.h.ExpandAgain(commit, commitKeyLen, labelCommitKey)
 		return newAEAD(key), commit
 	}
 	st.info = append(st.info, messageID...)

@@ -5,8 +5,17 @@
 package kdf
 
 import (
+	"encoding"
 	"hash"
 )
+
+// stateHash is a hash whose state can be saved and restored without
+// allocating, as the standard library's SHA-2 digests can.
+type stateHash interface {
+	hash.Hash
+	encoding.BinaryAppender
+	encoding.BinaryUnmarshaler
+}
 
 // HMAC is a reusable HMAC over one hash function (RFC 2104), keyed anew for
 // each use without allocating. It is not safe for concurrent use.
@@ -17,6 +26,11 @@ type HMAC struct {
 	sum          []byte
 	zeros        []byte // the default salt
 	counter      [1]byte
+	// keyed holds the states of the inner and outer hashes just after the
+	// pads of the current key, when the hash can save them, so a key used
+	// again (HKDF-Expand's PRK) costs no pad blocks.
+	keyed            bool
+	innerAt, outerAt []byte
 }
 
 // NewHMAC returns an HMAC over the hash that newHash makes.
@@ -36,6 +50,32 @@ func (h *HMAC) Size() int { return h.inner.Size() }
 // Key starts a MAC under key. Keys longer than the hash's block size are
 // hashed first, as RFC 2104 requires.
 func (h *HMAC) Key(key []byte) {
+	h.setPads(key)
+	h.keyed = false
+	si, ok1 := h.inner.(stateHash)
+	so, ok2 := h.outer.(stateHash)
+	if !ok1 || !ok2 {
+		return
+	}
+	var err1, err2 error
+	h.innerAt, err1 = si.AppendBinary(h.innerAt[:0])
+	h.outer.Reset()
+	h.outer.Write(h.opad)
+	h.outerAt, err2 = so.AppendBinary(h.outerAt[:0])
+	h.keyed = err1 == nil && err2 == nil
+}
+
+// Rekey starts another MAC under the key of the last Key call.
+func (h *HMAC) Rekey() {
+	if si, ok := h.inner.(stateHash); h.keyed && ok && si.UnmarshalBinary(h.innerAt) == nil {
+		return
+	}
+	h.inner.Reset()
+	h.inner.Write(h.ipad)
+}
+
+// setPads computes the pads for key and starts the inner hash.
+func (h *HMAC) setPads(key []byte) {
 	if len(key) > h.blockSize {
 		h.outer.Reset()
 		h.outer.Write(key)
@@ -58,8 +98,10 @@ func (h *HMAC) Write(p []byte) { h.inner.Write(p) }
 // Sum appends the MAC to dst.
 func (h *HMAC) Sum(dst []byte) []byte {
 	inner := h.inner.Sum(h.sum[:0])
-	h.outer.Reset()
-	h.outer.Write(h.opad)
+	if so, ok := h.outer.(stateHash); !h.keyed || !ok || so.UnmarshalBinary(h.outerAt) != nil {
+		h.outer.Reset()
+		h.outer.Write(h.opad)
+	}
 	h.outer.Write(inner)
 	return h.outer.Sum(dst)
 }
@@ -68,6 +110,9 @@ func (h *HMAC) Sum(dst []byte) []byte {
 func (h *HMAC) Wipe() {
 	clear(h.ipad)
 	clear(h.opad)
+	clear(h.innerAt)
+	clear(h.outerAt)
+	h.keyed = false
 	clear(h.sum[:cap(h.sum)])
 	h.inner.Reset()
 	h.outer.Reset()
@@ -84,6 +129,23 @@ func (h *HMAC) Extract(prk, salt, ikm []byte) []byte {
 	return h.Sum(prk)
 }
 
+// ExpandAgain is Expand under the PRK of the previous Expand or Extract's
+// result keyed with Key, skipping the key's pad blocks.
+func (h *HMAC) ExpandAgain(out []byte, length int, info ...[]byte) []byte {
+	if length > h.Size() {
+		panic("kdf: ExpandAgain yields at most one hash length")
+	}
+	h.Rekey()
+	for _, part := range info {
+		h.Write(part)
+	}
+	h.counter[0] = 1
+	h.Write(h.counter[:])
+	n := len(out)
+	out = h.Sum(out)
+	return out[:n+length]
+}
+
 // Expand is HKDF-Expand: it appends length bytes of output keying material
 // derived from prk and the info parts (concatenated) to out. It panics if
 // length exceeds 255 hash lengths, which RFC 5869 forbids.
@@ -93,8 +155,11 @@ func (h *HMAC) Expand(out, prk []byte, length int, info ...[]byte) []byte {
 	}
 	var prev []byte
 	start := len(out)
+	h.Key(prk)
 	for counter := byte(1); len(out)-start < length; counter++ {
-		h.Key(prk)
+		if counter > 1 {
+			h.Rekey()
+		}
 		h.Write(prev)
 		for _, part := range info {
 			h.Write(part)

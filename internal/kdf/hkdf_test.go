@@ -35,6 +35,22 @@ func TestMatchesStandardLibrary(t *testing.T) {
 	}
 }
 
+// ExpandAgain under the same PRK equals a full Expand.
+func TestExpandAgainMatchesStandardLibrary(t *testing.T) {
+	h := NewHMAC(sha512.New)
+	for range 20 {
+		ikm, salt := random(32), random(32)
+		prk := h.Extract(nil, salt, ikm)
+		first := h.Expand(nil, prk, 32, []byte{0x04, 0x78}, []byte("DERIVEKEY"))
+		second := h.ExpandAgain(nil, 32, []byte("COMMITKEY"))
+		want1, _ := hkdf.Key(sha512.New, ikm, salt, "\x04\x78DERIVEKEY", 32)
+		want2, _ := hkdf.Key(sha512.New, ikm, salt, "COMMITKEY", 32)
+		if string(first) != string(want1) || string(second) != string(want2) {
+			t.Fatal("Expand/ExpandAgain differ from crypto/hkdf")
+		}
+	}
+}
+
 func TestExpandAllocatesNothing(t *testing.T) {
 	h := NewHMAC(sha512.New)
 	ikm, salt := random(32), random(32)
@@ -44,7 +60,7 @@ func TestExpandAllocatesNothing(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		p := h.Extract(prk[:0], salt, ikm)
 		h.Expand(out[:0], p, 32, suite, derive)
-		h.Expand(out[:0], p, 32, commit)
+		h.ExpandAgain(out[:0], 32, commit)
 		h.Extract(prk[:0], nil, ikm)
 	})
 	if allocs != 0 {
@@ -87,6 +103,6 @@ func BenchmarkDeriveReusable(b *testing.B) {
 	for b.Loop() {
 		p := h.Extract(prk[:0], salt, ikm)
 		h.Expand(out[:0], p, 32, suite, derive)
-		h.Expand(out[:0], p, 32, commit)
+		h.ExpandAgain(out[:0], 32, commit)
 	}
 }
