@@ -109,6 +109,17 @@ func (k *kmsKey) OnEncrypt(ctx context.Context, m *EncryptionMaterials) error {
 }
 
 func (k *kmsKey) OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks []EncryptedDataKey) error {
+	return kmsUnwrap(ctx, m, edks, k.client, k.grants, func(edk EncryptedDataKey, _ keyARN) bool {
+		return string(edk.ProviderInfo) == k.id
+	})
+}
+
+// kmsUnwrap tries, in order, the aws-kms EDKs that want accepts, asking KMS
+// to decrypt each with the key its provider info names. An aws-kms EDK that
+// does not name a key ARN fails the whole call, as the specification
+// requires.
+func kmsUnwrap(ctx context.Context, m *DecryptionMaterials, edks []EncryptedDataKey, c KMSClient, grants []string,
+	want func(EncryptedDataKey, keyARN) bool) error {
 	if m.DataKey != nil {
 		return ErrDataKeyPresent
 	}
@@ -117,13 +128,14 @@ func (k *kmsKey) OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks []E
 		if edk.ProviderID != kmsProviderID {
 			continue
 		}
-		if arn, ok := parseKeyARN(string(edk.ProviderInfo)); !ok || arn.resourceType != "key" {
+		arn, ok := parseKeyARN(string(edk.ProviderInfo))
+		if !ok || arn.resourceType != "key" {
 			return errors.New("keyring: an aws-kms encrypted data key does not name a KMS key ARN")
 		}
-		if string(edk.ProviderInfo) != k.id {
+		if !want(edk, arn) {
 			continue
 		}
-		dk, err := kmsDecrypt(ctx, k.client, k.id, edk, m, k.grants)
+		dk, err := kmsDecrypt(ctx, c, string(edk.ProviderInfo), edk, m, grants)
 		if err != nil {
 			attempts = append(attempts, err)
 			continue
@@ -188,30 +200,10 @@ func (d *kmsDiscovery) OnEncrypt(context.Context, *EncryptionMaterials) error {
 }
 
 func (d *kmsDiscovery) OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks []EncryptedDataKey) error {
-	if m.DataKey != nil {
-		return ErrDataKeyPresent
-	}
-	var attempts []error
-	for _, edk := range edks {
-		if edk.ProviderID != kmsProviderID {
-			continue
-		}
-		arn, ok := parseKeyARN(string(edk.ProviderInfo))
-		if !ok || arn.resourceType != "key" {
-			return errors.New("keyring: an aws-kms encrypted data key does not name a KMS key ARN")
-		}
-		if f := d.cfg.Filter; f != nil && (arn.partition != f.Partition || !slices.Contains(f.AccountIDs, arn.account)) {
-			continue
-		}
-		dk, err := kmsDecrypt(ctx, d.cfg.Client, string(edk.ProviderInfo), edk, m, d.cfg.GrantTokens)
-		if err != nil {
-			attempts = append(attempts, err)
-			continue
-		}
-		m.DataKey = dk
-		return nil
-	}
-	return unwrapError(attempts)
+	return kmsUnwrap(ctx, m, edks, d.cfg.Client, d.cfg.GrantTokens, func(_ EncryptedDataKey, arn keyARN) bool {
+		f := d.cfg.Filter
+		return f == nil || arn.partition == f.Partition && slices.Contains(f.AccountIDs, arn.account)
+	})
 }
 
 func int32Ptr(n int) *int32 {
