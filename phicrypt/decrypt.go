@@ -8,7 +8,6 @@ import (
 	"maps"
 
 	"github.com/phicrypt/phicrypt/internal/wire"
-	"github.com/phicrypt/phicrypt/keyring"
 )
 
 // opened is a message whose header has been authenticated.
@@ -33,15 +32,12 @@ func (e *Encryptor) open(ctx context.Context, h *header, rawHeader []byte, expec
 	if err != nil {
 		return nil, err
 	}
-	m := &keyring.DecryptionMaterials{SuiteID: uint16(h.suite.id), DataKeyLength: dataKeyLength, EncryptionContext: full}
-	if err := e.keyring.OnDecrypt(ctx, m, h.edks); err != nil {
-		return nil, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring unwrapped no encrypted data key", cause: err}
+	mat, err := e.decryptionMaterials(ctx, h, full)
+	if err != nil {
+		return nil, err
 	}
-	defer m.DataKey.Wipe()
-	if len(m.DataKey) != dataKeyLength {
-		return nil, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring returned a data key of the wrong length"}
-	}
-	aead, commit := e.kdf.derive(h.suite, m.DataKey, h.messageID, make([]byte, 0, commitKeyLen))
+	defer mat.release()
+	aead, commit := e.kdf.derive(h.suite, mat.dataKey, h.messageID, make([]byte, 0, commitKeyLen))
 	if h.suite.committing && !checkCommitment(commit, h.commitKey) {
 		return nil, authFailed(StageCommitment, "the key commitment does not match the data key")
 	}

@@ -49,6 +49,11 @@ type Config struct {
 	// Workers seal a stream's frames in parallel (default 1). The output
 	// is the same layout whatever the number.
 	Workers int
+	// Cache, when set, reuses data keys across messages within its limits,
+	// so most messages make no keyring (KMS) call. Encryption of streams
+	// (whose length is unknown up front) and of signed suites bypasses it;
+	// decryption uses it for every suite.
+	Cache *Cache
 }
 
 // limits are the reader-side caps.
@@ -69,6 +74,8 @@ type Encryptor struct {
 	workers     int
 	lim         limits
 	kdf         *kdfPools
+	cache       *Cache
+	cacheOwner  [16]byte // keeps this Encryptor's cache entries its own
 }
 
 // New checks cfg and returns an Encryptor.
@@ -80,6 +87,7 @@ func New(cfg Config) (*Encryptor, error) {
 		required:    slices.Clone(cfg.RequiredContextKeys),
 		workers:     orDefault(cfg.Workers, 1),
 		kdf:         newKDFPools(),
+		cache:       cfg.Cache,
 		lim: limits{
 			maxEDKs:        orDefault(cfg.MaxEncryptedDataKeys, DefaultMaxEncryptedDataKeys),
 			maxHeaderBytes: orDefault(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes),
@@ -90,6 +98,7 @@ func New(cfg Config) (*Encryptor, error) {
 	if e.keyring == nil {
 		return nil, errors.New("phicrypt: Config.Keyring is required")
 	}
+	rand.Read(e.cacheOwner[:])
 	if e.policy == 0 {
 		e.policy = RequireEncryptRequireDecrypt
 	}
@@ -153,8 +162,9 @@ type sealed struct {
 }
 
 // begin does the per-message work before the body: materials from the
-// keyring, key derivation, the header and its tag.
-func (e *Encryptor) begin(ctx context.Context, dst []byte, ec map[string]string) (*sealed, []byte, error) {
+// keyring (or cache), key derivation, the header and its tag. size is the
+// plaintext length, or -1 when unknown (streams).
+func (e *Encryptor) begin(ctx context.Context, dst []byte, ec map[string]string, size int64) (*sealed, []byte, error) {
 	if e.policy == ForbidEncryptAllowDecrypt {
 		return nil, nil, fmt.Errorf("%w: phicrypt writes only committing suites", ErrCommitmentPolicy)
 	}
@@ -177,20 +187,14 @@ func (e *Encryptor) begin(ctx context.Context, dst []byte, ec map[string]string)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrContext, err)
 	}
-	m := &keyring.EncryptionMaterials{SuiteID: uint16(e.suite.id), DataKeyLength: dataKeyLength, EncryptionContext: ec}
-	if err := e.keyring.OnEncrypt(ctx, m); err != nil {
-		return nil, nil, fmt.Errorf("phicrypt: keyring: %w", err)
+	mat, err := e.encryptionMaterials(ctx, ec, aad, size)
+	if err != nil {
+		return nil, nil, err
 	}
-	defer m.DataKey.Wipe()
-	if len(m.DataKey) != dataKeyLength || len(m.EncryptedDataKeys) == 0 {
-		return nil, nil, errors.New("phicrypt: the keyring returned no data key or no encrypted data key")
-	}
-	if len(m.EncryptedDataKeys) > e.lim.maxEDKs {
-		return nil, nil, fmt.Errorf("%w: the keyring made %d encrypted data keys; the maximum is %d", ErrLimit, len(m.EncryptedDataKeys), e.lim.maxEDKs)
-	}
-	h := &header{suite: e.suite, messageID: make([]byte, 32), edks: m.EncryptedDataKeys, framed: true, frameLength: uint32(e.frameLength)}
+	defer mat.release()
+	h := &header{suite: e.suite, messageID: make([]byte, 32), edks: mat.edks, framed: true, frameLength: uint32(e.frameLength)}
 	rand.Read(h.messageID)
-	aead, commit := e.kdf.derive(e.suite, m.DataKey, h.messageID, make([]byte, 0, commitKeyLen))
+	aead, commit := e.kdf.derive(e.suite, mat.dataKey, h.messageID, make([]byte, 0, commitKeyLen))
 	h.commitKey = commit
 	start := len(dst)
 	dst = appendHeaderBody(dst, h, aad)
@@ -215,7 +219,7 @@ func (e *Encryptor) Encrypt(ctx context.Context, plaintext []byte, ec map[string
 // schedule.
 func (e *Encryptor) EncryptAppend(ctx context.Context, dst, plaintext []byte, ec map[string]string) ([]byte, error) {
 	start := len(dst)
-	s, dst, err := e.begin(ctx, dst, ec)
+	s, dst, err := e.begin(ctx, dst, ec, int64(len(plaintext)))
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 // Workers > 1, frames are sealed in parallel; the output is identical in
 // layout to a single worker's.
 func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]string) (io.WriteCloser, error) {
-	s, header, err := e.begin(ctx, nil, ec)
+	s, header, err := e.begin(ctx, nil, ec, -1)
 	if err != nil {
 		return nil, err
 	}

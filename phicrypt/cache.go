@@ -1,0 +1,322 @@
+package phicrypt
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha512"
+	"encoding/binary"
+	"errors"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/phicrypt/phicrypt/keyring"
+)
+
+// Cache keeps data keys between keyring calls, with the AWS Encryption SDK's
+// caching semantics (framework/caching-cmm.md): an entry serves at most
+// MaxAge, MaxMessages messages and MaxBytes of plaintext, then the next
+// message gets a new data key. Encrypt entries are keyed by partition, suite
+// and encryption context; decrypt entries by partition, suite, the message's
+// encrypted data keys and context. Concurrent misses for one entry make one
+// keyring call (single flight). Failures are not cached.
+//
+// A cache hit takes no lock and allocates nothing: entries live in an
+// immutable map replaced on insert. Evicted data keys are overwritten once
+// no message is using them; Go cannot promise that no other copy exists
+// (the runtime may have moved or copied the bytes), so this narrows, not
+// closes, the window in which a memory dump shows them.
+//
+// One Cache may serve several Encryptors: each Encryptor's entries are its
+// own (its keyring made them), and they share the capacity.
+type Cache struct {
+	cfg       CacheConfig
+	partition [64]byte // SHA-512 of the partition name
+
+	entries atomic.Pointer[map[cacheKey]*cacheEntry]
+
+	mu      sync.Mutex // guards inserts, evictions and flights
+	flights map[cacheKey]*flight
+
+	now   func() time.Time
+	stats cacheCounters
+	bufs  sync.Pool // *[]byte scratch for cache keys
+}
+
+// CacheConfig configures a Cache.
+type CacheConfig struct {
+	// MaxAge bounds how long a data key is used (required).
+	MaxAge time.Duration
+	// MaxMessages bounds the messages per data key (default and at most
+	// 2^32, the ESDK's limit).
+	MaxMessages uint64
+	// MaxBytes bounds the plaintext bytes per data key (default 2^63-1).
+	MaxBytes uint64
+	// Capacity bounds the entries; the least recently used is evicted
+	// first (default 1000).
+	Capacity int
+	// Partition separates caches that share no keys; empty picks a random
+	// one.
+	Partition string
+	// Now is the clock (default time.Now), for tests.
+	Now func() time.Time
+}
+
+// CacheStats counts what a cache has done since it was made.
+type CacheStats struct {
+	Hits, Misses uint64
+	// KeyringCalls are the calls that went to the keyring (and so, for a
+	// KMS keyring, to KMS).
+	KeyringCalls uint64
+	// Waits counts callers that waited on another caller's keyring call
+	// for the same entry.
+	Waits     uint64
+	Evictions uint64
+}
+
+type cacheCounters struct {
+	hits, misses, calls, waits, evictions atomic.Uint64
+}
+
+const maxCachedMessages = 1 << 32
+
+// NewCache checks cfg and returns an empty cache.
+func NewCache(cfg CacheConfig) (*Cache, error) {
+	if cfg.MaxAge <= 0 {
+		return nil, errors.New("phicrypt: CacheConfig.MaxAge must be positive")
+	}
+	if cfg.MaxMessages == 0 {
+		cfg.MaxMessages = maxCachedMessages
+	}
+	if cfg.MaxMessages > maxCachedMessages {
+		return nil, errors.New("phicrypt: CacheConfig.MaxMessages is at most 2^32")
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = math.MaxInt64
+	}
+	if cfg.Capacity == 0 {
+		cfg.Capacity = 1000
+	}
+	if cfg.Capacity < 1 {
+		return nil, errors.New("phicrypt: CacheConfig.Capacity must be positive")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	name := []byte(cfg.Partition)
+	if len(name) == 0 {
+		name = make([]byte, 32)
+		rand.Read(name)
+	}
+	c := &Cache{cfg: cfg, partition: sha512.Sum512(name), flights: map[cacheKey]*flight{}, now: cfg.Now}
+	empty := map[cacheKey]*cacheEntry{}
+	c.entries.Store(&empty)
+	return c, nil
+}
+
+// Stats returns the counters.
+func (c *Cache) Stats() CacheStats {
+	return CacheStats{
+		Hits: c.stats.hits.Load(), Misses: c.stats.misses.Load(), KeyringCalls: c.stats.calls.Load(),
+		Waits: c.stats.waits.Load(), Evictions: c.stats.evictions.Load(),
+	}
+}
+
+type cacheKey [64]byte
+
+// cacheEntry is one cached data key with its usage.
+type cacheEntry struct {
+	dataKey  keyring.Secret
+	edks     []keyring.EncryptedDataKey // encrypt entries only
+	expires  int64                      // unix nanoseconds
+	messages atomic.Uint64
+	bytes    atomic.Uint64
+	lastUse  atomic.Int64
+	// refs counts messages using dataKey; the top bit marks the entry
+	// evicted. The key is wiped when both hold: evicted and unused.
+	refs atomic.Int64
+}
+
+const evictedBit = int64(1) << 62
+
+// acquire takes a reference, unless the entry has been evicted.
+func (e *cacheEntry) acquire() bool {
+	for {
+		r := e.refs.Load()
+		if r&evictedBit != 0 {
+			return false
+		}
+		if e.refs.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+}
+
+func (e *cacheEntry) release() {
+	if e.refs.Add(-1) == evictedBit {
+		e.dataKey.Wipe()
+	}
+}
+
+func (e *cacheEntry) evict() {
+	if e.refs.Or(evictedBit) == 0 { // not evicted before, and unused
+		e.dataKey.Wipe()
+	}
+}
+
+type flight struct {
+	done  chan struct{}
+	entry *cacheEntry
+	err   error
+}
+
+// get returns a usable entry for key, reserving one message and size bytes
+// on it, or calls fill (once across concurrent callers) for a new one. The
+// caller must release the entry.
+func (c *Cache) get(ctx context.Context, key cacheKey, size uint64, fill func() (*cacheEntry, error)) (*cacheEntry, error) {
+	now := c.now().UnixNano()
+	if e := (*c.entries.Load())[key]; e != nil && c.reserve(e, now, size) {
+		c.stats.hits.Add(1)
+		return e, nil
+	}
+	c.stats.misses.Add(1)
+	for {
+		c.mu.Lock()
+		if e := (*c.entries.Load())[key]; e != nil && c.reserve(e, now, size) {
+			c.mu.Unlock()
+			return e, nil
+		}
+		if f := c.flights[key]; f != nil {
+			c.mu.Unlock()
+			c.stats.waits.Add(1)
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if f.err != nil {
+				return nil, f.err
+			}
+			continue // the new entry is in the map; reserve on it
+		}
+		f := &flight{done: make(chan struct{})}
+		c.flights[key] = f
+		c.mu.Unlock()
+
+		c.stats.calls.Add(1)
+		e, err := fill()
+		c.mu.Lock()
+		delete(c.flights, key)
+		if err == nil {
+			// The caller that filled the entry uses it first, whatever the
+			// clock says, so a very short MaxAge cannot starve it.
+			e.expires = c.now().Add(c.cfg.MaxAge).UnixNano()
+			e.refs.Store(1)
+			e.messages.Store(1)
+			e.bytes.Store(size)
+			c.insert(key, e)
+		}
+		f.entry, f.err = e, err
+		close(f.done)
+		c.mu.Unlock()
+		return e, err
+	}
+}
+
+// reserve counts one message of size bytes against e if it has room and
+// takes a reference; an entry out of room is removed.
+func (c *Cache) reserve(e *cacheEntry, now int64, size uint64) bool {
+	if now >= e.expires || !e.acquire() {
+		return false
+	}
+	m := e.messages.Add(1)
+	b := e.bytes.Add(size)
+	if m > c.cfg.MaxMessages || b > c.cfg.MaxBytes || b < size {
+		e.release()
+		return false
+	}
+	e.lastUse.Store(now)
+	return true
+}
+
+// insert replaces the map with one holding e under key, evicting the entry it
+// replaces, expired entries, and the least recently used beyond capacity.
+// It must be called with c.mu held.
+func (c *Cache) insert(key cacheKey, e *cacheEntry) {
+	old := *c.entries.Load()
+	next := make(map[cacheKey]*cacheEntry, len(old)+1)
+	now := c.now().UnixNano()
+	for k, v := range old {
+		if k == key || now >= v.expires {
+			c.drop(v)
+			continue
+		}
+		next[k] = v
+	}
+	for len(next) >= c.cfg.Capacity {
+		var lruKey cacheKey
+		var lru *cacheEntry
+		for k, v := range next {
+			if lru == nil || v.lastUse.Load() < lru.lastUse.Load() {
+				lruKey, lru = k, v
+			}
+		}
+		delete(next, lruKey)
+		c.drop(lru)
+	}
+	e.lastUse.Store(now)
+	next[key] = e
+	c.entries.Store(&next)
+}
+
+func (c *Cache) drop(e *cacheEntry) {
+	c.stats.evictions.Add(1)
+	e.evict()
+}
+
+// encryptKey identifies encrypt entries: SHA-512 of partition, owning
+// Encryptor, suite and the serialized encryption context.
+func (c *Cache) encryptKey(owner *[16]byte, suite Suite, serializedContext []byte) cacheKey {
+	buf := c.buffer()
+	b := append((*buf)[:0], c.partition[:]...)
+	b = append(b, owner[:]...)
+	b = append(b, 'E', byte(suite>>8), byte(suite))
+	b = append(b, serializedContext...)
+	k := cacheKey(sha512.Sum512(b))
+	*buf = b
+	c.bufs.Put(buf)
+	return k
+}
+
+// decryptKey identifies decrypt entries: SHA-512 of partition, owning
+// Encryptor, suite, each
+// encrypted data key (length-prefixed, in message order) and the serialized
+// context.
+func (c *Cache) decryptKey(owner *[16]byte, suite Suite, edks []keyring.EncryptedDataKey, serializedContext []byte) cacheKey {
+	buf := c.buffer()
+	b := append((*buf)[:0], c.partition[:]...)
+	b = append(b, owner[:]...)
+	b = append(b, 'D', byte(suite>>8), byte(suite))
+	for _, e := range edks {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e.ProviderID)))
+		b = append(b, e.ProviderID...)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e.ProviderInfo)))
+		b = append(b, e.ProviderInfo...)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e.Ciphertext)))
+		b = append(b, e.Ciphertext...)
+	}
+	b = append(b, serializedContext...)
+	k := cacheKey(sha512.Sum512(b))
+	*buf = b
+	c.bufs.Put(buf)
+	return k
+}
+
+func (c *Cache) buffer() *[]byte {
+	if b, ok := c.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 1024)
+	return &b
+}

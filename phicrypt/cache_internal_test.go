@@ -1,0 +1,97 @@
+package phicrypt
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/phicrypt/phicrypt/keyring"
+)
+
+func testCache(t *testing.T, capacity int) *Cache {
+	t.Helper()
+	c, err := NewCache(CacheConfig{MaxAge: time.Hour, Capacity: capacity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func entryWithKey(b byte) func() (*cacheEntry, error) {
+	return func() (*cacheEntry, error) {
+		return &cacheEntry{dataKey: keyring.Secret(bytes.Repeat([]byte{b}, 32))}, nil
+	}
+}
+
+// A hit takes no lock and allocates nothing.
+func TestCacheHitAllocatesNothing(t *testing.T) {
+	c := testCache(t, 10)
+	var owner [16]byte
+	ctx := context.Background()
+	serialized := []byte("\x00\x01\x00\x06tenant\x00\x01a")
+	e, err := c.get(ctx, c.encryptKey(&owner, SuiteCommitted, serialized), 10, entryWithKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.release()
+	allocs := testing.AllocsPerRun(1000, func() {
+		e, err := c.get(ctx, c.encryptKey(&owner, SuiteCommitted, serialized), 10, entryWithKey(2))
+		if err != nil || e.dataKey[0] != 1 {
+			t.Fatal("missed a cached entry")
+		}
+		e.release()
+	})
+	if allocs != 0 {
+		t.Fatalf("a cache hit allocates %v times", allocs)
+	}
+}
+
+// Evicted keys are overwritten, but only once no message uses them.
+func TestCacheEvictionWipesUnusedKeys(t *testing.T) {
+	c := testCache(t, 1)
+	ctx := context.Background()
+	var owner [16]byte
+	a, _ := c.get(ctx, c.encryptKey(&owner, SuiteCommitted, []byte("a")), 1, entryWithKey(0xAA))
+	// a is in use while b's insert evicts it.
+	b, _ := c.get(ctx, c.encryptKey(&owner, SuiteCommitted, []byte("b")), 1, entryWithKey(0xBB))
+	if a.dataKey[0] != 0xAA {
+		t.Fatal("an evicted key was wiped while a message was using it")
+	}
+	a.release()
+	if !bytes.Equal(a.dataKey, make([]byte, 32)) {
+		t.Fatal("an evicted key was not wiped after its last use")
+	}
+	b.release()
+	// c evicts b, which nobody uses: wiped at once.
+	cc, _ := c.get(ctx, c.encryptKey(&owner, SuiteCommitted, []byte("c")), 1, entryWithKey(0xCC))
+	if !bytes.Equal(b.dataKey, make([]byte, 32)) {
+		t.Fatal("an unused evicted key was not wiped")
+	}
+	cc.release()
+	if st := c.Stats(); st.Evictions != 2 || st.KeyringCalls != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+	// An evicted entry refuses new references.
+	if a.acquire() {
+		t.Fatal("an evicted entry handed out a reference")
+	}
+}
+
+// Different owners and suites never share entries.
+func TestCacheKeysSeparateOwnersAndSuites(t *testing.T) {
+	c := testCache(t, 10)
+	var o1, o2 [16]byte
+	o2[0] = 1
+	ctx := []byte("same context")
+	keys := map[cacheKey]bool{
+		c.encryptKey(&o1, SuiteCommitted, ctx):                                                true,
+		c.encryptKey(&o2, SuiteCommitted, ctx):                                                true,
+		c.encryptKey(&o1, SuiteCommittedSigned, ctx):                                          true,
+		c.decryptKey(&o1, SuiteCommitted, nil, ctx):                                           true,
+		c.decryptKey(&o1, SuiteCommitted, []keyring.EncryptedDataKey{{ProviderID: "p"}}, ctx): true,
+	}
+	if len(keys) != 5 {
+		t.Fatal("cache keys collide across owners, suites or kinds")
+	}
+}

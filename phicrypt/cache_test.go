@@ -1,0 +1,248 @@
+package phicrypt_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/kmsmock"
+	"github.com/phicrypt/phicrypt/phicrypt"
+	"github.com/stretchr/testify/require"
+)
+
+// kmsEncryptor returns an Encryptor over a KMS key in a fresh kmsmock, with
+// the given cache, and the emulator to count calls on.
+func kmsEncryptor(t testing.TB, cache *phicrypt.Cache, optFns ...func(*kms.Options)) (*phicrypt.Encryptor, *kmsmock.Local, string) {
+	t.Helper()
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	client := l.Client("svc", optFns...)
+	key, err := client.CreateKey(context.Background(), &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	arn := aws.ToString(key.KeyMetadata.Arn)
+	kr, err := keyring.NewKMS(keyring.KMSConfig{Client: client, Generator: arn})
+	require.NoError(t, err)
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: kr, Cache: cache})
+	require.NoError(t, err)
+	return enc, l, arn
+}
+
+func newCache(t testing.TB, cfg phicrypt.CacheConfig) *phicrypt.Cache {
+	t.Helper()
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = time.Hour
+	}
+	c, err := phicrypt.NewCache(cfg)
+	require.NoError(t, err)
+	return c
+}
+
+// 64 goroutines missing the same entry at once make exactly one KMS call;
+// the others wait for it and are counted as waiting.
+func TestCacheSingleFlight(t *testing.T) {
+	cache := newCache(t, phicrypt.CacheConfig{})
+	enc, l, _ := kmsEncryptor(t, cache)
+	l.SetFault("GenerateDataKey", kmsmock.Fault{Latency: 50 * time.Millisecond})
+	ec := map[string]string{"tenant": "a"}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 64 {
+		wg.Go(func() {
+			<-start
+			_, err := enc.Encrypt(context.Background(), []byte("record"), ec)
+			require.NoError(t, err)
+		})
+	}
+	close(start)
+	wg.Wait()
+	require.Equal(t, int64(1), l.Calls("GenerateDataKey"))
+	st := cache.Stats()
+	require.Equal(t, uint64(1), st.KeyringCalls)
+	require.Equal(t, uint64(64), st.Hits+st.Misses)
+}
+
+// Many encrypts over 100 contexts with a long TTL make at most 100
+// GenerateDataKey calls.
+func TestCacheBoundsKMSCalls(t *testing.T) {
+	cache := newCache(t, phicrypt.CacheConfig{})
+	enc, l, _ := kmsEncryptor(t, cache)
+	n := 1_000_000
+	if raceEnabled {
+		n = 100_000 // the race detector makes each encrypt ~10x slower
+	}
+	contexts := make([]map[string]string, 100)
+	for i := range contexts {
+		contexts[i] = map[string]string{"tenant": fmt.Sprint("tenant-", i)}
+	}
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	for w := range 2 {
+		wg.Go(func() {
+			dst := make([]byte, 0, 1024)
+			for i := w; i < n; i += 2 {
+				if _, err := enc.EncryptAppend(context.Background(), dst[:0], nil, contexts[i%len(contexts)]); err != nil {
+					t.Error(err)
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int64(n), done.Load())
+	require.LessOrEqual(t, l.Calls("GenerateDataKey"), int64(100))
+	require.Equal(t, int64(100), l.Calls("GenerateDataKey"), "each context needs its own data key")
+	t.Logf("%d encrypts over 100 contexts: %d GenerateDataKey calls; %+v", n, l.Calls("GenerateDataKey"), cache.Stats())
+}
+
+// The message and byte limits force a new data key exactly when reached.
+func TestCacheLimitsForceNewKeys(t *testing.T) {
+	ctx := context.Background()
+	t.Run("messages", func(t *testing.T) {
+		enc, l, _ := kmsEncryptor(t, newCache(t, phicrypt.CacheConfig{MaxMessages: 3}))
+		for i, want := range []int64{1, 1, 1, 2, 2, 2, 3} {
+			_, err := enc.Encrypt(ctx, []byte("x"), nil)
+			require.NoError(t, err)
+			require.Equal(t, want, l.Calls("GenerateDataKey"), "after message %d", i+1)
+		}
+	})
+	t.Run("bytes", func(t *testing.T) {
+		enc, l, _ := kmsEncryptor(t, newCache(t, phicrypt.CacheConfig{MaxBytes: 100}))
+		for i, want := range []int64{1, 1, 2, 2, 3} { // 40+40 fit in 100; 40 more do not
+			_, err := enc.Encrypt(ctx, make([]byte, 40), nil)
+			require.NoError(t, err)
+			require.Equal(t, want, l.Calls("GenerateDataKey"), "after message %d", i+1)
+		}
+		_, err := enc.Encrypt(ctx, make([]byte, 101), nil)
+		require.NoError(t, err)
+		require.Equal(t, int64(4), l.Calls("GenerateDataKey"), "a message larger than MaxBytes bypasses the cache")
+	})
+	t.Run("age", func(t *testing.T) {
+		var now atomic.Int64
+		now.Store(time.Now().UnixNano())
+		clock := func() time.Time { return time.Unix(0, now.Load()) }
+		enc, l, _ := kmsEncryptor(t, newCache(t, phicrypt.CacheConfig{MaxAge: time.Minute, Now: clock}))
+		_, err := enc.Encrypt(ctx, []byte("x"), nil)
+		require.NoError(t, err)
+		now.Add(int64(59 * time.Second))
+		_, err = enc.Encrypt(ctx, []byte("x"), nil)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), l.Calls("GenerateDataKey"))
+		now.Add(int64(2 * time.Second))
+		_, err = enc.Encrypt(ctx, []byte("x"), nil)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), l.Calls("GenerateDataKey"))
+	})
+}
+
+// Messages that share a cached data key still each decrypt, and a cached
+// decrypt makes one KMS call for many reads of one message.
+func TestCacheDecrypt(t *testing.T) {
+	ctx := context.Background()
+	cache := newCache(t, phicrypt.CacheConfig{})
+	enc, l, _ := kmsEncryptor(t, cache)
+	ec := map[string]string{"tenant": "a"}
+	msgs := make([][]byte, 5)
+	for i := range msgs {
+		var err error
+		msgs[i], err = enc.Encrypt(ctx, []byte(fmt.Sprint("record ", i)), ec)
+		require.NoError(t, err)
+	}
+	require.NotEqual(t, msgs[0], msgs[1], "messages differ even under one data key")
+	for range 3 {
+		for i, msg := range msgs {
+			pt, _, err := enc.Decrypt(ctx, msg, ec)
+			require.NoError(t, err)
+			require.Equal(t, fmt.Sprint("record ", i), string(pt))
+		}
+	}
+	require.Equal(t, int64(1), l.Calls("GenerateDataKey"))
+	require.Equal(t, int64(1), l.Calls("Decrypt"), "all five messages carry the same encrypted data key")
+
+	// A decrypt whose keyring call fails is not cached. The other
+	// Encryptor shares the cache but not its entries.
+	other, _, _ := kmsEncryptor(t, cache)
+	msg, err := other.Encrypt(ctx, []byte("x"), ec)
+	require.NoError(t, err)
+	before := cache.Stats().KeyringCalls
+	for range 2 {
+		_, _, err = enc.Decrypt(ctx, msg, ec)
+		require.ErrorIs(t, err, phicrypt.ErrNoKey)
+	}
+	require.Equal(t, before+2, cache.Stats().KeyringCalls, "failures are not cached")
+}
+
+// Under 20 % throttling and internal errors every operation still succeeds:
+// the SDK retries and the cache only holds successes.
+func TestCacheUnderKMSFaults(t *testing.T) {
+	ctx := context.Background()
+	retries := func(o *kms.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 12
+			so.MaxBackoff = time.Millisecond
+			so.RateLimiter = ratelimit.None
+		})
+	}
+	cache := newCache(t, phicrypt.CacheConfig{MaxMessages: 2})
+	enc, l, _ := kmsEncryptor(t, cache, retries)
+	l.SetFault("", kmsmock.Fault{ThrottleRate: 0.1, InternalErrorRate: 0.1})
+	for i := range 100 {
+		ec := map[string]string{"tenant": fmt.Sprint(i % 7)}
+		msg, err := enc.Encrypt(ctx, []byte("phi"), ec)
+		require.NoError(t, err)
+		pt, _, err := enc.Decrypt(ctx, msg, ec)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(pt, []byte("phi")))
+	}
+	require.Greater(t, l.Calls("GenerateDataKey"), int64(50), "MaxMessages 2 needs a key every other message, plus retries")
+}
+
+func TestCacheConfigRefusals(t *testing.T) {
+	for _, cfg := range []phicrypt.CacheConfig{{}, {MaxAge: -1}, {MaxAge: time.Hour, MaxMessages: 1<<32 + 1}, {MaxAge: time.Hour, Capacity: -1}} {
+		_, err := phicrypt.NewCache(cfg)
+		require.Error(t, err, "%+v", cfg)
+	}
+}
+
+// BenchmarkEncrypt1KiBCachedKMS: a 1 KiB message with the KMS keyring on a
+// cache hit; kmscalls/op shows how many messages a KMS call serves.
+func BenchmarkEncrypt1KiBCachedKMS(b *testing.B) {
+	enc, l, _ := kmsEncryptor(b, newCache(b, phicrypt.CacheConfig{}))
+	ec := map[string]string{"tenant": "general-hospital"}
+	pt := make([]byte, 1024)
+	dst := make([]byte, 0, 4096)
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := enc.EncryptAppend(context.Background(), dst[:0], pt, ec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(l.Calls("GenerateDataKey"))/float64(b.N), "kmscalls/op")
+}
+
+func BenchmarkDecrypt1KiBCachedKMS(b *testing.B) {
+	enc, l, _ := kmsEncryptor(b, newCache(b, phicrypt.CacheConfig{}))
+	ec := map[string]string{"tenant": "general-hospital"}
+	msg, err := enc.Encrypt(context.Background(), make([]byte, 1024), ec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]byte, 0, 4096)
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := enc.DecryptAppend(context.Background(), dst[:0], msg, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(l.Calls("Decrypt"))/float64(b.N), "kmscalls/op")
+}

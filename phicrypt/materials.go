@@ -1,0 +1,101 @@
+package phicrypt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/phicrypt/phicrypt/internal/wire"
+	"github.com/phicrypt/phicrypt/keyring"
+)
+
+// materials is a message's data key and wrapped copies, from the keyring or
+// the cache. release must be called once the key has been used.
+type materials struct {
+	dataKey keyring.Secret
+	edks    []keyring.EncryptedDataKey
+	entry   *cacheEntry // nil when the materials are the message's own
+}
+
+func (m materials) release() {
+	if m.entry != nil {
+		m.entry.release()
+		return
+	}
+	m.dataKey.Wipe()
+}
+
+// encryptionMaterials asks the cache, when there is one and the message can
+// use it, and the keyring otherwise.
+func (e *Encryptor) encryptionMaterials(ctx context.Context, ec map[string]string, aad []byte, size int64) (materials, error) {
+	if e.cache == nil || size < 0 || e.suite.signed || uint64(size) > e.cache.cfg.MaxBytes {
+		return e.keyringEncrypt(ctx, ec)
+	}
+	key := e.cache.encryptKey(&e.cacheOwner, e.suite.id, aad)
+	entry, err := e.cache.get(ctx, key, uint64(size), func() (*cacheEntry, error) {
+		m, err := e.keyringEncrypt(ctx, ec)
+		if err != nil {
+			return nil, err
+		}
+		return &cacheEntry{dataKey: m.dataKey, edks: m.edks}, nil
+	})
+	if err != nil {
+		return materials{}, err
+	}
+	return materials{dataKey: entry.dataKey, edks: entry.edks, entry: entry}, nil
+}
+
+func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string) (materials, error) {
+	m := &keyring.EncryptionMaterials{SuiteID: uint16(e.suite.id), DataKeyLength: dataKeyLength, EncryptionContext: ec}
+	if err := e.keyring.OnEncrypt(ctx, m); err != nil {
+		return materials{}, fmt.Errorf("phicrypt: keyring: %w", err)
+	}
+	if len(m.DataKey) != dataKeyLength || len(m.EncryptedDataKeys) == 0 {
+		m.DataKey.Wipe()
+		return materials{}, errors.New("phicrypt: the keyring returned no data key or no encrypted data key")
+	}
+	if len(m.EncryptedDataKeys) > e.lim.maxEDKs {
+		m.DataKey.Wipe()
+		return materials{}, fmt.Errorf("%w: the keyring made %d encrypted data keys; the maximum is %d", ErrLimit, len(m.EncryptedDataKeys), e.lim.maxEDKs)
+	}
+	return materials{dataKey: m.DataKey, edks: m.EncryptedDataKeys}, nil
+}
+
+// decryptionMaterials unwraps a message's data key, through the cache when
+// there is one.
+func (e *Encryptor) decryptionMaterials(ctx context.Context, h *header, ec map[string]string) (materials, error) {
+	if e.cache == nil {
+		return e.keyringDecrypt(ctx, h, ec)
+	}
+	buf := e.cache.buffer()
+	aad, err := wire.AppendContext((*buf)[:0], ec)
+	if err != nil {
+		return materials{}, fmt.Errorf("%w: %w", ErrContext, err)
+	}
+	key := e.cache.decryptKey(&e.cacheOwner, h.suite.id, h.edks, aad)
+	*buf = aad
+	e.cache.bufs.Put(buf)
+	entry, err := e.cache.get(ctx, key, 0, func() (*cacheEntry, error) {
+		m, err := e.keyringDecrypt(ctx, h, ec)
+		if err != nil {
+			return nil, err
+		}
+		return &cacheEntry{dataKey: m.dataKey}, nil
+	})
+	if err != nil {
+		return materials{}, err
+	}
+	return materials{dataKey: entry.dataKey, entry: entry}, nil
+}
+
+func (e *Encryptor) keyringDecrypt(ctx context.Context, h *header, ec map[string]string) (materials, error) {
+	m := &keyring.DecryptionMaterials{SuiteID: uint16(h.suite.id), DataKeyLength: dataKeyLength, EncryptionContext: ec}
+	if err := e.keyring.OnDecrypt(ctx, m, h.edks); err != nil {
+		return materials{}, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring unwrapped no encrypted data key", cause: err}
+	}
+	if len(m.DataKey) != dataKeyLength {
+		m.DataKey.Wipe()
+		return materials{}, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring returned a data key of the wrong length"}
+	}
+	return materials{dataKey: m.DataKey}, nil
+}
