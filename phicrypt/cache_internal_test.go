@@ -42,7 +42,7 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 		}
 		e.release()
 	})
-	if allocs != 0 {
+	if allocs != 0 && !raceEnabledInternal {
 		t.Fatalf("a cache hit allocates %v times", allocs)
 	}
 }

@@ -84,6 +84,9 @@ PHICRYPT_FULL_SUITE=1 \
 	PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" \
 	go test -race -count=1 ./...
 
+step "allocation tests, without the race detector's instrumentation"
+go test -count=1 -run 'Alloc' ./...
+
 step "streaming memory bound, without the race detector's overhead (1 GiB)"
 PHICRYPT_FULL_SUITE=1 go test -count=1 -run '^TestStreamingMemoryIsBounded$' -v ./phicrypt/ | grep -E 'peak RSS|^(ok|FAIL)'
 

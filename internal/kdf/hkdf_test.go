@@ -63,7 +63,7 @@ func TestExpandAllocatesNothing(t *testing.T) {
 		h.ExpandAgain(out[:0], 32, commit)
 		h.Extract(prk[:0], nil, ikm)
 	})
-	if allocs != 0 {
+	if allocs != 0 && !raceEnabled {
 		t.Fatalf("Extract+Expand allocate %v times per run", allocs)
 	}
 }

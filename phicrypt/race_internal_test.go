@@ -1,0 +1,5 @@
+//go:build race
+
+package phicrypt
+
+const raceEnabledInternal = true
