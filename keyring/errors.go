@@ -3,6 +3,9 @@ package keyring
 import (
 	"errors"
 	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 )
 
 var (
@@ -27,4 +30,15 @@ func unwrapError(attempts []error) error {
 		return attempts[0] // a nested keyring has said it already
 	}
 	return fmt.Errorf("%w: %w", ErrUnwrapFailed, errors.Join(attempts...))
+}
+
+// IsTransient reports whether err is a failure worth retrying later, such as
+// KMS throttling, a KMS internal error or a network failure, as opposed to a
+// refusal (a disabled key, denied access, a wrong context) that must stand.
+// It follows the AWS SDK's own retry classification.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }

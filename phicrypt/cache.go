@@ -59,8 +59,26 @@ type CacheConfig struct {
 	// Partition separates caches that share no keys; empty picks a random
 	// one.
 	Partition string
+	// RefreshAhead, when set, refreshes an entry in the background once it
+	// is that close to MaxAge, while callers keep using it: no caller waits
+	// on the keyring while a valid entry exists.
+	RefreshAhead time.Duration
+	// StaleIfError, when set, lets an expired entry serve for up to this
+	// long after its expiry while the keyring fails with transient errors
+	// (throttling, KMS internal errors, network failures; never refusals
+	// such as a disabled key or denied access). Every such use is counted
+	// and reported to OnStaleUse.
+	StaleIfError time.Duration
+	// OnStaleUse is called for every stale use (for the audit log).
+	OnStaleUse func(StaleUse)
 	// Now is the clock (default time.Now), for tests.
 	Now func() time.Time
+}
+
+// StaleUse reports one use of an expired entry during a keyring failure.
+type StaleUse struct {
+	ExpiredFor time.Duration
+	Err        error // the keyring's error
 }
 
 // CacheStats counts what a cache has done since it was made.
@@ -73,10 +91,13 @@ type CacheStats struct {
 	// for the same entry.
 	Waits     uint64
 	Evictions uint64
+	// Refreshes are background refreshes ahead of expiry; StaleServes are
+	// uses of expired entries while the keyring failed.
+	Refreshes, StaleServes uint64
 }
 
 type cacheCounters struct {
-	hits, misses, calls, waits, evictions atomic.Uint64
+	hits, misses, calls, waits, evictions, refreshes, staleServes atomic.Uint64
 }
 
 const maxCachedMessages = 1 << 32
@@ -101,6 +122,9 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if cfg.Capacity < 1 {
 		return nil, errors.New("phicrypt: CacheConfig.Capacity must be positive")
 	}
+	if cfg.RefreshAhead < 0 || cfg.RefreshAhead >= cfg.MaxAge || cfg.StaleIfError < 0 {
+		return nil, errors.New("phicrypt: CacheConfig.RefreshAhead must be below MaxAge, and neither it nor StaleIfError negative")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -120,6 +144,7 @@ func (c *Cache) Stats() CacheStats {
 	return CacheStats{
 		Hits: c.stats.hits.Load(), Misses: c.stats.misses.Load(), KeyringCalls: c.stats.calls.Load(),
 		Waits: c.stats.waits.Load(), Evictions: c.stats.evictions.Load(),
+		Refreshes: c.stats.refreshes.Load(), StaleServes: c.stats.staleServes.Load(),
 	}
 }
 
@@ -133,6 +158,8 @@ type cacheEntry struct {
 	messages atomic.Uint64
 	bytes    atomic.Uint64
 	lastUse  atomic.Int64
+	// refreshing is set while a background refresh is under way.
+	refreshing atomic.Bool
 	// refs counts messages using dataKey; the top bit marks the entry
 	// evicted. The key is wiped when both hold: evicted and unused.
 	refs atomic.Int64
@@ -166,24 +193,62 @@ func (e *cacheEntry) evict() {
 }
 
 type flight struct {
-	done  chan struct{}
-	entry *cacheEntry
-	err   error
+	done chan struct{}
+	err  error
 }
 
-// get returns a usable entry for key, reserving one message and size bytes
-// on it, or calls fill (once across concurrent callers) for a new one. The
-// caller must release the entry.
-func (c *Cache) get(ctx context.Context, key cacheKey, size uint64, fill func() (*cacheEntry, error)) (*cacheEntry, error) {
-	now := c.now().UnixNano()
-	if e := (*c.entries.Load())[key]; e != nil && c.reserve(e, now, size) {
+// lookup is the hit path: it returns an entry with room for one more
+// message of size bytes (reserved, with a reference the caller must
+// release), or nil. It takes no lock and allocates nothing. refresh reports
+// that the entry is within RefreshAhead of expiring and this caller has
+// been chosen to refresh it.
+func (c *Cache) lookup(key cacheKey, size uint64) (e *cacheEntry, refresh bool) {
+	e, refresh = c.find(key, size)
+	if e != nil {
 		c.stats.hits.Add(1)
-		return e, nil
 	}
+	return e, refresh
+}
+
+// find is lookup without counting a hit.
+func (c *Cache) find(key cacheKey, size uint64) (e *cacheEntry, refresh bool) {
+	now := c.now().UnixNano()
+	e = (*c.entries.Load())[key]
+	if e == nil || !c.reserve(e, now, e.expires, size) {
+		return nil, false
+	}
+	ahead := int64(c.cfg.RefreshAhead)
+	refresh = ahead > 0 && now >= e.expires-ahead && e.refreshing.CompareAndSwap(false, true)
+	return e, refresh
+}
+
+// refresh replaces old in the background with a new entry from fill, while
+// callers keep using old. A failed refresh is retried by a later caller.
+func (c *Cache) refresh(ctx context.Context, key cacheKey, old *cacheEntry, fill func(context.Context) (*cacheEntry, error)) {
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		c.stats.calls.Add(1)
+		c.stats.refreshes.Add(1)
+		e, err := fill(ctx)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err != nil {
+			old.refreshing.Store(false)
+			return
+		}
+		e.expires = c.now().Add(c.cfg.MaxAge).UnixNano()
+		c.insert(key, e)
+	}()
+}
+
+// miss is the slow path: it makes one keyring call (through fill) for all
+// concurrent callers of one key, or, when that call fails with a transient
+// error and StaleIfError allows, serves the expired entry.
+func (c *Cache) miss(ctx context.Context, key cacheKey, size uint64, fill func(context.Context) (*cacheEntry, error)) (*cacheEntry, error) {
 	c.stats.misses.Add(1)
 	for {
 		c.mu.Lock()
-		if e := (*c.entries.Load())[key]; e != nil && c.reserve(e, now, size) {
+		if e, _ := c.find(key, size); e != nil {
 			c.mu.Unlock()
 			return e, nil
 		}
@@ -196,7 +261,7 @@ func (c *Cache) get(ctx context.Context, key cacheKey, size uint64, fill func() 
 				return nil, ctx.Err()
 			}
 			if f.err != nil {
-				return nil, f.err
+				return c.stale(key, size, f.err)
 			}
 			continue // the new entry is in the map; reserve on it
 		}
@@ -205,7 +270,7 @@ func (c *Cache) get(ctx context.Context, key cacheKey, size uint64, fill func() 
 		c.mu.Unlock()
 
 		c.stats.calls.Add(1)
-		e, err := fill()
+		e, err := fill(ctx)
 		c.mu.Lock()
 		delete(c.flights, key)
 		if err == nil {
@@ -217,17 +282,40 @@ func (c *Cache) get(ctx context.Context, key cacheKey, size uint64, fill func() 
 			e.bytes.Store(size)
 			c.insert(key, e)
 		}
-		f.entry, f.err = e, err
+		f.err = err
 		close(f.done)
 		c.mu.Unlock()
-		return e, err
+		if err != nil {
+			return c.stale(key, size, err)
+		}
+		return e, nil
 	}
 }
 
-// reserve counts one message of size bytes against e if it has room and
-// takes a reference; an entry out of room is removed.
-func (c *Cache) reserve(e *cacheEntry, now int64, size uint64) bool {
-	if now >= e.expires || !e.acquire() {
+// stale serves an expired entry after a transient keyring failure, within
+// StaleIfError of its expiry; otherwise it returns err. A refusal (a
+// disabled key, denied access) is never papered over.
+func (c *Cache) stale(key cacheKey, size uint64, err error) (*cacheEntry, error) {
+	window := int64(c.cfg.StaleIfError)
+	if window <= 0 || !keyring.IsTransient(err) {
+		return nil, err
+	}
+	now := c.now().UnixNano()
+	e := (*c.entries.Load())[key]
+	if e == nil || !c.reserve(e, now, e.expires+window, size) {
+		return nil, err
+	}
+	c.stats.staleServes.Add(1)
+	if c.cfg.OnStaleUse != nil {
+		c.cfg.OnStaleUse(StaleUse{ExpiredFor: time.Duration(now - e.expires), Err: err})
+	}
+	return e, nil
+}
+
+// reserve counts one message of size bytes against e if it is usable until
+// after now and has room, and takes a reference.
+func (c *Cache) reserve(e *cacheEntry, now, until int64, size uint64) bool {
+	if now >= until || !e.acquire() {
 		return false
 	}
 	m := e.messages.Add(1)
@@ -248,7 +336,7 @@ func (c *Cache) insert(key cacheKey, e *cacheEntry) {
 	next := make(map[cacheKey]*cacheEntry, len(old)+1)
 	now := c.now().UnixNano()
 	for k, v := range old {
-		if k == key || now >= v.expires {
+		if k == key || now >= v.expires+int64(c.cfg.StaleIfError) {
 			c.drop(v)
 			continue
 		}

@@ -246,3 +246,93 @@ func BenchmarkDecrypt1KiBCachedKMS(b *testing.B) {
 	}
 	b.ReportMetric(float64(l.Calls("Decrypt"))/float64(b.N), "kmscalls/op")
 }
+
+// manualClock is a clock tests move by hand.
+type manualClock struct{ ns atomic.Int64 }
+
+func newManualClock() *manualClock {
+	c := &manualClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *manualClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *manualClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func oneAttempt(o *kms.Options)                { o.RetryMaxAttempts = 1 }
+func eventually(t *testing.T, cond func() bool) {
+	require.Eventually(t, cond, 10*time.Second, 5*time.Millisecond)
+}
+
+// With refresh-ahead, an entry near expiry is replaced in the background:
+// with KMS answering in 50 ms, no caller waits while a valid entry exists.
+func TestCacheRefreshAhead(t *testing.T) {
+	ctx := context.Background()
+	clock := newManualClock()
+	cache := newCache(t, phicrypt.CacheConfig{MaxAge: time.Minute, RefreshAhead: 20 * time.Second, Now: clock.now})
+	enc, l, _ := kmsEncryptor(t, cache)
+	l.SetFault("GenerateDataKey", kmsmock.Fault{Latency: 50 * time.Millisecond})
+	ec := map[string]string{"tenant": "a"}
+	_, err := enc.Encrypt(ctx, []byte("x"), ec)
+	require.NoError(t, err)
+
+	clock.advance(45 * time.Second) // inside the refresh window
+	for range 200 {
+		_, err := enc.Encrypt(ctx, []byte("x"), ec)
+		require.NoError(t, err)
+	}
+	eventually(t, func() bool { return l.Calls("GenerateDataKey") == 2 })
+	// The refreshed entry has replaced the first one.
+	eventually(t, func() bool { st := cache.Stats(); return st.Refreshes == 1 && st.Evictions == 1 })
+
+	clock.advance(30 * time.Second) // the first entry has expired; the refreshed one has not
+	for range 50 {
+		_, err := enc.Encrypt(ctx, []byte("x"), ec)
+		require.NoError(t, err)
+	}
+	st := cache.Stats()
+	require.Equal(t, int64(2), l.Calls("GenerateDataKey"))
+	require.Equal(t, uint64(0), st.Waits, "no caller waited on KMS")
+	require.Equal(t, uint64(1), st.Misses, "only the very first message missed")
+}
+
+// While KMS is down, an expired entry serves within the stale window, each
+// use reported; beyond it, a clear error. A refusal is never served stale.
+func TestCacheStaleIfError(t *testing.T) {
+	ctx := context.Background()
+	clock := newManualClock()
+	var uses []phicrypt.StaleUse
+	var mu sync.Mutex
+	cache := newCache(t, phicrypt.CacheConfig{MaxAge: time.Minute, StaleIfError: 5 * time.Minute, Now: clock.now,
+		OnStaleUse: func(u phicrypt.StaleUse) { mu.Lock(); uses = append(uses, u); mu.Unlock() }})
+	enc, l, arn := kmsEncryptor(t, cache, oneAttempt)
+	ec := map[string]string{"tenant": "a"}
+	_, err := enc.Encrypt(ctx, []byte("x"), ec)
+	require.NoError(t, err)
+
+	l.SetOutage(true)
+	clock.advance(2 * time.Minute)
+	msg, err := enc.Encrypt(ctx, []byte("during the outage"), ec)
+	require.NoError(t, err, "an outage inside the stale window keeps serving")
+	require.Equal(t, uint64(1), cache.Stats().StaleServes)
+	mu.Lock()
+	require.Len(t, uses, 1)
+	require.InDelta(t, float64(time.Minute), float64(uses[0].ExpiredFor), float64(time.Second))
+	mu.Unlock()
+
+	clock.advance(5 * time.Minute) // beyond the stale window
+	_, err = enc.Encrypt(ctx, []byte("x"), ec)
+	require.Error(t, err, "beyond the window the outage is an error")
+	l.SetOutage(false)
+	pt, _, err := enc.Decrypt(ctx, msg, ec)
+	require.NoError(t, err)
+	require.Equal(t, "during the outage", string(pt))
+
+	// A disabled key is a refusal, not an outage: nothing stale is served.
+	_, err = enc.Encrypt(ctx, []byte("x"), ec)
+	require.NoError(t, err)
+	_, err = l.Client("svc").DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(arn)})
+	require.NoError(t, err)
+	clock.advance(2 * time.Minute)
+	_, err = enc.Encrypt(ctx, []byte("x"), ec)
+	require.ErrorContains(t, err, "DisabledException")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/phicrypt/phicrypt/internal/wire"
 	"github.com/phicrypt/phicrypt/keyring"
@@ -32,17 +33,26 @@ func (e *Encryptor) encryptionMaterials(ctx context.Context, ec map[string]strin
 		return e.keyringEncrypt(ctx, ec)
 	}
 	key := e.cache.encryptKey(&e.cacheOwner, e.suite.id, aad)
-	entry, err := e.cache.get(ctx, key, uint64(size), func() (*cacheEntry, error) {
+	entry, refresh := e.cache.lookup(key, uint64(size))
+	if entry == nil {
+		var err error
+		if entry, err = e.cache.miss(ctx, key, uint64(size), e.encryptFill(ec)); err != nil {
+			return materials{}, err
+		}
+	} else if refresh {
+		e.cache.refresh(ctx, key, entry, e.encryptFill(maps.Clone(ec)))
+	}
+	return materials{dataKey: entry.dataKey, edks: entry.edks, entry: entry}, nil
+}
+
+func (e *Encryptor) encryptFill(ec map[string]string) func(context.Context) (*cacheEntry, error) {
+	return func(ctx context.Context) (*cacheEntry, error) {
 		m, err := e.keyringEncrypt(ctx, ec)
 		if err != nil {
 			return nil, err
 		}
 		return &cacheEntry{dataKey: m.dataKey, edks: m.edks}, nil
-	})
-	if err != nil {
-		return materials{}, err
 	}
-	return materials{dataKey: entry.dataKey, edks: entry.edks, entry: entry}, nil
 }
 
 func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string) (materials, error) {
@@ -75,15 +85,19 @@ func (e *Encryptor) decryptionMaterials(ctx context.Context, h *header, ec map[s
 	key := e.cache.decryptKey(&e.cacheOwner, h.suite.id, h.edks, aad)
 	*buf = aad
 	e.cache.bufs.Put(buf)
-	entry, err := e.cache.get(ctx, key, 0, func() (*cacheEntry, error) {
-		m, err := e.keyringDecrypt(ctx, h, ec)
+	entry, _ := e.cache.lookup(key, 0) // decrypt entries are not refreshed ahead
+	if entry == nil {
+		var err error
+		entry, err = e.cache.miss(ctx, key, 0, func(ctx context.Context) (*cacheEntry, error) {
+			m, err := e.keyringDecrypt(ctx, h, ec)
+			if err != nil {
+				return nil, err
+			}
+			return &cacheEntry{dataKey: m.dataKey}, nil
+		})
 		if err != nil {
-			return nil, err
+			return materials{}, err
 		}
-		return &cacheEntry{dataKey: m.dataKey}, nil
-	})
-	if err != nil {
-		return materials{}, err
 	}
 	return materials{dataKey: entry.dataKey, entry: entry}, nil
 }

@@ -88,7 +88,7 @@ step "allocation tests, without the race detector's instrumentation"
 go test -count=1 -run 'Alloc' ./...
 
 step "streaming memory bound, without the race detector's overhead (1 GiB)"
-PHICRYPT_FULL_SUITE=1 go test -count=1 -run '^TestStreamingMemoryIsBounded$' -v ./phicrypt/ | grep -E 'peak RSS|^(ok|FAIL)'
+PHICRYPT_FULL_SUITE=1 go test -count=1 -run '^TestStreamingMemoryIsBounded$' -v ./phicrypt/internal/memtest/ | grep -E 'peak RSS|^(ok|FAIL)'
 
 step "interop with the AWS Encryption SDK for JavaScript"
 PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" \

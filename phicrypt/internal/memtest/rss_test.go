@@ -1,4 +1,7 @@
-package phicrypt_test
+// Package memtest bounds the memory of streaming. It is a package of its own
+// so that the child process it measures links only phicrypt and keyring,
+// not the test helpers (kmsmock, HTTP servers) of phicrypt's own tests.
+package memtest
 
 import (
 	"context"
@@ -11,8 +14,18 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
+
+func rawKeyring(t *testing.T) keyring.Keyring {
+	t.Helper()
+	kr, err := keyring.NewRawAES("memtest", "key", make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
 
 // TestStreamingMemoryIsBounded streams a large message through NewWriter
 // and NewReader (connected by a pipe, so nothing is held whole) in a child
