@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/phicrypt/phicrypt/internal/wire"
 )
@@ -127,6 +128,9 @@ func (e *Encryptor) DecryptAppend(ctx context.Context, dst, msg []byte, expect m
 		return nil, nil, err
 	}
 	start := len(dst)
+	// The plaintext is shorter than the rest of the message: growing dst
+	// once leaves no abandoned copies of plaintext behind.
+	dst = slices.Grow(dst, len(msg)-src.off)
 	bodyStart := src.off
 	out, err := o.decryptBody(dst, src, &e.lim)
 	if err == nil && o.verifier != nil {
@@ -182,7 +186,7 @@ func (o *opened) decryptSingleBlock(dst []byte, src source, lim *limits) ([]byte
 		return dst, malformed(StageFrame, "the message ends inside its body")
 	}
 	n := uint64(lb[0])<<56 | uint64(lb[1])<<48 | uint64(lb[2])<<40 | uint64(lb[3])<<32 | uint64(lb[4])<<24 | uint64(lb[5])<<16 | uint64(lb[6])<<8 | uint64(lb[7])
-	if n > uint64(lim.maxNonFramed) {
+	if n > uint64(lim.maxNonFramed) || n > maxNonFramedBody {
 		return dst, &MessageError{Stage: StageFrame, Err: ErrLimit, What: "the non-framed body is larger than the configured maximum"}
 	}
 	sealed, err := src.next(int(n) + tagLength)

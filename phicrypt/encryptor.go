@@ -114,8 +114,15 @@ func New(cfg Config) (*Encryptor, error) {
 		return nil, fmt.Errorf("phicrypt: %v cannot be written; choose SuiteCommitted or SuiteCommittedSigned", suite)
 	}
 	e.suite = si
-	if e.frameLength < 1 || e.frameLength > DefaultMaxFrameLength {
-		return nil, fmt.Errorf("phicrypt: FrameLength must be 1 to %d", DefaultMaxFrameLength)
+	maxFrame := orDefault(cfg.MaxFrameLength, DefaultMaxFrameLength)
+	if maxFrame < 1 || maxFrame > maxFrameLengthLimit {
+		return nil, fmt.Errorf("phicrypt: MaxFrameLength must be 1 to %d", maxFrameLengthLimit)
+	}
+	if e.frameLength < 1 || e.frameLength > maxFrame {
+		return nil, fmt.Errorf("phicrypt: FrameLength must be 1 to MaxFrameLength (%d), or readers with the same configuration refuse the messages", maxFrame)
+	}
+	if int64(e.lim.maxNonFramed) > maxNonFramedBody || e.lim.maxHeaderBytes > 1<<30 {
+		return nil, errors.New("phicrypt: MaxNonFramedBytes is at most 2^36-32 and MaxHeaderBytes at most 1 GiB")
 	}
 	if e.workers < 1 || e.workers > 256 || e.lim.maxEDKs < 1 || e.lim.maxEDKs > 0xffff ||
 		e.lim.maxHeaderBytes < 1 || e.lim.maxFrameLength < 1 || e.lim.maxNonFramed < 1 {
@@ -198,6 +205,9 @@ func (e *Encryptor) begin(ctx context.Context, dst []byte, ec map[string]string,
 	h.commitKey = commit
 	start := len(dst)
 	dst = appendHeaderBody(dst, h, aad)
+	if len(dst)-start+tagLength > e.lim.maxHeaderBytes {
+		return nil, nil, fmt.Errorf("%w: the header would be %d bytes, more than MaxHeaderBytes; readers would refuse it", ErrLimit, len(dst)-start+tagLength)
+	}
 	var zeroIV [ivLength]byte
 	dst = aead.Seal(dst, zeroIV[:], nil, dst[start:])
 	s := &sealed{header: dst[start:], messageID: h.messageID, frames: newFrameCrypto(aead, h.messageID), signer: sg}

@@ -28,6 +28,11 @@ const (
 	// maxSeq is the last sequence number a frame may carry: 0xFFFFFFFF is
 	// the final-frame marker.
 	maxSeq = 0xFFFFFFFE
+	// maxNonFramedBody is the format's cap on a non-framed body, 2^36 - 32.
+	maxNonFramedBody = 1<<36 - 32
+	// maxFrameLengthLimit caps the frame length anyone may configure, so
+	// every size computed from it fits an int on 32-bit platforms too.
+	maxFrameLengthLimit = 1 << 30
 )
 
 // frameCrypto seals and opens one message's frames. Its scratch space makes

@@ -80,6 +80,9 @@ type sliceSource struct {
 }
 
 func (s *sliceSource) next(n int) ([]byte, error) {
+	if n < 0 {
+		return nil, io.ErrUnexpectedEOF
+	}
 	if n > len(s.b)-s.off {
 		if s.off == len(s.b) {
 			return nil, io.EOF
@@ -99,7 +102,7 @@ type headerSource struct {
 }
 
 func (s *headerSource) next(n int) ([]byte, error) {
-	if len(s.buf)+n > s.limit {
+	if n < 0 || len(s.buf)+n > s.limit {
 		return nil, &MessageError{Stage: StageHeader, Err: ErrLimit, What: "the header is larger than the configured maximum"}
 	}
 	start := len(s.buf)

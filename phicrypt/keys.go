@@ -52,7 +52,12 @@ var (
 func (kp *kdfPools) derive(si *suiteInfo, dataKey, messageID, commit []byte) (cipher.AEAD, []byte) {
 	pool := kp.pools[si.id]
 	st := pool.Get().(*kdfState)
-	defer pool.Put(st)
+	defer func() {
+		// The PRK and the HMAC states keyed with it give the message key.
+		st.h.Wipe()
+		clear(st.prk[:cap(st.prk)])
+		pool.Put(st)
+	}()
 	st.info = binary.BigEndian.AppendUint16(st.info[:0], uint16(si.id))
 	if si.committing {
 		prk := st.h.Extract(st.prk[:0], messageID, dataKey)
@@ -63,9 +68,7 @@ func (kp *kdfPools) derive(si *suiteInfo, dataKey, messageID, commit []byte) (ci
 	st.info = append(st.info, messageID...)
 	prk := st.h.Extract(st.prk[:0], nil, dataKey)
 	key := st.h.Expand(st.key[:0], prk, dataKeyLength, st.info)
-	aead := newAEAD(key)
-	clear(st.prk[:cap(st.prk)])
-	return aead, commit
+	return newAEAD(key), commit
 }
 
 func newAEAD(key []byte) cipher.AEAD {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"unicode/utf8"
 
 	"github.com/phicrypt/phicrypt/internal/wire"
 	"github.com/phicrypt/phicrypt/keyring"
@@ -67,6 +68,13 @@ func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string) (m
 	if len(m.EncryptedDataKeys) > e.lim.maxEDKs {
 		m.DataKey.Wipe()
 		return materials{}, fmt.Errorf("%w: the keyring made %d encrypted data keys; the maximum is %d", ErrLimit, len(m.EncryptedDataKeys), e.lim.maxEDKs)
+	}
+	for _, edk := range m.EncryptedDataKeys {
+		if edk.ProviderID == "" || !utf8.ValidString(edk.ProviderID) || len(edk.ProviderID) > 0xffff ||
+			len(edk.ProviderInfo) > 0xffff || len(edk.Ciphertext) > 0xffff {
+			m.DataKey.Wipe()
+			return materials{}, errors.New("phicrypt: the keyring made an encrypted data key the format cannot hold (empty or non-UTF-8 provider id, or a field over 65535 bytes)")
+		}
 	}
 	return materials{dataKey: m.DataKey, edks: m.EncryptedDataKeys}, nil
 }

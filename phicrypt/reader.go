@@ -36,12 +36,12 @@ func (e *Encryptor) NewReader(ctx context.Context, src io.Reader, expect map[str
 	if err != nil {
 		return nil, err
 	}
+	if !h.framed {
+		return nil, malformed(StageFrame, "streaming a non-framed (legacy) message is not supported; use Decrypt")
+	}
 	o, err := e.open(ctx, h, raw, expect)
 	if err != nil {
 		return nil, err
-	}
-	if !h.framed {
-		return nil, malformed(StageFrame, "streaming a non-framed (legacy) message is not supported; use Decrypt")
 	}
 	ss := &streamSource{r: br, buf: make([]byte, 0, streamBufferSize(h.frameLength))}
 	if o.verifier != nil {
@@ -131,7 +131,7 @@ func streamBufferSize(frameLength uint32) int {
 }
 
 func (s *streamSource) next(n int) ([]byte, error) {
-	if n > cap(s.buf)-len(s.buf) {
+	if n < 0 || n > cap(s.buf)-len(s.buf) {
 		return nil, malformed(StageFrame, "a frame is larger than its header allows")
 	}
 	start := len(s.buf)

@@ -15,7 +15,9 @@ import (
 //
 // For signed suites the signature covers the whole message, so opening reads
 // the whole message once to verify it (memory stays bounded); later reads
-// touch only their frames.
+// touch only their frames. The source must not change while the ReaderAt is
+// in use: later reads are protected by each frame's tag, which anyone
+// holding the data key could forge, not by the signature.
 type ReaderAt struct {
 	o         *opened
 	src       io.ReaderAt
@@ -55,6 +57,15 @@ func (e *Encryptor) NewReaderAt(ctx context.Context, src io.ReaderAt, size int64
 	r.size = r.regular*r.frameLen + r.finalLen
 	r.scratch.New = func() any {
 		return &rangeScratch{fc: newFrameCrypto(o.aead, h.messageID), buf: make([]byte, 0, r.frameLen+finalFrameOverhead), plain: make([]byte, 0, r.frameLen)}
+	}
+	// The final frame's tag binds its sequence number and "Final Frame":
+	// authenticating it now proves the layout, so a message cut short
+	// and given a forged final frame is refused before any read.
+	sc := r.scratch.Get().(*rangeScratch)
+	_, err = r.frame(sc, r.regular)
+	r.scratch.Put(sc)
+	if err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -166,7 +177,9 @@ func (r *ReaderAt) frame(sc *rangeScratch, idx int64) ([]byte, error) {
 		at, n = r.headerLen+idx*(r.frameLen+regularFrameOverhead), regularFrameOverhead+r.frameLen
 	}
 	buf := sc.buf[:n]
-	if _, err := r.src.ReadAt(buf, at); err != nil {
+	// io.ReaderAt may report io.EOF with a full read at the end of src.
+	if k, err := r.src.ReadAt(buf, at); k < len(buf) {
+		_ = err
 		return nil, malformed(StageFrame, "a frame cannot be read")
 	}
 	src := &sliceSource{b: buf}

@@ -82,3 +82,25 @@ func nonNil(b []byte) []byte {
 	}
 	return b
 }
+
+// A message cut after its first frame and given a forged empty final frame
+// must not open as a shorter, complete message (review finding).
+func TestReaderAtRefusesForgedFinalFrame(t *testing.T) {
+	ctx := context.Background()
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(t), FrameLength: 16})
+	require.NoError(t, err)
+	msg, err := enc.Encrypt(ctx, []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyz"), nil)
+	require.NoError(t, err)
+	r, err := enc.NewReader(ctx, bytes.NewReader(msg), nil)
+	require.NoError(t, err)
+	_, err = io.ReadAll(r)
+	require.NoError(t, err)
+	headerLen := len(msg) - 3*(16+32) - (40 + 14) // three regular frames and a 14-byte final frame
+	cut := append([]byte(nil), msg[:headerLen+16+32]...)
+	forged := append([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 2}, make([]byte, 12+4+16)...)
+	cut = append(cut, forged...)
+	_, err = enc.NewReaderAt(ctx, bytes.NewReader(cut), int64(len(cut)), nil)
+	require.ErrorIs(t, err, phicrypt.ErrAuthentication)
+	_, _, err = enc.Decrypt(ctx, cut, nil)
+	require.ErrorIs(t, err, phicrypt.ErrAuthentication)
+}

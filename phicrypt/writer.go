@@ -9,9 +9,10 @@ import (
 // NewWriter returns a WriteCloser that encrypts what is written to it into a
 // message on dst, under the encryption context ec. Close writes the final
 // frame (and the signature) and must be called; it does not close dst.
-// Memory use is about Workers+1 frames whatever the message size. With
-// Workers > 1, frames are sealed in parallel; the output is identical in
-// layout to a single worker's.
+// Memory use is bounded whatever the message size: two frames with one
+// worker; with Workers > 1 (frames sealed in parallel, output identical in
+// layout), two batches of up to max(Workers, min(16·Workers, 4 MiB/frame
+// length)) frames.
 func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]string) (io.WriteCloser, error) {
 	s, header, err := e.begin(ctx, nil, ec, -1)
 	if err != nil {
@@ -19,22 +20,19 @@ func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]
 	}
 	w := &writer{dst: dst, s: s, frameLen: e.frameLength, seq: 1, workers: e.workers, batchSize: 1}
 	if e.workers > 1 {
-		// Several frames per worker per batch amortise the hand-off.
-		w.batchSize = e.workers * framesPerWorker
+		// Several frames per worker per batch amortise the hand-off, up to
+		// maxBatchBytes of plaintext.
+		w.batchSize = max(e.workers, min(e.workers*framesPerWorker, maxBatchBytes/e.frameLength))
 	}
+	// Buffers are allocated when first used: a writer fed whole frames
+	// seals straight from the caller's slices.
 	w.pending = make([][]byte, w.batchSize+1)
-	for i := range w.pending {
-		w.pending[i] = make([]byte, 0, e.frameLength)
-	}
 	w.crypto = []*frameCrypto{s.frames}
 	for range e.workers - 1 {
 		w.crypto = append(w.crypto, newFrameCrypto(s.frames.aead, s.messageID))
 	}
 	w.batch = make([][]byte, w.batchSize)
 	w.sealed = make([][]byte, w.batchSize)
-	for i := range w.sealed {
-		w.sealed[i] = make([]byte, 0, e.frameLength+finalFrameOverhead)
-	}
 	// begin has already fed the header to the signer.
 	if _, err := dst.Write(header); err != nil {
 		return nil, err
@@ -63,8 +61,13 @@ type writer struct {
 	closed  bool
 }
 
-// framesPerWorker is how many frames each worker seals per batch.
-const framesPerWorker = 16
+// framesPerWorker is how many frames each worker seals per batch, and
+// maxBatchBytes bounds a batch's plaintext (and so the writer's memory:
+// about two batches, plaintext and sealed).
+const (
+	framesPerWorker = 16
+	maxBatchBytes   = 4 << 20
+)
 
 func (w *writer) Write(p []byte) (int, error) {
 	if w.closed {
@@ -101,6 +104,9 @@ func (w *writer) Write(p []byte) (int, error) {
 				}
 			}
 			continue
+		}
+		if cur == nil {
+			cur = make([]byte, 0, w.frameLen)
 		}
 		k := copy(cur[len(cur):w.frameLen], p)
 		w.pending[w.full] = cur[:len(cur)+k]

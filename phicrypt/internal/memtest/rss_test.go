@@ -47,7 +47,7 @@ func TestStreamingMemoryIsBounded(t *testing.T) {
 	if !ok {
 		t.Fatal("no resource usage for the child")
 	}
-	peak := ru.Maxrss << 10 // Linux reports KiB
+	peak := int64(ru.Maxrss) << 10 // Linux reports KiB
 	t.Logf("streamed %d MiB through encrypt and decrypt; peak RSS %.1f MiB", size>>20, float64(peak)/(1<<20))
 	limit := int64(32 << 20)
 	if raceEnabled {
