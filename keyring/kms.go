@@ -36,7 +36,9 @@ type KMSConfig struct {
 // keyring). On encrypt the generator makes the data key and every other key
 // wraps it; on decrypt only encrypted data keys naming one of these keys are
 // tried, with that key named in the Decrypt call. Decryption matches by key
-// ARN: name keys by ARN for a keyring that decrypts.
+// ARN, as the specification requires: a keyring configured with an alias or
+// a bare key id encrypts but never decrypts (ErrNoMatchingKey). Name keys by
+// ARN for a keyring that decrypts.
 func NewKMS(cfg KMSConfig) (Keyring, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("keyring: KMSConfig.Client is required")

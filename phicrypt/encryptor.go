@@ -32,7 +32,10 @@ type Config struct {
 	// CommitmentPolicy (default RequireEncryptRequireDecrypt).
 	CommitmentPolicy CommitmentPolicy
 	// RequiredContextKeys must be present in the encryption context of
-	// every message encrypted or decrypted.
+	// every message encrypted or decrypted. Their pairs are stored in the
+	// header in the clear like every other pair (unlike the ESDK's
+	// required-encryption-context CMM, which leaves them out): keep PHI out
+	// of context values.
 	RequiredContextKeys []string
 	// MaxEncryptedDataKeys caps the wrapped keys a message may carry, on
 	// both sides (default 5): an attacker-made message with many keys
