@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 pids=()
 cleanup() {
+	# PostgreSQL (scripts/postgres.sh), if it was started.
+	if declare -F postgres_stop >/dev/null; then postgres_stop || true; fi
 	for pid in "${pids[@]}"; do
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -77,6 +79,13 @@ moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$moto_port/" || { cat "$work/moto.log" >&2; exit 1; }
 echo "moto_server at http://127.0.0.1:$moto_port"
+
+# --- PostgreSQL for the SQL key-store tests (scripts/postgres.sh) ---
+step "start PostgreSQL"
+# shellcheck source=scripts/postgres.sh
+source scripts/postgres.sh
+postgres_start # exports PHICRYPT_POSTGRES_URL; cleanup stops it
+# --- end PostgreSQL ---
 
 step "go test -race ./..."
 PHICRYPT_FULL_SUITE=1 \

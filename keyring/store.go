@@ -1,0 +1,309 @@
+package keyring
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Store keeps the versions of branch keys, each wrapped by KMS. It never sees
+// plaintext key material: a version's Ciphertext is what KMS returned.
+//
+// For most uses, open the file store (OpenFileStore): one directory, safe for
+// several processes on one host. Fleets of service instances share a
+// PostgreSQL store (OpenPostgresStore); single nodes that prefer a database
+// file use SQLite (OpenSQLiteStore). All three pass the same conformance
+// suite and are safe for concurrent use by many goroutines and processes.
+//
+// Every branch key has exactly one Active version at any time. Writes are
+// conditional (compare-and-swap) so that two processes rotating at once can
+// never both win: the loser gets ErrConflict and should re-read.
+//
+// Errors wrap ErrExists, ErrNotFound, ErrConflict, ErrInvalid or
+// ErrUnsupportedSchema (test with errors.Is). They never contain ciphertext
+// and never the branch key id itself, which may be derived from PHI (a
+// patient number): they name a branch key by its fingerprint, the first
+// four bytes of SHA-256(id) in hex.
+type Store interface {
+	// Create stores the first version of a new branch key. v.State must be
+	// StateActive. ErrExists if a branch key with v.BranchKeyID exists.
+	Create(ctx context.Context, v BranchKeyVersion) error
+	// Rotate makes next the active version of branch key id, on condition
+	// that the active version is expectedActive; the old active version
+	// becomes DecryptOnly in the same atomic step. next.BranchKeyID must be
+	// id and next.State StateActive. ErrNotFound if id does not exist,
+	// ErrConflict if the active version is not expectedActive (another
+	// rotation won: re-read with Active), ErrExists if next.Version exists.
+	Rotate(ctx context.Context, id, expectedActive string, next BranchKeyVersion) error
+	// Active returns the active version of branch key id. ErrNotFound.
+	Active(ctx context.Context, id string) (BranchKeyVersion, error)
+	// Get returns one version of branch key id, whatever its state.
+	// ErrNotFound if the branch key or the version does not exist.
+	Get(ctx context.Context, id, version string) (BranchKeyVersion, error)
+	// List returns every version of branch key id in the order they were
+	// added, oldest first. ErrNotFound if id does not exist.
+	List(ctx context.Context, id string) ([]BranchKeyVersion, error)
+	// IDs returns the id of every branch key, sorted bytewise.
+	IDs(ctx context.Context) ([]string, error)
+	// SetState moves a version from state from to state to, on condition
+	// that it is in state from. Only DecryptOnly and Retired may be named:
+	// the active version changes only through Rotate, so naming StateActive
+	// (or from == to) is ErrInvalid. ErrNotFound if the version does not
+	// exist, ErrConflict if it is not in state from (an active version is
+	// never in DecryptOnly or Retired, so it cannot be retired this way).
+	SetState(ctx context.Context, id, version string, from, to State) error
+	// Rewrap replaces a version's wrapped key and KMS key ARN (after KMS
+	// ReEncrypt), on condition that its stored ciphertext is still
+	// oldCiphertext; the state is unchanged. ErrNotFound if the version does
+	// not exist, ErrConflict if its ciphertext differs (another rewrap won).
+	Rewrap(ctx context.Context, id, version string, oldCiphertext []byte, newARN string, newCiphertext []byte) error
+	// Close releases the store's resources. The Store is unusable after.
+	Close() error
+}
+
+// BranchKeyVersion is one version of a branch key, as a Store keeps it.
+type BranchKeyVersion struct {
+	// BranchKeyID names the branch key (for example, one per tenant): at
+	// most MaxBranchKeyIDLen bytes of UTF-8, not empty, without NUL (which
+	// PostgreSQL cannot store in text).
+	BranchKeyID string
+	// Version is a UUID in its canonical lowercase form (NewBranchKeyVersion).
+	Version string
+	// KMSKeyARN is the KMS key that wrapped Ciphertext.
+	KMSKeyARN string
+	// Ciphertext is the branch key material as KMS wrapped it: at most
+	// MaxWrappedBranchKeyLen bytes, not empty.
+	Ciphertext []byte
+	// CreatedAt is when the version was made. Stores keep it in UTC to the
+	// microsecond (what PostgreSQL keeps), between years 1 and 9999.
+	CreatedAt time.Time
+	State     State
+}
+
+// Caps on what a Store accepts.
+const (
+	MaxBranchKeyIDLen      = 256  // bytes of UTF-8
+	MaxWrappedBranchKeyLen = 6144 // bytes of KMS ciphertext
+	MaxKMSKeyARNLen        = 2048 // bytes; KMS's own limit on a key identifier
+)
+
+// State is where a branch key version is in its life. The zero value is not
+// a state.
+type State uint8
+
+const (
+	// StateActive: the version new data is encrypted under; exactly one per
+	// branch key.
+	StateActive State = iota + 1
+	// StateDecryptOnly: a former active version, still used to decrypt.
+	StateDecryptOnly
+	// StateRetired: no longer used, even to decrypt.
+	StateRetired
+)
+
+var stateNames = [...]string{StateActive: "active", StateDecryptOnly: "decrypt_only", StateRetired: "retired"}
+
+// String returns the state's stored name: active, decrypt_only or retired.
+func (s State) String() string {
+	if !s.valid() {
+		return fmt.Sprintf("State(%d)", uint8(s))
+	}
+	return stateNames[s]
+}
+
+func (s State) valid() bool { return s >= StateActive && s <= StateRetired }
+
+// MarshalText implements encoding.TextMarshaler.
+func (s State) MarshalText() ([]byte, error) {
+	if !s.valid() {
+		return nil, fmt.Errorf("%w: no such branch key state %d", ErrInvalid, uint8(s))
+	}
+	return []byte(stateNames[s]), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *State) UnmarshalText(b []byte) error {
+	st, ok := parseState(string(b))
+	if !ok {
+		return fmt.Errorf("%w: no such branch key state (want active, decrypt_only or retired)", ErrInvalid)
+	}
+	*s = st
+	return nil
+}
+
+func parseState(name string) (State, bool) {
+	for s := StateActive; s <= StateRetired; s++ {
+		if stateNames[s] == name {
+			return s, true
+		}
+	}
+	return 0, false
+}
+
+var (
+	// ErrExists: the branch key (Create) or the version (Rotate) exists.
+	ErrExists = errors.New("keyring: the branch key or version already exists")
+	// ErrNotFound: no such branch key or version.
+	ErrNotFound = errors.New("keyring: no such branch key or version")
+	// ErrConflict: a conditional write found the store changed (another
+	// rotation, state change or rewrap won); re-read and decide again.
+	ErrConflict = errors.New("keyring: the branch key changed since it was read (a concurrent write won); re-read it")
+	// ErrInvalid: a request the store refuses whatever it holds: a field
+	// out of range, a cap exceeded, a transition Store does not allow.
+	ErrInvalid = errors.New("keyring: invalid branch key store request")
+	// ErrUnsupportedSchema: the store was written by a newer phicrypt (or is
+	// not a phicrypt store); upgrade phicrypt rather than overwrite it.
+	ErrUnsupportedSchema = errors.New("keyring: the store's schema version is unknown to this phicrypt; upgrade phicrypt")
+)
+
+// NewBranchKeyVersion returns a new random (version 4) UUID for
+// BranchKeyVersion.Version.
+func NewBranchKeyVersion() string {
+	var u [16]byte
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
+}
+
+// keyRef names a branch key in errors without its id (which may be PHI).
+func keyRef(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "branch key #" + hex.EncodeToString(sum[:4])
+}
+
+func checkID(id string) error {
+	if id == "" || len(id) > MaxBranchKeyIDLen || !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
+		return fmt.Errorf("%w: a branch key id is 1 to %d bytes of UTF-8, without NUL", ErrInvalid, MaxBranchKeyIDLen)
+	}
+	return nil
+}
+
+// checkVersionID accepts only the canonical lowercase UUID form, so one
+// version has one spelling.
+func checkVersionID(v string) error {
+	bad := len(v) != 36
+	for i := 0; !bad && i < len(v); i++ {
+		c := v[i]
+		switch i {
+		case 8, 13, 18, 23:
+			bad = c != '-'
+		default:
+			bad = !('0' <= c && c <= '9' || 'a' <= c && c <= 'f')
+		}
+	}
+	if bad {
+		return fmt.Errorf("%w: a branch key version is a lowercase UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", ErrInvalid)
+	}
+	return nil
+}
+
+func checkWrapped(arn string, ciphertext []byte) error {
+	if arn == "" || len(arn) > MaxKMSKeyARNLen || !utf8.ValidString(arn) || strings.ContainsRune(arn, 0) {
+		return fmt.Errorf("%w: a KMS key ARN is 1 to %d bytes of UTF-8, without NUL", ErrInvalid, MaxKMSKeyARNLen)
+	}
+	if len(ciphertext) == 0 || len(ciphertext) > MaxWrappedBranchKeyLen {
+		return fmt.Errorf("%w: a wrapped branch key is 1 to %d bytes, not %d", ErrInvalid, MaxWrappedBranchKeyLen, len(ciphertext))
+	}
+	return nil
+}
+
+// check validates v as a record to store, with v.State required to be want
+// (0: any valid state).
+func (v BranchKeyVersion) check(want State) error {
+	if err := checkID(v.BranchKeyID); err != nil {
+		return err
+	}
+	if err := checkVersionID(v.Version); err != nil {
+		return err
+	}
+	if err := checkWrapped(v.KMSKeyARN, v.Ciphertext); err != nil {
+		return err
+	}
+	if y := v.CreatedAt.UTC().Year(); v.CreatedAt.IsZero() || y < 1 || y > 9999 {
+		return fmt.Errorf("%w: a branch key version's creation time is between years 1 and 9999", ErrInvalid)
+	}
+	if !v.State.valid() {
+		return fmt.Errorf("%w: %v is not a branch key state", ErrInvalid, v.State)
+	}
+	if want != 0 && v.State != want {
+		return fmt.Errorf("%w: the version's state is %v, want %v", ErrInvalid, v.State, want)
+	}
+	return nil
+}
+
+// normalized is v as every Store returns it: its own copy of the
+// ciphertext and CreatedAt in UTC, to the microsecond.
+func (v BranchKeyVersion) normalized() BranchKeyVersion {
+	v.Ciphertext = bytes.Clone(v.Ciphertext)
+	v.CreatedAt = v.CreatedAt.UTC().Truncate(time.Microsecond)
+	return v
+}
+
+func checkTransition(from, to State) error {
+	ok := func(s State) bool { return s == StateDecryptOnly || s == StateRetired }
+	if !ok(from) || !ok(to) || from == to {
+		return fmt.Errorf("%w: SetState moves a version between decrypt_only and retired, not %v to %v; the active version changes only through Rotate",
+			ErrInvalid, from, to)
+	}
+	return nil
+}
+
+// checkRotate validates the arguments of Store.Rotate.
+func checkRotate(id, expectedActive string, next BranchKeyVersion) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := checkVersionID(expectedActive); err != nil {
+		return err
+	}
+	if next.BranchKeyID != id {
+		return fmt.Errorf("%w: the next version belongs to another branch key", ErrInvalid)
+	}
+	return next.check(StateActive)
+}
+
+// checkRewrap validates the arguments of Store.Rewrap.
+func checkRewrap(id, version string, oldCiphertext []byte, newARN string, newCiphertext []byte) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := checkVersionID(version); err != nil {
+		return err
+	}
+	if len(oldCiphertext) == 0 || len(oldCiphertext) > MaxWrappedBranchKeyLen {
+		return fmt.Errorf("%w: the expected old wrapped key is 1 to %d bytes", ErrInvalid, MaxWrappedBranchKeyLen)
+	}
+	return checkWrapped(newARN, newCiphertext)
+}
+
+// checkKeyVersion validates the arguments of Get and SetState.
+func checkKeyVersion(id, version string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	return checkVersionID(version)
+}
+
+func errNotFound(id string) error { return fmt.Errorf("%w: %s", ErrNotFound, keyRef(id)) }
+
+func errVersionNotFound(id, version string) error {
+	return fmt.Errorf("%w: %s has no version %s", ErrNotFound, keyRef(id), version)
+}

@@ -1,0 +1,727 @@
+package keyring_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/stretchr/testify/require"
+)
+
+// storeBackend is one Store implementation under the conformance suite.
+type storeBackend struct {
+	// kind names the back end for openStore and the child processes.
+	kind string
+	// fresh returns a location no other test uses (a directory, a database
+	// file, a PostgreSQL URL with its own schema), removed after t.
+	fresh func(t *testing.T) string
+	// futureSchema makes the store at loc look written by a newer phicrypt.
+	futureSchema func(t *testing.T, loc string)
+}
+
+// openStore opens the store of kind at loc.
+func openStore(ctx context.Context, kind, loc string) (keyring.Store, error) {
+	switch kind {
+	case "file":
+		return keyring.OpenFileStore(loc)
+	case "sqlite":
+		return keyring.OpenSQLiteStore(ctx, loc)
+	case "postgres":
+		return keyring.OpenPostgresStore(ctx, loc)
+	}
+	return nil, fmt.Errorf("no store kind %q", kind)
+}
+
+func (b storeBackend) open(t *testing.T, loc string) keyring.Store {
+	t.Helper()
+	s, err := openStore(t.Context(), b.kind, loc)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+const (
+	testARN  = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	testARN2 = "arn:aws:kms:eu-west-1:111122223333:key/0987dcba-09fe-87dc-65ba-ab0987654321"
+)
+
+func wrappedKey(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// newVersion is a version of branch key id as a keyring would make it:
+// 184 bytes is the size of a KMS ciphertext for a 32-byte key.
+func newVersion(id string, state keyring.State) keyring.BranchKeyVersion {
+	return keyring.BranchKeyVersion{
+		BranchKeyID: id,
+		Version:     keyring.NewBranchKeyVersion(),
+		KMSKeyARN:   testARN,
+		Ciphertext:  wrappedKey(184),
+		CreatedAt:   time.Now(),
+		State:       state,
+	}
+}
+
+// stored is v as a store returns it: UTC, to the microsecond.
+func stored(v keyring.BranchKeyVersion) keyring.BranchKeyVersion {
+	v.CreatedAt = v.CreatedAt.UTC().Truncate(time.Microsecond)
+	return v
+}
+
+func requireVersion(t *testing.T, want, got keyring.BranchKeyVersion) {
+	t.Helper()
+	want = stored(want)
+	require.True(t, want.CreatedAt.Equal(got.CreatedAt), "created %v, want %v", got.CreatedAt, want.CreatedAt)
+	require.Equal(t, time.UTC, got.CreatedAt.Location())
+	got.CreatedAt = want.CreatedAt
+	require.Equal(t, want, got)
+}
+
+// requireOneActive checks the invariant: exactly one active version, the
+// newest, every other decrypt-only or retired; it returns the versions.
+func requireOneActive(t *testing.T, s keyring.Store, id string) []keyring.BranchKeyVersion {
+	t.Helper()
+	ctx := t.Context()
+	vs, err := s.List(ctx, id)
+	require.NoError(t, err)
+	active := 0
+	for _, v := range vs {
+		if v.State == keyring.StateActive {
+			active++
+		} else {
+			require.Contains(t, []keyring.State{keyring.StateDecryptOnly, keyring.StateRetired}, v.State)
+		}
+	}
+	require.Equal(t, 1, active, "active versions")
+	require.Equal(t, keyring.StateActive, vs[len(vs)-1].State, "the newest version is the active one")
+	a, err := s.Active(ctx, id)
+	require.NoError(t, err)
+	requireVersion(t, vs[len(vs)-1], a)
+	return vs
+}
+
+// runStoreConformance runs the behaviour every Store must have.
+func runStoreConformance(t *testing.T, b storeBackend) {
+	newStore := func(t *testing.T) keyring.Store { return b.open(t, b.fresh(t)) }
+
+	t.Run("CreateGetListIDs", func(t *testing.T) { testCreateGetList(t, newStore(t)) })
+	t.Run("CreateExists", func(t *testing.T) { testCreateExists(t, newStore(t)) })
+	t.Run("NotFound", func(t *testing.T) { testNotFound(t, newStore(t)) })
+	t.Run("Rotate", func(t *testing.T) { testRotate(t, newStore(t)) })
+	t.Run("ConcurrentRotate", func(t *testing.T) {
+		loc := b.fresh(t)
+		testConcurrentRotate(t, b.open(t, loc), b.open(t, loc))
+	})
+	t.Run("SetState", func(t *testing.T) { testSetState(t, newStore(t)) })
+	t.Run("Rewrap", func(t *testing.T) { testRewrap(t, newStore(t)) })
+	t.Run("ConcurrentRewrap", func(t *testing.T) {
+		loc := b.fresh(t)
+		testConcurrentRewrap(t, b.open(t, loc), b.open(t, loc))
+	})
+	t.Run("Caps", func(t *testing.T) { testCaps(t, newStore(t)) })
+	t.Run("Copies", func(t *testing.T) { testCopies(t, newStore(t)) })
+	t.Run("ErrorsLeakNothing", func(t *testing.T) { testErrorsLeakNothing(t, newStore(t)) })
+	t.Run("Reopen", func(t *testing.T) { testReopen(t, b) })
+	t.Run("FutureSchemaRefused", func(t *testing.T) { testFutureSchema(t, b) })
+	t.Run("ContextCanceled", func(t *testing.T) { testContextCanceled(t, newStore(t)) })
+}
+
+func testCreateGetList(t *testing.T, s keyring.Store) {
+	ctx := t.Context()
+	ids, err := s.IDs(ctx)
+	require.NoError(t, err)
+	require.Empty(t, ids)
+
+	// Ids that would be unsafe as file names, or collate differently.
+	names := []string{"tenant-b", "tenant-a", "../../etc/passwd", "a/b\\c", "Ünïcødé 患者", strings.Repeat("x", keyring.MaxBranchKeyIDLen), "Z"}
+	created := map[string]keyring.BranchKeyVersion{}
+	for _, id := range names {
+		v := newVersion(id, keyring.StateActive)
+		v.CreatedAt = time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("CET", 3600))
+		require.NoError(t, s.Create(ctx, v))
+		created[id] = v
+	}
+	for id, v := range created {
+		got, err := s.Get(ctx, id, v.Version)
+		require.NoError(t, err)
+		requireVersion(t, v, got)
+		require.Equal(t, 123456000, got.CreatedAt.Nanosecond(), "kept to the microsecond")
+		active, err := s.Active(ctx, id)
+		require.NoError(t, err)
+		requireVersion(t, v, active)
+		list, err := s.List(ctx, id)
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		requireVersion(t, v, list[0])
+	}
+	ids, err = s.IDs(ctx)
+	require.NoError(t, err)
+	want := []string{"../../etc/passwd", "Z", "a/b\\c", "tenant-a", "tenant-b", strings.Repeat("x", keyring.MaxBranchKeyIDLen), "Ünïcødé 患者"}
+	require.Equal(t, want, ids, "bytewise order")
+}
+
+func testCreateExists(t *testing.T, s keyring.Store) {
+	ctx := t.Context()
+	v := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Create(ctx, v))
+	err := s.Create(ctx, newVersion("tenant", keyring.StateActive))
+	require.ErrorIs(t, err, keyring.ErrExists)
+	err = s.Create(ctx, v)
+	require.ErrorIs(t, err, keyring.ErrExists)
+	vs := requireOneActive(t, s, "tenant")
+	require.Len(t, vs, 1)
+	requireVersion(t, v, vs[0])
+
+	for _, st := range []keyring.State{0, keyring.StateDecryptOnly, keyring.StateRetired, 9} {
+		err := s.Create(ctx, newVersion("other", st))
+		require.ErrorIs(t, err, keyring.ErrInvalid, "state %v", st)
+	}
+	_, err = s.Active(ctx, "other")
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+}
+
+func testNotFound(t *testing.T, s keyring.Store) {
+	ctx := t.Context()
+	missing := keyring.NewBranchKeyVersion()
+	_, err := s.Active(ctx, "nobody")
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	_, err = s.Get(ctx, "nobody", missing)
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	_, err = s.List(ctx, "nobody")
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	err = s.Rotate(ctx, "nobody", missing, newVersion("nobody", keyring.StateActive))
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	err = s.SetState(ctx, "nobody", missing, keyring.StateDecryptOnly, keyring.StateRetired)
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	err = s.Rewrap(ctx, "nobody", missing, []byte("old"), testARN2, []byte("new"))
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+
+	// A branch key that exists, a version that does not.
+	require.NoError(t, s.Create(ctx, newVersion("tenant", keyring.StateActive)))
+	_, err = s.Get(ctx, "tenant", missing)
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	err = s.SetState(ctx, "tenant", missing, keyring.StateDecryptOnly, keyring.StateRetired)
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	err = s.Rewrap(ctx, "tenant", missing, []byte("old"), testARN2, []byte("new"))
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	ids, err := s.IDs(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"tenant"}, ids)
+}
+
+func testRotate(t *testing.T, s keyring.Store) {
+	ctx := t.Context()
+	v0 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Create(ctx, v0))
+
+	// The wrong expected version changes nothing.
+	err := s.Rotate(ctx, "tenant", keyring.NewBranchKeyVersion(), newVersion("tenant", keyring.StateActive))
+	require.ErrorIs(t, err, keyring.ErrConflict)
+	require.Len(t, requireOneActive(t, s, "tenant"), 1)
+
+	v1 := newVersion("tenant", keyring.StateActive)
+	v1.KMSKeyARN = testARN2
+	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
+	vs := requireOneActive(t, s, "tenant")
+	require.Len(t, vs, 2)
+	v0.State = keyring.StateDecryptOnly
+	requireVersion(t, v0, vs[0])
+	requireVersion(t, v1, vs[1])
+
+	// A rotation from the old active version lost the race.
+	err = s.Rotate(ctx, "tenant", v0.Version, newVersion("tenant", keyring.StateActive))
+	require.ErrorIs(t, err, keyring.ErrConflict)
+	// A next version that exists is refused.
+	again := v0
+	again.State = keyring.StateActive
+	err = s.Rotate(ctx, "tenant", v1.Version, again)
+	require.ErrorIs(t, err, keyring.ErrExists)
+	// The next version must be active and of this branch key.
+	err = s.Rotate(ctx, "tenant", v1.Version, newVersion("tenant", keyring.StateDecryptOnly))
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	err = s.Rotate(ctx, "tenant", v1.Version, newVersion("other", keyring.StateActive))
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	require.Len(t, requireOneActive(t, s, "tenant"), 2)
+
+	// A longer history stays in order.
+	want := []string{v0.Version, v1.Version}
+	prev := v1.Version
+	for range 5 {
+		next := newVersion("tenant", keyring.StateActive)
+		require.NoError(t, s.Rotate(ctx, "tenant", prev, next))
+		want = append(want, next.Version)
+		prev = next.Version
+	}
+	vs = requireOneActive(t, s, "tenant")
+	var got []string
+	for _, v := range vs {
+		got = append(got, v.Version)
+	}
+	require.Equal(t, want, got, "oldest first")
+}
+
+// testConcurrentRotate rotates one key from the same active version in 16
+// goroutines over two handles on one store: exactly one wins.
+func testConcurrentRotate(t *testing.T, s1, s2 keyring.Store) {
+	ctx := t.Context()
+	v0 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s1.Create(ctx, v0))
+	expected := v0.Version
+	for round := range 3 {
+		const n = 16
+		errs := make([]error, n)
+		nexts := make([]keyring.BranchKeyVersion, n)
+		var start, done sync.WaitGroup
+		start.Add(1)
+		for i := range n {
+			nexts[i] = newVersion("tenant", keyring.StateActive)
+			s := s1
+			if i%2 == 1 {
+				s = s2
+			}
+			done.Go(func() {
+				start.Wait()
+				errs[i] = s.Rotate(ctx, "tenant", expected, nexts[i])
+			})
+		}
+		start.Done()
+		done.Wait()
+		winner := -1
+		for i, err := range errs {
+			if err == nil {
+				require.Equal(t, -1, winner, "round %d: two rotations won", round)
+				winner = i
+				continue
+			}
+			require.ErrorIs(t, err, keyring.ErrConflict, "round %d", round)
+		}
+		require.NotEqual(t, -1, winner, "round %d: no rotation won", round)
+		vs := requireOneActive(t, s2, "tenant")
+		require.Len(t, vs, round+2)
+		require.Equal(t, nexts[winner].Version, vs[len(vs)-1].Version)
+		expected = nexts[winner].Version
+	}
+}
+
+func testSetState(t *testing.T, s keyring.Store) {
+	ctx := t.Context()
+	v0 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Create(ctx, v0))
+	v1 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
+	state := func(version string) keyring.State {
+		v, err := s.Get(ctx, "tenant", version)
+		require.NoError(t, err)
+		return v.State
+	}
+
+	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	require.Equal(t, keyring.StateRetired, state(v0.Version))
+	// The condition is checked: v0 is no longer decrypt-only.
+	err := s.SetState(ctx, "tenant", v0.Version, keyring.StateDecryptOnly, keyring.StateRetired)
+	require.ErrorIs(t, err, keyring.ErrConflict)
+	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keyring.StateRetired, keyring.StateDecryptOnly))
+	require.Equal(t, keyring.StateDecryptOnly, state(v0.Version))
+
+	// The active version is never retired or made decrypt-only this way.
+	err = s.SetState(ctx, "tenant", v1.Version, keyring.StateDecryptOnly, keyring.StateRetired)
+	require.ErrorIs(t, err, keyring.ErrConflict)
+	err = s.SetState(ctx, "tenant", v1.Version, keyring.StateRetired, keyring.StateDecryptOnly)
+	require.ErrorIs(t, err, keyring.ErrConflict)
+	for _, tr := range [][2]keyring.State{
+		{keyring.StateActive, keyring.StateRetired},
+		{keyring.StateActive, keyring.StateDecryptOnly},
+		{keyring.StateDecryptOnly, keyring.StateActive},
+		{keyring.StateRetired, keyring.StateActive},
+		{keyring.StateRetired, keyring.StateRetired},
+		{0, keyring.StateRetired},
+		{keyring.StateDecryptOnly, 0},
+		{keyring.StateDecryptOnly, 4},
+	} {
+		for _, version := range []string{v0.Version, v1.Version} {
+			err := s.SetState(ctx, "tenant", version, tr[0], tr[1])
+			require.ErrorIs(t, err, keyring.ErrInvalid, "%v -> %v", tr[0], tr[1])
+		}
+	}
+	require.Equal(t, keyring.StateDecryptOnly, state(v0.Version))
+	require.Equal(t, keyring.StateActive, state(v1.Version))
+	requireOneActive(t, s, "tenant")
+}
+
+func testRewrap(t *testing.T, s keyring.Store) {
+	ctx := t.Context()
+	v0 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Create(ctx, v0))
+	v1 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
+	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+
+	for _, v := range []keyring.BranchKeyVersion{v0, v1} {
+		rewrapped := wrappedKey(200)
+		require.NoError(t, s.Rewrap(ctx, "tenant", v.Version, v.Ciphertext, testARN2, rewrapped))
+		got, err := s.Get(ctx, "tenant", v.Version)
+		require.NoError(t, err)
+		require.Equal(t, testARN2, got.KMSKeyARN)
+		require.Equal(t, rewrapped, got.Ciphertext)
+		// Compare-and-swap: the old ciphertext no longer matches.
+		err = s.Rewrap(ctx, "tenant", v.Version, v.Ciphertext, testARN, wrappedKey(200))
+		require.ErrorIs(t, err, keyring.ErrConflict)
+		again, err := s.Get(ctx, "tenant", v.Version)
+		require.NoError(t, err)
+		require.Equal(t, got, again, "a refused rewrap changes nothing")
+	}
+	// States are untouched.
+	vs := requireOneActive(t, s, "tenant")
+	require.Equal(t, keyring.StateRetired, vs[0].State)
+	require.Equal(t, v1.Version, vs[1].Version)
+}
+
+func testConcurrentRewrap(t *testing.T, s1, s2 keyring.Store) {
+	ctx := t.Context()
+	v0 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s1.Create(ctx, v0))
+	const n = 8
+	errs := make([]error, n)
+	news := make([][]byte, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		news[i] = wrappedKey(184)
+		s := s1
+		if i%2 == 1 {
+			s = s2
+		}
+		wg.Go(func() { errs[i] = s.Rewrap(ctx, "tenant", v0.Version, v0.Ciphertext, testARN2, news[i]) })
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			require.Equal(t, -1, winner, "two rewraps won")
+			winner = i
+			continue
+		}
+		require.ErrorIs(t, err, keyring.ErrConflict)
+	}
+	require.NotEqual(t, -1, winner)
+	got, err := s2.Get(ctx, "tenant", v0.Version)
+	require.NoError(t, err)
+	require.Equal(t, news[winner], got.Ciphertext)
+}
+
+func testCaps(t *testing.T, s keyring.Store) {
+	ctx := t.Context()
+	ok := newVersion(strings.Repeat("é", keyring.MaxBranchKeyIDLen/2), keyring.StateActive)
+	ok.Ciphertext = wrappedKey(keyring.MaxWrappedBranchKeyLen)
+	ok.KMSKeyARN = strings.Repeat("a", keyring.MaxKMSKeyARNLen)
+	ok.CreatedAt = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	require.NoError(t, s.Create(ctx, ok))
+	got, err := s.Active(ctx, ok.BranchKeyID)
+	require.NoError(t, err)
+	requireVersion(t, ok, got)
+	early := newVersion("year one", keyring.StateActive)
+	early.CreatedAt = time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC) // the zero time is refused
+	require.NoError(t, s.Create(ctx, early))
+	got, err = s.Active(ctx, early.BranchKeyID)
+	require.NoError(t, err)
+	requireVersion(t, early, got)
+
+	bad := map[string]func(*keyring.BranchKeyVersion){
+		"empty id":             func(v *keyring.BranchKeyVersion) { v.BranchKeyID = "" },
+		"id too long":          func(v *keyring.BranchKeyVersion) { v.BranchKeyID = strings.Repeat("x", keyring.MaxBranchKeyIDLen+1) },
+		"id not UTF-8":         func(v *keyring.BranchKeyVersion) { v.BranchKeyID = "tenant\xff" },
+		"id with NUL":          func(v *keyring.BranchKeyVersion) { v.BranchKeyID = "ten\x00ant" },
+		"version not a UUID":   func(v *keyring.BranchKeyVersion) { v.Version = "v1" },
+		"version upper case":   func(v *keyring.BranchKeyVersion) { v.Version = strings.ToUpper(v.Version) },
+		"version braced":       func(v *keyring.BranchKeyVersion) { v.Version = "{" + v.Version[:34] + "}" },
+		"empty ARN":            func(v *keyring.BranchKeyVersion) { v.KMSKeyARN = "" },
+		"ARN too long":         func(v *keyring.BranchKeyVersion) { v.KMSKeyARN = strings.Repeat("a", keyring.MaxKMSKeyARNLen+1) },
+		"empty ciphertext":     func(v *keyring.BranchKeyVersion) { v.Ciphertext = nil },
+		"ciphertext too long":  func(v *keyring.BranchKeyVersion) { v.Ciphertext = wrappedKey(keyring.MaxWrappedBranchKeyLen + 1) },
+		"no creation time":     func(v *keyring.BranchKeyVersion) { v.CreatedAt = time.Time{} },
+		"created after 9999":   func(v *keyring.BranchKeyVersion) { v.CreatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"created before 1 AD":  func(v *keyring.BranchKeyVersion) { v.CreatedAt = time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC) },
+		"zero state":           func(v *keyring.BranchKeyVersion) { v.State = 0 },
+		"state out of range":   func(v *keyring.BranchKeyVersion) { v.State = 200 },
+		"decrypt-only to open": func(v *keyring.BranchKeyVersion) { v.State = keyring.StateDecryptOnly },
+	}
+	base := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Create(ctx, base))
+	for name, mutate := range bad {
+		v := newVersion("capped", keyring.StateActive)
+		mutate(&v)
+		require.ErrorIs(t, s.Create(ctx, v), keyring.ErrInvalid, "Create: %s", name)
+		v.BranchKeyID = "tenant"
+		mutate(&v)
+		require.ErrorIs(t, s.Rotate(ctx, "tenant", base.Version, v), keyring.ErrInvalid, "Rotate: %s", name)
+	}
+	ids, err := s.IDs(ctx)
+	require.NoError(t, err)
+	require.Len(t, ids, 3)
+	require.Len(t, requireOneActive(t, s, "tenant"), 1)
+
+	long := strings.Repeat("x", keyring.MaxBranchKeyIDLen+1)
+	_, err = s.Active(ctx, long)
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	_, err = s.Get(ctx, "tenant", "not-a-uuid")
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	_, err = s.List(ctx, "")
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	err = s.Rewrap(ctx, "tenant", base.Version, base.Ciphertext, testARN2, wrappedKey(keyring.MaxWrappedBranchKeyLen+1))
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	err = s.Rewrap(ctx, "tenant", base.Version, base.Ciphertext, testARN2, nil)
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	err = s.Rewrap(ctx, "tenant", base.Version, base.Ciphertext, "", wrappedKey(10))
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	err = s.Rewrap(ctx, "tenant", base.Version, nil, testARN2, wrappedKey(10))
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	got, err = s.Active(ctx, "tenant")
+	require.NoError(t, err)
+	requireVersion(t, base, got)
+}
+
+// testCopies: a store keeps its own copy of what it is given and returns
+// copies, so a caller that wipes or reuses a slice changes nothing stored.
+func testCopies(t *testing.T, s keyring.Store) {
+	ctx := t.Context()
+	v := newVersion("tenant", keyring.StateActive)
+	want := bytes.Clone(v.Ciphertext)
+	require.NoError(t, s.Create(ctx, v))
+	clear(v.Ciphertext)
+	got, err := s.Active(ctx, "tenant")
+	require.NoError(t, err)
+	require.Equal(t, want, got.Ciphertext)
+	clear(got.Ciphertext)
+	again, err := s.Get(ctx, "tenant", v.Version)
+	require.NoError(t, err)
+	require.Equal(t, want, again.Ciphertext)
+}
+
+// testErrorsLeakNothing pushes a recognizable id and ciphertext through the
+// error paths: no message may contain either.
+func testErrorsLeakNothing(t *testing.T, s keyring.Store) {
+	ctx := t.Context()
+	const id = "patient-MRN-CANARY-0042"
+	canary := []byte("WRAPPED-KEY-CANARY-WRAPPED-KEY-CANARY")
+	v := newVersion(id, keyring.StateActive)
+	v.Ciphertext = canary
+	require.NoError(t, s.Create(ctx, v))
+
+	dup := v
+	dup.Version = keyring.NewBranchKeyVersion()
+	big := newVersion(id, keyring.StateActive)
+	big.Ciphertext = append(bytes.Repeat(canary, 200), canary...)
+	stale := keyring.NewBranchKeyVersion()
+	errs := []error{
+		s.Create(ctx, dup),
+		s.Create(ctx, big),
+		s.Rotate(ctx, id, stale, newVersion(id, keyring.StateActive)),
+		s.Rotate(ctx, id+"-other", stale, newVersion(id+"-other", keyring.StateActive)),
+		s.SetState(ctx, id, v.Version, keyring.StateDecryptOnly, keyring.StateRetired),
+		s.SetState(ctx, id, stale, keyring.StateDecryptOnly, keyring.StateRetired),
+		s.Rewrap(ctx, id, v.Version, []byte("not-it"), testARN2, canary),
+		s.Rewrap(ctx, id, stale, canary, testARN2, canary),
+	}
+	_, err := s.Get(ctx, id, stale)
+	errs = append(errs, err)
+	_, err = s.Active(ctx, id+"-missing")
+	errs = append(errs, err)
+	for i, err := range errs {
+		require.Error(t, err, "case %d", i)
+		msg := fmt.Sprintf("%v %+v %#v", err, err, err.Error())
+		require.NotContains(t, msg, "CANARY", "case %d: %s", i, msg)
+	}
+}
+
+func testReopen(t *testing.T, b storeBackend) {
+	ctx := t.Context()
+	loc := b.fresh(t)
+	s, err := openStore(ctx, b.kind, loc)
+	require.NoError(t, err)
+	v0 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Create(ctx, v0))
+	v1 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
+	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	rewrapped := wrappedKey(190)
+	require.NoError(t, s.Rewrap(ctx, "tenant", v1.Version, v1.Ciphertext, testARN2, rewrapped))
+	other := newVersion("other", keyring.StateActive)
+	require.NoError(t, s.Create(ctx, other))
+	require.NoError(t, s.Close())
+
+	s = b.open(t, loc)
+	vs := requireOneActive(t, s, "tenant")
+	require.Len(t, vs, 2)
+	v0.State = keyring.StateRetired
+	requireVersion(t, v0, vs[0])
+	v1.KMSKeyARN, v1.Ciphertext = testARN2, rewrapped
+	requireVersion(t, v1, vs[1])
+	ids, err := s.IDs(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"other", "tenant"}, ids)
+	// And it still works.
+	require.NoError(t, s.Rotate(ctx, "tenant", v1.Version, newVersion("tenant", keyring.StateActive)))
+	require.Len(t, requireOneActive(t, s, "tenant"), 3)
+}
+
+func testFutureSchema(t *testing.T, b storeBackend) {
+	ctx := t.Context()
+	loc := b.fresh(t)
+	s, err := openStore(ctx, b.kind, loc)
+	require.NoError(t, err)
+	require.NoError(t, s.Create(ctx, newVersion("tenant", keyring.StateActive)))
+	require.NoError(t, s.Close())
+	b.futureSchema(t, loc)
+
+	// A store may refuse at open (a schema for the whole store) or at the
+	// first read (a schema per document); either way, with a clear error.
+	s, err = openStore(ctx, b.kind, loc)
+	if err == nil {
+		defer s.Close()
+		_, err = s.Active(ctx, "tenant")
+		require.ErrorIs(t, err, keyring.ErrUnsupportedSchema)
+		_, err = s.IDs(ctx)
+	}
+	require.ErrorIs(t, err, keyring.ErrUnsupportedSchema)
+	require.Contains(t, err.Error(), "upgrade phicrypt")
+}
+
+func testContextCanceled(t *testing.T, s keyring.Store) {
+	v := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Create(t.Context(), v))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, s.Rotate(ctx, "tenant", v.Version, newVersion("tenant", keyring.StateActive)), context.Canceled)
+	_, err := s.Active(ctx, "tenant")
+	require.ErrorIs(t, err, context.Canceled)
+	require.Len(t, requireOneActive(t, s, "tenant"), 1)
+}
+
+// Child processes: runTwoProcessRotation starts two copies of the test
+// binary running TestStoreRotationChild. Both wait at a barrier (each makes
+// a file in a shared directory and waits for the other's), rotate from the
+// same first version (so exactly one of those two wins, whatever the
+// timing), then keep rotating from whatever is active as fast as they can.
+const (
+	childKindEnv    = "PHICRYPT_STORE_CHILD_KIND"
+	childLocEnv     = "PHICRYPT_STORE_CHILD_LOC"
+	childBarrierEnv = "PHICRYPT_STORE_CHILD_BARRIER"
+	childFirstEnv   = "PHICRYPT_STORE_CHILD_FIRST"
+	childRounds     = 100
+	childKeyID      = "shared-tenant"
+)
+
+var childResult = regexp.MustCompile(`(?m)^store-child wins=(\d+) conflicts=(\d+)$`)
+
+// runTwoProcessRotation makes one branch key at loc, has two OS processes
+// rotate it concurrently, and checks that exactly one version is active and
+// that every successful rotation, and nothing else, is in the history.
+func runTwoProcessRotation(t *testing.T, kind, loc string) {
+	ctx := t.Context()
+	s, err := openStore(ctx, kind, loc)
+	require.NoError(t, err)
+	v0 := newVersion(childKeyID, keyring.StateActive)
+	require.NoError(t, s.Create(ctx, v0))
+	require.NoError(t, s.Close())
+
+	barrier := t.TempDir()
+	type result struct {
+		out []byte
+		err error
+	}
+	results := make([]result, 2)
+	var wg sync.WaitGroup
+	for i := range results {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStoreRotationChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(),
+			childKindEnv+"="+kind, childLocEnv+"="+loc, childBarrierEnv+"="+barrier, childFirstEnv+"="+v0.Version,
+			"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+		wg.Go(func() {
+			out, err := cmd.CombinedOutput()
+			results[i] = result{out, err}
+		})
+	}
+	wg.Wait()
+	wins, conflicts := 0, 0
+	for i, r := range results {
+		require.NoError(t, r.err, "child %d:\n%s", i, r.out)
+		m := childResult.FindSubmatch(r.out)
+		require.NotNil(t, m, "child %d printed no result:\n%s", i, r.out)
+		w, _ := strconv.Atoi(string(m[1]))
+		c, _ := strconv.Atoi(string(m[2]))
+		require.Equal(t, childRounds, w+c, "child %d", i)
+		wins += w
+		conflicts += c
+	}
+	t.Logf("%s: two processes made %d rotations and lost %d races", kind, wins, conflicts)
+	require.Positive(t, conflicts, "both first rotations from one version won")
+
+	s, err = openStore(ctx, kind, loc)
+	require.NoError(t, err)
+	defer s.Close()
+	vs := requireOneActive(t, s, childKeyID)
+	require.Len(t, vs, 1+wins, "every winning rotation, and no other, is in the history")
+}
+
+// TestStoreRotationChild is a child of runTwoProcessRotation; it does
+// nothing unless started by it.
+func TestStoreRotationChild(t *testing.T) {
+	kind := os.Getenv(childKindEnv)
+	if kind == "" {
+		return
+	}
+	ctx := t.Context()
+	s, err := openStore(ctx, kind, os.Getenv(childLocEnv))
+	require.NoError(t, err)
+	defer s.Close()
+	waitAtBarrier(t, os.Getenv(childBarrierEnv), 2)
+
+	wins, conflicts := 0, 0
+	expected := os.Getenv(childFirstEnv)
+	for range childRounds {
+		err = s.Rotate(ctx, childKeyID, expected, newVersion(childKeyID, keyring.StateActive))
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, keyring.ErrConflict):
+			conflicts++
+		default:
+			t.Fatal(err)
+		}
+		active, err := s.Active(ctx, childKeyID)
+		require.NoError(t, err)
+		expected = active.Version
+		// A pause with the lock free, so that a writer sleeping in SQLite's
+		// busy handler gets its turn instead of losing every race at once.
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Printf("store-child wins=%d conflicts=%d\n", wins, conflicts)
+}
+
+// waitAtBarrier marks this process ready in dir and waits until n are.
+func waitAtBarrier(t *testing.T, dir string, n int) {
+	require.NoError(t, os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())), nil, 0o600))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		if len(entries) >= n {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "the other process never reached the barrier")
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,542 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package keyring
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// FileStore is a Store in one directory on a local file system: one JSON
+// document per branch key, each replaced atomically (a temporary file,
+// fsync, rename, fsync of the directory), so a crash leaves the old or the
+// new document, never a torn one. Several processes on one host may share
+// the directory: every read-modify-write holds an advisory lock (flock) on
+// the directory's lock file, so two rotations cannot both win. Network file
+// systems, whose flock may be a no-op, are not supported.
+//
+// The directory holds:
+//
+//	.lock                 the lock file (empty)
+//	<sha256(id) hex>.json a branch key's document (fileDocument)
+//	.tmp-*                a document being written (removed if left by a crash)
+type FileStore struct {
+	dir  string
+	lock *os.File
+	// sem serializes this process's writers before the flock (which would
+	// not exclude two goroutines sharing one open file description).
+	sem chan struct{}
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// fileSchema is the version of fileDocument. A reader refuses documents of
+// any other version.
+const fileSchema = 1
+
+// fileDocument is a branch key as the file store writes it.
+type fileDocument struct {
+	// Schema comes first so a reader can refuse a version it does not know
+	// before trusting anything else.
+	Schema      int           `json:"schema"`
+	BranchKeyID string        `json:"branch_key_id"`
+	Versions    []fileVersion `json:"versions"` // oldest first
+}
+
+type fileVersion struct {
+	Version    string    `json:"version"`
+	KMSKeyARN  string    `json:"kms_key_arn"`
+	Ciphertext []byte    `json:"ciphertext"` // base64
+	CreatedAt  time.Time `json:"created_at"`
+	State      State     `json:"state"`
+}
+
+const (
+	fileLockName  = ".lock"
+	fileTmpPrefix = ".tmp-"
+	fileDocSuffix = ".json"
+)
+
+// OpenFileStore opens the file store in dir, creating dir (mode 0700) if it
+// does not exist.
+func OpenFileStore(dir string) (*FileStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("keyring: file store: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, fileLockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: file store: %w", err)
+	}
+	s := &FileStore{dir: dir, lock: lock, sem: make(chan struct{}, 1), closed: make(chan struct{})}
+	if err := s.removeStaleTemps(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// removeStaleTemps deletes temporary files a crashed writer left. Writers
+// hold the lock while their temporary file exists, so under the lock every
+// one found is stale.
+func (s *FileStore) removeStaleTemps() error {
+	return s.locked(context.Background(), func() error {
+		names, err := s.names()
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if strings.HasPrefix(n, fileTmpPrefix) {
+				if err := os.Remove(filepath.Join(s.dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("keyring: file store: removing a stale temporary file: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Create implements Store.
+func (s *FileStore) Create(ctx context.Context, v BranchKeyVersion) error {
+	if err := v.check(StateActive); err != nil {
+		return err
+	}
+	return s.update(ctx, v.BranchKeyID, func(d *fileDocument) error {
+		if d != nil {
+			return fmt.Errorf("%w: %s", ErrExists, keyRef(v.BranchKeyID))
+		}
+		return nil
+	}, func() *fileDocument {
+		return &fileDocument{Schema: fileSchema, BranchKeyID: v.BranchKeyID, Versions: []fileVersion{toFileVersion(v)}}
+	})
+}
+
+// Rotate implements Store.
+func (s *FileStore) Rotate(ctx context.Context, id, expectedActive string, next BranchKeyVersion) error {
+	if err := checkRotate(id, expectedActive, next); err != nil {
+		return err
+	}
+	return s.modify(ctx, id, func(d *fileDocument) error {
+		active := d.active()
+		if d.Versions[active].Version != expectedActive {
+			return fmt.Errorf("%w: %s: the active version is no longer %s", ErrConflict, keyRef(id), expectedActive)
+		}
+		if d.find(next.Version) >= 0 {
+			return fmt.Errorf("%w: %s already has version %s", ErrExists, keyRef(id), next.Version)
+		}
+		d.Versions[active].State = StateDecryptOnly
+		d.Versions = append(d.Versions, toFileVersion(next))
+		return nil
+	})
+}
+
+// Active implements Store.
+func (s *FileStore) Active(ctx context.Context, id string) (BranchKeyVersion, error) {
+	d, err := s.readExisting(ctx, id)
+	if err != nil {
+		return BranchKeyVersion{}, err
+	}
+	return d.record(d.active()), nil
+}
+
+// Get implements Store.
+func (s *FileStore) Get(ctx context.Context, id, version string) (BranchKeyVersion, error) {
+	if err := checkKeyVersion(id, version); err != nil {
+		return BranchKeyVersion{}, err
+	}
+	d, err := s.readExisting(ctx, id)
+	if err != nil {
+		return BranchKeyVersion{}, err
+	}
+	i := d.find(version)
+	if i < 0 {
+		return BranchKeyVersion{}, errVersionNotFound(id, version)
+	}
+	return d.record(i), nil
+}
+
+// List implements Store.
+func (s *FileStore) List(ctx context.Context, id string) ([]BranchKeyVersion, error) {
+	d, err := s.readExisting(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BranchKeyVersion, len(d.Versions))
+	for i := range d.Versions {
+		out[i] = d.record(i)
+	}
+	return out, nil
+}
+
+// IDs implements Store. It reads every document, so it costs one file read
+// per branch key.
+func (s *FileStore) IDs(ctx context.Context) ([]string, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	names, err := s.names()
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, n := range names {
+		if !isDocName(n) {
+			continue
+		}
+		d, err := s.readFile(filepath.Join(s.dir, n), "")
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, d.BranchKeyID)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// SetState implements Store.
+func (s *FileStore) SetState(ctx context.Context, id, version string, from, to State) error {
+	if err := checkKeyVersion(id, version); err != nil {
+		return err
+	}
+	if err := checkTransition(from, to); err != nil {
+		return err
+	}
+	return s.modify(ctx, id, func(d *fileDocument) error {
+		i := d.find(version)
+		if i < 0 {
+			return errVersionNotFound(id, version)
+		}
+		if d.Versions[i].State != from {
+			return fmt.Errorf("%w: %s version %s is %v, not %v", ErrConflict, keyRef(id), version, d.Versions[i].State, from)
+		}
+		d.Versions[i].State = to
+		return nil
+	})
+}
+
+// Rewrap implements Store.
+func (s *FileStore) Rewrap(ctx context.Context, id, version string, oldCiphertext []byte, newARN string, newCiphertext []byte) error {
+	if err := checkRewrap(id, version, oldCiphertext, newARN, newCiphertext); err != nil {
+		return err
+	}
+	return s.modify(ctx, id, func(d *fileDocument) error {
+		i := d.find(version)
+		if i < 0 {
+			return errVersionNotFound(id, version)
+		}
+		if !bytes.Equal(d.Versions[i].Ciphertext, oldCiphertext) {
+			return fmt.Errorf("%w: %s version %s no longer holds the expected wrapped key", ErrConflict, keyRef(id), version)
+		}
+		d.Versions[i].KMSKeyARN = newARN
+		d.Versions[i].Ciphertext = bytes.Clone(newCiphertext)
+		return nil
+	})
+}
+
+// Close implements Store. It waits for a write in progress.
+func (s *FileStore) Close() error {
+	err := errors.New("keyring: file store already closed")
+	s.closeOnce.Do(func() {
+		s.sem <- struct{}{}
+		close(s.closed)
+		err = s.lock.Close()
+	})
+	return err
+}
+
+func toFileVersion(v BranchKeyVersion) fileVersion {
+	v = v.normalized()
+	return fileVersion{Version: v.Version, KMSKeyARN: v.KMSKeyARN, Ciphertext: v.Ciphertext, CreatedAt: v.CreatedAt, State: v.State}
+}
+
+func (d *fileDocument) record(i int) BranchKeyVersion {
+	fv := d.Versions[i]
+	return BranchKeyVersion{BranchKeyID: d.BranchKeyID, Version: fv.Version, KMSKeyARN: fv.KMSKeyARN,
+		Ciphertext: bytes.Clone(fv.Ciphertext), CreatedAt: fv.CreatedAt, State: fv.State}
+}
+
+func (d *fileDocument) find(version string) int {
+	return slices.IndexFunc(d.Versions, func(v fileVersion) bool { return v.Version == version })
+}
+
+// active returns the index of the active version; validate guarantees one.
+func (d *fileDocument) active() int {
+	return slices.IndexFunc(d.Versions, func(v fileVersion) bool { return v.State == StateActive })
+}
+
+// validate checks a document read from disk against the invariants every
+// write keeps, so a hand-edited or damaged file is refused, not used.
+func (d *fileDocument) validate(path string) error {
+	bad := func(what string) error {
+		return fmt.Errorf("keyring: file store document %s is damaged: %s; restore it from a backup", filepath.Base(path), what)
+	}
+	if checkID(d.BranchKeyID) != nil || filepath.Base(path) != docName(d.BranchKeyID) {
+		return bad("its branch key id does not match its file name")
+	}
+	if len(d.Versions) == 0 {
+		return bad("it has no versions")
+	}
+	active := 0
+	seen := make(map[string]bool, len(d.Versions))
+	for _, fv := range d.Versions {
+		v := BranchKeyVersion{BranchKeyID: d.BranchKeyID, Version: fv.Version, KMSKeyARN: fv.KMSKeyARN,
+			Ciphertext: fv.Ciphertext, CreatedAt: fv.CreatedAt, State: fv.State}
+		if err := v.check(0); err != nil {
+			return bad(err.Error())
+		}
+		if seen[fv.Version] {
+			return bad("a version appears twice")
+		}
+		seen[fv.Version] = true
+		if fv.State == StateActive {
+			active++
+		}
+	}
+	if active != 1 {
+		return bad(fmt.Sprintf("it has %d active versions, not 1", active))
+	}
+	return nil
+}
+
+// docName is the file name of branch key id's document. Hashing keeps any
+// id (slashes, dots, 256 bytes) a short, safe file name.
+func docName(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:]) + fileDocSuffix
+}
+
+func isDocName(n string) bool {
+	h, ok := strings.CutSuffix(n, fileDocSuffix)
+	if !ok || len(h) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil && strings.ToLower(h) == h
+}
+
+func (s *FileStore) names() ([]string, error) {
+	f, err := os.Open(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: file store: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: file store: %w", err)
+	}
+	return names, nil
+}
+
+// readExisting reads branch key id's document; ErrNotFound if it has none.
+func (s *FileStore) readExisting(ctx context.Context, id string) (*fileDocument, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	d, err := s.readFile(filepath.Join(s.dir, docName(id)), id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errNotFound(id)
+	}
+	return d, err
+}
+
+// readFile reads and validates one document. Readers take no lock: a
+// document is replaced by rename, so they see the old one or the new one.
+// want, when not empty, is the branch key id the document must hold.
+func (s *FileStore) readFile(path, want string) (*fileDocument, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("keyring: file store: %w", err)
+	}
+	var head struct {
+		Schema int `json:"schema"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil || head.Schema == 0 {
+		return nil, fmt.Errorf("keyring: file store document %s is not a phicrypt branch key document", filepath.Base(path))
+	}
+	if head.Schema != fileSchema {
+		return nil, fmt.Errorf("%w: file store document %s has schema %d; this phicrypt reads schema %d",
+			ErrUnsupportedSchema, filepath.Base(path), head.Schema, fileSchema)
+	}
+	var d fileDocument
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("keyring: file store document %s is damaged (%s); restore it from a backup",
+			filepath.Base(path), jsonErrorKind(err))
+	}
+	if err := d.validate(path); err != nil {
+		return nil, err
+	}
+	if want != "" && d.BranchKeyID != want {
+		return nil, fmt.Errorf("keyring: file store document %s belongs to another branch key", filepath.Base(path))
+	}
+	return &d, nil
+}
+
+// jsonErrorKind describes a decoding error without echoing the document,
+// which holds wrapped keys.
+func jsonErrorKind(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return "field " + typ.Field + " has the wrong type"
+	default:
+		return "unexpected content"
+	}
+}
+
+// modify runs change on branch key id's existing document under the lock
+// and writes the result; ErrNotFound if there is none.
+func (s *FileStore) modify(ctx context.Context, id string, change func(*fileDocument) error) error {
+	var d *fileDocument
+	return s.update(ctx, id, func(cur *fileDocument) error {
+		if cur == nil {
+			return errNotFound(id)
+		}
+		d = cur
+		return change(d)
+	}, func() *fileDocument { return d })
+}
+
+// update reads branch key id's document (nil if none) under the lock,
+// lets decide refuse the write, and writes what build returns.
+func (s *FileStore) update(ctx context.Context, id string, decide func(*fileDocument) error, build func() *fileDocument) error {
+	return s.locked(ctx, func() error {
+		path := filepath.Join(s.dir, docName(id))
+		cur, err := s.readFile(path, id)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := decide(cur); err != nil {
+			return err
+		}
+		return s.write(path, build())
+	})
+}
+
+// write replaces path with d atomically and durably.
+func (s *FileStore) write(path string, d *fileDocument) error {
+	b, err := json.MarshalIndent(d, "", "\t")
+	if err != nil {
+		return fmt.Errorf("keyring: file store: encoding a document: %w", err)
+	}
+	tmp, err := os.CreateTemp(s.dir, fileTmpPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("keyring: file store: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("keyring: file store: writing a document: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("keyring: file store: syncing a document: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("keyring: file store: writing a document: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("keyring: file store: replacing a document: %w", err)
+	}
+	committed = true
+	return s.syncDir()
+}
+
+// syncDir makes the rename itself durable.
+func (s *FileStore) syncDir() error {
+	dir, err := os.Open(s.dir)
+	if err != nil {
+		return fmt.Errorf("keyring: file store: %w", err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("keyring: file store: syncing the directory: %w", err)
+	}
+	return nil
+}
+
+// locked runs fn holding this process's semaphore and the directory's
+// exclusive flock.
+func (s *FileStore) locked(ctx context.Context, fn func() error) error {
+	select {
+	case s.sem <- struct{}{}:
+	case <-s.closed:
+		return errFileStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.sem }()
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	if err := s.flock(ctx); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
+	return fn()
+}
+
+var errFileStoreClosed = errors.New("keyring: file store is closed")
+
+func (s *FileStore) usable(ctx context.Context) error {
+	select {
+	case <-s.closed:
+		return errFileStoreClosed
+	default:
+		return ctx.Err()
+	}
+}
+
+// flock takes the exclusive lock, polling so that ctx can end the wait.
+func (s *FileStore) flock(ctx context.Context) error {
+	wait := 100 * time.Microsecond
+	for {
+		err := syscall.Flock(int(s.lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case !errors.Is(err, syscall.EWOULDBLOCK):
+			return fmt.Errorf("keyring: file store: locking: %w", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 10*time.Millisecond)
+	}
+}

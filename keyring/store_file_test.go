@@ -1,0 +1,188 @@
+package keyring_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/stretchr/testify/require"
+)
+
+func fileBackend() storeBackend {
+	return storeBackend{
+		kind:  "file",
+		fresh: func(t *testing.T) string { return filepath.Join(t.TempDir(), "branch-keys") },
+		futureSchema: func(t *testing.T, loc string) {
+			for _, path := range fileDocuments(t, loc) {
+				editFileDocument(t, path, func(doc map[string]any) { doc["schema"] = 2 })
+			}
+		},
+	}
+}
+
+func TestFileStore(t *testing.T) { runStoreConformance(t, fileBackend()) }
+
+func TestFileStoreTwoProcesses(t *testing.T) {
+	runTwoProcessRotation(t, "file", fileBackend().fresh(t))
+}
+
+func fileDocuments(t *testing.T, dir string) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, paths)
+	return paths
+}
+
+func editFileDocument(t *testing.T, path string, edit func(map[string]any)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(b, &doc))
+	edit(doc)
+	b, err = json.Marshal(doc)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+}
+
+// TestFileStoreLayout pins what is on disk: private permissions, one
+// document per branch key named by the SHA-256 of its id, the schema
+// version first, and no temporary files left behind.
+func TestFileStoreLayout(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "branch-keys")
+	s, err := keyring.OpenFileStore(dir)
+	require.NoError(t, err)
+	defer s.Close()
+	v0 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Create(ctx, v0))
+	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, newVersion("tenant", keyring.StateActive)))
+
+	info, err := os.Stat(dir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), info.Mode().Perm())
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sum := sha256.Sum256([]byte("tenant"))
+	doc := hex.EncodeToString(sum[:]) + ".json"
+	docs := fileDocuments(t, dir)
+	require.Equal(t, []string{filepath.Join(dir, doc)}, docs)
+	require.ElementsMatch(t, []string{".lock", doc}, names)
+	info, err = os.Stat(docs[0])
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+
+	b, err := os.ReadFile(docs[0])
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(b), "{\n\t\"schema\": 1,"), "the schema version comes first:\n%s", b)
+	var parsed struct {
+		BranchKeyID string `json:"branch_key_id"`
+		Versions    []struct{ State string }
+	}
+	require.NoError(t, json.Unmarshal(b, &parsed))
+	require.Equal(t, "tenant", parsed.BranchKeyID)
+	require.Equal(t, "decrypt_only", parsed.Versions[0].State)
+	require.Equal(t, "active", parsed.Versions[1].State)
+}
+
+func TestFileStoreRemovesStaleTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".tmp-123456")
+	require.NoError(t, os.WriteFile(stale, []byte(`{"schema": 1, "trunc`), 0o600))
+	other := filepath.Join(dir, "README")
+	require.NoError(t, os.WriteFile(other, []byte("not ours"), 0o600))
+	s, err := keyring.OpenFileStore(dir)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoFileExists(t, stale)
+	require.FileExists(t, other, "files that are not the store's are left alone")
+	ids, err := s.IDs(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, ids)
+}
+
+// TestFileStoreRefusesDamagedDocuments: a document that breaks an invariant
+// every write keeps is refused with a clear error, never used.
+func TestFileStoreRefusesDamagedDocuments(t *testing.T) {
+	cases := map[string]struct {
+		edit func(map[string]any)
+		want string
+	}{
+		"two active versions": {func(d map[string]any) {
+			d["versions"].([]any)[0].(map[string]any)["state"] = "active"
+		}, "2 active versions"},
+		"no active version": {func(d map[string]any) {
+			d["versions"].([]any)[1].(map[string]any)["state"] = "retired"
+		}, "0 active versions"},
+		"no versions":      {func(d map[string]any) { d["versions"] = []any{} }, "no versions"},
+		"another key's id": {func(d map[string]any) { d["branch_key_id"] = "someone-else" }, "does not match its file name"},
+		"unknown field":    {func(d map[string]any) { d["extra"] = true }, "damaged"},
+		"unknown state":    {func(d map[string]any) { d["versions"].([]any)[0].(map[string]any)["state"] = "destroyed" }, "damaged"},
+		"duplicate version": {func(d map[string]any) {
+			d["versions"].([]any)[0].(map[string]any)["version"] = d["versions"].([]any)[1].(map[string]any)["version"]
+		}, "twice"},
+		"no schema": {func(d map[string]any) { delete(d, "schema") }, "not a phicrypt branch key document"},
+		"ciphertext too long": {func(d map[string]any) {
+			d["versions"].([]any)[0].(map[string]any)["ciphertext"] = strings.Repeat("QUFB", 2049)
+		}, "wrapped branch key is 1 to 6144 bytes"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			dir := t.TempDir()
+			s, err := keyring.OpenFileStore(dir)
+			require.NoError(t, err)
+			defer s.Close()
+			v0 := newVersion("tenant", keyring.StateActive)
+			require.NoError(t, s.Create(ctx, v0))
+			v1 := newVersion("tenant", keyring.StateActive)
+			require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
+			editFileDocument(t, fileDocuments(t, dir)[0], c.edit)
+
+			_, err = s.Active(ctx, "tenant")
+			require.ErrorContains(t, err, c.want)
+			_, err = s.IDs(ctx)
+			require.ErrorContains(t, err, c.want)
+			err = s.Rotate(ctx, "tenant", v1.Version, newVersion("tenant", keyring.StateActive))
+			require.ErrorContains(t, err, c.want, "a damaged document is not overwritten")
+		})
+	}
+}
+
+func TestFileStoreTruncatedDocument(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s, err := keyring.OpenFileStore(dir)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Create(ctx, newVersion("tenant", keyring.StateActive)))
+	path := fileDocuments(t, dir)[0]
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b[:len(b)/2], 0o600))
+	_, err = s.Active(ctx, "tenant")
+	require.ErrorContains(t, err, "not a phicrypt branch key document")
+}
+
+func TestFileStoreClosed(t *testing.T) {
+	ctx := t.Context()
+	s, err := keyring.OpenFileStore(t.TempDir())
+	require.NoError(t, err)
+	v := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Create(ctx, v))
+	require.NoError(t, s.Close())
+	require.Error(t, s.Close())
+	_, err = s.Active(ctx, "tenant")
+	require.ErrorContains(t, err, "closed")
+	require.ErrorContains(t, s.Rotate(ctx, "tenant", v.Version, newVersion("tenant", keyring.StateActive)), "closed")
+}
