@@ -79,6 +79,7 @@ type Encryptor struct {
 	kdf         *kdfPools
 	cache       *Cache
 	cacheOwner  [16]byte // keeps this Encryptor's cache entries its own
+	frames      *framePool
 }
 
 // New checks cfg and returns an Encryptor.
@@ -102,6 +103,7 @@ func New(cfg Config) (*Encryptor, error) {
 		return nil, errors.New("phicrypt: Config.Keyring is required")
 	}
 	rand.Read(e.cacheOwner[:])
+	e.frames = &framePool{size: e.frameLength + finalFrameOverhead}
 	if e.policy == 0 {
 		e.policy = RequireEncryptRequireDecrypt
 	}

@@ -18,7 +18,7 @@ func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]
 	if err != nil {
 		return nil, err
 	}
-	w := &writer{dst: dst, s: s, frameLen: e.frameLength, seq: 1, workers: e.workers, batchSize: 1}
+	w := &writer{dst: dst, s: s, frameLen: e.frameLength, seq: 1, workers: e.workers, batchSize: 1, bufs: e.frames}
 	if e.workers > 1 {
 		// Several frames per worker per batch amortise the hand-off, up to
 		// maxBatchBytes of plaintext.
@@ -57,6 +57,7 @@ type writer struct {
 	crypto  []*frameCrypto // one per worker; they share the AEAD
 	sealed  [][]byte       // one output buffer per worker
 	batch   [][]byte       // frames being sealed together
+	bufs    *framePool
 	err     error
 	closed  bool
 }
@@ -106,7 +107,7 @@ func (w *writer) Write(p []byte) (int, error) {
 			continue
 		}
 		if cur == nil {
-			cur = make([]byte, 0, w.frameLen)
+			cur = w.bufs.get()
 		}
 		k := copy(cur[len(cur):w.frameLen], p)
 		w.pending[w.full] = cur[:len(cur)+k]
@@ -122,22 +123,15 @@ func (w *writer) seal(frames [][]byte) error {
 	if uint64(w.seq)+uint64(k) > maxSeq {
 		return ErrLimit
 	}
-	// Worker i seals frames i, i+workers, i+2·workers, ...; this goroutine
-	// is worker 0.
-	work := func(i int) {
-		for j := i; j < k; j += w.workers {
-			w.sealed[j] = w.crypto[i].seal(w.sealed[j][:0], w.seq+uint32(j), false, frames[j])
-		}
-	}
-	if k == 1 || w.workers == 1 {
-		work(0)
-	} else {
+	if k > 1 && w.workers > 1 {
 		var wg sync.WaitGroup
 		for i := 1; i < min(w.workers, k); i++ {
-			wg.Go(func() { work(i) })
+			wg.Go(func() { w.sealShare(i, frames) })
 		}
-		work(0)
+		w.sealShare(0, frames)
 		wg.Wait()
+	} else {
+		w.sealShare(0, frames)
 	}
 	w.seq += uint32(k)
 	for i := range k {
@@ -146,6 +140,17 @@ func (w *writer) seal(frames [][]byte) error {
 		}
 	}
 	return nil
+}
+
+// sealShare is worker i's share of a batch: frames i, i+workers,
+// i+2·workers, ... (the calling goroutine is worker 0).
+func (w *writer) sealShare(i int, frames [][]byte) {
+	for j := i; j < len(frames); j += w.workers {
+		if w.sealed[j] == nil {
+			w.sealed[j] = w.bufs.get()
+		}
+		w.sealed[j] = w.crypto[i].seal(w.sealed[j][:0], w.seq+uint32(j), false, frames[j])
+	}
 }
 
 // flush seals the first k pending frames and moves the frame being filled
@@ -199,6 +204,9 @@ func (w *writer) Close() error {
 		w.err = ErrLimit
 		return w.err
 	}
+	if w.sealed[0] == nil {
+		w.sealed[0] = w.bufs.get()
+	}
 	out := w.s.frames.seal(w.sealed[0][:0], w.seq, true, w.pending[0])
 	if w.err = w.emit(out); w.err != nil {
 		return w.err
@@ -213,8 +221,44 @@ func (w *writer) Close() error {
 			return w.err
 		}
 	}
-	for _, b := range w.pending {
-		clear(b[:cap(b)])
-	}
+	w.recycle()
 	return nil
+}
+
+// recycle clears the plaintext buffers and returns every buffer to the
+// Encryptor's pool.
+func (w *writer) recycle() {
+	for i, b := range w.pending {
+		if b != nil {
+			clear(b[:cap(b)])
+			w.bufs.put(b)
+			w.pending[i] = nil
+		}
+	}
+	for i, b := range w.sealed {
+		if b != nil {
+			w.bufs.put(b)
+			w.sealed[i] = nil
+		}
+	}
+}
+
+// framePool recycles frame-sized buffers between an Encryptor's writers, so a
+// stream does not start by faulting in fresh pages for its batches.
+type framePool struct {
+	size int
+	pool sync.Pool
+}
+
+func (p *framePool) get() []byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, p.size)
+}
+
+func (p *framePool) put(b []byte) {
+	if cap(b) >= p.size {
+		p.pool.Put(&b)
+	}
 }
