@@ -13,6 +13,16 @@
 // caller may use, filtered by partition and account), and Multi (a generator
 // plus extra wrappers, such as an escrow key or a second region).
 //
+// For many small messages, use the hierarchical keyring (NewHierarchical):
+// BranchKeys creates and rotates branch keys whose material comes from KMS
+// and which a Store keeps only wrapped; the keyring unwraps a branch key
+// version once through KMS, caches it for a TTL, and wraps each message's
+// data key under a key derived from it and a random salt, in the layout of
+// AWS's hierarchical keyring (provider id "aws-kms-hierarchy"). A branch key
+// id supplier picks the branch key from the encryption context, for one
+// branch key per tenant or patient. Retired versions no longer decrypt
+// (ErrVersionRetired).
+//
 // Data keys are secrets: they are held as Secret values, which never print,
 // log or marshal themselves.
 package keyring

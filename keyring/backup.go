@@ -1,0 +1,323 @@
+package keyring
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// A backup is one JSON document (version 1):
+//
+//	{
+//	  "format": "phicrypt-branch-key-backup",
+//	  "version": 1,
+//	  "records": [
+//	    {"branch_key_id": "...", "version": "<uuid>", "kms_key_arn": "arn:...",
+//	     "ciphertext": "<base64>", "created_at": "<RFC 3339, UTC, µs>",
+//	     "state": "active|decrypt_only|retired", "sha256": "<hex>"},
+//	    ...
+//	  ],
+//	  "manifest": {"records": N, "sha256": "<hex>"}
+//	}
+//
+// Records come grouped by branch key, ids sorted bytewise, each key's
+// versions oldest first (the order Store.List gives). A record's sha256 is
+// SHA-256 over its canonical serialization (recordDigest); the manifest's is
+// SHA-256 over the count and every record digest in order (setDigest). The
+// digests cover the values, not the JSON spelling, so re-indenting a backup
+// does not break it.
+const (
+	backupFormat  = "phicrypt-branch-key-backup"
+	backupVersion = 1
+)
+
+// Caps on what Restore reads.
+const (
+	MaxBackupBytes   = 1 << 30 // 1 GiB: about two million versions of typical size
+	MaxBackupRecords = 1 << 22
+)
+
+var (
+	// ErrBackupCorrupt: the backup does not match its integrity manifest,
+	// is truncated or is malformed. Restore from another copy.
+	ErrBackupCorrupt = errors.New("keyring: the backup is corrupt or truncated (it does not match its integrity manifest); restore from another copy")
+	// ErrUnsupportedBackup: the backup is not a phicrypt branch key backup,
+	// or was written by a newer phicrypt; upgrade phicrypt.
+	ErrUnsupportedBackup = errors.New("keyring: not a branch key backup this phicrypt can read (unknown format or version); upgrade phicrypt")
+	// ErrStoreNotEmpty: Restore writes only into an empty store.
+	ErrStoreNotEmpty = errors.New("keyring: restore needs an empty store; open a new one (restoring over existing branch keys could replace or mix them)")
+)
+
+type backupDoc struct {
+	Format   string         `json:"format"`
+	Version  int            `json:"version"`
+	Records  []backupRecord `json:"records"`
+	Manifest backupManifest `json:"manifest"`
+}
+
+type backupRecord struct {
+	BranchKeyID string    `json:"branch_key_id"`
+	Version     string    `json:"version"`
+	KMSKeyARN   string    `json:"kms_key_arn"`
+	Ciphertext  []byte    `json:"ciphertext"`
+	CreatedAt   time.Time `json:"created_at"`
+	State       State     `json:"state"`
+	SHA256      string    `json:"sha256"`
+}
+
+type backupManifest struct {
+	Records int    `json:"records"`
+	SHA256  string `json:"sha256"`
+}
+
+// Export writes a backup of every version of every branch key in store to
+// w: the wrapped material as KMS returned it, never plaintext, with an
+// integrity manifest. Restore reads it.
+//
+// The manifest's SHA-256 digests detect corruption, truncation, dropped or
+// reordered records; they are not a signature: whoever can write the backup
+// can recompute them. Authenticity of the key material comes from KMS: the
+// ciphertext is authenticated by KMS and bound by encryption context
+// (BranchKeys.EncryptionContext) to its branch key id, version, KMS key,
+// creation time and logical store name, so a forged or altered record does
+// not unwrap. What KMS
+// does not vouch for is each version's state and the set of versions, so
+// keep backups where writes are controlled (object lock, restricted
+// bucket). The backup names branch key ids, which may be PHI: protect it
+// as the store itself.
+//
+// Each branch key is read in one List call, so its versions are
+// consistent; the backup is not one point in time across keys. Export
+// while nothing rotates, or accept that a key rotated during the export
+// appears in either state.
+func Export(ctx context.Context, store Store, w io.Writer) error {
+	ids, err := store.IDs(ctx)
+	if err != nil {
+		return fmt.Errorf("keyring: export: listing branch keys: %w", err)
+	}
+	doc := backupDoc{Format: backupFormat, Version: backupVersion, Records: []backupRecord{}}
+	var digests [][sha256.Size]byte
+	for _, id := range ids {
+		vs, err := store.List(ctx, id)
+		if err != nil {
+			return fmt.Errorf("keyring: export: listing %s: %w", keyRef(id), err)
+		}
+		for _, v := range vs {
+			v = v.normalized()
+			d := recordDigest(v)
+			digests = append(digests, d)
+			doc.Records = append(doc.Records, backupRecord{v.BranchKeyID, v.Version, v.KMSKeyARN, v.Ciphertext, v.CreatedAt, v.State, hex.EncodeToString(d[:])})
+		}
+	}
+	set := setDigest(digests)
+	doc.Manifest = backupManifest{Records: len(doc.Records), SHA256: hex.EncodeToString(set[:])}
+	b, err := json.MarshalIndent(doc, "", " ")
+	if err != nil {
+		return fmt.Errorf("keyring: export: %w", err)
+	}
+	if _, err := w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("keyring: export: writing the backup: %w", err)
+	}
+	return nil
+}
+
+// Restore recreates, in the empty store, every branch key of the backup
+// Export wrote to r, with its versions in their order and states. It reads
+// and checks the whole backup first (format version, then every digest and
+// the manifest, then that each key has exactly one active version, its
+// newest) and writes nothing unless all of it holds; it refuses a store
+// that holds any branch key (ErrStoreNotEmpty).
+//
+// The Store API can only add an active version, so each key is rebuilt by
+// Create with its oldest version, Rotate through the others in order (each
+// demoting the one before to decrypt-only) and SetState for the retired
+// ones. The end state is exactly the original: same versions, order,
+// material, KMS key, creation times and states. During Restore, readers of
+// the store can see a key partly rebuilt or a retired version still
+// decrypt-only; and a Restore that fails midway leaves a partial store:
+// discard it and restore into a new one. The versions unwrap only under the
+// LogicalStoreName they were made with: configure the restored store's
+// BranchKeys with the original name.
+func Restore(ctx context.Context, store Store, r io.Reader) error {
+	records, err := readBackup(r)
+	if err != nil {
+		return err
+	}
+	ids, err := store.IDs(ctx)
+	if err != nil {
+		return fmt.Errorf("keyring: restore: listing the target's branch keys: %w", err)
+	}
+	if len(ids) != 0 {
+		return fmt.Errorf("%w: it holds %d branch keys", ErrStoreNotEmpty, len(ids))
+	}
+	for _, key := range groupByKey(records) {
+		if err := restoreKey(ctx, store, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readBackup parses and verifies a backup, returning its records.
+func readBackup(r io.Reader) ([]BranchKeyVersion, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxBackupBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: restore: reading the backup: %w", err)
+	}
+	if len(b) > MaxBackupBytes {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrUnsupportedBackup, MaxBackupBytes)
+	}
+	// The format and version are checked before anything else is parsed.
+	var head struct {
+		Format  string `json:"format"`
+		Version int    `json:"version"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil, fmt.Errorf("%w: not a JSON document", ErrBackupCorrupt)
+	}
+	if head.Format != backupFormat || head.Version != backupVersion {
+		return nil, fmt.Errorf("%w: want format %q version %d", ErrUnsupportedBackup, backupFormat, backupVersion)
+	}
+	var doc backupDoc
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		// The decoder's message can quote input: say only where it broke.
+		return nil, fmt.Errorf("%w: malformed near byte %d", ErrBackupCorrupt, dec.InputOffset())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the backup document", ErrBackupCorrupt)
+	}
+	return verifyBackup(doc)
+}
+
+// verifyBackup checks every record's digest and validity, the manifest, and
+// the order Export writes.
+func verifyBackup(doc backupDoc) ([]BranchKeyVersion, error) {
+	if len(doc.Records) > MaxBackupRecords {
+		return nil, fmt.Errorf("%w: more than %d records", ErrUnsupportedBackup, MaxBackupRecords)
+	}
+	records := make([]BranchKeyVersion, len(doc.Records))
+	digests := make([][sha256.Size]byte, len(doc.Records))
+	for i, rec := range doc.Records {
+		v := BranchKeyVersion{rec.BranchKeyID, rec.Version, rec.KMSKeyARN, rec.Ciphertext, rec.CreatedAt, rec.State}
+		if err := v.check(0); err != nil {
+			return nil, fmt.Errorf("%w: record %d is not a valid branch key version: %w", ErrBackupCorrupt, i, err)
+		}
+		digests[i] = recordDigest(v.normalized())
+		if !hexEqual(rec.SHA256, digests[i][:]) {
+			return nil, fmt.Errorf("%w: record %d does not match its digest", ErrBackupCorrupt, i)
+		}
+		records[i] = v.normalized()
+	}
+	set := setDigest(digests)
+	if doc.Manifest.Records != len(records) || !hexEqual(doc.Manifest.SHA256, set[:]) {
+		return nil, fmt.Errorf("%w: the manifest lists %d records, the backup holds %d, or they differ", ErrBackupCorrupt, doc.Manifest.Records, len(records))
+	}
+	if err := checkBackupOrder(records); err != nil {
+		return nil, err
+	}
+	return records, nil
+}
+
+// checkBackupOrder checks what a store can hold and Export writes: keys
+// grouped and sorted, versions unique, exactly one active version per key
+// and it the newest.
+func checkBackupOrder(records []BranchKeyVersion) error {
+	groups := groupByKey(records)
+	for i, key := range groups {
+		if i > 0 && key[0].BranchKeyID <= groups[i-1][0].BranchKeyID {
+			return fmt.Errorf("%w: branch keys are out of order or split", ErrBackupCorrupt)
+		}
+		seen := map[string]bool{}
+		for j, v := range key {
+			if seen[v.Version] {
+				return fmt.Errorf("%w: %s has version %s twice", ErrBackupCorrupt, keyRef(v.BranchKeyID), v.Version)
+			}
+			seen[v.Version] = true
+			if newest := j == len(key)-1; (v.State == StateActive) != newest {
+				return fmt.Errorf("%w: %s does not have exactly one active version, its newest", ErrBackupCorrupt, keyRef(v.BranchKeyID))
+			}
+		}
+	}
+	return nil
+}
+
+// groupByKey splits records into runs of one branch key id.
+func groupByKey(records []BranchKeyVersion) [][]BranchKeyVersion {
+	var groups [][]BranchKeyVersion
+	for i := 0; i < len(records); {
+		j := i + 1
+		for j < len(records) && records[j].BranchKeyID == records[i].BranchKeyID {
+			j++
+		}
+		groups = append(groups, records[i:j])
+		i = j
+	}
+	return groups
+}
+
+// restoreKey rebuilds one branch key from its versions, oldest first.
+func restoreKey(ctx context.Context, store Store, key []BranchKeyVersion) error {
+	id := key[0].BranchKeyID
+	first := key[0]
+	first.State = StateActive
+	if err := store.Create(ctx, first); err != nil {
+		return fmt.Errorf("keyring: restore of %s: %w", keyRef(id), err)
+	}
+	for i, v := range key[1:] {
+		v.State = StateActive
+		if err := store.Rotate(ctx, id, key[i].Version, v); err != nil {
+			return fmt.Errorf("keyring: restore of %s version %s: %w", keyRef(id), v.Version, err)
+		}
+	}
+	for _, v := range key {
+		if v.State == StateRetired {
+			if err := store.SetState(ctx, id, v.Version, StateDecryptOnly, StateRetired); err != nil {
+				return fmt.Errorf("keyring: restore of %s version %s: retiring: %w", keyRef(id), v.Version, err)
+			}
+		}
+	}
+	return nil
+}
+
+// recordDigest is SHA-256 over a record's canonical serialization: a
+// domain tag, then each field as a 4-byte big-endian length and its bytes,
+// in this order: branch key id, version, KMS key ARN, ciphertext, creation
+// time (RFC 3339 in UTC with nanoseconds, as normalized to microseconds),
+// state name.
+func recordDigest(v BranchKeyVersion) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write([]byte("phicrypt branch key backup v1 record\x00"))
+	for _, f := range [][]byte{[]byte(v.BranchKeyID), []byte(v.Version), []byte(v.KMSKeyARN), v.Ciphertext,
+		[]byte(v.CreatedAt.UTC().Format(time.RFC3339Nano)), []byte(v.State.String())} {
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f))))
+		h.Write(f)
+	}
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
+// setDigest is SHA-256 over a domain tag, the record count (8 bytes, big
+// endian) and every record digest in order.
+func setDigest(digests [][sha256.Size]byte) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write([]byte("phicrypt branch key backup v1 set\x00"))
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(digests))))
+	for _, d := range digests {
+		h.Write(d[:])
+	}
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
+func hexEqual(s string, want []byte) bool {
+	got, err := hex.DecodeString(s)
+	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
+}

@@ -1,0 +1,242 @@
+package keyring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+// Branch key creation and unwrapping follow the AWS Encryption SDK's branch
+// key store specification (awslabs/aws-encryption-sdk-specification,
+// framework/branch-key-store.md), hierarchy version 1, with one deliberate
+// difference: AWS keeps two wrapped copies of the active version (a
+// "branch:ACTIVE" item made by ReEncrypt, and the "branch:version:<uuid>"
+// item), while a phicrypt Store keeps one record per version and marks the
+// active one with its State. So every version is wrapped once, under the
+// DECRYPT_ONLY encryption context, and no ReEncrypt is needed to make it.
+
+// branchKeyLength is the length of a branch key (branch-key-store.md
+// "Wrapped Branch Key Creation v1": NumberOfBytes MUST be 32).
+const branchKeyLength = 32
+
+// Encryption context keys bound to every wrapped branch key version
+// (branch-key-store.md "Encryption Context" and "DECRYPT_ONLY Encryption
+// Context").
+const (
+	bkContextID               = "branch-key-id"
+	bkContextType             = "type"
+	bkContextCreateTime       = "create-time"
+	bkContextTableName        = "tablename"
+	bkContextKMSARN           = "kms-arn"
+	bkContextHierarchyVersion = "hierarchy-version"
+
+	// branch-key-store.md "DECRYPT_ONLY Encryption Context": type is
+	// "branch:version:" + version.
+	bkTypeVersionPrefix = "branch:version:"
+	// Only hierarchy version 1 is implemented (branch-key-store.md
+	// "Hierarchy Version").
+	bkHierarchyVersion = "1"
+	// branch-key-store.md "CreateKey": "ISO 8601 format in UTC, to
+	// microsecond precision (e.g. YYYY-MM-DDTHH:mm:ss.ssssssZ)".
+	bkCreateTimeLayout = "2006-01-02T15:04:05.000000Z"
+)
+
+// BranchKeysConfig configures BranchKeys.
+type BranchKeysConfig struct {
+	// Store keeps the wrapped versions.
+	Store Store
+	// Client reaches KMS. Unwrap needs Decrypt only; CreateBranchKey and
+	// Rotate also need GenerateDataKeyWithoutPlaintext, which *kms.Client
+	// has. A service that only decrypts may pass a client without it.
+	Client KMSClient
+	// KMSKeyARN is the KMS key that wraps new versions: a key ARN, not an
+	// alias (branch-key-store.md "AWS KMS Configuration": "This ARN MUST NOT
+	// be an Alias").
+	KMSKeyARN string
+	// LogicalStoreName is bound into every wrapped version's encryption
+	// context (the spec's "tablename", branch-key-store.md "Logical KeyStore
+	// Name"), so a version copied into another store does not unwrap there.
+	// It must stay the same for the life of the store, restores included.
+	LogicalStoreName string
+	GrantTokens      []string
+	// Now is the clock for creation times (default time.Now).
+	Now func() time.Time
+}
+
+// BranchKeys creates, rotates and unwraps branch key versions: the material
+// comes from KMS (GenerateDataKeyWithoutPlaintext), the Store keeps only the
+// wrapped form, and Unwrap asks KMS to decrypt it. It is safe for concurrent
+// use. It caches nothing; the hierarchical keyring caches what it unwraps.
+type BranchKeys struct {
+	cfg BranchKeysConfig
+}
+
+// keyGenerator is the optional capability CreateBranchKey and Rotate need.
+type keyGenerator interface {
+	GenerateDataKeyWithoutPlaintext(ctx context.Context, in *kms.GenerateDataKeyWithoutPlaintextInput, optFns ...func(*kms.Options)) (*kms.GenerateDataKeyWithoutPlaintextOutput, error)
+}
+
+// NewBranchKeys returns a BranchKeys over cfg.
+func NewBranchKeys(cfg BranchKeysConfig) (*BranchKeys, error) {
+	if cfg.Store == nil || cfg.Client == nil {
+		return nil, errors.New("keyring: BranchKeysConfig needs a Store and a KMS Client")
+	}
+	if arn, ok := parseKeyARN(cfg.KMSKeyARN); !ok || arn.resourceType != "key" {
+		return nil, errors.New("keyring: BranchKeysConfig.KMSKeyARN must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias or key id")
+	}
+	if cfg.LogicalStoreName == "" {
+		return nil, errors.New("keyring: BranchKeysConfig.LogicalStoreName is required (it is bound to every branch key)")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &BranchKeys{cfg: cfg}, nil
+}
+
+// String names the manager without any key material.
+func (b BranchKeys) String() string { return "BranchKeys(" + b.cfg.KMSKeyARN + ")" }
+
+// GoString implements fmt.GoStringer, so %#v prints no internals.
+func (b BranchKeys) GoString() string { return b.String() }
+
+// Store returns the store the versions live in.
+func (b *BranchKeys) Store() Store { return b.cfg.Store }
+
+// CreateBranchKey makes version 1 of a new branch key id and stores it as the
+// active version. ErrExists (from the Store) if id exists.
+func (b *BranchKeys) CreateBranchKey(ctx context.Context, id string) (BranchKeyVersion, error) {
+	if err := checkID(id); err != nil {
+		return BranchKeyVersion{}, err
+	}
+	v, err := b.newVersion(ctx, id)
+	if err != nil {
+		return BranchKeyVersion{}, err
+	}
+	if err := b.cfg.Store.Create(ctx, v); err != nil {
+		return BranchKeyVersion{}, fmt.Errorf("keyring: storing the new %s: %w", keyRef(id), err)
+	}
+	return v, nil
+}
+
+// Rotate makes a new version of branch key id active; the version it
+// replaces becomes decrypt-only. If another process rotated id between the
+// read and the write, Rotate returns the version that process made active
+// and an error wrapping ErrConflict: the key has been rotated, just not by
+// this call, so callers that only want "a fresh version" may accept it.
+func (b *BranchKeys) Rotate(ctx context.Context, id string) (BranchKeyVersion, error) {
+	if err := checkID(id); err != nil {
+		return BranchKeyVersion{}, err
+	}
+	cur, err := b.cfg.Store.Active(ctx, id)
+	if err != nil {
+		return BranchKeyVersion{}, fmt.Errorf("keyring: reading the active version to rotate: %w", err)
+	}
+	next, err := b.newVersion(ctx, id)
+	if err != nil {
+		return BranchKeyVersion{}, err
+	}
+	// Conditional write (branch-key-store.md "VersionKey": the active item
+	// must not have changed since it was read); Store.Rotate is the
+	// compare-and-swap.
+	err = b.cfg.Store.Rotate(ctx, id, cur.Version, next)
+	if errors.Is(err, ErrConflict) {
+		won, rerr := b.cfg.Store.Active(ctx, id)
+		if rerr != nil {
+			return BranchKeyVersion{}, fmt.Errorf("keyring: another process rotated %s at the same time, and re-reading it failed: %w", keyRef(id), errors.Join(err, rerr))
+		}
+		return won, fmt.Errorf("keyring: another process rotated %s at the same time; its version %s is active (nothing to retry): %w", keyRef(id), won.Version, err)
+	}
+	if err != nil {
+		return BranchKeyVersion{}, fmt.Errorf("keyring: storing the rotated %s: %w", keyRef(id), err)
+	}
+	return next, nil
+}
+
+// newVersion makes a new version of id, wrapped by KMS, ready to store as
+// active (branch-key-store.md "Wrapped Branch Key Creation v1").
+func (b *BranchKeys) newVersion(ctx context.Context, id string) (BranchKeyVersion, error) {
+	gen, ok := b.cfg.Client.(keyGenerator)
+	if !ok {
+		return BranchKeyVersion{}, errors.New("keyring: the KMS client cannot GenerateDataKeyWithoutPlaintext; creating branch keys needs a *kms.Client")
+	}
+	v := BranchKeyVersion{
+		BranchKeyID: id,
+		// "version: a new guid. This guid MUST be version 4 UUID".
+		Version:   NewBranchKeyVersion(),
+		KMSKeyARN: b.cfg.KMSKeyARN,
+		// The store keeps microseconds in UTC, and the context is rebuilt
+		// from the stored record: truncate before binding it.
+		CreatedAt: b.cfg.Now().UTC().Truncate(time.Microsecond),
+		State:     StateActive,
+	}
+	// "KeyId MUST be the kms-arn", "NumberOfBytes MUST be 32",
+	// "EncryptionContext MUST be the DECRYPT_ONLY encryption context".
+	out, err := gen.GenerateDataKeyWithoutPlaintext(ctx, &kms.GenerateDataKeyWithoutPlaintextInput{
+		KeyId:             &v.KMSKeyARN,
+		NumberOfBytes:     int32Ptr(branchKeyLength),
+		EncryptionContext: b.EncryptionContext(v),
+		GrantTokens:       b.cfg.GrantTokens,
+	})
+	if err != nil {
+		return BranchKeyVersion{}, fmt.Errorf("keyring: KMS GenerateDataKeyWithoutPlaintext for a new version of %s: %w", keyRef(id), err)
+	}
+	// "the operation MUST use the GenerateDataKeyWithoutPlaintext result
+	// CiphertextBlob as the wrapped DECRYPT_ONLY Branch Key".
+	v.Ciphertext = out.CiphertextBlob
+	if err := checkWrapped(v.KMSKeyARN, v.Ciphertext); err != nil {
+		return BranchKeyVersion{}, fmt.Errorf("keyring: KMS returned an unusable wrapped branch key: %w", err)
+	}
+	return v, nil
+}
+
+// EncryptionContext returns the KMS encryption context that binds version v
+// (branch-key-store.md "Encryption Context" and "DECRYPT_ONLY Encryption
+// Context"): branch-key-id, type "branch:version:<uuid>", create-time,
+// tablename, kms-arn and hierarchy-version. Its kms-arn is v.KMSKeyARN, so
+// whoever moves a version to another KMS key (ReEncrypt) must use this
+// function on the moved version for the destination context.
+func (b *BranchKeys) EncryptionContext(v BranchKeyVersion) map[string]string {
+	return map[string]string{
+		bkContextID:               v.BranchKeyID,
+		bkContextType:             bkTypeVersionPrefix + v.Version,
+		bkContextCreateTime:       v.CreatedAt.UTC().Truncate(time.Microsecond).Format(bkCreateTimeLayout),
+		bkContextTableName:        b.cfg.LogicalStoreName,
+		bkContextKMSARN:           v.KMSKeyARN,
+		bkContextHierarchyVersion: bkHierarchyVersion,
+	}
+}
+
+// Unwrap asks KMS to decrypt version v's material (branch-key-store.md "AWS
+// KMS Branch Key Decryption"). It does not look at v.State: deciding whether
+// a retired version may be used is the caller's business. The caller owns the
+// returned Secret and should Wipe it when done.
+func (b *BranchKeys) Unwrap(ctx context.Context, v BranchKeyVersion) (Secret, error) {
+	if err := v.check(0); err != nil {
+		return nil, err
+	}
+	// The stored kms-arn is the key to ask (the spec's Discovery rule), so
+	// versions rewrapped under another key still unwrap; it must be a key
+	// ARN ("the kms-arn field ... MUST NOT be an Alias").
+	if arn, ok := parseKeyARN(v.KMSKeyARN); !ok || arn.resourceType != "key" {
+		return nil, fmt.Errorf("%w: version %s of %s names no KMS key ARN", ErrInvalid, v.Version, keyRef(v.BranchKeyID))
+	}
+	out, err := b.cfg.Client.Decrypt(ctx, &kms.DecryptInput{
+		KeyId:             &v.KMSKeyARN,
+		CiphertextBlob:    v.Ciphertext,
+		EncryptionContext: b.EncryptionContext(v),
+		GrantTokens:       b.cfg.GrantTokens,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keyring: KMS Decrypt of version %s of %s: %w", v.Version, keyRef(v.BranchKeyID), err)
+	}
+	// As the AWS implementation checks: the answer is for the key asked and
+	// is a 32-byte key.
+	if deref(out.KeyId) != v.KMSKeyARN || len(out.Plaintext) != branchKeyLength {
+		Secret(out.Plaintext).Wipe()
+		return nil, fmt.Errorf("keyring: KMS Decrypt of version %s of %s answered for another key or with a wrong-length key", v.Version, keyRef(v.BranchKeyID))
+	}
+	return Secret(out.Plaintext), nil
+}

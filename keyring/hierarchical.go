@@ -1,0 +1,535 @@
+package keyring
+
+import (
+	"container/list"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/phicrypt/phicrypt/internal/wire"
+)
+
+// The hierarchical keyring follows the AWS Encryption SDK specification
+// (awslabs/aws-encryption-sdk-specification,
+// framework/aws-kms/aws-kms-hierarchical-keyring.md, "the spec" below), so
+// its encrypted data keys have the layout AWS's implementations read.
+
+// hierarchyProviderID is the EDK's key provider id (spec "OnEncrypt": MUST be
+// UTF8 Encoded "aws-kms-hierarchy"); the same string is the KDF label and the
+// first part of the wrapping AAD.
+const hierarchyProviderID = "aws-kms-hierarchy"
+
+// EDK ciphertext layout (spec "Structure / Ciphertext"):
+// salt (16) || IV (12) || branch key version as UUID bytes (16) ||
+// encrypted data key || authentication tag (16).
+const (
+	hierSaltLen    = 16
+	hierIVLen      = 12
+	hierVersionLen = 16
+	hierTagLen     = 16
+	hierHeaderLen  = hierSaltLen + hierIVLen + hierVersionLen
+)
+
+// DefaultHierarchicalCacheCapacity is the cache size when none is configured
+// (spec "Initialization": "MUST be configured to a max cache size of 1000").
+const DefaultHierarchicalCacheCapacity = 1000
+
+// ErrVersionRetired means a message's data key was wrapped under a branch key
+// version that has been retired: it is no longer used, even to decrypt. If
+// the data is still needed, move the version back to decrypt_only
+// (Store.SetState) and re-encrypt the data under the active version.
+var ErrVersionRetired = errors.New("keyring: the branch key version that wrapped this message is retired")
+
+// HierarchicalConfig configures a hierarchical keyring.
+type HierarchicalConfig struct {
+	// BranchKeys finds and unwraps branch key versions.
+	BranchKeys *BranchKeys
+	// BranchKeyID is the one branch key this keyring uses. Set it or
+	// BranchKeyIDSupplier, not both.
+	BranchKeyID string
+	// BranchKeyIDSupplier chooses the branch key from a message's encryption
+	// context (spec "Branch Key Supplier"), for example one per tenant or
+	// patient. Its errors are passed on wrapped, so they must not contain
+	// the context's values.
+	BranchKeyIDSupplier func(encryptionContext map[string]string) (string, error)
+	// CacheTTL is how long an unwrapped branch key, and which version is
+	// active, may be used before they are read again (spec "Cache Limit
+	// TTL": required, greater than zero). It bounds how long a process
+	// keeps encrypting under a version after another rotated it, and keeps
+	// decrypting under a version after another retired it.
+	CacheTTL time.Duration
+	// CacheCapacity bounds the cached entries (default 1000): each branch
+	// key version in use takes one, and each branch key encrypted under one
+	// more (which version is active). The least recently used is evicted,
+	// and its key material wiped, first.
+	CacheCapacity int
+	// Now is the clock for cache expiry (default time.Now).
+	Now func() time.Time
+}
+
+// Hierarchical is a keyring whose data keys are wrapped under keys derived
+// from branch keys: one KMS call unwraps a branch key version, which is then
+// cached and wraps data keys locally until its TTL ends. Each message's data
+// key is wrapped under a key derived from the branch key and a random salt.
+// It is safe for concurrent use.
+type Hierarchical struct {
+	bk       *BranchKeys
+	id       string
+	supplier func(map[string]string) (string, error)
+	cache    *branchKeyCache
+}
+
+// NewHierarchical returns a hierarchical keyring.
+func NewHierarchical(cfg HierarchicalConfig) (*Hierarchical, error) {
+	if cfg.BranchKeys == nil {
+		return nil, errors.New("keyring: HierarchicalConfig.BranchKeys is required")
+	}
+	if (cfg.BranchKeyID == "") == (cfg.BranchKeyIDSupplier == nil) {
+		return nil, errors.New("keyring: HierarchicalConfig needs exactly one of BranchKeyID and BranchKeyIDSupplier")
+	}
+	if cfg.BranchKeyID != "" {
+		if err := checkID(cfg.BranchKeyID); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.CacheTTL <= 0 {
+		return nil, errors.New("keyring: HierarchicalConfig.CacheTTL must be greater than zero")
+	}
+	if cfg.CacheCapacity < 0 {
+		return nil, errors.New("keyring: HierarchicalConfig.CacheCapacity must not be negative")
+	}
+	if cfg.CacheCapacity == 0 {
+		cfg.CacheCapacity = DefaultHierarchicalCacheCapacity
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Hierarchical{
+		bk:       cfg.BranchKeys,
+		id:       cfg.BranchKeyID,
+		supplier: cfg.BranchKeyIDSupplier,
+		cache:    newBranchKeyCache(cfg.CacheTTL, cfg.CacheCapacity, cfg.Now),
+	}, nil
+}
+
+// String names the keyring without its branch key id (which may be PHI) or
+// any key material.
+func (Hierarchical) String() string { return "Hierarchical" }
+
+// GoString implements fmt.GoStringer, so %#v prints no internals.
+func (Hierarchical) GoString() string { return "Hierarchical" }
+
+// branchKeyID is the configured id or the supplier's answer (spec "OnEncrypt"
+// and "OnDecrypt": "either the configured branchKeyId ... or the result of
+// the branchKeySupplier's getBranchKeyId operation").
+func (h *Hierarchical) branchKeyID(ec map[string]string) (string, error) {
+	if h.supplier == nil {
+		return h.id, nil
+	}
+	id, err := h.supplier(ec)
+	if err != nil {
+		return "", fmt.Errorf("keyring: the branch key id supplier failed: %w", err)
+	}
+	if err := checkID(id); err != nil {
+		return "", fmt.Errorf("keyring: the branch key id supplier returned an invalid id: %w", err)
+	}
+	return id, nil
+}
+
+// OnEncrypt wraps the data key (generating it if the materials have none)
+// under the active version of the branch key.
+func (h *Hierarchical) OnEncrypt(ctx context.Context, m *EncryptionMaterials) error {
+	if err := m.checkDataKey(); err != nil {
+		return err
+	}
+	id, err := h.branchKeyID(m.EncryptionContext)
+	if err != nil {
+		return err
+	}
+	// Spec "Branch Key Wrapping and Unwrapping AAD": "If the keyring cannot
+	// serialize the encryption context, the operation MUST fail."
+	ec, err := wire.AppendContext(nil, m.EncryptionContext)
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	// Spec "Query Branch Keystore OnEncrypt": the active version.
+	active, err := h.cache.active(ctx, h.bk, id)
+	if err != nil {
+		return err
+	}
+	ent, err := h.cache.material(ctx, h.bk, active)
+	if err != nil {
+		return err
+	}
+	defer ent.release()
+	dk := m.DataKey
+	if dk == nil {
+		// Spec "OnEncrypt": generate a random data key of the suite's length.
+		dk = make(Secret, m.DataKeyLength)
+		rand.Read(dk)
+	}
+	edk, err := wrapHierarchical(ent.key, id, active.Version, dk, ec)
+	if err != nil {
+		if m.DataKey == nil {
+			dk.Wipe()
+		}
+		return err
+	}
+	m.DataKey = dk
+	m.EncryptedDataKeys = append(m.EncryptedDataKeys, edk)
+	return nil
+}
+
+// wrapHierarchical is the spec's "Branch Key Wrapping", producing the EDK of
+// spec "OnEncrypt" (provider id "aws-kms-hierarchy", provider info the branch
+// key id, ciphertext as in "Structure / Ciphertext").
+func wrapHierarchical(branchKey Secret, id, version string, dk Secret, ec []byte) (EncryptedDataKey, error) {
+	vb, ok := uuidBytes(version)
+	if !ok {
+		return EncryptedDataKey{}, fmt.Errorf("%w: the active version of %s is not a UUID", ErrInvalid, keyRef(id))
+	}
+	out := make([]byte, hierHeaderLen, hierHeaderLen+len(dk)+hierTagLen)
+	// 1. a 16 byte random salt; 2. a 12 byte random IV.
+	rand.Read(out[:hierSaltLen+hierIVLen])
+	salt, iv := out[:hierSaltLen], out[hierSaltLen:hierSaltLen+hierIVLen]
+	copy(out[hierSaltLen+hierIVLen:], vb[:])
+	aead, err := hierarchicalAEAD(branchKey, salt)
+	if err != nil {
+		return EncryptedDataKey{}, err
+	}
+	// 4. AES-GCM-256 under the derived key, the data key as the message,
+	// a 16-byte tag, the serialized AAD.
+	out = aead.Seal(out, iv, dk, hierarchicalAAD(id, vb, ec))
+	return EncryptedDataKey{ProviderID: hierarchyProviderID, ProviderInfo: []byte(id), Ciphertext: out}, nil
+}
+
+// hierarchicalAEAD is AES-256-GCM under the key derived from the branch key
+// and salt (spec "Branch Key Wrapping" step 3).
+func hierarchicalAEAD(branchKey Secret, salt []byte) (cipher.AEAD, error) {
+	dkey := deriveHierarchicalKey(branchKey, salt)
+	defer clear(dkey[:])
+	block, err := aes.NewCipher(dkey[:])
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// deriveHierarchicalKey derives the 32-byte derivedBranchKey (spec "Branch
+// Key Wrapping" step 3): NIST SP 800-108r1 KDF in counter mode with
+// HMAC-SHA-256, the branch key as the key, "aws-kms-hierarchy" as the label
+// and the salt as the context. The PRF input is, as AWS's implementation
+// (KdfCtr) lays it out: a 4-byte big-endian counter starting at 1 || label ||
+// 0x00 || salt || the output length in bits as 4 bytes big-endian (256).
+// One HMAC-SHA-256 block is exactly the 32 bytes needed.
+//
+// The spec names this KDF, not HKDF: HKDF would put a 1-byte counter last
+// and derive a different key, which AWS's readers would not open.
+func deriveHierarchicalKey(branchKey Secret, salt []byte) (out [32]byte) {
+	mac := hmac.New(sha256.New, branchKey)
+	var buf [4 + len(hierarchyProviderID) + 1 + hierSaltLen + 4]byte
+	b := binary.BigEndian.AppendUint32(buf[:0], 1)
+	b = append(b, hierarchyProviderID...)
+	b = append(b, 0x00)
+	b = append(b, salt...)
+	b = binary.BigEndian.AppendUint32(b, 8*32)
+	mac.Write(b)
+	mac.Sum(out[:0])
+	return out
+}
+
+// hierarchicalAAD is spec "Branch Key Wrapping and Unwrapping AAD":
+// "aws-kms-hierarchy" || branch-key-id (UTF-8) || version (16 UUID bytes, as
+// AWS's implementation passes it) || serialized encryption context.
+func hierarchicalAAD(id string, version [16]byte, ec []byte) []byte {
+	aad := make([]byte, 0, len(hierarchyProviderID)+len(id)+len(version)+len(ec))
+	aad = append(aad, hierarchyProviderID...)
+	aad = append(aad, id...)
+	aad = append(aad, version[:]...)
+	return append(aad, ec...)
+}
+
+// OnDecrypt unwraps the first encrypted data key written by a hierarchical
+// keyring for this keyring's branch key (spec "OnDecrypt").
+func (h *Hierarchical) OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks []EncryptedDataKey) error {
+	// "If the decryption materials already contain a PlainTextDataKey,
+	// OnDecrypt MUST fail."
+	if m.DataKey != nil {
+		return ErrDataKeyPresent
+	}
+	id, err := h.branchKeyID(m.EncryptionContext)
+	if err != nil {
+		return err
+	}
+	ec, err := wire.AppendContext(nil, m.EncryptionContext)
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	var attempts []error
+	for _, edk := range edks {
+		// Filter: provider id "aws-kms-hierarchy", provider info the UTF-8
+		// branch key id, equal to this keyring's.
+		if edk.ProviderID != hierarchyProviderID {
+			continue
+		}
+		if !utf8.Valid(edk.ProviderInfo) {
+			attempts = append(attempts, errors.New("an aws-kms-hierarchy encrypted data key's provider info is not UTF-8"))
+			continue
+		}
+		if string(edk.ProviderInfo) != id {
+			continue
+		}
+		// "For each encrypted data key in the filtered set ... errors MUST
+		// be collected."
+		dk, err := h.unwrapOne(ctx, id, edk.Ciphertext, m.DataKeyLength, ec)
+		if err != nil {
+			attempts = append(attempts, err)
+			continue
+		}
+		m.DataKey = dk
+		return nil
+	}
+	return unwrapError(attempts)
+}
+
+// unwrapOne is spec "Branch Key Unwrapping" for one EDK ciphertext.
+func (h *Hierarchical) unwrapOne(ctx context.Context, id string, ct []byte, dkLen int, ec []byte) (Secret, error) {
+	if len(ct) != hierHeaderLen+dkLen+hierTagLen {
+		return nil, fmt.Errorf("an aws-kms-hierarchy encrypted data key is %d bytes; want %d", len(ct), hierHeaderLen+dkLen+hierTagLen)
+	}
+	salt, iv := ct[:hierSaltLen], ct[hierSaltLen:hierSaltLen+hierIVLen]
+	var vb [16]byte
+	copy(vb[:], ct[hierSaltLen+hierIVLen:hierHeaderLen])
+	version := uuidString(vb)
+	// Spec "GetItem Branch Keystore OnDecrypt": that version of the key.
+	ent, err := h.cache.material(ctx, h.bk, BranchKeyVersion{BranchKeyID: id, Version: version})
+	if err != nil {
+		return nil, err
+	}
+	defer ent.release()
+	aead, err := hierarchicalAEAD(ent.key, salt)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := aead.Open(nil, iv, ct[hierHeaderLen:], hierarchicalAAD(id, vb, ec))
+	if err != nil {
+		return nil, fmt.Errorf("version %s of %s: the wrapped key does not open (wrong encryption context, or the key was altered)", version, keyRef(id))
+	}
+	return Secret(dk), nil
+}
+
+// uuidBytes parses a canonical UUID string into its 16 bytes.
+func uuidBytes(s string) (u [16]byte, ok bool) {
+	if checkVersionID(s) != nil {
+		return u, false
+	}
+	h := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36]
+	_, err := hex.Decode(u[:], []byte(h))
+	return u, err == nil
+}
+
+// uuidString formats 16 bytes as a canonical lowercase UUID.
+func uuidString(u [16]byte) string {
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
+}
+
+// branchKeyCache holds, for the TTL, unwrapped branch key versions and which
+// version of each branch key is active. Misses for one entry are
+// single-flight: concurrent callers wait for one Store read and one KMS call.
+// Evicted and expired key material is wiped. (Spec "Initialization": a cache
+// with the TTL and a max size. Its entry identifiers, spec Appendix A, matter
+// only to a cache shared across keyrings; this one is private.)
+type branchKeyCache struct {
+	ttl      time.Duration
+	capacity int
+	now      func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]*cacheEntry
+	lru     *list.List // of *cacheEntry, most recently used first
+	flights map[string]*flight
+}
+
+// cacheEntry is an active-version record (key nil) or unwrapped material.
+type cacheEntry struct {
+	name    string
+	rec     BranchKeyVersion
+	key     Secret
+	expires time.Time
+	elem    *list.Element
+
+	// Users hold use as readers while they derive from key; wiping takes it
+	// as writer, so key is never cleared under a reader.
+	use   sync.RWMutex
+	wiped bool
+}
+
+func (e *cacheEntry) release() { e.use.RUnlock() }
+
+func (e *cacheEntry) wipe() {
+	e.use.Lock()
+	e.wiped = true
+	e.key.Wipe()
+	e.use.Unlock()
+}
+
+type flight struct {
+	done chan struct{}
+	ent  *cacheEntry
+	err  error
+}
+
+func newBranchKeyCache(ttl time.Duration, capacity int, now func() time.Time) *branchKeyCache {
+	return &branchKeyCache{
+		ttl: ttl, capacity: capacity, now: now,
+		entries: map[string]*cacheEntry{}, lru: list.New(), flights: map[string]*flight{},
+	}
+}
+
+func activeName(id string) string            { return "A\x00" + id }
+func materialName(id, version string) string { return "V\x00" + id + "\x00" + version }
+
+// active returns the active version record of branch key id.
+func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) (BranchKeyVersion, error) {
+	e, err := c.get(ctx, activeName(id), func(ctx context.Context) (*cacheEntry, error) {
+		v, err := bk.cfg.Store.Active(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: reading the active version of %s: %w", keyRef(id), err)
+		}
+		return &cacheEntry{rec: v}, nil
+	})
+	if err != nil {
+		return BranchKeyVersion{}, err
+	}
+	defer e.release()
+	return e.rec, nil
+}
+
+// material returns the unwrapped version v.Version of branch key
+// v.BranchKeyID, held for reading: the caller must release it. When v
+// carries no ciphertext it is read from the store first; a retired version
+// is refused with ErrVersionRetired.
+func (c *branchKeyCache) material(ctx context.Context, bk *BranchKeys, v BranchKeyVersion) (*cacheEntry, error) {
+	return c.get(ctx, materialName(v.BranchKeyID, v.Version), func(ctx context.Context) (*cacheEntry, error) {
+		rec := v
+		if rec.Ciphertext == nil {
+			var err error
+			if rec, err = bk.cfg.Store.Get(ctx, v.BranchKeyID, v.Version); err != nil {
+				return nil, fmt.Errorf("keyring: reading version %s of %s: %w", v.Version, keyRef(v.BranchKeyID), err)
+			}
+		}
+		if rec.State == StateRetired {
+			return nil, fmt.Errorf("%w: version %s of %s", ErrVersionRetired, v.Version, keyRef(v.BranchKeyID))
+		}
+		key, err := bk.Unwrap(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		rec.Ciphertext = nil // not needed once unwrapped
+		return &cacheEntry{rec: rec, key: key}, nil
+	})
+}
+
+// get returns the live entry called name, held for reading, loading it with
+// load on a miss. Only one load per name runs at a time; it runs detached
+// from any one caller's cancellation, and each caller waits for it only as
+// long as its own ctx allows. Failed loads are not cached.
+func (c *branchKeyCache) get(ctx context.Context, name string, load func(context.Context) (*cacheEntry, error)) (*cacheEntry, error) {
+	for {
+		c.mu.Lock()
+		if e, ok := c.entries[name]; ok {
+			if c.now().Before(e.expires) {
+				c.lru.MoveToFront(e.elem)
+				c.mu.Unlock()
+				if e.acquire() {
+					return e, nil
+				}
+				continue // wiped between lookup and use: look again
+			}
+			c.removeLocked(e)
+			go e.wipe()
+		}
+		f, ok := c.flights[name]
+		if !ok {
+			f = &flight{done: make(chan struct{})}
+			c.flights[name] = f
+			go c.fly(context.WithoutCancel(ctx), name, f, load)
+		}
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-f.done:
+		}
+		if f.err != nil {
+			return nil, f.err
+		}
+		if f.ent.acquire() {
+			return f.ent, nil
+		}
+	}
+}
+
+// acquire takes a read hold on a live entry; false if it has been wiped.
+func (e *cacheEntry) acquire() bool {
+	e.use.RLock()
+	if e.wiped {
+		e.use.RUnlock()
+		return false
+	}
+	return true
+}
+
+// fly runs one load and publishes its result to the cache and the waiters.
+func (c *branchKeyCache) fly(ctx context.Context, name string, f *flight, load func(context.Context) (*cacheEntry, error)) {
+	e, err := load(ctx)
+	var evicted []*cacheEntry
+	c.mu.Lock()
+	delete(c.flights, name)
+	if err == nil {
+		e.name = name
+		e.expires = c.now().Add(c.ttl)
+		if old, ok := c.entries[name]; ok {
+			c.removeLocked(old)
+			evicted = append(evicted, old)
+		}
+		e.elem = c.lru.PushFront(e)
+		c.entries[name] = e
+		for c.lru.Len() > c.capacity {
+			old := c.lru.Back().Value.(*cacheEntry)
+			c.removeLocked(old)
+			evicted = append(evicted, old)
+		}
+	}
+	f.ent, f.err = e, err
+	c.mu.Unlock()
+	close(f.done)
+	for _, old := range evicted {
+		old.wipe()
+	}
+}
+
+func (c *branchKeyCache) removeLocked(e *cacheEntry) {
+	c.lru.Remove(e.elem)
+	delete(c.entries, e.name)
+}

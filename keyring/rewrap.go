@@ -1,0 +1,232 @@
+package keyring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
+)
+
+// KMSReEncrypter is the part of the aws-sdk-go-v2 KMS client that Rewrap
+// uses; *kms.Client satisfies it.
+type KMSReEncrypter interface {
+	ReEncrypt(ctx context.Context, in *kms.ReEncryptInput, optFns ...func(*kms.Options)) (*kms.ReEncryptOutput, error)
+}
+
+// RewrapOptions configures Rewrap. EncryptionContext is required.
+type RewrapOptions struct {
+	// EncryptionContext returns the KMS encryption context bound to a
+	// version's material: pass the EncryptionContext method of the
+	// BranchKeys that made the versions (same LogicalStoreName). Rewrap
+	// unwraps under the context of the stored version and wraps under the
+	// context of the moved one (its KMSKeyARN the new key), so the context
+	// can still be rebuilt from the stored record afterwards.
+	EncryptionContext func(BranchKeyVersion) map[string]string
+	// Checkpoint, when set, is called after each version is settled
+	// (rewrapped, or found already under the new key). Record the position
+	// there to resume from it after a crash; an error stops Rewrap, which
+	// returns it wrapped.
+	Checkpoint func(id, version string) error
+	// Resume, when set, skips every version up to and including this one in
+	// Rewrap's order (branch key ids sorted bytewise, each key's versions
+	// oldest first): pass the last position Checkpoint saw. Resuming is only
+	// a saving: a plain re-run also finishes without re-encrypting anything,
+	// because versions already under the new key are skipped.
+	Resume *RewrapPosition
+	// Progress, when set, is called after each version with the number of
+	// versions settled or skipped so far and the total.
+	Progress func(done, total int)
+	// GrantTokens are passed to every ReEncrypt call.
+	GrantTokens []string
+}
+
+// RewrapPosition names one branch key version in Rewrap's order.
+type RewrapPosition struct {
+	BranchKeyID, Version string
+}
+
+// RewrapReport counts what Rewrap did; the counts add up to Total.
+type RewrapReport struct {
+	// Total is the number of versions the store held when Rewrap began.
+	Total int
+	// Rewrapped versions were moved under the new key by this call.
+	Rewrapped int
+	// AlreadyMoved versions were under the new key already (an earlier run).
+	AlreadyMoved int
+	// MovedByOther versions were moved by another process while this call
+	// ran (found moved when re-read, or its compare-and-swap lost).
+	MovedByOther int
+	// Resumed versions came before RewrapOptions.Resume and were not read.
+	Resumed int
+}
+
+// rewrapAttempts bounds how often one version is re-read and re-encrypted
+// after losing a compare-and-swap to a writer that did not move it under
+// the new key (another rewrap to yet another key, say).
+const rewrapAttempts = 3
+
+// Rewrap moves every version of every branch key in store under the KMS
+// key newKeyARN with KMS ReEncrypt, so the plaintext branch keys never leave
+// KMS, and writes each with Store.Rewrap's compare-and-swap. Versions of
+// every state move, retired ones included: a retired version can be made
+// decrypt-only again, and one left under the old key would be destroyed,
+// unannounced, when that key is deleted. Destroying material should be a
+// decision of its own, not a side effect of a rewrap.
+//
+// Rewrap is idempotent and resumable: a version already under newKeyARN is
+// skipped, so re-running after a crash or an error continues where it
+// stopped, and a compare-and-swap lost to another process rewrapping the
+// same store is re-read and counted, not redone. It handles the versions
+// present when it starts: set BranchKeysConfig.KMSKeyARN to newKeyARN first,
+// so new versions are made under it, or run Rewrap again after a rotation
+// that raced it.
+//
+// newKeyARN must be a key ARN (not an alias or bare key id): it is stored
+// in each record and compared for idempotence. The caller needs
+// kms:ReEncryptFrom on the old keys and kms:ReEncryptTo on the new one.
+// Once Rewrap returns with no error, the old keys can be disabled.
+func Rewrap(ctx context.Context, store Store, client KMSReEncrypter, newKeyARN string, opts RewrapOptions) (RewrapReport, error) {
+	if a, ok := parseKeyARN(newKeyARN); !ok || a.resourceType != "key" || len(newKeyARN) > MaxKMSKeyARNLen {
+		return RewrapReport{}, fmt.Errorf("%w: Rewrap needs the new KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias or key id", ErrInvalid)
+	}
+	if opts.EncryptionContext == nil {
+		return RewrapReport{}, fmt.Errorf("%w: RewrapOptions.EncryptionContext is required (the EncryptionContext method of the BranchKeys that made the versions)", ErrInvalid)
+	}
+	plan, err := rewrapPlan(ctx, store)
+	if err != nil {
+		return RewrapReport{}, err
+	}
+	rep := RewrapReport{Total: len(plan)}
+	start, err := resumeIndex(plan, opts.Resume)
+	if err != nil {
+		return rep, err
+	}
+	rep.Resumed = start
+	rw := rewrapper{store: store, client: client, arn: newKeyARN, context: opts.EncryptionContext, grants: opts.GrantTokens}
+	for i, v := range plan[start:] {
+		if err := rw.settle(ctx, v, &rep); err != nil {
+			return rep, err
+		}
+		if opts.Checkpoint != nil {
+			if err := opts.Checkpoint(v.BranchKeyID, v.Version); err != nil {
+				return rep, fmt.Errorf("keyring: rewrap stopped by its checkpoint after %s version %s: %w", keyRef(v.BranchKeyID), v.Version, err)
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress(start+i+1, len(plan))
+		}
+	}
+	return rep, nil
+}
+
+// rewrapPlan lists every version of every branch key in Rewrap's order.
+func rewrapPlan(ctx context.Context, store Store) ([]BranchKeyVersion, error) {
+	ids, err := store.IDs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: rewrap: listing branch keys: %w", err)
+	}
+	var plan []BranchKeyVersion
+	for _, id := range ids {
+		vs, err := store.List(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: rewrap: listing %s: %w", keyRef(id), err)
+		}
+		plan = append(plan, vs...)
+	}
+	return plan, nil
+}
+
+// resumeIndex returns the index in plan just after pos (0 when pos is nil).
+func resumeIndex(plan []BranchKeyVersion, pos *RewrapPosition) (int, error) {
+	if pos == nil {
+		return 0, nil
+	}
+	for i, v := range plan {
+		if v.BranchKeyID == pos.BranchKeyID && v.Version == pos.Version {
+			return i + 1, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: the rewrap resume position (%s version %s) is not in this store; resume against the store the checkpoint came from, or re-run without Resume",
+		ErrNotFound, keyRef(pos.BranchKeyID), pos.Version)
+}
+
+type rewrapper struct {
+	store   Store
+	client  KMSReEncrypter
+	arn     string
+	context func(BranchKeyVersion) map[string]string
+	grants  []string
+}
+
+// settle moves v under the new key unless it is there already. It reads
+// the version afresh first, and again after a lost compare-and-swap, so a
+// version another process moved since the plan was made costs no KMS call.
+func (rw *rewrapper) settle(ctx context.Context, v BranchKeyVersion, rep *RewrapReport) error {
+	if v.KMSKeyARN == rw.arn {
+		rep.AlreadyMoved++
+		return nil
+	}
+	for range rewrapAttempts {
+		cur, err := rw.store.Get(ctx, v.BranchKeyID, v.Version)
+		if err != nil {
+			return fmt.Errorf("keyring: rewrap: reading %s version %s: %w", keyRef(v.BranchKeyID), v.Version, err)
+		}
+		if cur.KMSKeyARN == rw.arn {
+			rep.MovedByOther++
+			return nil
+		}
+		err = rw.move(ctx, cur)
+		if err == nil {
+			rep.Rewrapped++
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: rewrap of %s version %s kept losing to concurrent writers that moved it elsewhere; stop the other rewrap and run again",
+		ErrConflict, keyRef(v.BranchKeyID), v.Version)
+}
+
+func accessDenied(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException"
+}
+
+// move re-encrypts v's material under the new key, from its context under
+// the old key to its context under the new one, and stores it on condition
+// that nobody changed it meanwhile.
+func (rw *rewrapper) move(ctx context.Context, v BranchKeyVersion) error {
+	moved := v
+	moved.KMSKeyARN = rw.arn
+	out, err := rw.client.ReEncrypt(ctx, &kms.ReEncryptInput{
+		CiphertextBlob:               v.Ciphertext,
+		SourceKeyId:                  &v.KMSKeyARN,
+		SourceEncryptionContext:      rw.context(v),
+		DestinationKeyId:             &rw.arn,
+		DestinationEncryptionContext: rw.context(moved),
+		GrantTokens:                  rw.grants,
+	})
+	if err != nil {
+		hint := ""
+		if accessDenied(err) {
+			hint = " (the caller needs kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one)"
+		}
+		return fmt.Errorf("keyring: rewrap of %s version %s: KMS ReEncrypt from %s to %s%s: %w",
+			keyRef(v.BranchKeyID), v.Version, v.KMSKeyARN, rw.arn, hint, err)
+	}
+	if deref(out.KeyId) != rw.arn || deref(out.SourceKeyId) != v.KMSKeyARN {
+		return fmt.Errorf("keyring: rewrap of %s version %s: KMS ReEncrypt answered for other keys than asked; nothing was stored",
+			keyRef(v.BranchKeyID), v.Version)
+	}
+	if n := len(out.CiphertextBlob); n == 0 || n > MaxWrappedBranchKeyLen {
+		return fmt.Errorf("keyring: rewrap of %s version %s: KMS ReEncrypt returned a %d-byte ciphertext; nothing was stored",
+			keyRef(v.BranchKeyID), v.Version, n)
+	}
+	if err := rw.store.Rewrap(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, out.CiphertextBlob); err != nil {
+		return fmt.Errorf("keyring: rewrap of %s version %s: storing: %w", keyRef(v.BranchKeyID), v.Version, err)
+	}
+	return nil
+}
