@@ -134,6 +134,12 @@ func (b *BranchKeys) Rotate(ctx context.Context, id string) (BranchKeyVersion, e
 	if err != nil {
 		return BranchKeyVersion{}, fmt.Errorf("keyring: reading the active version to rotate: %w", err)
 	}
+	return b.rotateFrom(ctx, id, cur.Version)
+}
+
+// rotateFrom replaces version expected of branch key id, if it is still the
+// active one; otherwise it reports ErrConflict with the version that is.
+func (b *BranchKeys) rotateFrom(ctx context.Context, id, expected string) (BranchKeyVersion, error) {
 	next, err := b.newVersion(ctx, id)
 	if err != nil {
 		return BranchKeyVersion{}, err
@@ -141,7 +147,7 @@ func (b *BranchKeys) Rotate(ctx context.Context, id string) (BranchKeyVersion, e
 	// Conditional write (branch-key-store.md "VersionKey": the active item
 	// must not have changed since it was read); Store.Rotate is the
 	// compare-and-swap.
-	err = b.cfg.Store.Rotate(ctx, id, cur.Version, next)
+	err = b.cfg.Store.Rotate(ctx, id, expected, next)
 	if errors.Is(err, ErrConflict) {
 		won, rerr := b.cfg.Store.Active(ctx, id)
 		if rerr != nil {

@@ -1,0 +1,79 @@
+package keyring_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/kmsmock"
+	"github.com/stretchr/testify/require"
+)
+
+// RotateDue rotates exactly the keys whose active version is too old, once
+// each, even with several processes running it at the same time.
+func TestRotateDue(t *testing.T) {
+	ctx := context.Background()
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	client := l.Client("custodian")
+	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	store, err := keyring.OpenSQLiteStore(ctx, t.TempDir()+"/keys.db")
+	require.NoError(t, err)
+	defer store.Close()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,
+		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "rotation-test", Now: clock})
+	require.NoError(t, err)
+	for _, id := range []string{"tenant-a", "tenant-b", "tenant-c"} {
+		_, err := bk.CreateBranchKey(ctx, id)
+		require.NoError(t, err)
+	}
+	policy := keyring.RotationPolicy{MaxAge: 7 * 24 * time.Hour}
+
+	rep, err := bk.RotateDue(ctx, policy)
+	require.NoError(t, err)
+	require.Equal(t, keyring.RotationReport{Checked: 3}, rep, "nothing is due yet")
+
+	now.Add(int64(10 * 24 * time.Hour))
+	_, err = bk.Rotate(ctx, "tenant-b") // rotated on demand: fresh again
+	require.NoError(t, err)
+
+	// Four processes' worth of custodian jobs at once.
+	var wg sync.WaitGroup
+	var rotated, byOther atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			rep, err := bk.RotateDue(ctx, policy)
+			require.NoError(t, err)
+			rotated.Add(int64(rep.Rotated))
+			byOther.Add(int64(rep.RotatedByOther))
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int64(2), rotated.Load(), "tenant-a and tenant-c are rotated exactly once")
+	for id, want := range map[string]int{"tenant-a": 2, "tenant-b": 2, "tenant-c": 2} {
+		versions, err := store.List(ctx, id)
+		require.NoError(t, err)
+		require.Len(t, versions, want, id)
+		active := 0
+		for _, v := range versions {
+			if v.State == keyring.StateActive {
+				active++
+			}
+		}
+		require.Equal(t, 1, active, id)
+	}
+	rep, err = bk.RotateDue(ctx, policy)
+	require.NoError(t, err)
+	require.Equal(t, 0, rep.Rotated, "a second run finds nothing due")
+
+	_, err = bk.RotateDue(ctx, keyring.RotationPolicy{})
+	require.Error(t, err)
+}
