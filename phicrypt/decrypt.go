@@ -3,6 +3,7 @@ package phicrypt
 import (
 	"context"
 	"crypto/cipher"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 	"maps"
@@ -38,7 +39,7 @@ func (e *Encryptor) open(ctx context.Context, h *header, rawHeader []byte, expec
 		return nil, err
 	}
 	defer mat.release()
-	aead, commit := e.kdf.derive(h.suite, mat.dataKey, h.messageID, make([]byte, 0, commitKeyLen))
+	aead, commit := e.kdf.derive(h.suite, mat.dataKey, h.messageID, make([]byte, 0, sha512.Size)) // HMAC-SHA-512 output before truncation
 	if h.suite.committing && !checkCommitment(commit, h.commitKey) {
 		return nil, authFailed(StageCommitment, "the key commitment does not match the data key")
 	}

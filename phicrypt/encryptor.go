@@ -3,6 +3,7 @@ package phicrypt
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 	"maps"
@@ -206,7 +207,7 @@ func (e *Encryptor) begin(ctx context.Context, dst []byte, ec map[string]string,
 	defer mat.release()
 	h := &header{suite: e.suite, messageID: make([]byte, 32), edks: mat.edks, framed: true, frameLength: uint32(e.frameLength)}
 	rand.Read(h.messageID)
-	aead, commit := e.kdf.derive(e.suite, mat.dataKey, h.messageID, make([]byte, 0, commitKeyLen))
+	aead, commit := e.kdf.derive(e.suite, mat.dataKey, h.messageID, make([]byte, 0, sha512.Size)) // HMAC-SHA-512 output before truncation
 	h.commitKey = commit
 	start := len(dst)
 	dst = appendHeaderBody(dst, h, aad)
