@@ -34,7 +34,7 @@ func (e *Encryptor) open(ctx context.Context, h *header, rawHeader []byte, expec
 	if err != nil {
 		return nil, err
 	}
-	mat, err := e.decryptionMaterials(ctx, h, full)
+	mat, err := e.decryptionMaterials(ctx, h, full, len(authOnly) == 0)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ type header struct {
 	suite       *suiteInfo
 	messageID   []byte
 	context     map[string]string
+	contextRaw  []byte // the context as serialized in the header
 	edks        []keyring.EncryptedDataKey
 	framed      bool
 	frameLength uint32
@@ -235,6 +236,7 @@ func (h *header) parseContext(p *headerParser) {
 		p.fail(StageHeader, "the encryption context is malformed")
 		return
 	}
+	h.contextRaw = aad
 	_, hasKey := ctx[publicKeyContextKey]
 	if hasKey != h.suite.signed {
 		p.fail(StageHeader, "the signing key in the encryption context does not match the suite")

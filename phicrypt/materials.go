@@ -80,18 +80,24 @@ func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string) (m
 }
 
 // decryptionMaterials unwraps a message's data key, through the cache when
-// there is one.
-func (e *Encryptor) decryptionMaterials(ctx context.Context, h *header, ec map[string]string) (materials, error) {
+// there is one. headerContext reports that ec is exactly the header's
+// context, whose serialization the header already holds.
+func (e *Encryptor) decryptionMaterials(ctx context.Context, h *header, ec map[string]string, headerContext bool) (materials, error) {
 	if e.cache == nil {
 		return e.keyringDecrypt(ctx, h, ec)
 	}
 	buf := e.cache.buffer()
-	aad, err := wire.AppendContext((*buf)[:0], ec)
-	if err != nil {
-		return materials{}, fmt.Errorf("%w: %w", ErrContext, err)
+	aad := h.contextRaw
+	if !headerContext {
+		var err error
+		if aad, err = wire.AppendContext((*buf)[:0], ec); err != nil {
+			return materials{}, fmt.Errorf("%w: %w", ErrContext, err)
+		}
 	}
 	key := e.cache.decryptKey(&e.cacheOwner, h.suite.id, h.edks, aad)
-	*buf = aad
+	if !headerContext {
+		*buf = aad // keep the grown buffer; never hand the message's own bytes to the pool
+	}
 	e.cache.bufs.Put(buf)
 	entry, _ := e.cache.lookup(key, 0) // decrypt entries are not refreshed ahead
 	if entry == nil {
