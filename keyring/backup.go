@@ -14,15 +14,15 @@ import (
 	"time"
 )
 
-// A backup is one JSON document (version 1):
+// A backup is one JSON document (version 2):
 //
 //	{
 //	  "format": "phicrypt-branch-key-backup",
-//	  "version": 1,
+//	  "version": 2,
 //	  "records": [
 //	    {"branch_key_id": "...", "version": "<uuid>", "kms_key_arn": "arn:...",
 //	     "ciphertext": "<base64>", "created_at": "<RFC 3339, UTC, µs>",
-//	     "state": "active|decrypt_only|retired", "sha256": "<hex>"},
+//	     "state": "active|decrypt_only|retired", "usage": N, "sha256": "<hex>"},
 //	    ...
 //	  ],
 //	  "manifest": {"records": N, "sha256": "<hex>"}
@@ -34,9 +34,13 @@ import (
 // SHA-256 over the count and every record digest in order (setDigest). The
 // digests cover the values, not the JSON spelling, so re-indenting a backup
 // does not break it.
+//
+// Version 1 is version 2 without "usage" (and its digests without it):
+// Restore still reads it, restoring every usage counter as 0. Export writes
+// version 2.
 const (
 	backupFormat  = "phicrypt-branch-key-backup"
-	backupVersion = 1
+	backupVersion = 2
 )
 
 // Caps on what Restore reads.
@@ -70,7 +74,9 @@ type backupRecord struct {
 	Ciphertext  []byte    `json:"ciphertext"`
 	CreatedAt   time.Time `json:"created_at"`
 	State       State     `json:"state"`
-	SHA256      string    `json:"sha256"`
+	// Usage is in version 2 only; a pointer tells absent from 0.
+	Usage  *uint64 `json:"usage,omitempty"`
+	SHA256 string  `json:"sha256"`
 }
 
 type backupManifest struct {
@@ -112,12 +118,13 @@ func Export(ctx context.Context, store Store, w io.Writer) error {
 		}
 		for _, v := range vs {
 			v = v.normalized()
-			d := recordDigest(v)
+			d := recordDigest(backupVersion, v)
 			digests = append(digests, d)
-			doc.Records = append(doc.Records, backupRecord{v.BranchKeyID, v.Version, v.KMSKeyARN, v.Ciphertext, v.CreatedAt, v.State, hex.EncodeToString(d[:])})
+			doc.Records = append(doc.Records, backupRecord{BranchKeyID: v.BranchKeyID, Version: v.Version, KMSKeyARN: v.KMSKeyARN,
+				Ciphertext: v.Ciphertext, CreatedAt: v.CreatedAt, State: v.State, Usage: &v.Usage, SHA256: hex.EncodeToString(d[:])})
 		}
 	}
-	set := setDigest(digests)
+	set := setDigest(backupVersion, digests)
 	doc.Manifest = backupManifest{Records: len(doc.Records), SHA256: hex.EncodeToString(set[:])}
 	b, err := json.MarshalIndent(doc, "", " ")
 	if err != nil {
@@ -140,7 +147,9 @@ func Export(ctx context.Context, store Store, w io.Writer) error {
 // Create with its oldest version, Rotate through the others in order (each
 // demoting the one before to decrypt-only) and SetState for the retired
 // ones. The end state is exactly the original: same versions, order,
-// material, KMS key, creation times and states. During Restore, readers of
+// material, KMS key, creation times, states and usage counters (so a
+// restore cannot reset how often a version has been used; a version 1
+// backup, which has no counters, restores them as 0). During Restore, readers of
 // the store can see a key partly rebuilt or a retired version still
 // decrypt-only; and a Restore that fails midway leaves a partial store:
 // discard it and restore into a new one. The versions unwrap only under the
@@ -183,8 +192,8 @@ func readBackup(r io.Reader) ([]BranchKeyVersion, error) {
 	if err := json.Unmarshal(b, &head); err != nil {
 		return nil, fmt.Errorf("%w: not a JSON document", ErrBackupCorrupt)
 	}
-	if head.Format != backupFormat || head.Version != backupVersion {
-		return nil, fmt.Errorf("%w: want format %q version %d", ErrUnsupportedBackup, backupFormat, backupVersion)
+	if head.Format != backupFormat || head.Version < 1 || head.Version > backupVersion {
+		return nil, fmt.Errorf("%w: want format %q version 1 to %d", ErrUnsupportedBackup, backupFormat, backupVersion)
 	}
 	var doc backupDoc
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -208,17 +217,24 @@ func verifyBackup(doc backupDoc) ([]BranchKeyVersion, error) {
 	records := make([]BranchKeyVersion, len(doc.Records))
 	digests := make([][sha256.Size]byte, len(doc.Records))
 	for i, rec := range doc.Records {
-		v := BranchKeyVersion{rec.BranchKeyID, rec.Version, rec.KMSKeyARN, rec.Ciphertext, rec.CreatedAt, rec.State}
+		v := BranchKeyVersion{BranchKeyID: rec.BranchKeyID, Version: rec.Version, KMSKeyARN: rec.KMSKeyARN,
+			Ciphertext: rec.Ciphertext, CreatedAt: rec.CreatedAt, State: rec.State}
+		if (rec.Usage != nil) != (doc.Version >= 2) {
+			return nil, fmt.Errorf("%w: record %d: a version %d backup's records carry usage only from version 2", ErrBackupCorrupt, i, doc.Version)
+		}
+		if rec.Usage != nil {
+			v.Usage = *rec.Usage
+		}
 		if err := v.check(0); err != nil {
 			return nil, fmt.Errorf("%w: record %d is not a valid branch key version: %w", ErrBackupCorrupt, i, err)
 		}
-		digests[i] = recordDigest(v.normalized())
+		digests[i] = recordDigest(doc.Version, v.normalized())
 		if !hexEqual(rec.SHA256, digests[i][:]) {
 			return nil, fmt.Errorf("%w: record %d does not match its digest", ErrBackupCorrupt, i)
 		}
 		records[i] = v.normalized()
 	}
-	set := setDigest(digests)
+	set := setDigest(doc.Version, digests)
 	if doc.Manifest.Records != len(records) || !hexEqual(doc.Manifest.SHA256, set[:]) {
 		return nil, fmt.Errorf("%w: the manifest lists %d records, the backup holds %d, or they differ", ErrBackupCorrupt, doc.Manifest.Records, len(records))
 	}
@@ -289,27 +305,34 @@ func restoreKey(ctx context.Context, store Store, key []BranchKeyVersion) error 
 	return nil
 }
 
-// recordDigest is SHA-256 over a record's canonical serialization: a
-// domain tag, then each field as a 4-byte big-endian length and its bytes,
-// in this order: branch key id, version, KMS key ARN, ciphertext, creation
-// time (RFC 3339 in UTC with nanoseconds, as normalized to microseconds),
-// state name.
-func recordDigest(v BranchKeyVersion) [sha256.Size]byte {
+// recordDigest is SHA-256 over a record's canonical serialization in
+// backup version format: a domain tag ("phicrypt branch key backup v<N>
+// record" and a NUL), then each field as a 4-byte big-endian length and its
+// bytes, in this order: branch key id, version, KMS key ARN, ciphertext,
+// creation time (RFC 3339 in UTC with nanoseconds, as normalized to
+// microseconds), state name, and from version 2 the usage as 8 bytes big
+// endian.
+func recordDigest(format int, v BranchKeyVersion) [sha256.Size]byte {
 	h := sha256.New()
-	h.Write([]byte("phicrypt branch key backup v1 record\x00"))
-	for _, f := range [][]byte{[]byte(v.BranchKeyID), []byte(v.Version), []byte(v.KMSKeyARN), v.Ciphertext,
-		[]byte(v.CreatedAt.UTC().Format(time.RFC3339Nano)), []byte(v.State.String())} {
+	fmt.Fprintf(h, "phicrypt branch key backup v%d record\x00", format)
+	fields := [][]byte{[]byte(v.BranchKeyID), []byte(v.Version), []byte(v.KMSKeyARN), v.Ciphertext,
+		[]byte(v.CreatedAt.UTC().Format(time.RFC3339Nano)), []byte(v.State.String())}
+	if format >= 2 {
+		fields = append(fields, binary.BigEndian.AppendUint64(nil, v.Usage))
+	}
+	for _, f := range fields {
 		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f))))
 		h.Write(f)
 	}
 	return [sha256.Size]byte(h.Sum(nil))
 }
 
-// setDigest is SHA-256 over a domain tag, the record count (8 bytes, big
-// endian) and every record digest in order.
-func setDigest(digests [][sha256.Size]byte) [sha256.Size]byte {
+// setDigest is SHA-256 over a domain tag ("phicrypt branch key backup v<N>
+// set" and a NUL), the record count (8 bytes, big endian) and every record
+// digest in order.
+func setDigest(format int, digests [][sha256.Size]byte) [sha256.Size]byte {
 	h := sha256.New()
-	h.Write([]byte("phicrypt branch key backup v1 set\x00"))
+	fmt.Fprintf(h, "phicrypt branch key backup v%d set\x00", format)
 	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(digests))))
 	for _, d := range digests {
 		h.Write(d[:])

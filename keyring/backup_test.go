@@ -142,7 +142,7 @@ func TestRestoreRefusesDamagedBackups(t *testing.T) {
 		{"unknown field", editBackup(t, backup, func(doc map[string]any) { doc["plaintext"] = "x" }), keyring.ErrBackupCorrupt},
 		{"trailing data", append(bytes.Clone(backup), []byte(`{"format":"phicrypt-branch-key-backup"}`)...), keyring.ErrBackupCorrupt},
 		{"not JSON", []byte("PK\x03\x04 a zip file"), keyring.ErrBackupCorrupt},
-		{"newer format version", editBackup(t, backup, func(doc map[string]any) { doc["version"] = 2 }), keyring.ErrUnsupportedBackup},
+		{"newer format version", editBackup(t, backup, func(doc map[string]any) { doc["version"] = 3 }), keyring.ErrUnsupportedBackup},
 		{"another format", editBackup(t, backup, func(doc map[string]any) { doc["format"] = "vault-transit-backup" }), keyring.ErrUnsupportedBackup},
 		{"version missing", editBackup(t, backup, func(doc map[string]any) { delete(doc, "version") }), keyring.ErrUnsupportedBackup},
 	} {

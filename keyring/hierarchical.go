@@ -50,6 +50,20 @@ const DefaultHierarchicalCacheCapacity = 1000
 // (Store.SetState) and re-encrypt the data under the active version.
 var ErrVersionRetired = errors.New("keyring: the branch key version that wrapped this message is retired")
 
+// ErrVersionExhausted means the active branch key version has been used
+// HierarchicalConfig.MaxUsesPerVersion times and the keyring could not
+// rotate to a new one (its KMS client cannot GenerateDataKeyWithoutPlaintext,
+// or KMS or the store failed): rather than exceed the cap, it refuses to
+// encrypt. Give the keyring a *kms.Client allowed to generate branch keys,
+// or have a custodian rotate the branch key.
+var ErrVersionExhausted = errors.New("keyring: the branch key version has been used its maximum number of times and no new version could be made")
+
+// MaxUsesPerVersionLimit is the largest HierarchicalConfig.MaxUsesPerVersion.
+const MaxUsesPerVersionLimit = 1 << 32
+
+// DefaultUsageBlock is HierarchicalConfig.UsageBlock when none is set.
+const DefaultUsageBlock = 1024
+
 // HierarchicalConfig configures a hierarchical keyring.
 type HierarchicalConfig struct {
 	// BranchKeys finds and unwraps branch key versions.
@@ -73,6 +87,22 @@ type HierarchicalConfig struct {
 	// more (which version is active). The least recently used is evicted,
 	// and its key material wiped, first.
 	CacheCapacity int
+	// MaxUsesPerVersion caps how many times one branch key version is used
+	// (OnEncrypt calls, and uses taken by AcquireActive), across every
+	// process sharing the store: at most MaxUsesPerVersionLimit (2^32).
+	// Uses are counted in the store (Store.AddUsage); when a version's count
+	// reaches the cap, the keyring rotates the branch key and goes on with
+	// the new version, so it needs a KMS client that can
+	// GenerateDataKeyWithoutPlaintext (else ErrVersionExhausted). Zero (the
+	// default) counts nothing and writes nothing to the store.
+	MaxUsesPerVersion uint64
+	// UsageBlock is how many uses one store write reserves (default
+	// DefaultUsageBlock, or MaxUsesPerVersion if smaller; at most
+	// MaxUsesPerVersion). A process hands out its block locally and
+	// reserves the next when it runs out; what it reserved and did not use
+	// when it stops is lost, so a larger block costs fewer writes and
+	// wastes more of each version.
+	UsageBlock uint64
 	// Now is the clock for cache expiry (default time.Now).
 	Now func() time.Time
 }
@@ -87,6 +117,8 @@ type Hierarchical struct {
 	id       string
 	supplier func(map[string]string) (string, error)
 	cache    *branchKeyCache
+	maxUses  uint64 // 0: uses are not counted
+	block    uint64
 }
 
 // NewHierarchical returns a hierarchical keyring.
@@ -114,11 +146,16 @@ func NewHierarchical(cfg HierarchicalConfig) (*Hierarchical, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if err := cfg.checkUsage(); err != nil {
+		return nil, err
+	}
 	return &Hierarchical{
 		bk:       cfg.BranchKeys,
 		id:       cfg.BranchKeyID,
 		supplier: cfg.BranchKeyIDSupplier,
 		cache:    newBranchKeyCache(cfg.CacheTTL, cfg.CacheCapacity, cfg.Now),
+		maxUses:  cfg.MaxUsesPerVersion,
+		block:    cfg.UsageBlock,
 	}, nil
 }
 
@@ -162,8 +199,9 @@ func (h *Hierarchical) OnEncrypt(ctx context.Context, m *EncryptionMaterials) er
 	if err != nil {
 		return fmt.Errorf("keyring: %w", err)
 	}
-	// Spec "Query Branch Keystore OnEncrypt": the active version.
-	active, err := h.cache.active(ctx, h.bk, id)
+	// Spec "Query Branch Keystore OnEncrypt": the active version, with
+	// this message counted against it.
+	active, _, err := h.activeVersion(ctx, id, 1)
 	if err != nil {
 		return err
 	}
@@ -370,27 +408,45 @@ type branchKeyCache struct {
 	flights map[string]*flight
 }
 
-// cacheEntry is an active-version record (key nil) or unwrapped material.
+// cacheEntry is an active-version record (key nil, usage set) or unwrapped
+// material.
 type cacheEntry struct {
 	name    string
 	rec     BranchKeyVersion
 	key     Secret
 	expires time.Time
 	elem    *list.Element
+	// usage counts uses of rec's version handed out through this entry
+	// (active-version entries only).
+	usage *usageCounter
 
-	// Users hold use as readers while they derive from key; wiping takes it
-	// as writer, so key is never cleared under a reader.
-	use   sync.RWMutex
-	wiped bool
+	// Users take a hold while they derive from key (acquire, release).
+	// Wiping an entry the cache has let go of waits for the last hold to
+	// end, without blocking anyone: so key is never cleared under a user,
+	// and a user may hold one entry twice (a BranchKey and an OnEncrypt
+	// in one goroutine) without deadlock.
+	mu     sync.Mutex
+	holds  int
+	doomed bool // removed from the cache: no new holds; wiped at the last release
 }
 
-func (e *cacheEntry) release() { e.use.RUnlock() }
+func (e *cacheEntry) release() {
+	e.mu.Lock()
+	e.holds--
+	if e.holds == 0 && e.doomed {
+		e.key.Wipe()
+	}
+	e.mu.Unlock()
+}
 
+// wipe clears key now or, if it is held, when the last hold ends.
 func (e *cacheEntry) wipe() {
-	e.use.Lock()
-	e.wiped = true
-	e.key.Wipe()
-	e.use.Unlock()
+	e.mu.Lock()
+	e.doomed = true
+	if e.holds == 0 {
+		e.key.Wipe()
+	}
+	e.mu.Unlock()
 }
 
 type flight struct {
@@ -409,20 +465,31 @@ func newBranchKeyCache(ttl time.Duration, capacity int, now func() time.Time) *b
 func activeName(id string) string            { return "A\x00" + id }
 func materialName(id, version string) string { return "V\x00" + id + "\x00" + version }
 
-// active returns the active version record of branch key id.
-func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) (BranchKeyVersion, error) {
-	e, err := c.get(ctx, activeName(id), func(ctx context.Context) (*cacheEntry, error) {
+// active returns the entry holding the active version record of branch key
+// id, held for reading: the caller must release it.
+func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) (*cacheEntry, error) {
+	return c.get(ctx, activeName(id), func(ctx context.Context) (*cacheEntry, error) {
 		v, err := bk.cfg.Store.Active(ctx, id)
 		if err != nil {
 			return nil, fmt.Errorf("keyring: reading the active version of %s: %w", keyRef(id), err)
 		}
-		return &cacheEntry{rec: v}, nil
+		return &cacheEntry{rec: v, usage: newUsageCounter(v.Usage)}, nil
 	})
-	if err != nil {
-		return BranchKeyVersion{}, err
+}
+
+// drop removes e from the cache, if it is still there, and wipes it once no
+// one holds it; an entry loaded since under the same name stays.
+func (c *branchKeyCache) drop(e *cacheEntry) {
+	c.mu.Lock()
+	cur, ok := c.entries[e.name]
+	ok = ok && cur == e
+	if ok {
+		c.removeLocked(e)
 	}
-	defer e.release()
-	return e.rec, nil
+	c.mu.Unlock()
+	if ok {
+		e.wipe()
+	}
 }
 
 // material returns the unwrapped version v.Version of branch key
@@ -467,7 +534,7 @@ func (c *branchKeyCache) get(ctx context.Context, name string, load func(context
 				continue // wiped between lookup and use: look again
 			}
 			c.removeLocked(e)
-			go e.wipe()
+			e.wipe()
 		}
 		f, ok := c.flights[name]
 		if !ok {
@@ -490,13 +557,15 @@ func (c *branchKeyCache) get(ctx context.Context, name string, load func(context
 	}
 }
 
-// acquire takes a read hold on a live entry; false if it has been wiped.
+// acquire takes a hold on a live entry; false if the cache has let go of
+// it.
 func (e *cacheEntry) acquire() bool {
-	e.use.RLock()
-	if e.wiped {
-		e.use.RUnlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.doomed {
 		return false
 	}
+	e.holds++
 	return true
 }
 

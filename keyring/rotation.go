@@ -8,12 +8,27 @@ import (
 )
 
 // RotationPolicy says when a branch key's active version is due to be
-// replaced.
+// replaced: when it is MaxAge old or has been used MaxMessages times,
+// whichever comes first. Set at least one; zero means no limit of that
+// kind.
 type RotationPolicy struct {
-	// MaxAge rotates a branch key whose active version is older than this
-	// (required, positive). NIST SP 800-57 and most hospital key policies
-	// set a cryptoperiod; a year is common.
+	// MaxAge rotates a branch key whose active version is at least this
+	// old (zero: no age limit; never negative). NIST SP 800-57 and most
+	// hospital key policies set a cryptoperiod; a year is common.
 	MaxAge time.Duration
+	// MaxMessages rotates a branch key whose active version's Usage (the
+	// encryptions counted against it, BranchKeyVersion.Usage) is at least
+	// this (zero: no usage limit). Usage is counted only by hierarchical
+	// keyrings with HierarchicalConfig.MaxUsesPerVersion set, which also
+	// rotate by themselves at that cap; this limit lets a custodian job
+	// rotate earlier, for keys used by processes that count.
+	MaxMessages uint64
+}
+
+// due reports whether active should be replaced at now.
+func (p RotationPolicy) due(active BranchKeyVersion, now time.Time) bool {
+	return p.MaxAge > 0 && now.Sub(active.CreatedAt) >= p.MaxAge ||
+		p.MaxMessages > 0 && active.Usage >= p.MaxMessages
 }
 
 // RotationReport counts what RotateDue did.
@@ -25,7 +40,8 @@ type RotationReport struct {
 }
 
 // RotateDue rotates every branch key in the store whose active version is
-// older than policy.MaxAge. It is safe to run from several processes at
+// due under policy (at least policy.MaxAge old, or used at least
+// policy.MaxMessages times). It is safe to run from several processes at
 // once (a custodian job on each host, say): the store's conditional write
 // lets one rotation per key win, and the others count it as
 // RotatedByOther. Services see the new version within their hierarchical
@@ -33,8 +49,11 @@ type RotationReport struct {
 // running it again continues.
 func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (RotationReport, error) {
 	var rep RotationReport
-	if policy.MaxAge <= 0 {
-		return rep, errors.New("keyring: RotationPolicy.MaxAge must be positive")
+	if policy.MaxAge < 0 {
+		return rep, errors.New("keyring: RotationPolicy.MaxAge must not be negative")
+	}
+	if policy.MaxAge == 0 && policy.MaxMessages == 0 {
+		return rep, errors.New("keyring: RotationPolicy needs MaxAge, MaxMessages or both")
 	}
 	ids, err := b.cfg.Store.IDs(ctx)
 	if err != nil {
@@ -46,7 +65,7 @@ func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (Rota
 		if err != nil {
 			return rep, fmt.Errorf("keyring: reading the active version of %s: %w", keyRef(id), err)
 		}
-		if b.cfg.Now().Sub(active.CreatedAt) < policy.MaxAge {
+		if !policy.due(active, b.cfg.Now()) {
 			continue
 		}
 		// Rotate from the version found due, so a key another process has

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -64,6 +65,14 @@ type Store interface {
 	// oldCiphertext; the state is unchanged. ErrNotFound if the version does
 	// not exist, ErrConflict if its ciphertext differs (another rewrap won).
 	Rewrap(ctx context.Context, id, version string, oldCiphertext []byte, newARN string, newCiphertext []byte) error
+	// AddUsage atomically adds n encryptions (1 to MaxUsageIncrement) to
+	// the usage counter of a version and returns the new total, saturating
+	// at MaxUsage. Active and DecryptOnly versions are counted (a process
+	// may still hold a cached active version briefly after a rotation); a
+	// retired one is ErrConflict, since nothing may encrypt under it. It is
+	// atomic across processes sharing the store. ErrNotFound if the version
+	// does not exist, ErrInvalid for n out of range.
+	AddUsage(ctx context.Context, id, version string, n uint64) (total uint64, err error)
 	// Close releases the store's resources. The Store is unusable after.
 	Close() error
 }
@@ -85,6 +94,11 @@ type BranchKeyVersion struct {
 	// microsecond (what PostgreSQL keeps), between years 1 and 9999.
 	CreatedAt time.Time
 	State     State
+	// Usage counts the encryptions reserved under this version so far
+	// (Store.AddUsage), at most MaxUsage. Create and Rotate store what the
+	// caller gives, normally 0. Reserved uses a process did not spend are
+	// counted all the same, so Usage is an upper bound on real use.
+	Usage uint64
 }
 
 // Caps on what a Store accepts.
@@ -92,6 +106,11 @@ const (
 	MaxBranchKeyIDLen      = 256  // bytes of UTF-8
 	MaxWrappedBranchKeyLen = 6144 // bytes of KMS ciphertext
 	MaxKMSKeyARNLen        = 2048 // bytes; KMS's own limit on a key identifier
+	// MaxUsage is where a version's usage counter saturates: the largest
+	// PostgreSQL BIGINT.
+	MaxUsage = math.MaxInt64
+	// MaxUsageIncrement is the most one AddUsage call may add.
+	MaxUsageIncrement = 1 << 32
 )
 
 // State is where a branch key version is in its life. The zero value is not
@@ -236,6 +255,9 @@ func (v BranchKeyVersion) check(want State) error {
 	if want != 0 && v.State != want {
 		return fmt.Errorf("%w: the version's state is %v, want %v", ErrInvalid, v.State, want)
 	}
+	if v.Usage > MaxUsage {
+		return fmt.Errorf("%w: a branch key version's usage is at most %d", ErrInvalid, uint64(MaxUsage))
+	}
 	return nil
 }
 
@@ -282,6 +304,29 @@ func checkRewrap(id, version string, oldCiphertext []byte, newARN string, newCip
 		return fmt.Errorf("%w: the expected old wrapped key is 1 to %d bytes", ErrInvalid, MaxWrappedBranchKeyLen)
 	}
 	return checkWrapped(newARN, newCiphertext)
+}
+
+// checkAddUsage validates the arguments of Store.AddUsage.
+func checkAddUsage(id, version string, n uint64) error {
+	if err := checkKeyVersion(id, version); err != nil {
+		return err
+	}
+	if n < 1 || n > MaxUsageIncrement {
+		return fmt.Errorf("%w: AddUsage adds 1 to %d uses, not %d", ErrInvalid, uint64(MaxUsageIncrement), n)
+	}
+	return nil
+}
+
+// addUsage is total + n, saturating at MaxUsage.
+func addUsage(total, n uint64) uint64 {
+	if total >= MaxUsage-n {
+		return MaxUsage
+	}
+	return total + n
+}
+
+func errRetiredUsage(id, version string) error {
+	return fmt.Errorf("%w: %s version %s is retired; nothing may be encrypted under it", ErrConflict, keyRef(id), version)
 }
 
 // checkKeyVersion validates the arguments of Get and SetState.

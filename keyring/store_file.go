@@ -44,9 +44,10 @@ type FileStore struct {
 	closed    chan struct{}
 }
 
-// fileSchema is the version of fileDocument. A reader refuses documents of
-// any other version.
-const fileSchema = 1
+// fileSchema is the version of fileDocument this phicrypt writes. Schema 2
+// added each version's usage counter; a reader takes schema 1 (usage 0) and
+// 2 and refuses any other, and every write upgrades a document to 2.
+const fileSchema = 2
 
 // fileDocument is a branch key as the file store writes it.
 type fileDocument struct {
@@ -63,6 +64,7 @@ type fileVersion struct {
 	Ciphertext []byte    `json:"ciphertext"` // base64
 	CreatedAt  time.Time `json:"created_at"`
 	State      State     `json:"state"`
+	Usage      uint64    `json:"usage,omitempty"` // absent: 0 (and in schema 1)
 }
 
 const (
@@ -249,6 +251,31 @@ func (s *FileStore) Rewrap(ctx context.Context, id, version string, oldCiphertex
 	})
 }
 
+// AddUsage implements Store, as a read-modify-write of the document under
+// the lock (so each call is one durable rewrite: count in blocks).
+func (s *FileStore) AddUsage(ctx context.Context, id, version string, n uint64) (uint64, error) {
+	if err := checkAddUsage(id, version, n); err != nil {
+		return 0, err
+	}
+	var total uint64
+	err := s.modify(ctx, id, func(d *fileDocument) error {
+		i := d.find(version)
+		if i < 0 {
+			return errVersionNotFound(id, version)
+		}
+		if d.Versions[i].State == StateRetired {
+			return errRetiredUsage(id, version)
+		}
+		total = addUsage(d.Versions[i].Usage, n)
+		d.Versions[i].Usage = total
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return total, nil
+}
+
 // Close implements Store. It waits for a write in progress.
 func (s *FileStore) Close() error {
 	err := errors.New("keyring: file store already closed")
@@ -262,13 +289,13 @@ func (s *FileStore) Close() error {
 
 func toFileVersion(v BranchKeyVersion) fileVersion {
 	v = v.normalized()
-	return fileVersion{Version: v.Version, KMSKeyARN: v.KMSKeyARN, Ciphertext: v.Ciphertext, CreatedAt: v.CreatedAt, State: v.State}
+	return fileVersion{Version: v.Version, KMSKeyARN: v.KMSKeyARN, Ciphertext: v.Ciphertext, CreatedAt: v.CreatedAt, State: v.State, Usage: v.Usage}
 }
 
 func (d *fileDocument) record(i int) BranchKeyVersion {
 	fv := d.Versions[i]
 	return BranchKeyVersion{BranchKeyID: d.BranchKeyID, Version: fv.Version, KMSKeyARN: fv.KMSKeyARN,
-		Ciphertext: bytes.Clone(fv.Ciphertext), CreatedAt: fv.CreatedAt, State: fv.State}
+		Ciphertext: bytes.Clone(fv.Ciphertext), CreatedAt: fv.CreatedAt, State: fv.State, Usage: fv.Usage}
 }
 
 func (d *fileDocument) find(version string) int {
@@ -296,7 +323,7 @@ func (d *fileDocument) validate(path string) error {
 	seen := make(map[string]bool, len(d.Versions))
 	for _, fv := range d.Versions {
 		v := BranchKeyVersion{BranchKeyID: d.BranchKeyID, Version: fv.Version, KMSKeyARN: fv.KMSKeyARN,
-			Ciphertext: fv.Ciphertext, CreatedAt: fv.CreatedAt, State: fv.State}
+			Ciphertext: fv.Ciphertext, CreatedAt: fv.CreatedAt, State: fv.State, Usage: fv.Usage}
 		if err := v.check(0); err != nil {
 			return bad(err.Error())
 		}
@@ -375,8 +402,8 @@ func (s *FileStore) readFile(path, want string) (*fileDocument, error) {
 	if err := json.Unmarshal(b, &head); err != nil || head.Schema == 0 {
 		return nil, fmt.Errorf("keyring: file store document %s is not a phicrypt branch key document", filepath.Base(path))
 	}
-	if head.Schema != fileSchema {
-		return nil, fmt.Errorf("%w: file store document %s has schema %d; this phicrypt reads schema %d",
+	if head.Schema != 1 && head.Schema != fileSchema {
+		return nil, fmt.Errorf("%w: file store document %s has schema %d; this phicrypt reads schemas 1 to %d",
 			ErrUnsupportedSchema, filepath.Base(path), head.Schema, fileSchema)
 	}
 	var d fileDocument
@@ -388,6 +415,9 @@ func (s *FileStore) readFile(path, want string) (*fileDocument, error) {
 	}
 	if err := d.validate(path); err != nil {
 		return nil, err
+	}
+	if d.Schema == 1 && slices.ContainsFunc(d.Versions, func(v fileVersion) bool { return v.Usage != 0 }) {
+		return nil, fmt.Errorf("keyring: file store document %s is damaged: schema 1 has no usage counters; restore it from a backup", filepath.Base(path))
 	}
 	if want != "" && d.BranchKeyID != want {
 		return nil, fmt.Errorf("keyring: file store document %s belongs to another branch key", filepath.Base(path))
@@ -439,8 +469,10 @@ func (s *FileStore) update(ctx context.Context, id string, decide func(*fileDocu
 	})
 }
 
-// write replaces path with d atomically and durably.
+// write replaces path with d, in the current schema, atomically and
+// durably.
 func (s *FileStore) write(path string, d *fileDocument) error {
+	d.Schema = fileSchema
 	b, err := json.MarshalIndent(d, "", "\t")
 	if err != nil {
 		return fmt.Errorf("keyring: file store: encoding a document: %w", err)

@@ -19,7 +19,7 @@ func fileBackend() storeBackend {
 		fresh: func(t *testing.T) string { return filepath.Join(t.TempDir(), "branch-keys") },
 		futureSchema: func(t *testing.T, loc string) {
 			for _, path := range fileDocuments(t, loc) {
-				editFileDocument(t, path, func(doc map[string]any) { doc["schema"] = 2 })
+				editFileDocument(t, path, func(doc map[string]any) { doc["schema"] = 3 })
 			}
 		},
 	}
@@ -84,7 +84,7 @@ func TestFileStoreLayout(t *testing.T) {
 
 	b, err := os.ReadFile(docs[0])
 	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(string(b), "{\n\t\"schema\": 1,"), "the schema version comes first:\n%s", b)
+	require.True(t, strings.HasPrefix(string(b), "{\n\t\"schema\": 2,"), "the schema version comes first:\n%s", b)
 	var parsed struct {
 		BranchKeyID string `json:"branch_key_id"`
 		Versions    []struct{ State string }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -15,7 +16,10 @@ import (
 //	phicrypt_schema_migrations  (version, applied_at_us): one row per applied migration
 //	phicrypt_branch_keys        (branch_key_id): one row per branch key
 //	phicrypt_branch_key_versions (seq, branch_key_id, version, kms_key_arn,
-//	                              ciphertext, created_at_us, state)
+//	                              ciphertext, created_at_us, state, usage)
+//
+// Schema 1 made the tables; schema 2 added usage (BIGINT, default 0), so a
+// schema 1 store migrates in place when opened.
 //
 // with a partial unique index that allows one row with state 'active' per
 // branch key, so the database itself refuses a second active version
@@ -52,7 +56,15 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS phicrypt_schema_migrat
 	applied_at_us BIGINT NOT NULL
 )`
 
-const sqlVersionColumns = `branch_key_id, version, kms_key_arn, ciphertext, created_at_us, state`
+const sqlVersionColumns = `branch_key_id, version, kms_key_arn, ciphertext, created_at_us, state, usage`
+
+// sqlAddUsage adds $2 to a version's usage unless it is retired, saturating
+// at $3 (MaxUsage; $1 is MaxUsage - $2, so the sum cannot overflow), in one
+// statement: atomic whatever other connections do.
+const sqlAddUsage = `UPDATE phicrypt_branch_key_versions
+	SET usage = CASE WHEN usage <= $1 THEN usage + $2 ELSE $3 END
+	WHERE branch_key_id = $4 AND version = $5 AND state <> 'retired'
+	RETURNING usage`
 
 // openSQLStore migrates db to the newest schema d knows and returns the
 // store. It refuses a database whose schema is newer. On error it closes db.
@@ -257,6 +269,35 @@ func (s *SQLStore) Rewrap(ctx context.Context, id, version string, oldCiphertext
 	return fmt.Errorf("%w: %s version %s no longer holds the expected wrapped key", ErrConflict, keyRef(id), version)
 }
 
+// AddUsage implements Store with one UPDATE ... RETURNING; a miss is then
+// explained by reading the row.
+func (s *SQLStore) AddUsage(ctx context.Context, id, version string, n uint64) (uint64, error) {
+	if err := checkAddUsage(id, version, n); err != nil {
+		return 0, err
+	}
+	for {
+		var total int64
+		err := s.db.QueryRowContext(ctx, sqlAddUsage, int64(MaxUsage-n), int64(n), int64(math.MaxInt64), id, version).Scan(&total)
+		if err == nil {
+			if total < 0 {
+				return 0, fmt.Errorf("keyring: %s store: %s has a damaged version: a negative usage", s.d.name, keyRef(id))
+			}
+			return uint64(total), nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, s.wrap("counting a version's usage", err)
+		}
+		cur, err := s.getVersion(ctx, s.db, id, version)
+		if err != nil {
+			return 0, err
+		}
+		if cur.State == StateRetired {
+			return 0, errRetiredUsage(id, version)
+		}
+		// Moved out of retired between the two statements: count again.
+	}
+}
+
 // Close implements Store.
 func (s *SQLStore) Close() error { return s.db.Close() }
 
@@ -284,15 +325,19 @@ func (s *SQLStore) getVersion(ctx context.Context, q querier, id, version string
 // of this store could have made. It returns sql.ErrNoRows unwrapped.
 func (s *SQLStore) scanVersion(r rowScanner) (BranchKeyVersion, error) {
 	var v BranchKeyVersion
-	var created int64
+	var created, usage int64
 	var state string
-	if err := r.Scan(&v.BranchKeyID, &v.Version, &v.KMSKeyARN, &v.Ciphertext, &created, &state); err != nil {
+	if err := r.Scan(&v.BranchKeyID, &v.Version, &v.KMSKeyARN, &v.Ciphertext, &created, &state, &usage); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return BranchKeyVersion{}, err
 		}
 		return BranchKeyVersion{}, s.wrap("reading a version", err)
 	}
 	v.CreatedAt = time.UnixMicro(created).UTC()
+	if usage < 0 {
+		return BranchKeyVersion{}, fmt.Errorf("keyring: %s store: %s has a damaged version: a negative usage", s.d.name, keyRef(v.BranchKeyID))
+	}
+	v.Usage = uint64(usage)
 	var ok bool
 	if v.State, ok = parseState(state); !ok {
 		return BranchKeyVersion{}, fmt.Errorf("keyring: %s store: %s has a version in an unknown state; was it written by a newer phicrypt?",
@@ -321,8 +366,8 @@ func (s *SQLStore) lockKey(ctx context.Context, tx *sql.Tx, id string) error {
 func (s *SQLStore) insertVersion(ctx context.Context, tx *sql.Tx, v BranchKeyVersion) error {
 	v = v.normalized()
 	_, err := tx.ExecContext(ctx, `INSERT INTO phicrypt_branch_key_versions (`+sqlVersionColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		v.BranchKeyID, v.Version, v.KMSKeyARN, v.Ciphertext, v.CreatedAt.UnixMicro(), v.State.String())
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		v.BranchKeyID, v.Version, v.KMSKeyARN, v.Ciphertext, v.CreatedAt.UnixMicro(), v.State.String(), int64(v.Usage))
 	if s.d.uniqueViolation(err) {
 		// The checks before this make it unreachable but for a writer that
 		// bypassed them; the unique indexes still hold the line.

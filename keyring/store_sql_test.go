@@ -12,8 +12,8 @@ import (
 
 // testSQLSchema checks, with raw SQL on the store's own database, that the
 // schema itself holds the invariants, whatever a client does: one active
-// version per branch key, known states only, the caps; and that schema 1 is
-// recorded once.
+// version per branch key, known states only, the caps, no negative usage;
+// and that schemas 1 and 2 are recorded once each.
 func testSQLSchema(t *testing.T, s keyring.Store, db *sql.DB) {
 	ctx := t.Context()
 	v0 := newVersion("tenant", keyring.StateActive)
@@ -30,7 +30,7 @@ func testSQLSchema(t *testing.T, s keyring.Store, db *sql.DB) {
 		versions = append(versions, v)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []int{1}, versions)
+	require.Equal(t, []int{1, 2}, versions)
 
 	_, err = db.ExecContext(ctx, `UPDATE phicrypt_branch_key_versions SET state = 'active' WHERE version = $1`, v0.Version)
 	require.Error(t, err, "the partial unique index allows one active version")
@@ -48,6 +48,8 @@ func testSQLSchema(t *testing.T, s keyring.Store, db *sql.DB) {
 	require.Error(t, err, "a version of a branch key that does not exist")
 	_, err = db.ExecContext(ctx, insert, "tenant", v1.Version, testARN, []byte{1}, 0, "retired")
 	require.Error(t, err, "a duplicate version")
+	_, err = db.ExecContext(ctx, `UPDATE phicrypt_branch_key_versions SET usage = -1 WHERE version = $1`, v0.Version)
+	require.Error(t, err, "a negative usage")
 
 	require.Len(t, requireOneActive(t, s, "tenant"), 2)
 }
@@ -73,7 +75,7 @@ func testConcurrentOpen(t *testing.T, kind, loc string, db *sql.DB) {
 	}
 	var count int
 	require.NoError(t, db.QueryRowContext(t.Context(), `SELECT count(*) FROM phicrypt_schema_migrations`).Scan(&count))
-	require.Equal(t, 1, count)
+	require.Equal(t, 2, count, "schemas 1 and 2, once each")
 }
 
 func futureSQLSchema(t *testing.T, db *sql.DB) {

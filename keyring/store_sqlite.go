@@ -60,6 +60,10 @@ func sqliteDialect() *sqlDialect {
 				`CREATE UNIQUE INDEX phicrypt_branch_key_one_active
 					ON phicrypt_branch_key_versions (branch_key_id) WHERE state = 'active'`,
 			},
+			{ // schema 2: usage counters (Store.AddUsage)
+				`ALTER TABLE phicrypt_branch_key_versions
+					ADD COLUMN usage BIGINT NOT NULL DEFAULT 0 CHECK (usage >= 0)`,
+			},
 		},
 		uniqueViolation: sqliteUniqueViolation,
 	}

@@ -1,0 +1,148 @@
+package keyring
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// BranchKey is an unwrapped branch key version held from a hierarchical
+// keyring's cache, for packages that derive their own keys from branch keys
+// (fieldenc derives per-column keys). It never exposes or prints the key
+// material: DeriveKey is the only way to use it.
+//
+// While held, the cache cannot wipe the material; Release ends the hold.
+// Hold it for one operation or batch, not for the life of the process, and
+// acquire it again after Expires.
+type BranchKey struct {
+	id, version string
+	ent         *cacheEntry
+	expires     time.Time
+	released    atomic.Bool
+}
+
+// ID returns the branch key id. It may be derived from PHI (a patient
+// number): do not log it.
+func (k *BranchKey) ID() string { return k.id }
+
+// Version returns the branch key version (a lowercase UUID).
+func (k *BranchKey) Version() string { return k.version }
+
+// Expires is when the cache entry's TTL ends (for a handle from
+// AcquireActive, also when this process next reads which version is
+// active): acquire again after it.
+func (k *BranchKey) Expires() time.Time { return k.expires }
+
+// MaxDerivedKeyLen is the most DeriveKey produces: 255 SHA-256 blocks
+// (RFC 5869 section 2.3).
+const MaxDerivedKeyLen = 255 * sha256.Size
+
+// DeriveKey fills out with HKDF-SHA-256 (RFC 5869) of the branch key
+// material, with no salt and info as the info: len(out) must be 1 to
+// MaxDerivedKeyLen. Different infos give independent keys; name what the
+// key is for in info (a purpose, table and column), never a secret value.
+// DeriveKey after Release panics.
+func (k *BranchKey) DeriveKey(out, info []byte) error {
+	if k.released.Load() {
+		panic("keyring: BranchKey.DeriveKey after Release")
+	}
+	if len(out) < 1 || len(out) > MaxDerivedKeyLen {
+		return fmt.Errorf("%w: a derived key is 1 to %d bytes, not %d", ErrInvalid, MaxDerivedKeyLen, len(out))
+	}
+	key, err := hkdf.Key(sha256.New, k.ent.key, nil, string(info), len(out))
+	if err != nil {
+		return fmt.Errorf("keyring: deriving a key from version %s of %s: %w", k.version, keyRef(k.id), err)
+	}
+	copy(out, key)
+	clear(key)
+	return nil
+}
+
+// Release ends the hold. The handle is unusable after; releasing it again
+// does nothing.
+func (k *BranchKey) Release() {
+	if k.released.CompareAndSwap(false, true) {
+		k.ent.release()
+	}
+}
+
+// String names the version by the branch key's fingerprint, never its id
+// or material.
+func (k *BranchKey) String() string {
+	return "BranchKey(" + keyRef(k.id) + " version " + k.version + ")"
+}
+
+// GoString implements fmt.GoStringer, so %#v prints no internals.
+func (k *BranchKey) GoString() string { return k.String() }
+
+// AcquireActive returns the active version of branch key id with uses (1 to
+// 2^32, and at most MaxUsesPerVersion) counted against it exactly as that
+// many OnEncrypt calls would count: reserved in blocks, capped at
+// MaxUsesPerVersion, and rotating the branch key when its version is used
+// up (ErrVersionExhausted if it cannot). With MaxUsesPerVersion 0 nothing
+// is counted. The caller must Release the handle.
+func (h *Hierarchical) AcquireActive(ctx context.Context, id string, uses uint64) (*BranchKey, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if err := h.checkUses(uses); err != nil {
+		return nil, err
+	}
+	active, activeExpires, err := h.activeVersion(ctx, id, uses)
+	if err != nil {
+		return nil, err
+	}
+	k, err := h.acquire(ctx, active)
+	if err != nil {
+		return nil, err
+	}
+	if activeExpires.Before(k.expires) {
+		k.expires = activeExpires
+	}
+	return k, nil
+}
+
+// AcquireVersion returns version version of branch key id, to decrypt
+// under it: ErrVersionRetired if it is retired (as OnDecrypt refuses it),
+// ErrNotFound if it does not exist. The caller must Release the handle.
+func (h *Hierarchical) AcquireVersion(ctx context.Context, id, version string) (*BranchKey, error) {
+	if err := checkKeyVersion(id, version); err != nil {
+		return nil, err
+	}
+	return h.acquire(ctx, BranchKeyVersion{BranchKeyID: id, Version: version})
+}
+
+// acquire holds v's unwrapped material from the cache.
+func (h *Hierarchical) acquire(ctx context.Context, v BranchKeyVersion) (*BranchKey, error) {
+	ent, err := h.cache.material(ctx, h.bk, v)
+	if err != nil {
+		return nil, err
+	}
+	return &BranchKey{id: v.BranchKeyID, version: v.Version, ent: ent, expires: ent.expires}, nil
+}
+
+// LiveVersions returns the versions of branch key id that can still
+// decrypt: the active one first, then the decrypt-only ones, newest first.
+// It reads the store on every call and leaves out the wrapped material
+// (Ciphertext is nil). ErrNotFound if id does not exist.
+func (h *Hierarchical) LiveVersions(ctx context.Context, id string) ([]BranchKeyVersion, error) {
+	all, err := h.bk.cfg.Store.List(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: listing the versions of %s: %w", keyRef(id), err)
+	}
+	live := make([]BranchKeyVersion, 0, len(all))
+	for _, v := range slices.Backward(all) {
+		v.Ciphertext = nil
+		switch v.State {
+		case StateActive:
+			live = slices.Insert(live, 0, v)
+		case StateDecryptOnly:
+			live = append(live, v)
+		}
+	}
+	return live, nil
+}
