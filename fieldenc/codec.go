@@ -1,0 +1,319 @@
+package fieldenc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+)
+
+// Codec seals and opens the PHI fields of struct type T in place, under one
+// Table. NewCodec compiles T's tags once per Table (as encoding/json
+// compiles a type once); a bad tag or an unsupported field type is an
+// error then, naming the field and the tag. A Codec is safe for concurrent
+// use.
+type Codec[T any] struct {
+	b *bound
+}
+
+// bound is a plan bound to a table's columns and indexes.
+type bound struct {
+	t       *Table
+	p       *plan
+	cols    []*Column     // per p.fields
+	indexes []*blindIndex // per p.indexes
+	scratch sync.Pool     // *[]byte plaintext buffers
+}
+
+// NewCodec returns the Codec of T under t, compiling T on first use.
+func NewCodec[T any](t *Table) (*Codec[T], error) {
+	b, err := t.bind(reflect.TypeFor[T]())
+	if err != nil {
+		return nil, err
+	}
+	return &Codec[T]{b: b}, nil
+}
+
+// Check compiles T's tags without keys, for tests and start-up checks.
+func Check[T any]() error {
+	_, err := compile(reflect.TypeFor[T]())
+	return err
+}
+
+func (t *Table) bind(typ reflect.Type) (*bound, error) {
+	if b, ok := t.codecs.Load(typ); ok {
+		return b.(*bound), nil
+	}
+	p, err := compile(typ)
+	if err != nil {
+		return nil, err
+	}
+	b := &bound{t: t, p: p, scratch: sync.Pool{New: func() any { return new([]byte) }}}
+	for _, f := range p.fields {
+		c, err := t.Column(f.column, f.kind)
+		if err != nil {
+			return nil, fmt.Errorf("fieldenc: %v field %s: %w", typ, f.path, err)
+		}
+		b.cols = append(b.cols, c)
+	}
+	for _, x := range p.indexes {
+		bi, err := t.blindIndex(x.name, x.bits)
+		if err != nil {
+			return nil, err
+		}
+		b.indexes = append(b.indexes, bi)
+	}
+	actual, _ := t.codecs.LoadOrStore(typ, b)
+	return actual.(*bound), nil
+}
+
+// Seal seals v's PHI fields in place (after filling its blind indexes),
+// all under one branch key version. Randomized fields are bound to v's
+// rowid field, which must be set. On error v is unchanged.
+func (c *Codec[T]) Seal(ctx context.Context, v *T) error {
+	if v == nil {
+		return errors.New("fieldenc: Seal of a nil pointer")
+	}
+	return c.b.seal(ctx, reflect.ValueOf(v).Elem())
+}
+
+// Open opens v's sealed fields in place. NULL fields stay NULL; in
+// Migration mode, legacy plaintext is taken as it is.
+func (c *Codec[T]) Open(ctx context.Context, v *T) error {
+	if v == nil {
+		return errors.New("fieldenc: Open of a nil pointer")
+	}
+	return c.b.open(ctx, reflect.ValueOf(v).Elem())
+}
+
+// Seal seals the struct v points to, compiling its type on first use.
+func (t *Table) Seal(ctx context.Context, v any) error {
+	rv, b, err := t.bindValue(v)
+	if err != nil {
+		return err
+	}
+	return b.seal(ctx, rv)
+}
+
+// Open opens the struct v points to, compiling its type on first use.
+func (t *Table) Open(ctx context.Context, v any) error {
+	rv, b, err := t.bindValue(v)
+	if err != nil {
+		return err
+	}
+	return b.open(ctx, rv)
+}
+
+func (t *Table) bindValue(v any) (reflect.Value, *bound, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return rv, nil, fmt.Errorf("fieldenc: want a non-nil pointer to a struct, not %T", v)
+	}
+	b, err := t.bind(rv.Elem().Type())
+	return rv.Elem(), b, err
+}
+
+// field returns the field f of struct value sv; ok is false when a nil
+// pointer to a nested struct is on the way (the field is absent).
+func field(sv reflect.Value, f *fieldPlan) (reflect.Value, bool) {
+	fv, err := sv.FieldByIndexErr(f.index)
+	return fv, err == nil
+}
+
+func (b *bound) rowID(sv reflect.Value, dst []byte) ([]byte, error) {
+	if b.p.rowID == nil {
+		return dst, nil
+	}
+	fv, ok := field(sv, b.p.rowID)
+	if !ok || fv.IsZero() {
+		return nil, &FieldError{Path: b.p.rowID.path, Err: errors.New("the row identity is not set; set it before Seal and Open (it is bound into every randomized field)")}
+	}
+	out := rowIDBytes(fv, dst)
+	if len(out)-len(dst) > MaxRowIDLen {
+		return nil, &FieldError{Path: b.p.rowID.path, Err: ErrTooLarge}
+	}
+	return out, nil
+}
+
+// sealing is one field's plaintext while a struct is sealed.
+type sealing struct {
+	fv         reflect.Value
+	start, end int // plaintext in the scratch buffer
+	null       bool
+}
+
+func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
+	bp := b.scratch.Get().(*[]byte)
+	defer func() { clear(*bp); b.scratch.Put(bp) }()
+	buf, err := b.rowID(sv, (*bp)[:0])
+	if err != nil {
+		return err
+	}
+	rowEnd := len(buf)
+	fields := make([]sealing, len(b.p.fields))
+	count := int64(0)
+	for i, f := range b.p.fields {
+		fv, ok := field(sv, f)
+		s := sealing{fv: fv, start: len(buf), null: !ok}
+		if ok {
+			if buf, s.null, err = f.access.plain(fv, buf); err != nil {
+				return &FieldError{Path: f.path, Err: err}
+			}
+			if len(buf)-s.start > MaxPlaintext {
+				return &FieldError{Path: f.path, Err: ErrTooLarge}
+			}
+		}
+		s.end = len(buf)
+		if !s.null {
+			count++
+		}
+		fields[i] = s
+	}
+	*bp = buf
+	vk, err := b.t.takeActive(ctx, max(count, 1))
+	if err != nil {
+		return err
+	}
+	rowID := buf[:rowEnd]
+	// Seal everything before writing anything, so an error leaves v as it was.
+	sealed := make([][]byte, len(fields))
+	for i, s := range fields {
+		if s.null {
+			continue
+		}
+		ck, err := b.cols[i].keysFor(ctx, vk)
+		if err != nil {
+			return err
+		}
+		pt := buf[s.start:s.end]
+		if b.cols[i].kind == Deterministic {
+			sealed[i] = ck.sealDeterministic(nil, pt)
+		} else {
+			sealed[i] = ck.sealRandomized(nil, pt, rowID)
+		}
+	}
+	macs, err := b.sums(ctx, vk, sv, fields, buf)
+	if err != nil {
+		return err
+	}
+	for i, x := range b.p.indexes {
+		tv, _ := field(sv, x.target)
+		if macs[i] == nil {
+			x.enc.zero(tv)
+		} else {
+			x.enc.set(tv, macs[i], x.bits)
+		}
+	}
+	for i, s := range fields {
+		if sealed[i] != nil {
+			b.p.fields[i].access.setSealed(s.fv, sealed[i])
+		}
+	}
+	return nil
+}
+
+// sums computes every blind index of the row under vk; nil where a source
+// is NULL.
+func (b *bound) sums(ctx context.Context, vk *versionKeys, sv reflect.Value, fields []sealing, buf []byte) ([][]byte, error) {
+	macs := make([][]byte, len(b.p.indexes))
+	for i, x := range b.p.indexes {
+		values := make([][]byte, 0, len(x.sources))
+		for _, src := range x.sources {
+			s := fields[b.fieldIndex(src)]
+			if s.null {
+				values = nil
+				break
+			}
+			values = append(values, normalize(src, buf[s.start:s.end]))
+		}
+		if values == nil {
+			continue
+		}
+		mac, err := b.indexes[i].sum(ctx, vk, values)
+		if err != nil {
+			return nil, err
+		}
+		macs[i] = mac
+	}
+	return macs, nil
+}
+
+func normalize(f *fieldPlan, pt []byte) []byte {
+	if f.norm == nil {
+		return pt
+	}
+	return f.norm(nil, pt)
+}
+
+func (b *bound) fieldIndex(f *fieldPlan) int {
+	for i, g := range b.p.fields {
+		if g == f {
+			return i
+		}
+	}
+	panic("fieldenc: index source outside its plan")
+}
+
+// sum is one index value over already-normalized source values.
+func (x *blindIndex) sum(ctx context.Context, vk *versionKeys, values [][]byte) ([]byte, error) {
+	idx, err := x.under(ctx, vk)
+	if err != nil {
+		return nil, err
+	}
+	if len(values) == 1 {
+		return idx.Sum(nil, values[0])
+	}
+	return idx.SumCompound(nil, values...)
+}
+
+func (b *bound) open(ctx context.Context, sv reflect.Value) error {
+	var rowBuf [64]byte
+	var rowID []byte
+	needRow := false
+	for _, f := range b.p.fields {
+		needRow = needRow || f.kind == Randomized
+	}
+	if needRow {
+		var err error
+		if rowID, err = b.rowID(sv, rowBuf[:0]); err != nil {
+			return err
+		}
+	}
+	opened := make([][]byte, len(b.p.fields))
+	for i, f := range b.p.fields {
+		fv, ok := field(sv, f)
+		if !ok {
+			continue
+		}
+		bin, legacy, null, err := f.access.stored(fv)
+		if err != nil {
+			return &FieldError{Path: f.path, Err: err}
+		}
+		if null {
+			continue
+		}
+		if legacy {
+			if !b.t.cfg.Migration {
+				return &FieldError{Path: f.path, Err: ErrMalformed}
+			}
+			opened[i] = append([]byte{}, bin...)
+			continue
+		}
+		pt, err := b.cols[i].Open(ctx, []byte{}, bin, rowID)
+		if err != nil {
+			return &FieldError{Path: f.path, Err: err}
+		}
+		opened[i] = pt
+	}
+	for i, f := range b.p.fields {
+		if opened[i] == nil {
+			continue
+		}
+		fv, _ := field(sv, f)
+		if err := f.access.setPlain(fv, opened[i]); err != nil {
+			return &FieldError{Path: f.path, Err: err}
+		}
+	}
+	return nil
+}

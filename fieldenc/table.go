@@ -1,0 +1,276 @@
+package fieldenc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/phicrypt/phicrypt/keyring"
+)
+
+// DefaultUsageBlock is how many field encryptions a Table reserves from the
+// store at a time when Config.UsageBlock is zero.
+const DefaultUsageBlock = 4096
+
+// Config configures a Table.
+type Config struct {
+	// Keys is the hierarchical keyring whose branch key versions the
+	// table's field keys derive from. It decides the cache lifetime, the
+	// usage cap per version and rotation when the cap is reached
+	// (keyring.HierarchicalConfig.MaxUsesPerVersion; fields need it set
+	// below 2^32, since every field nonce is random).
+	Keys *keyring.Hierarchical
+	// BranchKeyID names the branch key the table's fields are sealed under.
+	BranchKeyID string
+	// Table is bound into every field key and AAD: a value sealed for one
+	// table does not open in another. Keep it stable for the life of the
+	// data (renaming it needs a re-encryption).
+	Table string
+	// Migration lets Open accept legacy plaintext: a string column value
+	// without TextPrefix, or a []byte column value that is not a sealed
+	// field, is taken as plaintext (and sealed at the next Seal).
+	Migration bool
+	// UsageBlock is how many encryptions are reserved from the store at a
+	// time (default DefaultUsageBlock). Reserved and unused encryptions
+	// are lost when the process stops, so the stored count is an upper
+	// bound.
+	UsageBlock uint64
+}
+
+// Table seals and opens the fields of one logical table under one branch
+// key. It compiles a Codec per struct type once and keeps it; it is safe
+// for concurrent use.
+type Table struct {
+	cfg Config
+
+	mu      sync.Mutex // slow paths: reserving uses, reading versions
+	active  atomic.Pointer[versionKeys]
+	live    atomic.Pointer[liveSet]
+	opened  map[string]*versionKeys // decrypt-side versions by version id; under mu
+	columns sync.Map                // column key string → *Column
+	codecs  sync.Map                // reflect.Type → *boundCodec
+}
+
+// versionKeys is one branch key version as the table uses it. Derived keys
+// live in each Column; this carries what all columns share.
+type versionKeys struct {
+	version string
+	ref     keyRef
+	expired atomic.Bool
+	// remaining counts reserved encryptions left (active versions only);
+	// it goes negative when exhausted, and the slow path reserves more.
+	remaining atomic.Int64
+}
+
+// liveSet is which versions can decrypt, read from the store.
+type liveSet struct {
+	versions []liveVersion
+	expired  atomic.Bool
+}
+
+type liveVersion struct {
+	version string
+	ref     keyRef
+}
+
+// New returns a Table.
+func New(cfg Config) (*Table, error) {
+	if cfg.Keys == nil {
+		return nil, errors.New("fieldenc: Config.Keys is required")
+	}
+	if cfg.BranchKeyID == "" {
+		return nil, errors.New("fieldenc: Config.BranchKeyID is required")
+	}
+	if err := checkName("table", cfg.Table); err != nil {
+		return nil, err
+	}
+	if cfg.UsageBlock == 0 {
+		cfg.UsageBlock = DefaultUsageBlock
+	}
+	if cfg.UsageBlock > 1<<32 {
+		return nil, errors.New("fieldenc: Config.UsageBlock is at most 2^32")
+	}
+	return &Table{cfg: cfg, opened: map[string]*versionKeys{}}, nil
+}
+
+// String names the table without its branch key id (which may be PHI).
+func (t *Table) String() string { return "fieldenc.Table(" + t.cfg.Table + ")" }
+
+// expireAt marks flag at time when (now if past): readers notice without
+// reading the clock on every field.
+func expireAt(flag *atomic.Bool, when time.Time) {
+	d := time.Until(when)
+	if d <= 0 {
+		flag.Store(true)
+		return
+	}
+	time.AfterFunc(d, func() { flag.Store(true) })
+}
+
+// takeActive returns the active version with n encryptions reserved for
+// the caller (n ≤ UsageBlock).
+func (t *Table) takeActive(ctx context.Context, n int64) (*versionKeys, error) {
+	if vk := t.active.Load(); vk != nil && !vk.expired.Load() && vk.remaining.Add(-n) >= 0 {
+		return vk, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if vk := t.active.Load(); vk != nil && !vk.expired.Load() && vk.remaining.Add(-n) >= 0 {
+		return vk, nil
+	}
+	block := max(t.cfg.UsageBlock, uint64(n))
+	bk, err := t.cfg.Keys.AcquireActive(ctx, t.cfg.BranchKeyID, block)
+	if err != nil {
+		return nil, fmt.Errorf("fieldenc: reserving encryptions under the active branch key version: %w", err)
+	}
+	version, expires := bk.Version(), bk.Expires()
+	bk.Release()
+	ref, err := refOf(version)
+	if err != nil {
+		return nil, err
+	}
+	vk := &versionKeys{version: version, ref: ref}
+	vk.remaining.Store(int64(block) - n)
+	expireAt(&vk.expired, expires)
+	if old := t.active.Load(); old != nil {
+		old.expired.Store(true) // columns re-read the active version
+	}
+	t.active.Store(vk)
+	return vk, nil
+}
+
+// refOf is the key reference of a version: the first bytes of its UUID.
+func refOf(version string) (keyRef, error) {
+	var r keyRef
+	if len(version) < 2*refLen {
+		return r, fmt.Errorf("fieldenc: branch key version %q is not a UUID", version)
+	}
+	for i := range r {
+		hi, ok1 := unhex(version[2*i])
+		lo, ok2 := unhex(version[2*i+1])
+		if !ok1 || !ok2 {
+			return r, fmt.Errorf("fieldenc: branch key version %q is not a UUID", version)
+		}
+		r[i] = hi<<4 | lo
+	}
+	return r, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// liveVersions returns the versions that can still decrypt, active first,
+// re-read from the store once the keyring's cache lifetime has passed.
+func (t *Table) liveVersions(ctx context.Context) (*liveSet, error) {
+	if ls := t.live.Load(); ls != nil && !ls.expired.Load() {
+		return ls, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.readLiveLocked(ctx)
+}
+
+func (t *Table) readLiveLocked(ctx context.Context) (*liveSet, error) {
+	if ls := t.live.Load(); ls != nil && !ls.expired.Load() {
+		return ls, nil
+	}
+	vs, err := t.cfg.Keys.LiveVersions(ctx, t.cfg.BranchKeyID)
+	if err != nil {
+		return nil, fmt.Errorf("fieldenc: reading the live branch key versions: %w", err)
+	}
+	ls := &liveSet{}
+	for _, v := range vs {
+		ref, err := refOf(v.Version)
+		if err != nil {
+			return nil, err
+		}
+		ls.versions = append(ls.versions, liveVersion{version: v.Version, ref: ref})
+	}
+	expireAt(&ls.expired, time.Now().Add(liveRefresh))
+	t.live.Store(ls)
+	return ls, nil
+}
+
+// liveRefresh bounds how long a table trusts its list of live versions;
+// keys themselves expire with the keyring's cache lifetime.
+const liveRefresh = 30 * time.Second
+
+// openVersion returns a decrypt-side handle on version, checked against
+// the keyring (which refuses retired versions) once per cache lifetime.
+func (t *Table) openVersion(ctx context.Context, version string) (*versionKeys, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if vk, ok := t.opened[version]; ok && !vk.expired.Load() {
+		return vk, nil
+	}
+	bk, err := t.cfg.Keys.AcquireVersion(ctx, t.cfg.BranchKeyID, version)
+	if err != nil {
+		return nil, fmt.Errorf("fieldenc: opening branch key version %s: %w", version, err)
+	}
+	expires := bk.Expires()
+	bk.Release()
+	ref, err := refOf(version)
+	if err != nil {
+		return nil, err
+	}
+	vk := &versionKeys{version: version, ref: ref}
+	expireAt(&vk.expired, expires)
+	for v, old := range t.opened {
+		if old.expired.Load() {
+			delete(t.opened, v)
+		}
+	}
+	t.opened[version] = vk
+	return vk, nil
+}
+
+// deriveKey derives a per-table key from version of the branch key.
+func (t *Table) deriveKey(ctx context.Context, version string, out []byte, purpose byte, name string) error {
+	bk, err := t.cfg.Keys.AcquireVersion(ctx, t.cfg.BranchKeyID, version)
+	if err != nil {
+		return fmt.Errorf("fieldenc: opening branch key version %s: %w", version, err)
+	}
+	defer bk.Release()
+	return bk.DeriveKey(out, derivationInfo(purpose, t.cfg.Table, name))
+}
+
+// ActiveVersion returns the branch key version new fields are sealed under.
+func (t *Table) ActiveVersion(ctx context.Context) (string, error) {
+	ls, err := t.liveVersions(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(ls.versions) == 0 {
+		return "", ErrUnknownKey
+	}
+	return ls.versions[0].version, nil
+}
+
+// Refresh forgets which versions are active and live, so the next
+// operation reads them again (after a rotation or retirement that should
+// take effect before the keyring's cache lifetime ends; the keyring's own
+// cache still applies).
+func (t *Table) Refresh() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if vk := t.active.Load(); vk != nil {
+		vk.expired.Store(true)
+	}
+	if ls := t.live.Load(); ls != nil {
+		ls.expired.Store(true)
+	}
+	for _, vk := range t.opened {
+		vk.expired.Store(true)
+	}
+	clear(t.opened)
+}
