@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -138,6 +140,11 @@ func runStoreConformance(t *testing.T, b storeBackend) {
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, b) })
 	t.Run("FutureSchemaRefused", func(t *testing.T) { testFutureSchema(t, b) })
 	t.Run("ContextCanceled", func(t *testing.T) { testContextCanceled(t, newStore(t)) })
+	t.Run("AddUsage", func(t *testing.T) { testAddUsage(t, newStore(t)) })
+	t.Run("ConcurrentAddUsage", func(t *testing.T) {
+		loc := b.fresh(t)
+		testConcurrentAddUsage(t, b.open(t, loc), b.open(t, loc))
+	})
 }
 
 func testCreateGetList(t *testing.T, s keyring.Store) {
@@ -539,6 +546,17 @@ func testErrorsLeakNothing(t *testing.T, s keyring.Store) {
 	errs = append(errs, err)
 	_, err = s.Active(ctx, id+"-missing")
 	errs = append(errs, err)
+	_, err = s.AddUsage(ctx, id, stale, 1)
+	errs = append(errs, err)
+	_, err = s.AddUsage(ctx, id+"-missing", v.Version, 1)
+	errs = append(errs, err)
+	_, err = s.AddUsage(ctx, id, v.Version, 0)
+	errs = append(errs, err)
+	next := newVersion(id, keyring.StateActive)
+	require.NoError(t, s.Rotate(ctx, id, v.Version, next))
+	require.NoError(t, s.SetState(ctx, id, v.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	_, err = s.AddUsage(ctx, id, v.Version, 1)
+	errs = append(errs, err)
 	for i, err := range errs {
 		require.Error(t, err, "case %d", i)
 		msg := fmt.Sprintf("%v %+v %#v", err, err, err.Error())
@@ -724,4 +742,192 @@ func waitAtBarrier(t *testing.T, dir string, n int) {
 		require.True(t, time.Now().Before(deadline), "the other process never reached the barrier")
 		time.Sleep(time.Millisecond)
 	}
+}
+
+func usageOf(t *testing.T, s keyring.Store, id, version string) uint64 {
+	t.Helper()
+	v, err := s.Get(t.Context(), id, version)
+	require.NoError(t, err)
+	return v.Usage
+}
+
+func testAddUsage(t *testing.T, s keyring.Store) {
+	ctx := t.Context()
+	v0 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s.Create(ctx, v0))
+	require.Zero(t, usageOf(t, s, "tenant", v0.Version))
+
+	total, err := s.AddUsage(ctx, "tenant", v0.Version, 5)
+	require.NoError(t, err)
+	require.EqualValues(t, 5, total)
+	total, err = s.AddUsage(ctx, "tenant", v0.Version, keyring.MaxUsageIncrement)
+	require.NoError(t, err)
+	require.EqualValues(t, 5+keyring.MaxUsageIncrement, total)
+	active, err := s.Active(ctx, "tenant")
+	require.NoError(t, err)
+	require.EqualValues(t, 5+keyring.MaxUsageIncrement, active.Usage, "Active returns the count")
+
+	// n out of range changes nothing.
+	for _, n := range []uint64{0, keyring.MaxUsageIncrement + 1, 1 << 63} {
+		_, err := s.AddUsage(ctx, "tenant", v0.Version, n)
+		require.ErrorIs(t, err, keyring.ErrInvalid, "n=%d", n)
+	}
+	_, err = s.AddUsage(ctx, "tenant", "not-a-uuid", 1)
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	_, err = s.AddUsage(ctx, "", v0.Version, 1)
+	require.ErrorIs(t, err, keyring.ErrInvalid)
+	_, err = s.AddUsage(ctx, "tenant", keyring.NewBranchKeyVersion(), 1)
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	_, err = s.AddUsage(ctx, "nobody", v0.Version, 1)
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.EqualValues(t, 5+keyring.MaxUsageIncrement, usageOf(t, s, "tenant", v0.Version))
+
+	// Rotate stores the next version's count as given, and a decrypt-only
+	// version is still counted (a process may hold it as active briefly).
+	v1 := newVersion("tenant", keyring.StateActive)
+	v1.Usage = 3
+	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
+	require.EqualValues(t, 3, usageOf(t, s, "tenant", v1.Version))
+	total, err = s.AddUsage(ctx, "tenant", v0.Version, 1)
+	require.NoError(t, err)
+	require.EqualValues(t, 6+keyring.MaxUsageIncrement, total)
+
+	// A retired version is not counted.
+	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	_, err = s.AddUsage(ctx, "tenant", v0.Version, 1)
+	require.ErrorIs(t, err, keyring.ErrConflict)
+	require.EqualValues(t, 6+keyring.MaxUsageIncrement, usageOf(t, s, "tenant", v0.Version))
+	vs := requireOneActive(t, s, "tenant")
+	v0.State, v0.Usage = keyring.StateRetired, 6+keyring.MaxUsageIncrement
+	requireVersion(t, v0, vs[0])
+	requireVersion(t, v1, vs[1])
+
+	// Create stores the count given; the count saturates at MaxUsage.
+	full := newVersion("full", keyring.StateActive)
+	full.Usage = keyring.MaxUsage - 10
+	require.NoError(t, s.Create(ctx, full))
+	require.EqualValues(t, keyring.MaxUsage-10, usageOf(t, s, "full", full.Version))
+	total, err = s.AddUsage(ctx, "full", full.Version, 10)
+	require.NoError(t, err)
+	require.EqualValues(t, uint64(keyring.MaxUsage), total)
+	total, err = s.AddUsage(ctx, "full", full.Version, keyring.MaxUsageIncrement)
+	require.NoError(t, err)
+	require.EqualValues(t, uint64(keyring.MaxUsage), total, "saturates")
+	over := newVersion("over", keyring.StateActive)
+	over.Usage = keyring.MaxUsage + 1
+	require.ErrorIs(t, s.Create(ctx, over), keyring.ErrInvalid)
+	over.BranchKeyID = "full"
+	require.ErrorIs(t, s.Rotate(ctx, "full", full.Version, over), keyring.ErrInvalid)
+}
+
+// testConcurrentAddUsage adds from 32 goroutines over two handles on one
+// store: the total is exact and every call saw a different total.
+func testConcurrentAddUsage(t *testing.T, s1, s2 keyring.Store) {
+	ctx := t.Context()
+	v0 := newVersion("tenant", keyring.StateActive)
+	require.NoError(t, s1.Create(ctx, v0))
+	const goroutines, rounds = 32, 5
+	totals := make([][]uint64, goroutines)
+	var wg sync.WaitGroup
+	var want uint64
+	for i := range goroutines {
+		s := s1
+		if i%2 == 1 {
+			s = s2
+		}
+		n := uint64(i + 1)
+		want += rounds * n
+		wg.Go(func() {
+			for range rounds {
+				total, err := s.AddUsage(ctx, "tenant", v0.Version, n)
+				if !assert.NoError(t, err) {
+					return
+				}
+				totals[i] = append(totals[i], total)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, want, usageOf(t, s2, "tenant", v0.Version))
+	seen := map[uint64]bool{}
+	for _, ts := range totals {
+		require.True(t, slices.IsSorted(ts), "one goroutine's totals only grow")
+		for _, total := range ts {
+			require.False(t, seen[total], "two additions returned the same total %d", total)
+			seen[total] = true
+		}
+	}
+	require.True(t, seen[want], "the last addition returned the final total")
+}
+
+// Child processes of runTwoProcessUsage: like TestStoreRotationChild, both
+// wait at a barrier, then add usage to one version as fast as they can.
+const (
+	usageChildVersionEnv = "PHICRYPT_STORE_USAGE_CHILD_VERSION"
+	usageChildRounds     = 200
+)
+
+var usageChildResult = regexp.MustCompile(`(?m)^usage-child added=(\d+)$`)
+
+// runTwoProcessUsage has two OS processes add usage to one version at
+// once: the stored total is exactly what they added.
+func runTwoProcessUsage(t *testing.T, kind, loc string) {
+	ctx := t.Context()
+	s, err := openStore(ctx, kind, loc)
+	require.NoError(t, err)
+	v0 := newVersion(childKeyID, keyring.StateActive)
+	v0.Usage = 1000
+	require.NoError(t, s.Create(ctx, v0))
+	require.NoError(t, s.Close())
+
+	barrier := t.TempDir()
+	outs := make([][]byte, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range outs {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStoreUsageChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(),
+			childKindEnv+"="+kind, childLocEnv+"="+loc, childBarrierEnv+"="+barrier, usageChildVersionEnv+"="+v0.Version,
+			"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+		wg.Go(func() { outs[i], errs[i] = cmd.CombinedOutput() })
+	}
+	wg.Wait()
+	want := uint64(1000)
+	for i := range outs {
+		require.NoError(t, errs[i], "child %d:\n%s", i, outs[i])
+		m := usageChildResult.FindSubmatch(outs[i])
+		require.NotNil(t, m, "child %d printed no result:\n%s", i, outs[i])
+		added, err := strconv.ParseUint(string(m[1]), 10, 64)
+		require.NoError(t, err)
+		want += added
+	}
+	s, err = openStore(ctx, kind, loc)
+	require.NoError(t, err)
+	defer s.Close()
+	require.Equal(t, want, usageOf(t, s, childKeyID, v0.Version), "every addition of both processes counted once")
+	requireOneActive(t, s, childKeyID)
+}
+
+// TestStoreUsageChild is a child of runTwoProcessUsage; it does nothing
+// unless started by it.
+func TestStoreUsageChild(t *testing.T) {
+	version := os.Getenv(usageChildVersionEnv)
+	if version == "" {
+		return
+	}
+	ctx := t.Context()
+	s, err := openStore(ctx, os.Getenv(childKindEnv), os.Getenv(childLocEnv))
+	require.NoError(t, err)
+	defer s.Close()
+	waitAtBarrier(t, os.Getenv(childBarrierEnv), 2)
+	var added, last uint64
+	for i := range uint64(usageChildRounds) {
+		n := i%7 + 1
+		total, err := s.AddUsage(ctx, childKeyID, version, n)
+		require.NoError(t, err)
+		require.Greater(t, total, last, "totals only grow")
+		last = total
+		added += n
+	}
+	fmt.Printf("usage-child added=%d\n", added)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/stretchr/testify/require"
@@ -29,6 +30,10 @@ func TestFileStore(t *testing.T) { runStoreConformance(t, fileBackend()) }
 
 func TestFileStoreTwoProcesses(t *testing.T) {
 	runTwoProcessRotation(t, "file", fileBackend().fresh(t))
+}
+
+func TestFileStoreTwoProcessUsage(t *testing.T) {
+	runTwoProcessUsage(t, "file", fileBackend().fresh(t))
 }
 
 func fileDocuments(t *testing.T, dir string) []string {
@@ -132,6 +137,14 @@ func TestFileStoreRefusesDamagedDocuments(t *testing.T) {
 			d["versions"].([]any)[0].(map[string]any)["version"] = d["versions"].([]any)[1].(map[string]any)["version"]
 		}, "twice"},
 		"no schema": {func(d map[string]any) { delete(d, "schema") }, "not a phicrypt branch key document"},
+		"negative usage": {func(d map[string]any) { d["versions"].([]any)[0].(map[string]any)["usage"] = -1 }, "damaged"},
+		"usage past MaxUsage": {func(d map[string]any) {
+			d["versions"].([]any)[0].(map[string]any)["usage"] = uint64(keyring.MaxUsage) + 1
+		}, "usage is at most"},
+		"usage in schema 1": {func(d map[string]any) {
+			d["schema"] = 1
+			d["versions"].([]any)[0].(map[string]any)["usage"] = 5
+		}, "schema 1 has no usage"},
 		"ciphertext too long": {func(d map[string]any) {
 			d["versions"].([]any)[0].(map[string]any)["ciphertext"] = strings.Repeat("QUFB", 2049)
 		}, "wrapped branch key is 1 to 6144 bytes"},
@@ -185,4 +198,50 @@ func TestFileStoreClosed(t *testing.T) {
 	_, err = s.Active(ctx, "tenant")
 	require.ErrorContains(t, err, "closed")
 	require.ErrorContains(t, s.Rotate(ctx, "tenant", v.Version, newVersion("tenant", keyring.StateActive)), "closed")
+}
+
+// TestFileStoreReadsSchema1: documents written before usage counters
+// (schema 1, no "usage") are read with usage 0 and upgraded to schema 2 by
+// the next write to them; others are left as they are.
+func TestFileStoreReadsSchema1(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	var want []keyring.BranchKeyVersion
+	for _, id := range []string{"tenant-a", "tenant-b"} {
+		v0 := newVersion(id, keyring.StateDecryptOnly)
+		v1 := newVersion(id, keyring.StateActive)
+		want = append(want, v0, v1)
+		var versions []map[string]any
+		for _, v := range []keyring.BranchKeyVersion{v0, v1} {
+			versions = append(versions, map[string]any{"version": v.Version, "kms_key_arn": v.KMSKeyARN,
+				"ciphertext": v.Ciphertext, "created_at": v.CreatedAt.UTC().Truncate(time.Microsecond), "state": v.State})
+		}
+		b, err := json.Marshal(map[string]any{"schema": 1, "branch_key_id": id, "versions": versions})
+		require.NoError(t, err)
+		sum := sha256.Sum256([]byte(id))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, hex.EncodeToString(sum[:])+".json"), b, 0o600))
+	}
+	s, err := keyring.OpenFileStore(dir)
+	require.NoError(t, err)
+	defer s.Close()
+	for i, id := range []string{"tenant-a", "tenant-b"} {
+		vs := requireOneActive(t, s, id)
+		require.Len(t, vs, 2)
+		requireVersion(t, want[2*i], vs[0])
+		requireVersion(t, want[2*i+1], vs[1])
+	}
+	total, err := s.AddUsage(ctx, "tenant-a", want[1].Version, 9)
+	require.NoError(t, err)
+	require.EqualValues(t, 9, total)
+	schemas := map[string]float64{}
+	for _, path := range fileDocuments(t, dir) {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var doc map[string]any
+		require.NoError(t, json.Unmarshal(b, &doc))
+		schemas[doc["branch_key_id"].(string)] = doc["schema"].(float64)
+	}
+	require.Equal(t, map[string]float64{"tenant-a": 2, "tenant-b": 1}, schemas)
+	require.EqualValues(t, 9, usageOf(t, s, "tenant-a", want[1].Version))
+	require.Zero(t, usageOf(t, s, "tenant-b", want[3].Version))
 }

@@ -28,9 +28,14 @@ func TestPostgresStore(t *testing.T) {
 	b := postgresBackend(base)
 	t.Run("Conformance", func(t *testing.T) { runStoreConformance(t, b) })
 	t.Run("TwoProcesses", func(t *testing.T) { runTwoProcessRotation(t, "postgres", b.fresh(t)) })
+	t.Run("TwoProcessUsage", func(t *testing.T) { runTwoProcessUsage(t, "postgres", b.fresh(t)) })
 	t.Run("Schema", func(t *testing.T) {
 		loc := b.fresh(t)
 		testSQLSchema(t, b.open(t, loc), rawPostgres(t, loc))
+	})
+	t.Run("MigratesSchema1", func(t *testing.T) {
+		loc := b.fresh(t)
+		testSQLMigrationFromSchema1(t, "postgres", loc, rawPostgres(t, loc), postgresSchema1)
 	})
 	t.Run("ConcurrentOpen", func(t *testing.T) {
 		loc := b.fresh(t)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/stretchr/testify/require"
@@ -81,4 +82,95 @@ func testConcurrentOpen(t *testing.T, kind, loc string, db *sql.DB) {
 func futureSQLSchema(t *testing.T, db *sql.DB) {
 	_, err := db.ExecContext(t.Context(), `INSERT INTO phicrypt_schema_migrations (version, applied_at_us) VALUES (99, 0)`)
 	require.NoError(t, err)
+}
+
+// Schema 1 of the SQL stores, as phicrypt before usage counters made it.
+var (
+	sqliteSchema1 = []string{
+		`CREATE TABLE phicrypt_branch_keys (
+			branch_key_id TEXT PRIMARY KEY CHECK (length(CAST(branch_key_id AS BLOB)) BETWEEN 1 AND 256)
+		)`,
+		`CREATE TABLE phicrypt_branch_key_versions (
+			seq INTEGER PRIMARY KEY AUTOINCREMENT,
+			branch_key_id TEXT NOT NULL REFERENCES phicrypt_branch_keys (branch_key_id),
+			version TEXT NOT NULL CHECK (length(version) = 36),
+			kms_key_arn TEXT NOT NULL,
+			ciphertext BLOB NOT NULL CHECK (length(ciphertext) BETWEEN 1 AND 6144),
+			created_at_us INTEGER NOT NULL,
+			state TEXT NOT NULL CHECK (state IN ('active', 'decrypt_only', 'retired')),
+			UNIQUE (branch_key_id, version)
+		)`,
+		`CREATE UNIQUE INDEX phicrypt_branch_key_one_active
+			ON phicrypt_branch_key_versions (branch_key_id) WHERE state = 'active'`,
+	}
+	postgresSchema1 = []string{
+		`CREATE TABLE phicrypt_branch_keys (
+			branch_key_id TEXT PRIMARY KEY CHECK (octet_length(branch_key_id) BETWEEN 1 AND 256)
+		)`,
+		`CREATE TABLE phicrypt_branch_key_versions (
+			seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+			branch_key_id TEXT NOT NULL REFERENCES phicrypt_branch_keys (branch_key_id),
+			version TEXT NOT NULL CHECK (length(version) = 36),
+			kms_key_arn TEXT NOT NULL,
+			ciphertext BYTEA NOT NULL CHECK (octet_length(ciphertext) BETWEEN 1 AND 6144),
+			created_at_us BIGINT NOT NULL,
+			state TEXT NOT NULL CHECK (state IN ('active', 'decrypt_only', 'retired')),
+			UNIQUE (branch_key_id, version)
+		)`,
+		`CREATE UNIQUE INDEX phicrypt_branch_key_one_active
+			ON phicrypt_branch_key_versions (branch_key_id) WHERE state = 'active'`,
+	}
+)
+
+// testSQLMigrationFromSchema1 builds a schema 1 store by hand, with three
+// versions of one key (retired, decrypt-only, active), opens it, and checks
+// that it migrated in place: everything intact, usage 0, counting works,
+// and schema 2 is recorded once however often the store is opened.
+func testSQLMigrationFromSchema1(t *testing.T, kind, loc string, db *sql.DB, schema1 []string) {
+	ctx := t.Context()
+	stmts := append([]string{`CREATE TABLE phicrypt_schema_migrations (version INTEGER PRIMARY KEY, applied_at_us BIGINT NOT NULL)`}, schema1...)
+	stmts = append(stmts, `INSERT INTO phicrypt_schema_migrations (version, applied_at_us) VALUES (1, 0)`,
+		`INSERT INTO phicrypt_branch_keys (branch_key_id) VALUES ('tenant')`)
+	for _, stmt := range stmts {
+		_, err := db.ExecContext(ctx, stmt)
+		require.NoError(t, err)
+	}
+	var want []keyring.BranchKeyVersion
+	for i, st := range []keyring.State{keyring.StateRetired, keyring.StateDecryptOnly, keyring.StateActive} {
+		v := newVersion("tenant", st)
+		v.CreatedAt = time.Date(2025, 1, 1+i, 0, 0, 0, 0, time.UTC)
+		_, err := db.ExecContext(ctx, `INSERT INTO phicrypt_branch_key_versions
+			(branch_key_id, version, kms_key_arn, ciphertext, created_at_us, state) VALUES ($1, $2, $3, $4, $5, $6)`,
+			v.BranchKeyID, v.Version, v.KMSKeyARN, v.Ciphertext, v.CreatedAt.UnixMicro(), st.String())
+		require.NoError(t, err)
+		want = append(want, v)
+	}
+
+	for range 2 {
+		s, err := openStore(ctx, kind, loc)
+		require.NoError(t, err)
+		vs := requireOneActive(t, s, "tenant")
+		require.Len(t, vs, 3)
+		for i := range want {
+			requireVersion(t, want[i], vs[i]) // Usage 0 in both
+		}
+		total, err := s.AddUsage(ctx, "tenant", want[2].Version, 7)
+		require.NoError(t, err)
+		want[2].Usage += 7
+		require.Equal(t, want[2].Usage, total)
+		_, err = s.AddUsage(ctx, "tenant", want[0].Version, 1)
+		require.ErrorIs(t, err, keyring.ErrConflict, "the retired version")
+		require.NoError(t, s.Close())
+	}
+	var versions []int
+	rows, err := db.QueryContext(ctx, `SELECT version FROM phicrypt_schema_migrations ORDER BY version`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		require.NoError(t, rows.Scan(&v))
+		versions = append(versions, v)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []int{1, 2}, versions)
 }

@@ -36,10 +36,19 @@ func TestSQLiteStoreTwoProcesses(t *testing.T) {
 	runTwoProcessRotation(t, "sqlite", sqliteBackend().fresh(t))
 }
 
+func TestSQLiteStoreTwoProcessUsage(t *testing.T) {
+	runTwoProcessUsage(t, "sqlite", sqliteBackend().fresh(t))
+}
+
 func TestSQLiteStoreSchema(t *testing.T) {
 	b := sqliteBackend()
 	loc := b.fresh(t)
 	testSQLSchema(t, b.open(t, loc), rawSQLite(t, loc))
+}
+
+func TestSQLiteStoreMigratesSchema1(t *testing.T) {
+	loc := sqliteBackend().fresh(t)
+	testSQLMigrationFromSchema1(t, "sqlite", loc, rawSQLite(t, loc), sqliteSchema1)
 }
 
 func TestSQLiteStoreConcurrentOpen(t *testing.T) {
