@@ -2,7 +2,6 @@ package phicrypt
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha512"
 	"encoding/binary"
 	"errors"
@@ -17,9 +16,9 @@ import (
 // Cache keeps data keys between keyring calls, with the AWS Encryption SDK's
 // caching semantics (framework/caching-cmm.md): an entry serves at most
 // MaxAge, MaxMessages messages and MaxBytes of plaintext, then the next
-// message gets a new data key. Encrypt entries are keyed by partition, suite
-// and encryption context; decrypt entries by partition, suite, the message's
-// encrypted data keys and context. Concurrent misses for one entry make one
+// message gets a new data key. Encrypt entries are keyed by owning Encryptor,
+// suite and encryption context; decrypt entries by owning Encryptor, suite,
+// the message's encrypted data keys and context. Concurrent misses for one entry make one
 // keyring call (single flight). Failures are not cached.
 //
 // A cache hit takes no lock and allocates nothing: entries live in an
@@ -31,17 +30,17 @@ import (
 // One Cache may serve several Encryptors: each Encryptor's entries are its
 // own (its keyring made them), and they share the capacity.
 type Cache struct {
-	cfg       CacheConfig
-	partition [64]byte // SHA-512 of the partition name
+	cfg CacheConfig
 
-	entries atomic.Pointer[map[cacheKey]*cacheEntry]
+	// entries is keyed by the bytes cacheKeyOf returns. A lookup indexes it
+	// with string(key), which the compiler does without allocating.
+	entries atomic.Pointer[map[string]*cacheEntry]
 
 	mu      sync.Mutex // guards inserts, evictions and flights
-	flights map[cacheKey]*flight
+	flights map[string]*flight
 
 	now   func() time.Time
 	stats cacheCounters
-	bufs  sync.Pool // *[]byte scratch for cache keys
 }
 
 // CacheConfig configures a Cache.
@@ -56,8 +55,10 @@ type CacheConfig struct {
 	// Capacity bounds the entries; the least recently used is evicted
 	// first (default 1000).
 	Capacity int
-	// Partition separates caches that share no keys; empty picks a random
-	// one.
+	// Partition names the cache, as the ESDK's partition does. Every Cache
+	// value is its own namespace (entries are never shared between two
+	// Cache values, whatever their partitions), so in-process it only
+	// documents intent.
 	Partition string
 	// RefreshAhead, when set, refreshes an entry in the background once it
 	// is that close to MaxAge, while callers keep using it: no caller waits
@@ -128,13 +129,8 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	name := []byte(cfg.Partition)
-	if len(name) == 0 {
-		name = make([]byte, 32)
-		rand.Read(name)
-	}
-	c := &Cache{cfg: cfg, partition: sha512.Sum512(name), flights: map[cacheKey]*flight{}, now: cfg.Now}
-	empty := map[cacheKey]*cacheEntry{}
+	c := &Cache{cfg: cfg, flights: map[string]*flight{}, now: cfg.Now}
+	empty := map[string]*cacheEntry{}
 	c.entries.Store(&empty)
 	return c, nil
 }
@@ -148,13 +144,15 @@ func (c *Cache) Stats() CacheStats {
 	}
 }
 
-type cacheKey [64]byte
-
 // cacheEntry is one cached data key with its usage.
 type cacheEntry struct {
-	dataKey  keyring.Secret
-	edks     []keyring.EncryptedDataKey // encrypt entries only
-	expires  int64                      // unix nanoseconds
+	dataKey keyring.Secret
+	edks    []keyring.EncryptedDataKey // encrypt entries only
+	// context is the parsed encryption context a decrypt entry was made
+	// for, shared read-only by every message that hits the entry, so a hit
+	// parses no context. Nobody may modify it.
+	context  map[string]string
+	expires  int64 // unix nanoseconds
 	messages atomic.Uint64
 	bytes    atomic.Uint64
 	lastUse  atomic.Int64
@@ -202,7 +200,7 @@ type flight struct {
 // release), or nil. It takes no lock and allocates nothing. refresh reports
 // that the entry is within RefreshAhead of expiring and this caller has
 // been chosen to refresh it.
-func (c *Cache) lookup(key cacheKey, size uint64) (e *cacheEntry, refresh bool) {
+func (c *Cache) lookup(key []byte, size uint64) (e *cacheEntry, refresh bool) {
 	e, refresh = c.find(key, size)
 	if e != nil {
 		c.stats.hits.Add(1)
@@ -211,9 +209,9 @@ func (c *Cache) lookup(key cacheKey, size uint64) (e *cacheEntry, refresh bool) 
 }
 
 // find is lookup without counting a hit.
-func (c *Cache) find(key cacheKey, size uint64) (e *cacheEntry, refresh bool) {
+func (c *Cache) find(key []byte, size uint64) (e *cacheEntry, refresh bool) {
 	now := c.now().UnixNano()
-	e = (*c.entries.Load())[key]
+	e = (*c.entries.Load())[string(key)]
 	if e == nil || !c.reserve(e, now, e.expires, size) {
 		return nil, false
 	}
@@ -224,8 +222,10 @@ func (c *Cache) find(key cacheKey, size uint64) (e *cacheEntry, refresh bool) {
 
 // refresh replaces old in the background with a new entry from fill, while
 // callers keep using old. A failed refresh is retried by a later caller.
-func (c *Cache) refresh(ctx context.Context, key cacheKey, old *cacheEntry, fill func(context.Context) (*cacheEntry, error)) {
+// The key is copied: the caller's scratch is reused once it returns.
+func (c *Cache) refresh(ctx context.Context, keyBytes []byte, old *cacheEntry, fill func(context.Context) (*cacheEntry, error)) {
 	ctx = context.WithoutCancel(ctx)
+	key := string(keyBytes)
 	go func() {
 		c.stats.calls.Add(1)
 		c.stats.refreshes.Add(1)
@@ -244,7 +244,7 @@ func (c *Cache) refresh(ctx context.Context, key cacheKey, old *cacheEntry, fill
 // miss is the slow path: it makes one keyring call (through fill) for all
 // concurrent callers of one key, or, when that call fails with a transient
 // error and StaleIfError allows, serves the expired entry.
-func (c *Cache) miss(ctx context.Context, key cacheKey, size uint64, fill func(context.Context) (*cacheEntry, error)) (*cacheEntry, error) {
+func (c *Cache) miss(ctx context.Context, key []byte, size uint64, fill func(context.Context) (*cacheEntry, error)) (*cacheEntry, error) {
 	c.stats.misses.Add(1)
 	for {
 		c.mu.Lock()
@@ -252,7 +252,7 @@ func (c *Cache) miss(ctx context.Context, key cacheKey, size uint64, fill func(c
 			c.mu.Unlock()
 			return e, nil
 		}
-		if f := c.flights[key]; f != nil {
+		if f := c.flights[string(key)]; f != nil {
 			c.mu.Unlock()
 			c.stats.waits.Add(1)
 			select {
@@ -266,13 +266,13 @@ func (c *Cache) miss(ctx context.Context, key cacheKey, size uint64, fill func(c
 			continue // the new entry is in the map; reserve on it
 		}
 		f := &flight{done: make(chan struct{})}
-		c.flights[key] = f
+		c.flights[string(key)] = f
 		c.mu.Unlock()
 
 		c.stats.calls.Add(1)
 		e, err := fill(ctx)
 		c.mu.Lock()
-		delete(c.flights, key)
+		delete(c.flights, string(key))
 		if err == nil {
 			// The caller that filled the entry uses it first, whatever the
 			// clock says, so a very short MaxAge cannot starve it.
@@ -280,7 +280,7 @@ func (c *Cache) miss(ctx context.Context, key cacheKey, size uint64, fill func(c
 			e.refs.Store(1)
 			e.messages.Store(1)
 			e.bytes.Store(size)
-			c.insert(key, e)
+			c.insert(string(key), e)
 		}
 		f.err = err
 		close(f.done)
@@ -295,13 +295,13 @@ func (c *Cache) miss(ctx context.Context, key cacheKey, size uint64, fill func(c
 // stale serves an expired entry after a transient keyring failure, within
 // StaleIfError of its expiry; otherwise it returns err. A refusal (a
 // disabled key, denied access) is never papered over.
-func (c *Cache) stale(key cacheKey, size uint64, err error) (*cacheEntry, error) {
+func (c *Cache) stale(key []byte, size uint64, err error) (*cacheEntry, error) {
 	window := int64(c.cfg.StaleIfError)
 	if window <= 0 || !keyring.IsTransient(err) {
 		return nil, err
 	}
 	now := c.now().UnixNano()
-	e := (*c.entries.Load())[key]
+	e := (*c.entries.Load())[string(key)]
 	if e == nil || !c.reserve(e, now, e.expires+window, size) {
 		return nil, err
 	}
@@ -331,9 +331,9 @@ func (c *Cache) reserve(e *cacheEntry, now, until int64, size uint64) bool {
 // insert replaces the map with one holding e under key, evicting the entry it
 // replaces, expired entries, and the least recently used beyond capacity.
 // It must be called with c.mu held.
-func (c *Cache) insert(key cacheKey, e *cacheEntry) {
+func (c *Cache) insert(key string, e *cacheEntry) {
 	old := *c.entries.Load()
-	next := make(map[cacheKey]*cacheEntry, len(old)+1)
+	next := make(map[string]*cacheEntry, len(old)+1)
 	now := c.now().UnixNano()
 	for k, v := range old {
 		if k == key || now >= v.expires+int64(c.cfg.StaleIfError) {
@@ -343,7 +343,7 @@ func (c *Cache) insert(key cacheKey, e *cacheEntry) {
 		next[k] = v
 	}
 	for len(next) >= c.cfg.Capacity {
-		var lruKey cacheKey
+		var lruKey string
 		var lru *cacheEntry
 		for k, v := range next {
 			if lru == nil || v.lastUse.Load() < lru.lastUse.Load() {
@@ -363,48 +363,49 @@ func (c *Cache) drop(e *cacheEntry) {
 	e.evict()
 }
 
-// encryptKey identifies encrypt entries: SHA-512 of partition, owning
-// Encryptor, suite and the serialized encryption context.
-func (c *Cache) encryptKey(owner *[16]byte, suite Suite, serializedContext []byte) cacheKey {
-	buf := c.buffer()
-	b := append((*buf)[:0], c.partition[:]...)
-	b = append(b, owner[:]...)
-	b = append(b, 'E', byte(suite>>8), byte(suite))
-	b = append(b, serializedContext...)
-	k := cacheKey(sha512.Sum512(b))
-	*buf = b
-	c.bufs.Put(buf)
-	return k
+// Cache keys are the exact bytes that identify an entry, so a hit costs a
+// map lookup and no hashing:
+//
+//	owner(16) kind(1) suite(2) rest
+//
+// kind 'E' (encrypt: rest is the serialized encryption context) or 'D'
+// (decrypt: rest is the header's encrypted-data-key section, count and
+// length-prefixed fields in message order, then the serialized context).
+// Both parts of rest are self-delimiting, so distinct inputs never share a
+// key. A key longer than maxRawCacheKey is replaced by its prefix, with
+// the kind in lower case, and the SHA-512 of the whole key, so an entry
+// never pins more than that much memory for its key.
+const (
+	cacheKeyPrefixLen = 16 + 1 + 2
+	maxRawCacheKey    = 1024
+	digestKeyLen      = cacheKeyPrefixLen + sha512.Size
+)
+
+func appendCacheKeyPrefix(dst []byte, owner *[16]byte, kind byte, suite Suite) []byte {
+	dst = append(dst, owner[:]...)
+	return append(dst, kind, byte(suite>>8), byte(suite))
 }
 
-// decryptKey identifies decrypt entries: SHA-512 of partition, owning
-// Encryptor, suite, each
-// encrypted data key (length-prefixed, in message order) and the serialized
-// context.
-func (c *Cache) decryptKey(owner *[16]byte, suite Suite, edks []keyring.EncryptedDataKey, serializedContext []byte) cacheKey {
-	buf := c.buffer()
-	b := append((*buf)[:0], c.partition[:]...)
-	b = append(b, owner[:]...)
-	b = append(b, 'D', byte(suite>>8), byte(suite))
+// cacheKeyOf returns key, or its digest form (in buf) when key is long.
+func cacheKeyOf(key []byte, buf *[digestKeyLen]byte) []byte {
+	if len(key) <= maxRawCacheKey {
+		return key
+	}
+	copy(buf[:], key[:cacheKeyPrefixLen])
+	buf[16] |= 0x20 // 'e' or 'd': a digest can never equal a raw key
+	d := sha512.Sum512(key)
+	copy(buf[cacheKeyPrefixLen:], d[:])
+	return buf[:]
+}
+
+// appendEDKSection appends the encrypted-data-key section of a header:
+// a count, then each key's three length-prefixed fields.
+func appendEDKSection(dst []byte, edks []keyring.EncryptedDataKey) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(edks)))
 	for _, e := range edks {
-		b = binary.BigEndian.AppendUint16(b, uint16(len(e.ProviderID)))
-		b = append(b, e.ProviderID...)
-		b = binary.BigEndian.AppendUint16(b, uint16(len(e.ProviderInfo)))
-		b = append(b, e.ProviderInfo...)
-		b = binary.BigEndian.AppendUint16(b, uint16(len(e.Ciphertext)))
-		b = append(b, e.Ciphertext...)
+		dst = appendShortBytes(dst, []byte(e.ProviderID))
+		dst = appendShortBytes(dst, e.ProviderInfo)
+		dst = appendShortBytes(dst, e.Ciphertext)
 	}
-	b = append(b, serializedContext...)
-	k := cacheKey(sha512.Sum512(b))
-	*buf = b
-	c.bufs.Put(buf)
-	return k
-}
-
-func (c *Cache) buffer() *[]byte {
-	if b, ok := c.bufs.Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, 0, 1024)
-	return &b
+	return dst
 }

@@ -18,8 +18,18 @@ func testCache(t *testing.T, capacity int) *Cache {
 	return c
 }
 
+// encryptKey and decryptKey build cache keys as Encrypt and Decrypt do.
+func (c *Cache) encryptKey(owner *[16]byte, suite Suite, serializedContext []byte) []byte {
+	return append(appendCacheKeyPrefix(nil, owner, 'E', suite), serializedContext...)
+}
+
+func (c *Cache) decryptKey(owner *[16]byte, suite Suite, edks []keyring.EncryptedDataKey, serializedContext []byte) []byte {
+	key := appendEDKSection(appendCacheKeyPrefix(nil, owner, 'D', suite), edks)
+	return append(key, serializedContext...)
+}
+
 // testGet is lookup, then miss.
-func (c *Cache) testGet(ctx context.Context, key cacheKey, size uint64, fill func() (*cacheEntry, error)) (*cacheEntry, error) {
+func (c *Cache) testGet(ctx context.Context, key []byte, size uint64, fill func() (*cacheEntry, error)) (*cacheEntry, error) {
 	if e, _ := c.lookup(key, size); e != nil {
 		return e, nil
 	}
@@ -43,8 +53,9 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.release()
+	key := c.encryptKey(&owner, SuiteCommitted, serialized)
 	allocs := testing.AllocsPerRun(1000, func() {
-		e, _ := c.lookup(c.encryptKey(&owner, SuiteCommitted, serialized), 10)
+		e, _ := c.lookup(key, 10)
 		if e == nil || e.dataKey[0] != 1 {
 			t.Fatal("missed a cached entry")
 		}
@@ -92,14 +103,20 @@ func TestCacheKeysSeparateOwnersAndSuites(t *testing.T) {
 	var o1, o2 [16]byte
 	o2[0] = 1
 	ctx := []byte("same context")
-	keys := map[cacheKey]bool{
-		c.encryptKey(&o1, SuiteCommitted, ctx):                                                true,
-		c.encryptKey(&o2, SuiteCommitted, ctx):                                                true,
-		c.encryptKey(&o1, SuiteCommittedSigned, ctx):                                          true,
-		c.decryptKey(&o1, SuiteCommitted, nil, ctx):                                           true,
-		c.decryptKey(&o1, SuiteCommitted, []keyring.EncryptedDataKey{{ProviderID: "p"}}, ctx): true,
+	long := bytes.Repeat([]byte("x"), maxRawCacheKey)
+	var d1, d2 [digestKeyLen]byte
+	keys := map[string]bool{
+		string(c.encryptKey(&o1, SuiteCommitted, ctx)):                                                true,
+		string(c.encryptKey(&o2, SuiteCommitted, ctx)):                                                true,
+		string(c.encryptKey(&o1, SuiteCommittedSigned, ctx)):                                          true,
+		string(c.decryptKey(&o1, SuiteCommitted, nil, ctx)):                                           true,
+		string(c.decryptKey(&o1, SuiteCommitted, []keyring.EncryptedDataKey{{ProviderID: "p"}}, ctx)): true,
+		// Long keys are digests, still apart by owner, kind and content.
+		string(cacheKeyOf(c.encryptKey(&o1, SuiteCommitted, long), &d1)):      true,
+		string(cacheKeyOf(c.decryptKey(&o1, SuiteCommitted, nil, long), &d2)): true,
+		string(cacheKeyOf(c.encryptKey(&o1, SuiteCommitted, long[1:]), &d1)):  true,
 	}
-	if len(keys) != 5 {
+	if len(keys) != 8 {
 		t.Fatal("cache keys collide across owners, suites or kinds")
 	}
 }

@@ -15,10 +15,16 @@ import (
 // opened is a message whose header has been authenticated.
 type opened struct {
 	h        *header
-	context  map[string]string // the header's context plus auth-only pairs
+	context  map[string]string // the header's context plus auth-only pairs; shared, never modified
 	frames   *frameCrypto
 	aead     cipher.AEAD
 	verifier *verifier // nil for unsigned suites
+
+	// Scratch, so that opening allocates nothing of its own.
+	fc     frameCrypto
+	commit [sha512.Size]byte // HMAC-SHA-512 output before truncation
+	key    []byte            // the cache key
+	digest [digestKeyLen]byte
 }
 
 // open authenticates a parsed header: commitment policy, expected context,
@@ -26,65 +32,82 @@ type opened struct {
 // specifies (client-apis/decrypt.md). rawHeader is the header as read (body
 // and authentication), which a signature covers.
 func (e *Encryptor) open(ctx context.Context, h *header, rawHeader []byte, expect map[string]string) (*opened, error) {
+	o := &opened{}
+	if err := e.openInto(ctx, o, h, rawHeader, expect); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// openInto is open into a caller's (pooled) opened.
+func (e *Encryptor) openInto(ctx context.Context, o *opened, h *header, rawHeader []byte, expect map[string]string) error {
 	if !e.policy.allowsDecrypt(h.suite) {
-		return nil, &MessageError{Stage: StageHeader, Err: ErrCommitmentPolicy,
+		return &MessageError{Stage: StageHeader, Err: ErrCommitmentPolicy,
 			What: "the message uses " + h.suite.id.String() + ", which has no key commitment; the policy " + e.policy.String() + " refuses it"}
 	}
-	full, authOnly, err := e.matchContext(h.context, expect)
+	full, authOnly, err := e.matchContext(h, expect)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	mat, err := e.decryptionMaterials(ctx, h, full, len(authOnly) == 0)
+	mat, err := e.decryptionMaterials(ctx, o, h, full)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer mat.release()
-	aead, commit := e.kdf.derive(h.suite, mat.dataKey, h.messageID, make([]byte, 0, sha512.Size)) // HMAC-SHA-512 output before truncation
+	aead, commit := e.kdf.derive(h.suite, mat.dataKey, h.messageID, o.commit[:0])
 	if h.suite.committing && !checkCommitment(commit, h.commitKey) {
-		return nil, authFailed(StageCommitment, "the key commitment does not match the data key")
+		return authFailed(StageCommitment, "the key commitment does not match the data key")
 	}
-	o := &opened{h: h, context: full, frames: newFrameCrypto(aead, h.messageID), aead: aead}
+	o.h, o.context, o.aead, o.frames = h, mat.context, aead, &o.fc
+	o.fc.init(aead, h.messageID)
 	iv := h.authIV
 	if iv == nil {
-		clear(o.frames.iv[:]) // version 2: an all-zero IV
-		iv = o.frames.iv[:]
+		clear(o.fc.iv[:]) // version 2: an all-zero IV
+		iv = o.fc.iv[:]
 	}
 	aad := h.body
 	if len(authOnly) > 0 {
 		aad = append(append([]byte(nil), h.body...), authOnly...)
 	}
 	if _, err := aead.Open(nil, iv, h.tag, aad); err != nil {
-		return nil, authFailed(StageHeader, "the header tag does not verify")
+		return authFailed(StageHeader, "the header tag does not verify")
 	}
 	if h.suite.signed {
-		v, err := newVerifier(h.context[publicKeyContextKey])
+		v, err := newVerifier(o.context[publicKeyContextKey])
 		if err != nil {
-			return nil, malformed(StageHeader, "the signature verification key is "+err.Error())
+			return malformed(StageHeader, "the signature verification key is "+err.Error())
 		}
 		v.write(rawHeader)
 		o.verifier = v
 	}
-	return o, nil
+	return nil
 }
 
 // matchContext checks the caller's expected pairs against the header's
 // context. Pairs absent from the header are treated as the ESDK treats a
 // reproduced context: authenticated but not stored, so they are appended to
-// the header tag's additional data and the tag decides. It returns the full
-// context and the serialized auth-only pairs.
-func (e *Encryptor) matchContext(stored, expect map[string]string) (map[string]string, []byte, error) {
-	if len(expect) == 0 {
-		// Nothing to add: the header's context is the whole context.
-		return stored, nil, e.checkRequired(stored)
+// the header tag's additional data and the tag decides. When the header
+// holds every expected pair, it returns a nil context (the header's is the
+// whole context) without building a map; otherwise the full context and
+// the serialized auth-only pairs.
+func (e *Encryptor) matchContext(h *header, expect map[string]string) (map[string]string, []byte, error) {
+	allStored := true
+	for k, v := range expect {
+		got, ok := contextValue(h.contextRaw, k)
+		switch {
+		case ok && string(got) != v:
+			return nil, nil, contextMismatch(k)
+		case !ok:
+			allStored = false
+		}
 	}
-	full := maps.Clone(stored)
+	if allStored {
+		return nil, nil, e.checkRequiredRaw(h.contextRaw)
+	}
+	full := maps.Clone(h.contextMap())
 	authOnly := map[string]string{}
 	for k, v := range expect {
-		got, ok := stored[k]
-		switch {
-		case ok && got != v:
-			return nil, nil, &MessageError{Stage: StageHeader, Err: ErrContext, What: fmt.Sprintf("the message's value for context key %q is not the expected one", k)}
-		case !ok:
+		if _, ok := full[k]; !ok {
 			authOnly[k] = v
 			full[k] = v
 		}
@@ -99,10 +122,28 @@ func (e *Encryptor) matchContext(stored, expect map[string]string) (map[string]s
 	return full, ser, nil
 }
 
+func contextMismatch(k string) error {
+	return &MessageError{Stage: StageHeader, Err: ErrContext, What: fmt.Sprintf("the message's value for context key %q is not the expected one", k)}
+}
+
+// checkRequiredRaw is checkRequired on a serialized context.
+func (e *Encryptor) checkRequiredRaw(raw []byte) error {
+	for _, k := range e.required {
+		if _, ok := contextValue(raw, k); !ok {
+			return missingRequired(k)
+		}
+	}
+	return nil
+}
+
+func missingRequired(k string) error {
+	return &MessageError{Stage: StageHeader, Err: ErrContext, What: fmt.Sprintf("the required context key %q is missing", k)}
+}
+
 func (e *Encryptor) checkRequired(ec map[string]string) error {
 	for _, k := range e.required {
 		if _, ok := ec[k]; !ok {
-			return &MessageError{Stage: StageHeader, Err: ErrContext, What: fmt.Sprintf("the required context key %q is missing", k)}
+			return missingRequired(k)
 		}
 	}
 	return nil
@@ -119,13 +160,15 @@ func (e *Encryptor) Decrypt(ctx context.Context, msg []byte, expect map[string]s
 // DecryptAppend is Decrypt appending the plaintext to dst. On failure dst's
 // new bytes are cleared and nil is returned.
 func (e *Encryptor) DecryptAppend(ctx context.Context, dst, msg []byte, expect map[string]string) ([]byte, map[string]string, error) {
-	src := &sliceSource{b: msg}
-	h, raw, err := parseHeader(src, &e.lim)
+	st := e.getDecryptState()
+	defer e.putDecryptState(st)
+	src, h, o := &st.src, &st.h, &st.o
+	src.b = msg
+	raw, err := parseHeaderInto(h, src, &e.lim)
 	if err != nil {
 		return nil, nil, err
 	}
-	o, err := e.open(ctx, h, raw, expect)
-	if err != nil {
+	if err := e.openInto(ctx, o, h, raw, expect); err != nil {
 		return nil, nil, err
 	}
 	start := len(dst)
@@ -146,6 +189,33 @@ func (e *Encryptor) DecryptAppend(ctx context.Context, dst, msg []byte, expect m
 		return nil, nil, err
 	}
 	return out, o.publicContext(), nil
+}
+
+// decryptState is the scratch of one DecryptAppend call, from a pool. What
+// it points into (the message, the context of a cache entry, the AEAD) is
+// dropped before it goes back.
+type decryptState struct {
+	src sliceSource
+	h   header
+	o   opened
+}
+
+func (e *Encryptor) getDecryptState() *decryptState {
+	if st, ok := e.decStates.Get().(*decryptState); ok {
+		return st
+	}
+	return new(decryptState)
+}
+
+func (e *Encryptor) putDecryptState(st *decryptState) {
+	key := st.o.key[:0]
+	if cap(key) > maxPooledScratch {
+		key = nil
+	}
+	st.src = sliceSource{}
+	st.h = header{}
+	st.o = opened{key: key}
+	e.decStates.Put(st)
 }
 
 // publicContext is the context returned to callers: the signing key is the

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/phicrypt/phicrypt/internal/wire"
 	"github.com/phicrypt/phicrypt/keyring"
@@ -81,6 +82,10 @@ type Encryptor struct {
 	cache       *Cache
 	cacheOwner  [16]byte // keeps this Encryptor's cache entries its own
 	frames      *framePool
+	// encStates and decStates hold the per-message scratch of EncryptAppend
+	// and DecryptAppend (*encryptState, *decryptState), so a message with
+	// a cached data key allocates only its AES-GCM instance.
+	encStates, decStates sync.Pool
 }
 
 // New checks cfg and returns an Encryptor.
@@ -174,10 +179,45 @@ type sealed struct {
 	signer    *signer // nil for unsigned suites
 }
 
+// encryptState is the scratch of one message's header. EncryptAppend takes
+// it from a pool; a stream keeps its own. It holds no secret: the data key
+// stays in its cache entry (or materials), the message key in the AEAD,
+// which release drops.
+type encryptState struct {
+	s         sealed
+	fc        frameCrypto
+	messageID [32]byte
+	commit    [sha512.Size]byte // HMAC-SHA-512 output before truncation
+	key       []byte            // cache key, whose tail is the serialized context
+	digest    [digestKeyLen]byte
+}
+
+func (e *Encryptor) getEncryptState() *encryptState {
+	if st, ok := e.encStates.Get().(*encryptState); ok {
+		return st
+	}
+	return new(encryptState)
+}
+
+// putEncryptState drops the message's AEAD and returns st to the pool.
+func (e *Encryptor) putEncryptState(st *encryptState) {
+	st.s = sealed{}
+	st.fc.init(nil, nil)
+	if cap(st.key) > maxPooledScratch {
+		st.key = nil
+	}
+	e.encStates.Put(st)
+}
+
+// maxPooledScratch bounds the scratch a pool keeps, so one message with a
+// huge context does not pin its buffer.
+const maxPooledScratch = 4 << 10
+
 // begin does the per-message work before the body: materials from the
 // keyring (or cache), key derivation, the header and its tag. size is the
-// plaintext length, or -1 when unknown (streams).
-func (e *Encryptor) begin(ctx context.Context, dst []byte, ec map[string]string, size int64) (*sealed, []byte, error) {
+// plaintext length, or -1 when unknown (streams). The returned sealed lives
+// in st.
+func (e *Encryptor) begin(ctx context.Context, st *encryptState, dst []byte, ec map[string]string, size int64) (*sealed, []byte, error) {
 	if e.policy == ForbidEncryptAllowDecrypt {
 		return nil, nil, fmt.Errorf("%w: phicrypt writes only committing suites", ErrCommitmentPolicy)
 	}
@@ -196,31 +236,37 @@ func (e *Encryptor) begin(ctx context.Context, dst []byte, ec map[string]string,
 		}
 		ec[publicKeyContextKey] = sg.publicKey()
 	}
-	aad, err := wire.AppendContext(nil, ec)
+	// The context is serialized once, straight after the cache key's
+	// prefix: the same bytes are the cache key and the header's context.
+	key, err := wire.AppendContext(appendCacheKeyPrefix(st.key[:0], &e.cacheOwner, 'E', e.suite.id), ec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrContext, err)
 	}
-	mat, err := e.encryptionMaterials(ctx, ec, aad, size)
+	st.key = key
+	aad := key[cacheKeyPrefixLen:]
+	mat, err := e.encryptionMaterials(ctx, ec, cacheKeyOf(key, &st.digest), size)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer mat.release()
-	h := &header{suite: e.suite, messageID: make([]byte, 32), edks: mat.edks, framed: true, frameLength: uint32(e.frameLength)}
+	h := header{suite: e.suite, messageID: st.messageID[:], edks: mat.edks, framed: true, frameLength: uint32(e.frameLength)}
 	rand.Read(h.messageID)
-	aead, commit := e.kdf.derive(e.suite, mat.dataKey, h.messageID, make([]byte, 0, sha512.Size)) // HMAC-SHA-512 output before truncation
+	aead, commit := e.kdf.derive(e.suite, mat.dataKey, h.messageID, st.commit[:0])
 	h.commitKey = commit
 	start := len(dst)
-	dst = appendHeaderBody(dst, h, aad)
+	dst = appendHeaderBody(dst, &h, aad)
 	if len(dst)-start+tagLength > e.lim.maxHeaderBytes {
 		return nil, nil, fmt.Errorf("%w: the header would be %d bytes, more than MaxHeaderBytes; readers would refuse it", ErrLimit, len(dst)-start+tagLength)
 	}
-	var zeroIV [ivLength]byte
-	dst = aead.Seal(dst, zeroIV[:], nil, dst[start:])
-	s := &sealed{header: dst[start:], messageID: h.messageID, frames: newFrameCrypto(aead, h.messageID), signer: sg}
+	st.fc.init(aead, h.messageID)
+	zeroIV := st.fc.iv[:] // in st: a local array would escape through the interface call
+	clear(zeroIV)
+	dst = aead.Seal(dst, zeroIV, nil, dst[start:])
+	st.s = sealed{header: dst[start:], messageID: h.messageID, frames: &st.fc, signer: sg}
 	if sg != nil {
-		sg.write(s.header)
+		sg.write(st.s.header)
 	}
-	return s, dst, nil
+	return &st.s, dst, nil
 }
 
 // Encrypt returns a message holding plaintext under the encryption context
@@ -230,12 +276,14 @@ func (e *Encryptor) Encrypt(ctx context.Context, plaintext []byte, ec map[string
 	return e.EncryptAppend(ctx, nil, plaintext, ec)
 }
 
-// EncryptAppend is Encrypt appending the message to dst; with enough room
-// in dst it allocates only for the per-message work of the keyring and key
-// schedule.
+// EncryptAppend is Encrypt appending the message to dst. With enough room
+// in dst and the data key in the Cache, it allocates only the message's
+// AES-GCM instance (its key is derived per message).
 func (e *Encryptor) EncryptAppend(ctx context.Context, dst, plaintext []byte, ec map[string]string) ([]byte, error) {
 	start := len(dst)
-	s, dst, err := e.begin(ctx, dst, ec, int64(len(plaintext)))
+	st := e.getEncryptState()
+	defer e.putEncryptState(st)
+	s, dst, err := e.begin(ctx, st, dst, ec, int64(len(plaintext)))
 	if err != nil {
 		return nil, err
 	}

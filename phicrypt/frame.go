@@ -43,10 +43,18 @@ type frameCrypto struct {
 	messageID []byte
 	aad       []byte
 	iv        [ivLength]byte
+	aadBuf    [32 + len(aadSingleBlock) + 12]byte // the longest frame AAD
 }
 
 func newFrameCrypto(aead cipher.AEAD, messageID []byte) *frameCrypto {
-	return &frameCrypto{aead: aead, messageID: messageID, aad: make([]byte, 0, len(messageID)+len(aadSingleBlock)+12)}
+	fc := &frameCrypto{}
+	fc.init(aead, messageID)
+	return fc
+}
+
+// init readies fc, which may be pooled, for a message.
+func (fc *frameCrypto) init(aead cipher.AEAD, messageID []byte) {
+	fc.aead, fc.messageID, fc.aad = aead, messageID, fc.aadBuf[:0]
 }
 
 func (fc *frameCrypto) setup(kind string, seq uint32, length uint64) {

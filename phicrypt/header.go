@@ -20,11 +20,16 @@ import (
 // aad is the serialized encryption context (internal/wire); each EDK is three
 // uint16-length-prefixed strings: provider id, provider info, ciphertext.
 type header struct {
-	suite       *suiteInfo
-	messageID   []byte
-	context     map[string]string
-	contextRaw  []byte // the context as serialized in the header
+	suite     *suiteInfo
+	messageID []byte
+	// context is the parsed context; a parsed header builds it only when
+	// something needs a map (contextMap), so a cache hit parses none.
+	context    map[string]string
+	contextRaw []byte // the context as serialized in the header
+	// edks are a written header's keys; a parsed header builds them only
+	// for the keyring (encryptedDataKeys), from edkRaw, the section as read.
 	edks        []keyring.EncryptedDataKey
+	edkRaw      []byte
 	framed      bool
 	frameLength uint32
 	commitKey   []byte // v2 only
@@ -51,12 +56,7 @@ func appendHeaderBody(dst []byte, h *header, aad []byte) []byte {
 	dst = append(dst, h.messageID...)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(aad)))
 	dst = append(dst, aad...)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(h.edks)))
-	for _, e := range h.edks {
-		dst = appendShortBytes(dst, []byte(e.ProviderID))
-		dst = appendShortBytes(dst, e.ProviderInfo)
-		dst = appendShortBytes(dst, e.Ciphertext)
-	}
+	dst = appendEDKSection(dst, h.edks)
 	dst = append(dst, contentFramed)
 	dst = binary.BigEndian.AppendUint32(dst, h.frameLength)
 	return append(dst, h.commitKey...)
@@ -171,6 +171,17 @@ func (p *headerParser) fail(stage Stage, what string) {
 // nothing: the caller verifies commitment and the header tag before trusting
 // any of it.
 func parseHeader(src source, lim *limits) (*header, []byte, error) {
+	h := &header{}
+	raw, err := parseHeaderInto(h, src, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, raw, nil
+}
+
+// parseHeaderInto is parseHeader into a caller's (pooled) header, so that
+// Decrypt allocates nothing for it. It returns the header as read.
+func parseHeaderInto(h *header, src source, lim *limits) ([]byte, error) {
 	p := &headerParser{src: src}
 	var raw func() []byte
 	switch s := src.(type) {
@@ -180,10 +191,10 @@ func parseHeader(src source, lim *limits) (*header, []byte, error) {
 	case *headerSource:
 		raw = func() []byte { return s.buf }
 	}
-	h := &header{}
+	*h = header{}
 	version := p.u8()
 	if p.err != nil {
-		return nil, nil, p.err
+		return nil, p.err
 	}
 	switch version {
 	case formatV1:
@@ -193,37 +204,40 @@ func parseHeader(src source, lim *limits) (*header, []byte, error) {
 	case formatV2:
 	default:
 		if version == 'A' {
-			return nil, nil, malformed(StageHeader, "unknown message format version; the input looks base64-encoded: decode it first")
+			return nil, malformed(StageHeader, "unknown message format version; the input looks base64-encoded: decode it first")
 		}
-		return nil, nil, malformed(StageHeader, "unknown message format version")
+		return nil, malformed(StageHeader, "unknown message format version")
 	}
 	si, ok := Suite(p.u16()).info()
 	if p.err == nil && (!ok || si.version != version) {
 		p.fail(StageHeader, "unsupported algorithm suite")
 	}
 	if p.err != nil {
-		return nil, nil, p.err
+		return nil, p.err
 	}
 	h.suite = si
 	h.messageID = p.bytes(si.messageIDLength())
 	h.parseContext(p)
+	edkStart := len(raw())
 	h.parseEDKs(p, lim)
+	edkEnd := len(raw())
 	h.parseContent(p, lim)
 	if version == formatV2 {
 		h.commitKey = p.bytes(commitKeyLen)
 	}
 	if p.err != nil {
-		return nil, nil, p.err
+		return nil, p.err
 	}
 	h.body = raw()
+	h.edkRaw = h.body[edkStart:edkEnd]
 	if version == formatV1 {
 		h.authIV = p.bytes(ivLength)
 	}
 	h.tag = p.bytes(tagLength)
 	if p.err != nil {
-		return nil, nil, p.err
+		return nil, p.err
 	}
-	return h, raw(), nil
+	return raw(), nil
 }
 
 func (h *header) parseContext(p *headerParser) {
@@ -231,17 +245,32 @@ func (h *header) parseContext(p *headerParser) {
 	if p.err != nil {
 		return
 	}
-	ctx, err := wire.ParseContext(aad)
-	if err != nil {
+	valid, sorted := scanContext(aad)
+	if !sorted {
+		// Keys out of order (a writer other than the ESDKs): only a map
+		// finds duplicates, so parse now.
+		ctx, err := wire.ParseContext(aad)
+		valid = err == nil
+		h.context = ctx
+	}
+	if !valid {
 		p.fail(StageHeader, "the encryption context is malformed")
 		return
 	}
 	h.contextRaw = aad
-	_, hasKey := ctx[publicKeyContextKey]
+	_, hasKey := contextValue(aad, publicKeyContextKey)
 	if hasKey != h.suite.signed {
 		p.fail(StageHeader, "the signing key in the encryption context does not match the suite")
 	}
-	h.context = ctx
+}
+
+// contextMap returns the header's context as a map, parsing it on first
+// use. The map must not be modified.
+func (h *header) contextMap() map[string]string {
+	if h.context == nil {
+		h.context, _ = wire.ParseContext(h.contextRaw) // checked by parseContext
+	}
+	return h.context
 }
 
 func (h *header) parseEDKs(p *headerParser, lim *limits) {
@@ -257,9 +286,8 @@ func (h *header) parseEDKs(p *headerParser, lim *limits) {
 		p.err = &MessageError{Stage: StageEDK, Err: ErrLimit, What: "the message has more encrypted data keys than the configured maximum"}
 		return
 	}
-	h.edks = make([]keyring.EncryptedDataKey, 0, min(n, 8)) // grow with what is read, not what is claimed
 	for range n {
-		id, info, ct := p.short(), p.short(), p.short()
+		id, _, _ := p.short(), p.short(), p.short()
 		if p.err != nil {
 			return
 		}
@@ -267,8 +295,24 @@ func (h *header) parseEDKs(p *headerParser, lim *limits) {
 			p.fail(StageEDK, "an encrypted data key's provider id is not UTF-8")
 			return
 		}
+	}
+}
+
+// encryptedDataKeys returns the header's encrypted data keys, building them
+// from the section as read on first use (only a keyring call needs them).
+// They share the message's bytes, as the section does.
+func (h *header) encryptedDataKeys() []keyring.EncryptedDataKey {
+	if h.edks != nil || h.edkRaw == nil {
+		return h.edks
+	}
+	p := &headerParser{src: &sliceSource{b: h.edkRaw}}
+	n := p.u16()
+	h.edks = make([]keyring.EncryptedDataKey, 0, n) // n was checked against the limit by parseEDKs
+	for range n {
+		id, info, ct := p.short(), p.short(), p.short()
 		h.edks = append(h.edks, keyring.EncryptedDataKey{ProviderID: string(id), ProviderInfo: info, Ciphertext: ct})
 	}
+	return h.edks
 }
 
 func (h *header) parseContent(p *headerParser, lim *limits) {

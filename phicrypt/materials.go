@@ -16,6 +16,9 @@ import (
 type materials struct {
 	dataKey keyring.Secret
 	edks    []keyring.EncryptedDataKey
+	// context (decryption) is the parsed context the key was unwrapped
+	// under; from a cache entry, it is shared and must not be modified.
+	context map[string]string
 	entry   *cacheEntry // nil when the materials are the message's own
 }
 
@@ -28,12 +31,11 @@ func (m materials) release() {
 }
 
 // encryptionMaterials asks the cache, when there is one and the message can
-// use it, and the keyring otherwise.
-func (e *Encryptor) encryptionMaterials(ctx context.Context, ec map[string]string, aad []byte, size int64) (materials, error) {
+// use it, and the keyring otherwise. key is the cache key (cacheKeyOf).
+func (e *Encryptor) encryptionMaterials(ctx context.Context, ec map[string]string, key []byte, size int64) (materials, error) {
 	if e.cache == nil || size < 0 || e.suite.signed || uint64(size) > e.cache.cfg.MaxBytes {
 		return e.keyringEncrypt(ctx, ec)
 	}
-	key := e.cache.encryptKey(&e.cacheOwner, e.suite.id, aad)
 	entry, refresh := e.cache.lookup(key, uint64(size))
 	if entry == nil {
 		var err error
@@ -80,50 +82,56 @@ func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string) (m
 }
 
 // decryptionMaterials unwraps a message's data key, through the cache when
-// there is one. headerContext reports that ec is exactly the header's
-// context, whose serialization the header already holds.
-func (e *Encryptor) decryptionMaterials(ctx context.Context, h *header, ec map[string]string, headerContext bool) (materials, error) {
+// there is one. full is the context when the caller's expected pairs added
+// to the header's, nil when the header's context is the whole of it. The
+// cache key is built in o's scratch from the header's bytes as read, so a
+// hit parses and copies nothing.
+func (e *Encryptor) decryptionMaterials(ctx context.Context, o *opened, h *header, full map[string]string) (materials, error) {
 	if e.cache == nil {
-		return e.keyringDecrypt(ctx, h, ec)
+		return e.keyringDecrypt(ctx, h, full)
 	}
-	buf := e.cache.buffer()
-	aad := h.contextRaw
-	if !headerContext {
+	key := appendCacheKeyPrefix(o.key[:0], &e.cacheOwner, 'D', h.suite.id)
+	key = append(key, h.edkRaw...)
+	if full == nil {
+		key = append(key, h.contextRaw...)
+	} else {
 		var err error
-		if aad, err = wire.AppendContext((*buf)[:0], ec); err != nil {
+		if key, err = wire.AppendContext(key, full); err != nil {
 			return materials{}, fmt.Errorf("%w: %w", ErrContext, err)
 		}
 	}
-	key := e.cache.decryptKey(&e.cacheOwner, h.suite.id, h.edks, aad)
-	if !headerContext {
-		*buf = aad // keep the grown buffer; never hand the message's own bytes to the pool
-	}
-	e.cache.bufs.Put(buf)
+	o.key = key
+	key = cacheKeyOf(key, &o.digest)
 	entry, _ := e.cache.lookup(key, 0) // decrypt entries are not refreshed ahead
 	if entry == nil {
 		var err error
 		entry, err = e.cache.miss(ctx, key, 0, func(ctx context.Context) (*cacheEntry, error) {
-			m, err := e.keyringDecrypt(ctx, h, ec)
+			m, err := e.keyringDecrypt(ctx, h, full)
 			if err != nil {
 				return nil, err
 			}
-			return &cacheEntry{dataKey: m.dataKey}, nil
+			return &cacheEntry{dataKey: m.dataKey, context: m.context}, nil
 		})
 		if err != nil {
 			return materials{}, err
 		}
 	}
-	return materials{dataKey: entry.dataKey, entry: entry}, nil
+	return materials{dataKey: entry.dataKey, context: entry.context, entry: entry}, nil
 }
 
-func (e *Encryptor) keyringDecrypt(ctx context.Context, h *header, ec map[string]string) (materials, error) {
+// keyringDecrypt asks the keyring; full is as for decryptionMaterials.
+func (e *Encryptor) keyringDecrypt(ctx context.Context, h *header, full map[string]string) (materials, error) {
+	ec := full
+	if ec == nil {
+		ec = h.contextMap()
+	}
 	m := &keyring.DecryptionMaterials{SuiteID: uint16(h.suite.id), DataKeyLength: dataKeyLength, EncryptionContext: ec}
-	if err := e.keyring.OnDecrypt(ctx, m, h.edks); err != nil {
+	if err := e.keyring.OnDecrypt(ctx, m, h.encryptedDataKeys()); err != nil {
 		return materials{}, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring unwrapped no encrypted data key", cause: err}
 	}
 	if len(m.DataKey) != dataKeyLength {
 		m.DataKey.Wipe()
 		return materials{}, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring returned a data key of the wrong length"}
 	}
-	return materials{dataKey: m.DataKey}, nil
+	return materials{dataKey: m.DataKey, context: ec}, nil
 }

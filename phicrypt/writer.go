@@ -14,7 +14,7 @@ import (
 // layout), two batches of up to max(Workers, min(16·Workers, 4 MiB/frame
 // length)) frames.
 func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]string) (io.WriteCloser, error) {
-	s, header, err := e.begin(ctx, nil, ec, -1)
+	s, header, err := e.begin(ctx, new(encryptState), nil, ec, -1) // the stream keeps its state
 	if err != nil {
 		return nil, err
 	}
