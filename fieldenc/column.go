@@ -33,7 +33,7 @@ type Column struct {
 	kind Kind
 
 	active atomic.Pointer[colKeys] // the active version's keys: the fast path
-	keys   versionCache[*colKeys]   // every version in use
+	keys   versionCache[*colKeys]  // every version in use
 }
 
 // colKeys are one column's keys under one branch key version.

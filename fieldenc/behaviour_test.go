@@ -1,0 +1,328 @@
+package fieldenc_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phicrypt/phicrypt/fieldenc"
+	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/stretchr/testify/require"
+)
+
+func TestTransplantRefused(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	tbl := e.table(t, fieldenc.Config{})
+	codec, err := fieldenc.NewCodec[Patient](tbl)
+	require.NoError(t, err)
+	a, b := samplePatient(), samplePatient()
+	b.ID = "row-2"
+	require.NoError(t, codec.Seal(ctx, &a))
+	require.NoError(t, codec.Seal(ctx, &b))
+
+	// Another row: a's notes pasted into b.
+	moved := b
+	notes := *a.Notes
+	moved.Notes = &notes
+	err = codec.Open(ctx, &moved)
+	require.ErrorIs(t, err, fieldenc.ErrWrongField)
+	var fe *fieldenc.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "Notes", fe.Path)
+
+	// Another column of the same row: Home.Street into Notes.
+	moved = a
+	street := a.Home.Street
+	moved.Notes = &street
+	require.ErrorIs(t, codec.Open(ctx, &moved), fieldenc.ErrWrongField)
+
+	// Another table with the same key.
+	other := e.table(t, fieldenc.Config{Table: "visits"})
+	oc, err := fieldenc.NewCodec[Patient](other)
+	require.NoError(t, err)
+	copyA := a
+	require.ErrorIs(t, oc.Open(ctx, &copyA), fieldenc.ErrWrongField)
+
+	// Deterministic values are not row-bound (that is what makes them
+	// searchable), but they are column-bound.
+	det := b
+	det.MRN = a.MRN
+	require.NoError(t, codec.Open(ctx, &det))
+	det = a
+	det.Home.Street = a.MRN
+	require.ErrorIs(t, codec.Open(ctx, &det), fieldenc.ErrWrongField)
+
+	// A flipped bit anywhere is refused; never a panic.
+	raw := append([]byte(nil), a.Photo...)
+	for i := range raw {
+		for bit := range 8 {
+			x := a
+			x.Photo = append([]byte(nil), raw...)
+			x.Photo[i] ^= 1 << bit
+			err := codec.Open(ctx, &x)
+			require.Error(t, err, "byte %d bit %d", i, bit)
+		}
+	}
+}
+
+func TestDeterministicAndBlindIndexSearch(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	tbl := e.table(t, fieldenc.Config{})
+	codec, err := fieldenc.NewCodec[Patient](tbl)
+	require.NoError(t, err)
+	a, b := samplePatient(), samplePatient()
+	b.ID = "row-2"
+	b.SSN = fieldenc.Of("123 45 6789") // normalized to the same digits
+	require.NoError(t, codec.Seal(ctx, &a))
+	require.NoError(t, codec.Seal(ctx, &b))
+	require.Equal(t, a.MRN, b.MRN, "deterministic: equal plaintexts, equal ciphertexts")
+	require.Equal(t, a.SSNIndex, b.SSNIndex, "normalized before indexing")
+	nb, _ := b.Name.Get()
+	require.NotEqual(t, a.Name.Ciphertext(), b.Name.Ciphertext(), "randomized: %s", nb)
+
+	idx, err := codec.IndexValues(ctx, "ssn_bidx", "123456789")
+	require.NoError(t, err)
+	require.Equal(t, []any{a.SSNIndex}, idx)
+	eq, err := codec.EqualValues(ctx, "MRN", "MRN-000042")
+	require.NoError(t, err)
+	require.Equal(t, []any{a.MRN}, eq)
+
+	// After a rotation both versions are live: two values each, active
+	// first, and the old rows' values among them.
+	e.rotate(t, tbl)
+	c := samplePatient()
+	c.ID = "row-3"
+	require.NoError(t, codec.Seal(ctx, &c))
+	require.NotEqual(t, a.MRN, c.MRN, "a new version gives new deterministic values")
+	idx, err = codec.IndexValues(ctx, "ssn_bidx", "123-45-6789")
+	require.NoError(t, err)
+	require.Equal(t, []any{c.SSNIndex, a.SSNIndex}, idx)
+	eq, err = codec.EqualValues(ctx, "MRN", "MRN-000042")
+	require.NoError(t, err)
+	require.Equal(t, []any{c.MRN, a.MRN}, eq)
+	// Old rows still open.
+	require.NoError(t, codec.Open(ctx, &a))
+
+	_, err = codec.EqualValues(ctx, "Notes", "x")
+	require.ErrorContains(t, err, "not deterministic")
+	_, err = codec.IndexValues(ctx, "ssn_bidx", 42)
+	require.ErrorContains(t, err, "query value")
+	_, err = codec.IndexValues(ctx, "nope", "x")
+	require.Error(t, err)
+}
+
+// Retiring a version makes its values fail with keyring.ErrVersionRetired.
+func TestRetiredVersion(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, keyring.HierarchicalConfig{CacheTTL: 50 * time.Millisecond})
+	tbl := e.table(t, fieldenc.Config{})
+	codec, err := fieldenc.NewCodec[Patient](tbl)
+	require.NoError(t, err)
+	old := samplePatient()
+	require.NoError(t, codec.Seal(ctx, &old))
+	v0, err := e.store.Active(ctx, e.id)
+	require.NoError(t, err)
+	e.rotate(t, tbl)
+	require.NoError(t, e.store.SetState(ctx, e.id, v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	time.Sleep(60 * time.Millisecond) // the keyring's cache lifetime
+	tbl.Refresh()
+	x := old
+	err = codec.Open(ctx, &x)
+	require.Error(t, err)
+	require.True(t, errorsIsAny(err, keyring.ErrVersionRetired, fieldenc.ErrUnknownKey), "%v", err)
+}
+
+func errorsIsAny(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errorsIs(err, t) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCompileErrors(t *testing.T) {
+	type badTag struct {
+		A string `phi:"encrypt,sideways"`
+	}
+	type badType struct {
+		A time.Time `phi:"encrypt"`
+	}
+	type noTarget struct {
+		A string `phi:"encrypt,blindindex=a_idx:16"`
+	}
+	type noSource struct {
+		A []byte `phi:"index=a_idx"`
+	}
+	type badBits struct {
+		A string `phi:"encrypt,blindindex=a_idx:300"`
+		I []byte `phi:"index=a_idx"`
+	}
+	type int64TooNarrow struct {
+		A string `phi:"encrypt,blindindex=a_idx:64"`
+		I int64  `phi:"index=a_idx"`
+	}
+	type normNoIndex struct {
+		A string `phi:"encrypt,normalize=digits"`
+	}
+	type badNorm struct {
+		A string `phi:"encrypt,blindindex=a_idx:16,normalize=soundex"`
+		I []byte `phi:"index=a_idx"`
+	}
+	type twoRows struct {
+		A string `phi:"rowid"`
+		B string `phi:"rowid"`
+	}
+	type dupColumn struct {
+		A string `phi:"encrypt,column=x"`
+		B string `phi:"encrypt,column=x"`
+	}
+	type unexported struct {
+		a string `phi:"encrypt"`
+	}
+	for name, err := range map[string]error{
+		"badTag":         fieldenc.Check[badTag](),
+		"badType":        fieldenc.Check[badType](),
+		"noTarget":       fieldenc.Check[noTarget](),
+		"noSource":       fieldenc.Check[noSource](),
+		"badBits":        fieldenc.Check[badBits](),
+		"int64TooNarrow": fieldenc.Check[int64TooNarrow](),
+		"normNoIndex":    fieldenc.Check[normNoIndex](),
+		"badNorm":        fieldenc.Check[badNorm](),
+		"twoRows":        fieldenc.Check[twoRows](),
+		"dupColumn":      fieldenc.Check[dupColumn](),
+		"unexported":     fieldenc.Check[unexported](),
+	} {
+		require.Error(t, err, name)
+		require.Contains(t, err.Error(), "field ", name)
+		require.Contains(t, err.Error(), "phi:", name)
+		t.Logf("%s: %v", name, err)
+	}
+	require.NoError(t, fieldenc.Check[Patient]())
+	require.Contains(t, fieldenc.Check[badType]().Error(), "Sealed[time.Time]")
+}
+
+// The canary: a recognisable plaintext never shows in errors, fmt, JSON
+// or slog output.
+func TestCanaryNeverPrinted(t *testing.T) {
+	ctx := context.Background()
+	const canary = "CANARY-7f3a9c"
+	e := newEnv(t, zeroHC())
+	tbl := e.table(t, fieldenc.Config{})
+	codec, err := fieldenc.NewCodec[Patient](tbl)
+	require.NoError(t, err)
+	p := samplePatient()
+	p.Name = fieldenc.Of(canary)
+	p.SSN = fieldenc.Of(canary)
+	p.DOB = fieldenc.Of(time.Date(1999, 9, 9, 0, 0, 0, 0, time.UTC))
+
+	var out bytes.Buffer
+	show := func(p Patient) {
+		fmt.Fprintf(&out, "%v %+v %#v %s %q %x\n", p.Name, p, p, p.Name, p.SSN, p.Name)
+		js, err := json.Marshal(p)
+		require.NoError(t, err)
+		out.Write(js)
+		slog.New(slog.NewJSONHandler(&out, nil)).Info("patient", "name", p.Name, "p", p)
+		slog.New(slog.NewTextHandler(&out, nil)).Info("patient", "ssn", p.SSN)
+	}
+	show(p) // plaintext only
+	require.NoError(t, codec.Seal(ctx, &p))
+	show(p) // plaintext and sealed
+	require.NoError(t, codec.Open(ctx, &p))
+	show(p) // opened
+
+	// Errors: bad values pushed through every open path.
+	var errs []error
+	bad := p
+	bad.Name = fieldenc.Sealed[string]{}
+	errs = append(errs, bad.Name.Scan("phi:"+canary))
+	require.NoError(t, bad.Name.Scan("phi:"+canary[:8]))
+	errs = append(errs, codec.Open(ctx, &bad))
+	require.NoError(t, bad.Name.Scan(canary)) // legacy plaintext, not in migration mode
+	errs = append(errs, codec.Open(ctx, &bad))
+	var sealedInt fieldenc.Sealed[int64]
+	errs = append(errs, sealedInt.UnmarshalJSON([]byte(`"`+canary+`"`)))
+	_, err = codec.IndexValues(ctx, "ssn_bidx", []byte(canary))
+	errs = append(errs, err)
+	_, err = codec.EqualValues(ctx, "Notes", canary)
+	errs = append(errs, err)
+	for _, err := range errs {
+		require.Error(t, err)
+		out.WriteString(err.Error() + "\n")
+	}
+	require.NotContains(t, out.String(), canary)
+	require.NotContains(t, out.String(), "1999")
+	require.Contains(t, out.String(), fieldenc.Redacted)
+}
+
+func TestMigrationMode(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	type legacy struct {
+		ID    int64                   `phi:"rowid"`
+		Name  fieldenc.Sealed[string] `phi:"encrypt"`
+		Notes string                  `phi:"encrypt"`
+		Raw   []byte                  `phi:"encrypt"`
+	}
+	old := legacy{ID: 7, Notes: "plain notes", Raw: []byte("plain raw")}
+	require.NoError(t, old.Name.Scan("Grace Hopper"))
+
+	strict, err := fieldenc.NewCodec[legacy](e.table(t, fieldenc.Config{}))
+	require.NoError(t, err)
+	x := old
+	require.ErrorIs(t, strict.Open(ctx, &x), fieldenc.ErrMalformed, "legacy plaintext needs Migration")
+
+	mig, err := fieldenc.NewCodec[legacy](e.table(t, fieldenc.Config{Migration: true}))
+	require.NoError(t, err)
+	x = old
+	require.NoError(t, mig.Open(ctx, &x))
+	name, ok := x.Name.Get()
+	require.True(t, ok)
+	require.Equal(t, "Grace Hopper", name)
+	require.Equal(t, "plain notes", x.Notes)
+	require.NoError(t, mig.Seal(ctx, &x), "legacy rows are sealed on their next write")
+	require.True(t, strings.HasPrefix(x.Notes, fieldenc.TextPrefix))
+	y := legacy{ID: 7, Notes: x.Notes, Raw: x.Raw}
+	v, err := x.Name.Value()
+	require.NoError(t, err)
+	require.NoError(t, y.Name.Scan(v))
+	require.NoError(t, strict.Open(ctx, &y))
+	require.Equal(t, "plain notes", y.Notes)
+	require.Equal(t, []byte("plain raw"), y.Raw)
+}
+
+func TestSealRefusals(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	codec, err := fieldenc.NewCodec[Patient](e.table(t, fieldenc.Config{}))
+	require.NoError(t, err)
+	p := samplePatient()
+	p.ID = ""
+	require.ErrorContains(t, codec.Seal(ctx, &p), "row identity is not set")
+	p = samplePatient()
+	require.NoError(t, codec.Seal(ctx, &p))
+	before := p
+	require.ErrorContains(t, codec.Seal(ctx, &p), "Seal twice")
+	require.Equal(t, before, p, "a failed Seal leaves the struct as it was")
+	p = samplePatient()
+	big := strings.Repeat("x", fieldenc.MaxPlaintext+1)
+	p.Notes = &big
+	require.ErrorIs(t, codec.Seal(ctx, &p), fieldenc.ErrTooLarge)
+	require.Error(t, codec.Seal(ctx, nil))
+
+	var s fieldenc.Sealed[string]
+	require.True(t, s.IsNull())
+	v, err := s.Value()
+	require.NoError(t, err)
+	require.Nil(t, v, "the zero Sealed is NULL")
+	s.Set("x")
+	_, err = s.Value()
+	require.ErrorIs(t, err, fieldenc.ErrNotSealed)
+}
