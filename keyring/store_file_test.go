@@ -136,7 +136,7 @@ func TestFileStoreRefusesDamagedDocuments(t *testing.T) {
 		"duplicate version": {func(d map[string]any) {
 			d["versions"].([]any)[0].(map[string]any)["version"] = d["versions"].([]any)[1].(map[string]any)["version"]
 		}, "twice"},
-		"no schema": {func(d map[string]any) { delete(d, "schema") }, "not a phicrypt branch key document"},
+		"no schema":      {func(d map[string]any) { delete(d, "schema") }, "not a phicrypt branch key document"},
 		"negative usage": {func(d map[string]any) { d["versions"].([]any)[0].(map[string]any)["usage"] = -1 }, "damaged"},
 		"usage past MaxUsage": {func(d map[string]any) {
 			d["versions"].([]any)[0].(map[string]any)["usage"] = uint64(keyring.MaxUsage) + 1
