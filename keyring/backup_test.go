@@ -3,10 +3,14 @@ package keyring_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/stretchr/testify/require"
@@ -230,4 +234,120 @@ func TestRestoreRefusesNonEmptyStore(t *testing.T) {
 
 	// Restoring into the store it came from is refused too.
 	require.ErrorIs(t, keyring.Restore(t.Context(), e.store, bytes.NewReader(backup)), keyring.ErrStoreNotEmpty)
+}
+
+// usageStore is a file store with two branch keys whose versions have been
+// counted, one of them retired.
+func usageStore(t *testing.T) keyring.Store {
+	ctx := t.Context()
+	s := emptyStore(t, fileBackend())
+	for i, id := range []string{"tenant-a", "tenant-b"} {
+		v0 := newVersion(id, keyring.StateActive)
+		v0.Usage = uint64(1000 * (i + 1))
+		require.NoError(t, s.Create(ctx, v0))
+		v1 := newVersion(id, keyring.StateActive)
+		require.NoError(t, s.Rotate(ctx, id, v0.Version, v1))
+		_, err := s.AddUsage(ctx, id, v1.Version, 77)
+		require.NoError(t, err)
+		_, err = s.AddUsage(ctx, id, v0.Version, 5)
+		require.NoError(t, err)
+		require.NoError(t, s.SetState(ctx, id, v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	}
+	return s
+}
+
+func listAll(t *testing.T, s keyring.Store) []keyring.BranchKeyVersion {
+	ids, err := s.IDs(t.Context())
+	require.NoError(t, err)
+	var all []keyring.BranchKeyVersion
+	for _, id := range ids {
+		vs, err := s.List(t.Context(), id)
+		require.NoError(t, err)
+		all = append(all, vs...)
+	}
+	return all
+}
+
+// TestBackupKeepsUsage: a restore into an empty store keeps every usage
+// counter, so it cannot reset how often a version has been used.
+func TestBackupKeepsUsage(t *testing.T) {
+	src := usageStore(t)
+	backup := exportBackup(t, src)
+	var head struct{ Version int }
+	require.NoError(t, json.Unmarshal(backup, &head))
+	require.Equal(t, 2, head.Version)
+	target := emptyStore(t, sqliteBackend())
+	require.NoError(t, keyring.Restore(t.Context(), target, bytes.NewReader(backup)))
+	want, got := listAll(t, src), listAll(t, target)
+	require.Equal(t, want, got)
+	require.EqualValues(t, 1005, got[0].Usage)
+	require.EqualValues(t, 77, got[1].Usage)
+	require.Equal(t, keyring.StateRetired, got[0].State)
+}
+
+// toBackupV1 rewrites a version 2 backup as version 1 (no usage), with its
+// digests recomputed as docs/FORMAT.md describes, independently of the
+// package.
+func toBackupV1(t *testing.T, backup []byte) []byte {
+	return editBackup(t, backup, func(doc map[string]any) {
+		doc["version"] = 1
+		set := sha256.New()
+		set.Write([]byte("phicrypt branch key backup v1 set\x00"))
+		set.Write(binary.BigEndian.AppendUint64(nil, uint64(len(backupRecords(doc)))))
+		for _, r := range backupRecords(doc) {
+			rec := r.(map[string]any)
+			delete(rec, "usage")
+			ct, err := base64.StdEncoding.DecodeString(rec["ciphertext"].(string))
+			require.NoError(t, err)
+			created, err := time.Parse(time.RFC3339Nano, rec["created_at"].(string))
+			require.NoError(t, err)
+			h := sha256.New()
+			h.Write([]byte("phicrypt branch key backup v1 record\x00"))
+			for _, f := range [][]byte{[]byte(rec["branch_key_id"].(string)), []byte(rec["version"].(string)),
+				[]byte(rec["kms_key_arn"].(string)), ct, []byte(created.UTC().Format(time.RFC3339Nano)), []byte(rec["state"].(string))} {
+				h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f))))
+				h.Write(f)
+			}
+			d := h.Sum(nil)
+			rec["sha256"] = hex.EncodeToString(d)
+			set.Write(d)
+		}
+		doc["manifest"].(map[string]any)["sha256"] = hex.EncodeToString(set.Sum(nil))
+	})
+}
+
+// TestRestoreBackupV1: a backup written before usage counters restores
+// with every counter 0 and everything else intact.
+func TestRestoreBackupV1(t *testing.T) {
+	src := usageStore(t)
+	v1 := toBackupV1(t, exportBackup(t, src))
+	target := emptyStore(t, sqliteBackend())
+	require.NoError(t, keyring.Restore(t.Context(), target, bytes.NewReader(v1)))
+	want := listAll(t, src)
+	for i := range want {
+		want[i].Usage = 0
+	}
+	require.Equal(t, want, listAll(t, target))
+}
+
+func TestRestoreRefusesTamperedUsage(t *testing.T) {
+	backup := exportBackup(t, usageStore(t))
+	v1 := toBackupV1(t, backup)
+	for name, bad := range map[string][]byte{
+		"usage changed": editBackup(t, backup, func(doc map[string]any) {
+			backupRecords(doc)[0].(map[string]any)["usage"] = 0
+		}),
+		"usage dropped from version 2": editBackup(t, backup, func(doc map[string]any) {
+			delete(backupRecords(doc)[1].(map[string]any), "usage")
+		}),
+		"usage added to version 1": editBackup(t, v1, func(doc map[string]any) {
+			backupRecords(doc)[1].(map[string]any)["usage"] = 0
+		}),
+		"version 2 relabelled 1": editBackup(t, backup, func(doc map[string]any) { doc["version"] = 1 }),
+		"version 1 relabelled 2": editBackup(t, v1, func(doc map[string]any) { doc["version"] = 2 }),
+	} {
+		target := emptyStore(t, sqliteBackend())
+		require.ErrorIs(t, keyring.Restore(t.Context(), target, bytes.NewReader(bad)), keyring.ErrBackupCorrupt, name)
+		require.Empty(t, listAll(t, target), name)
+	}
 }

@@ -77,3 +77,69 @@ func TestRotateDue(t *testing.T) {
 	_, err = bk.RotateDue(ctx, keyring.RotationPolicy{})
 	require.Error(t, err)
 }
+
+// RotateDue with MaxMessages rotates the keys whose active version has been
+// used that many times, alone or with MaxAge (whichever comes first).
+func TestRotateDueByMessages(t *testing.T) {
+	ctx := context.Background()
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	client := l.Client("custodian")
+	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	store, err := keyring.OpenSQLiteStore(ctx, t.TempDir()+"/keys.db")
+	require.NoError(t, err)
+	defer store.Close()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,
+		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "rotation-test", Now: clock})
+	require.NoError(t, err)
+	actives := map[string]string{}
+	for id, uses := range map[string]uint64{"tenant-a": 99, "tenant-b": 100, "tenant-c": 250, "tenant-d": 0} {
+		v, err := bk.CreateBranchKey(ctx, id)
+		require.NoError(t, err)
+		actives[id] = v.Version
+		if uses > 0 {
+			_, err = store.AddUsage(ctx, id, v.Version, uses)
+			require.NoError(t, err)
+		}
+	}
+	rotated := func(id string) bool {
+		v, err := store.Active(ctx, id)
+		require.NoError(t, err)
+		return v.Version != actives[id]
+	}
+
+	rep, err := bk.RotateDue(ctx, keyring.RotationPolicy{MaxMessages: 100})
+	require.NoError(t, err)
+	require.Equal(t, keyring.RotationReport{Checked: 4, Rotated: 2}, rep)
+	require.False(t, rotated("tenant-a"))
+	require.True(t, rotated("tenant-b"), "Usage == MaxMessages is due")
+	require.True(t, rotated("tenant-c"))
+	require.False(t, rotated("tenant-d"))
+	// The new versions start at 0: nothing more is due.
+	rep, err = bk.RotateDue(ctx, keyring.RotationPolicy{MaxMessages: 100})
+	require.NoError(t, err)
+	require.Zero(t, rep.Rotated)
+
+	// Both limits, two days on: age catches tenant-b, tenant-c (their
+	// versions from the first run are two days old) and tenant-d; tenant-a,
+	// rotated just now, is too young and too little used.
+	now.Add(int64(48 * time.Hour))
+	_, err = bk.Rotate(ctx, "tenant-a")
+	require.NoError(t, err)
+	v, err := store.Active(ctx, "tenant-a")
+	require.NoError(t, err)
+	actives["tenant-a"] = v.Version
+	rep, err = bk.RotateDue(ctx, keyring.RotationPolicy{MaxAge: 24 * time.Hour, MaxMessages: 1000})
+	require.NoError(t, err)
+	require.Equal(t, keyring.RotationReport{Checked: 4, Rotated: 3}, rep)
+	require.False(t, rotated("tenant-a"))
+	require.True(t, rotated("tenant-d"))
+
+	for _, bad := range []keyring.RotationPolicy{{}, {MaxAge: -time.Hour}, {MaxAge: -time.Hour, MaxMessages: 5}} {
+		_, err = bk.RotateDue(ctx, bad)
+		require.Error(t, err)
+	}
+}
