@@ -1,0 +1,5 @@
+//go:build !race
+
+package fieldenc_test
+
+const raceEnabled = false
