@@ -336,3 +336,70 @@ func TestCacheStaleIfError(t *testing.T) {
 	_, err = enc.Encrypt(ctx, []byte("x"), ec)
 	require.ErrorContains(t, err, "DisabledException")
 }
+
+// On a cache hit, EncryptAppend and DecryptAppend into a buffer with room
+// allocate only the message's AES-GCM instance: aes.NewCipher (the key
+// schedule) and cipher.NewGCM (the GCM state). Each message has its own key,
+// derived from the cached data key and a random message id, and the
+// standard library cannot re-key an instance. DecryptAppend also allocates
+// the context map it returns (a map header and one group), which is the
+// caller's to keep.
+func TestCachedHotPathAllocations(t *testing.T) {
+	const aesGCM = 2     // aes.NewCipher + cipher.NewGCM
+	const contextMap = 2 // the returned map: header + one group
+	ctx := context.Background()
+	enc, _, _ := kmsEncryptor(t, newCache(t, phicrypt.CacheConfig{}))
+	for _, ec := range []map[string]string{{"tenant": "general-hospital", "purpose": "treatment"}, nil} {
+		pt := make([]byte, 1024)
+		msg, err := enc.Encrypt(ctx, pt, ec) // fills the encrypt entry
+		require.NoError(t, err)
+		_, _, err = enc.Decrypt(ctx, msg, nil) // fills the decrypt entry
+		require.NoError(t, err)
+		dst := make([]byte, 0, 4096)
+		encAllocs := testing.AllocsPerRun(200, func() {
+			if _, err := enc.EncryptAppend(ctx, dst[:0], pt, ec); err != nil {
+				t.Fatal(err)
+			}
+		})
+		decAllocs := testing.AllocsPerRun(200, func() {
+			if _, _, err := enc.DecryptAppend(ctx, dst[:0], msg, nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+		// Expecting exactly the pairs the header holds costs nothing more.
+		expAllocs := testing.AllocsPerRun(200, func() {
+			if _, _, err := enc.DecryptAppend(ctx, dst[:0], msg, ec); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Logf("context %d pairs: encrypt %v, decrypt %v, decrypt expecting the context %v allocations", len(ec), encAllocs, decAllocs, expAllocs)
+		if raceEnabled {
+			continue // the race detector allocates on its own account
+		}
+		require.LessOrEqual(t, encAllocs, float64(aesGCM), "EncryptAppend on a cache hit")
+		require.LessOrEqual(t, decAllocs, float64(aesGCM+contextMap), "DecryptAppend on a cache hit")
+		require.LessOrEqual(t, expAllocs, float64(aesGCM+contextMap), "DecryptAppend on a cache hit, expecting the header's pairs")
+	}
+}
+
+// A context too long to key the cache by its bytes is keyed by its digest:
+// still one data key per context, and contexts that differ do not share.
+func TestCacheLongContext(t *testing.T) {
+	ctx := context.Background()
+	enc, l, _ := kmsEncryptor(t, newCache(t, phicrypt.CacheConfig{}))
+	long := func(c byte) map[string]string {
+		return map[string]string{"tenant": string(bytes.Repeat([]byte{c}, 2000))}
+	}
+	for range 3 {
+		for _, c := range []byte{'a', 'b'} {
+			msg, err := enc.Encrypt(ctx, []byte("phi"), long(c))
+			require.NoError(t, err)
+			pt, got, err := enc.Decrypt(ctx, msg, long(c))
+			require.NoError(t, err)
+			require.Equal(t, "phi", string(pt))
+			require.Equal(t, long(c), got)
+		}
+	}
+	require.Equal(t, int64(2), l.Calls("GenerateDataKey"))
+	require.Equal(t, int64(2), l.Calls("Decrypt"))
+}
