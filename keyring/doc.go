@@ -23,6 +23,25 @@
 // branch key per tenant or patient. Retired versions no longer decrypt
 // (ErrVersionRetired).
 //
+// Branch keys rotate on demand (BranchKeys.Rotate), by a custodian job
+// (BranchKeys.RotateDue, by age and by messages), and by the keyring itself
+// when HierarchicalConfig.MaxUsesPerVersion is set: every encryption is
+// counted against its version in the Store (reserved a block of
+// UsageBlock uses per store write, Store.AddUsage), and a version that
+// reaches the cap is replaced, so no version wraps more than the cap
+// across all processes sharing the store. Packages that derive their own
+// keys from branch keys (fieldenc) hold versions through
+// Hierarchical.AcquireActive and AcquireVersion, which return a BranchKey
+// handle whose only use is HKDF (BranchKey.DeriveKey).
+//
+// Stores: OpenFileStore (the default: one directory, atomic writes, safe
+// for several processes on one host), OpenSQLiteStore (single nodes) and
+// OpenPostgresStore (fleets). They keep only wrapped material, each
+// version's state and usage count; their schemas are versioned and
+// migrate in place, and a store written by a newer phicrypt is refused
+// (ErrUnsupportedSchema). Export and Restore move every version, with its
+// usage count, between stores.
+//
 // Data keys are secrets: they are held as Secret values, which never print,
 // log or marshal themselves.
 package keyring
