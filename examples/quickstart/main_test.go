@@ -18,7 +18,7 @@ func TestQuickstart(t *testing.T) {
 		"AWS Encryption SDK message", "streamed 8 MiB", "matches what went in", "was refused",
 		"2500 messages encrypted and decrypted with 6 keyring (KMS) calls",
 		"1000 messages under branch key version", "cost 1 KMS call(s)", "2 versions stored", "earlier messages still decrypt",
-		"prints as {[REDACTED]", "found it by blind index", "name=phi:", "opened: name=Ada Lovelace ssn=078-05-1120 mrn=MRN-000042 dob=1815-12-10",
+		"prints as {p-0001 [REDACTED] [REDACTED]", "found it by blind index", "name=phi:", "opened: name=Ada Lovelace ssn=078-05-1120 mrn=MRN-000042 dob=1815-12-10",
 		"CreateKey:1"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
