@@ -39,7 +39,7 @@ type Cache struct {
 	mu      sync.Mutex // guards inserts, evictions and flights
 	flights map[string]*flight
 
-	now   func() time.Time
+	now   func() int64 // unix nanoseconds
 	stats cacheCounters
 }
 
@@ -72,7 +72,8 @@ type CacheConfig struct {
 	StaleIfError time.Duration
 	// OnStaleUse is called for every stale use (for the audit log).
 	OnStaleUse func(StaleUse)
-	// Now is the clock (default time.Now), for tests.
+	// Now is the clock, for tests. The default is the monotonic clock, so
+	// that wall-clock steps do not move expiries.
 	Now func() time.Time
 }
 
@@ -126,13 +127,33 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if cfg.RefreshAhead < 0 || cfg.RefreshAhead >= cfg.MaxAge || cfg.StaleIfError < 0 {
 		return nil, errors.New("phicrypt: CacheConfig.RefreshAhead must be below MaxAge, and neither it nor StaleIfError negative")
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	c := &Cache{cfg: cfg, flights: map[string]*flight{}, now: cfg.Now}
+	c := &Cache{cfg: cfg, flights: map[string]*flight{}, now: clockNanos(cfg.Now)}
 	empty := map[string]*cacheEntry{}
 	c.entries.Store(&empty)
 	return c, nil
+}
+
+// clockNanos returns the cache's clock in unix nanoseconds. The default
+// reads only the monotonic clock (time.Since a reading taken now): half the
+// cost of time.Now on every hit, and a wall clock stepped back cannot
+// stretch a data key's MaxAge.
+func clockNanos(now func() time.Time) func() int64 {
+	if now != nil {
+		return func() int64 { return now().UnixNano() }
+	}
+	base := time.Now()
+	baseNanos := base.UnixNano()
+	return func() int64 { return baseNanos + int64(time.Since(base)) }
+}
+
+// expiry is when an entry made now expires, saturating for a MaxAge of
+// centuries.
+func (c *Cache) expiry() int64 {
+	now := c.now()
+	if now > math.MaxInt64-int64(c.cfg.MaxAge) {
+		return math.MaxInt64
+	}
+	return now + int64(c.cfg.MaxAge)
 }
 
 // Stats returns the counters.
@@ -210,7 +231,7 @@ func (c *Cache) lookup(key []byte, size uint64) (e *cacheEntry, refresh bool) {
 
 // find is lookup without counting a hit.
 func (c *Cache) find(key []byte, size uint64) (e *cacheEntry, refresh bool) {
-	now := c.now().UnixNano()
+	now := c.now()
 	e = (*c.entries.Load())[string(key)]
 	if e == nil || !c.reserve(e, now, e.expires, size) {
 		return nil, false
@@ -236,7 +257,7 @@ func (c *Cache) refresh(ctx context.Context, keyBytes []byte, old *cacheEntry, f
 			old.refreshing.Store(false)
 			return
 		}
-		e.expires = c.now().Add(c.cfg.MaxAge).UnixNano()
+		e.expires = c.expiry()
 		c.insert(key, e)
 	}()
 }
@@ -276,7 +297,7 @@ func (c *Cache) miss(ctx context.Context, key []byte, size uint64, fill func(con
 		if err == nil {
 			// The caller that filled the entry uses it first, whatever the
 			// clock says, so a very short MaxAge cannot starve it.
-			e.expires = c.now().Add(c.cfg.MaxAge).UnixNano()
+			e.expires = c.expiry()
 			e.refs.Store(1)
 			e.messages.Store(1)
 			e.bytes.Store(size)
@@ -300,7 +321,7 @@ func (c *Cache) stale(key []byte, size uint64, err error) (*cacheEntry, error) {
 	if window <= 0 || !keyring.IsTransient(err) {
 		return nil, err
 	}
-	now := c.now().UnixNano()
+	now := c.now()
 	e := (*c.entries.Load())[string(key)]
 	if e == nil || !c.reserve(e, now, e.expires+window, size) {
 		return nil, err
@@ -334,7 +355,7 @@ func (c *Cache) reserve(e *cacheEntry, now, until int64, size uint64) bool {
 func (c *Cache) insert(key string, e *cacheEntry) {
 	old := *c.entries.Load()
 	next := make(map[string]*cacheEntry, len(old)+1)
-	now := c.now().UnixNano()
+	now := c.now()
 	for k, v := range old {
 		if k == key || now >= v.expires+int64(c.cfg.StaleIfError) {
 			c.drop(v)
