@@ -147,6 +147,9 @@ func (p *plan) add(sf reflect.StructField, idx []int, path, tag string, spec tag
 			return fieldErr(p.typ, path, tag, "column "+f.column+" is also field "+other.path)
 		}
 	}
+	if len(p.fields) == MaxFieldsPerSeal {
+		return fieldErr(p.typ, path, tag, fmt.Sprintf("a struct seals at most %d fields", MaxFieldsPerSeal))
+	}
 	p.fields = append(p.fields, f)
 	for _, ref := range spec.indexes {
 		if err := p.addSource(ref, f, tag); err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/phicrypt/phicrypt/fieldenc"
+	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/stretchr/testify/require"
 )
 
@@ -80,4 +82,51 @@ func FuzzOpen(f *testing.F) {
 		}
 		_ = s.UnmarshalJSON(sealed)
 	})
+}
+
+// Every field encryption counts against its branch key version in the
+// store; at the keyring's cap the branch key rotates, and every value
+// still opens.
+func TestUsageCapRotates(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, keyring.HierarchicalConfig{MaxUsesPerVersion: 50, UsageBlock: 10})
+	tbl := e.table(t, fieldenc.Config{UsageBlock: 10})
+	col, err := tbl.Column("notes", fieldenc.Randomized)
+	require.NoError(t, err)
+	var sealed [][]byte
+	for i := range 200 {
+		s, err := col.Seal(ctx, nil, []byte(fmt.Sprint("note ", i)), nil)
+		require.NoError(t, err)
+		sealed = append(sealed, s)
+	}
+	versions, err := e.store.List(ctx, e.id)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(versions), 4, "200 encryptions at 50 per version")
+	refs := map[string]int{}
+	for _, s := range sealed {
+		refs[string(s[1:5])]++
+	}
+	for _, v := range versions {
+		require.LessOrEqual(t, v.Usage, uint64(50))
+	}
+	for ref, n := range refs {
+		require.LessOrEqual(t, n, 50, "version %x", ref)
+	}
+	for i, s := range sealed {
+		pt, err := col.Open(ctx, nil, s, nil)
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint("note ", i), string(pt))
+	}
+}
+
+func TestNewRequiresCounting(t *testing.T) {
+	e := newEnv(t, zeroHC())
+	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: e.bk, BranchKeyID: e.id, CacheTTL: time.Minute})
+	require.NoError(t, err)
+	_, err = fieldenc.New(fieldenc.Config{Keys: kr, BranchKeyID: e.id, Table: "patients"})
+	require.ErrorContains(t, err, "MaxUsesPerVersion")
+	_, err = fieldenc.New(fieldenc.Config{Keys: e.kr, BranchKeyID: e.id, Table: "patients", UsageBlock: 1 << 31})
+	require.ErrorContains(t, err, "UsageBlock")
+	_, err = fieldenc.New(fieldenc.Config{Keys: e.kr, BranchKeyID: e.id})
+	require.Error(t, err)
 }

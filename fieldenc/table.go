@@ -12,8 +12,11 @@ import (
 )
 
 // DefaultUsageBlock is how many field encryptions a Table reserves from the
-// store at a time when Config.UsageBlock is zero.
-const DefaultUsageBlock = 4096
+// store at a time when Config.UsageBlock is zero (or the keyring's
+// MaxUsesPerVersion, if smaller). A reservation is one store write, so it
+// must be rare next to field encryptions, which take well under a
+// microsecond; a process that stops loses what it reserved and did not use.
+const DefaultUsageBlock = 1 << 20
 
 // Config configures a Table.
 type Config struct {
@@ -39,6 +42,10 @@ type Config struct {
 	// bound.
 	UsageBlock uint64
 }
+
+// MaxFieldsPerSeal caps the fields one struct may seal at once (each counts
+// one use of the version, reserved together).
+const MaxFieldsPerSeal = 1024
 
 // Table seals and opens the fields of one logical table under one branch
 // key. It compiles a Codec per struct type once and keeps it; it is safe
@@ -87,11 +94,15 @@ func New(cfg Config) (*Table, error) {
 	if err := checkName("table", cfg.Table); err != nil {
 		return nil, err
 	}
-	if cfg.UsageBlock == 0 {
-		cfg.UsageBlock = DefaultUsageBlock
+	maxUses := cfg.Keys.MaxUsesPerVersion()
+	if maxUses == 0 || maxUses > keyring.MaxUsesPerVersionLimit {
+		return nil, fmt.Errorf("fieldenc: the keyring must count uses: set HierarchicalConfig.MaxUsesPerVersion (1 to 2^32; every field nonce is random, so no key may seal more than 2^32 values)")
 	}
-	if cfg.UsageBlock > 1<<32 {
-		return nil, errors.New("fieldenc: Config.UsageBlock is at most 2^32")
+	if cfg.UsageBlock == 0 {
+		cfg.UsageBlock = min(DefaultUsageBlock, maxUses)
+	}
+	if cfg.UsageBlock > maxUses {
+		return nil, fmt.Errorf("fieldenc: Config.UsageBlock (%d) exceeds the keyring's MaxUsesPerVersion (%d)", cfg.UsageBlock, maxUses)
 	}
 	return &Table{cfg: cfg, opened: map[string]*versionKeys{}}, nil
 }

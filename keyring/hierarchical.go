@@ -166,6 +166,10 @@ func (Hierarchical) String() string { return "Hierarchical" }
 // GoString implements fmt.GoStringer, so %#v prints no internals.
 func (Hierarchical) GoString() string { return "Hierarchical" }
 
+// MaxUsesPerVersion is the configured cap on uses of one branch key
+// version (0: uses are not counted).
+func (h *Hierarchical) MaxUsesPerVersion() uint64 { return h.maxUses }
+
 // branchKeyID is the configured id or the supplier's answer (spec "OnEncrypt"
 // and "OnDecrypt": "either the configured branchKeyId ... or the result of
 // the branchKeySupplier's getBranchKeyId operation").
