@@ -16,10 +16,11 @@ import (
 // Cache keeps data keys between keyring calls, with the AWS Encryption SDK's
 // caching semantics (framework/caching-cmm.md): an entry serves at most
 // MaxAge, MaxMessages messages and MaxBytes of plaintext, then the next
-// message gets a new data key. Encrypt entries are keyed by owning Encryptor,
-// suite and encryption context; decrypt entries by owning Encryptor, suite,
-// the message's encrypted data keys and context. Concurrent misses for one entry make one
-// keyring call (single flight). Failures are not cached.
+// message gets a new data key. Encrypt entries are keyed by owning
+// Encryptor, suite and encryption context; decrypt entries by owning
+// Encryptor, suite, the message's encrypted data keys and context.
+// Concurrent misses for one entry make one keyring call (single flight).
+// Failures are not cached.
 //
 // A cache hit takes no lock and allocates nothing: entries live in an
 // immutable map replaced on insert. Evicted data keys are overwritten once
