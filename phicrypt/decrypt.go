@@ -158,7 +158,9 @@ func (e *Encryptor) Decrypt(ctx context.Context, msg []byte, expect map[string]s
 }
 
 // DecryptAppend is Decrypt appending the plaintext to dst. On failure dst's
-// new bytes are cleared and nil is returned.
+// new bytes are cleared and nil is returned. With enough room in dst and
+// the data key in the Cache, it allocates only the message's AES-GCM
+// instance and the context map it returns.
 func (e *Encryptor) DecryptAppend(ctx context.Context, dst, msg []byte, expect map[string]string) ([]byte, map[string]string, error) {
 	st := e.getDecryptState()
 	defer e.putDecryptState(st)
