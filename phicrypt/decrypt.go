@@ -210,6 +210,7 @@ func (e *Encryptor) getDecryptState() *decryptState {
 }
 
 func (e *Encryptor) putDecryptState(st *decryptState) {
+	clear(st.o.key) // the message's context: nothing of a message stays pooled
 	key := st.o.key[:0]
 	if cap(key) > maxPooledScratch {
 		key = nil

@@ -203,6 +203,7 @@ func (e *Encryptor) getEncryptState() *encryptState {
 func (e *Encryptor) putEncryptState(st *encryptState) {
 	st.s = sealed{}
 	st.fc.init(nil, nil)
+	clear(st.key) // the caller's context: nothing of a message stays pooled
 	if cap(st.key) > maxPooledScratch {
 		st.key = nil
 	}
