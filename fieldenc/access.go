@@ -61,34 +61,42 @@ func (a access) target(f reflect.Value) (reflect.Value, bool) {
 	return f, true
 }
 
-// plain appends the field's plaintext encoding to dst; null reports NULL.
-func (a access) plain(f reflect.Value, dst []byte) (b []byte, null bool, err error) {
+// plain returns the field's plaintext encoding: a view of the field's own
+// bytes for strings and bytes (Seal writes fields only after it has read
+// them all), else appended to dst. null reports NULL.
+func (a access) plain(f reflect.Value, dst []byte) (pt, buf []byte, null bool, err error) {
 	f, ok := a.target(f)
 	if !ok {
-		return dst, true, nil
+		return nil, dst, true, nil
 	}
 	switch a.kind {
 	case accString:
-		s := f.String()
-		if _, err := decodeText(nil, []byte(s)); err == nil && isText([]byte(s)) {
-			return dst, false, errAlreadySealed
+		s := stringBytes(f.String())
+		if isText(s) {
+			if _, err := decodeText(nil, s); err == nil {
+				return nil, dst, false, errAlreadySealed
+			}
 		}
-		return append(dst, s...), false, nil
+		return s, dst, false, nil
 	case accBytes:
 		if f.IsNil() {
-			return dst, true, nil
+			return nil, dst, true, nil
 		}
-		return append(dst, f.Bytes()...), false, nil
+		return f.Bytes(), dst, false, nil
 	}
 	sf := f.Addr().Interface().(sealedField)
-	b, ok = sf.appendPlain(dst)
+	if v, ok := sf.plainView(); ok {
+		return v, dst, false, nil
+	}
+	start := len(dst)
+	dst, ok = sf.appendPlain(dst)
 	if !ok {
 		if sf.isNull() {
-			return dst, true, nil
+			return nil, dst, true, nil
 		}
-		return dst, false, errAlreadySealed
+		return nil, dst, false, errAlreadySealed
 	}
-	return b, false, nil
+	return dst[start:], dst, false, nil
 }
 
 // setSealed stores the binary sealed form into the field.

@@ -2,9 +2,11 @@ package fieldenc
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 )
 
@@ -138,62 +140,89 @@ func (b *bound) rowID(sv reflect.Value, dst []byte) ([]byte, error) {
 
 // sealing is one field's plaintext while a struct is sealed.
 type sealing struct {
-	fv         reflect.Value
-	start, end int // plaintext in the scratch buffer
-	null       bool
+	fv   reflect.Value
+	pt   []byte // a view of the field, or of the scratch buffer
+	null bool
 }
 
 func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	bp := b.scratch.Get().(*[]byte)
-	defer func() { clear(*bp); b.scratch.Put(bp) }()
 	buf, err := b.rowID(sv, (*bp)[:0])
+	defer func() { clear(buf); *bp = buf[:0]; b.scratch.Put(bp) }()
 	if err != nil {
 		return err
 	}
 	rowEnd := len(buf)
-	fields := make([]sealing, len(b.p.fields))
+	var fieldsArr [16]sealing
+	fields := fieldsArr[:len(b.p.fields)]
+	if len(b.p.fields) > len(fieldsArr) {
+		fields = make([]sealing, len(b.p.fields))
+	}
 	count := int64(0)
 	for i, f := range b.p.fields {
 		fv, ok := field(sv, f)
-		s := sealing{fv: fv, start: len(buf), null: !ok}
+		s := sealing{fv: fv, null: !ok}
 		if ok {
-			if buf, s.null, err = f.access.plain(fv, buf); err != nil {
+			if s.pt, buf, s.null, err = f.access.plain(fv, buf); err != nil {
 				return &FieldError{Path: f.path, Err: err}
 			}
-			if len(buf)-s.start > MaxPlaintext {
+			if len(s.pt) > MaxPlaintext {
 				return &FieldError{Path: f.path, Err: ErrTooLarge}
 			}
 		}
-		s.end = len(buf)
 		if !s.null {
 			count++
 		}
 		fields[i] = s
 	}
-	*bp = buf
 	vk, err := b.t.takeActive(ctx, max(count, 1))
 	if err != nil {
 		return err
 	}
+	// Room in the scratch buffer for every nonce (one read of crypto/rand
+	// for the row) and for the longest AAD, built in turn for each field.
+	n0, maxAAD := len(buf), 0
+	for _, f := range b.p.fields {
+		maxAAD = max(maxAAD, headerLen+2+len(b.t.cfg.Table)+2+len(f.column)+2+rowEnd)
+	}
+	buf = slices.Grow(buf, nonceLen*len(fields)+maxAAD)[:n0+nonceLen*len(fields)]
+	nonces := buf[n0:]
+	rand.Read(nonces)
+	aadArea := buf[len(buf):len(buf):cap(buf)]
 	rowID := buf[:rowEnd]
-	// Seal everything before writing anything, so an error leaves v as it was.
-	sealed := make([][]byte, len(fields))
+	// Seal everything into one new buffer before writing anything, so an
+	// error leaves v as it was; each field keeps a capped slice of it.
+	size := 0
+	for i, s := range fields {
+		if !s.null {
+			size += b.cols[i].Overhead() + len(s.pt)
+		}
+	}
+	out := make([]byte, 0, size)
+	var sealedArr [16][]byte
+	sealed := sealedArr[:0]
+	if len(fields) > len(sealedArr) {
+		sealed = make([][]byte, 0, len(fields))
+	}
 	for i, s := range fields {
 		if s.null {
+			sealed = append(sealed, nil)
 			continue
 		}
 		ck, err := b.cols[i].keysFor(ctx, vk)
 		if err != nil {
 			return err
 		}
-		pt := buf[s.start:s.end]
+		pt, start := s.pt, len(out)
 		if b.cols[i].kind == Deterministic {
-			sealed[i] = ck.sealDeterministic(nil, pt)
+			out = ck.sealDeterministic(out, pt)
 		} else {
-			sealed[i] = ck.sealRandomized(nil, pt, rowID)
+			aad := ck.appendAAD(aadArea, rowID)
+			out = ck.sealWith(out, pt, nonces[i*nonceLen:(i+1)*nonceLen], aad)
 		}
+		sealed = append(sealed, out[start:len(out):len(out)])
 	}
-	macs, err := b.sums(ctx, vk, sv, fields, buf)
+	macs, err := b.sums(ctx, vk, fields)
 	if err != nil {
 		return err
 	}
@@ -215,7 +244,10 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 
 // sums computes every blind index of the row under vk; nil where a source
 // is NULL.
-func (b *bound) sums(ctx context.Context, vk *versionKeys, sv reflect.Value, fields []sealing, buf []byte) ([][]byte, error) {
+func (b *bound) sums(ctx context.Context, vk *versionKeys, fields []sealing) ([][]byte, error) {
+	if len(b.p.indexes) == 0 {
+		return nil, nil
+	}
 	macs := make([][]byte, len(b.p.indexes))
 	for i, x := range b.p.indexes {
 		values := make([][]byte, 0, len(x.sources))
@@ -225,7 +257,7 @@ func (b *bound) sums(ctx context.Context, vk *versionKeys, sv reflect.Value, fie
 				values = nil
 				break
 			}
-			values = append(values, normalize(src, buf[s.start:s.end]))
+			values = append(values, normalize(src, s.pt))
 		}
 		if values == nil {
 			continue

@@ -96,14 +96,31 @@ func (c *Column) Seal(ctx context.Context, dst, plaintext, rowID []byte) ([]byte
 }
 
 func (ck *colKeys) sealRandomized(dst, plaintext, rowID []byte) []byte {
+	var nonce [nonceLen]byte
+	rand.Read(nonce[:])
+	aad, bp := ck.aadFor(rowID)
+	dst = ck.sealWith(dst, plaintext, nonce[:], aad)
+	ck.putAAD(bp)
+	return dst
+}
+
+// sealWith appends the randomized form of plaintext under the given nonce
+// (fresh from crypto/rand) and AAD.
+func (ck *colKeys) sealWith(dst, plaintext, nonce, aad []byte) []byte {
 	ret, out := grow(dst, randomized+len(plaintext))
 	copy(out, ck.aad[:headerLen])
-	nonce := out[headerLen : headerLen+nonceLen]
-	rand.Read(nonce)
-	ck.withAAD(rowID, func(aad []byte) {
-		ck.gcm.Seal(out[:headerLen+nonceLen], nonce, plaintext, aad)
-	})
+	copy(out[headerLen:], nonce)
+	ck.gcm.Seal(out[:headerLen+nonceLen], out[headerLen:headerLen+nonceLen], plaintext, aad)
 	return ret
+}
+
+// appendAAD appends the AAD for rowID to dst.
+func (ck *colKeys) appendAAD(dst, rowID []byte) []byte {
+	dst = append(dst, ck.aad...)
+	if len(rowID) == 0 {
+		return dst
+	}
+	return appendLenPrefixed(dst, rowID)
 }
 
 func (ck *colKeys) sealDeterministic(dst, plaintext []byte) []byte {
@@ -113,24 +130,36 @@ func (ck *colKeys) sealDeterministic(dst, plaintext []byte) []byte {
 	return ret
 }
 
-// withAAD calls f with the AAD for rowID: the column's prefix, then the
-// row identity length-prefixed. Without a row the prefix itself serves; with
-// one, a pooled buffer does, so the hot path allocates nothing.
-func (ck *colKeys) withAAD(rowID []byte, f func([]byte)) {
+// aadFor returns the AAD for rowID: the column's prefix, then the row
+// identity length-prefixed. Without a row the prefix itself serves; with
+// one, a pooled buffer does (returned with putAAD), so the hot path
+// allocates nothing.
+func (ck *colKeys) aadFor(rowID []byte) ([]byte, *[]byte) {
 	if len(rowID) == 0 {
-		f(ck.aad)
-		return
+		return ck.aad, nil
 	}
 	bp := ck.pool.Get().(*[]byte)
-	aad := appendLenPrefixed(append((*bp)[:0], ck.aad...), rowID)
-	f(aad)
-	*bp = aad
-	ck.pool.Put(bp)
+	*bp = appendLenPrefixed(append((*bp)[:0], ck.aad...), rowID)
+	return *bp, bp
+}
+
+func (ck *colKeys) putAAD(bp *[]byte) {
+	if bp != nil {
+		ck.pool.Put(bp)
+	}
 }
 
 // Open appends the plaintext of the sealed binary value to dst; rowID must
 // be what it was sealed with.
 func (c *Column) Open(ctx context.Context, dst, sealed, rowID []byte) ([]byte, error) {
+	// The fast path: a well-formed value under the active version.
+	if ck := c.active.Load(); ck != nil && len(sealed) >= c.Overhead() && len(sealed) <= maxSealed &&
+		len(rowID) <= MaxRowIDLen && sealed[0] == c.version() && keyRef(sealed[1:headerLen]) == ck.vk.ref && !ck.vk.expired.Load() {
+		p := parsed{version: sealed[0], ref: ck.vk.ref, header: sealed[:headerLen], body: sealed[headerLen:]}
+		if out, err := ck.open(dst, p, rowID); err == nil {
+			return out, nil
+		}
+	}
 	p, err := parse(sealed)
 	if err != nil {
 		return nil, err
@@ -140,11 +169,6 @@ func (c *Column) Open(ctx context.Context, dst, sealed, rowID []byte) ([]byte, e
 	}
 	if len(rowID) > MaxRowIDLen {
 		return nil, ErrWrongField
-	}
-	if ck := c.active.Load(); ck != nil && ck.vk.ref == p.ref && !ck.vk.expired.Load() {
-		if out, err := ck.open(dst, p, rowID); err == nil {
-			return out, nil
-		}
 	}
 	return c.openSlow(ctx, dst, p, rowID)
 }
@@ -164,11 +188,9 @@ func (ck *colKeys) open(dst []byte, p parsed, rowID []byte) ([]byte, error) {
 		}
 		return out, nil
 	}
-	var out []byte
-	var err error
-	ck.withAAD(rowID, func(aad []byte) {
-		out, err = ck.gcm.Open(dst, p.body[:nonceLen], p.body[nonceLen:], aad)
-	})
+	aad, bp := ck.aadFor(rowID)
+	out, err := ck.gcm.Open(dst, p.body[:nonceLen], p.body[nonceLen:], aad)
+	ck.putAAD(bp)
 	if err != nil {
 		return nil, ErrWrongField
 	}
@@ -204,6 +226,9 @@ func (c *Column) openSlow(ctx context.Context, dst []byte, p parsed, rowID []byt
 // decryptKeys returns the column's keys under version, deriving them once
 // per keyring cache lifetime.
 func (c *Column) decryptKeys(ctx context.Context, version string) (*colKeys, error) {
+	if ck, ok := c.keys.lookupVersion(version); ok {
+		return ck, nil
+	}
 	vk, err := c.t.openVersion(ctx, version)
 	if err != nil {
 		return nil, err

@@ -72,6 +72,19 @@ func (c *versionCache[V]) lookup(vk *versionKeys) (V, bool) {
 	return zero, false
 }
 
+// lookupVersion finds a live entry for version, whatever its handle.
+func (c *versionCache[V]) lookupVersion(version string) (V, bool) {
+	if l := c.list.Load(); l != nil {
+		for _, e := range *l {
+			if e.vk.version == version && !e.vk.expired.Load() {
+				return e.v, true
+			}
+		}
+	}
+	var zero V
+	return zero, false
+}
+
 func (c *versionCache[V]) get(vk *versionKeys, make func() (V, error)) (V, error) {
 	if v, ok := c.lookup(vk); ok {
 		return v, nil

@@ -157,6 +157,7 @@ type sealedField interface {
 	setSealed(b []byte)
 	isNull() bool
 	plainType() reflect.Type
+	plainView() ([]byte, bool)
 }
 
 func (s *Sealed[T]) isNull() bool { return s.IsNull() }
@@ -170,6 +171,20 @@ func (s *Sealed[T]) appendPlain(dst []byte) ([]byte, bool) {
 		return dst, false
 	}
 	return appendEncoded(dst, &s.v), true
+}
+
+// plainView is the plaintext's own bytes, for strings and bytes.
+func (s *Sealed[T]) plainView() ([]byte, bool) {
+	if !s.valid {
+		return nil, false
+	}
+	switch v := any(s.v).(type) {
+	case string:
+		return stringBytes(v), true
+	case []byte:
+		return v, true
+	}
+	return nil, false
 }
 
 func (s *Sealed[T]) setPlain(b []byte) error {
