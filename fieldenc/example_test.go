@@ -1,0 +1,38 @@
+package fieldenc_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/phicrypt/phicrypt/fieldenc"
+)
+
+// A Sealed value never prints its plaintext.
+func ExampleSealed() {
+	type Patient struct {
+		Name fieldenc.Sealed[string]
+		DOB  fieldenc.Sealed[time.Time]
+	}
+	p := Patient{Name: fieldenc.Of("Ada Lovelace"), DOB: fieldenc.Of(time.Date(1815, 12, 10, 0, 0, 0, 0, time.UTC))}
+	js, _ := json.Marshal(p)
+	fmt.Printf("%v\n%+v\n%s\n", p, p, js)
+	name, _ := p.Name.Get()
+	fmt.Println(len(name), "characters, opened explicitly")
+	// Output:
+	// {[REDACTED] [REDACTED]}
+	// {Name:[REDACTED] DOB:[REDACTED]}
+	// {"Name":"[REDACTED]","DOB":"[REDACTED]"}
+	// 12 characters, opened explicitly
+}
+
+// Size a blind index for a column of about a million distinct SSNs.
+func ExampleRecommendIndexBits() {
+	bits, _ := fieldenc.RecommendIndexBits(1_000_000)
+	a := fieldenc.AssessIndexBits(1_000_000, bits)
+	fmt.Printf("%d bits, about %.0f SSNs per index value, %d warnings\n", bits, a.ExpectedPerBucket, len(a.Warnings))
+	fmt.Println(fieldenc.AssessIndexBits(1_000_000, 24).Warnings[0][:6])
+	// Output:
+	// 14 bits, about 61 SSNs per index value, 0 warnings
+	// leaks:
+}
