@@ -71,13 +71,7 @@ func (a access) plain(f reflect.Value, dst []byte) (pt, buf []byte, null bool, e
 	}
 	switch a.kind {
 	case accString:
-		s := stringBytes(f.String())
-		if isText(s) {
-			if _, err := decodeText(nil, s); err == nil {
-				return nil, dst, false, errAlreadySealed
-			}
-		}
-		return s, dst, false, nil
+		return stringBytes(f.String()), dst, false, nil
 	case accBytes:
 		if f.IsNil() {
 			return nil, dst, true, nil
@@ -160,6 +154,16 @@ func (a access) setPlain(f reflect.Value, b []byte) error {
 		return f.Addr().Interface().(sealedField).setPlain(b)
 	}
 	return nil
+}
+
+// setLegacy stores a legacy plaintext (Migration mode) into the field:
+// strings and bytes as they are; a Sealed of another type parses its text.
+func (a access) setLegacy(f reflect.Value, b []byte) error {
+	if a.kind != accSealed {
+		return nil // the field already holds it
+	}
+	f, _ = a.target(f)
+	return f.Addr().Interface().(sealedField).setLegacy(b)
 }
 
 // stringBytes views s as bytes without copying; the bytes must not be

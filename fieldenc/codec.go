@@ -131,6 +131,9 @@ func (b *bound) rowID(sv reflect.Value, dst []byte) ([]byte, error) {
 	if !ok || fv.IsZero() {
 		return nil, &FieldError{Path: b.p.rowID.path, Err: errors.New("the row identity is not set; set it before Seal and Open (it is bound into every randomized field)")}
 	}
+	if (fv.Kind() == reflect.String || fv.Kind() == reflect.Slice) && fv.Len() > MaxRowIDLen {
+		return nil, &FieldError{Path: b.p.rowID.path, Err: ErrTooLarge}
+	}
 	out := rowIDBytes(fv, dst)
 	if len(out)-len(dst) > MaxRowIDLen {
 		return nil, &FieldError{Path: b.p.rowID.path, Err: ErrTooLarge}
@@ -147,8 +150,25 @@ type sealing struct {
 
 func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	bp := b.scratch.Get().(*[]byte)
-	buf, err := b.rowID(sv, (*bp)[:0])
-	defer func() { clear(buf); *bp = buf[:0]; b.scratch.Put(bp) }()
+	// Sized once for everything a row writes here (row id, encoded
+	// plaintexts of non-string types, nonces, one AAD), so the buffer never
+	// moves and leaves an uncleared copy behind.
+	buf := slices.Grow((*bp)[:0], b.p.scratchNeed(len(b.t.cfg.Table)))
+	var err error
+	if b.p.randomized {
+		if buf, err = b.rowID(sv, buf); err != nil {
+			return err
+		}
+	}
+	// The scratch may hold row ids and encoded plaintexts: clear all of it,
+	// and the array it outgrew, when done (fields' views point into them).
+	var outgrown []byte
+	defer func() {
+		clear(buf[:cap(buf)])
+		clear(outgrown)
+		*bp = buf[:0]
+		b.scratch.Put(bp)
+	}()
 	if err != nil {
 		return err
 	}
@@ -165,6 +185,9 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 		if ok {
 			if s.pt, buf, s.null, err = f.access.plain(fv, buf); err != nil {
 				return &FieldError{Path: f.path, Err: err}
+			}
+			if !s.null && b.t.sealedAlready(ctx, f.access.kind, s.pt) {
+				return &FieldError{Path: f.path, Err: errAlreadySealed}
 			}
 			if len(s.pt) > MaxPlaintext {
 				return &FieldError{Path: f.path, Err: ErrTooLarge}
@@ -185,7 +208,11 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	for _, f := range b.p.fields {
 		maxAAD = max(maxAAD, headerLen+2+len(b.t.cfg.Table)+2+len(f.column)+2+rowEnd)
 	}
-	buf = slices.Grow(buf, nonceLen*len(fields)+maxAAD)[:n0+nonceLen*len(fields)]
+	if need := nonceLen*len(fields) + maxAAD; cap(buf)-len(buf) < need {
+		outgrown = buf[:cap(buf)]
+		buf = slices.Grow(buf, need)
+	}
+	buf = buf[:n0+nonceLen*len(fields)]
 	nonces := buf[n0:]
 	rand.Read(nonces)
 	aadArea := buf[len(buf):len(buf):cap(buf)]
@@ -227,10 +254,12 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 		return err
 	}
 	for i, x := range b.p.indexes {
-		tv, _ := field(sv, x.target)
-		if macs[i] == nil {
+		tv, ok := field(sv, x.target)
+		switch {
+		case !ok: // inside a nil nested struct: nowhere to put it
+		case macs[i] == nil:
 			x.enc.zero(tv)
-		} else {
+		default:
 			x.enc.set(tv, macs[i], x.bits)
 		}
 	}
@@ -287,6 +316,17 @@ func (b *bound) fieldIndex(f *fieldPlan) int {
 	panic("fieldenc: index source outside its plan")
 }
 
+// legacyError says why a value that is not sealed was refused: for binary
+// columns, what parsing found (an unknown version, a short value).
+func legacyError(kind accessKind, bin []byte) error {
+	if kind == accBytes {
+		if _, err := parse(bin); err != nil {
+			return err
+		}
+	}
+	return ErrMalformed
+}
+
 // sum is one index value over already-normalized source values.
 func (x *blindIndex) sum(ctx context.Context, vk *versionKeys, values [][]byte) ([]byte, error) {
 	idx, err := x.under(ctx, vk)
@@ -302,11 +342,7 @@ func (x *blindIndex) sum(ctx context.Context, vk *versionKeys, values [][]byte) 
 func (b *bound) open(ctx context.Context, sv reflect.Value) error {
 	var rowBuf [64]byte
 	var rowID []byte
-	needRow := false
-	for _, f := range b.p.fields {
-		needRow = needRow || f.kind == Randomized
-	}
-	if needRow {
+	if b.p.randomized {
 		var err error
 		if rowID, err = b.rowID(sv, rowBuf[:0]); err != nil {
 			return err
@@ -327,9 +363,11 @@ func (b *bound) open(ctx context.Context, sv reflect.Value) error {
 		}
 		if legacy {
 			if !b.t.cfg.Migration {
-				return &FieldError{Path: f.path, Err: ErrMalformed}
+				return &FieldError{Path: f.path, Err: legacyError(f.access.kind, bin)}
 			}
-			opened[i] = append([]byte{}, bin...)
+			if err := f.access.setLegacy(fv, bin); err != nil {
+				return &FieldError{Path: f.path, Err: err}
+			}
 			continue
 		}
 		pt, err := b.cols[i].Open(ctx, []byte{}, bin, rowID)

@@ -145,6 +145,7 @@ func (ck *colKeys) aadFor(rowID []byte) ([]byte, *[]byte) {
 
 func (ck *colKeys) putAAD(bp *[]byte) {
 	if bp != nil {
+		clear(*bp) // the row id
 		ck.pool.Put(bp)
 	}
 }
@@ -197,13 +198,31 @@ func (ck *colKeys) open(dst []byte, p parsed, rowID []byte) ([]byte, error) {
 	return out, nil
 }
 
-// openSlow tries every live version whose key reference matches.
+// openSlow tries every live version whose key reference matches, reading
+// the live versions again (rate-limited) when none does.
 func (c *Column) openSlow(ctx context.Context, dst []byte, p parsed, rowID []byte) ([]byte, error) {
 	ls, err := c.t.liveVersions(ctx)
 	if err != nil {
 		return nil, err
 	}
-	found := false
+	for {
+		out, found, err := c.openUnder(ctx, ls, dst, p, rowID)
+		if found || err != nil {
+			return out, err
+		}
+		var again bool
+		if ls, again, err = c.t.rereadLive(ctx, ls); err != nil {
+			return nil, err
+		}
+		if !again {
+			return nil, ErrUnknownKey
+		}
+	}
+}
+
+// openUnder tries the versions of ls that match p's key reference; found
+// reports whether any did.
+func (c *Column) openUnder(ctx context.Context, ls *liveSet, dst []byte, p parsed, rowID []byte) (out []byte, found bool, err error) {
 	for _, lv := range ls.versions {
 		if lv.ref != p.ref {
 			continue
@@ -211,16 +230,16 @@ func (c *Column) openSlow(ctx context.Context, dst []byte, p parsed, rowID []byt
 		found = true
 		ck, err := c.decryptKeys(ctx, lv.version)
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		if out, err := ck.open(dst, p, rowID); err == nil {
-			return out, nil
+			return out, true, nil
 		}
 	}
-	if !found {
-		return nil, ErrUnknownKey
+	if found {
+		return nil, true, ErrWrongField
 	}
-	return nil, ErrWrongField
+	return nil, false, nil
 }
 
 // decryptKeys returns the column's keys under version, deriving them once

@@ -14,6 +14,9 @@ type plan struct {
 	fields  []*fieldPlan // encrypted fields, in declaration order
 	rowID   *fieldPlan
 	indexes []*indexPlan
+	// randomized: some field is Randomized, so Seal and Open need the row
+	// identity (when the struct names one).
+	randomized bool
 }
 
 // fieldPlan is one tagged field.
@@ -151,6 +154,7 @@ func (p *plan) add(sf reflect.StructField, idx []int, path, tag string, spec tag
 		return fieldErr(p.typ, path, tag, fmt.Sprintf("a struct seals at most %d fields", MaxFieldsPerSeal))
 	}
 	p.fields = append(p.fields, f)
+	p.randomized = p.randomized || f.kind == Randomized
 	for _, ref := range spec.indexes {
 		if err := p.addSource(ref, f, tag); err != nil {
 			return err
@@ -193,6 +197,17 @@ func (p *plan) linkIndexes(targets map[string]*fieldPlan) error {
 		return fieldErr(p.typ, t.path, "index="+name, "no encrypted field names blind index "+name)
 	}
 	return nil
+}
+
+// scratchNeed bounds what one Seal writes to its scratch buffer: the row
+// id, each field's encoded plaintext when it is not read in place (at most
+// 12 bytes: a time), a nonce per field and the longest AAD.
+func (p *plan) scratchNeed(tableLen int) int {
+	longest := 0
+	for _, f := range p.fields {
+		longest = max(longest, len(f.column))
+	}
+	return MaxRowIDLen + len(p.fields)*(12+nonceLen) + headerLen + 2 + tableLen + 2 + longest + 2 + MaxRowIDLen
 }
 
 func fieldErr(typ reflect.Type, path, tag, problem string) error {

@@ -1,6 +1,7 @@
 package fieldenc
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -43,7 +44,9 @@ const (
 // maxSealed is the longest binary form a reader accepts.
 const maxSealed = MaxPlaintext + randomized
 
-var b64 = base64.RawURLEncoding
+// b64 is strict, so one value has one text form (deterministic fields are
+// compared as text); decodeText also refuses the line breaks it skips.
+var b64 = base64.RawURLEncoding.Strict()
 
 var (
 	// ErrMalformed: the value is not a sealed field (too short, bad text
@@ -130,6 +133,9 @@ func decodeText(dst, s []byte) ([]byte, error) {
 		return nil, ErrMalformed
 	}
 	enc := s[len(TextPrefix):]
+	if bytes.ContainsAny(enc, "\r\n") {
+		return nil, fmt.Errorf("%w: line breaks in the text form", ErrMalformed)
+	}
 	if b64.DecodedLen(len(enc)) > maxSealed {
 		return nil, fmt.Errorf("%w: a sealed field is at most %d bytes", ErrMalformed, maxSealed)
 	}

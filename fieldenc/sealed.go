@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strconv"
 	"time"
 )
 
@@ -129,6 +130,12 @@ func (s *Sealed[T]) Scan(src any) error {
 		b = []byte(v)
 	case []byte:
 		b = v
+	case time.Time: // legacy plaintext columns of native types (Migration)
+		b = []byte(v.UTC().Format(time.RFC3339Nano))
+	case int64:
+		b = strconv.AppendInt(nil, v, 10)
+	case bool:
+		b = strconv.AppendBool(nil, v)
 	default:
 		return fmt.Errorf("fieldenc: cannot scan a %T into a Sealed column", src)
 	}
@@ -154,6 +161,7 @@ type sealedField interface {
 	appendPlain(dst []byte) (b []byte, ok bool)
 	setPlain(b []byte) error
 	stored() (b []byte, legacy bool)
+	setLegacy(b []byte) error
 	setSealed(b []byte)
 	isNull() bool
 	plainType() reflect.Type
@@ -171,6 +179,57 @@ func (s *Sealed[T]) appendPlain(dst []byte) ([]byte, bool) {
 		return dst, false
 	}
 	return appendEncoded(dst, &s.v), true
+}
+
+// setLegacy takes a legacy plaintext (Migration mode): strings and bytes as
+// they are, other types from their text: decimal integers, true or false,
+// RFC 3339 times or dates (2006-01-02). The value then needs sealing.
+func (s *Sealed[T]) setLegacy(b []byte) error {
+	var v T
+	if t, ok := any(&v).(*time.Time); ok {
+		parsed, err := parseLegacyTime(string(b))
+		if err != nil {
+			return err
+		}
+		*t = parsed
+	} else if err := parseLegacy(&v, b); err != nil {
+		return err
+	}
+	*s = Sealed[T]{v: v, valid: true}
+	return nil
+}
+
+func parseLegacyTime(text string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, time.DateOnly, time.DateTime} {
+		if t, err := time.Parse(layout, text); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, errPlainEncoding
+}
+
+func parseLegacy[T Plain](v *T, b []byte) error {
+	ok := true
+	switch kindOf(v) {
+	case kString:
+		setReflectString(v, string(b))
+	case kBytes:
+		setReflectBytes(v, append([]byte{}, b...))
+	case kBool:
+		x, err := strconv.ParseBool(string(b))
+		ok = err == nil
+		setReflectBool(v, x)
+	case kInt:
+		x, err := strconv.ParseInt(string(b), 10, 64)
+		ok = err == nil && setReflectInt(v, x)
+	default:
+		x, err := strconv.ParseUint(string(b), 10, 64)
+		ok = err == nil && setReflectUint(v, x)
+	}
+	if !ok {
+		return errPlainEncoding
+	}
+	return nil
 }
 
 // plainView is the plaintext's own bytes, for strings and bytes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,7 @@ type versionKeys struct {
 // liveSet is which versions can decrypt, read from the store.
 type liveSet struct {
 	versions []liveVersion
+	readAt   time.Time
 	expired  atomic.Bool
 }
 
@@ -132,6 +134,9 @@ func (t *Table) takeActive(ctx context.Context, n int64) (*versionKeys, error) {
 	if vk := t.active.Load(); vk != nil && !vk.expired.Load() && vk.remaining.Add(-n) >= 0 {
 		return vk, nil
 	}
+	if vk, ok := t.renewLocked(ctx, n); ok {
+		return vk, nil
+	}
 	block := max(t.cfg.UsageBlock, uint64(n))
 	bk, err := t.cfg.Keys.AcquireActive(ctx, t.cfg.BranchKeyID, block)
 	if err != nil {
@@ -148,9 +153,84 @@ func (t *Table) takeActive(ctx context.Context, n int64) (*versionKeys, error) {
 	expireAt(&vk.expired, expires)
 	if old := t.active.Load(); old != nil {
 		old.expired.Store(true) // columns re-read the active version
+		if old.version != version {
+			t.expireLive() // opens look for the new version at once
+		}
 	}
 	t.active.Store(vk)
 	return vk, nil
+}
+
+// renewLocked carries the uses reserved under an expired active version
+// over to a fresh handle on it, when the store still names it active, so
+// a cache lifetime ending does not throw reserved uses away (each
+// reservation counts against the version's cap).
+func (t *Table) renewLocked(ctx context.Context, n int64) (*versionKeys, bool) {
+	old := t.active.Load()
+	if old == nil || !old.expired.Load() {
+		return nil, false
+	}
+	// Take every use left at once: a racing fast path either took its
+	// uses before (they are not in left) or fails after (it comes here).
+	left := old.remaining.Swap(math.MinInt64 / 2)
+	if left < n {
+		return nil, false
+	}
+	vs, err := t.cfg.Keys.LiveVersions(ctx, t.cfg.BranchKeyID)
+	if err != nil || len(vs) == 0 || vs[0].Version != old.version || vs[0].State != keyring.StateActive {
+		return nil, false
+	}
+	bk, err := t.cfg.Keys.AcquireVersion(ctx, t.cfg.BranchKeyID, old.version)
+	if err != nil {
+		return nil, false
+	}
+	expires := bk.Expires()
+	bk.Release()
+	vk := &versionKeys{version: old.version, ref: old.ref}
+	vk.remaining.Store(left - n)
+	if limit := time.Now().Add(t.cfg.Keys.CacheTTL()); limit.Before(expires) {
+		expires = limit
+	}
+	expireAt(&vk.expired, expires)
+	t.active.Store(vk)
+	return vk, true
+}
+
+// sealedAlready reports whether an in-place field's plaintext is in fact a
+// value this table sealed (its key reference names a live version): Seal
+// twice would seal the ciphertext. A plaintext that merely looks like the
+// format (a string starting "phi:") is sealed as usual.
+func (t *Table) sealedAlready(ctx context.Context, kind accessKind, pt []byte) bool {
+	var p parsed
+	var err error
+	switch kind {
+	case accString:
+		if !isText(pt) {
+			return false
+		}
+		bin, derr := decodeText(nil, pt)
+		if derr != nil {
+			return false
+		}
+		p, err = parse(bin)
+	case accBytes:
+		p, err = parse(pt)
+	default:
+		return false
+	}
+	if err != nil {
+		return false
+	}
+	ls, err := t.liveVersions(ctx)
+	if err != nil {
+		return false
+	}
+	for _, lv := range ls.versions {
+		if lv.ref == p.ref {
+			return true
+		}
+	}
+	return false
 }
 
 // refOf is the key reference of a version: the first bytes of its UUID.
@@ -199,7 +279,7 @@ func (t *Table) readLiveLocked(ctx context.Context) (*liveSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fieldenc: reading the live branch key versions: %w", err)
 	}
-	ls := &liveSet{}
+	ls := &liveSet{readAt: time.Now()}
 	for _, v := range vs {
 		ref, err := refOf(v.Version)
 		if err != nil {
@@ -213,8 +293,38 @@ func (t *Table) readLiveLocked(ctx context.Context) (*liveSet, error) {
 }
 
 // liveRefresh bounds how long a table trusts its list of live versions;
-// keys themselves expire with the keyring's cache lifetime.
-const liveRefresh = 30 * time.Second
+// keys themselves expire with the keyring's cache lifetime. A value under
+// a version the list lacks (another process rotated) makes the table read
+// the list again, at most once per liveReread, so stored values naming
+// unknown versions cannot turn every open into a store read.
+const (
+	liveRefresh = 30 * time.Second
+	liveReread  = 200 * time.Millisecond
+)
+
+// expireLive makes the next open read the live versions again.
+func (t *Table) expireLive() {
+	if ls := t.live.Load(); ls != nil {
+		ls.expired.Store(true)
+	}
+}
+
+// rereadLive reads the live versions again if ls, the list that lacked a
+// version, is older than liveReread; it reports whether there is a newer
+// list to look in.
+func (t *Table) rereadLive(ctx context.Context, ls *liveSet) (*liveSet, bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur := t.live.Load(); cur != ls && cur != nil && !cur.expired.Load() {
+		return cur, true, nil // another caller read it meanwhile
+	}
+	if time.Since(ls.readAt) < liveReread {
+		return ls, false, nil
+	}
+	ls.expired.Store(true)
+	next, err := t.readLiveLocked(ctx)
+	return next, err == nil, err
+}
 
 // openVersion returns a decrypt-side handle on version, checked against
 // the keyring (which refuses retired versions) once per cache lifetime.

@@ -166,6 +166,10 @@ func (Hierarchical) String() string { return "Hierarchical" }
 // GoString implements fmt.GoStringer, so %#v prints no internals.
 func (Hierarchical) GoString() string { return "Hierarchical" }
 
+// CacheTTL is the configured cache lifetime: how long this keyring may
+// keep using a version after another process rotated or retired it.
+func (h *Hierarchical) CacheTTL() time.Duration { return h.cache.ttl }
+
 // MaxUsesPerVersion is the configured cap on uses of one branch key
 // version (0: uses are not counted).
 func (h *Hierarchical) MaxUsesPerVersion() uint64 { return h.maxUses }
