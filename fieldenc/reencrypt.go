@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 )
 
 // Reencrypt moves the rows of one SQL table to the active branch key
@@ -37,10 +38,16 @@ type Reencrypt[T any] struct {
 
 // Progress is where a re-encryption job is.
 type Progress struct {
-	Scanned  int64  // rows read, over every run of the job
+	Scanned  int64  // rows read, over every pass and run of the job
 	Resealed int64  // rows moved to the active version
-	After    string // the key of the last row committed
-	Done     bool   // every row has been visited
+	After    string // the key of the last row committed in this pass
+	// Pass counts passes over the table from 1. A pass that re-sealed
+	// rows is followed by another, which starts once every process has
+	// seen the rotation (see Run); Done is a pass that found none.
+	Pass         int64
+	PassResealed int64
+	Done         bool // a whole pass found every row under the active version
+	passStarted  time.Time
 }
 
 // CheckpointTable is the table Reencrypt keeps its checkpoints in (created
@@ -50,6 +57,13 @@ const CheckpointTable = "fieldenc_reencrypt_checkpoints"
 // Run runs the job to the end, or until ctx is done or a step fails; run it
 // again to continue. A finished job reports Done without reading rows;
 // start a new one (a new Job name) after the next rotation.
+//
+// Other processes keep sealing under the old version until their keyring's
+// cache lifetime has passed since the rotation, and may write rows behind
+// the checkpoint. So the job is Done only after a whole pass that started
+// at least two cache lifetimes after the active version was created found
+// nothing left to re-seal; Run waits for that moment if it has to. Only
+// then retire the old version.
 func (j *Reencrypt[T]) Run(ctx context.Context) (Progress, error) {
 	if j.DB == nil || j.Codec == nil || j.Load == nil || j.Key == nil || j.Save == nil || j.Job == "" {
 		return Progress{}, errors.New("fieldenc: Reencrypt needs DB, Codec, Job, Load, Key and Save")
@@ -60,24 +74,36 @@ func (j *Reencrypt[T]) Run(ctx context.Context) (Progress, error) {
 	}
 	if _, err := j.DB.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+CheckpointTable+` (
 		job TEXT PRIMARY KEY, after_key TEXT NOT NULL, scanned BIGINT NOT NULL,
-		resealed BIGINT NOT NULL, done BOOLEAN NOT NULL)`); err != nil {
+		resealed BIGINT NOT NULL, pass BIGINT NOT NULL, pass_resealed BIGINT NOT NULL,
+		pass_started BIGINT NOT NULL, done BOOLEAN NOT NULL)`); err != nil {
 		return Progress{}, fmt.Errorf("fieldenc: creating %s: %w", CheckpointTable, err)
 	}
 	p, err := j.checkpoint(ctx)
 	if err != nil {
 		return p, err
 	}
+	if p.Done {
+		return p, nil
+	}
 	t := j.Codec.b.t
 	t.Refresh()
-	active, err := t.ActiveVersion(ctx)
+	live, err := t.cfg.Keys.LiveVersions(ctx, t.cfg.BranchKeyID)
 	if err != nil {
-		return p, err
+		return p, fmt.Errorf("fieldenc: reading the active version: %w", err)
+	}
+	if len(live) == 0 {
+		return p, ErrUnknownKey
+	}
+	active := live[0].Version
+	settled := live[0].CreatedAt.Add(2 * t.cfg.Keys.CacheTTL())
+	if p.Pass == 0 {
+		p.Pass, p.passStarted = 1, time.Now()
 	}
 	for !p.Done {
 		if err := ctx.Err(); err != nil {
 			return p, err
 		}
-		next, err := j.batch(ctx, p, batch, active)
+		next, err := j.batch(ctx, p, batch, active, settled)
 		if err != nil {
 			return p, err
 		}
@@ -85,14 +111,37 @@ func (j *Reencrypt[T]) Run(ctx context.Context) (Progress, error) {
 		if j.Progress != nil {
 			j.Progress(p)
 		}
+		if p.After == "" && !p.Done { // a new pass begins: after the settling time
+			if err := sleepUntil(ctx, settled); err != nil {
+				return p, err
+			}
+			p.passStarted = time.Now()
+		}
 	}
 	return p, nil
 }
 
+func sleepUntil(ctx context.Context, when time.Time) error {
+	d := time.Until(when)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
 func (j *Reencrypt[T]) checkpoint(ctx context.Context) (Progress, error) {
 	var p Progress
-	err := j.DB.QueryRowContext(ctx, `SELECT after_key, scanned, resealed, done FROM `+CheckpointTable+` WHERE job = $1`, j.Job).
-		Scan(&p.After, &p.Scanned, &p.Resealed, &p.Done)
+	var started int64
+	err := j.DB.QueryRowContext(ctx, `SELECT after_key, scanned, resealed, pass, pass_resealed, pass_started, done FROM `+CheckpointTable+` WHERE job = $1`, j.Job).
+		Scan(&p.After, &p.Scanned, &p.Resealed, &p.Pass, &p.PassResealed, &started, &p.Done)
+	p.passStarted = time.Unix(0, started)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Progress{}, nil
 	}
@@ -102,8 +151,9 @@ func (j *Reencrypt[T]) checkpoint(ctx context.Context) (Progress, error) {
 	return p, nil
 }
 
-// batch re-seals one batch and commits it with its checkpoint.
-func (j *Reencrypt[T]) batch(ctx context.Context, p Progress, limit int, active string) (Progress, error) {
+// batch re-seals one batch and commits it with its checkpoint; at the end
+// of a pass it decides whether the job is done or starts the next pass.
+func (j *Reencrypt[T]) batch(ctx context.Context, p Progress, limit int, active string, settled time.Time) (Progress, error) {
 	tx, err := j.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return p, fmt.Errorf("fieldenc: starting a batch: %w", err)
@@ -123,13 +173,21 @@ func (j *Reencrypt[T]) batch(ctx context.Context, p Progress, limit int, active 
 		}
 		if moved {
 			p.Resealed++
+			p.PassResealed++
 		}
 	}
-	p.Done = len(rows) < limit
-	if _, err := tx.ExecContext(ctx, `INSERT INTO `+CheckpointTable+` (job, after_key, scanned, resealed, done)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job) DO UPDATE SET after_key = excluded.after_key,
-		scanned = excluded.scanned, resealed = excluded.resealed, done = excluded.done`,
-		j.Job, p.After, p.Scanned, p.Resealed, p.Done); err != nil {
+	if len(rows) < limit { // the end of a pass
+		if p.PassResealed == 0 && !p.passStarted.Before(settled) {
+			p.Done = true
+		} else {
+			p.Pass, p.PassResealed, p.After = p.Pass+1, 0, ""
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO `+CheckpointTable+` (job, after_key, scanned, resealed, pass, pass_resealed, pass_started, done)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (job) DO UPDATE SET after_key = excluded.after_key,
+		scanned = excluded.scanned, resealed = excluded.resealed, pass = excluded.pass,
+		pass_resealed = excluded.pass_resealed, pass_started = excluded.pass_started, done = excluded.done`,
+		j.Job, p.After, p.Scanned, p.Resealed, p.Pass, p.PassResealed, p.passStarted.UnixNano(), p.Done); err != nil {
 		return p, fmt.Errorf("fieldenc: saving the checkpoint: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -191,6 +191,19 @@ func runSQLLifecycle(t *testing.T, db *sql.DB, blobType string) {
 	all[5].notes, all[5].ssn = "changed notes", "999-99-0005" // (changed itself is sealed in place)
 
 	findAll(t, codec, db, all)
+
+	// A process that has not yet seen the rotation (its keyring's cache
+	// lifetime is an hour) and keeps writing under the old version.
+	staleKeys, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: e.bk, BranchKeyID: e.id,
+		CacheTTL: time.Hour, MaxUsesPerVersion: 1 << 30})
+	require.NoError(t, err)
+	staleTable, err := fieldenc.New(fieldenc.Config{Keys: staleKeys, BranchKeyID: e.id, Table: "patients"})
+	require.NoError(t, err)
+	staleCodec, err := fieldenc.NewCodec[Row](staleTable)
+	require.NoError(t, err)
+	warm := makePatient(999).row()
+	require.NoError(t, staleCodec.Seal(ctx, &warm))
+
 	e.rotate(t, tbl)
 	add(after)
 	findAll(t, codec, db, all)
@@ -212,7 +225,15 @@ func runSQLLifecycle(t *testing.T, db *sql.DB, blobType string) {
 		Save: func(ctx context.Context, tx *sql.Tx, r *Row) error { return updateRow(ctx, tx, r) },
 		Progress: func(p fieldenc.Progress) {
 			seen = append(seen, p)
-			if batches++; batches == 2 {
+			if batches++; batches == 1 {
+				// The stale process writes a row behind the checkpoint.
+				late := patient{id: "p0000x", name: "Late Writer", ssn: "555-55-5555", mrn: "MRN-LATE", notes: "late"}
+				r := late.row()
+				require.NoError(t, staleCodec.Seal(ctx, &r))
+				require.NoError(t, insertRow(ctx, db, &r))
+				all = append(all, late)
+			}
+			if batches == 2 {
 				stop()
 			}
 		},
@@ -225,11 +246,12 @@ func runSQLLifecycle(t *testing.T, db *sql.DB, blobType string) {
 	p, err := job.Run(ctx)
 	require.NoError(t, err)
 	require.True(t, p.Done)
-	require.Equal(t, int64(before+after), p.Scanned, "resumed after the checkpoint, no row twice")
-	require.Equal(t, int64(before), p.Resealed, "only rows under the old version are rewritten")
+	require.Equal(t, int64(3), p.Pass, "pass 1 re-seals, pass 2 finds the late row behind the checkpoint, pass 3 finds nothing")
+	require.Equal(t, int64((before+after)+2*(before+after+1)), p.Scanned, "resumed after the checkpoint, no row twice in a pass (the late row arrives behind pass 1)")
+	require.Equal(t, int64(before+1), p.Resealed, "only rows under the old version are rewritten, the late one included")
 	p, err = job.Run(ctx)
 	require.NoError(t, err)
-	require.Equal(t, int64(before+after), p.Scanned, "a finished job does nothing")
+	require.Equal(t, int64((before+after)+2*(before+after+1)), p.Scanned, "a finished job does nothing")
 
 	// Retire the old version: every row is still found and opened.
 	versions, err := e.store.List(ctx, e.id)
