@@ -119,6 +119,9 @@ func (t *Table) bindValue(v any) (reflect.Value, *bound, error) {
 // field returns the field f of struct value sv; ok is false when a nil
 // pointer to a nested struct is on the way (the field is absent).
 func field(sv reflect.Value, f *fieldPlan) (reflect.Value, bool) {
+	if len(f.index) == 1 { // the common case, without FieldByIndexErr's walk
+		return sv.Field(f.index[0]), true
+	}
 	fv, err := sv.FieldByIndexErr(f.index)
 	return fv, err == nil
 }
@@ -163,8 +166,9 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	// The scratch may hold row ids and encoded plaintexts: clear all of it,
 	// and the array it outgrew, when done (fields' views point into them).
 	var outgrown []byte
+	used := 0 // how much of the scratch this call wrote
 	defer func() {
-		clear(buf[:cap(buf)])
+		clear(buf[:max(len(buf), used)])
 		clear(outgrown)
 		*bp = buf[:0]
 		b.scratch.Put(bp)
@@ -216,6 +220,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	nonces := buf[n0:]
 	rand.Read(nonces)
 	aadArea := buf[len(buf):len(buf):cap(buf)]
+	used = len(buf) + maxAAD
 	rowID := buf[:rowEnd]
 	// Seal everything into one new buffer before writing anything, so an
 	// error leaves v as it was; each field keeps a capped slice of it.
