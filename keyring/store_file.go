@@ -1,4 +1,4 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly || windows
 
 package keyring
 
@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -24,9 +23,11 @@ import (
 // document per branch key, each replaced atomically (a temporary file,
 // fsync, rename, fsync of the directory), so a crash leaves the old or the
 // new document, never a torn one. Several processes on one host may share
-// the directory: every read-modify-write holds an advisory lock (flock) on
-// the directory's lock file, so two rotations cannot both win. Network file
-// systems, whose flock may be a no-op, are not supported.
+// the directory: every read-modify-write holds an exclusive lock on the
+// directory's lock file (flock on Unix, LockFileEx on Windows), so two
+// rotations cannot both win. Network file systems, whose locks may be
+// no-ops, are not supported. On Windows, which cannot fsync a directory,
+// a rename is as durable as NTFS's metadata journal makes it.
 //
 // The directory holds:
 //
@@ -497,7 +498,7 @@ func (s *FileStore) write(path string, d *fileDocument) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("keyring: file store: writing a document: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := replaceFile(tmp.Name(), path); err != nil {
 		return fmt.Errorf("keyring: file store: replacing a document: %w", err)
 	}
 	committed = true
@@ -506,12 +507,7 @@ func (s *FileStore) write(path string, d *fileDocument) error {
 
 // syncDir makes the rename itself durable.
 func (s *FileStore) syncDir() error {
-	dir, err := os.Open(s.dir)
-	if err != nil {
-		return fmt.Errorf("keyring: file store: %w", err)
-	}
-	defer dir.Close()
-	if err := dir.Sync(); err != nil {
+	if err := syncDirectory(s.dir); err != nil {
 		return fmt.Errorf("keyring: file store: syncing the directory: %w", err)
 	}
 	return nil
@@ -534,7 +530,7 @@ func (s *FileStore) locked(ctx context.Context, fn func() error) error {
 	if err := s.flock(ctx); err != nil {
 		return err
 	}
-	defer syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
+	defer unlockFile(s.lock)
 	return fn()
 }
 
@@ -553,14 +549,12 @@ func (s *FileStore) usable(ctx context.Context) error {
 func (s *FileStore) flock(ctx context.Context) error {
 	wait := 100 * time.Microsecond
 	for {
-		err := syscall.Flock(int(s.lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, syscall.EINTR):
-			continue
-		case !errors.Is(err, syscall.EWOULDBLOCK):
+		locked, err := tryLockFile(s.lock)
+		if err != nil {
 			return fmt.Errorf("keyring: file store: locking: %w", err)
+		}
+		if locked {
+			return nil
 		}
 		t := time.NewTimer(wait)
 		select {
