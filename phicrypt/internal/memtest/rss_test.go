@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package memtest bounds the memory of streaming. It is a package of its own
 // so that the child process it measures links only phicrypt and keyring,
 // not the test helpers (kmsmock, HTTP servers) of phicrypt's own tests.
