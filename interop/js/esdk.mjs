@@ -4,14 +4,15 @@
 //   node esdk.mjs encrypt [flags] < plaintext  > message
 //   node esdk.mjs decrypt [flags] < message    > plaintext
 //   node esdk.mjs batch          < jobs.json  > results.json
+//   node esdk.mjs keystore-...   [flags]      > answer.json   (hierarchical keyring, below)
 //
 // Single-op mode: the result bytes go to stdout; on failure one line
 // "esdk: <message>" goes to stderr and the exit status is 1 (2 for a usage error).
 //
-// Batch mode: stdin is a JSON array of {"op": "encrypt"|"decrypt",
+// Batch mode: stdin is a JSON array of {"op": "encrypt"|"decrypt"|"keystore-...",
 // "args": {flag: value, ...}, "inputB64": "..."}; stdout is a JSON array of
 // {"ok": bool, "outputB64": "...", "error": "...", "header": {...}}, one per
-// job in order. A failing job does not stop the batch; the exit status is 0
+// job in order (a keystore op's outputB64 is its JSON answer; it has no header). A failing job does not stop the batch; the exit status is 0
 // unless the batch itself cannot be read.
 //
 // Flags (single-op form / batch "args" key, without the leading "--"):
@@ -33,6 +34,30 @@
 // With both raw AES and KMS keys, a multi-keyring is used: the KMS keyring generates.
 // Batch "args" values: strings/numbers, arrays for repeatable flags, true for --kms-discovery.
 // KMS credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else the literal "interop".
+//
+// Hierarchical keyring (KmsHierarchicalKeyRingNode over a BranchKeyStoreNode, whose
+// branch keys live in a DynamoDB table), for encrypt/decrypt instead of the keyrings above:
+//   --branch-key-id ID          the branch key (also for keystore-version-key / keystore-export)
+//   --keystore-table NAME       the DynamoDB table
+//   --keystore-logical-name N   the logical keystore name (the "tablename" bound into every
+//                               branch key's KMS encryption context; default: the table name)
+//   --keystore-kms-key ARN      the keystore's KMS key (its "KMS Key ARN" configuration)
+//   --ddb-endpoint URL          DynamoDB endpoint (e.g. moto_server); --kms-endpoint and
+//                               --region serve the keystore's KMS client
+//   --cache-ttl SECONDS         the keyring's cacheLimitTtl (default 60)
+//   --utf8-sorting              the keyring's utf8Sorting option (default: the SDK's, false)
+// Keystore operations (no stdin; the output is a JSON document):
+//   keystore-create-table   create the table (partition key branch-key-id, sort key type,
+//                           both strings): {"tableName": ...}
+//   keystore-create-key     BranchKeyStoreNode.createKey() with no custom encryption context:
+//                           {"branchKeyId": ...}
+//   keystore-version-key    BranchKeyStoreNode.versionKey({branchKeyIdentifier}): {}
+//   keystore-export         every item of the branch key, as the keystore reads it:
+//     {"tableName", "logicalKeyStoreName", "branchKeyId", "activeVersion": UUID,
+//      "versions": [item...] (oldest create-time first), "active": item, "beacon": bool}
+//     item: {"branch-key-id", "type", "version" (UUID), "create-time", "kms-arn",
+//            "hierarchy-version" (string), "enc" (base64), "extra": {other attributes},
+//            "encryptionContext": the KMS encryption context the keystore decrypts it with}
 
 import {
   buildClient,
@@ -42,8 +67,16 @@ import {
   RawAesWrappingSuiteIdentifier,
   KmsKeyringNode,
   MultiKeyringNode,
+  KmsHierarchicalKeyRingNode,
+  BranchKeyStoreNode,
 } from '@aws-crypto/client-node'
-import { KMS } from '@aws-sdk/client-kms'
+import { KMS, KMSClient } from '@aws-sdk/client-kms'
+import {
+  DynamoDBClient,
+  CreateTableCommand,
+  QueryCommand,
+  waitUntilTableExists,
+} from '@aws-sdk/client-dynamodb'
 
 // The AWS SDK v3 warns (multi-line, on stderr) that node < 22 will lose support
 // in 2027; keep stderr to one line per failure. Other warnings: one line each.
@@ -81,8 +114,11 @@ const VALUED = new Set([
   ...REPEATABLE,
   'kms-endpoint', 'region', 'context', 'frame-length', 'suite',
   'commitment-policy', 'max-edks', 'max-body-size',
+  'branch-key-id', 'keystore-table', 'keystore-logical-name', 'keystore-kms-key',
+  'ddb-endpoint', 'cache-ttl',
 ])
-const BOOLEAN = new Set(['kms-discovery'])
+const BOOLEAN = new Set(['kms-discovery', 'utf8-sorting'])
+const KEYSTORE_OPS = new Set(['keystore-create-table', 'keystore-create-key', 'keystore-version-key', 'keystore-export'])
 
 // parseArgv turns ["--flag", "value", "--flag=value", ...] into an options object.
 function parseArgv(argv) {
@@ -172,12 +208,16 @@ function regionOfArn(arn) {
   return m ? m[1] : undefined
 }
 
-function kmsClientProvider(opts, kmsKeys) {
-  const credentials = {
+function awsCredentials() {
+  return {
     accessKeyId: process.env.AWS_ACCESS_KEY_ID || 'interop',
     secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY || 'interop',
     ...(process.env.AWS_SESSION_TOKEN ? { sessionToken: process.env.AWS_SESSION_TOKEN } : {}),
   }
+}
+
+function kmsClientProvider(opts, kmsKeys) {
+  const credentials = awsCredentials()
   const fallbackRegion = opts.region || (kmsKeys.length ? regionOfArn(kmsKeys[0]) : undefined) || 'us-east-1'
   const clients = new Map()
   // The keyring calls this with the region it parsed out of the key ARN
@@ -193,7 +233,54 @@ function kmsClientProvider(opts, kmsKeys) {
   }
 }
 
+// ddbClient is the DynamoDB client of the keystore: --ddb-endpoint, --region
+// (default: the keystore KMS key's region, else us-east-1).
+function ddbClient(opts) {
+  const cfg = {
+    region: opts.region || regionOfArn(opts['keystore-kms-key'] || '') || 'us-east-1',
+    credentials: awsCredentials(),
+  }
+  if (opts['ddb-endpoint']) cfg.endpoint = opts['ddb-endpoint']
+  return new DynamoDBClient(cfg)
+}
+
+function need(opts, name, what) {
+  if (!opts[name]) throw new UsageError(`--${name} is required ${what}`)
+  return opts[name]
+}
+
+// branchKeyStore is a BranchKeyStoreNode over the DynamoDB table, with the
+// keystore KMS key as its KMS configuration and its own KMS client (a
+// KMSClient: the keystore sends commands, unlike the KMS keyring).
+function branchKeyStore(opts, what) {
+  const table = need(opts, 'keystore-table', what)
+  const arn = need(opts, 'keystore-kms-key', what)
+  const kmsCfg = { region: opts.region || regionOfArn(arn) || 'us-east-1', credentials: awsCredentials() }
+  if (opts['kms-endpoint']) kmsCfg.endpoint = opts['kms-endpoint']
+  return new BranchKeyStoreNode({
+    logicalKeyStoreName: opts['keystore-logical-name'] || table,
+    storage: { ddbTableName: table, ddbClient: ddbClient(opts) },
+    keyManagement: { kmsClient: new KMSClient(kmsCfg) },
+    kmsConfiguration: { identifier: arn },
+  })
+}
+
+function hierarchicalKeyring(opts) {
+  for (const f of ['raw-aes-key-hex', 'kms-key']) {
+    if (opts[f]) throw new UsageError(`--branch-key-id (hierarchical keyring) and --${f} are exclusive`)
+  }
+  if (opts['kms-discovery']) throw new UsageError('--branch-key-id (hierarchical keyring) and --kms-discovery are exclusive')
+  const input = {
+    branchKeyId: opts['branch-key-id'],
+    keyStore: branchKeyStore(opts, 'with --branch-key-id'),
+    cacheLimitTtl: opts['cache-ttl'] !== undefined ? parseInt10('cache-ttl', opts['cache-ttl'], 0) : 60,
+  }
+  if (opts['utf8-sorting'] !== undefined) input.utf8Sorting = opts['utf8-sorting']
+  return new KmsHierarchicalKeyRingNode(input)
+}
+
 function buildKeyring(opts, op) {
+  if (opts['branch-key-id']) return hierarchicalKeyring(opts)
   const keyrings = []
   const rawKeys = opts['raw-aes-key-hex'] || []
   rawKeys.forEach((hex, i) => {
@@ -262,8 +349,106 @@ function headerSummary(h) {
   }
 }
 
+// exportItem gives one DynamoDB item (attribute values S, N or B) the
+// export's shape, with the encryption context the keystore's own storage
+// layer builds for it.
+function exportItem(item, encryptionContext) {
+  const known = new Set(['branch-key-id', 'type', 'version', 'create-time', 'kms-arn', 'hierarchy-version', 'enc'])
+  const value = (av) => (av.S !== undefined ? av.S : av.N !== undefined ? av.N : av.B !== undefined ? Buffer.from(av.B).toString('base64') : av)
+  const out = { extra: {} }
+  for (const [name, av] of Object.entries(item)) {
+    if (known.has(name)) out[name] = value(av)
+    else out.extra[name] = value(av)
+  }
+  const type = out.type || ''
+  const versionType = type === 'branch:ACTIVE' ? out.version || '' : type
+  out.version = versionType.startsWith('branch:version:') ? versionType.slice('branch:version:'.length) : ''
+  out.encryptionContext = encryptionContext
+  return out
+}
+
+async function keystoreExport(opts) {
+  const id = need(opts, 'branch-key-id', 'for keystore-export')
+  const ks = branchKeyStore(opts, 'for keystore-export')
+  const items = []
+  let ExclusiveStartKey
+  do {
+    const page = await ks.storage.ddbClient.send(new QueryCommand({
+      TableName: ks.storage.ddbTableName,
+      KeyConditionExpression: '#pk = :id',
+      ExpressionAttributeNames: { '#pk': 'branch-key-id' },
+      ExpressionAttributeValues: { ':id': { S: id } },
+      ConsistentRead: true,
+      ExclusiveStartKey,
+    }))
+    items.push(...(page.Items || []))
+    ExclusiveStartKey = page.LastEvaluatedKey
+  } while (ExclusiveStartKey)
+  const out = { tableName: ks.storage.ddbTableName, logicalKeyStoreName: ks.logicalKeyStoreName, branchKeyId: id, versions: [], beacon: false }
+  for (const item of items) {
+    const type = item.type && item.type.S
+    if (type === 'branch:ACTIVE') {
+      const enc = await ks.storage.getEncryptedActiveBranchKey(id)
+      out.active = exportItem(item, enc.encryptionContext)
+      out.activeVersion = out.active.version
+    } else if (type && type.startsWith('branch:version:')) {
+      const enc = await ks.storage.getEncryptedBranchKeyVersion(id, type.slice('branch:version:'.length))
+      out.versions.push(exportItem(item, enc.encryptionContext))
+    } else if (type === 'beacon:ACTIVE') {
+      out.beacon = true
+    } else {
+      throw new Error(`keystore-export: unexpected item type ${JSON.stringify(type)}`)
+    }
+  }
+  if (!out.active) throw new Error('keystore-export: the branch key has no branch:ACTIVE item')
+  out.versions.sort((a, b) => (a['create-time'] < b['create-time'] ? -1 : a['create-time'] > b['create-time'] ? 1 : a.version < b.version ? -1 : 1))
+  return out
+}
+
+// runKeystore performs one keystore operation and returns its JSON answer.
+async function runKeystore(op, opts) {
+  switch (op) {
+    case 'keystore-create-table': {
+      const table = need(opts, 'keystore-table', `for ${op}`)
+      const ddb = ddbClient(opts)
+      // The schema the keystore reads (branch-keystore-node constants:
+      // PARTITION_KEY "branch-key-id", SORT_KEY "type", both strings).
+      await ddb.send(new CreateTableCommand({
+        TableName: table,
+        KeySchema: [
+          { AttributeName: 'branch-key-id', KeyType: 'HASH' },
+          { AttributeName: 'type', KeyType: 'RANGE' },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: 'branch-key-id', AttributeType: 'S' },
+          { AttributeName: 'type', AttributeType: 'S' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+      }))
+      await waitUntilTableExists({ client: ddb, maxWaitTime: 60, minDelay: 1, maxDelay: 2 }, { TableName: table })
+      return { tableName: table }
+    }
+    case 'keystore-create-key': {
+      if (opts['branch-key-id']) throw new UsageError('keystore-create-key: the keystore chooses the branch key id (createKey without custom encryption context)')
+      const { branchKeyIdentifier } = await branchKeyStore(opts, `for ${op}`).createKey()
+      return { branchKeyId: branchKeyIdentifier }
+    }
+    case 'keystore-version-key': {
+      const id = need(opts, 'branch-key-id', `for ${op}`)
+      await branchKeyStore(opts, `for ${op}`).versionKey({ branchKeyIdentifier: id })
+      return {}
+    }
+    case 'keystore-export':
+      return keystoreExport(opts)
+  }
+  throw new UsageError(`unknown op ${JSON.stringify(op)}`)
+}
+
 // run performs one operation; it returns {output: Buffer, header} or throws.
 async function run(op, opts, input) {
+  if (KEYSTORE_OPS.has(op)) {
+    return { output: Buffer.from(JSON.stringify(await runKeystore(op, opts))), header: undefined }
+  }
   if (op !== 'encrypt' && op !== 'decrypt') throw new UsageError(`unknown op ${JSON.stringify(op)}`)
   const context = parseContext(opts.context)
   const keyring = buildKeyring(opts, op)
@@ -345,11 +530,12 @@ async function main() {
     if (rest.length) throw new UsageError('batch takes no flags')
     return batch()
   }
-  if (op !== 'encrypt' && op !== 'decrypt') {
-    throw new UsageError('usage: node esdk.mjs <encrypt|decrypt> [flags] < in > out | node esdk.mjs batch < jobs.json')
+  if (op !== 'encrypt' && op !== 'decrypt' && !KEYSTORE_OPS.has(op)) {
+    throw new UsageError('usage: node esdk.mjs <encrypt|decrypt> [flags] < in > out | node esdk.mjs batch < jobs.json' +
+      ' | node esdk.mjs <' + [...KEYSTORE_OPS].join('|') + '> [flags] > out.json')
   }
   const opts = parseArgv(rest)
-  const input = await readStdin()
+  const input = KEYSTORE_OPS.has(op) ? Buffer.alloc(0) : await readStdin()
   const { output } = await run(op, opts, input)
   await writeOut(output)
 }
