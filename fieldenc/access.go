@@ -78,12 +78,15 @@ func (a access) plain(f reflect.Value, dst []byte) (pt, buf []byte, null bool, e
 		}
 		return f.Bytes(), dst, false, nil
 	}
-	sf := f.Addr().Interface().(sealedField)
+	return sealedPlain(f.Addr().Interface().(sealedField), dst)
+}
+
+func sealedPlain(sf sealedField, dst []byte) (pt, buf []byte, null bool, err error) {
 	if v, ok := sf.plainView(); ok {
 		return v, dst, false, nil
 	}
 	start := len(dst)
-	dst, ok = sf.appendPlain(dst)
+	dst, ok := sf.appendPlain(dst)
 	if !ok {
 		if sf.isNull() {
 			return nil, dst, true, nil
@@ -91,6 +94,40 @@ func (a access) plain(f reflect.Value, dst []byte) (pt, buf []byte, null bool, e
 		return nil, dst, false, errAlreadySealed
 	}
 	return dst[start:], dst, false, nil
+}
+
+// plainAt is plain for a direct field at address p.
+func (f *fieldPlan) plainAt(p unsafe.Pointer, dst []byte) (pt, buf []byte, null bool, err error) {
+	a := f.access
+	if a.ptr {
+		if *(*unsafe.Pointer)(p) == nil {
+			return nil, dst, true, nil
+		}
+		p = *(*unsafe.Pointer)(p)
+	}
+	switch a.kind {
+	case accString:
+		return stringBytes(*(*string)(p)), dst, false, nil
+	case accBytes:
+		b := *(*[]byte)(p)
+		return b, dst, b == nil, nil
+	}
+	return sealedPlain(f.at(p), dst)
+}
+
+// setSealedAt is setSealed for a direct field at address p.
+func (f *fieldPlan) setSealedAt(p unsafe.Pointer, bin []byte) {
+	if f.access.ptr {
+		p = *(*unsafe.Pointer)(p)
+	}
+	switch f.access.kind {
+	case accString:
+		*(*string)(p) = string(appendText(nil, bin))
+	case accBytes:
+		*(*[]byte)(p) = bin
+	default:
+		f.at(p).setSealed(bin)
+	}
 }
 
 // setSealed stores the binary sealed form into the field.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"unsafe"
 	"sync"
 )
 
@@ -146,8 +147,9 @@ func (b *bound) rowID(sv reflect.Value, dst []byte) ([]byte, error) {
 
 // sealing is one field's plaintext while a struct is sealed.
 type sealing struct {
-	fv   reflect.Value
-	pt   []byte // a view of the field, or of the scratch buffer
+	fv   reflect.Value  // the field, when reached through reflect
+	at   unsafe.Pointer // the field's address, when direct
+	pt   []byte         // a view of the field, or of the scratch buffer
 	null bool
 }
 
@@ -183,11 +185,19 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 		fields = make([]sealing, len(b.p.fields))
 	}
 	count := int64(0)
+	base := sv.Addr().UnsafePointer()
 	for i, f := range b.p.fields {
-		fv, ok := field(sv, f)
-		s := sealing{fv: fv, null: !ok}
+		var s sealing
+		ok := true
+		if f.direct {
+			s.at = unsafe.Add(base, f.offset)
+			s.pt, buf, s.null, err = f.plainAt(s.at, buf)
+		} else if s.fv, ok = field(sv, f); ok {
+			s.pt, buf, s.null, err = f.access.plain(s.fv, buf)
+		}
+		s.null = s.null || !ok
 		if ok {
-			if s.pt, buf, s.null, err = f.access.plain(fv, buf); err != nil {
+			if err != nil {
 				return &FieldError{Path: f.path, Err: err}
 			}
 			if !s.null && b.t.sealedAlready(ctx, f.access.kind, s.pt) {
@@ -270,7 +280,11 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	}
 	for i, s := range fields {
 		if sealed[i] != nil {
-			b.p.fields[i].access.setSealed(s.fv, sealed[i])
+			if f := b.p.fields[i]; f.direct {
+				f.setSealedAt(s.at, sealed[i])
+			} else {
+				f.access.setSealed(s.fv, sealed[i])
+			}
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"time"
+	"unsafe"
 
 	"github.com/phicrypt/phicrypt/internal/blind"
 )
@@ -28,6 +29,11 @@ type fieldPlan struct {
 	access access
 	norm   blind.Normalizer
 	typ    reflect.Type // the plaintext type: string, []byte, or the T of Sealed[T]
+	// direct: the field is reached from the struct without a pointer, at
+	// offset; Seal then reads and writes it without reflect.
+	direct bool
+	offset uintptr
+	at     func(unsafe.Pointer) sealedField // a Sealed field's interface at its address
 }
 
 // indexPlan is one blind index: its sources in declaration order and the
@@ -153,6 +159,10 @@ func (p *plan) add(sf reflect.StructField, idx []int, path, tag string, spec tag
 	if len(p.fields) == MaxFieldsPerSeal {
 		return fieldErr(p.typ, path, tag, fmt.Sprintf("a struct seals at most %d fields", MaxFieldsPerSeal))
 	}
+	f.offset, f.direct = directOffset(p.typ, idx)
+	if acc.kind == accSealed && !acc.ptr {
+		f.at = reflect.New(sf.Type).Interface().(sealedField).at()
+	}
 	p.fields = append(p.fields, f)
 	p.randomized = p.randomized || f.kind == Randomized
 	for _, ref := range spec.indexes {
@@ -197,6 +207,21 @@ func (p *plan) linkIndexes(targets map[string]*fieldPlan) error {
 		return fieldErr(p.typ, t.path, "index="+name, "no encrypted field names blind index "+name)
 	}
 	return nil
+}
+
+// directOffset is the offset of the field at index from the start of a
+// typ, if no pointer lies on the way.
+func directOffset(typ reflect.Type, index []int) (uintptr, bool) {
+	var off uintptr
+	for n, i := range index {
+		sf := typ.Field(i)
+		off += sf.Offset
+		typ = sf.Type
+		if n < len(index)-1 && typ.Kind() != reflect.Struct {
+			return 0, false
+		}
+	}
+	return off, true
 }
 
 // scratchNeed bounds what one Seal writes to its scratch buffer: the row

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strconv"
+	"unsafe"
 	"time"
 )
 
@@ -166,6 +167,7 @@ type sealedField interface {
 	isNull() bool
 	plainType() reflect.Type
 	plainView() ([]byte, bool)
+	at() func(unsafe.Pointer) sealedField
 }
 
 func (s *Sealed[T]) isNull() bool { return s.IsNull() }
@@ -329,3 +331,9 @@ func decodeInto[T Plain](v *T, b []byte) error {
 }
 
 func (s *Sealed[T]) plainType() reflect.Type { return reflect.TypeFor[T]() }
+
+// at returns how to view a Sealed[T] at an address (a struct field the
+// Codec located once, at compile time).
+func (*Sealed[T]) at() func(unsafe.Pointer) sealedField {
+	return func(p unsafe.Pointer) sealedField { return (*Sealed[T])(p) }
+}
