@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"unsafe"
 	"sync"
+	"unsafe"
 )
 
 // Codec seals and opens the PHI fields of struct type T in place, under one

@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"reflect"
 	"strconv"
-	"unsafe"
 	"time"
+	"unsafe"
 )
 
 // Redacted is what a PHI value prints as.
