@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -81,4 +82,44 @@ func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (Rota
 		}
 	}
 	return rep, nil
+}
+
+// SetMinDecryptionVersion retires every decrypt-only version of branch key
+// id older than version (as Vault's min_decryption_version does): after a
+// re-encryption moved all data to version or newer, nothing needs the older
+// ones. version must exist and not be retired. It returns how many versions
+// it retired; versions already retired, and version and newer ones, are
+// left alone. Each retirement is a conditional write, so running it twice,
+// or from two hosts, retires each version once. Processes stop using the
+// retired versions within their hierarchical keyring's CacheTTL.
+func (b *BranchKeys) SetMinDecryptionVersion(ctx context.Context, id, version string) (int, error) {
+	if err := checkKeyVersion(id, version); err != nil {
+		return 0, err
+	}
+	all, err := b.cfg.Store.List(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("keyring: listing the versions of %s: %w", keyRef(id), err)
+	}
+	at := slices.IndexFunc(all, func(v BranchKeyVersion) bool { return v.Version == version })
+	switch {
+	case at < 0:
+		return 0, errVersionNotFound(id, version)
+	case all[at].State == StateRetired:
+		return 0, fmt.Errorf("%w: version %s of %s is retired; the minimum decryption version must still decrypt", ErrInvalid, version, keyRef(id))
+	}
+	retired := 0
+	for _, v := range all[:at] { // List is oldest first
+		if v.State != StateDecryptOnly {
+			continue
+		}
+		err := b.cfg.Store.SetState(ctx, id, v.Version, StateDecryptOnly, StateRetired)
+		switch {
+		case errors.Is(err, ErrConflict): // retired meanwhile by another run
+		case err != nil:
+			return retired, fmt.Errorf("keyring: retiring version %s of %s: %w", v.Version, keyRef(id), err)
+		default:
+			retired++
+		}
+	}
+	return retired, nil
 }

@@ -143,3 +143,48 @@ func TestRotateDueByMessages(t *testing.T) {
 		require.Error(t, err)
 	}
 }
+
+// The minimum decryption version retires every older decrypt-only
+// version, once, and leaves it and newer ones alone.
+func TestSetMinDecryptionVersion(t *testing.T) {
+	ctx := context.Background()
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	client := l.Client("custodian")
+	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	store, err := keyring.OpenFileStore(t.TempDir())
+	require.NoError(t, err)
+	defer store.Close()
+	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,
+		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "min-version-test"})
+	require.NoError(t, err)
+	v1, err := bk.CreateBranchKey(ctx, "tenant")
+	require.NoError(t, err)
+	v2, err := bk.Rotate(ctx, "tenant")
+	require.NoError(t, err)
+	v3, err := bk.Rotate(ctx, "tenant")
+	require.NoError(t, err)
+	v4, err := bk.Rotate(ctx, "tenant")
+	require.NoError(t, err)
+
+	n, err := bk.SetMinDecryptionVersion(ctx, "tenant", v3.Version)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	want := map[string]keyring.State{v1.Version: keyring.StateRetired, v2.Version: keyring.StateRetired,
+		v3.Version: keyring.StateDecryptOnly, v4.Version: keyring.StateActive}
+	all, err := store.List(ctx, "tenant")
+	require.NoError(t, err)
+	for _, v := range all {
+		require.Equal(t, want[v.Version], v.State, v.Version)
+	}
+	n, err = bk.SetMinDecryptionVersion(ctx, "tenant", v3.Version)
+	require.NoError(t, err)
+	require.Zero(t, n, "a second run retires nothing")
+	_, err = bk.SetMinDecryptionVersion(ctx, "tenant", v1.Version)
+	require.ErrorIs(t, err, keyring.ErrInvalid, "a retired version cannot be the minimum")
+	_, err = bk.SetMinDecryptionVersion(ctx, "tenant", keyring.NewBranchKeyVersion())
+	require.ErrorIs(t, err, keyring.ErrNotFound)
+	n, err = bk.SetMinDecryptionVersion(ctx, "tenant", v4.Version)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the active version as minimum retires every decrypt-only one")
+}
