@@ -73,8 +73,10 @@ type CacheConfig struct {
 	StaleIfError time.Duration
 	// OnStaleUse is called for every stale use (for the audit log).
 	OnStaleUse func(StaleUse)
-	// Now is the clock, for tests. The default is the monotonic clock, so
-	// that wall-clock steps do not move expiries.
+	// Now is the clock. The default is the monotonic clock, so that
+	// wall-clock steps do not move expiries; it does not advance while the
+	// host is suspended (Linux), so pass time.Now where suspended time must
+	// count against MaxAge.
 	Now func() time.Time
 }
 
@@ -137,7 +139,10 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 // clockNanos returns the cache's clock in unix nanoseconds. The default
 // reads only the monotonic clock (time.Since a reading taken now): half the
 // cost of time.Now on every hit, and a wall clock stepped back cannot
-// stretch a data key's MaxAge.
+// stretch a data key's MaxAge. On Linux that clock stops while the host is
+// suspended, so a suspended or paused VM resumes with its entries' ages as
+// they were; a process that must count suspended time passes
+// CacheConfig.Now (time.Now).
 func clockNanos(now func() time.Time) func() int64 {
 	if now != nil {
 		return func() int64 { return now().UnixNano() }
@@ -149,12 +154,15 @@ func clockNanos(now func() time.Time) func() int64 {
 
 // expiry is when an entry made now expires, saturating for a MaxAge of
 // centuries.
-func (c *Cache) expiry() int64 {
-	now := c.now()
-	if now > math.MaxInt64-int64(c.cfg.MaxAge) {
+func (c *Cache) expiry() int64 { return addSat(c.now(), int64(c.cfg.MaxAge)) }
+
+// addSat is a+b for b ≥ 0, saturating at math.MaxInt64 (a "never expires"
+// MaxAge plus a stale window must not wrap into the past).
+func addSat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
 		return math.MaxInt64
 	}
-	return now + int64(c.cfg.MaxAge)
+	return a + b
 }
 
 // Stats returns the counters.
@@ -324,7 +332,7 @@ func (c *Cache) stale(key []byte, size uint64, err error) (*cacheEntry, error) {
 	}
 	now := c.now()
 	e := (*c.entries.Load())[string(key)]
-	if e == nil || !c.reserve(e, now, e.expires+window, size) {
+	if e == nil || !c.reserve(e, now, addSat(e.expires, window), size) {
 		return nil, err
 	}
 	c.stats.staleServes.Add(1)
@@ -358,7 +366,7 @@ func (c *Cache) insert(key string, e *cacheEntry) {
 	next := make(map[string]*cacheEntry, len(old)+1)
 	now := c.now()
 	for k, v := range old {
-		if k == key || now >= v.expires+int64(c.cfg.StaleIfError) {
+		if k == key || now >= addSat(v.expires, int64(c.cfg.StaleIfError)) {
 			c.drop(v)
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -402,4 +403,22 @@ func TestCacheLongContext(t *testing.T) {
 	}
 	require.Equal(t, int64(2), l.Calls("GenerateDataKey"))
 	require.Equal(t, int64(2), l.Calls("Decrypt"))
+}
+
+// A MaxAge of "never" with a stale window keeps every entry: the window is
+// added without wrapping into the past (found in review: each insert used to
+// evict all other entries).
+func TestCacheNeverExpiresWithStaleWindow(t *testing.T) {
+	ctx := context.Background()
+	for _, stale := range []time.Duration{0, time.Hour} {
+		cache := newCache(t, phicrypt.CacheConfig{MaxAge: time.Duration(math.MaxInt64), StaleIfError: stale})
+		enc, l, _ := kmsEncryptor(t, cache)
+		for range 3 {
+			for _, v := range []string{"a", "b"} {
+				_, err := enc.Encrypt(ctx, []byte("x"), map[string]string{"k": v})
+				require.NoError(t, err)
+			}
+		}
+		require.Equal(t, int64(2), l.Calls("GenerateDataKey"), "stale window %v", stale)
+	}
 }
