@@ -414,6 +414,19 @@ type branchKeyCache struct {
 	entries map[string]*cacheEntry
 	lru     *list.List // of *cacheEntry, most recently used first
 	flights map[string]*flight
+
+	// counters keeps each branch key's usage counter across reloads of its
+	// active-version entry (expiry, eviction), so the uses it reserved in
+	// the store are not thrown away with the entry; a counter lives until
+	// its branch key's active version changes, or the map outgrows
+	// maxCounters (then an arbitrary one goes, losing its reserved uses).
+	countersMu sync.Mutex
+	counters   map[string]versionCounter
+}
+
+type versionCounter struct {
+	version string
+	usage   *usageCounter
 }
 
 // cacheEntry is an active-version record (key nil, usage set) or unwrapped
@@ -467,8 +480,31 @@ func newBranchKeyCache(ttl time.Duration, capacity int, now func() time.Time) *b
 	return &branchKeyCache{
 		ttl: ttl, capacity: capacity, now: now,
 		entries: map[string]*cacheEntry{}, lru: list.New(), flights: map[string]*flight{},
+		counters: map[string]versionCounter{},
 	}
 }
+
+// counter returns the usage counter of version v of its branch key: the one
+// this process already has, or a new one starting from v.Usage.
+func (c *branchKeyCache) counter(v BranchKeyVersion) *usageCounter {
+	c.countersMu.Lock()
+	defer c.countersMu.Unlock()
+	if vc, ok := c.counters[v.BranchKeyID]; ok && vc.version == v.Version {
+		return vc.usage
+	}
+	if len(c.counters) >= c.maxCounters() {
+		for id := range c.counters {
+			delete(c.counters, id)
+			break
+		}
+	}
+	u := newUsageCounter(v.Usage)
+	c.counters[v.BranchKeyID] = versionCounter{version: v.Version, usage: u}
+	return u
+}
+
+// maxCounters bounds the counters kept: a few per cache entry.
+func (c *branchKeyCache) maxCounters() int { return 4 * c.capacity }
 
 func activeName(id string) string            { return "A\x00" + id }
 func materialName(id, version string) string { return "V\x00" + id + "\x00" + version }
@@ -481,7 +517,7 @@ func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) 
 		if err != nil {
 			return nil, fmt.Errorf("keyring: reading the active version of %s: %w", keyRef(id), err)
 		}
-		return &cacheEntry{rec: v, usage: newUsageCounter(v.Usage)}, nil
+		return &cacheEntry{rec: v, usage: c.counter(v)}, nil
 	})
 }
 

@@ -280,3 +280,37 @@ func TestNewHierarchicalRefusesBadUsageConfig(t *testing.T) {
 	_, err := keyring.NewHierarchical(cfg)
 	require.NoError(t, err)
 }
+
+// Uses reserved for a version survive the active-version entry being
+// evicted or expiring: 30 messages under a cap of 1000 make one
+// reservation and no rotation (found in review: every reload used to
+// reserve a new block and throw the old one away).
+func TestReservedUsesSurviveReloads(t *testing.T) {
+	ctx := context.Background()
+	for name, cfg := range map[string]keyring.HierarchicalConfig{
+		"evicted": {CacheCapacity: 1},
+		"expired": {CacheTTL: time.Minute},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newKMSEnv(t, kmsmock.Config{})
+			s := &addCountingStore{Store: hierStores[1].open(t)}
+			bk := newBranchKeys(t, e, s, e.key(""))
+			_, err := bk.CreateBranchKey(ctx, "a")
+			require.NoError(t, err)
+			var now atomic.Int64
+			now.Store(time.Now().UnixNano())
+			cfg.BranchKeys, cfg.BranchKeyID, cfg.MaxUsesPerVersion, cfg.UsageBlock = bk, "a", 1000, 100
+			cfg.Now = func() time.Time { return time.Unix(0, now.Load()) }
+			kr := newHierarchical(t, cfg)
+			for range 30 {
+				require.NoError(t, kr.OnEncrypt(ctx, encMaterials(phiContext)))
+				now.Add(int64(61 * time.Second)) // past the one-minute TTL
+			}
+			vs, err := s.List(ctx, "a")
+			require.NoError(t, err)
+			require.Len(t, vs, 1, "no rotation")
+			require.Equal(t, int64(1), s.adds.Load(), "one reservation")
+			require.Equal(t, uint64(100), vs[0].Usage)
+		})
+	}
+}

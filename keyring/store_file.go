@@ -312,7 +312,7 @@ func (d *fileDocument) active() int {
 // write keeps, so a hand-edited or damaged file is refused, not used.
 func (d *fileDocument) validate(path string) error {
 	bad := func(what string) error {
-		return fmt.Errorf("keyring: file store document %s is damaged: %s; restore it from a backup", filepath.Base(path), what)
+		return fmt.Errorf("keyring: file store document of %s is damaged: %s; restore it from a backup", docRef(path), what)
 	}
 	if checkID(d.BranchKeyID) != nil || filepath.Base(path) != docName(d.BranchKeyID) {
 		return bad("its branch key id does not match its file name")
@@ -344,6 +344,17 @@ func (d *fileDocument) validate(path string) error {
 
 // docName is the file name of branch key id's document. Hashing keeps any
 // id (slashes, dots, 256 bytes) a short, safe file name.
+// docRef names a document in errors as keyRef names its branch key (the
+// file name is the full SHA-256 of the id, which a log should not carry:
+// ids may be patient numbers, and an unsalted hash of one is guessable).
+func docRef(path string) string {
+	base := filepath.Base(path)
+	if len(base) < 8 {
+		return "an unnamed document"
+	}
+	return "branch key #" + base[:8]
+}
+
 func docName(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:]) + fileDocSuffix
@@ -401,27 +412,27 @@ func (s *FileStore) readFile(path, want string) (*fileDocument, error) {
 		Schema int `json:"schema"`
 	}
 	if err := json.Unmarshal(b, &head); err != nil || head.Schema == 0 {
-		return nil, fmt.Errorf("keyring: file store document %s is not a phicrypt branch key document", filepath.Base(path))
+		return nil, fmt.Errorf("keyring: file store document of %s is not a phicrypt branch key document", docRef(path))
 	}
 	if head.Schema != 1 && head.Schema != fileSchema {
-		return nil, fmt.Errorf("%w: file store document %s has schema %d; this phicrypt reads schemas 1 to %d",
-			ErrUnsupportedSchema, filepath.Base(path), head.Schema, fileSchema)
+		return nil, fmt.Errorf("%w: file store document of %s has schema %d; this phicrypt reads schemas 1 to %d",
+			ErrUnsupportedSchema, docRef(path), head.Schema, fileSchema)
 	}
 	var d fileDocument
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil {
-		return nil, fmt.Errorf("keyring: file store document %s is damaged (%s); restore it from a backup",
-			filepath.Base(path), jsonErrorKind(err))
+		return nil, fmt.Errorf("keyring: file store document of %s is damaged (%s); restore it from a backup",
+			docRef(path), jsonErrorKind(err))
 	}
 	if err := d.validate(path); err != nil {
 		return nil, err
 	}
 	if d.Schema == 1 && slices.ContainsFunc(d.Versions, func(v fileVersion) bool { return v.Usage != 0 }) {
-		return nil, fmt.Errorf("keyring: file store document %s is damaged: schema 1 has no usage counters; restore it from a backup", filepath.Base(path))
+		return nil, fmt.Errorf("keyring: file store document of %s is damaged: schema 1 has no usage counters; restore it from a backup", docRef(path))
 	}
 	if want != "" && d.BranchKeyID != want {
-		return nil, fmt.Errorf("keyring: file store document %s belongs to another branch key", filepath.Base(path))
+		return nil, fmt.Errorf("keyring: file store document of %s belongs to another branch key", docRef(path))
 	}
 	return &d, nil
 }

@@ -1,6 +1,7 @@
 package keyring_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -244,4 +245,26 @@ func TestFileStoreReadsSchema1(t *testing.T) {
 	require.Equal(t, map[string]float64{"tenant-a": 2, "tenant-b": 1}, schemas)
 	require.EqualValues(t, 9, usageOf(t, s, "tenant-a", want[1].Version))
 	require.Zero(t, usageOf(t, s, "tenant-b", want[3].Version))
+}
+
+// A damaged document is named in errors by the branch key's short
+// fingerprint, never by its file name (the id's full, guessable SHA-256).
+func TestFileStoreErrorsNameFingerprints(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := keyring.OpenFileStore(dir)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Create(ctx, newVersion("MRN-000777", keyring.StateActive)))
+	sum := sha256.Sum256([]byte("MRN-000777"))
+	full := hex.EncodeToString(sum[:])
+	path := filepath.Join(dir, full+".json")
+	for _, damage := range []string{`{"schema": 1, "trunc`, `not json`, `{"schema": 9}`, `{"schema": 2, "branch_key_id": "MRN-000777", "versions": []}`} {
+		require.NoError(t, os.WriteFile(path, []byte(damage), 0o600))
+		_, err := s.Active(ctx, "MRN-000777")
+		require.Error(t, err, damage)
+		require.NotContains(t, err.Error(), full)
+		require.NotContains(t, err.Error(), "MRN-000777")
+		require.Contains(t, err.Error(), "branch key #"+full[:8], damage)
+	}
 }

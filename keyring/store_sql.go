@@ -49,6 +49,9 @@ type sqlDialect struct {
 	lockKeySuffix string
 	// uniqueViolation reports whether err is a unique-constraint violation.
 	uniqueViolation func(err error) bool
+	// busyOnOpen, if set, reports an error that opening a new database
+	// from several processes at once can cause, and that a retry clears.
+	busyOnOpen func(err error) bool
 }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS phicrypt_schema_migrations (
@@ -70,7 +73,19 @@ const sqlAddUsage = `UPDATE phicrypt_branch_key_versions
 // store. It refuses a database whose schema is newer. On error it closes db.
 func openSQLStore(ctx context.Context, db *sql.DB, d *sqlDialect) (*SQLStore, error) {
 	s := &SQLStore{db: db, d: d}
-	if err := s.migrate(ctx); err != nil {
+	err := s.migrate(ctx)
+	for wait := 5 * time.Millisecond; err != nil && d.busyOnOpen != nil && d.busyOnOpen(err) && wait < 5*time.Second; wait *= 2 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			db.Close()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		err = s.migrate(ctx)
+	}
+	if err != nil {
 		db.Close()
 		return nil, err
 	}

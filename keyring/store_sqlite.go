@@ -66,7 +66,16 @@ func sqliteDialect() *sqlDialect {
 			},
 		},
 		uniqueViolation: sqliteUniqueViolation,
+		// Two processes creating one database file can race switching it to
+		// WAL, and the loser sees SQLITE_BUSY without waiting.
+		busyOnOpen: sqliteBusy,
 	}
+}
+
+// sqliteBusy reports SQLITE_BUSY or SQLITE_LOCKED (any extended code).
+func sqliteBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && (e.Code()&0xff == 5 || e.Code()&0xff == 6)
 }
 
 // SQLite's extended result codes for a violated primary key or unique index.
