@@ -95,7 +95,9 @@ type backupManifest struct {
 // (BranchKeys.EncryptionContext) to its branch key id, version, KMS key,
 // creation time and logical store name, so a forged or altered record does
 // not unwrap. What KMS
-// does not vouch for is each version's state and the set of versions, so
+// does not vouch for is each version's state, its usage counter and the set
+// of versions (the digests detect corruption, not tampering: anyone who can
+// edit a backup can recompute them), so
 // keep backups where writes are controlled (object lock, restricted
 // bucket). The backup names branch key ids, which may be PHI: protect it
 // as the store itself.
