@@ -218,10 +218,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	}
 	// Room in the scratch buffer for every nonce (one read of crypto/rand
 	// for the row) and for the longest AAD, built in turn for each field.
-	n0, maxAAD := len(buf), 0
-	for _, f := range b.p.fields {
-		maxAAD = max(maxAAD, headerLen+2+len(b.t.cfg.Table)+2+len(f.column)+2+rowEnd)
-	}
+	n0, maxAAD := len(buf), b.p.aadLen(len(b.t.cfg.Table), rowEnd)
 	if need := nonceLen*len(fields) + maxAAD; cap(buf)-len(buf) < need {
 		outgrown = buf[:cap(buf)]
 		buf = slices.Grow(buf, need)
@@ -299,8 +296,8 @@ func (b *bound) sums(ctx context.Context, vk *versionKeys, fields []sealing) ([]
 	macs := make([][]byte, len(b.p.indexes))
 	for i, x := range b.p.indexes {
 		values := make([][]byte, 0, len(x.sources))
-		for _, src := range x.sources {
-			s := fields[b.fieldIndex(src)]
+		for j, src := range x.sources {
+			s := fields[x.at[j]]
 			if s.null {
 				values = nil
 				break
@@ -324,15 +321,6 @@ func normalize(f *fieldPlan, pt []byte) []byte {
 		return pt
 	}
 	return f.norm(nil, pt)
-}
-
-func (b *bound) fieldIndex(f *fieldPlan) int {
-	for i, g := range b.p.fields {
-		if g == f {
-			return i
-		}
-	}
-	panic("fieldenc: index source outside its plan")
 }
 
 // legacyError says why a value that is not sealed was refused: for binary

@@ -156,7 +156,7 @@ func (c *Column) Open(ctx context.Context, dst, sealed, rowID []byte) ([]byte, e
 	// The fast path: a well-formed value under the active version.
 	if ck := c.active.Load(); ck != nil && len(sealed) >= c.Overhead() && len(sealed) <= maxSealed &&
 		len(rowID) <= MaxRowIDLen && sealed[0] == c.version() && keyRef(sealed[1:headerLen]) == ck.vk.ref && !ck.vk.expired.Load() {
-		p := parsed{version: sealed[0], ref: ck.vk.ref, header: sealed[:headerLen], body: sealed[headerLen:]}
+		p := parsed{version: sealed[0], ref: ck.vk.ref, body: sealed[headerLen:]}
 		if out, err := ck.open(dst, p, rowID); err == nil {
 			return out, nil
 		}

@@ -18,6 +18,8 @@ type plan struct {
 	// randomized: some field is Randomized, so Seal and Open need the row
 	// identity (when the struct names one).
 	randomized bool
+	// longestColumn is the longest column name (it sizes the AAD).
+	longestColumn int
 }
 
 // fieldPlan is one tagged field.
@@ -42,6 +44,7 @@ type indexPlan struct {
 	name    string
 	bits    int
 	sources []*fieldPlan
+	at      []int // each source's position in plan.fields
 	target  *fieldPlan
 	enc     indexEncoding
 }
@@ -165,6 +168,7 @@ func (p *plan) add(sf reflect.StructField, idx []int, path, tag string, spec tag
 	}
 	p.fields = append(p.fields, f)
 	p.randomized = p.randomized || f.kind == Randomized
+	p.longestColumn = max(p.longestColumn, len(f.column))
 	for _, ref := range spec.indexes {
 		if err := p.addSource(ref, f, tag); err != nil {
 			return err
@@ -184,10 +188,10 @@ func (p *plan) addSource(ref indexRef, f *fieldPlan, tag string) error {
 		if len(x.sources) == MaxIndexSources {
 			return fieldErr(p.typ, f.path, tag, fmt.Sprintf("blind index %s covers at most %d fields", ref.name, MaxIndexSources))
 		}
-		x.sources = append(x.sources, f)
+		x.sources, x.at = append(x.sources, f), append(x.at, len(p.fields)-1)
 		return nil
 	}
-	p.indexes = append(p.indexes, &indexPlan{name: ref.name, bits: ref.bits, sources: []*fieldPlan{f}})
+	p.indexes = append(p.indexes, &indexPlan{name: ref.name, bits: ref.bits, sources: []*fieldPlan{f}, at: []int{len(p.fields) - 1}})
 	return nil
 }
 
@@ -228,11 +232,12 @@ func directOffset(typ reflect.Type, index []int) (uintptr, bool) {
 // id, each field's encoded plaintext when it is not read in place (at most
 // 12 bytes: a time), a nonce per field and the longest AAD.
 func (p *plan) scratchNeed(tableLen int) int {
-	longest := 0
-	for _, f := range p.fields {
-		longest = max(longest, len(f.column))
-	}
-	return MaxRowIDLen + len(p.fields)*(12+nonceLen) + headerLen + 2 + tableLen + 2 + longest + 2 + MaxRowIDLen
+	return MaxRowIDLen + len(p.fields)*(12+nonceLen) + p.aadLen(tableLen, MaxRowIDLen)
+}
+
+// aadLen bounds the AAD of any field of the plan.
+func (p *plan) aadLen(tableLen, rowIDLen int) int {
+	return headerLen + 2 + tableLen + 2 + p.longestColumn + 2 + rowIDLen
 }
 
 func fieldErr(typ reflect.Type, path, tag, problem string) error {

@@ -87,7 +87,6 @@ type keyRef [refLen]byte
 type parsed struct {
 	version byte
 	ref     keyRef
-	header  []byte // version || ref: the start of the AAD
 	body    []byte // nonce || ciphertext || tag, or SIV || ciphertext
 }
 
@@ -96,7 +95,7 @@ func parse(b []byte) (parsed, error) {
 	if len(b) < headerLen {
 		return parsed{}, ErrMalformed
 	}
-	p := parsed{version: b[0], header: b[:headerLen], body: b[headerLen:]}
+	p := parsed{version: b[0], body: b[headerLen:]}
 	copy(p.ref[:], b[1:headerLen])
 	switch p.version {
 	case versionRandomized:

@@ -99,6 +99,9 @@ func (b *bound) eachLive(ctx context.Context, f func(*versionKeys) (any, error))
 // encodeQuery encodes a query value as field f's plaintext.
 func encodeQuery(f *fieldPlan, v any) ([]byte, error) {
 	rv := reflect.ValueOf(v)
+	if rv.IsValid() && (rv.Kind() == reflect.String || rv.Kind() == reflect.Slice) && rv.Len() > MaxPlaintext {
+		return nil, fmt.Errorf("%w: a field plaintext is at most %d bytes", ErrTooLarge, MaxPlaintext)
+	}
 	if !rv.IsValid() || rv.Type().Kind() != f.typ.Kind() || (f.typ == timeType) != (rv.Type() == timeType) {
 		return nil, fmt.Errorf("fieldenc: field %s holds %v; the query value is a %T", f.path, f.typ, v)
 	}

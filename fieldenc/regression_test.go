@@ -3,6 +3,7 @@ package fieldenc_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,4 +208,17 @@ func TestMigrationNativeTypes(t *testing.T) {
 	bad.ID = "r2"
 	require.NoError(t, bad.Count.Scan("70000"))
 	require.Error(t, codec.Open(ctx, &bad), "out of range for uint16")
+}
+
+// Query values have the same cap as sealed ones.
+func TestQueryValueCap(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	codec, err := fieldenc.NewCodec[Patient](e.table(t, fieldenc.Config{}))
+	require.NoError(t, err)
+	big := strings.Repeat("x", fieldenc.MaxPlaintext+1)
+	_, err = codec.EqualValues(ctx, "MRN", big)
+	require.ErrorIs(t, err, fieldenc.ErrTooLarge)
+	_, err = codec.IndexValues(ctx, "ssn_bidx", big)
+	require.ErrorIs(t, err, fieldenc.ErrTooLarge, "capped before normalization shrinks it")
 }
