@@ -280,15 +280,31 @@ func (c *Column) refreshActive(ctx context.Context) (*colKeys, error) {
 
 // derive makes the column's keys under vk.
 func (c *Column) derive(ctx context.Context, vk *versionKeys) (*colKeys, error) {
-	ck := &colKeys{vk: vk}
-	ck.aad = append([]byte{c.version()}, vk.ref[:]...)
-	ck.aad = appendLenPrefixed(ck.aad, []byte(c.t.cfg.Table))
-	ck.aad = appendLenPrefixed(ck.aad, []byte(c.name))
-	switch c.kind {
-	case Deterministic:
+	ck, err := newColKeys(c.kind, vk.ref, c.t.cfg.Table, c.name, func(out []byte, purpose byte) error {
+		return c.t.deriveKey(ctx, vk.version, out, purpose, c.name)
+	})
+	if err != nil {
+		return nil, err
+	}
+	ck.vk = vk
+	return ck, nil
+}
+
+// newColKeys builds a column's keys and AAD prefix (docs/FORMAT.md §4);
+// derive fills a key for a purpose from the branch key version.
+func newColKeys(kind Kind, ref keyRef, table, column string, derive func(out []byte, purpose byte) error) (*colKeys, error) {
+	ck := &colKeys{}
+	version := versionRandomized
+	if kind == Deterministic {
+		version = versionDeterministic
+	}
+	ck.aad = append([]byte{version}, ref[:]...)
+	ck.aad = appendLenPrefixed(ck.aad, []byte(table))
+	ck.aad = appendLenPrefixed(ck.aad, []byte(column))
+	if kind == Deterministic {
 		var key [64]byte
 		defer clear(key[:])
-		if err := c.t.deriveKey(ctx, vk.version, key[:], purposeDeterministic, c.name); err != nil {
+		if err := derive(key[:], purposeDeterministic); err != nil {
 			return nil, err
 		}
 		s, err := siv.New(key[:])
@@ -296,22 +312,22 @@ func (c *Column) derive(ctx context.Context, vk *versionKeys) (*colKeys, error) 
 			return nil, err
 		}
 		ck.siv = s
-	default:
-		var key [32]byte
-		defer clear(key[:])
-		if err := c.t.deriveKey(ctx, vk.version, key[:], purposeRandomized, c.name); err != nil {
-			return nil, err
-		}
-		block, err := aes.NewCipher(key[:])
-		if err != nil {
-			return nil, err
-		}
-		if ck.gcm, err = cipher.NewGCM(block); err != nil {
-			return nil, err
-		}
-		size := len(ck.aad) + 2 + MaxRowIDLen
-		ck.pool = &sync.Pool{New: func() any { b := make([]byte, 0, size); return &b }}
+		return ck, nil
 	}
+	var key [32]byte
+	defer clear(key[:])
+	if err := derive(key[:], purposeRandomized); err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		return nil, err
+	}
+	if ck.gcm, err = cipher.NewGCM(block); err != nil {
+		return nil, err
+	}
+	size := len(ck.aad) + 2 + MaxRowIDLen
+	ck.pool = &sync.Pool{New: func() any { b := make([]byte, 0, size); return &b }}
 	return ck, nil
 }
 
