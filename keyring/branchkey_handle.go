@@ -92,18 +92,11 @@ func (h *Hierarchical) AcquireActive(ctx context.Context, id string, uses uint64
 	if err := h.checkUses(uses); err != nil {
 		return nil, err
 	}
-	active, activeExpires, err := h.activeVersion(ctx, id, uses)
+	active, ent, until, err := h.activeMaterial(ctx, id, uses)
 	if err != nil {
 		return nil, err
 	}
-	k, err := h.acquire(ctx, active)
-	if err != nil {
-		return nil, err
-	}
-	if activeExpires.Before(k.expires) {
-		k.expires = activeExpires
-	}
-	return k, nil
+	return &BranchKey{id: active.BranchKeyID, version: active.Version, ent: ent, expires: until}, nil
 }
 
 // AcquireVersion returns version version of branch key id, to decrypt
@@ -122,7 +115,7 @@ func (h *Hierarchical) acquire(ctx context.Context, v BranchKeyVersion) (*Branch
 	if err != nil {
 		return nil, err
 	}
-	return &BranchKey{id: v.BranchKeyID, version: v.Version, ent: ent, expires: ent.expires}, nil
+	return &BranchKey{id: v.BranchKeyID, version: v.Version, ent: ent, expires: h.cache.validUntil(ent)}, nil
 }
 
 // LiveVersions returns the versions of branch key id that can still

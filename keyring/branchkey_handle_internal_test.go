@@ -37,7 +37,7 @@ func TestBranchKeyReleaseThenWipe(t *testing.T) {
 	zero := make([]byte, branchKeyLength)
 	require.False(t, bytes.Equal(ent.key, zero))
 
-	h.cache.drop(ent) // as an eviction or expiry would
+	h.cache.expire(ent) // as an eviction or expiry would
 	require.False(t, bytes.Equal(ent.key, zero), "not wiped under a hold")
 	require.NoError(t, k.DeriveKey(make([]byte, 32), []byte("x")))
 	k2, err := h.AcquireActive(ctx, "tenant-a", 1)

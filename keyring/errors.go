@@ -1,6 +1,7 @@
 package keyring
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -39,6 +40,12 @@ func unwrapError(attempts []error) error {
 func IsTransient(err error) bool {
 	if err == nil {
 		return false
+	}
+	// A shared cache load that ran out of its own time (the KMS or store
+	// call hung) is worth retrying; a caller's own deadline never reaches
+	// it, since loads run detached from callers.
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
 	}
 	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }

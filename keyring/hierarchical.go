@@ -1,7 +1,6 @@
 package keyring
 
 import (
-	"container/list"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -12,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -103,6 +101,34 @@ type HierarchicalConfig struct {
 	// when it stops is lost, so a larger block costs fewer writes and
 	// wastes more of each version.
 	UsageBlock uint64
+	// PropagationWindow is how long after a rotation (from the new
+	// version's CreatedAt) this keyring keeps writing under the version the
+	// rotation replaced; it decrypts under the new version at once. Every
+	// process reads the active version again within its CacheTTL, so once
+	// the window has passed every process knows the new version before any
+	// writes under it, and a search (fieldenc IndexValues, EqualValues)
+	// made at any time finds every row sealed before it began. Default
+	// CacheTTL; set it to at least the longest CacheTTL of any process
+	// sharing the store, plus the clock skew between hosts. A version used
+	// up (MaxUsesPerVersion) or retired before the window ends is replaced
+	// at once: the cap wins. Hierarchical.WritesFrom tells when a new version
+	// takes over.
+	PropagationWindow time.Duration
+	// StaleIfError, when set, lets an expired branch key (and the record
+	// of which version is active) be used for up to this long after its
+	// CacheTTL ended, while reading it again fails with a transient error
+	// (KMS throttling or internal errors, timeouts, connection failures;
+	// never a disabled key, a denied call or a retired version). After the
+	// first failure, callers are served at once while one reload is tried
+	// in the background every second. Each use is reported to OnStaleUse.
+	StaleIfError time.Duration
+	// OnStaleUse is called for every stale use (for the audit log). It
+	// must not block.
+	OnStaleUse func(StaleUse)
+	// LoadTimeout bounds one shared store read and KMS call on a cache
+	// miss, which runs detached from the callers waiting for it (default
+	// 30 s); each caller waits only as long as its own context allows.
+	LoadTimeout time.Duration
 	// Now is the clock for cache expiry (default time.Now).
 	Now func() time.Time
 }
@@ -119,6 +145,7 @@ type Hierarchical struct {
 	cache    *branchKeyCache
 	maxUses  uint64 // 0: uses are not counted
 	block    uint64
+	window   time.Duration
 }
 
 // NewHierarchical returns a hierarchical keyring.
@@ -146,6 +173,12 @@ func NewHierarchical(cfg HierarchicalConfig) (*Hierarchical, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.PropagationWindow < 0 || cfg.StaleIfError < 0 || cfg.LoadTimeout < 0 {
+		return nil, errors.New("keyring: HierarchicalConfig.PropagationWindow, StaleIfError and LoadTimeout must not be negative")
+	}
+	if cfg.PropagationWindow == 0 {
+		cfg.PropagationWindow = cfg.CacheTTL
+	}
 	if err := cfg.checkUsage(); err != nil {
 		return nil, err
 	}
@@ -153,10 +186,47 @@ func NewHierarchical(cfg HierarchicalConfig) (*Hierarchical, error) {
 		bk:       cfg.BranchKeys,
 		id:       cfg.BranchKeyID,
 		supplier: cfg.BranchKeyIDSupplier,
-		cache:    newBranchKeyCache(cfg.CacheTTL, cfg.CacheCapacity, cfg.Now),
-		maxUses:  cfg.MaxUsesPerVersion,
-		block:    cfg.UsageBlock,
+		cache: newBranchKeyCache(branchKeyCacheConfig{
+			ttl: cfg.CacheTTL, stale: cfg.StaleIfError, window: cfg.PropagationWindow, loadTimeout: cfg.LoadTimeout,
+			capacity: cfg.CacheCapacity, now: cfg.Now, onStale: cfg.OnStaleUse, maxUses: cfg.MaxUsesPerVersion,
+		}),
+		maxUses: cfg.MaxUsesPerVersion,
+		block:   cfg.UsageBlock,
+		window:  cfg.PropagationWindow,
 	}, nil
+}
+
+// Close wipes every cached branch key, ends the cache's loads under way and
+// stops its timers. The keyring refuses to work after.
+func (h *Hierarchical) Close() error {
+	h.cache.close()
+	return nil
+}
+
+// PropagationWindow is how long after a rotation this keyring keeps writing
+// under the replaced version (HierarchicalConfig.PropagationWindow).
+func (h *Hierarchical) PropagationWindow() time.Duration { return h.window }
+
+// WritesFrom is when this keyring starts writing new data under version v
+// (one returned by BranchKeys.Rotate, say): v.CreatedAt plus the
+// propagation window. It decrypts under v at once.
+func (h *Hierarchical) WritesFrom(v BranchKeyVersion) time.Time { return v.CreatedAt.Add(h.window) }
+
+// EncryptingVersion returns the version of branch key id this keyring
+// writes new data under now, as cached (no use is counted): the active
+// version, or during a rotation's propagation window the one it replaced.
+func (h *Hierarchical) EncryptingVersion(ctx context.Context, id string) (BranchKeyVersion, error) {
+	if err := checkID(id); err != nil {
+		return BranchKeyVersion{}, err
+	}
+	e, err := h.cache.active(ctx, h.bk, id)
+	if err != nil {
+		return BranchKeyVersion{}, err
+	}
+	defer e.release()
+	v := e.rec
+	v.Ciphertext = nil
+	return v, nil
 }
 
 // String names the keyring without its branch key id (which may be PHI) or
@@ -209,11 +279,7 @@ func (h *Hierarchical) OnEncrypt(ctx context.Context, m *EncryptionMaterials) er
 	}
 	// Spec "Query Branch Keystore OnEncrypt": the active version, with
 	// this message counted against it.
-	active, _, err := h.activeVersion(ctx, id, 1)
-	if err != nil {
-		return err
-	}
-	ent, err := h.cache.material(ctx, h.bk, active)
+	active, ent, until, err := h.activeMaterial(ctx, id, 1)
 	if err != nil {
 		return err
 	}
@@ -233,6 +299,10 @@ func (h *Hierarchical) OnEncrypt(ctx context.Context, m *EncryptionMaterials) er
 	}
 	m.DataKey = dk
 	m.EncryptedDataKeys = append(m.EncryptedDataKeys, edk)
+	// A cache in front must not reuse these materials beyond the branch
+	// key's cache entry: after a rotation new messages must move to the
+	// new version within CacheTTL, whatever the data-key cache's MaxAge.
+	m.LimitValidity(until.Sub(h.cache.now()))
 	return nil
 }
 
@@ -337,21 +407,24 @@ func (h *Hierarchical) OnDecrypt(ctx context.Context, m *DecryptionMaterials, ed
 		}
 		// "For each encrypted data key in the filtered set ... errors MUST
 		// be collected."
-		dk, err := h.unwrapOne(ctx, id, edk.Ciphertext, m.DataKeyLength, ec)
+		dk, until, err := h.unwrapOne(ctx, id, edk.Ciphertext, m.DataKeyLength, ec)
 		if err != nil {
 			attempts = append(attempts, err)
 			continue
 		}
 		m.DataKey = dk
+		// A retired version's messages must fail within CacheTTL, whatever
+		// a data-key cache in front would otherwise keep.
+		m.LimitValidity(until.Sub(h.cache.now()))
 		return nil
 	}
 	return unwrapError(attempts)
 }
 
 // unwrapOne is spec "Branch Key Unwrapping" for one EDK ciphertext.
-func (h *Hierarchical) unwrapOne(ctx context.Context, id string, ct []byte, dkLen int, ec []byte) (Secret, error) {
+func (h *Hierarchical) unwrapOne(ctx context.Context, id string, ct []byte, dkLen int, ec []byte) (Secret, time.Time, error) {
 	if len(ct) != hierHeaderLen+dkLen+hierTagLen {
-		return nil, fmt.Errorf("an aws-kms-hierarchy encrypted data key is %d bytes; want %d", len(ct), hierHeaderLen+dkLen+hierTagLen)
+		return nil, time.Time{}, fmt.Errorf("an aws-kms-hierarchy encrypted data key is %d bytes; want %d", len(ct), hierHeaderLen+dkLen+hierTagLen)
 	}
 	salt, iv := ct[:hierSaltLen], ct[hierSaltLen:hierSaltLen+hierIVLen]
 	var vb [16]byte
@@ -360,18 +433,18 @@ func (h *Hierarchical) unwrapOne(ctx context.Context, id string, ct []byte, dkLe
 	// Spec "GetItem Branch Keystore OnDecrypt": that version of the key.
 	ent, err := h.cache.material(ctx, h.bk, BranchKeyVersion{BranchKeyID: id, Version: version})
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	defer ent.release()
 	aead, err := hierarchicalAEAD(ent.key, salt)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	dk, err := aead.Open(nil, iv, ct[hierHeaderLen:], hierarchicalAAD(id, vb, ec))
 	if err != nil {
-		return nil, fmt.Errorf("version %s of %s: the wrapped key does not open (wrong encryption context, or the key was altered)", version, keyRef(id))
+		return nil, time.Time{}, fmt.Errorf("version %s of %s: the wrapped key does not open (wrong encryption context, or the key was altered)", version, keyRef(id))
 	}
-	return Secret(dk), nil
+	return Secret(dk), h.cache.validUntil(ent), nil
 }
 
 // uuidBytes parses a canonical UUID string into its 16 bytes.
@@ -397,252 +470,4 @@ func uuidString(u [16]byte) string {
 	b[23] = '-'
 	hex.Encode(b[24:], u[10:])
 	return string(b[:])
-}
-
-// branchKeyCache holds, for the TTL, unwrapped branch key versions and which
-// version of each branch key is active. Misses for one entry are
-// single-flight: concurrent callers wait for one Store read and one KMS call.
-// Evicted and expired key material is wiped. (Spec "Initialization": a cache
-// with the TTL and a max size. Its entry identifiers, spec Appendix A, matter
-// only to a cache shared across keyrings; this one is private.)
-type branchKeyCache struct {
-	ttl      time.Duration
-	capacity int
-	now      func() time.Time
-
-	mu      sync.Mutex
-	entries map[string]*cacheEntry
-	lru     *list.List // of *cacheEntry, most recently used first
-	flights map[string]*flight
-
-	// counters keeps each branch key's usage counter across reloads of its
-	// active-version entry (expiry, eviction), so the uses it reserved in
-	// the store are not thrown away with the entry; a counter lives until
-	// its branch key's active version changes, or the map outgrows
-	// maxCounters (then an arbitrary one goes, losing its reserved uses).
-	countersMu sync.Mutex
-	counters   map[string]versionCounter
-}
-
-type versionCounter struct {
-	version string
-	usage   *usageCounter
-}
-
-// cacheEntry is an active-version record (key nil, usage set) or unwrapped
-// material.
-type cacheEntry struct {
-	name    string
-	rec     BranchKeyVersion
-	key     Secret
-	expires time.Time
-	elem    *list.Element
-	// usage counts uses of rec's version handed out through this entry
-	// (active-version entries only).
-	usage *usageCounter
-
-	// Users take a hold while they derive from key (acquire, release).
-	// Wiping an entry the cache has let go of waits for the last hold to
-	// end, without blocking anyone: so key is never cleared under a user,
-	// and a user may hold one entry twice (a BranchKey and an OnEncrypt
-	// in one goroutine) without deadlock.
-	mu     sync.Mutex
-	holds  int
-	doomed bool // removed from the cache: no new holds; wiped at the last release
-}
-
-func (e *cacheEntry) release() {
-	e.mu.Lock()
-	e.holds--
-	if e.holds == 0 && e.doomed {
-		e.key.Wipe()
-	}
-	e.mu.Unlock()
-}
-
-// wipe clears key now or, if it is held, when the last hold ends.
-func (e *cacheEntry) wipe() {
-	e.mu.Lock()
-	e.doomed = true
-	if e.holds == 0 {
-		e.key.Wipe()
-	}
-	e.mu.Unlock()
-}
-
-type flight struct {
-	done chan struct{}
-	ent  *cacheEntry
-	err  error
-}
-
-func newBranchKeyCache(ttl time.Duration, capacity int, now func() time.Time) *branchKeyCache {
-	return &branchKeyCache{
-		ttl: ttl, capacity: capacity, now: now,
-		entries: map[string]*cacheEntry{}, lru: list.New(), flights: map[string]*flight{},
-		counters: map[string]versionCounter{},
-	}
-}
-
-// counter returns the usage counter of version v of its branch key: the one
-// this process already has, or a new one starting from v.Usage.
-func (c *branchKeyCache) counter(v BranchKeyVersion) *usageCounter {
-	c.countersMu.Lock()
-	defer c.countersMu.Unlock()
-	if vc, ok := c.counters[v.BranchKeyID]; ok && vc.version == v.Version {
-		return vc.usage
-	}
-	if len(c.counters) >= c.maxCounters() {
-		for id := range c.counters {
-			delete(c.counters, id)
-			break
-		}
-	}
-	u := newUsageCounter(v.Usage)
-	c.counters[v.BranchKeyID] = versionCounter{version: v.Version, usage: u}
-	return u
-}
-
-// maxCounters bounds the counters kept: a few per cache entry.
-func (c *branchKeyCache) maxCounters() int { return 4 * c.capacity }
-
-func activeName(id string) string            { return "A\x00" + id }
-func materialName(id, version string) string { return "V\x00" + id + "\x00" + version }
-
-// active returns the entry holding the active version record of branch key
-// id, held for reading: the caller must release it.
-func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) (*cacheEntry, error) {
-	return c.get(ctx, activeName(id), func(ctx context.Context) (*cacheEntry, error) {
-		v, err := bk.cfg.Store.Active(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("keyring: reading the active version of %s: %w", keyRef(id), err)
-		}
-		return &cacheEntry{rec: v, usage: c.counter(v)}, nil
-	})
-}
-
-// drop removes e from the cache, if it is still there, and wipes it once no
-// one holds it; an entry loaded since under the same name stays.
-func (c *branchKeyCache) drop(e *cacheEntry) {
-	c.mu.Lock()
-	cur, ok := c.entries[e.name]
-	ok = ok && cur == e
-	if ok {
-		c.removeLocked(e)
-	}
-	c.mu.Unlock()
-	if ok {
-		e.wipe()
-	}
-}
-
-// material returns the unwrapped version v.Version of branch key
-// v.BranchKeyID, held for reading: the caller must release it. When v
-// carries no ciphertext it is read from the store first; a retired version
-// is refused with ErrVersionRetired.
-func (c *branchKeyCache) material(ctx context.Context, bk *BranchKeys, v BranchKeyVersion) (*cacheEntry, error) {
-	return c.get(ctx, materialName(v.BranchKeyID, v.Version), func(ctx context.Context) (*cacheEntry, error) {
-		rec := v
-		if rec.Ciphertext == nil {
-			var err error
-			if rec, err = bk.cfg.Store.Get(ctx, v.BranchKeyID, v.Version); err != nil {
-				return nil, fmt.Errorf("keyring: reading version %s of %s: %w", v.Version, keyRef(v.BranchKeyID), err)
-			}
-		}
-		if rec.State == StateRetired {
-			return nil, fmt.Errorf("%w: version %s of %s", ErrVersionRetired, v.Version, keyRef(v.BranchKeyID))
-		}
-		key, err := bk.Unwrap(ctx, rec)
-		if err != nil {
-			return nil, err
-		}
-		rec.Ciphertext = nil // not needed once unwrapped
-		return &cacheEntry{rec: rec, key: key}, nil
-	})
-}
-
-// get returns the live entry called name, held for reading, loading it with
-// load on a miss. Only one load per name runs at a time; it runs detached
-// from any one caller's cancellation, and each caller waits for it only as
-// long as its own ctx allows. Failed loads are not cached.
-func (c *branchKeyCache) get(ctx context.Context, name string, load func(context.Context) (*cacheEntry, error)) (*cacheEntry, error) {
-	for {
-		c.mu.Lock()
-		if e, ok := c.entries[name]; ok {
-			if c.now().Before(e.expires) {
-				c.lru.MoveToFront(e.elem)
-				c.mu.Unlock()
-				if e.acquire() {
-					return e, nil
-				}
-				continue // wiped between lookup and use: look again
-			}
-			c.removeLocked(e)
-			e.wipe()
-		}
-		f, ok := c.flights[name]
-		if !ok {
-			f = &flight{done: make(chan struct{})}
-			c.flights[name] = f
-			go c.fly(context.WithoutCancel(ctx), name, f, load)
-		}
-		c.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-f.done:
-		}
-		if f.err != nil {
-			return nil, f.err
-		}
-		if f.ent.acquire() {
-			return f.ent, nil
-		}
-	}
-}
-
-// acquire takes a hold on a live entry; false if the cache has let go of
-// it.
-func (e *cacheEntry) acquire() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.doomed {
-		return false
-	}
-	e.holds++
-	return true
-}
-
-// fly runs one load and publishes its result to the cache and the waiters.
-func (c *branchKeyCache) fly(ctx context.Context, name string, f *flight, load func(context.Context) (*cacheEntry, error)) {
-	e, err := load(ctx)
-	var evicted []*cacheEntry
-	c.mu.Lock()
-	delete(c.flights, name)
-	if err == nil {
-		e.name = name
-		e.expires = c.now().Add(c.ttl)
-		if old, ok := c.entries[name]; ok {
-			c.removeLocked(old)
-			evicted = append(evicted, old)
-		}
-		e.elem = c.lru.PushFront(e)
-		c.entries[name] = e
-		for c.lru.Len() > c.capacity {
-			old := c.lru.Back().Value.(*cacheEntry)
-			c.removeLocked(old)
-			evicted = append(evicted, old)
-		}
-	}
-	f.ent, f.err = e, err
-	c.mu.Unlock()
-	close(f.done)
-	for _, old := range evicted {
-		old.wipe()
-	}
-}
-
-func (c *branchKeyCache) removeLocked(e *cacheEntry) {
-	c.lru.Remove(e.elem)
-	delete(c.entries, e.name)
 }

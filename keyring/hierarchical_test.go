@@ -42,6 +42,7 @@ func newHierarchical(t *testing.T, cfg keyring.HierarchicalConfig) *keyring.Hier
 	}
 	kr, err := keyring.NewHierarchical(cfg)
 	require.NoError(t, err)
+	t.Cleanup(func() { kr.Close() })
 	return kr
 }
 
@@ -250,12 +251,18 @@ func TestHierarchicalRotationAndRetirement(t *testing.T) {
 		v2, err := bk.Rotate(ctx, "tenant-a")
 		require.NoError(t, err)
 
-		// Within the TTL this process still encrypts under version 1 ...
+		// Within the TTL this process still encrypts under version 1, and so
+		// does a fresh one (the propagation window) ...
 		em := encMaterials(phiContext)
 		require.NoError(t, kr.OnEncrypt(ctx, em))
 		require.Equal(t, uuidRaw(t, v1.Version), em.EncryptedDataKeys[0].Ciphertext[28:44])
-		// ... and once it has passed, under version 2.
-		clock.Advance(hierTTL)
+		early := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"})
+		emEarly := encMaterials(phiContext)
+		require.NoError(t, early.OnEncrypt(ctx, emEarly))
+		require.Equal(t, uuidRaw(t, v1.Version), emEarly.EncryptedDataKeys[0].Ciphertext[28:44])
+		require.Equal(t, v2.CreatedAt.Add(hierTTL), early.WritesFrom(v2))
+		// ... and once one TTL has passed since the rotation, under version 2.
+		clock.Advance(v2.CreatedAt.Add(hierTTL).Sub(clock.Now()))
 		em2 := encMaterials(phiContext)
 		require.NoError(t, kr.OnEncrypt(ctx, em2))
 		require.Equal(t, uuidRaw(t, v2.Version), em2.EncryptedDataKeys[0].Ciphertext[28:44])

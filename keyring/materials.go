@@ -3,6 +3,7 @@ package keyring
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Keyring makes and unwraps data keys.
@@ -39,6 +40,13 @@ type EncryptionMaterials struct {
 	EncryptionContext map[string]string
 	DataKey           Secret
 	EncryptedDataKeys []EncryptedDataKey
+	// ValidFor bounds how long a cache may reuse these materials, counted
+	// from when the keyring returned them; zero means the keyring sets no
+	// bound. Keyrings lower it with LimitValidity and never raise it (the
+	// hierarchical keyring sets what is left of its branch key's cache
+	// entry, so rotation takes effect within CacheTTL; the KMS keyring sets
+	// none).
+	ValidFor time.Duration
 }
 
 // DecryptionMaterials are what a keyring works on while a message is read.
@@ -47,6 +55,29 @@ type DecryptionMaterials struct {
 	DataKeyLength     int
 	EncryptionContext map[string]string
 	DataKey           Secret
+	// ValidFor is as for EncryptionMaterials: how long a cache may reuse
+	// the unwrapped data key (zero: no bound), so that a retired branch
+	// key version stops decrypting within the keyring's CacheTTL.
+	ValidFor time.Duration
+}
+
+// LimitValidity lowers m.ValidFor to d (a d ≤ 0 means "do not reuse": the
+// shortest bound, one nanosecond).
+func (m *EncryptionMaterials) LimitValidity(d time.Duration) {
+	m.ValidFor = lowerValidity(m.ValidFor, d)
+}
+
+// LimitValidity lowers m.ValidFor to d, as for EncryptionMaterials.
+func (m *DecryptionMaterials) LimitValidity(d time.Duration) {
+	m.ValidFor = lowerValidity(m.ValidFor, d)
+}
+
+func lowerValidity(cur, d time.Duration) time.Duration {
+	d = max(d, time.Nanosecond)
+	if cur == 0 || d < cur {
+		return d
+	}
+	return cur
 }
 
 // Secret is key material. It formats as [REDACTED] with every fmt verb,

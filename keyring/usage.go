@@ -29,17 +29,19 @@ const maxExhaustedRotations = 8
 // one active-version cache entry.
 type usageCounter struct {
 	avail atomic.Uint64 // uses reserved in the store and not yet handed out
+	// spent is set once the version has no uses left and the branch key
+	// has moved on (rotated is set).
+	spent atomic.Bool
 
-	// sem (capacity 1) is held while reserving or rotating, so those are
-	// single-flight; the fields below are read and written only under it.
-	sem       chan struct{}
+	// Reserving and rotating are single-flight per counter (the cache's
+	// refills group); the fields below are read and written only there.
 	known     uint64 // the version's total in the store, as last seen
 	exhausted bool   // no more uses may be reserved: rotate
 	rotated   bool   // the branch key has moved on from this version
 }
 
 func newUsageCounter(known uint64) *usageCounter {
-	return &usageCounter{sem: make(chan struct{}, 1), known: known}
+	return &usageCounter{known: known}
 }
 
 // take hands out k reserved uses if there are that many.
@@ -86,46 +88,87 @@ func (h *Hierarchical) checkUses(uses uint64) error {
 	return nil
 }
 
-// activeVersion returns the active version of branch key id with uses
-// counted against it, and when this process must read the active version
-// again. Without MaxUsesPerVersion it counts nothing.
+// activeVersion returns the version of branch key id that new data is
+// written under, with uses counted against it, and until when this process
+// may keep writing under it. Without MaxUsesPerVersion it counts nothing.
 func (h *Hierarchical) activeVersion(ctx context.Context, id string, uses uint64) (BranchKeyVersion, time.Time, error) {
 	for range maxExhaustedRotations {
 		e, err := h.cache.active(ctx, h.bk, id)
 		if err != nil {
 			return BranchKeyVersion{}, time.Time{}, err
 		}
-		rec, expires, u := e.rec, e.expires, e.usage
+		rec, until, u := e.rec, h.cache.validUntil(e), e.usage
 		e.release()
 		if h.maxUses == 0 || u.take(uses) {
-			return rec, expires, nil
+			return rec, until, nil
 		}
 		ok, err := h.reserve(ctx, rec, u, uses)
 		if err != nil {
 			return BranchKeyVersion{}, time.Time{}, err
 		}
 		if ok {
-			return rec, expires, nil
+			return rec, until, nil
 		}
 		// The version is used up and the branch key has moved on: read
 		// which version is active now.
-		h.cache.drop(e)
+		h.cache.dropActive(id)
 	}
 	return BranchKeyVersion{}, time.Time{}, fmt.Errorf("%w: %d new versions of %s in a row were used up before this process could use them",
 		ErrVersionExhausted, maxExhaustedRotations, keyRef(id))
 }
 
-// reserve makes k uses of version rec available, reserving a block in the
+// activeMaterial is activeVersion with the version's unwrapped material,
+// held (the caller releases it), and until when both may be used. A
+// writing version retired meanwhile (during a rotation's propagation
+// window, say) makes it read the active version again, once.
+func (h *Hierarchical) activeMaterial(ctx context.Context, id string, uses uint64) (BranchKeyVersion, *cacheEntry, time.Time, error) {
+	for attempt := 0; ; attempt++ {
+		rec, until, err := h.activeVersion(ctx, id, uses)
+		if err != nil {
+			return BranchKeyVersion{}, nil, time.Time{}, err
+		}
+		ent, err := h.cache.material(ctx, h.bk, rec)
+		if errors.Is(err, ErrVersionRetired) && attempt == 0 {
+			h.cache.dropActive(id)
+			continue
+		}
+		if err != nil {
+			return BranchKeyVersion{}, nil, time.Time{}, err
+		}
+		return rec, ent, minTime(until, h.cache.validUntil(ent)), nil
+	}
+}
+
+// reserve makes k uses of version rec available, reserving blocks in the
 // store; false if the version has none left, once the branch key has been
 // rotated away from it (by this call, an earlier one or another process).
+// Reservations are single-flight per counter (internal/flight): one store
+// write at a time, detached from any one caller's cancellation, each caller
+// waiting only as long as its own ctx allows.
 func (h *Hierarchical) reserve(ctx context.Context, rec BranchKeyVersion, u *usageCounter, k uint64) (bool, error) {
-	select {
-	case u.sem <- struct{}{}:
-	case <-ctx.Done():
-		return false, ctx.Err()
+	for {
+		if u.take(k) {
+			return true, nil
+		}
+		more, err, joined := h.cache.refills.Do(ctx, u, func(ctx context.Context) (bool, error) {
+			return h.refill(ctx, rec, u, k)
+		})
+		if err != nil || !more {
+			return false, err
+		}
+		if !joined {
+			return true, nil // the refill this caller started took its k uses
+		}
 	}
-	defer func() { <-u.sem }()
-	if u.take(k) { // another goroutine reserved while this one waited
+}
+
+// refill reserves the next block of uses of rec's version (at least k) and
+// takes k of them for the caller that started it (so that caller cannot be
+// starved by others taking the block), or, when the version has no more,
+// rotates the branch key away from it. It reports whether it took k uses. Only one refill per counter runs at a
+// time (the flight group), so the fields it touches need no lock.
+func (h *Hierarchical) refill(ctx context.Context, rec BranchKeyVersion, u *usageCounter, k uint64) (bool, error) {
+	if u.take(k) { // another refill has just added some
 		return true, nil
 	}
 	if !u.exhausted {
@@ -143,12 +186,13 @@ func (h *Hierarchical) reserve(ctx context.Context, rec BranchKeyVersion, u *usa
 				ErrVersionExhausted, rec.Version, keyRef(rec.BranchKeyID), h.maxUses, err)
 		}
 		u.rotated = true
+		u.spent.Store(true)
 	}
 	return false, nil
 }
 
-// reserveBlock reserves the next block of uses of rec's version, under
-// u.sem. It marks u exhausted when the version cannot give k more uses.
+// reserveBlock reserves the next block of uses of rec's version, inside a
+// refill. It marks u exhausted when the version cannot give k more uses.
 func (h *Hierarchical) reserveBlock(ctx context.Context, rec BranchKeyVersion, u *usageCounter, k uint64) (bool, error) {
 	// Reserve no more than the cap leaves, as far as this process knows,
 	// so that one process alone never counts past the cap.
@@ -163,6 +207,7 @@ func (h *Hierarchical) reserveBlock(ctx context.Context, rec BranchKeyVersion, u
 		// Retired since this process read it: the branch key has long
 		// moved on.
 		u.exhausted, u.rotated = true, true
+		u.spent.Store(true)
 		return false, nil
 	}
 	if err != nil {
