@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/phicrypt/phicrypt/internal/flight"
 	"github.com/phicrypt/phicrypt/keyring"
 )
 
@@ -37,8 +38,9 @@ type Cache struct {
 	// with string(key), which the compiler does without allocating.
 	entries atomic.Pointer[map[string]*cacheEntry]
 
-	mu      sync.Mutex // guards inserts, evictions and flights
-	flights map[string]*flight
+	mu     sync.Mutex // guards inserts, evictions and closed
+	closed bool
+	loads  *flight.Group[string, *cacheEntry]
 
 	now   func() int64 // unix nanoseconds
 	stats cacheCounters
@@ -73,6 +75,11 @@ type CacheConfig struct {
 	StaleIfError time.Duration
 	// OnStaleUse is called for every stale use (for the audit log).
 	OnStaleUse func(StaleUse)
+	// LoadTimeout bounds one keyring call on a miss (default 30 s). The
+	// call is shared by every caller waiting for the same entry and runs
+	// detached from their cancellation; each caller waits only as long as
+	// its own context allows.
+	LoadTimeout time.Duration
 	// Now is the clock. The default is the monotonic clock, so that
 	// wall-clock steps do not move expiries; it does not advance while the
 	// host is suspended (Linux), so pass time.Now where suspended time must
@@ -127,10 +134,10 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if cfg.Capacity < 1 {
 		return nil, errors.New("phicrypt: CacheConfig.Capacity must be positive")
 	}
-	if cfg.RefreshAhead < 0 || cfg.RefreshAhead >= cfg.MaxAge || cfg.StaleIfError < 0 {
-		return nil, errors.New("phicrypt: CacheConfig.RefreshAhead must be below MaxAge, and neither it nor StaleIfError negative")
+	if cfg.RefreshAhead < 0 || cfg.RefreshAhead >= cfg.MaxAge || cfg.StaleIfError < 0 || cfg.LoadTimeout < 0 {
+		return nil, errors.New("phicrypt: CacheConfig.RefreshAhead must be below MaxAge, and neither it, StaleIfError nor LoadTimeout negative")
 	}
-	c := &Cache{cfg: cfg, flights: map[string]*flight{}, now: clockNanos(cfg.Now)}
+	c := &Cache{cfg: cfg, loads: flight.New[string, *cacheEntry](cfg.LoadTimeout), now: clockNanos(cfg.Now)}
 	empty := map[string]*cacheEntry{}
 	c.entries.Store(&empty)
 	return c, nil
@@ -155,6 +162,18 @@ func clockNanos(now func() time.Time) func() int64 {
 // expiry is when an entry made now expires, saturating for a MaxAge of
 // centuries.
 func (c *Cache) expiry() int64 { return addSat(c.now(), int64(c.cfg.MaxAge)) }
+
+// expiryFor is expiry, lowered to the keyring's bound on the materials
+// (keyring.EncryptionMaterials.ValidFor; zero: none). A hierarchical
+// keyring bounds them by its branch key's cache entry, so a rotation or a
+// retirement takes effect within its CacheTTL whatever MaxAge says.
+func (c *Cache) expiryFor(validFor time.Duration) int64 {
+	exp := c.expiry()
+	if validFor > 0 {
+		exp = min(exp, addSat(c.now(), int64(validFor)))
+	}
+	return exp
+}
 
 // addSat is a+b for b ≥ 0, saturating at math.MaxInt64 (a "never expires"
 // MaxAge plus a stale window must not wrap into the past).
@@ -181,8 +200,13 @@ type cacheEntry struct {
 	// context is the parsed encryption context a decrypt entry was made
 	// for, shared read-only by every message that hits the entry, so a hit
 	// parses no context. Nobody may modify it.
-	context  map[string]string
-	expires  int64 // unix nanoseconds
+	context map[string]string
+	expires int64 // unix nanoseconds
+	// validFor is the keyring's bound on the materials (zero: none).
+	validFor time.Duration
+	// timer evicts the entry when it expires (after StaleIfError, when
+	// set), so an expired key is wiped whether or not the cache is used.
+	timer    *time.Timer
 	messages atomic.Uint64
 	bytes    atomic.Uint64
 	lastUse  atomic.Int64
@@ -220,11 +244,6 @@ func (e *cacheEntry) evict() {
 	}
 }
 
-type flight struct {
-	done chan struct{}
-	err  error
-}
-
 // lookup is the hit path: it returns an entry with room for one more
 // message of size bytes (reserved, with a reference the caller must
 // release), or nil. It takes no lock and allocates nothing. refresh reports
@@ -251,74 +270,76 @@ func (c *Cache) find(key []byte, size uint64) (e *cacheEntry, refresh bool) {
 }
 
 // refresh replaces old in the background with a new entry from fill, while
-// callers keep using old. A failed refresh is retried by a later caller.
-// The key is copied: the caller's scratch is reused once it returns.
+// callers keep using old. It shares the miss path's single flight (a miss
+// for the same key waits for it) and its timeout. A failed refresh is
+// retried by a later caller.
 func (c *Cache) refresh(ctx context.Context, keyBytes []byte, old *cacheEntry, fill func(context.Context) (*cacheEntry, error)) {
-	ctx = context.WithoutCancel(ctx)
 	key := string(keyBytes)
-	go func() {
+	c.loads.Start(ctx, key, func(ctx context.Context) (*cacheEntry, error) {
 		c.stats.calls.Add(1)
 		c.stats.refreshes.Add(1)
 		e, err := fill(ctx)
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if err != nil {
+		if err != nil || c.closed {
 			old.refreshing.Store(false)
-			return
+			if err == nil {
+				e.evict()
+				err = errCacheClosed
+			}
+			return nil, err
 		}
-		e.expires = c.expiry()
+		e.expires = c.expiryFor(e.validFor)
 		c.insert(key, e)
-	}()
+		return e, nil
+	})
 }
 
-// miss is the slow path: it makes one keyring call (through fill) for all
-// concurrent callers of one key, or, when that call fails with a transient
-// error and StaleIfError allows, serves the expired entry.
+// miss is the slow path: one keyring call (through fill) serves all
+// concurrent callers of one key (internal/flight). The call runs detached
+// from every caller's cancellation, bounded by LoadTimeout, and each caller
+// waits only as long as its own ctx allows, so one caller giving up fails
+// no other. When the call fails with a transient error and StaleIfError
+// allows, the expired entry serves. fill must not use anything the caller
+// may reuse once miss returns (it may outlive the caller).
 func (c *Cache) miss(ctx context.Context, key []byte, size uint64, fill func(context.Context) (*cacheEntry, error)) (*cacheEntry, error) {
 	c.stats.misses.Add(1)
+	skey := string(key)
 	for {
-		c.mu.Lock()
 		if e, _ := c.find(key, size); e != nil {
-			c.mu.Unlock()
 			return e, nil
 		}
-		if f := c.flights[string(key)]; f != nil {
-			c.mu.Unlock()
+		e, err, joined := c.loads.Do(ctx, skey, func(ctx context.Context) (*cacheEntry, error) {
+			c.stats.calls.Add(1)
+			e, err := fill(ctx)
+			if err != nil {
+				return nil, err
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.closed {
+				e.evict()
+				return nil, errCacheClosed
+			}
+			e.expires = c.expiryFor(e.validFor)
+			c.insert(skey, e)
+			return e, nil
+		})
+		if joined {
 			c.stats.waits.Add(1)
-			select {
-			case <-f.done:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			if f.err != nil {
-				return c.stale(key, size, f.err)
-			}
-			continue // the new entry is in the map; reserve on it
 		}
-		f := &flight{done: make(chan struct{})}
-		c.flights[string(key)] = f
-		c.mu.Unlock()
-
-		c.stats.calls.Add(1)
-		e, err := fill(ctx)
-		c.mu.Lock()
-		delete(c.flights, string(key))
-		if err == nil {
-			// The caller that filled the entry uses it first, whatever the
-			// clock says, so a very short MaxAge cannot starve it.
-			e.expires = c.expiry()
-			e.refs.Store(1)
-			e.messages.Store(1)
-			e.bytes.Store(size)
-			c.insert(string(key), e)
-		}
-		f.err = err
-		close(f.done)
-		c.mu.Unlock()
 		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, ctxErr
+			}
 			return c.stale(key, size, err)
 		}
-		return e, nil
+		// The callers of a fresh entry use it whatever the clock says, so
+		// a very short MaxAge (or keyring validity) cannot starve them.
+		if c.reserve(e, c.now(), math.MaxInt64, size) {
+			return e, nil
+		}
+		// Used up by other callers, or evicted already: look again.
 	}
 }
 
@@ -386,11 +407,56 @@ func (c *Cache) insert(key string, e *cacheEntry) {
 	e.lastUse.Store(now)
 	next[key] = e
 	c.entries.Store(&next)
+	if wipeAt := addSat(e.expires, int64(c.cfg.StaleIfError)); wipeAt != math.MaxInt64 {
+		e.timer = time.AfterFunc(time.Duration(wipeAt-now), func() { c.expire(key, e) })
+	}
 }
 
 func (c *Cache) drop(e *cacheEntry) {
 	c.stats.evictions.Add(1)
+	if e.timer != nil {
+		e.timer.Stop()
+	}
 	e.evict()
+}
+
+// expire evicts e, if it is still cached under key: its life (and stale
+// window) has ended. Its data key is wiped once no message uses it.
+func (c *Cache) expire(key string, e *cacheEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.entries.Load()
+	if old[key] != e {
+		return
+	}
+	next := make(map[string]*cacheEntry, len(old))
+	for k, v := range old {
+		if v != e {
+			next[k] = v
+		}
+	}
+	c.entries.Store(&next)
+	c.drop(e)
+}
+
+// errCacheClosed is returned by an Encryptor whose Cache has been closed.
+var errCacheClosed = errors.New("phicrypt: the data-key cache has been closed")
+
+// Close evicts every entry (each data key is wiped once no message uses
+// it), ends keyring calls under way and stops the cache's timers. An
+// Encryptor using the cache fails after; Close is for shutdown.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	old := *c.entries.Load()
+	empty := map[string]*cacheEntry{}
+	c.entries.Store(&empty)
+	for _, e := range old {
+		c.drop(e)
+	}
+	c.mu.Unlock()
+	c.loads.Close()
+	return nil
 }
 
 // Cache keys are the exact bytes that identify an entry, so a hit costs a

@@ -1,10 +1,12 @@
 package phicrypt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 	"unicode/utf8"
 
 	"github.com/phicrypt/phicrypt/internal/wire"
@@ -20,6 +22,8 @@ type materials struct {
 	// under; from a cache entry, it is shared and must not be modified.
 	context map[string]string
 	entry   *cacheEntry // nil when the materials are the message's own
+	// validFor is the keyring's bound on reusing them (zero: none).
+	validFor time.Duration
 }
 
 func (m materials) release() {
@@ -39,7 +43,9 @@ func (e *Encryptor) encryptionMaterials(ctx context.Context, ec map[string]strin
 	entry, refresh := e.cache.lookup(key, uint64(size))
 	if entry == nil {
 		var err error
-		if entry, err = e.cache.miss(ctx, key, uint64(size), e.encryptFill(ec)); err != nil {
+		// The fill may outlive this call (it is shared): it gets its own
+		// copy of the context.
+		if entry, err = e.cache.miss(ctx, key, uint64(size), e.encryptFill(maps.Clone(ec))); err != nil {
 			return materials{}, err
 		}
 	} else if refresh {
@@ -54,7 +60,7 @@ func (e *Encryptor) encryptFill(ec map[string]string) func(context.Context) (*ca
 		if err != nil {
 			return nil, err
 		}
-		return &cacheEntry{dataKey: m.dataKey, edks: m.edks}, nil
+		return &cacheEntry{dataKey: m.dataKey, edks: m.edks, validFor: m.validFor}, nil
 	}
 }
 
@@ -78,7 +84,7 @@ func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string) (m
 			return materials{}, errors.New("phicrypt: the keyring made an encrypted data key the format cannot hold (empty or non-UTF-8 provider id, or a field over 65535 bytes)")
 		}
 	}
-	return materials{dataKey: m.DataKey, edks: m.EncryptedDataKeys}, nil
+	return materials{dataKey: m.DataKey, edks: m.EncryptedDataKeys, validFor: m.ValidFor}, nil
 }
 
 // decryptionMaterials unwraps a message's data key, through the cache when
@@ -105,12 +111,19 @@ func (e *Encryptor) decryptionMaterials(ctx context.Context, o *opened, h *heade
 	entry, _ := e.cache.lookup(key, 0) // decrypt entries are not refreshed ahead
 	if entry == nil {
 		var err error
+		// The fill may outlive this call (it is shared, and runs detached
+		// from ctx), so it must not read the header, whose bytes the
+		// caller reuses: it gets copies of what it needs.
+		suite, edks, ec := uint16(h.suite.id), cloneEDKs(h.encryptedDataKeys()), full
+		if ec == nil {
+			ec = maps.Clone(h.contextMap())
+		}
 		entry, err = e.cache.miss(ctx, key, 0, func(ctx context.Context) (*cacheEntry, error) {
-			m, err := e.keyringDecrypt(ctx, h, full)
+			m, err := e.keyringUnwrap(ctx, suite, edks, ec)
 			if err != nil {
 				return nil, err
 			}
-			return &cacheEntry{dataKey: m.dataKey, context: m.context}, nil
+			return &cacheEntry{dataKey: m.dataKey, context: m.context, validFor: m.validFor}, nil
 		})
 		if err != nil {
 			return materials{}, err
@@ -125,13 +138,27 @@ func (e *Encryptor) keyringDecrypt(ctx context.Context, h *header, full map[stri
 	if ec == nil {
 		ec = h.contextMap()
 	}
-	m := &keyring.DecryptionMaterials{SuiteID: uint16(h.suite.id), DataKeyLength: dataKeyLength, EncryptionContext: ec}
-	if err := e.keyring.OnDecrypt(ctx, m, h.encryptedDataKeys()); err != nil {
+	return e.keyringUnwrap(ctx, uint16(h.suite.id), h.encryptedDataKeys(), ec)
+}
+
+// cloneEDKs deep-copies encrypted data keys that point into a buffer the
+// caller will reuse.
+func cloneEDKs(edks []keyring.EncryptedDataKey) []keyring.EncryptedDataKey {
+	out := make([]keyring.EncryptedDataKey, len(edks))
+	for i, k := range edks {
+		out[i] = keyring.EncryptedDataKey{ProviderID: k.ProviderID, ProviderInfo: bytes.Clone(k.ProviderInfo), Ciphertext: bytes.Clone(k.Ciphertext)}
+	}
+	return out
+}
+
+func (e *Encryptor) keyringUnwrap(ctx context.Context, suite uint16, edks []keyring.EncryptedDataKey, ec map[string]string) (materials, error) {
+	m := &keyring.DecryptionMaterials{SuiteID: suite, DataKeyLength: dataKeyLength, EncryptionContext: ec}
+	if err := e.keyring.OnDecrypt(ctx, m, edks); err != nil {
 		return materials{}, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring unwrapped no encrypted data key", cause: err}
 	}
 	if len(m.DataKey) != dataKeyLength {
 		m.DataKey.Wipe()
 		return materials{}, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring returned a data key of the wrong length"}
 	}
-	return materials{dataKey: m.DataKey, context: ec}, nil
+	return materials{dataKey: m.DataKey, context: ec, validFor: m.ValidFor}, nil
 }
