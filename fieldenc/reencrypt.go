@@ -58,12 +58,14 @@ const CheckpointTable = "fieldenc_reencrypt_checkpoints"
 // again to continue. A finished job reports Done without reading rows;
 // start a new one (a new Job name) after the next rotation.
 //
-// Other processes keep sealing under the old version until their keyring's
-// cache lifetime has passed since the rotation, and may write rows behind
-// the checkpoint. So the job is Done only after a whole pass that started
-// at least two cache lifetimes after the active version was created found
-// nothing left to re-seal; Run waits for that moment if it has to. Only
-// then retire the old version.
+// Every process keeps sealing under the old version until the rotation's
+// propagation window has passed (keyring.Hierarchical.WritesFrom; Run
+// waits for it before its first pass), and one whose cache was read just
+// before may do so one cache lifetime longer, writing rows behind the
+// checkpoint. So the job is Done only after a whole pass that started at
+// least the window plus one cache lifetime after the active version was
+// created found nothing left to re-seal; Run waits for that moment if it
+// has to. Only then retire the old version.
 func (j *Reencrypt[T]) Run(ctx context.Context) (Progress, error) {
 	if j.DB == nil || j.Codec == nil || j.Load == nil || j.Key == nil || j.Save == nil || j.Job == "" {
 		return Progress{}, errors.New("fieldenc: Reencrypt needs DB, Codec, Job, Load, Key and Save")
@@ -95,7 +97,14 @@ func (j *Reencrypt[T]) Run(ctx context.Context) (Progress, error) {
 		return p, ErrUnknownKey
 	}
 	active := live[0].Version
-	settled := live[0].CreatedAt.Add(2 * t.cfg.Keys.CacheTTL())
+	// Writers move to the active version one propagation window after it
+	// was made, and every process has read the active version again one
+	// CacheTTL later: only then can no late writer use an older one.
+	takeover := t.cfg.Keys.WritesFrom(live[0])
+	settled := takeover.Add(t.cfg.Keys.CacheTTL())
+	if err := sleepUntil(ctx, takeover); err != nil { // until then, Seal writes the old version
+		return p, err
+	}
 	if p.Pass == 0 {
 		p.Pass, p.passStarted = 1, time.Now()
 	}

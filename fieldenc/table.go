@@ -177,7 +177,10 @@ func (t *Table) renewLocked(ctx context.Context, n int64) (*versionKeys, bool) {
 		return nil, false
 	}
 	vs, err := t.cfg.Keys.LiveVersions(ctx, t.cfg.BranchKeyID)
-	if err != nil || len(vs) == 0 || vs[0].Version != old.version || vs[0].State != keyring.StateActive {
+	if err != nil || len(vs) == 0 {
+		return nil, false
+	}
+	if cur, err := t.cfg.Keys.EncryptingVersion(ctx, t.cfg.BranchKeyID); err != nil || cur.Version != old.version {
 		return nil, false
 	}
 	bk, err := t.cfg.Keys.AcquireVersion(ctx, t.cfg.BranchKeyID, old.version)
@@ -287,13 +290,17 @@ func (t *Table) readLiveLocked(ctx context.Context) (*liveSet, error) {
 		}
 		ls.versions = append(ls.versions, liveVersion{version: v.Version, ref: ref})
 	}
-	expireAt(&ls.expired, time.Now().Add(liveRefresh))
+	expireAt(&ls.expired, time.Now().Add(min(liveRefresh, t.cfg.Keys.CacheTTL())))
 	t.live.Store(ls)
 	return ls, nil
 }
 
-// liveRefresh bounds how long a table trusts its list of live versions;
-// keys themselves expire with the keyring's cache lifetime. A value under
+// liveRefresh bounds how long a table trusts its list of live versions, as
+// does the keyring's CacheTTL if shorter: a search must know every version
+// any process writes under, and a new version is written under only a
+// propagation window (at least CacheTTL) after the rotation, so a list no
+// older than CacheTTL always names it by then. Keys themselves expire with
+// the keyring's cache lifetime. A value under
 // a version the list lacks (another process rotated) makes the table read
 // the list again, at most once per liveReread, so stored values naming
 // unknown versions cannot turn every open into a store read.
@@ -365,16 +372,18 @@ func (t *Table) deriveKey(ctx context.Context, version string, out []byte, purpo
 	return bk.DeriveKey(out, derivationInfo(purpose, t.cfg.Table, name))
 }
 
-// ActiveVersion returns the branch key version new fields are sealed under.
+// ActiveVersion returns the branch key version new fields are sealed under:
+// the active version, or during a rotation's propagation window
+// (keyring.HierarchicalConfig.PropagationWindow) the one it replaced.
 func (t *Table) ActiveVersion(ctx context.Context) (string, error) {
-	ls, err := t.liveVersions(ctx)
-	if err != nil {
-		return "", err
-	}
-	if len(ls.versions) == 0 {
+	v, err := t.cfg.Keys.EncryptingVersion(ctx, t.cfg.BranchKeyID)
+	if errors.Is(err, keyring.ErrNotFound) {
 		return "", ErrUnknownKey
 	}
-	return ls.versions[0].version, nil
+	if err != nil {
+		return "", fmt.Errorf("fieldenc: reading the active branch key version: %w", err)
+	}
+	return v.Version, nil
 }
 
 // Refresh forgets which versions are active and live, so the next
