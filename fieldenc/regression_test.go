@@ -23,7 +23,7 @@ type noteRow struct {
 func TestOpenRightAfterCapRotation(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, keyring.HierarchicalConfig{MaxUsesPerVersion: 20, UsageBlock: 10, CacheTTL: time.Hour})
-	codec, err := fieldenc.NewCodec[noteRow](e.table(t, fieldenc.Config{UsageBlock: 10}))
+	codec, err := fieldenc.NewCodec[noteRow](e.table(t, fieldenc.Config{ReservedUses: 10}))
 	require.NoError(t, err)
 	for i := range 60 {
 		r := noteRow{ID: fmt.Sprint("r", i), Note: fmt.Sprint("note ", i)}
@@ -73,7 +73,7 @@ func TestOpenAfterAnotherProcessRotates(t *testing.T) {
 func TestReservedUsesSurviveExpiry(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, keyring.HierarchicalConfig{MaxUsesPerVersion: 4000, UsageBlock: 1000})
-	col, err := e.table(t, fieldenc.Config{UsageBlock: 1000}).Column("notes", fieldenc.Randomized)
+	col, err := e.table(t, fieldenc.Config{ReservedUses: 1000}).Column("notes", fieldenc.Randomized)
 	require.NoError(t, err)
 	for i := range 6 {
 		_, err := col.Seal(ctx, nil, []byte(fmt.Sprint("n", i)), nil)

@@ -245,6 +245,12 @@ func (s *Sealed[T]) plainView() ([]byte, bool) {
 	case []byte:
 		return v, true
 	}
+	switch kindOf(&s.v) { // named types: type MRN string
+	case kString:
+		return stringBytes(elem(&s.v).String()), true
+	case kBytes:
+		return elem(&s.v).Bytes(), true
+	}
 	return nil, false
 }
 

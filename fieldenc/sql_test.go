@@ -153,7 +153,7 @@ func runSQLLifecycle(t *testing.T, db *sql.DB, blobType string) {
 		ssn_bidx `+blobType+`, mrn TEXT, dob TEXT, notes TEXT, photo `+blobType+`)`)
 	require.NoError(t, err)
 	e := newEnv(t, zeroHC())
-	tbl := e.table(t, fieldenc.Config{UsageBlock: 64})
+	tbl := e.table(t, fieldenc.Config{ReservedUses: 64})
 	codec, err := fieldenc.NewCodec[Row](tbl)
 	require.NoError(t, err)
 
