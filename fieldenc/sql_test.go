@@ -106,29 +106,38 @@ func TestSQLiteLifecycle(t *testing.T) {
 // TestPostgresLifecycle runs against the PostgreSQL at PHICRYPT_POSTGRES_URL
 // (the full suite starts one), in a schema of its own.
 func TestPostgresLifecycle(t *testing.T) {
+	if db := postgresDB(t); db != nil {
+		runSQLLifecycle(t, db, "BYTEA")
+	}
+}
+
+// postgresDB opens a schema of its own, dropped at the end of the test, in
+// the PostgreSQL at PHICRYPT_POSTGRES_URL; nil when none is set outside the
+// full suite.
+func postgresDB(t *testing.T) *sql.DB {
 	base := os.Getenv("PHICRYPT_POSTGRES_URL")
 	if base == "" {
 		if os.Getenv("PHICRYPT_FULL_SUITE") != "" {
 			t.Fatal("the full suite must set PHICRYPT_POSTGRES_URL")
 		}
-		return
+		return nil
 	}
 	var b [8]byte
 	rand.Read(b[:])
 	schema := "fieldenc_test_" + hex.EncodeToString(b[:])
 	admin, err := sql.Open("pgx", base)
 	require.NoError(t, err)
-	defer admin.Close()
+	t.Cleanup(func() { admin.Close() })
 	_, err = admin.Exec("CREATE SCHEMA " + schema)
 	require.NoError(t, err)
-	defer func() {
+	t.Cleanup(func() {
 		_, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE")
 		require.NoError(t, err)
-	}()
+	})
 	db, err := sql.Open("pgx", withSearchPath(t, base, schema))
 	require.NoError(t, err)
-	defer db.Close()
-	runSQLLifecycle(t, db, "BYTEA")
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 func withSearchPath(t *testing.T, conn, schema string) string {
