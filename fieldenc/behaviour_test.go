@@ -3,9 +3,12 @@ package fieldenc_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -339,4 +342,140 @@ func TestSealRefusals(t *testing.T) {
 	s.Set("x")
 	_, err = s.Value()
 	require.ErrorIs(t, err, fieldenc.ErrNotSealed)
+}
+
+// A plain string or []byte tagged encrypt would keep its plaintext after a
+// failed Seal, and an INSERT would store it: it is refused when the type is
+// compiled, with the Sealed type to use instead.
+func TestPlainFieldsRefused(t *testing.T) {
+	// The struct the README showed before: MRN a plain string.
+	type readmePatient struct {
+		ID       string                     `phi:"rowid"`
+		Name     fieldenc.Sealed[string]    `phi:"encrypt"`
+		SSN      fieldenc.Sealed[string]    `phi:"encrypt,blindindex=ssn_bidx:24,normalize=digits"`
+		SSNIndex []byte                     `phi:"index=ssn_bidx"`
+		MRN      string                     `phi:"encrypt,deterministic"`
+		DOB      fieldenc.Sealed[time.Time] `phi:"encrypt"`
+	}
+	e := newEnv(t, zeroHC())
+	tbl := e.table(t, fieldenc.Config{})
+	_, err := fieldenc.NewCodec[readmePatient](tbl)
+	require.EqualError(t, err, `fieldenc: fieldenc_test.readmePatient field MRN, tag phi:"encrypt,deterministic": `+
+		`a plain string would still hold its plaintext after a failed Seal, and an INSERT would store it; `+
+		`declare it fieldenc.Sealed[string], which refuses to be written unsealed`)
+	p := readmePatient{ID: "r1", MRN: "MRN-000042"}
+	require.ErrorContains(t, tbl.Seal(context.Background(), &p), "fieldenc.Sealed[string]")
+	require.Equal(t, "MRN-000042", p.MRN)
+
+	type mrn string
+	type photo []byte
+	type inner struct {
+		Street string `phi:"encrypt"`
+	}
+	for _, c := range []struct {
+		err        error
+		path, want string
+	}{
+		{fieldenc.Check[struct {
+			Notes string `phi:"encrypt"`
+		}](), "Notes", "fieldenc.Sealed[string]"},
+		{fieldenc.Check[struct {
+			Photo []byte `phi:"encrypt"`
+		}](), "Photo", "fieldenc.Sealed[[]byte]"},
+		{fieldenc.Check[struct {
+			Notes *string `phi:"encrypt"`
+		}](), "Notes", "fieldenc.Sealed[string]"},
+		{fieldenc.Check[struct {
+			MRN mrn `phi:"encrypt,deterministic"`
+		}](), "MRN", "fieldenc.Sealed[fieldenc_test.mrn]"},
+		{fieldenc.Check[struct {
+			Photo photo `phi:"encrypt"`
+		}](), "Photo", "fieldenc.Sealed[fieldenc_test.photo]"},
+		{fieldenc.Check[struct {
+			SSN string `phi:"encrypt,blindindex=ssn:16,normalize=digits"`
+			Idx []byte `phi:"index=ssn"`
+		}](), "SSN", "fieldenc.Sealed[string]"},
+		{fieldenc.Check[struct{ Home inner }](), "Home.Street", "fieldenc.Sealed[string]"},
+	} {
+		require.Error(t, c.err, c.path)
+		require.ErrorContains(t, c.err, "field "+c.path+", tag phi:")
+		require.ErrorContains(t, c.err, "declare it "+c.want+", which refuses to be written unsealed")
+	}
+}
+
+// An error names the failing step once: no "fieldenc: field X: fieldenc:"
+// (issue 9, item 8).
+func TestErrorsNameFieldencOnce(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	tbl := e.table(t, fieldenc.Config{})
+	codec, err := fieldenc.NewCodec[Patient](tbl)
+	require.NoError(t, err)
+	var errs []error
+
+	// Seal: a field over the cap; a row read back and not opened.
+	p := samplePatient()
+	big := fieldenc.Of(strings.Repeat("x", fieldenc.MaxPlaintext+1))
+	p.Notes = &big
+	errs = append(errs, codec.Seal(ctx, &p))
+	p = samplePatient()
+	require.NoError(t, codec.Seal(ctx, &p))
+	read := Patient{ID: p.ID, Name: sealedOnly(t, p.Name)}
+	errs = append(errs, codec.Seal(ctx, &read))
+
+	// Open: moved to another row; not sealed (legacy, no Migration); an
+	// unknown format version; a plaintext that does not fit its type.
+	moved := Patient{ID: "row-2", Name: sealedOnly(t, p.Name)}
+	errs = append(errs, codec.Open(ctx, &moved))
+	legacy := Patient{ID: p.ID}
+	require.NoError(t, legacy.Name.Scan("Ada"))
+	errs = append(errs, codec.Open(ctx, &legacy))
+	bad := Patient{ID: p.ID}
+	require.NoError(t, bad.Photo.Scan(append([]byte{9}, p.Photo.Ciphertext()[1:]...)))
+	errs = append(errs, codec.Open(ctx, &bad))
+	type asInt struct {
+		ID   string                 `phi:"rowid"`
+		Name fieldenc.Sealed[int32] `phi:"encrypt,column=Name"`
+	}
+	wrongType := asInt{ID: p.ID, Name: fieldenc.Sealed[int32]{}}
+	require.NoError(t, wrongType.Name.Scan(text(t, p.Name)))
+	errs = append(errs, tbl.Open(ctx, &wrongType))
+
+	// Binding a type whose column name is too long; a canceled first Seal.
+	long := reflect.StructOf([]reflect.StructField{{Name: strings.Repeat("A", 300), Type: reflect.TypeFor[fieldenc.Sealed[string]](), Tag: `phi:"encrypt"`}})
+	errs = append(errs, tbl.Seal(ctx, reflect.New(long).Interface()))
+	cold := newEnv(t, zeroHC())
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	coldCodec, err := fieldenc.NewCodec[Patient](cold.table(t, fieldenc.Config{}))
+	require.NoError(t, err)
+	p = samplePatient()
+	errs = append(errs, coldCodec.Seal(canceled, &p))
+
+	// A re-encryption job meeting a row it cannot open.
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "reencrypt.db"))
+	require.NoError(t, err)
+	defer db.Close()
+	job := &fieldenc.Reencrypt[Patient]{DB: db, Codec: codec, Job: "errors",
+		Load: func(_ context.Context, _ *sql.Tx, after string, _ int) ([]Patient, error) {
+			if after != "" {
+				return nil, nil
+			}
+			return []Patient{legacy}, nil
+		},
+		Key:  func(p *Patient) string { return p.ID },
+		Save: func(context.Context, *sql.Tx, *Patient) error { return nil },
+	}
+	_, err = job.Run(ctx)
+	require.ErrorIs(t, err, fieldenc.ErrMalformed)
+	require.ErrorContains(t, err, "re-sealing the row after the checkpoint: field Name:")
+	errs = append(errs, err)
+
+	for _, err := range errs {
+		require.Error(t, err)
+		msg := err.Error()
+		require.True(t, strings.HasPrefix(msg, "fieldenc: "), msg)
+		require.Equal(t, 1, strings.Count(msg, "fieldenc:"), "fieldenc named more than once: %s", msg)
+		t.Log(msg)
+	}
 }
