@@ -47,8 +47,26 @@ func runFailedSeal(t *testing.T, db *sql.DB, blobType string) {
 		ssn_bidx `+blobType+`, mrn TEXT, dob TEXT, notes TEXT, photo TEXT)`)
 	require.NoError(t, err)
 	e := newEnv(t, zeroHC())
-	codec, err := fieldenc.NewCodec[Row](e.table(t, fieldenc.Config{}))
+	tbl := e.table(t, fieldenc.Config{})
+	codec, err := fieldenc.NewCodec[Row](tbl)
 	require.NoError(t, err)
+
+	// A row with a plain string column, as the README once showed: a Seal
+	// failing after Name would leave MRN in the clear for the INSERT, so
+	// such a type is refused before anything is sealed.
+	type plainRow struct {
+		ID   string                  `phi:"rowid"`
+		Name fieldenc.Sealed[string] `phi:"encrypt"`
+		MRN  string                  `phi:"encrypt,deterministic"`
+	}
+	_, err = fieldenc.NewCodec[plainRow](tbl)
+	require.ErrorContains(t, err, "field MRN")
+	require.ErrorContains(t, err, "declare it fieldenc.Sealed[string]")
+	plain := plainRow{ID: "failed-plain", Name: fieldenc.Of(canary + " name"), MRN: canary + " mrn"}
+	require.Error(t, tbl.Seal(ctx, &plain))
+	_, err = db.ExecContext(ctx, "INSERT INTO patients (id, name, mrn) VALUES ($1, $2, $3)", plain.ID, plain.Name, plain.MRN)
+	require.ErrorContains(t, err, "not sealed", "Name refuses; MRN alone would have gone in the clear")
+	requireNoCanary(t, db)
 
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
