@@ -159,7 +159,7 @@ func withSearchPath(t *testing.T, conn, schema string) string {
 func runSQLLifecycle(t *testing.T, db *sql.DB, blobType string) {
 	ctx := context.Background()
 	_, err := db.ExecContext(ctx, `CREATE TABLE patients (id TEXT PRIMARY KEY, name TEXT, ssn TEXT,
-		ssn_bidx `+blobType+`, mrn TEXT, dob TEXT, notes TEXT, photo TEXT)`)
+		ssn_bidx `+blobType+`, mrn TEXT, dob TEXT, notes TEXT, photo `+blobType+`)`)
 	require.NoError(t, err)
 	e := newEnv(t, zeroHC())
 	tbl := e.table(t, fieldenc.Config{ReservedUses: 64})
