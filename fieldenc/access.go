@@ -11,74 +11,59 @@ import (
 
 var bytesType = reflect.TypeFor[[]byte]()
 
-type accessKind uint8
-
-const (
-	accString accessKind = iota + 1 // sealed in place, text form
-	accBytes                        // sealed in place, binary form
-	accSealed                       // a Sealed[T]
-)
-
-// access says how a Codec reads and writes one field.
+// access says how a Codec reads and writes one field: an encrypted field
+// is a Sealed[T] (ptr: a *Sealed[T], where nil is NULL and stays nil), a
+// blind index field is stored as enc.
 type access struct {
-	kind accessKind
-	ptr  bool // a pointer field: nil is NULL and stays nil
-	enc  indexEncoding
+	ptr bool
+	enc indexEncoding
 }
 
-var errAlreadySealed = errors.New("holds a sealed value already (Seal twice?); Open it first")
+var errAlreadySealed = errors.New("holds a sealed value that was not opened (Seal of a row read back?); Open it first")
 
 // accessOf classifies a field type that holds an encrypted value and
-// returns its plaintext type.
+// returns its plaintext type. Only a Sealed[T] may: it refuses to be
+// written to a database unsealed, so a failed Seal cannot put its
+// plaintext in a column, where a plain string or []byte would.
 func accessOf(t reflect.Type) (access, reflect.Type, error) {
 	var a access
 	if t.Kind() == reflect.Pointer {
 		a.ptr, t = true, t.Elem()
 	}
-	switch {
-	case reflect.PointerTo(t).Implements(sealedFieldType):
-		a.kind = accSealed
+	if reflect.PointerTo(t).Implements(sealedFieldType) {
 		return a, reflect.New(t).Interface().(sealedField).plainType(), nil
-	case t.Kind() == reflect.String:
-		a.kind = accString
-	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8:
-		a.kind = accBytes
-	default:
-		return a, nil, fmt.Errorf("a %v cannot hold its own ciphertext; declare it fieldenc.Sealed[%v]", t, t)
 	}
-	return a, t, nil
+	name := t.String()
+	if t == bytesType {
+		name = "[]byte"
+	}
+	if t.Kind() == reflect.String || (t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8) {
+		return a, nil, fmt.Errorf("a plain %s would still hold its plaintext after a failed Seal, and an INSERT would store it; declare it fieldenc.Sealed[%s], which refuses to be written unsealed", name, name)
+	}
+	return a, nil, fmt.Errorf("a %s cannot hold its own ciphertext; declare it fieldenc.Sealed[%s]", name, name)
 }
 
-// target resolves the field f (addressable) through a pointer; ok is false
-// for a nil pointer (NULL).
-func (a access) target(f reflect.Value) (reflect.Value, bool) {
+// target resolves the field f (addressable) to its Sealed value; ok is
+// false for a nil pointer (NULL).
+func (a access) target(f reflect.Value) (sealedField, bool) {
 	if a.ptr {
 		if f.IsNil() {
-			return f, false
+			return nil, false
 		}
 		f = f.Elem()
 	}
-	return f, true
+	return f.Addr().Interface().(sealedField), true
 }
 
 // plain returns the field's plaintext encoding: a view of the field's own
 // bytes for strings and bytes (Seal writes fields only after it has read
 // them all), else appended to dst. null reports NULL.
 func (a access) plain(f reflect.Value, dst []byte) (pt, buf []byte, null bool, err error) {
-	f, ok := a.target(f)
+	sf, ok := a.target(f)
 	if !ok {
 		return nil, dst, true, nil
 	}
-	switch a.kind {
-	case accString:
-		return stringBytes(f.String()), dst, false, nil
-	case accBytes:
-		if f.IsNil() {
-			return nil, dst, true, nil
-		}
-		return f.Bytes(), dst, false, nil
-	}
-	return sealedPlain(f.Addr().Interface().(sealedField), dst)
+	return sealedPlain(sf, dst)
 }
 
 func sealedPlain(sf sealedField, dst []byte) (pt, buf []byte, null bool, err error) {
@@ -98,19 +83,11 @@ func sealedPlain(sf sealedField, dst []byte) (pt, buf []byte, null bool, err err
 
 // plainAt is plain for a direct field at address p.
 func (f *fieldPlan) plainAt(p unsafe.Pointer, dst []byte) (pt, buf []byte, null bool, err error) {
-	a := f.access
-	if a.ptr {
+	if f.access.ptr {
 		if *(*unsafe.Pointer)(p) == nil {
 			return nil, dst, true, nil
 		}
 		p = *(*unsafe.Pointer)(p)
-	}
-	switch a.kind {
-	case accString:
-		return stringBytes(*(*string)(p)), dst, false, nil
-	case accBytes:
-		b := *(*[]byte)(p)
-		return b, dst, b == nil, nil
 	}
 	return sealedPlain(f.at(p), dst)
 }
@@ -120,87 +97,41 @@ func (f *fieldPlan) setSealedAt(p unsafe.Pointer, bin []byte) {
 	if f.access.ptr {
 		p = *(*unsafe.Pointer)(p)
 	}
-	switch f.access.kind {
-	case accString:
-		*(*string)(p) = string(appendText(nil, bin))
-	case accBytes:
-		*(*[]byte)(p) = bin
-	default:
-		f.at(p).setSealed(bin)
-	}
+	f.at(p).setSealed(bin)
 }
 
 // setSealed stores the binary sealed form into the field.
 func (a access) setSealed(f reflect.Value, bin []byte) {
-	f, _ = a.target(f)
-	switch a.kind {
-	case accString:
-		f.SetString(string(appendText(nil, bin)))
-	case accBytes:
-		f.SetBytes(bin)
-	default:
-		f.Addr().Interface().(sealedField).setSealed(bin)
+	if sf, ok := a.target(f); ok {
+		sf.setSealed(bin)
 	}
 }
 
-// stored returns the field's sealed binary form (decoded from text), or its
-// legacy plaintext (legacy true), or null.
-func (a access) stored(f reflect.Value) (bin []byte, legacy, null bool, err error) {
-	f, ok := a.target(f)
-	if !ok {
-		return nil, false, true, nil
-	}
-	switch a.kind {
-	case accString:
-		s := stringBytes(f.String())
-		if !isText(s) {
-			return s, true, false, nil
-		}
-		bin, err = decodeText(nil, s)
-		return bin, false, false, err
-	case accBytes:
-		if f.IsNil() {
-			return nil, false, true, nil
-		}
-		b := f.Bytes()
-		if _, err := parse(b); err != nil {
-			return b, true, false, nil
-		}
-		return b, false, false, nil
-	}
-	sf := f.Addr().Interface().(sealedField)
-	if sf.isNull() {
-		return nil, false, true, nil
+// stored returns the field's sealed binary form, or its legacy plaintext
+// (legacy true), or null.
+func (a access) stored(f reflect.Value) (bin []byte, legacy, null bool) {
+	sf, ok := a.target(f)
+	if !ok || sf.isNull() {
+		return nil, false, true
 	}
 	bin, legacy = sf.stored()
 	if bin == nil { // plaintext only: nothing to open
-		return nil, false, true, nil
+		return nil, false, true
 	}
-	return bin, legacy, false, nil
+	return bin, legacy, false
 }
 
 // setPlain stores an opened plaintext into the field.
 func (a access) setPlain(f reflect.Value, b []byte) error {
-	f, _ = a.target(f)
-	switch a.kind {
-	case accString:
-		f.SetString(string(b))
-	case accBytes:
-		f.SetBytes(append([]byte{}, b...))
-	default:
-		return f.Addr().Interface().(sealedField).setPlain(b)
-	}
-	return nil
+	sf, _ := a.target(f)
+	return sf.setPlain(b)
 }
 
-// setLegacy stores a legacy plaintext (Migration mode) into the field:
-// strings and bytes as they are; a Sealed of another type parses its text.
+// setLegacy stores a legacy plaintext (Migration mode) into the field,
+// parsed from its text for types other than strings and bytes.
 func (a access) setLegacy(f reflect.Value, b []byte) error {
-	if a.kind != accSealed {
-		return nil // the field already holds it
-	}
-	f, _ = a.target(f)
-	return f.Addr().Interface().(sealedField).setLegacy(b)
+	sf, _ := a.target(f)
+	return sf.setLegacy(b)
 }
 
 // stringBytes views s as bytes without copying; the bytes must not be

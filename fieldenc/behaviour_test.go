@@ -3,9 +3,12 @@ package fieldenc_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +31,7 @@ func TestTransplantRefused(t *testing.T) {
 
 	// Another row: a's notes pasted into b.
 	moved := b
-	notes := *a.Notes
+	notes := sealedOnly(t, *a.Notes)
 	moved.Notes = &notes
 	err = codec.Open(ctx, &moved)
 	require.ErrorIs(t, err, fieldenc.ErrWrongField)
@@ -38,7 +41,7 @@ func TestTransplantRefused(t *testing.T) {
 
 	// Another column of the same row: Home.Street into Notes.
 	moved = a
-	street := a.Home.Street
+	street := sealedOnly(t, a.Home.Street)
 	moved.Notes = &street
 	require.ErrorIs(t, codec.Open(ctx, &moved), fieldenc.ErrWrongField)
 
@@ -52,19 +55,21 @@ func TestTransplantRefused(t *testing.T) {
 	// Deterministic values are not row-bound (that is what makes them
 	// searchable), but they are column-bound.
 	det := b
-	det.MRN = a.MRN
+	det.MRN = sealedOnly(t, a.MRN)
 	require.NoError(t, codec.Open(ctx, &det))
 	det = a
-	det.Home.Street = a.MRN
+	det.Home.Street = sealedOnly(t, a.MRN)
 	require.ErrorIs(t, codec.Open(ctx, &det), fieldenc.ErrWrongField)
 
 	// A flipped bit anywhere is refused; never a panic.
-	raw := append([]byte(nil), a.Photo...)
+	raw := a.Photo.Ciphertext()
 	for i := range raw {
 		for bit := range 8 {
 			x := a
-			x.Photo = append([]byte(nil), raw...)
-			x.Photo[i] ^= 1 << bit
+			flipped := append([]byte(nil), raw...)
+			flipped[i] ^= 1 << bit
+			x.Photo = fieldenc.Sealed[[]byte]{}
+			require.NoError(t, x.Photo.Scan(flipped))
 			err := codec.Open(ctx, &x)
 			require.Error(t, err, "byte %d bit %d", i, bit)
 		}
@@ -82,7 +87,7 @@ func TestDeterministicAndBlindIndexSearch(t *testing.T) {
 	b.SSN = fieldenc.Of("123 45 6789") // normalized to the same digits
 	require.NoError(t, codec.Seal(ctx, &a))
 	require.NoError(t, codec.Seal(ctx, &b))
-	require.Equal(t, a.MRN, b.MRN, "deterministic: equal plaintexts, equal ciphertexts")
+	require.Equal(t, a.MRN.Ciphertext(), b.MRN.Ciphertext(), "deterministic: equal plaintexts, equal ciphertexts")
 	require.Equal(t, a.SSNIndex, b.SSNIndex, "normalized before indexing")
 	nb, _ := b.Name.Get()
 	require.NotEqual(t, a.Name.Ciphertext(), b.Name.Ciphertext(), "randomized: %s", nb)
@@ -92,7 +97,7 @@ func TestDeterministicAndBlindIndexSearch(t *testing.T) {
 	require.Equal(t, []any{a.SSNIndex}, idx)
 	eq, err := codec.EqualValues(ctx, "MRN", "MRN-000042")
 	require.NoError(t, err)
-	require.Equal(t, []any{a.MRN}, eq)
+	require.Equal(t, []any{text(t, a.MRN)}, eq)
 
 	// After a rotation both versions are live: two values each, active
 	// first, and the old rows' values among them.
@@ -100,13 +105,13 @@ func TestDeterministicAndBlindIndexSearch(t *testing.T) {
 	c := samplePatient()
 	c.ID = "row-3"
 	require.NoError(t, codec.Seal(ctx, &c))
-	require.NotEqual(t, a.MRN, c.MRN, "a new version gives new deterministic values")
+	require.NotEqual(t, a.MRN.Ciphertext(), c.MRN.Ciphertext(), "a new version gives new deterministic values")
 	idx, err = codec.IndexValues(ctx, "ssn_bidx", "123-45-6789")
 	require.NoError(t, err)
 	require.Equal(t, []any{c.SSNIndex, a.SSNIndex}, idx)
 	eq, err = codec.EqualValues(ctx, "MRN", "MRN-000042")
 	require.NoError(t, err)
-	require.Equal(t, []any{c.MRN, a.MRN}, eq)
+	require.Equal(t, []any{text(t, c.MRN), text(t, a.MRN)}, eq)
 	// Old rows still open.
 	require.NoError(t, codec.Open(ctx, &a))
 
@@ -150,42 +155,46 @@ func errorsIsAny(err error, targets ...error) bool {
 
 func TestCompileErrors(t *testing.T) {
 	type badTag struct {
-		A string `phi:"encrypt,sideways"`
+		A fieldenc.Sealed[string] `phi:"encrypt,sideways"`
 	}
 	type badType struct {
 		A time.Time `phi:"encrypt"`
 	}
 	type noTarget struct {
-		A string `phi:"encrypt,blindindex=a_idx:16"`
+		A fieldenc.Sealed[string] `phi:"encrypt,blindindex=a_idx:16"`
 	}
 	type noSource struct {
 		A []byte `phi:"index=a_idx"`
 	}
 	type badBits struct {
-		A string `phi:"encrypt,blindindex=a_idx:300"`
-		I []byte `phi:"index=a_idx"`
+		A fieldenc.Sealed[string] `phi:"encrypt,blindindex=a_idx:300"`
+		I []byte                  `phi:"index=a_idx"`
 	}
 	type int64TooNarrow struct {
-		A string `phi:"encrypt,blindindex=a_idx:64"`
-		I int64  `phi:"index=a_idx"`
+		A fieldenc.Sealed[string] `phi:"encrypt,blindindex=a_idx:64"`
+		I int64                   `phi:"index=a_idx"`
 	}
 	type normNoIndex struct {
-		A string `phi:"encrypt,normalize=digits"`
+		A fieldenc.Sealed[string] `phi:"encrypt,normalize=digits"`
 	}
 	type badNorm struct {
-		A string `phi:"encrypt,blindindex=a_idx:16,normalize=soundex"`
-		I []byte `phi:"index=a_idx"`
+		A fieldenc.Sealed[string] `phi:"encrypt,blindindex=a_idx:16,normalize=soundex"`
+		I []byte                  `phi:"index=a_idx"`
+	}
+	type normNotText struct {
+		A fieldenc.Sealed[int64] `phi:"encrypt,blindindex=a_idx:16,normalize=digits"`
+		I []byte                 `phi:"index=a_idx"`
 	}
 	type twoRows struct {
 		A string `phi:"rowid"`
 		B string `phi:"rowid"`
 	}
 	type dupColumn struct {
-		A string `phi:"encrypt,column=x"`
-		B string `phi:"encrypt,column=x"`
+		A fieldenc.Sealed[string] `phi:"encrypt,column=x"`
+		B fieldenc.Sealed[string] `phi:"encrypt,column=x"`
 	}
 	type unexported struct {
-		a string `phi:"encrypt"`
+		a fieldenc.Sealed[string] `phi:"encrypt"`
 	}
 	for name, err := range map[string]error{
 		"badTag":         fieldenc.Check[badTag](),
@@ -196,6 +205,7 @@ func TestCompileErrors(t *testing.T) {
 		"int64TooNarrow": fieldenc.Check[int64TooNarrow](),
 		"normNoIndex":    fieldenc.Check[normNoIndex](),
 		"badNorm":        fieldenc.Check[badNorm](),
+		"normNotText":    fieldenc.Check[normNotText](),
 		"twoRows":        fieldenc.Check[twoRows](),
 		"dupColumn":      fieldenc.Check[dupColumn](),
 		"unexported":     fieldenc.Check[unexported](),
@@ -268,11 +278,15 @@ func TestMigrationMode(t *testing.T) {
 	type legacy struct {
 		ID    int64                   `phi:"rowid"`
 		Name  fieldenc.Sealed[string] `phi:"encrypt"`
-		Notes string                  `phi:"encrypt"`
-		Raw   []byte                  `phi:"encrypt"`
+		Notes fieldenc.Sealed[string] `phi:"encrypt"`
+		Raw   fieldenc.Sealed[[]byte] `phi:"encrypt"`
 	}
-	old := legacy{ID: 7, Notes: "plain notes", Raw: []byte("plain raw")}
+	// Legacy plaintext as a driver returns it: text, and bytes from a
+	// BYTEA or BLOB column.
+	old := legacy{ID: 7}
 	require.NoError(t, old.Name.Scan("Grace Hopper"))
+	require.NoError(t, old.Notes.Scan("plain notes"))
+	require.NoError(t, old.Raw.Scan([]byte("plain raw")))
 
 	strict, err := fieldenc.NewCodec[legacy](e.table(t, fieldenc.Config{}))
 	require.NoError(t, err)
@@ -286,16 +300,17 @@ func TestMigrationMode(t *testing.T) {
 	name, ok := x.Name.Get()
 	require.True(t, ok)
 	require.Equal(t, "Grace Hopper", name)
-	require.Equal(t, "plain notes", x.Notes)
+	require.Equal(t, "plain notes", get(t, x.Notes))
+	require.Equal(t, []byte("plain raw"), get(t, x.Raw))
+	_, err = x.Notes.Value()
+	require.ErrorIs(t, err, fieldenc.ErrNotSealed, "a legacy value opened is written back only sealed")
 	require.NoError(t, mig.Seal(ctx, &x), "legacy rows are sealed on their next write")
-	require.True(t, strings.HasPrefix(x.Notes, fieldenc.TextPrefix))
-	y := legacy{ID: 7, Notes: x.Notes, Raw: x.Raw}
-	v, err := x.Name.Value()
-	require.NoError(t, err)
-	require.NoError(t, y.Name.Scan(v))
+	require.True(t, strings.HasPrefix(text(t, x.Notes), fieldenc.TextPrefix))
+	y := legacy{ID: 7, Name: sealedOnly(t, x.Name), Notes: sealedOnly(t, x.Notes), Raw: sealedOnly(t, x.Raw)}
 	require.NoError(t, strict.Open(ctx, &y))
-	require.Equal(t, "plain notes", y.Notes)
-	require.Equal(t, []byte("plain raw"), y.Raw)
+	require.Equal(t, "Grace Hopper", get(t, y.Name))
+	require.Equal(t, "plain notes", get(t, y.Notes))
+	require.Equal(t, []byte("plain raw"), get(t, y.Raw))
 }
 
 func TestSealRefusals(t *testing.T) {
@@ -308,11 +323,13 @@ func TestSealRefusals(t *testing.T) {
 	require.ErrorContains(t, codec.Seal(ctx, &p), "row identity is not set")
 	p = samplePatient()
 	require.NoError(t, codec.Seal(ctx, &p))
-	before := p
-	require.ErrorContains(t, codec.Seal(ctx, &p), "Seal twice")
-	require.Equal(t, before, p, "a failed Seal leaves the struct as it was")
+	// A row read back and not opened: sealing it again is refused.
+	read := Patient{ID: p.ID, Name: sealedOnly(t, p.Name)}
+	before := read
+	require.ErrorContains(t, codec.Seal(ctx, &read), "Open it first")
+	require.Equal(t, before, read, "a failed Seal leaves the struct as it was")
 	p = samplePatient()
-	big := strings.Repeat("x", fieldenc.MaxPlaintext+1)
+	big := fieldenc.Of(strings.Repeat("x", fieldenc.MaxPlaintext+1))
 	p.Notes = &big
 	require.ErrorIs(t, codec.Seal(ctx, &p), fieldenc.ErrTooLarge)
 	require.Error(t, codec.Seal(ctx, nil))
@@ -325,4 +342,140 @@ func TestSealRefusals(t *testing.T) {
 	s.Set("x")
 	_, err = s.Value()
 	require.ErrorIs(t, err, fieldenc.ErrNotSealed)
+}
+
+// A plain string or []byte tagged encrypt would keep its plaintext after a
+// failed Seal, and an INSERT would store it: it is refused when the type is
+// compiled, with the Sealed type to use instead.
+func TestPlainFieldsRefused(t *testing.T) {
+	// The struct the README showed before: MRN a plain string.
+	type readmePatient struct {
+		ID       string                     `phi:"rowid"`
+		Name     fieldenc.Sealed[string]    `phi:"encrypt"`
+		SSN      fieldenc.Sealed[string]    `phi:"encrypt,blindindex=ssn_bidx:24,normalize=digits"`
+		SSNIndex []byte                     `phi:"index=ssn_bidx"`
+		MRN      string                     `phi:"encrypt,deterministic"`
+		DOB      fieldenc.Sealed[time.Time] `phi:"encrypt"`
+	}
+	e := newEnv(t, zeroHC())
+	tbl := e.table(t, fieldenc.Config{})
+	_, err := fieldenc.NewCodec[readmePatient](tbl)
+	require.EqualError(t, err, `fieldenc: fieldenc_test.readmePatient field MRN, tag phi:"encrypt,deterministic": `+
+		`a plain string would still hold its plaintext after a failed Seal, and an INSERT would store it; `+
+		`declare it fieldenc.Sealed[string], which refuses to be written unsealed`)
+	p := readmePatient{ID: "r1", MRN: "MRN-000042"}
+	require.ErrorContains(t, tbl.Seal(context.Background(), &p), "fieldenc.Sealed[string]")
+	require.Equal(t, "MRN-000042", p.MRN)
+
+	type mrn string
+	type photo []byte
+	type inner struct {
+		Street string `phi:"encrypt"`
+	}
+	for _, c := range []struct {
+		err        error
+		path, want string
+	}{
+		{fieldenc.Check[struct {
+			Notes string `phi:"encrypt"`
+		}](), "Notes", "fieldenc.Sealed[string]"},
+		{fieldenc.Check[struct {
+			Photo []byte `phi:"encrypt"`
+		}](), "Photo", "fieldenc.Sealed[[]byte]"},
+		{fieldenc.Check[struct {
+			Notes *string `phi:"encrypt"`
+		}](), "Notes", "fieldenc.Sealed[string]"},
+		{fieldenc.Check[struct {
+			MRN mrn `phi:"encrypt,deterministic"`
+		}](), "MRN", "fieldenc.Sealed[fieldenc_test.mrn]"},
+		{fieldenc.Check[struct {
+			Photo photo `phi:"encrypt"`
+		}](), "Photo", "fieldenc.Sealed[fieldenc_test.photo]"},
+		{fieldenc.Check[struct {
+			SSN string `phi:"encrypt,blindindex=ssn:16,normalize=digits"`
+			Idx []byte `phi:"index=ssn"`
+		}](), "SSN", "fieldenc.Sealed[string]"},
+		{fieldenc.Check[struct{ Home inner }](), "Home.Street", "fieldenc.Sealed[string]"},
+	} {
+		require.Error(t, c.err, c.path)
+		require.ErrorContains(t, c.err, "field "+c.path+", tag phi:")
+		require.ErrorContains(t, c.err, "declare it "+c.want+", which refuses to be written unsealed")
+	}
+}
+
+// An error names the failing step once: no "fieldenc: field X: fieldenc:"
+// (issue 9, item 8).
+func TestErrorsNameFieldencOnce(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	tbl := e.table(t, fieldenc.Config{})
+	codec, err := fieldenc.NewCodec[Patient](tbl)
+	require.NoError(t, err)
+	var errs []error
+
+	// Seal: a field over the cap; a row read back and not opened.
+	p := samplePatient()
+	big := fieldenc.Of(strings.Repeat("x", fieldenc.MaxPlaintext+1))
+	p.Notes = &big
+	errs = append(errs, codec.Seal(ctx, &p))
+	p = samplePatient()
+	require.NoError(t, codec.Seal(ctx, &p))
+	read := Patient{ID: p.ID, Name: sealedOnly(t, p.Name)}
+	errs = append(errs, codec.Seal(ctx, &read))
+
+	// Open: moved to another row; not sealed (legacy, no Migration); an
+	// unknown format version; a plaintext that does not fit its type.
+	moved := Patient{ID: "row-2", Name: sealedOnly(t, p.Name)}
+	errs = append(errs, codec.Open(ctx, &moved))
+	legacy := Patient{ID: p.ID}
+	require.NoError(t, legacy.Name.Scan("Ada"))
+	errs = append(errs, codec.Open(ctx, &legacy))
+	bad := Patient{ID: p.ID}
+	require.NoError(t, bad.Photo.Scan(append([]byte{9}, p.Photo.Ciphertext()[1:]...)))
+	errs = append(errs, codec.Open(ctx, &bad))
+	type asInt struct {
+		ID   string                 `phi:"rowid"`
+		Name fieldenc.Sealed[int32] `phi:"encrypt,column=Name"`
+	}
+	wrongType := asInt{ID: p.ID, Name: fieldenc.Sealed[int32]{}}
+	require.NoError(t, wrongType.Name.Scan(text(t, p.Name)))
+	errs = append(errs, tbl.Open(ctx, &wrongType))
+
+	// Binding a type whose column name is too long; a canceled first Seal.
+	long := reflect.StructOf([]reflect.StructField{{Name: strings.Repeat("A", 300), Type: reflect.TypeFor[fieldenc.Sealed[string]](), Tag: `phi:"encrypt"`}})
+	errs = append(errs, tbl.Seal(ctx, reflect.New(long).Interface()))
+	cold := newEnv(t, zeroHC())
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	coldCodec, err := fieldenc.NewCodec[Patient](cold.table(t, fieldenc.Config{}))
+	require.NoError(t, err)
+	p = samplePatient()
+	errs = append(errs, coldCodec.Seal(canceled, &p))
+
+	// A re-encryption job meeting a row it cannot open.
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "reencrypt.db"))
+	require.NoError(t, err)
+	defer db.Close()
+	job := &fieldenc.Reencrypt[Patient]{DB: db, Codec: codec, Job: "errors",
+		Load: func(_ context.Context, _ *sql.Tx, after string, _ int) ([]Patient, error) {
+			if after != "" {
+				return nil, nil
+			}
+			return []Patient{legacy}, nil
+		},
+		Key:  func(p *Patient) string { return p.ID },
+		Save: func(context.Context, *sql.Tx, *Patient) error { return nil },
+	}
+	_, err = job.Run(ctx)
+	require.ErrorIs(t, err, fieldenc.ErrMalformed)
+	require.ErrorContains(t, err, "re-sealing the row after the checkpoint: field Name:")
+	errs = append(errs, err)
+
+	for _, err := range errs {
+		require.Error(t, err)
+		msg := err.Error()
+		require.True(t, strings.HasPrefix(msg, "fieldenc: "), msg)
+		require.Equal(t, 1, strings.Count(msg, "fieldenc:"), "fieldenc named more than once: %s", msg)
+		t.Log(msg)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -56,7 +57,7 @@ func (t *Table) bind(typ reflect.Type) (*bound, error) {
 	for _, f := range p.fields {
 		c, err := t.Column(f.column, f.kind)
 		if err != nil {
-			return nil, fmt.Errorf("fieldenc: %v field %s: %w", typ, f.path, err)
+			return nil, wrap(fmt.Sprintf("%v field %s", typ, f.path), err)
 		}
 		b.cols = append(b.cols, c)
 	}
@@ -71,9 +72,18 @@ func (t *Table) bind(typ reflect.Type) (*bound, error) {
 	return actual.(*bound), nil
 }
 
-// Seal seals v's PHI fields in place (after filling its blind indexes),
-// all under one branch key version. Randomized fields are bound to v's
-// rowid field, which must be set. On error v is unchanged.
+// Seal seals v's PHI fields in place and fills its blind indexes, all
+// under one branch key version. Randomized fields are bound to v's rowid
+// field, which must be set.
+//
+// Seal is all or nothing: it seals every field into memory of its own
+// before it writes anything to v, so on error v is exactly as it was, every
+// field and blind index included. Since encrypted fields are Sealed values,
+// which refuse to be written to a database while they hold a plaintext
+// that was never sealed (ErrNotSealed from Value), an INSERT of v after a
+// failed Seal fails too and stores no plaintext. Check Seal's error anyway.
+// A field that already holds a sealed form and its plaintext (after Open,
+// or an earlier Seal) keeps that sealed form on error.
 func (c *Codec[T]) Seal(ctx context.Context, v *T) error {
 	if v == nil {
 		return errors.New("fieldenc: Seal of a nil pointer")
@@ -90,7 +100,8 @@ func (c *Codec[T]) Open(ctx context.Context, v *T) error {
 	return c.b.open(ctx, reflect.ValueOf(v).Elem())
 }
 
-// Seal seals the struct v points to, compiling its type on first use.
+// Seal seals the struct v points to, compiling its type on first use, all
+// or nothing as Codec.Seal.
 func (t *Table) Seal(ctx context.Context, v any) error {
 	rv, b, err := t.bindValue(v)
 	if err != nil {
@@ -200,9 +211,6 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 			if err != nil {
 				return &FieldError{Path: f.path, Err: err}
 			}
-			if !s.null && b.t.sealedAlready(ctx, f.access.kind, s.pt) {
-				return &FieldError{Path: f.path, Err: errAlreadySealed}
-			}
 			if len(s.pt) > MaxPlaintext {
 				return &FieldError{Path: f.path, Err: ErrTooLarge}
 			}
@@ -230,7 +238,8 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	used = len(buf) + maxAAD
 	rowID := buf[:rowEnd]
 	// Seal everything into one new buffer before writing anything, so an
-	// error leaves v as it was; each field keeps a capped slice of it.
+	// error leaves v as it was (Seal is all or nothing); each field keeps a
+	// capped slice of it.
 	size := 0
 	for i, s := range fields {
 		if !s.null {
@@ -265,6 +274,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	if err != nil {
 		return err
 	}
+	// Nothing below fails: v is written whole.
 	for i, x := range b.p.indexes {
 		tv, ok := field(sv, x.target)
 		switch {
@@ -324,9 +334,10 @@ func normalize(f *fieldPlan, pt []byte) []byte {
 }
 
 // legacyError says why a value that is not sealed was refused: for binary
-// columns, what parsing found (an unknown version, a short value).
-func legacyError(kind accessKind, bin []byte) error {
-	if kind == accBytes {
+// values (not UTF-8 text), what parsing found (an unknown version, a short
+// value).
+func legacyError(bin []byte) error {
+	if !utf8.Valid(bin) {
 		if _, err := parse(bin); err != nil {
 			return err
 		}
@@ -361,16 +372,13 @@ func (b *bound) open(ctx context.Context, sv reflect.Value) error {
 		if !ok {
 			continue
 		}
-		bin, legacy, null, err := f.access.stored(fv)
-		if err != nil {
-			return &FieldError{Path: f.path, Err: err}
-		}
+		bin, legacy, null := f.access.stored(fv)
 		if null {
 			continue
 		}
 		if legacy {
 			if !b.t.cfg.Migration {
-				return &FieldError{Path: f.path, Err: legacyError(f.access.kind, bin)}
+				return &FieldError{Path: f.path, Err: legacyError(bin)}
 			}
 			if err := f.access.setLegacy(fv, bin); err != nil {
 				return &FieldError{Path: f.path, Err: err}

@@ -30,12 +30,12 @@ type fieldPlan struct {
 	kind   Kind
 	access access
 	norm   blind.Normalizer
-	typ    reflect.Type // the plaintext type: string, []byte, or the T of Sealed[T]
+	typ    reflect.Type // the plaintext type: the T of Sealed[T]
 	// direct: the field is reached from the struct without a pointer, at
 	// offset; Seal then reads and writes it without reflect.
 	direct bool
 	offset uintptr
-	at     func(unsafe.Pointer) sealedField // a Sealed field's interface at its address
+	at     func(unsafe.Pointer) sealedField // the field's Sealed at its address (after the pointer, if any)
 }
 
 // indexPlan is one blind index: its sources in declaration order and the
@@ -163,9 +163,11 @@ func (p *plan) add(sf reflect.StructField, idx []int, path, tag string, spec tag
 		return fieldErr(p.typ, path, tag, fmt.Sprintf("a struct seals at most %d fields", MaxFieldsPerSeal))
 	}
 	f.offset, f.direct = directOffset(p.typ, idx)
-	if acc.kind == accSealed && !acc.ptr {
-		f.at = reflect.New(sf.Type).Interface().(sealedField).at()
+	st := sf.Type
+	if acc.ptr {
+		st = st.Elem()
 	}
+	f.at = reflect.New(st).Interface().(sealedField).at()
 	p.fields = append(p.fields, f)
 	p.randomized = p.randomized || f.kind == Randomized
 	p.longestColumn = max(p.longestColumn, len(f.column))

@@ -6,23 +6,25 @@
 //
 // For most uses: make a Table over a hierarchical keyring (one branch key
 // for the application, in the key store), a Codec for the row type, and
-// declare PHI fields as Sealed[T], which redacts itself in fmt, JSON and
-// slog:
+// declare every PHI field as a Sealed[T] (or *Sealed[T]). A Sealed value
+// redacts itself in fmt, JSON and slog, and refuses to be written to a
+// database while it holds a plaintext that was never sealed; a plain
+// string or []byte tagged encrypt is refused when the Codec is made.
 //
 //	type Patient struct {
 //		ID       string                     `phi:"rowid"`
 //		Name     fieldenc.Sealed[string]    `phi:"encrypt"`
 //		SSN      fieldenc.Sealed[string]    `phi:"encrypt,blindindex=ssn_bidx:24,normalize=digits"`
 //		SSNIndex []byte                     `phi:"index=ssn_bidx"`
-//		MRN      string                     `phi:"encrypt,deterministic"`
+//		MRN      fieldenc.Sealed[string]    `phi:"encrypt,deterministic"`
 //		DOB      fieldenc.Sealed[time.Time] `phi:"encrypt"`
 //	}
 //
-//	table, _ := fieldenc.New(fieldenc.Config{Keys: hierarchical, BranchKeyID: "patients-app", Table: "patients"})
-//	codec, _ := fieldenc.NewCodec[Patient](table)
-//	codec.Seal(ctx, &p)                                     // then INSERT p's fields
-//	ids, _ := codec.IndexValues(ctx, "ssn_bidx", "123-45-6789") // WHERE ssn_bidx IN (ids...)
-//	codec.Open(ctx, &p)                                     // after SELECT
+//	table, err := fieldenc.New(fieldenc.Config{Keys: hierarchical, BranchKeyID: "patients-app", Table: "patients"})
+//	codec, err := fieldenc.NewCodec[Patient](table)
+//	err = codec.Seal(ctx, &p)                                    // all or nothing; then INSERT p's fields
+//	ids, err := codec.IndexValues(ctx, "ssn_bidx", "123-45-6789") // WHERE ssn_bidx IN (ids...)
+//	err = codec.Open(ctx, &p)                                    // after SELECT
 //
 // Every value is AES-256-GCM under a key derived (HKDF-SHA-256) from the
 // branch key version, the table and the column, with a random nonce; the
@@ -44,9 +46,8 @@
 //
 // What it is not: a way to search ranges or substrings of encrypted data
 // (neither is safe with these constructions), or a document store: seal
-// whole documents and objects with the phicrypt package. Plaintext in plain
-// string and []byte fields after Open is as visible as any string; use
-// Sealed[T] for redaction. Go cannot promise that key schedules inside
-// crypto/cipher values are erased when dropped; derived key bytes are
-// cleared after use.
+// whole documents and objects with the phicrypt package. A plaintext taken
+// out of a Sealed with Get is as visible as any string. Go cannot promise
+// that key schedules inside crypto/cipher values are erased when dropped;
+// derived key bytes are cleared after use.
 package fieldenc

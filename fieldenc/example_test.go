@@ -8,7 +8,8 @@ import (
 	"github.com/phicrypt/phicrypt/fieldenc"
 )
 
-// A Sealed value never prints its plaintext.
+// A Sealed value never prints its plaintext, and refuses to be written to a
+// database before it is sealed.
 func ExampleSealed() {
 	type Patient struct {
 		Name fieldenc.Sealed[string]
@@ -19,11 +20,33 @@ func ExampleSealed() {
 	fmt.Printf("%v\n%+v\n%s\n", p, p, js)
 	name, _ := p.Name.Get()
 	fmt.Println(len(name), "characters, opened explicitly")
+	_, err := p.Name.Value() // what database/sql calls for an INSERT
+	fmt.Println(err)
 	// Output:
 	// {[REDACTED] [REDACTED]}
 	// {Name:[REDACTED] DOB:[REDACTED]}
 	// {"Name":"[REDACTED]","DOB":"[REDACTED]"}
 	// 12 characters, opened explicitly
+	// fieldenc: the value is not sealed; call Seal first
+}
+
+// Encrypted fields are Sealed values: a plain string tagged encrypt would
+// still hold its plaintext after a failed Seal, ready for an INSERT, so it
+// is refused.
+func ExampleCheck() {
+	type Visit struct {
+		ID  string `phi:"rowid"`
+		MRN string `phi:"encrypt,deterministic"`
+	}
+	fmt.Println(fieldenc.Check[Visit]())
+	type SealedVisit struct {
+		ID  string                  `phi:"rowid"`
+		MRN fieldenc.Sealed[string] `phi:"encrypt,deterministic"`
+	}
+	fmt.Println(fieldenc.Check[SealedVisit]())
+	// Output:
+	// fieldenc: fieldenc_test.Visit field MRN, tag phi:"encrypt,deterministic": a plain string would still hold its plaintext after a failed Seal, and an INSERT would store it; declare it fieldenc.Sealed[string], which refuses to be written unsealed
+	// <nil>
 }
 
 // Size a blind index for a column of about a million distinct SSNs.

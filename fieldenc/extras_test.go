@@ -90,7 +90,7 @@ func FuzzOpen(f *testing.F) {
 func TestUsageCapRotates(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, keyring.HierarchicalConfig{MaxUsesPerVersion: 50, UsageBlock: 10})
-	tbl := e.table(t, fieldenc.Config{UsageBlock: 10})
+	tbl := e.table(t, fieldenc.Config{ReservedUses: 10})
 	col, err := tbl.Column("notes", fieldenc.Randomized)
 	require.NoError(t, err)
 	var sealed [][]byte
@@ -125,8 +125,8 @@ func TestNewRequiresCounting(t *testing.T) {
 	require.NoError(t, err)
 	_, err = fieldenc.New(fieldenc.Config{Keys: kr, BranchKeyID: e.id, Table: "patients"})
 	require.ErrorContains(t, err, "MaxUsesPerVersion")
-	_, err = fieldenc.New(fieldenc.Config{Keys: e.kr, BranchKeyID: e.id, Table: "patients", UsageBlock: 1 << 31})
-	require.ErrorContains(t, err, "UsageBlock")
+	_, err = fieldenc.New(fieldenc.Config{Keys: e.kr, BranchKeyID: e.id, Table: "patients", ReservedUses: 1 << 31})
+	require.ErrorContains(t, err, "ReservedUses")
 	_, err = fieldenc.New(fieldenc.Config{Keys: e.kr, BranchKeyID: e.id})
 	require.Error(t, err)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // The field format (docs/FORMAT.md, "Fields"):
@@ -77,8 +78,25 @@ type FieldError struct {
 	Err  error
 }
 
-func (e *FieldError) Error() string { return "fieldenc: field " + e.Path + ": " + e.Err.Error() }
+func (e *FieldError) Error() string { return "fieldenc: field " + e.Path + ": " + cause(e.Err) }
 func (e *FieldError) Unwrap() error { return e.Err }
+
+// stepError is an error of one step of fieldenc ("re-sealing a row"),
+// wrapping its cause.
+type stepError struct {
+	step string
+	err  error
+}
+
+// wrap names the step that failed with err: "fieldenc: step: cause", with
+// the cause's own "fieldenc: " dropped, so a message names the package once.
+func wrap(step string, err error) error { return &stepError{step: step, err: err} }
+
+func (e *stepError) Error() string { return "fieldenc: " + e.step + ": " + cause(e.err) }
+func (e *stepError) Unwrap() error { return e.err }
+
+// cause is err's message without the "fieldenc: " it may start with.
+func cause(err error) string { return strings.TrimPrefix(err.Error(), "fieldenc: ") }
 
 // keyRef is what a sealed value names its branch key version by.
 type keyRef [refLen]byte

@@ -45,8 +45,7 @@ func (c *Codec[T]) IndexValues(ctx context.Context, name string, values ...any) 
 
 // EqualValues returns what deterministic field path (its Go path, for
 // example "MRN") holds for value under every live version, active first,
-// typed as the column stores it (string for text form, []byte for binary):
-// use them in WHERE column IN (...).
+// in the text form a Sealed value writes: use them in WHERE column IN (...).
 func (c *Codec[T]) EqualValues(ctx context.Context, path string, value any) ([]any, error) {
 	b := c.b
 	for i, f := range b.p.fields {
@@ -65,11 +64,7 @@ func (c *Codec[T]) EqualValues(ctx context.Context, path string, value any) ([]a
 			if err != nil {
 				return nil, err
 			}
-			bin := ck.sealDeterministic(nil, pt)
-			if f.access.kind == accBytes {
-				return bin, nil
-			}
-			return string(appendText(nil, bin)), nil
+			return string(appendText(nil, ck.sealDeterministic(nil, pt))), nil
 		})
 	}
 	return nil, fmt.Errorf("fieldenc: %v has no encrypted field %s", b.p.typ, path)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"reflect"
 	"time"
 )
@@ -78,7 +77,7 @@ func (j *Reencrypt[T]) Run(ctx context.Context) (Progress, error) {
 		job TEXT PRIMARY KEY, after_key TEXT NOT NULL, scanned BIGINT NOT NULL,
 		resealed BIGINT NOT NULL, pass BIGINT NOT NULL, pass_resealed BIGINT NOT NULL,
 		pass_started BIGINT NOT NULL, done BOOLEAN NOT NULL)`); err != nil {
-		return Progress{}, fmt.Errorf("fieldenc: creating %s: %w", CheckpointTable, err)
+		return Progress{}, wrap("creating "+CheckpointTable, err)
 	}
 	p, err := j.checkpoint(ctx)
 	if err != nil {
@@ -91,7 +90,7 @@ func (j *Reencrypt[T]) Run(ctx context.Context) (Progress, error) {
 	t.Refresh()
 	live, err := t.cfg.Keys.LiveVersions(ctx, t.cfg.BranchKeyID)
 	if err != nil {
-		return p, fmt.Errorf("fieldenc: reading the active version: %w", err)
+		return p, wrap("reading the active version", err)
 	}
 	if len(live) == 0 {
 		return p, ErrUnknownKey
@@ -155,7 +154,7 @@ func (j *Reencrypt[T]) checkpoint(ctx context.Context) (Progress, error) {
 		return Progress{}, nil
 	}
 	if err != nil {
-		return p, fmt.Errorf("fieldenc: reading the checkpoint: %w", err)
+		return p, wrap("reading the checkpoint", err)
 	}
 	return p, nil
 }
@@ -165,12 +164,12 @@ func (j *Reencrypt[T]) checkpoint(ctx context.Context) (Progress, error) {
 func (j *Reencrypt[T]) batch(ctx context.Context, p Progress, limit int, active string, settled time.Time) (Progress, error) {
 	tx, err := j.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return p, fmt.Errorf("fieldenc: starting a batch: %w", err)
+		return p, wrap("starting a batch", err)
 	}
 	defer tx.Rollback()
 	rows, err := j.Load(ctx, tx, p.After, limit)
 	if err != nil {
-		return p, fmt.Errorf("fieldenc: loading rows after the checkpoint: %w", err)
+		return p, wrap("loading rows after the checkpoint", err)
 	}
 	for i := range rows {
 		row := &rows[i]
@@ -178,7 +177,7 @@ func (j *Reencrypt[T]) batch(ctx context.Context, p Progress, limit int, active 
 		p.After = j.Key(row)
 		moved, err := j.reseal(ctx, tx, row, active)
 		if err != nil {
-			return p, fmt.Errorf("fieldenc: re-sealing the row after the checkpoint: %w", err)
+			return p, wrap("re-sealing the row after the checkpoint", err)
 		}
 		if moved {
 			p.Resealed++
@@ -197,10 +196,10 @@ func (j *Reencrypt[T]) batch(ctx context.Context, p Progress, limit int, active 
 		scanned = excluded.scanned, resealed = excluded.resealed, pass = excluded.pass,
 		pass_resealed = excluded.pass_resealed, pass_started = excluded.pass_started, done = excluded.done`,
 		j.Job, p.After, p.Scanned, p.Resealed, p.Pass, p.PassResealed, p.passStarted.UnixNano(), p.Done); err != nil {
-		return p, fmt.Errorf("fieldenc: saving the checkpoint: %w", err)
+		return p, wrap("saving the checkpoint", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return p, fmt.Errorf("fieldenc: committing a batch: %w", err)
+		return p, wrap("committing a batch", err)
 	}
 	return p, nil
 }
@@ -237,11 +236,11 @@ func (b *bound) stale(sv reflect.Value, ref keyRef) bool {
 		if !ok {
 			continue
 		}
-		bin, legacy, null, err := f.access.stored(fv)
+		bin, legacy, null := f.access.stored(fv)
 		if null {
 			continue
 		}
-		if err != nil || legacy {
+		if legacy {
 			return true
 		}
 		p, err := parse(bin)

@@ -15,21 +15,22 @@ import (
 // Found in review: each of these failed before its fix.
 
 type noteRow struct {
-	ID   string `phi:"rowid"`
-	Note string `phi:"encrypt"`
+	ID   string                  `phi:"rowid"`
+	Note fieldenc.Sealed[string] `phi:"encrypt"`
 }
 
 // A value sealed under a version this process rotated to opens at once.
 func TestOpenRightAfterCapRotation(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, keyring.HierarchicalConfig{MaxUsesPerVersion: 20, UsageBlock: 10, CacheTTL: time.Hour})
-	codec, err := fieldenc.NewCodec[noteRow](e.table(t, fieldenc.Config{UsageBlock: 10}))
+	codec, err := fieldenc.NewCodec[noteRow](e.table(t, fieldenc.Config{ReservedUses: 10}))
 	require.NoError(t, err)
 	for i := range 60 {
-		r := noteRow{ID: fmt.Sprint("r", i), Note: fmt.Sprint("note ", i)}
+		r := noteRow{ID: fmt.Sprint("r", i), Note: fieldenc.Of(fmt.Sprint("note ", i))}
 		require.NoError(t, codec.Seal(ctx, &r))
+		r.Note = sealedOnly(t, r.Note)
 		require.NoError(t, codec.Open(ctx, &r), "row %d", i)
-		require.Equal(t, fmt.Sprint("note ", i), r.Note)
+		require.Equal(t, fmt.Sprint("note ", i), get(t, r.Note))
 	}
 }
 
@@ -40,7 +41,7 @@ func TestOpenAfterAnotherProcessRotates(t *testing.T) {
 	e := newEnv(t, zeroHC())
 	reader, err := fieldenc.NewCodec[noteRow](e.table(t, fieldenc.Config{}))
 	require.NoError(t, err)
-	r := noteRow{ID: "a", Note: "x"}
+	r := noteRow{ID: "a", Note: fieldenc.Of("x")}
 	require.NoError(t, reader.Seal(ctx, &r))
 	require.NoError(t, reader.Open(ctx, &r)) // the reader now holds a live list
 	_, err = e.bk.Rotate(ctx, e.id)
@@ -52,14 +53,15 @@ func TestOpenAfterAnotherProcessRotates(t *testing.T) {
 	require.NoError(t, err)
 	writer, err := fieldenc.NewCodec[noteRow](w)
 	require.NoError(t, err)
-	n := noteRow{ID: "b", Note: "y"}
+	n := noteRow{ID: "b", Note: fieldenc.Of("y")}
 	require.NoError(t, writer.Seal(ctx, &n))
+	n.Note = sealedOnly(t, n.Note)
 	deadline := time.Now().Add(time.Second)
 	for {
 		x := n
 		err := reader.Open(ctx, &x)
 		if err == nil {
-			require.Equal(t, "y", x.Note)
+			require.Equal(t, "y", get(t, x.Note))
 			return
 		}
 		require.ErrorIs(t, err, fieldenc.ErrUnknownKey)
@@ -73,7 +75,7 @@ func TestOpenAfterAnotherProcessRotates(t *testing.T) {
 func TestReservedUsesSurviveExpiry(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, keyring.HierarchicalConfig{MaxUsesPerVersion: 4000, UsageBlock: 1000})
-	col, err := e.table(t, fieldenc.Config{UsageBlock: 1000}).Column("notes", fieldenc.Randomized)
+	col, err := e.table(t, fieldenc.Config{ReservedUses: 1000}).Column("notes", fieldenc.Randomized)
 	require.NoError(t, err)
 	for i := range 6 {
 		_, err := col.Seal(ctx, nil, []byte(fmt.Sprint("n", i)), nil)
@@ -87,13 +89,13 @@ func TestReservedUsesSurviveExpiry(t *testing.T) {
 }
 
 type revAddr struct {
-	Zip    string `phi:"encrypt,blindindex=zip:16"`
-	ZipIdx []byte `phi:"index=zip"`
+	Zip    fieldenc.Sealed[string] `phi:"encrypt,blindindex=zip:16"`
+	ZipIdx []byte                  `phi:"index=zip"`
 }
 
 type revRow struct {
-	ID   string `phi:"rowid"`
-	Name string `phi:"encrypt"`
+	ID   string                  `phi:"rowid"`
+	Name fieldenc.Sealed[string] `phi:"encrypt"`
 	Work *revAddr
 }
 
@@ -103,33 +105,39 @@ func TestNilNestedIndex(t *testing.T) {
 	e := newEnv(t, zeroHC())
 	codec, err := fieldenc.NewCodec[revRow](e.table(t, fieldenc.Config{}))
 	require.NoError(t, err)
-	r := revRow{ID: "r1", Name: "x"}
+	r := revRow{ID: "r1", Name: fieldenc.Of("x")}
 	require.NoError(t, codec.Seal(ctx, &r))
+	r.Name = sealedOnly(t, r.Name)
 	require.NoError(t, codec.Open(ctx, &r))
-	require.Equal(t, "x", r.Name)
-	r = revRow{ID: "r2", Name: "y", Work: &revAddr{Zip: "02139"}}
+	require.Equal(t, "x", get(t, r.Name))
+	r = revRow{ID: "r2", Name: fieldenc.Of("y"), Work: &revAddr{Zip: fieldenc.Of("02139")}}
 	require.NoError(t, codec.Seal(ctx, &r))
 	require.Len(t, r.Work.ZipIdx, 2)
 }
 
-// Sealing a []byte field twice (a retried INSERT) is refused, not sealed
-// again; a string plaintext that merely looks sealed is sealed as usual.
+// Sealing twice (a retried INSERT) seals the plaintext again, never the
+// ciphertext; a row read back and not opened is refused; a string
+// plaintext that merely looks sealed is sealed as usual.
 func TestDoubleSealRefused(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, zeroHC())
 	type row struct {
-		ID    string `phi:"rowid"`
-		Photo []byte `phi:"encrypt"`
-		Note  string `phi:"encrypt"`
+		ID    string                  `phi:"rowid"`
+		Photo fieldenc.Sealed[[]byte] `phi:"encrypt"`
+		Note  fieldenc.Sealed[string] `phi:"encrypt"`
 	}
 	codec, err := fieldenc.NewCodec[row](e.table(t, fieldenc.Config{}))
 	require.NoError(t, err)
-	r := row{ID: "r1", Photo: []byte("jpeg bytes"), Note: "phi:ok"}
+	r := row{ID: "r1", Photo: fieldenc.Of([]byte("jpeg bytes")), Note: fieldenc.Of("phi:ok")}
 	require.NoError(t, codec.Seal(ctx, &r))
-	require.ErrorContains(t, codec.Seal(ctx, &r), "Seal twice")
-	require.NoError(t, codec.Open(ctx, &r))
-	require.Equal(t, []byte("jpeg bytes"), r.Photo)
-	require.Equal(t, "phi:ok", r.Note)
+	require.NoError(t, codec.Seal(ctx, &r))
+	read := row{ID: r.ID, Photo: sealedOnly(t, r.Photo), Note: sealedOnly(t, r.Note)}
+	before := read
+	require.ErrorContains(t, codec.Seal(ctx, &read), "Open it first")
+	require.Equal(t, before, read)
+	require.NoError(t, codec.Open(ctx, &read))
+	require.Equal(t, []byte("jpeg bytes"), get(t, read.Photo))
+	require.Equal(t, "phi:ok", get(t, read.Note))
 }
 
 // Stored values: an unknown format version is reported as such, and a
@@ -139,31 +147,34 @@ func TestStoredValueChecks(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, zeroHC())
 	type row struct {
-		ID  string `phi:"rowid"`
-		Raw []byte `phi:"encrypt"`
-		MRN string `phi:"encrypt,deterministic"`
+		ID  string                  `phi:"rowid"`
+		Raw fieldenc.Sealed[[]byte] `phi:"encrypt"`
+		MRN fieldenc.Sealed[string] `phi:"encrypt,deterministic"`
 	}
 	codec, err := fieldenc.NewCodec[row](e.table(t, fieldenc.Config{}))
 	require.NoError(t, err)
-	r := row{ID: "r1", Raw: []byte("x"), MRN: "MRN-42"}
+	r := row{ID: "r1", Raw: fieldenc.Of([]byte("x")), MRN: fieldenc.Of("MRN-42")}
 	require.NoError(t, codec.Seal(ctx, &r))
+	r = row{ID: r.ID, Raw: sealedOnly(t, r.Raw), MRN: sealedOnly(t, r.MRN)}
 
+	// A binary value (from a BYTEA or BLOB column) of format version 3.
 	x := r
-	x.Raw = append([]byte{3}, r.Raw[1:]...)
+	x.Raw = fieldenc.Sealed[[]byte]{}
+	require.NoError(t, x.Raw.Scan(append([]byte{3}, r.Raw.Ciphertext()[1:]...)))
 	require.ErrorIs(t, codec.Open(ctx, &x), fieldenc.ErrUnsupportedVersion)
 
-	x = r
-	x.MRN = r.MRN[:10] + "\n" + r.MRN[10:]
-	require.ErrorIs(t, codec.Open(ctx, &x), fieldenc.ErrMalformed)
-	x = r
-	last := x.MRN[len(x.MRN)-1]
+	mrn := text(t, r.MRN)
+	var y fieldenc.Sealed[string]
+	require.ErrorIs(t, y.Scan(mrn[:10]+"\n"+mrn[10:]), fieldenc.ErrMalformed)
+	last := mrn[len(mrn)-1]
 	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
 		if c != last {
-			alt := x.MRN[:len(x.MRN)-1] + string(c)
-			y := r
-			y.MRN = alt
-			if err := codec.Open(ctx, &y); err == nil {
-				require.Equal(t, "MRN-42", y.MRN)
+			z := r
+			z.MRN = fieldenc.Sealed[string]{}
+			if z.MRN.Scan(mrn[:len(mrn)-1]+string(c)) != nil {
+				continue
+			}
+			if err := codec.Open(ctx, &z); err == nil {
 				t.Fatalf("a second text form of one value opened")
 			}
 		}

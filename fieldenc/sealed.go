@@ -28,10 +28,14 @@ type Plain interface {
 // [REDACTED] with every fmt verb, through slog, and in JSON when it holds
 // only plaintext; JSON of a sealed value is its sealed text form. A
 // Table's Seal fills the sealed form from the plaintext, Open the reverse.
+// Encrypted fields are always Sealed (Sealed[string] and Sealed[[]byte]
+// where a plain string or []byte would be), so that a row whose Seal
+// failed cannot be written with its plaintext.
 //
 // For SQL it is a driver.Valuer (the text form, so it fits TEXT and
-// VARCHAR columns, or NULL) and a sql.Scanner (text or binary form, or
-// NULL). The zero value is NULL.
+// VARCHAR columns, or NULL; ErrNotSealed while it holds only a plaintext)
+// and a sql.Scanner (text or binary form, or NULL). The zero value is
+// NULL.
 type Sealed[T Plain] struct {
 	v      T
 	valid  bool   // v holds a plaintext
@@ -244,6 +248,12 @@ func (s *Sealed[T]) plainView() ([]byte, bool) {
 		return stringBytes(v), true
 	case []byte:
 		return v, true
+	}
+	switch kindOf(&s.v) { // named types: type MRN string
+	case kString:
+		return stringBytes(elem(&s.v).String()), true
+	case kBytes:
+		return elem(&s.v).Bytes(), true
 	}
 	return nil, false
 }

@@ -22,6 +22,7 @@ type env struct {
 	bk    *keyring.BranchKeys
 	kr    *keyring.Hierarchical
 	id    string
+	arn   string // the KMS key wrapping the branch key
 }
 
 const branchKeyID = "patients-app"
@@ -54,7 +55,7 @@ func newEnv(t testing.TB, hc keyring.HierarchicalConfig) *env {
 	}
 	kr, err := keyring.NewHierarchical(hc)
 	require.NoError(t, err)
-	return &env{kms: l, store: store, bk: bk, kr: kr, id: branchKeyID}
+	return &env{kms: l, store: store, bk: bk, kr: kr, id: branchKeyID, arn: aws.ToString(key.KeyMetadata.Arn)}
 }
 
 func (e *env) table(t testing.TB, cfg fieldenc.Config) *fieldenc.Table {

@@ -12,12 +12,14 @@ import (
 	"github.com/phicrypt/phicrypt/keyring"
 )
 
-// DefaultUsageBlock is how many field encryptions a Table reserves from the
-// store at a time when Config.UsageBlock is zero (or the keyring's
+// DefaultReservedUses is how many field encryptions a Table reserves from
+// the store at a time when Config.ReservedUses is zero (or the keyring's
 // MaxUsesPerVersion, if smaller). A reservation is one store write, so it
 // must be rare next to field encryptions, which take well under a
 // microsecond; a process that stops loses what it reserved and did not use.
-const DefaultUsageBlock = 1 << 20
+// It is not keyring.DefaultUsageBlock, the block the keyring reserves for
+// its own OnEncrypt calls.
+const DefaultReservedUses = 1 << 20
 
 // Config configures a Table.
 type Config struct {
@@ -37,11 +39,11 @@ type Config struct {
 	// without TextPrefix, or a []byte column value that is not a sealed
 	// field, is taken as plaintext (and sealed at the next Seal).
 	Migration bool
-	// UsageBlock is how many encryptions are reserved from the store at a
-	// time (default DefaultUsageBlock). Reserved and unused encryptions
+	// ReservedUses is how many encryptions are reserved from the store at
+	// a time (default DefaultReservedUses). Reserved and unused encryptions
 	// are lost when the process stops, so the stored count is an upper
 	// bound.
-	UsageBlock uint64
+	ReservedUses uint64
 }
 
 // MaxFieldsPerSeal caps the fields one struct may seal at once (each counts
@@ -100,11 +102,11 @@ func New(cfg Config) (*Table, error) {
 	if maxUses == 0 || maxUses > keyring.MaxUsesPerVersionLimit {
 		return nil, fmt.Errorf("fieldenc: the keyring must count uses: set HierarchicalConfig.MaxUsesPerVersion (1 to 2^32; every field nonce is random, so no key may seal more than 2^32 values)")
 	}
-	if cfg.UsageBlock == 0 {
-		cfg.UsageBlock = min(DefaultUsageBlock, maxUses)
+	if cfg.ReservedUses == 0 {
+		cfg.ReservedUses = min(DefaultReservedUses, maxUses)
 	}
-	if cfg.UsageBlock > maxUses {
-		return nil, fmt.Errorf("fieldenc: Config.UsageBlock (%d) exceeds the keyring's MaxUsesPerVersion (%d)", cfg.UsageBlock, maxUses)
+	if cfg.ReservedUses > maxUses {
+		return nil, fmt.Errorf("fieldenc: Config.ReservedUses (%d) exceeds the keyring's MaxUsesPerVersion (%d)", cfg.ReservedUses, maxUses)
 	}
 	return &Table{cfg: cfg, opened: map[string]*versionKeys{}}, nil
 }
@@ -124,7 +126,7 @@ func expireAt(flag *atomic.Bool, when time.Time) {
 }
 
 // takeActive returns the active version with n encryptions reserved for
-// the caller (n ≤ UsageBlock).
+// the caller (n ≤ ReservedUses).
 func (t *Table) takeActive(ctx context.Context, n int64) (*versionKeys, error) {
 	if vk := t.active.Load(); vk != nil && !vk.expired.Load() && vk.remaining.Add(-n) >= 0 {
 		return vk, nil
@@ -137,7 +139,7 @@ func (t *Table) takeActive(ctx context.Context, n int64) (*versionKeys, error) {
 	if vk, ok := t.renewLocked(ctx, n); ok {
 		return vk, nil
 	}
-	block := max(t.cfg.UsageBlock, uint64(n))
+	block := max(t.cfg.ReservedUses, uint64(n))
 	bk, err := t.cfg.Keys.AcquireActive(ctx, t.cfg.BranchKeyID, block)
 	if err != nil {
 		return nil, fmt.Errorf("fieldenc: reserving encryptions under the active branch key version: %w", err)
@@ -197,43 +199,6 @@ func (t *Table) renewLocked(ctx context.Context, n int64) (*versionKeys, bool) {
 	expireAt(&vk.expired, expires)
 	t.active.Store(vk)
 	return vk, true
-}
-
-// sealedAlready reports whether an in-place field's plaintext is in fact a
-// value this table sealed (its key reference names a live version): Seal
-// twice would seal the ciphertext. A plaintext that merely looks like the
-// format (a string starting "phi:") is sealed as usual.
-func (t *Table) sealedAlready(ctx context.Context, kind accessKind, pt []byte) bool {
-	var p parsed
-	var err error
-	switch kind {
-	case accString:
-		if !isText(pt) {
-			return false
-		}
-		bin, derr := decodeText(nil, pt)
-		if derr != nil {
-			return false
-		}
-		p, err = parse(bin)
-	case accBytes:
-		p, err = parse(pt)
-	default:
-		return false
-	}
-	if err != nil {
-		return false
-	}
-	ls, err := t.liveVersions(ctx)
-	if err != nil {
-		return false
-	}
-	for _, lv := range ls.versions {
-		if lv.ref == p.ref {
-			return true
-		}
-	}
-	return false
 }
 
 // refOf is the key reference of a version: the first bytes of its UUID.

@@ -16,15 +16,17 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// Patient is a row of the patients table. Sealed fields redact themselves
-// when printed; the blind index lets the service find a patient by SSN
-// without the database ever seeing one.
+// Patient is a row of the patients table. Every encrypted field is a
+// Sealed value: it redacts itself when printed, and refuses to be written
+// to the database unsealed, so a failed Seal cannot store plaintext. The
+// blind index lets the service find a patient by SSN without the database
+// ever seeing one.
 type Patient struct {
 	ID       string                     `phi:"rowid"`
 	Name     fieldenc.Sealed[string]    `phi:"encrypt"`
 	SSN      fieldenc.Sealed[string]    `phi:"encrypt,blindindex=ssn_bidx:16,normalize=digits"`
 	SSNIndex []byte                     `phi:"index=ssn_bidx"`
-	MRN      string                     `phi:"encrypt,deterministic"`
+	MRN      fieldenc.Sealed[string]    `phi:"encrypt,deterministic"`
 	DOB      fieldenc.Sealed[time.Time] `phi:"encrypt"`
 }
 
@@ -70,7 +72,7 @@ func patients(ctx context.Context, out io.Writer, client *kms.Client, keyARN str
 		return err
 	}
 
-	p := Patient{ID: "p-0001", Name: fieldenc.Of("Ada Lovelace"), SSN: fieldenc.Of("078-05-1120"), MRN: "MRN-000042",
+	p := Patient{ID: "p-0001", Name: fieldenc.Of("Ada Lovelace"), SSN: fieldenc.Of("078-05-1120"), MRN: fieldenc.Of("MRN-000042"),
 		DOB: fieldenc.Of(time.Date(1815, 12, 10, 0, 0, 0, 0, time.UTC))}
 	fmt.Fprintf(out, "13. fieldenc: a patient before sealing prints as %v\n", p)
 	if err := codec.Seal(ctx, &p); err != nil {
@@ -92,13 +94,13 @@ func patients(ctx context.Context, out io.Writer, client *kms.Client, keyARN str
 	defer rows.Close()
 	for rows.Next() {
 		var r Patient
-		var name, ssn, dob string
-		if err := rows.Scan(&r.ID, &name, &ssn, &r.SSNIndex, &r.MRN, &dob); err != nil {
+		var name, ssn, mrn, dob string
+		if err := rows.Scan(&r.ID, &name, &ssn, &r.SSNIndex, &mrn, &dob); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "14. found it by blind index %x (SSN digits, 16 bits); the row as stored in SQLite:\n", r.SSNIndex)
-		fmt.Fprintf(out, "      id=%s\n      name=%s\n      ssn=%s\n      mrn=%s\n      dob=%s\n", r.ID, name, ssn, r.MRN, dob)
-		for dst, src := range map[*fieldenc.Sealed[string]]string{&r.Name: name, &r.SSN: ssn} {
+		fmt.Fprintf(out, "      id=%s\n      name=%s\n      ssn=%s\n      mrn=%s\n      dob=%s\n", r.ID, name, ssn, mrn, dob)
+		for dst, src := range map[*fieldenc.Sealed[string]]string{&r.Name: name, &r.SSN: ssn, &r.MRN: mrn} {
 			if err := dst.Scan(src); err != nil {
 				return err
 			}
@@ -111,8 +113,9 @@ func patients(ctx context.Context, out io.Writer, client *kms.Client, keyARN str
 		}
 		n, _ := r.Name.Get()
 		s, _ := r.SSN.Get()
+		m, _ := r.MRN.Get()
 		d, _ := r.DOB.Get()
-		fmt.Fprintf(out, "15. opened: name=%s ssn=%s mrn=%s dob=%s (printed with %%v it stays %v)\n", n, s, r.MRN, d.Format(time.DateOnly), r.Name)
+		fmt.Fprintf(out, "15. opened: name=%s ssn=%s mrn=%s dob=%s (printed with %%v it stays %v)\n", n, s, m, d.Format(time.DateOnly), r.Name)
 	}
 	return rows.Err()
 }
