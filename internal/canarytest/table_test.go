@@ -52,9 +52,9 @@ var types = map[string]entry{
 		}
 		return out
 	}},
-	"phicrypt.Reader": {build: func(w *world) []any { return []any{w.reader()} }},
+	"phicrypt.Reader":   {build: func(w *world) []any { return []any{w.reader()} }},
 	"phicrypt.ReaderAt": {build: func(w *world) []any { return []any{w.readerAt()} }},
-	"phicrypt.Stage": {noSecret: "an enumeration"},
+	"phicrypt.Stage":    {noSecret: "an enumeration"},
 	"phicrypt.StaleUse": {build: func(w *world) []any {
 		return []any{&phicrypt.StaleUse{ExpiredFor: time.Second, Err: w.keyringError()}}
 	}},
@@ -74,9 +74,9 @@ var types = map[string]entry{
 		wrapped.Ciphertext = []byte(canaryKey) // wrapped key material: only its length may show
 		return []any{&w.version, &rotated, &wrapped}
 	}},
-	"keyring.BranchKeys":        {build: func(w *world) []any { return []any{w.bk} }},
-	"keyring.BranchKeysConfig":  {noSecret: "a store and client, a key ARN, a store name and grant tokens"},
-	"keyring.CountingKMS":       {noSecret: "counters around a KMS client"},
+	"keyring.BranchKeys":       {build: func(w *world) []any { return []any{w.bk} }},
+	"keyring.BranchKeysConfig": {noSecret: "a store and client, a key ARN, a store name and grant tokens"},
+	"keyring.CountingKMS":      {noSecret: "counters around a KMS client"},
 	"keyring.DecryptionMaterials": {build: func(w *world) []any {
 		m := w.encryptionMaterials()
 		return []any{&keyring.DecryptionMaterials{SuiteID: m.SuiteID, DataKeyLength: m.DataKeyLength,
@@ -125,7 +125,7 @@ var types = map[string]entry{
 	"keyring.Store":  {noSecret: "an interface: values format as their own type does"},
 
 	// fieldenc
-	"fieldenc.Codec":  {build: func(w *world) []any { return []any{w.codec()} }},
+	"fieldenc.Codec": {build: func(w *world) []any { return []any{w.codec()} }},
 	"fieldenc.Column": {build: func(w *world) []any {
 		c, err := w.table.Column("notes", fieldenc.Randomized)
 		w.must(err)
