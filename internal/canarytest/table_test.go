@@ -41,6 +41,8 @@ var types = map[string]entry{
 	"phicrypt.CacheConfig":      {noSecret: "limits, a partition name and callbacks"},
 	"phicrypt.CacheStats":       {noSecret: "counters"},
 	"phicrypt.CommitmentPolicy": {noSecret: "an enumeration"},
+	// RequiredContextKeys are names the program chose, not data (values
+	// are where PHI may be); the canary sits in the keyring's key.
 	"phicrypt.Config": {build: func(w *world) []any {
 		return []any{&phicrypt.Config{Keyring: w.raw, Cache: w.cache, RequiredContextKeys: []string{"tenant"}}}
 	}},
