@@ -1,0 +1,191 @@
+package canarytest
+
+import (
+	"time"
+
+	"github.com/phicrypt/phicrypt/fieldenc"
+	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/kmsmock"
+	"github.com/phicrypt/phicrypt/phicrypt"
+)
+
+// entry says how the canary test treats one type. Exactly one of its fields
+// is set:
+//
+//   - build returns values of the type, each as a pointer (*T), carrying a
+//     canary wherever the type can hold one. Use the public API where it
+//     can put the secret there (a Reader that has buffered plaintext, a
+//     keyring whose cache holds an unwrapped key); build a literal only for
+//     plain data types. A builder may add secrets the world made at random
+//     (a generated data key) to w.canaries.
+//   - noSecret says in one line why the type cannot hold a secret.
+type entry struct {
+	build    func(w *world) []any
+	noSecret string
+}
+
+// How to add an entry: a new exported type in a public package (any
+// directory of the module outside internal/, cmd/, examples/, interop/ and
+// testdata/) makes TestEveryExportedTypeHasAnEntry fail with its name, for
+// example "keyring.StaleUse". Add that name below with a builder (if the
+// type can hold plaintext, key bytes, a branch key id, encryption-context
+// keys or values, credentials, or an error that could carry any of them)
+// or with noSecret and its reason. Unexported types that the public API
+// hands out behind an interface (the stream writer) are listed under a
+// descriptive name in extraTypes.
+var types = map[string]entry{
+	// phicrypt
+	"phicrypt.Cache": {build: func(w *world) []any {
+		return []any{w.cache} // newWorld's Encrypt left an entry: the canary context and a data key
+	}},
+	"phicrypt.CacheConfig":      {noSecret: "limits, a partition name and callbacks"},
+	"phicrypt.CacheStats":       {noSecret: "counters"},
+	"phicrypt.CommitmentPolicy": {noSecret: "an enumeration"},
+	// RequiredContextKeys are names the program chose, not data (values
+	// are where PHI may be); the canary sits in the keyring's key.
+	"phicrypt.Config": {build: func(w *world) []any {
+		return []any{&phicrypt.Config{Keyring: w.raw, Cache: w.cache, RequiredContextKeys: []string{"tenant"}}}
+	}},
+	"phicrypt.Encryptor": {build: func(w *world) []any { return []any{w.enc} }},
+	"phicrypt.MessageError": {build: func(w *world) []any {
+		var out []any
+		for _, e := range w.messageErrors() {
+			out = append(out, e)
+		}
+		return out
+	}},
+	"phicrypt.Reader":   {build: func(w *world) []any { return []any{w.reader()} }},
+	"phicrypt.ReaderAt": {build: func(w *world) []any { return []any{w.readerAt()} }},
+	"phicrypt.Stage":    {noSecret: "an enumeration"},
+	"phicrypt.StaleUse": {build: func(w *world) []any {
+		return []any{&phicrypt.StaleUse{ExpiredFor: time.Second, Err: w.keyringError()}}
+	}},
+	"phicrypt.Suite": {noSecret: "an enumeration"},
+
+	// keyring
+	"keyring.BranchKey": {build: func(w *world) []any {
+		k, err := w.hier.AcquireActive(w.ctx, canaryID, 1)
+		w.must(err)
+		w.t.Cleanup(k.Release)
+		return []any{k}
+	}},
+	"keyring.BranchKeyVersion": {build: func(w *world) []any {
+		rotated, err := w.bk.Rotate(w.ctx, canaryID)
+		w.must(err)
+		wrapped := w.version
+		wrapped.Ciphertext = []byte(canaryKey) // wrapped key material: only its length may show
+		return []any{&w.version, &rotated, &wrapped}
+	}},
+	"keyring.BranchKeys":       {build: func(w *world) []any { return []any{w.bk} }},
+	"keyring.BranchKeysConfig": {noSecret: "a store and client, a key ARN, a store name and grant tokens"},
+	"keyring.CountingKMS":      {noSecret: "counters around a KMS client"},
+	"keyring.DecryptionMaterials": {build: func(w *world) []any {
+		m := w.encryptionMaterials()
+		return []any{&keyring.DecryptionMaterials{SuiteID: m.SuiteID, DataKeyLength: m.DataKeyLength,
+			EncryptionContext: m.EncryptionContext, DataKey: m.DataKey}}
+	}},
+	"keyring.DiscoveryFilter": {noSecret: "an AWS partition and account ids"},
+	"keyring.EncryptedDataKey": {build: func(w *world) []any {
+		m := w.encryptionMaterials()
+		return []any{&m.EncryptedDataKeys[0]} // a hierarchical EDK names the branch key id
+	}},
+	"keyring.EncryptionMaterials": {build: func(w *world) []any { return []any{w.encryptionMaterials()} }},
+	"keyring.FileStore":           {build: func(w *world) []any { return []any{w.store} }},
+	"keyring.Hierarchical":        {build: func(w *world) []any { w.encryptionMaterials(); return []any{w.hier} }},
+	"keyring.HierarchicalConfig": {build: func(w *world) []any {
+		return []any{&keyring.HierarchicalConfig{BranchKeys: w.bk, BranchKeyID: canaryID, CacheTTL: time.Minute}}
+	}},
+	"keyring.KMSCalls":           {noSecret: "counters"},
+	"keyring.KMSClient":          {noSecret: "an interface: values format as their own type does"},
+	"keyring.KMSConfig":          {noSecret: "a client, KMS key ids or ARNs and grant tokens"},
+	"keyring.KMSDiscoveryConfig": {noSecret: "a client, a filter and grant tokens"},
+	"keyring.KMSReEncrypter":     {noSecret: "an interface: values format as their own type does"},
+	"keyring.Keyring":            {noSecret: "an interface: values format as their own type does"},
+	"keyring.Multi": {build: func(w *world) []any {
+		m, err := keyring.NewMulti(w.raw, w.hier)
+		w.must(err)
+		return []any{m}
+	}},
+	"keyring.RawAES": {build: func(w *world) []any { return []any{w.raw} }},
+	"keyring.RewrapOptions": {build: func(w *world) []any {
+		return []any{&keyring.RewrapOptions{Resume: &keyring.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}}
+	}},
+	"keyring.RewrapPosition": {build: func(w *world) []any {
+		return []any{&keyring.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}
+	}},
+	"keyring.RewrapReport":   {noSecret: "counters"},
+	"keyring.RotationPolicy": {noSecret: "limits"},
+	"keyring.RotationReport": {noSecret: "counters"},
+	"keyring.SQLStore": {build: func(w *world) []any {
+		s, err := keyring.OpenSQLiteStore(w.ctx, w.t.TempDir()+"/store.db")
+		w.must(err)
+		w.t.Cleanup(func() { s.Close() })
+		return []any{s}
+	}},
+	"keyring.Secret": {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
+	"keyring.State":  {noSecret: "an enumeration"},
+	"keyring.Store":  {noSecret: "an interface: values format as their own type does"},
+
+	// fieldenc
+	"fieldenc.Codec": {build: func(w *world) []any { return []any{w.codec()} }},
+	"fieldenc.Column": {build: func(w *world) []any {
+		c, err := w.table.Column("notes", fieldenc.Randomized)
+		w.must(err)
+		_, err = c.Seal(w.ctx, nil, []byte(canaryPlain), []byte("row-1"))
+		w.must(err)
+		return []any{c}
+	}},
+	"fieldenc.Config": {build: func(w *world) []any {
+		return []any{&fieldenc.Config{Keys: w.hier, BranchKeyID: canaryID, Table: "patients"}}
+	}},
+	"fieldenc.FieldError":      {build: func(w *world) []any { return []any{w.fieldError()} }},
+	"fieldenc.IndexAssessment": {noSecret: "numbers about an index size"},
+	"fieldenc.Kind":            {noSecret: "an enumeration"},
+	"fieldenc.Plain":           {noSecret: "a type constraint"},
+	"fieldenc.Progress":        {noSecret: "counters and the application's own row key (a position, not PHI)"},
+	"fieldenc.Pseudonyms": {build: func(w *world) []any {
+		p, err := w.table.Pseudonyms(w.ctx, "research")
+		w.must(err)
+		return []any{p}
+	}},
+	"fieldenc.Reencrypt": {build: func(w *world) []any {
+		return []any{&fieldenc.Reencrypt[patient]{Codec: w.codec(), Job: "canary"}}
+	}},
+	"fieldenc.Sealed": {build: func(w *world) []any {
+		s := fieldenc.Of(canaryPlain)
+		b := fieldenc.Of([]byte(canaryKey))
+		return []any{&s, &b}
+	}},
+	"fieldenc.Table": {build: func(w *world) []any { w.codec(); return []any{w.table} }},
+
+	// kmsmock
+	"kmsmock.Config": {build: func(w *world) []any {
+		return []any{&kmsmock.Config{Credentials: map[string]string{"AKIDCANARY": canaryCred}}}
+	}},
+	"kmsmock.Fault": {noSecret: "fault rates and latencies"},
+	"kmsmock.Local": {build: func(w *world) []any {
+		return []any{kmsmock.StartTest(w.t, kmsmock.Config{Credentials: map[string]string{"AKIDCANARY": canaryCred}})}
+	}},
+	"kmsmock.Seed":    {noSecret: "key ids, descriptions, aliases and policies (no key material)"},
+	"kmsmock.SeedKey": {noSecret: "a key id, description, aliases and policy (no key material)"},
+	"kmsmock.Server": {build: func(w *world) []any {
+		s, err := kmsmock.New(kmsmock.Config{Credentials: map[string]string{"AKIDCANARY": canaryCred}})
+		w.must(err)
+		return []any{s}
+	}},
+	"kmsmock.TB": {noSecret: "an interface: values format as their own type does"},
+	"kmsmock.TrailEvent": {build: func(w *world) []any {
+		w.encryptionMaterials() // the keyring's KMS calls carry the canary id in their context
+		var out []any
+		for _, e := range w.kms.Server.Trail() {
+			out = append(out, &e)
+		}
+		return out
+	}},
+}
+
+// extraTypes are unexported types the public API hands out behind an
+// interface; they are checked like the entries of types.
+var extraTypes = map[string]entry{
+	"phicrypt.writer (from Encryptor.NewWriter)": {build: func(w *world) []any { return []any{w.writer()} }},
+}
