@@ -110,7 +110,7 @@ func TestREADMECoversSetUp(t *testing.T) {
 		"config.LoadDefaultConfig(", "kms.NewFromConfig(", "kmsmock.StartTest(",
 	} {
 		if !bytes.Contains(all, []byte(call)) {
-			t.Errorf("no README snippet calls %s", call)
+			t.Errorf("no README snippet contains %s", call)
 		}
 	}
 }
@@ -151,6 +151,20 @@ func TestBuildFailureNamesREADMELine(t *testing.T) {
 	buildMains(ft, root, writeOverlay(t, root, []snippet{s}), []snippet{s})
 	if !ft.failed || !strings.Contains(ft.msg, "README.md:105:") {
 		t.Fatalf("a broken snippet at README line 100 (error on its line 6) gave failed=%v, message:\n%s", ft.failed, ft.msg)
+	}
+}
+
+// TestFailingRunIsReported proves a snippet that builds but fails when run
+// fails the test, naming the README line.
+func TestFailingRunIsReported(t *testing.T) {
+	root := moduleRoot(t)
+	src := "package main\n\nimport \"os\"\n\nfunc main() { os.Exit(3) }\n"
+	s := newSnippet(block{lang: "go", line: 40, src: []byte(src)})
+	bins := buildMains(t, root, writeOverlay(t, root, []snippet{s}), []snippet{s})
+	ft := &fakeT{T: t}
+	run(ft, s, bins[s.line])
+	if !ft.failed || !strings.Contains(ft.msg, "README.md:40:") || !strings.Contains(ft.msg, "exit status 3") {
+		t.Fatalf("a snippet exiting 3 gave failed=%v, message:\n%s", ft.failed, ft.msg)
 	}
 }
 
@@ -268,9 +282,20 @@ func (s snippet) readmeLine(n int) int { return s.line + n - 1 }
 
 func checkFormatted(t tb, s snippet) {
 	t.Helper()
+	// format.Source also accepts fragments (statement lists), so parse as a
+	// file first: a snippet must be whole to build as shown.
+	f, err := parser.ParseFile(token.NewFileSet(), "", s.src, 0)
+	if err != nil {
+		t.Errorf("README.md:%d: the snippet is not a whole Go file (package clause, imports, declarations): %s",
+			s.line, remapMessage(err.Error(), s))
+		return
+	}
+	if !s.test && f.Name.Name != "main" {
+		t.Errorf("README.md:%d: a Go snippet is a main package (a program) or a _test package (a test file), not package %s", s.line, f.Name.Name)
+	}
 	got, err := format.Source(s.src)
 	if err != nil {
-		t.Errorf("README.md:%d: the snippet is not a whole Go file: %s", s.line, remapMessage(err.Error(), s))
+		t.Errorf("README.md:%d: gofmt: %v", s.line, err)
 		return
 	}
 	if !bytes.Equal(got, s.src) {
