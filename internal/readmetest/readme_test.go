@@ -55,8 +55,9 @@ type snippet struct {
 // module, as shown: each must be a whole file (a main package, or a test
 // file when its package clause names a _test package), gofmt-formatted,
 // must build, and must not discard an error. Programs that import kmsmock
-// run on embedded defaults and must exit 0; test files are run with go
-// test. A failure names the README line.
+// run on embedded defaults and must exit 0; test files are compiled with
+// go test -c and must pass. A failure names the README line. The go command
+// is the one on PATH (go test puts its own first).
 func TestREADMESnippets(t *testing.T) {
 	blocks := readBlocks(t)
 	snips := goSnippets(t, blocks)
