@@ -23,8 +23,8 @@ func branchKeyRef(id string) string {
 }
 
 func (c Config) describe() string {
-	return fmt.Sprintf("fieldenc.Config{table %s, %s, migration %t, usage block %d}",
-		c.Table, branchKeyRef(c.BranchKeyID), c.Migration, c.UsageBlock)
+	return fmt.Sprintf("fieldenc.Config{table %s, %s, migration %t, reserved uses %d}",
+		c.Table, branchKeyRef(c.BranchKeyID), c.Migration, c.ReservedUses)
 }
 
 // Format implements fmt.Formatter: the table name, the branch key's
@@ -37,14 +37,14 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		Table      string `json:"table"`
 		BranchKey  string `json:"branch_key"`
 		Migration  bool   `json:"migration"`
-		UsageBlock uint64 `json:"usage_block"`
-	}{c.Table, branchKeyRef(c.BranchKeyID), c.Migration, c.UsageBlock})
+		ReservedUses uint64 `json:"reserved_uses"`
+	}{c.Table, branchKeyRef(c.BranchKeyID), c.Migration, c.ReservedUses})
 }
 
 // LogValue implements slog.LogValuer.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("table", c.Table), slog.String("branch_key", branchKeyRef(c.BranchKeyID)),
-		slog.Bool("migration", c.Migration), slog.Uint64("usage_block", c.UsageBlock))
+		slog.Bool("migration", c.Migration), slog.Uint64("reserved_uses", c.ReservedUses))
 }
 
 // Format implements fmt.Formatter: String whatever the verb.

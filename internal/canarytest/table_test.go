@@ -61,6 +61,9 @@ var types = map[string]entry{
 		return []any{&phicrypt.StaleUse{ExpiredFor: time.Second, Err: w.keyringError()}}
 	}},
 	"phicrypt.Suite": {noSecret: "an enumeration"},
+	"keyring.StaleUse": {build: func(w *world) []any {
+		return []any{&keyring.StaleUse{BranchKey: "branch key #00000000", Version: "v", ExpiredFor: time.Second, Err: w.keyringError()}}
+	}},
 
 	// keyring
 	"keyring.BranchKey": {build: func(w *world) []any {

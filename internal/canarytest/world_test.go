@@ -166,13 +166,13 @@ func (w *world) keyringError() error {
 type patient struct {
 	ID   string                  `phi:"rowid"`
 	Name fieldenc.Sealed[string] `phi:"encrypt"`
-	MRN  string                  `phi:"encrypt,deterministic"`
+	MRN  fieldenc.Sealed[string] `phi:"encrypt,deterministic"`
 }
 
 func (w *world) codec() *fieldenc.Codec[patient] {
 	c, err := fieldenc.NewCodec[patient](w.table)
 	w.must(err)
-	p := patient{ID: "row-1", Name: fieldenc.Of(canaryPlain), MRN: canaryPlain}
+	p := patient{ID: "row-1", Name: fieldenc.Of(canaryPlain), MRN: fieldenc.Of(canaryPlain)}
 	w.must(c.Seal(w.ctx, &p))
 	return c
 }
@@ -180,12 +180,16 @@ func (w *world) codec() *fieldenc.Codec[patient] {
 // fieldError is what Open gives for a row whose sealed MRN was altered.
 func (w *world) fieldError() *fieldenc.FieldError {
 	c := w.codec()
-	p := patient{ID: "row-1", Name: fieldenc.Of(canaryPlain), MRN: canaryPlain}
+	p := patient{ID: "row-1", Name: fieldenc.Of(canaryPlain), MRN: fieldenc.Of(canaryPlain)}
 	w.must(c.Seal(w.ctx, &p))
-	b := []byte(p.MRN)
+	stored, err := p.MRN.Value()
+	w.must(err)
+	b := []byte(stored.(string))
 	b[len(b)-3] ^= 1
-	p.MRN = string(b)
-	err := c.Open(w.ctx, &p)
+	var altered fieldenc.Sealed[string]
+	w.must(altered.Scan(string(b)))
+	p.MRN = altered
+	err = c.Open(w.ctx, &p)
 	var fe *fieldenc.FieldError
 	if !errors.As(err, &fe) {
 		w.t.Fatalf("Open of an altered field gave %v, want a *FieldError", err)
