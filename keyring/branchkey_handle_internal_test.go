@@ -51,3 +51,55 @@ func TestBranchKeyReleaseThenWipe(t *testing.T) {
 	k2.Release()
 	require.False(t, bytes.Equal(k2.ent.key, zero), "a cached entry is not wiped on release")
 }
+
+// Item 5 of the hot-path issue: an unwrapped branch key past CacheTTL is
+// wiped within a bounded time (a timer at expiry, or at the end of the
+// stale window) though nothing asks for it again; Close wipes the rest.
+func TestExpiredBranchKeyIsWipedWithoutFurtherUse(t *testing.T) {
+	ctx := context.Background()
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	client := l.Client("svc")
+	out, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	s, err := OpenFileStore(t.TempDir())
+	require.NoError(t, err)
+	defer s.Close()
+	bk, err := NewBranchKeys(BranchKeysConfig{Store: s, Client: client, KMSKeyARN: *out.KeyMetadata.Arn, LogicalStoreName: "wipe-test"})
+	require.NoError(t, err)
+	_, err = bk.CreateBranchKey(ctx, "tenant-a")
+	require.NoError(t, err)
+	_, err = bk.CreateBranchKey(ctx, "tenant-b")
+	require.NoError(t, err)
+	zero := make([]byte, branchKeyLength)
+
+	for _, stale := range []time.Duration{0, 300 * time.Millisecond} {
+		h, err := NewHierarchical(HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", CacheTTL: 200 * time.Millisecond, StaleIfError: stale})
+		require.NoError(t, err)
+		k, err := h.AcquireActive(ctx, "tenant-a", 1)
+		require.NoError(t, err)
+		key := k.ent.key
+		k.Release()
+		time.Sleep(100*time.Millisecond + stale)
+		require.False(t, bytes.Equal(key, zero), "stale %v: wiped before its time", stale)
+		time.Sleep(400 * time.Millisecond)
+		require.True(t, bytes.Equal(key, zero), "stale %v: an expired branch key is still in memory", stale)
+		require.Zero(t, h.cache.size(), "stale %v: expired entries left in the cache", stale)
+		require.NoError(t, h.Close())
+	}
+
+	h, err := NewHierarchical(HierarchicalConfig{BranchKeys: bk, BranchKeyIDSupplier: func(ec map[string]string) (string, error) { return ec["t"], nil }, CacheTTL: time.Hour})
+	require.NoError(t, err)
+	var keys []Secret
+	for _, id := range []string{"tenant-a", "tenant-b"} {
+		k, err := h.AcquireActive(ctx, id, 1)
+		require.NoError(t, err)
+		keys = append(keys, k.ent.key)
+		k.Release()
+	}
+	require.NoError(t, h.Close())
+	for _, key := range keys {
+		require.True(t, bytes.Equal(key, zero), "Close left a branch key in memory")
+	}
+	_, err = h.AcquireActive(ctx, "tenant-a", 1)
+	require.ErrorIs(t, err, errClosed)
+}

@@ -120,3 +120,69 @@ func TestCacheKeysSeparateOwnersAndSuites(t *testing.T) {
 		t.Fatal("cache keys collide across owners, suites or kinds")
 	}
 }
+
+// Item 5 of the hot-path issue: a data key past MaxAge is wiped within a
+// bounded time (a timer at expiry) though nothing uses the cache again;
+// with StaleIfError, at the end of the stale window instead.
+func TestExpiredDataKeyIsWipedWithoutFurtherUse(t *testing.T) {
+	for _, stale := range []time.Duration{0, 300 * time.Millisecond} {
+		c, err := NewCache(CacheConfig{MaxAge: 200 * time.Millisecond, StaleIfError: stale})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := c.encryptKey(&[16]byte{1}, SuiteCommitted, nil)
+		e, err := c.testGet(context.Background(), key, 1, entryWithKey(7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dk := e.dataKey
+		e.release()
+		time.Sleep(100*time.Millisecond + stale)
+		if bytes.Equal(dk, make([]byte, len(dk))) {
+			t.Fatalf("stale %v: wiped before its time (within the stale window it may still serve)", stale)
+		}
+		time.Sleep(400 * time.Millisecond)
+		if !bytes.Equal(dk, make([]byte, len(dk))) {
+			t.Fatalf("stale %v: an expired data key is still in memory 300 ms after it could last be used", stale)
+		}
+		if n := len(*c.entries.Load()); n != 0 {
+			t.Fatalf("stale %v: %d entries left", stale, n)
+		}
+		c.Close()
+	}
+}
+
+// Close wipes every data key not in use at once, and one in use when its
+// message ends; the cache refuses work after.
+func TestCloseWipesEveryDataKey(t *testing.T) {
+	c := testCache(t, 10)
+	var held, idle *cacheEntry
+	for i, p := range []**cacheEntry{&held, &idle} {
+		key := c.encryptKey(&[16]byte{byte(i)}, SuiteCommitted, nil)
+		e, err := c.testGet(context.Background(), key, 1, entryWithKey(byte(i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		*p = e
+	}
+	idle.release()
+	heldKey, idleKey := held.dataKey, idle.dataKey
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	zero := make([]byte, len(idleKey))
+	if !bytes.Equal(idleKey, zero) {
+		t.Fatal("Close left an idle data key in memory")
+	}
+	if bytes.Equal(heldKey, zero) {
+		t.Fatal("Close wiped a key a message is still using")
+	}
+	held.release()
+	if !bytes.Equal(heldKey, zero) {
+		t.Fatal("the key in use was not wiped when its message ended")
+	}
+	key := c.encryptKey(&[16]byte{9}, SuiteCommitted, nil)
+	if _, err := c.testGet(context.Background(), key, 1, entryWithKey(9)); err == nil {
+		t.Fatal("a closed cache served a new entry")
+	}
+}
