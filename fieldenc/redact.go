@@ -34,9 +34,9 @@ func (c Config) Format(f fmt.State, _ rune) { io.WriteString(f, c.describe()) }
 // MarshalJSON implements json.Marshaler with what Format shows.
 func (c Config) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Table      string `json:"table"`
-		BranchKey  string `json:"branch_key"`
-		Migration  bool   `json:"migration"`
+		Table        string `json:"table"`
+		BranchKey    string `json:"branch_key"`
+		Migration    bool   `json:"migration"`
 		ReservedUses uint64 `json:"reserved_uses"`
 	}{c.Table, branchKeyRef(c.BranchKeyID), c.Migration, c.ReservedUses})
 }
