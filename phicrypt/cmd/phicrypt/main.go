@@ -440,6 +440,10 @@ func readRawKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, usagef("--raw-aes-key: %v", err)
 	}
+	// Pipes stay allowed, so that --raw-aes-key <(command) works.
+	if fi.IsDir() {
+		return nil, usagef("--raw-aes-key %s is a directory: name the key file inside it", path)
+	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o006 != 0 {
 		return nil, usagef("--raw-aes-key %s is readable or writable by every user: chmod 600 it", path)
 	}

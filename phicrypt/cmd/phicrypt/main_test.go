@@ -239,6 +239,14 @@ func TestRawKeyFileChecks(t *testing.T) {
 		}
 		return p
 	}
+	// Like /tmp, a directory that every user may read.
+	openDir := filepath.Join(dir, "keys")
+	if err := os.Mkdir(openDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(openDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, path, want string
 	}{
@@ -247,6 +255,7 @@ func TestRawKeyFileChecks(t *testing.T) {
 		{"world-readable", write("open", 32, 0o644), "chmod 600"},
 		{"world-writable", write("writable", 32, 0o602), "chmod 600"},
 		{"missing", filepath.Join(dir, "none"), "no such file"},
+		{"directory", openDir, "is a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,6 +263,9 @@ func TestRawKeyFileChecks(t *testing.T) {
 			expectFailure(t, r, exitUsage)
 			if !strings.Contains(string(r.stderr), tt.want) {
 				t.Errorf("stderr %q does not say %q", r.stderr, tt.want)
+			}
+			if tt.want != "chmod 600" && strings.Contains(string(r.stderr), "every user") {
+				t.Errorf("stderr %q blames permissions", r.stderr)
 			}
 		})
 	}
