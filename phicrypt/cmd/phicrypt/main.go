@@ -63,10 +63,14 @@ Keyrings (at least one):
                          or base64), in a file no other user may read or
                          write (chmod 600). Needs --key-namespace NS and
                          --key-name NAME, the same on encrypt and decrypt.
-  --kms-key ARN          an AWS KMS key; repeatable. On encrypt the first
-                         makes the data key and every other one wraps it too;
-                         on decrypt, the keys to try (name them by key ARN).
-                         A key ARN's own region is used for its calls.
+  --kms-key KEY          an AWS KMS key: key ARN, key id, alias name
+                         (alias/NAME) or alias ARN; repeatable. On encrypt
+                         the first makes the data key and every other one
+                         wraps it too; on decrypt, the keys to try. Decrypt
+                         turns a key id or alias into its key ARN with KMS
+                         DescribeKey (kms:DescribeKey permission needed);
+                         a key ARN needs no such call. An ARN's own region
+                         is used for its calls.
   --kms-discovery        decrypt only, instead of --kms-key: unwrap with
                          whichever KMS key the message names. Only safe when
                          KMS key policies are the whole access control.
@@ -213,7 +217,7 @@ func newFlagSet(opts *options) *flag.FlagSet {
 	fs.StringVar(&opts.rawKeyFile, "raw-aes-key", "", "raw AES-256 key `FILE`")
 	fs.StringVar(&opts.keyNamespace, "key-namespace", "", "raw AES key namespace")
 	fs.StringVar(&opts.keyName, "key-name", "", "raw AES key name")
-	fs.Var(&opts.kmsKeys, "kms-key", "KMS key ARN (repeatable)")
+	fs.Var(&opts.kmsKeys, "kms-key", "KMS key ARN, key id or alias (repeatable)")
 	fs.StringVar(&opts.kmsEndpoint, "kms-endpoint", "", "KMS endpoint URL")
 	fs.StringVar(&opts.region, "region", defaultRegion(), "AWS region")
 	fs.Var(&opts.context, "context", "KEY=VALUE (repeatable)")
@@ -484,9 +488,16 @@ func newKMSKeyrings(ctx context.Context, opts *options) ([]keyring.Keyring, erro
 	}
 	var rings []keyring.Keyring
 	for i, id := range opts.kmsKeys {
-		cfg := keyring.KMSConfig{Client: client(keyRegion(id, opts.region)), Keys: []string{id}}
+		c := client(keyRegion(id, opts.region))
+		cfg := keyring.KMSConfig{Client: c, Keys: []string{id}}
 		if i == 0 && opts.command == "encrypt" {
 			cfg.Generator, cfg.Keys = id, nil
+		} else if opts.command == "decrypt" {
+			arn, err := resolveKeyARN(ctx, c, id)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Keys = []string{arn}
 		}
 		kr, err := keyring.NewKMS(cfg)
 		if err != nil {
@@ -495,6 +506,32 @@ func newKMSKeyrings(ctx context.Context, opts *options) ([]keyring.Keyring, erro
 		rings = append(rings, kr)
 	}
 	return rings, nil
+}
+
+// resolveKeyARN returns the key ARN that id (a key ARN, key id, alias name
+// or alias ARN) names. A message's encrypted data keys name their KMS key
+// by key ARN, and decryption matches on it, so a key id or an alias that
+// encrypt accepted is resolved with KMS DescribeKey before decrypt can use
+// it. A key ARN is used as given, without a call.
+func resolveKeyARN(ctx context.Context, c *kms.Client, id string) (string, error) {
+	if isKeyARN(id) {
+		return id, nil
+	}
+	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(id)})
+	if err != nil {
+		return "", fmt.Errorf("finding the key ARN of --kms-key %s (KMS DescribeKey): %w", id, err)
+	}
+	if out.KeyMetadata == nil || !isKeyARN(aws.ToString(out.KeyMetadata.Arn)) {
+		return "", fmt.Errorf("finding the key ARN of --kms-key %s: KMS DescribeKey returned no key ARN", id)
+	}
+	return *out.KeyMetadata.Arn, nil
+}
+
+// isKeyARN reports whether id is a key ARN
+// (arn:PARTITION:kms:REGION:ACCOUNT:key/KEY-ID), not an alias ARN.
+func isKeyARN(id string) bool {
+	parts := strings.SplitN(id, ":", 6)
+	return len(parts) == 6 && parts[0] == "arn" && parts[2] == "kms" && strings.HasPrefix(parts[5], "key/")
 }
 
 // keyRegion is the region of a key ARN (arn:PARTITION:kms:REGION:...), or
@@ -510,7 +547,7 @@ func keyRegion(id, fallback string) string {
 // kmsClients returns a function making one KMS client per region: for
 // --kms-endpoint with static credentials, otherwise from the AWS SDK's
 // default configuration.
-func kmsClients(ctx context.Context, opts *options) (func(region string) keyring.KMSClient, error) {
+func kmsClients(ctx context.Context, opts *options) (func(region string) *kms.Client, error) {
 	var newClient func(region string) *kms.Client
 	if opts.kmsEndpoint != "" {
 		creds := endpointCredentials()
@@ -527,7 +564,7 @@ func kmsClients(ctx context.Context, opts *options) (func(region string) keyring
 		}
 	}
 	clients := map[string]*kms.Client{}
-	return func(region string) keyring.KMSClient {
+	return func(region string) *kms.Client {
 		if clients[region] == nil {
 			clients[region] = newClient(region)
 		}

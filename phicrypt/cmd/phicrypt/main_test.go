@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/phicrypt/phicrypt/keyring"
@@ -330,6 +331,63 @@ func TestKMSRoundTrip(t *testing.T) {
 
 	other := createKMSKey(t, l)
 	expectFailure(t, runCLI(t, msg, args("decrypt", kmsArgs(other))...), exitFailure)
+}
+
+// A key named by key id, alias name or alias ARN decrypts what it
+// encrypted: decrypt resolves it to the key ARN the message names.
+func TestKMSKeyIDAndAliasRoundTrip(t *testing.T) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	arn := createKMSKey(t, l)
+	keyID := arn[strings.LastIndex(arn, "/")+1:]
+	if _, err := l.Client("cli").CreateAlias(context.Background(), &kms.CreateAliasInput{
+		AliasName: aws.String("alias/patients"), TargetKeyId: aws.String(keyID),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	aliasARN := strings.Replace(arn, ":key/"+keyID, ":alias/patients", 1)
+	pt := []byte("patient record")
+	ec := []string{"--context", "tenant=general"}
+	for name, key := range map[string]string{"key id": keyID, "alias": "alias/patients", "alias ARN": aliasARN} {
+		t.Run(name, func(t *testing.T) {
+			kmsArgs := []string{"--kms-endpoint", l.URL, "--kms-key", key}
+			msg := mustRun(t, pt, args("encrypt", kmsArgs, ec)...)
+			if got := mustRun(t, msg, args("decrypt", kmsArgs, ec)...); !bytes.Equal(got, pt) {
+				t.Error("the round trip changed the plaintext")
+			}
+			// The same message decrypts with the key ARN, and the other
+			// way round.
+			if got := mustRun(t, msg, args("decrypt", []string{"--kms-endpoint", l.URL, "--kms-key", arn})...); !bytes.Equal(got, pt) {
+				t.Error("decrypting with the key ARN changed the plaintext")
+			}
+		})
+	}
+
+	// A key the message was not written for still fails, named any way.
+	other := createKMSKey(t, l)
+	msg := mustRun(t, pt, args("encrypt", []string{"--kms-endpoint", l.URL, "--kms-key", other})...)
+	expectFailure(t, runCLI(t, msg, args("decrypt", []string{"--kms-endpoint", l.URL, "--kms-key", "alias/patients"})...), exitFailure)
+
+	// An alias that names no key fails clearly, before anything is read.
+	r := runCLI(t, msg, args("decrypt", []string{"--kms-endpoint", l.URL, "--kms-key", "alias/none"})...)
+	expectFailure(t, r, exitFailure)
+	if !strings.Contains(string(r.stderr), "alias/none") || !strings.Contains(string(r.stderr), "DescribeKey") {
+		t.Errorf("stderr %q does not say which --kms-key could not be resolved", r.stderr)
+	}
+}
+
+func TestIsKeyARN(t *testing.T) {
+	tests := map[string]bool{
+		"arn:aws:kms:eu-west-1:111122223333:key/abc":       true,
+		"arn:aws-cn:kms:cn-north-1:111122223333:alias/app": false,
+		"alias/app":                            false,
+		"1234abcd-12ab-34cd-56ef-1234567890ab": false,
+		"arn:aws:s3:::bucket":                  false,
+	}
+	for id, want := range tests {
+		if got := isKeyARN(id); got != want {
+			t.Errorf("isKeyARN(%q) = %v, want %v", id, got, want)
+		}
+	}
 }
 
 // With raw AES and KMS together, KMS makes the data key and either keyring
