@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/phicrypt"
@@ -555,9 +556,12 @@ func kmsClients(ctx context.Context, opts *options) (func(region string) *kms.Cl
 			return kms.New(kms.Options{Region: region, BaseEndpoint: aws.String(opts.kmsEndpoint), Credentials: creds})
 		}
 	} else {
-		cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(opts.region))
+		// Decrypt tries a raw AES key first and may never call KMS, so
+		// it does not insist on credentials up front.
+		mustHaveCredentials := opts.command == "encrypt" || opts.rawKeyFile == ""
+		cfg, err := defaultAWSConfig(ctx, opts.region, mustHaveCredentials)
 		if err != nil {
-			return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+			return nil, err
 		}
 		newClient = func(region string) *kms.Client {
 			return kms.NewFromConfig(cfg, func(o *kms.Options) { o.Region = region })
@@ -571,6 +575,32 @@ func kmsClients(ctx context.Context, opts *options) (func(region string) *kms.Cl
 		return clients[region]
 	}, nil
 }
+
+// defaultAWSConfig loads the AWS SDK's default configuration. The SDK's own
+// log lines (such as its warning when the instance metadata service answers
+// without a token) are dropped: the one line phicrypt prints on failure
+// says what went wrong. With mustHaveCredentials, credentials are fetched
+// here, before any KMS call, so that their absence is reported as what it
+// is, not as a failed GenerateDataKey or Decrypt.
+func defaultAWSConfig(ctx context.Context, region string, mustHaveCredentials bool) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region), config.WithLogger(logging.Nop{}))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	if !mustHaveCredentials {
+		return cfg, nil
+	}
+	if cfg.Credentials == nil {
+		return aws.Config{}, errors.New(noCredentials)
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return aws.Config{}, fmt.Errorf("%s (%w)", noCredentials, err)
+	}
+	return cfg, nil
+}
+
+const noCredentials = "no usable AWS credentials in the environment, the shared config files or an IAM role: " +
+	"set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give --kms-endpoint"
 
 // endpointCredentials are the static credentials for --kms-endpoint.
 func endpointCredentials() aws.CredentialsProvider {

@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"flag"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -506,6 +509,72 @@ func TestBinaryPipes(t *testing.T) {
 
 	checkExit(t, command(bin, "encrypt", "--frobnicate"), nil, exitUsage)
 	checkExit(t, command(bin, args("decrypt", rawArgs(path))...), []byte("not a message"), exitFailure)
+}
+
+// Without --kms-endpoint and with no AWS credentials anywhere, the one line
+// on stderr is phicrypt's, saying what to set: no SDK log line (such as its
+// IMDSv1 fallback warning) comes before it, and it does not read as a
+// failed KMS call. The environment is empty but for HOME (an empty
+// directory: no shared config files) and the instance metadata endpoint,
+// which points at a loopback stand-in that answers 404 as some container
+// networks do, so that no request leaves the machine.
+func TestNoCredentials(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	var imdsRequests atomic.Int32
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		imdsRequests.Add(1)
+		http.NotFound(w, r)
+	}))
+	defer imds.Close()
+	env := []string{
+		"HOME=" + t.TempDir(),
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL,
+		"GORACE=atexit_sleep_ms=0",
+	}
+	for _, a := range [][]string{
+		{"encrypt", "--kms-key", "arn:aws:kms:us-east-1:111122223333:key/k"},
+		{"decrypt", "--kms-key", "alias/patients"},
+		{"decrypt", "--kms-discovery"},
+	} {
+		cmd := exec.Command(bin, a...)
+		cmd.Env = env
+		cmd.Stdin = strings.NewReader("x")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		msg := stderr.String()
+		if code := cmd.ProcessState.ExitCode(); code != exitFailure || stdout.Len() != 0 {
+			t.Errorf("%v: exit %d, %d bytes on stdout; want 1 and none", a, code, stdout.Len())
+		}
+		if !strings.HasPrefix(msg, "phicrypt: no usable AWS credentials") || strings.Count(msg, "\n") != 1 {
+			t.Errorf("%v: stderr is not one line of phicrypt's saying that credentials are missing: %q", a, msg)
+		}
+		for _, noise := range []string{"WARN", "SDK ", "GenerateDataKey", "DescribeKey", "keyring:"} {
+			if strings.Contains(msg, noise) {
+				t.Errorf("%v: stderr has %q: %q", a, noise, msg)
+			}
+		}
+	}
+	if imdsRequests.Load() == 0 {
+		t.Error("the SDK never asked the instance metadata stand-in: the test did not exercise the IMDS path")
+	}
+
+	// A raw AES key decrypts without KMS, so decrypt with a raw key and a
+	// KMS key ARN does not insist on credentials.
+	path, _ := rawKey(t)
+	msg := mustRun(t, []byte("x"), args("encrypt", rawArgs(path))...)
+	cmd := exec.Command(bin, args("decrypt", rawArgs(path), []string{"--kms-key", "arn:aws:kms:us-east-1:111122223333:key/k"})...)
+	cmd.Env = env
+	cmd.Stdin = bytes.NewReader(msg)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stdout.String() != "x" || stderr.Len() != 0 {
+		t.Errorf("decrypt with a raw key and no AWS credentials: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
 }
 
 func checkExit(t *testing.T, cmd *exec.Cmd, stdin []byte, want int) {
