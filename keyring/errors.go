@@ -2,7 +2,6 @@ package keyring
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -21,7 +20,9 @@ var (
 )
 
 // unwrapError joins the per-key failures under ErrUnwrapFailed, so callers
-// test with errors.Is and operators can still read why each key failed.
+// test with errors.Is and operators can still read why each key failed. A
+// nested keyring's unwrap failure contributes its own per-key failures, so
+// ErrUnwrapFailed's sentence appears once however deep the keyrings nest.
 func unwrapError(attempts []error) error {
 	if len(attempts) == 0 {
 		return ErrNoMatchingKey
@@ -29,8 +30,25 @@ func unwrapError(attempts []error) error {
 	if len(attempts) == 1 && errors.Is(attempts[0], ErrUnwrapFailed) {
 		return attempts[0] // a nested keyring has said it already
 	}
-	return fmt.Errorf("%w: %w", ErrUnwrapFailed, errors.Join(attempts...))
+	var flat []error
+	for _, err := range attempts {
+		if nested, ok := err.(*unwrapFailure); ok {
+			flat = append(flat, nested.attempts...)
+		} else {
+			flat = append(flat, err)
+		}
+	}
+	return &unwrapFailure{attempts: flat}
 }
+
+// unwrapFailure is ErrUnwrapFailed with each key's failure.
+type unwrapFailure struct{ attempts []error }
+
+func (e *unwrapFailure) Error() string {
+	return ErrUnwrapFailed.Error() + ": " + errors.Join(e.attempts...).Error()
+}
+
+func (e *unwrapFailure) Unwrap() []error { return append([]error{ErrUnwrapFailed}, e.attempts...) }
 
 // IsTransient reports whether err is a failure worth retrying later, such as
 // KMS throttling, a KMS internal error or a network failure, as opposed to a

@@ -611,6 +611,20 @@ func endpointCredentials() aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN"))
 }
 
+// stepError names the step that failed, then err without its own leading
+// "phicrypt: " (report puts that first, once), then advice.
+type stepError struct {
+	step   string
+	err    error
+	advice string
+}
+
+func (e *stepError) Error() string {
+	return e.step + ": " + strings.TrimPrefix(e.err.Error(), "phicrypt: ") + "; " + e.advice
+}
+
+func (e *stepError) Unwrap() error { return e.err }
+
 // encrypt streams stdin into a message on stdout.
 func encrypt(ctx context.Context, enc *phicrypt.Encryptor, ec contextFlag, stdin io.Reader, stdout io.Writer) error {
 	out := bufio.NewWriterSize(stdout, 64<<10)
@@ -619,7 +633,7 @@ func encrypt(ctx context.Context, enc *phicrypt.Encryptor, ec contextFlag, stdin
 		return err
 	}
 	if _, err := io.Copy(w, stdin); err != nil {
-		return fmt.Errorf("encrypting: %w; the message written is incomplete and will not decrypt", err)
+		return &stepError{step: "encrypting", err: err, advice: "the message written is incomplete and will not decrypt"}
 	}
 	if err := w.Close(); err != nil {
 		return err

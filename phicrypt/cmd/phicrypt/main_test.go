@@ -393,6 +393,56 @@ func TestIsKeyARN(t *testing.T) {
 	}
 }
 
+// expectStepsNamedOnce checks a failure's one line names "phicrypt:" once
+// and "keyring:" at most once.
+func expectStepsNamedOnce(t *testing.T, r result) {
+	t.Helper()
+	expectFailure(t, r, exitFailure)
+	msg := string(r.stderr)
+	if strings.Count(msg, "phicrypt:") != 1 || strings.Count(msg, "keyring:") > 1 || strings.Count(msg, "unwrap") > 1 {
+		t.Errorf("stderr repeats a step: %q", msg)
+	}
+}
+
+// Real failures (a disabled KMS key in kmsmock, a wrong raw AES key, both)
+// name each step once.
+func TestErrorsNameEachStepOnce(t *testing.T) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	arn := createKMSKey(t, l)
+	path, _ := rawKey(t)
+	wrong, _ := rawKey(t)
+	kmsArgs := []string{"--kms-endpoint", l.URL, "--kms-key", arn}
+	msg := mustRun(t, []byte("record"), args("encrypt", kmsArgs, rawArgs(path))...)
+	if _, err := l.Client("cli").DisableKey(context.Background(), &kms.DisableKeyInput{KeyId: aws.String(arn)}); err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range map[string][]string{
+		"encrypt, KMS key disabled": args("encrypt", kmsArgs),
+		"decrypt, KMS key disabled": args("decrypt", kmsArgs),
+		"decrypt, wrong raw key":    args("decrypt", rawArgs(wrong)),
+		"decrypt, both fail":        args("decrypt", rawArgs(wrong), kmsArgs),
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := msg
+			if a[0] == "encrypt" {
+				in = []byte("record")
+			}
+			expectStepsNamedOnce(t, runCLI(t, in, a...))
+		})
+	}
+}
+
+// An error wrapped with the CLI's step loses its own "phicrypt: ", so the
+// line says it once.
+func TestStepErrorPrefix(t *testing.T) {
+	var stderr bytes.Buffer
+	report(&stderr, &stepError{step: "encrypting", err: phicrypt.ErrLimit, advice: "discard the output"})
+	want := "phicrypt: encrypting: message exceeds a configured limit; discard the output\n"
+	if stderr.String() != want {
+		t.Errorf("report printed %q, want %q", stderr.String(), want)
+	}
+}
+
 // With raw AES and KMS together, KMS makes the data key and either keyring
 // alone decrypts.
 func TestRawAESAndKMS(t *testing.T) {
