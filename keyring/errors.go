@@ -2,6 +2,8 @@ package keyring
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -60,3 +62,21 @@ func IsTransient(err error) bool {
 	}
 	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }
+
+// wrapStep names a step of this package over err, which may already begin
+// "keyring: " (a store's error, or a step below this one): the message
+// says "keyring:" once, then each step, then err's own words.
+func wrapStep(err error, format string, args ...any) error {
+	return &stepError{step: fmt.Sprintf(format, args...), err: err}
+}
+
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string {
+	return "keyring: " + e.step + ": " + strings.TrimPrefix(e.err.Error(), "keyring: ")
+}
+
+func (e *stepError) Unwrap() error { return e.err }
