@@ -556,8 +556,9 @@ func kmsClients(ctx context.Context, opts *options) (func(region string) *kms.Cl
 			return kms.New(kms.Options{Region: region, BaseEndpoint: aws.String(opts.kmsEndpoint), Credentials: creds})
 		}
 	} else {
-		// Decrypt tries a raw AES key first and may never call KMS, so
-		// it does not insist on credentials up front.
+		// Decrypt tries a raw AES key first and, when every --kms-key is
+		// a key ARN (nothing to resolve), may never call KMS: it does not
+		// insist on credentials up front.
 		mustHaveCredentials := opts.command == "encrypt" || opts.rawKeyFile == ""
 		cfg, err := defaultAWSConfig(ctx, opts.region, mustHaveCredentials)
 		if err != nil {
