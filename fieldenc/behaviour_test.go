@@ -194,6 +194,7 @@ func TestCompileErrors(t *testing.T) {
 		B fieldenc.Sealed[string] `phi:"encrypt,column=x"`
 	}
 	type unexported struct {
+		//lint:ignore U1000 the codec must refuse an unexported tagged field; only its tag is read
 		a fieldenc.Sealed[string] `phi:"encrypt"`
 	}
 	for name, err := range map[string]error{

@@ -109,14 +109,14 @@ type backupManifest struct {
 func Export(ctx context.Context, store Store, w io.Writer) error {
 	ids, err := store.IDs(ctx)
 	if err != nil {
-		return fmt.Errorf("keyring: export: listing branch keys: %w", err)
+		return wrapStep(err, "export: listing branch keys")
 	}
 	doc := backupDoc{Format: backupFormat, Version: backupVersion, Records: []backupRecord{}}
 	var digests [][sha256.Size]byte
 	for _, id := range ids {
 		vs, err := store.List(ctx, id)
 		if err != nil {
-			return fmt.Errorf("keyring: export: listing %s: %w", keyRef(id), err)
+			return wrapStep(err, "export: listing %s", keyRef(id))
 		}
 		for _, v := range vs {
 			v = v.normalized()
@@ -130,10 +130,10 @@ func Export(ctx context.Context, store Store, w io.Writer) error {
 	doc.Manifest = backupManifest{Records: len(doc.Records), SHA256: hex.EncodeToString(set[:])}
 	b, err := json.MarshalIndent(doc, "", " ")
 	if err != nil {
-		return fmt.Errorf("keyring: export: %w", err)
+		return wrapStep(err, "export")
 	}
 	if _, err := w.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("keyring: export: writing the backup: %w", err)
+		return wrapStep(err, "export: writing the backup")
 	}
 	return nil
 }
@@ -164,7 +164,7 @@ func Restore(ctx context.Context, store Store, r io.Reader) error {
 	}
 	ids, err := store.IDs(ctx)
 	if err != nil {
-		return fmt.Errorf("keyring: restore: listing the target's branch keys: %w", err)
+		return wrapStep(err, "restore: listing the target's branch keys")
 	}
 	if len(ids) != 0 {
 		return fmt.Errorf("%w: it holds %d branch keys", ErrStoreNotEmpty, len(ids))
@@ -181,7 +181,7 @@ func Restore(ctx context.Context, store Store, r io.Reader) error {
 func readBackup(r io.Reader) ([]BranchKeyVersion, error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxBackupBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("keyring: restore: reading the backup: %w", err)
+		return nil, wrapStep(err, "restore: reading the backup")
 	}
 	if len(b) > MaxBackupBytes {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrUnsupportedBackup, MaxBackupBytes)
@@ -289,18 +289,18 @@ func restoreKey(ctx context.Context, store Store, key []BranchKeyVersion) error 
 	first := key[0]
 	first.State = StateActive
 	if err := store.Create(ctx, first); err != nil {
-		return fmt.Errorf("keyring: restore of %s: %w", keyRef(id), err)
+		return wrapStep(err, "restore of %s", keyRef(id))
 	}
 	for i, v := range key[1:] {
 		v.State = StateActive
 		if err := store.Rotate(ctx, id, key[i].Version, v); err != nil {
-			return fmt.Errorf("keyring: restore of %s version %s: %w", keyRef(id), v.Version, err)
+			return wrapStep(err, "restore of %s version %s", keyRef(id), v.Version)
 		}
 	}
 	for _, v := range key {
 		if v.State == StateRetired {
 			if err := store.SetState(ctx, id, v.Version, StateDecryptOnly, StateRetired); err != nil {
-				return fmt.Errorf("keyring: restore of %s version %s: retiring: %w", keyRef(id), v.Version, err)
+				return wrapStep(err, "restore of %s version %s: retiring", keyRef(id), v.Version)
 			}
 		}
 	}

@@ -201,7 +201,7 @@ func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) 
 	return c.get(ctx, activeName(id), func(ctx context.Context) (*cacheEntry, error) {
 		v, err := bk.cfg.Store.Active(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("keyring: reading the active version of %s: %w", keyRef(id), err)
+			return nil, wrapStep(err, "reading the active version of %s", keyRef(id))
 		}
 		writer, capAt := v, time.Time{}
 		if takeover := v.CreatedAt.Add(c.window); c.now().Before(takeover) {
@@ -223,7 +223,7 @@ func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) 
 func previousVersion(ctx context.Context, s Store, active BranchKeyVersion) (BranchKeyVersion, bool, error) {
 	all, err := s.List(ctx, active.BranchKeyID)
 	if err != nil {
-		return BranchKeyVersion{}, false, fmt.Errorf("keyring: listing the versions of %s: %w", keyRef(active.BranchKeyID), err)
+		return BranchKeyVersion{}, false, wrapStep(err, "listing the versions of %s", keyRef(active.BranchKeyID))
 	}
 	i := slices.IndexFunc(all, func(v BranchKeyVersion) bool { return v.Version == active.Version })
 	if i < 1 || all[i-1].State != StateDecryptOnly {
@@ -255,7 +255,7 @@ func (c *branchKeyCache) material(ctx context.Context, bk *BranchKeys, v BranchK
 		if rec.Ciphertext == nil {
 			var err error
 			if rec, err = bk.cfg.Store.Get(ctx, v.BranchKeyID, v.Version); err != nil {
-				return nil, fmt.Errorf("keyring: reading version %s of %s: %w", v.Version, keyRef(v.BranchKeyID), err)
+				return nil, wrapStep(err, "reading version %s of %s", v.Version, keyRef(v.BranchKeyID))
 			}
 		}
 		if rec.State == StateRetired {

@@ -125,7 +125,7 @@ func (h *Hierarchical) acquire(ctx context.Context, v BranchKeyVersion) (*Branch
 func (h *Hierarchical) LiveVersions(ctx context.Context, id string) ([]BranchKeyVersion, error) {
 	all, err := h.bk.cfg.Store.List(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: listing the versions of %s: %w", keyRef(id), err)
+		return nil, wrapStep(err, "listing the versions of %s", keyRef(id))
 	}
 	live := make([]BranchKeyVersion, 0, len(all))
 	for _, v := range slices.Backward(all) {

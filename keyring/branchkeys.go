@@ -116,7 +116,7 @@ func (b *BranchKeys) CreateBranchKey(ctx context.Context, id string) (BranchKeyV
 		return BranchKeyVersion{}, err
 	}
 	if err := b.cfg.Store.Create(ctx, v); err != nil {
-		return BranchKeyVersion{}, fmt.Errorf("keyring: storing the new %s: %w", keyRef(id), err)
+		return BranchKeyVersion{}, wrapStep(err, "storing the new %s", keyRef(id))
 	}
 	return v, nil
 }
@@ -132,7 +132,7 @@ func (b *BranchKeys) Rotate(ctx context.Context, id string) (BranchKeyVersion, e
 	}
 	cur, err := b.cfg.Store.Active(ctx, id)
 	if err != nil {
-		return BranchKeyVersion{}, fmt.Errorf("keyring: reading the active version to rotate: %w", err)
+		return BranchKeyVersion{}, wrapStep(err, "reading the active version to rotate")
 	}
 	return b.rotateFrom(ctx, id, cur.Version)
 }
@@ -153,10 +153,10 @@ func (b *BranchKeys) rotateFrom(ctx context.Context, id, expected string) (Branc
 		if rerr != nil {
 			return BranchKeyVersion{}, fmt.Errorf("keyring: another process rotated %s at the same time, and re-reading it failed: %w", keyRef(id), errors.Join(err, rerr))
 		}
-		return won, fmt.Errorf("keyring: another process rotated %s at the same time; its version %s is active (nothing to retry): %w", keyRef(id), won.Version, err)
+		return won, wrapStep(err, "another process rotated %s at the same time; its version %s is active (nothing to retry)", keyRef(id), won.Version)
 	}
 	if err != nil {
-		return BranchKeyVersion{}, fmt.Errorf("keyring: storing the rotated %s: %w", keyRef(id), err)
+		return BranchKeyVersion{}, wrapStep(err, "storing the rotated %s", keyRef(id))
 	}
 	return next, nil
 }
@@ -187,13 +187,13 @@ func (b *BranchKeys) newVersion(ctx context.Context, id string) (BranchKeyVersio
 		GrantTokens:       b.cfg.GrantTokens,
 	})
 	if err != nil {
-		return BranchKeyVersion{}, fmt.Errorf("keyring: KMS GenerateDataKeyWithoutPlaintext for a new version of %s: %w", keyRef(id), err)
+		return BranchKeyVersion{}, wrapStep(err, "KMS GenerateDataKeyWithoutPlaintext for a new version of %s", keyRef(id))
 	}
 	// "the operation MUST use the GenerateDataKeyWithoutPlaintext result
 	// CiphertextBlob as the wrapped DECRYPT_ONLY Branch Key".
 	v.Ciphertext = out.CiphertextBlob
 	if err := checkWrapped(v.KMSKeyARN, v.Ciphertext); err != nil {
-		return BranchKeyVersion{}, fmt.Errorf("keyring: KMS returned an unusable wrapped branch key: %w", err)
+		return BranchKeyVersion{}, wrapStep(err, "KMS returned an unusable wrapped branch key")
 	}
 	return v, nil
 }
@@ -236,7 +236,7 @@ func (b *BranchKeys) Unwrap(ctx context.Context, v BranchKeyVersion) (Secret, er
 		GrantTokens:       b.cfg.GrantTokens,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("keyring: KMS Decrypt of version %s of %s: %w", v.Version, keyRef(v.BranchKeyID), err)
+		return nil, wrapStep(err, "KMS Decrypt of version %s of %s", v.Version, keyRef(v.BranchKeyID))
 	}
 	// As the AWS implementation checks: the answer is for the key asked and
 	// is a 32-byte key.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -22,7 +23,9 @@ var (
 )
 
 // unwrapError joins the per-key failures under ErrUnwrapFailed, so callers
-// test with errors.Is and operators can still read why each key failed.
+// test with errors.Is and operators can still read why each key failed. A
+// nested keyring's unwrap failure contributes its own per-key failures, so
+// ErrUnwrapFailed's sentence appears once however deep the keyrings nest.
 func unwrapError(attempts []error) error {
 	if len(attempts) == 0 {
 		return ErrNoMatchingKey
@@ -30,8 +33,25 @@ func unwrapError(attempts []error) error {
 	if len(attempts) == 1 && errors.Is(attempts[0], ErrUnwrapFailed) {
 		return attempts[0] // a nested keyring has said it already
 	}
-	return fmt.Errorf("%w: %w", ErrUnwrapFailed, errors.Join(attempts...))
+	var flat []error
+	for _, err := range attempts {
+		if nested, ok := err.(*unwrapFailure); ok {
+			flat = append(flat, nested.attempts...)
+		} else {
+			flat = append(flat, err)
+		}
+	}
+	return &unwrapFailure{attempts: flat}
 }
+
+// unwrapFailure is ErrUnwrapFailed with each key's failure.
+type unwrapFailure struct{ attempts []error }
+
+func (e *unwrapFailure) Error() string {
+	return ErrUnwrapFailed.Error() + ": " + errors.Join(e.attempts...).Error()
+}
+
+func (e *unwrapFailure) Unwrap() []error { return append([]error{ErrUnwrapFailed}, e.attempts...) }
 
 // IsTransient reports whether err is a failure worth retrying later, such as
 // KMS throttling, a KMS internal error or a network failure, as opposed to a
@@ -49,3 +69,21 @@ func IsTransient(err error) bool {
 	}
 	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }
+
+// wrapStep names a step of this package over err, which may already begin
+// "keyring: " (a store's error, or a step below this one): the message
+// says "keyring:" once, then each step, then err's own words.
+func wrapStep(err error, format string, args ...any) error {
+	return &stepError{step: fmt.Sprintf(format, args...), err: err}
+}
+
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string {
+	return "keyring: " + e.step + ": " + strings.TrimPrefix(e.err.Error(), "keyring: ")
+}
+
+func (e *stepError) Unwrap() error { return e.err }

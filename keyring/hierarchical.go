@@ -256,7 +256,7 @@ func (h *Hierarchical) branchKeyID(ec map[string]string) (string, error) {
 		return "", fmt.Errorf("keyring: the branch key id supplier failed: %w", err)
 	}
 	if err := checkID(id); err != nil {
-		return "", fmt.Errorf("keyring: the branch key id supplier returned an invalid id: %w", err)
+		return "", wrapStep(err, "the branch key id supplier returned an invalid id")
 	}
 	return id, nil
 }

@@ -111,7 +111,7 @@ func Rewrap(ctx context.Context, store Store, client KMSReEncrypter, newKeyARN s
 		}
 		if opts.Checkpoint != nil {
 			if err := opts.Checkpoint(v.BranchKeyID, v.Version); err != nil {
-				return rep, fmt.Errorf("keyring: rewrap stopped by its checkpoint after %s version %s: %w", keyRef(v.BranchKeyID), v.Version, err)
+				return rep, wrapStep(err, "rewrap stopped by its checkpoint after %s version %s", keyRef(v.BranchKeyID), v.Version)
 			}
 		}
 		if opts.Progress != nil {
@@ -125,13 +125,13 @@ func Rewrap(ctx context.Context, store Store, client KMSReEncrypter, newKeyARN s
 func rewrapPlan(ctx context.Context, store Store) ([]BranchKeyVersion, error) {
 	ids, err := store.IDs(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: rewrap: listing branch keys: %w", err)
+		return nil, wrapStep(err, "rewrap: listing branch keys")
 	}
 	var plan []BranchKeyVersion
 	for _, id := range ids {
 		vs, err := store.List(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("keyring: rewrap: listing %s: %w", keyRef(id), err)
+			return nil, wrapStep(err, "rewrap: listing %s", keyRef(id))
 		}
 		plan = append(plan, vs...)
 	}
@@ -171,7 +171,7 @@ func (rw *rewrapper) settle(ctx context.Context, v BranchKeyVersion, rep *Rewrap
 	for range rewrapAttempts {
 		cur, err := rw.store.Get(ctx, v.BranchKeyID, v.Version)
 		if err != nil {
-			return fmt.Errorf("keyring: rewrap: reading %s version %s: %w", keyRef(v.BranchKeyID), v.Version, err)
+			return wrapStep(err, "rewrap: reading %s version %s", keyRef(v.BranchKeyID), v.Version)
 		}
 		if cur.KMSKeyARN == rw.arn {
 			rep.MovedByOther++
@@ -226,7 +226,7 @@ func (rw *rewrapper) move(ctx context.Context, v BranchKeyVersion) error {
 			keyRef(v.BranchKeyID), v.Version, n)
 	}
 	if err := rw.store.Rewrap(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, out.CiphertextBlob); err != nil {
-		return fmt.Errorf("keyring: rewrap of %s version %s: storing: %w", keyRef(v.BranchKeyID), v.Version, err)
+		return wrapStep(err, "rewrap of %s version %s: storing", keyRef(v.BranchKeyID), v.Version)
 	}
 	return nil
 }

@@ -58,13 +58,13 @@ func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (Rota
 	}
 	ids, err := b.cfg.Store.IDs(ctx)
 	if err != nil {
-		return rep, fmt.Errorf("keyring: listing branch keys: %w", err)
+		return rep, wrapStep(err, "listing branch keys")
 	}
 	for _, id := range ids {
 		rep.Checked++
 		active, err := b.cfg.Store.Active(ctx, id)
 		if err != nil {
-			return rep, fmt.Errorf("keyring: reading the active version of %s: %w", keyRef(id), err)
+			return rep, wrapStep(err, "reading the active version of %s", keyRef(id))
 		}
 		if !policy.due(active, b.cfg.Now()) {
 			continue
@@ -98,7 +98,7 @@ func (b *BranchKeys) SetMinDecryptionVersion(ctx context.Context, id, version st
 	}
 	all, err := b.cfg.Store.List(ctx, id)
 	if err != nil {
-		return 0, fmt.Errorf("keyring: listing the versions of %s: %w", keyRef(id), err)
+		return 0, wrapStep(err, "listing the versions of %s", keyRef(id))
 	}
 	at := slices.IndexFunc(all, func(v BranchKeyVersion) bool { return v.Version == version })
 	switch {
@@ -116,7 +116,7 @@ func (b *BranchKeys) SetMinDecryptionVersion(ctx context.Context, id, version st
 		switch {
 		case errors.Is(err, ErrConflict): // retired meanwhile by another run
 		case err != nil:
-			return retired, fmt.Errorf("keyring: retiring version %s of %s: %w", v.Version, keyRef(id), err)
+			return retired, wrapStep(err, "retiring version %s of %s", v.Version, keyRef(id))
 		default:
 			retired++
 		}

@@ -211,7 +211,7 @@ func (h *Hierarchical) reserveBlock(ctx context.Context, rec BranchKeyVersion, u
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("keyring: counting uses of version %s of %s: %w", rec.Version, keyRef(rec.BranchKeyID), err)
+		return false, wrapStep(err, "counting uses of version %s of %s", rec.Version, keyRef(rec.BranchKeyID))
 	}
 	u.known = total
 	// This reservation is uses total-n+1 .. total; those up to the cap may

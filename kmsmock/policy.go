@@ -203,10 +203,10 @@ func parsePrincipal(raw json.RawMessage) ([]string, error) {
 	}
 	var byType map[string]stringList
 	if err := json.Unmarshal(raw, &byType); err != nil {
-		return nil, errors.New(`Principal must be "*" or an object such as {"AWS": [...]}`)
+		return nil, errors.New(`the Principal must be "*" or an object such as {"AWS": [...]}`)
 	}
 	if len(byType) == 0 {
-		return nil, errors.New("Principal names no principal")
+		return nil, errors.New("the Principal object names no principal")
 	}
 	// Service and federated principals never match a kmsmock caller, so only
 	// AWS principals are kept.

@@ -1,6 +1,11 @@
 package phicrypt
 
-import "errors"
+import (
+	"errors"
+	"strings"
+
+	"github.com/phicrypt/phicrypt/keyring"
+)
 
 // Sentinel errors; every error from Decrypt and its streaming forms wraps one
 // of them (test with errors.Is). None of them, nor any error phicrypt returns,
@@ -44,16 +49,32 @@ const (
 type MessageError struct {
 	Stage Stage
 	Err   error  // one of the sentinels above
-	What  string // a fixed description; never message content
+	What  string // a fixed description, never message content; empty when the cause says it
 	cause error  // an underlying error (keyring failures), if any
 }
 
 func (e *MessageError) Error() string {
-	s := e.Err.Error() + " at " + string(e.Stage) + ": " + e.What
+	s := e.Err.Error() + " at " + string(e.Stage)
+	if e.What != "" {
+		s += ": " + e.What
+	}
 	if e.cause != nil {
-		s += ": " + e.cause.Error()
+		s += ": " + causeText(e.cause)
 	}
 	return s
+}
+
+// causeText is a keyring's error as it reads after ErrNoKey's "no keyring
+// could unwrap the data key": without the keyring's own sentence saying the
+// same (keyring.ErrUnwrapFailed), so the step is named once.
+func causeText(err error) string {
+	msg := err.Error()
+	if errors.Is(err, keyring.ErrUnwrapFailed) {
+		if rest, ok := strings.CutPrefix(msg, keyring.ErrUnwrapFailed.Error()+": "); ok {
+			return rest
+		}
+	}
+	return msg
 }
 
 // Unwrap returns the sentinel and the underlying cause.

@@ -117,9 +117,8 @@ func (s *headerSource) next(n int) ([]byte, error) {
 // headerParser reads one header field at a time and remembers the first
 // error, so parseHeader reads as the format table does.
 type headerParser struct {
-	src   source
-	err   error
-	start int // for sliceSource: where the header began
+	src source
+	err error
 }
 
 func (p *headerParser) bytes(n int) []byte {

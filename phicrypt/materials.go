@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -67,7 +68,7 @@ func (e *Encryptor) encryptFill(ec map[string]string) func(context.Context) (*ca
 func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string) (materials, error) {
 	m := &keyring.EncryptionMaterials{SuiteID: uint16(e.suite.id), DataKeyLength: dataKeyLength, EncryptionContext: ec}
 	if err := e.keyring.OnEncrypt(ctx, m); err != nil {
-		return materials{}, fmt.Errorf("phicrypt: keyring: %w", err)
+		return materials{}, keyringError(err)
 	}
 	if len(m.DataKey) != dataKeyLength || len(m.EncryptedDataKeys) == 0 {
 		m.DataKey.Wipe()
@@ -85,6 +86,16 @@ func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string) (m
 		}
 	}
 	return materials{dataKey: m.DataKey, edks: m.EncryptedDataKeys, validFor: m.ValidFor}, nil
+}
+
+// keyringError is a keyring's failure to make a data key, naming the
+// keyring step once: the keyring package's errors already begin "keyring: ",
+// a keyring of the caller's own may not.
+func keyringError(err error) error {
+	if strings.HasPrefix(err.Error(), "keyring: ") {
+		return fmt.Errorf("phicrypt: %w", err)
+	}
+	return fmt.Errorf("phicrypt: keyring: %w", err)
 }
 
 // decryptionMaterials unwraps a message's data key, through the cache when
@@ -154,7 +165,7 @@ func cloneEDKs(edks []keyring.EncryptedDataKey) []keyring.EncryptedDataKey {
 func (e *Encryptor) keyringUnwrap(ctx context.Context, suite uint16, edks []keyring.EncryptedDataKey, ec map[string]string) (materials, error) {
 	m := &keyring.DecryptionMaterials{SuiteID: suite, DataKeyLength: dataKeyLength, EncryptionContext: ec}
 	if err := e.keyring.OnDecrypt(ctx, m, edks); err != nil {
-		return materials{}, &MessageError{Stage: StageEDK, Err: ErrNoKey, What: "the keyring unwrapped no encrypted data key", cause: err}
+		return materials{}, &MessageError{Stage: StageEDK, Err: ErrNoKey, cause: err}
 	}
 	if len(m.DataKey) != dataKeyLength {
 		m.DataKey.Wipe()

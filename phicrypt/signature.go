@@ -21,8 +21,9 @@ import (
 const maxSignatureLength = 128 // a DER P-384 signature is at most 104 bytes
 
 type signer struct {
-	key *ecdsa.PrivateKey
-	h   hash.Hash
+	key    *ecdsa.PrivateKey
+	public string // base64 of the compressed public point
+	h      hash.Hash
 }
 
 func newSigner() (*signer, error) {
@@ -30,12 +31,25 @@ func newSigner() (*signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &signer{key: k, h: sha512.New384()}, nil
+	point, err := k.PublicKey.Bytes() // 0x04 || x || y
+	if err != nil {
+		return nil, err
+	}
+	return &signer{key: k, public: base64.StdEncoding.EncodeToString(compressPoint(point)), h: sha512.New384()}, nil
 }
 
-func (s *signer) publicKey() string {
-	return base64.StdEncoding.EncodeToString(elliptic.MarshalCompressed(elliptic.P384(), s.key.X, s.key.Y))
+// compressPoint turns an uncompressed point (0x04 || x || y) into its
+// compressed form (SEC 1, section 2.3.3): 0x02 or 0x03 for the parity of
+// y, then x.
+func compressPoint(point []byte) []byte {
+	n := (len(point) - 1) / 2
+	compressed := make([]byte, 1+n)
+	compressed[0] = 0x02 | point[len(point)-1]&1
+	copy(compressed[1:], point[1:1+n])
+	return compressed
 }
+
+func (s *signer) publicKey() string { return s.public }
 
 func (s *signer) write(p []byte) { s.h.Write(p) }
 
@@ -62,7 +76,17 @@ func newVerifier(encoded string) (*verifier, error) {
 	if x == nil {
 		return nil, errors.New("not a compressed P-384 point")
 	}
-	return &verifier{key: &ecdsa.PublicKey{Curve: elliptic.P384(), X: x, Y: y}, h: sha512.New384()}, nil
+	// 0x04 || x || y, the uncompressed form the ecdsa package parses.
+	const coordLen = 48
+	point := make([]byte, 1+2*coordLen)
+	point[0] = 0x04
+	x.FillBytes(point[1 : 1+coordLen])
+	y.FillBytes(point[1+coordLen:])
+	key, err := ecdsa.ParseUncompressedPublicKey(elliptic.P384(), point)
+	if err != nil {
+		return nil, errors.New("not a P-384 point")
+	}
+	return &verifier{key: key, h: sha512.New384()}, nil
 }
 
 func (v *verifier) write(p []byte) { v.h.Write(p) }

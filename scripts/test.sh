@@ -61,6 +61,17 @@ fi
 step "go vet"
 go vet ./...
 
+# staticcheck at a pinned version, built once per machine into a cache
+# outside the checkout and reused while the pin is unchanged.
+step "staticcheck"
+staticcheck_version=v0.8.2
+staticcheck_bin="${PHICRYPT_TOOL_CACHE:-$HOME/.cache/phicrypt-tools}/staticcheck-$staticcheck_version"
+if [ ! -x "$staticcheck_bin/staticcheck" ]; then
+	GOBIN="$staticcheck_bin" go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+fi
+"$staticcheck_bin/staticcheck" -version
+"$staticcheck_bin/staticcheck" ./...
+
 step "start the kmsmock binary"
 go build -o "$work/kmsmock" ./kmsmock/cmd/kmsmock
 "$work/kmsmock" -addr 127.0.0.1:0 -log-level warn >"$work/kmsmock.out" 2>"$work/kmsmock.err" &

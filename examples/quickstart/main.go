@@ -71,7 +71,7 @@ func run(ctx context.Context, out io.Writer) error {
 
 	dec, err := admin.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: dk.CiphertextBlob, EncryptionContext: ec})
 	if err != nil {
-		return fmt.Errorf("Decrypt: %w", err)
+		return fmt.Errorf("KMS Decrypt: %w", err)
 	}
 	defer clear(dec.Plaintext)
 	if subtle.ConstantTimeCompare(dec.Plaintext, dk.Plaintext) != 1 {
@@ -83,7 +83,7 @@ func run(ctx context.Context, out io.Writer) error {
 	_, err = admin.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: dk.CiphertextBlob, EncryptionContext: wrong})
 	var invalid *types.InvalidCiphertextException
 	if !errors.As(err, &invalid) {
-		return fmt.Errorf("Decrypt under another tenant's context: want InvalidCiphertextException, got %v", err)
+		return fmt.Errorf("KMS Decrypt under another tenant's context: want InvalidCiphertextException, got %v", err)
 	}
 	fmt.Fprintf(out, "6. under another tenant's context KMS refused it: InvalidCiphertextException\n")
 
@@ -114,11 +114,11 @@ func messages(ctx context.Context, out io.Writer, client *kms.Client, keyARN str
 	record := []byte("Patient: (synthetic) · Diagnosis: (synthetic) · Follow-up in 2 weeks")
 	msg, err := enc.Encrypt(ctx, record, ec)
 	if err != nil {
-		return fmt.Errorf("Encrypt: %w", err)
+		return fmt.Errorf("encrypting the record: %w", err)
 	}
 	got, _, err := enc.Decrypt(ctx, msg, map[string]string{"tenant": "general-hospital"})
 	if err != nil {
-		return fmt.Errorf("Decrypt: %w", err)
+		return fmt.Errorf("decrypting the record: %w", err)
 	}
 	if !bytes.Equal(got, record) {
 		return errors.New("the decrypted record differs")
@@ -162,7 +162,7 @@ func messages(ctx context.Context, out io.Writer, client *kms.Client, keyARN str
 
 	_, _, err = enc.Decrypt(ctx, msg, map[string]string{"tenant": "another-hospital"})
 	if !errors.Is(err, phicrypt.ErrContext) {
-		return fmt.Errorf("Decrypt expecting another tenant: want ErrContext, got %v", err)
+		return fmt.Errorf("decrypting while expecting another tenant: want ErrContext, got %v", err)
 	}
 	fmt.Fprintf(out, "9. decrypting while expecting another tenant was refused: %v\n", err)
 	return cached(ctx, out, kr)

@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/phicrypt"
@@ -63,10 +64,14 @@ Keyrings (at least one):
                          or base64), in a file no other user may read or
                          write (chmod 600). Needs --key-namespace NS and
                          --key-name NAME, the same on encrypt and decrypt.
-  --kms-key ARN          an AWS KMS key; repeatable. On encrypt the first
-                         makes the data key and every other one wraps it too;
-                         on decrypt, the keys to try (name them by key ARN).
-                         A key ARN's own region is used for its calls.
+  --kms-key KEY          an AWS KMS key: key ARN, key id, alias name
+                         (alias/NAME) or alias ARN; repeatable. On encrypt
+                         the first makes the data key and every other one
+                         wraps it too; on decrypt, the keys to try. Decrypt
+                         turns a key id or alias into its key ARN with KMS
+                         DescribeKey (kms:DescribeKey permission needed);
+                         a key ARN needs no such call. An ARN's own region
+                         is used for its calls.
   --kms-discovery        decrypt only, instead of --kms-key: unwrap with
                          whichever KMS key the message names. Only safe when
                          KMS key policies are the whole access control.
@@ -213,7 +218,7 @@ func newFlagSet(opts *options) *flag.FlagSet {
 	fs.StringVar(&opts.rawKeyFile, "raw-aes-key", "", "raw AES-256 key `FILE`")
 	fs.StringVar(&opts.keyNamespace, "key-namespace", "", "raw AES key namespace")
 	fs.StringVar(&opts.keyName, "key-name", "", "raw AES key name")
-	fs.Var(&opts.kmsKeys, "kms-key", "KMS key ARN (repeatable)")
+	fs.Var(&opts.kmsKeys, "kms-key", "KMS key ARN, key id or alias (repeatable)")
 	fs.StringVar(&opts.kmsEndpoint, "kms-endpoint", "", "KMS endpoint URL")
 	fs.StringVar(&opts.region, "region", defaultRegion(), "AWS region")
 	fs.Var(&opts.context, "context", "KEY=VALUE (repeatable)")
@@ -440,6 +445,10 @@ func readRawKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, usagef("--raw-aes-key: %v", err)
 	}
+	// Pipes stay allowed, so that --raw-aes-key <(command) works.
+	if fi.IsDir() {
+		return nil, usagef("--raw-aes-key %s is a directory: name the key file inside it", path)
+	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o006 != 0 {
 		return nil, usagef("--raw-aes-key %s is readable or writable by every user: chmod 600 it", path)
 	}
@@ -480,9 +489,16 @@ func newKMSKeyrings(ctx context.Context, opts *options) ([]keyring.Keyring, erro
 	}
 	var rings []keyring.Keyring
 	for i, id := range opts.kmsKeys {
-		cfg := keyring.KMSConfig{Client: client(keyRegion(id, opts.region)), Keys: []string{id}}
+		c := client(keyRegion(id, opts.region))
+		cfg := keyring.KMSConfig{Client: c, Keys: []string{id}}
 		if i == 0 && opts.command == "encrypt" {
 			cfg.Generator, cfg.Keys = id, nil
+		} else if opts.command == "decrypt" {
+			arn, err := resolveKeyARN(ctx, c, id)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Keys = []string{arn}
 		}
 		kr, err := keyring.NewKMS(cfg)
 		if err != nil {
@@ -491,6 +507,32 @@ func newKMSKeyrings(ctx context.Context, opts *options) ([]keyring.Keyring, erro
 		rings = append(rings, kr)
 	}
 	return rings, nil
+}
+
+// resolveKeyARN returns the key ARN that id (a key ARN, key id, alias name
+// or alias ARN) names. A message's encrypted data keys name their KMS key
+// by key ARN, and decryption matches on it, so a key id or an alias that
+// encrypt accepted is resolved with KMS DescribeKey before decrypt can use
+// it. A key ARN is used as given, without a call.
+func resolveKeyARN(ctx context.Context, c *kms.Client, id string) (string, error) {
+	if isKeyARN(id) {
+		return id, nil
+	}
+	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(id)})
+	if err != nil {
+		return "", fmt.Errorf("finding the key ARN of --kms-key %s (KMS DescribeKey): %w", id, err)
+	}
+	if out.KeyMetadata == nil || !isKeyARN(aws.ToString(out.KeyMetadata.Arn)) {
+		return "", fmt.Errorf("finding the key ARN of --kms-key %s: KMS DescribeKey returned no key ARN", id)
+	}
+	return *out.KeyMetadata.Arn, nil
+}
+
+// isKeyARN reports whether id is a key ARN
+// (arn:PARTITION:kms:REGION:ACCOUNT:key/KEY-ID), not an alias ARN.
+func isKeyARN(id string) bool {
+	parts := strings.SplitN(id, ":", 6)
+	return len(parts) == 6 && parts[0] == "arn" && parts[2] == "kms" && strings.HasPrefix(parts[5], "key/")
 }
 
 // keyRegion is the region of a key ARN (arn:PARTITION:kms:REGION:...), or
@@ -506,7 +548,7 @@ func keyRegion(id, fallback string) string {
 // kmsClients returns a function making one KMS client per region: for
 // --kms-endpoint with static credentials, otherwise from the AWS SDK's
 // default configuration.
-func kmsClients(ctx context.Context, opts *options) (func(region string) keyring.KMSClient, error) {
+func kmsClients(ctx context.Context, opts *options) (func(region string) *kms.Client, error) {
 	var newClient func(region string) *kms.Client
 	if opts.kmsEndpoint != "" {
 		creds := endpointCredentials()
@@ -514,22 +556,52 @@ func kmsClients(ctx context.Context, opts *options) (func(region string) keyring
 			return kms.New(kms.Options{Region: region, BaseEndpoint: aws.String(opts.kmsEndpoint), Credentials: creds})
 		}
 	} else {
-		cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(opts.region))
+		// Decrypt tries a raw AES key first and, when every --kms-key is
+		// a key ARN (nothing to resolve), may never call KMS: it does not
+		// insist on credentials up front.
+		mustHaveCredentials := opts.command == "encrypt" || opts.rawKeyFile == ""
+		cfg, err := defaultAWSConfig(ctx, opts.region, mustHaveCredentials)
 		if err != nil {
-			return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+			return nil, err
 		}
 		newClient = func(region string) *kms.Client {
 			return kms.NewFromConfig(cfg, func(o *kms.Options) { o.Region = region })
 		}
 	}
 	clients := map[string]*kms.Client{}
-	return func(region string) keyring.KMSClient {
+	return func(region string) *kms.Client {
 		if clients[region] == nil {
 			clients[region] = newClient(region)
 		}
 		return clients[region]
 	}, nil
 }
+
+// defaultAWSConfig loads the AWS SDK's default configuration. The SDK's own
+// log lines (such as its warning when the instance metadata service answers
+// without a token) are dropped: the one line phicrypt prints on failure
+// says what went wrong. With mustHaveCredentials, credentials are fetched
+// here, before any KMS call, so that their absence is reported as what it
+// is, not as a failed GenerateDataKey or Decrypt.
+func defaultAWSConfig(ctx context.Context, region string, mustHaveCredentials bool) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region), config.WithLogger(logging.Nop{}))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	if !mustHaveCredentials {
+		return cfg, nil
+	}
+	if cfg.Credentials == nil {
+		return aws.Config{}, errors.New(noCredentials)
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return aws.Config{}, fmt.Errorf("%s (%w)", noCredentials, err)
+	}
+	return cfg, nil
+}
+
+const noCredentials = "no usable AWS credentials in the environment, the shared config files or an IAM role: " +
+	"set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give --kms-endpoint"
 
 // endpointCredentials are the static credentials for --kms-endpoint.
 func endpointCredentials() aws.CredentialsProvider {
@@ -540,6 +612,20 @@ func endpointCredentials() aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN"))
 }
 
+// stepError names the step that failed, then err without its own leading
+// "phicrypt: " (report puts that first, once), then advice.
+type stepError struct {
+	step   string
+	err    error
+	advice string
+}
+
+func (e *stepError) Error() string {
+	return e.step + ": " + strings.TrimPrefix(e.err.Error(), "phicrypt: ") + "; " + e.advice
+}
+
+func (e *stepError) Unwrap() error { return e.err }
+
 // encrypt streams stdin into a message on stdout.
 func encrypt(ctx context.Context, enc *phicrypt.Encryptor, ec contextFlag, stdin io.Reader, stdout io.Writer) error {
 	out := bufio.NewWriterSize(stdout, 64<<10)
@@ -548,7 +634,7 @@ func encrypt(ctx context.Context, enc *phicrypt.Encryptor, ec contextFlag, stdin
 		return err
 	}
 	if _, err := io.Copy(w, stdin); err != nil {
-		return fmt.Errorf("encrypting: %w; the message written is incomplete and will not decrypt", err)
+		return &stepError{step: "encrypting", err: err, advice: "the message written is incomplete and will not decrypt"}
 	}
 	if err := w.Close(); err != nil {
 		return err

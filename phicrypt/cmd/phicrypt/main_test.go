@@ -5,13 +5,17 @@ import (
 	"context"
 	"crypto/rand"
 	"flag"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/phicrypt/phicrypt/keyring"
@@ -239,6 +243,14 @@ func TestRawKeyFileChecks(t *testing.T) {
 		}
 		return p
 	}
+	// Like /tmp, a directory that every user may read.
+	openDir := filepath.Join(dir, "keys")
+	if err := os.Mkdir(openDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(openDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, path, want string
 	}{
@@ -247,6 +259,7 @@ func TestRawKeyFileChecks(t *testing.T) {
 		{"world-readable", write("open", 32, 0o644), "chmod 600"},
 		{"world-writable", write("writable", 32, 0o602), "chmod 600"},
 		{"missing", filepath.Join(dir, "none"), "no such file"},
+		{"directory", openDir, "is a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,6 +267,9 @@ func TestRawKeyFileChecks(t *testing.T) {
 			expectFailure(t, r, exitUsage)
 			if !strings.Contains(string(r.stderr), tt.want) {
 				t.Errorf("stderr %q does not say %q", r.stderr, tt.want)
+			}
+			if tt.want != "chmod 600" && strings.Contains(string(r.stderr), "every user") {
+				t.Errorf("stderr %q blames permissions", r.stderr)
 			}
 		})
 	}
@@ -318,6 +334,113 @@ func TestKMSRoundTrip(t *testing.T) {
 
 	other := createKMSKey(t, l)
 	expectFailure(t, runCLI(t, msg, args("decrypt", kmsArgs(other))...), exitFailure)
+}
+
+// A key named by key id, alias name or alias ARN decrypts what it
+// encrypted: decrypt resolves it to the key ARN the message names.
+func TestKMSKeyIDAndAliasRoundTrip(t *testing.T) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	arn := createKMSKey(t, l)
+	keyID := arn[strings.LastIndex(arn, "/")+1:]
+	if _, err := l.Client("cli").CreateAlias(context.Background(), &kms.CreateAliasInput{
+		AliasName: aws.String("alias/patients"), TargetKeyId: aws.String(keyID),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	aliasARN := strings.Replace(arn, ":key/"+keyID, ":alias/patients", 1)
+	pt := []byte("patient record")
+	ec := []string{"--context", "tenant=general"}
+	for name, key := range map[string]string{"key id": keyID, "alias": "alias/patients", "alias ARN": aliasARN} {
+		t.Run(name, func(t *testing.T) {
+			kmsArgs := []string{"--kms-endpoint", l.URL, "--kms-key", key}
+			msg := mustRun(t, pt, args("encrypt", kmsArgs, ec)...)
+			if got := mustRun(t, msg, args("decrypt", kmsArgs, ec)...); !bytes.Equal(got, pt) {
+				t.Error("the round trip changed the plaintext")
+			}
+			// The same message decrypts with the key ARN, and the other
+			// way round.
+			if got := mustRun(t, msg, args("decrypt", []string{"--kms-endpoint", l.URL, "--kms-key", arn})...); !bytes.Equal(got, pt) {
+				t.Error("decrypting with the key ARN changed the plaintext")
+			}
+		})
+	}
+
+	// A key the message was not written for still fails, named any way.
+	other := createKMSKey(t, l)
+	msg := mustRun(t, pt, args("encrypt", []string{"--kms-endpoint", l.URL, "--kms-key", other})...)
+	expectFailure(t, runCLI(t, msg, args("decrypt", []string{"--kms-endpoint", l.URL, "--kms-key", "alias/patients"})...), exitFailure)
+
+	// An alias that names no key fails clearly, before anything is read.
+	r := runCLI(t, msg, args("decrypt", []string{"--kms-endpoint", l.URL, "--kms-key", "alias/none"})...)
+	expectFailure(t, r, exitFailure)
+	if !strings.Contains(string(r.stderr), "alias/none") || !strings.Contains(string(r.stderr), "DescribeKey") {
+		t.Errorf("stderr %q does not say which --kms-key could not be resolved", r.stderr)
+	}
+}
+
+func TestIsKeyARN(t *testing.T) {
+	tests := map[string]bool{
+		"arn:aws:kms:eu-west-1:111122223333:key/abc":       true,
+		"arn:aws-cn:kms:cn-north-1:111122223333:alias/app": false,
+		"alias/app":                            false,
+		"1234abcd-12ab-34cd-56ef-1234567890ab": false,
+		"arn:aws:s3:::bucket":                  false,
+	}
+	for id, want := range tests {
+		if got := isKeyARN(id); got != want {
+			t.Errorf("isKeyARN(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+// expectStepsNamedOnce checks a failure's one line names "phicrypt:" once
+// and "keyring:" at most once.
+func expectStepsNamedOnce(t *testing.T, r result) {
+	t.Helper()
+	expectFailure(t, r, exitFailure)
+	msg := string(r.stderr)
+	if strings.Count(msg, "phicrypt:") != 1 || strings.Count(msg, "keyring:") > 1 || strings.Count(msg, "unwrap") > 1 {
+		t.Errorf("stderr repeats a step: %q", msg)
+	}
+}
+
+// Real failures (a disabled KMS key in kmsmock, a wrong raw AES key, both)
+// name each step once.
+func TestErrorsNameEachStepOnce(t *testing.T) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	arn := createKMSKey(t, l)
+	path, _ := rawKey(t)
+	wrong, _ := rawKey(t)
+	kmsArgs := []string{"--kms-endpoint", l.URL, "--kms-key", arn}
+	msg := mustRun(t, []byte("record"), args("encrypt", kmsArgs, rawArgs(path))...)
+	if _, err := l.Client("cli").DisableKey(context.Background(), &kms.DisableKeyInput{KeyId: aws.String(arn)}); err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range map[string][]string{
+		"encrypt, KMS key disabled": args("encrypt", kmsArgs),
+		"decrypt, KMS key disabled": args("decrypt", kmsArgs),
+		"decrypt, wrong raw key":    args("decrypt", rawArgs(wrong)),
+		"decrypt, both fail":        args("decrypt", rawArgs(wrong), kmsArgs),
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := msg
+			if a[0] == "encrypt" {
+				in = []byte("record")
+			}
+			expectStepsNamedOnce(t, runCLI(t, in, a...))
+		})
+	}
+}
+
+// An error wrapped with the CLI's step loses its own "phicrypt: ", so the
+// line says it once.
+func TestStepErrorPrefix(t *testing.T) {
+	var stderr bytes.Buffer
+	report(&stderr, &stepError{step: "encrypting", err: phicrypt.ErrLimit, advice: "discard the output"})
+	want := "phicrypt: encrypting: message exceeds a configured limit; discard the output\n"
+	if stderr.String() != want {
+		t.Errorf("report printed %q, want %q", stderr.String(), want)
+	}
 }
 
 // With raw AES and KMS together, KMS makes the data key and either keyring
@@ -436,6 +559,72 @@ func TestBinaryPipes(t *testing.T) {
 
 	checkExit(t, command(bin, "encrypt", "--frobnicate"), nil, exitUsage)
 	checkExit(t, command(bin, args("decrypt", rawArgs(path))...), []byte("not a message"), exitFailure)
+}
+
+// Without --kms-endpoint and with no AWS credentials anywhere, the one line
+// on stderr is phicrypt's, saying what to set: no SDK log line (such as its
+// IMDSv1 fallback warning) comes before it, and it does not read as a
+// failed KMS call. The environment is empty but for HOME (an empty
+// directory: no shared config files) and the instance metadata endpoint,
+// which points at a loopback stand-in that answers 404 as some container
+// networks do, so that no request leaves the machine.
+func TestNoCredentials(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	var imdsRequests atomic.Int32
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		imdsRequests.Add(1)
+		http.NotFound(w, r)
+	}))
+	defer imds.Close()
+	env := []string{
+		"HOME=" + t.TempDir(),
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL,
+		"GORACE=atexit_sleep_ms=0",
+	}
+	for _, a := range [][]string{
+		{"encrypt", "--kms-key", "arn:aws:kms:us-east-1:111122223333:key/k"},
+		{"decrypt", "--kms-key", "alias/patients"},
+		{"decrypt", "--kms-discovery"},
+	} {
+		cmd := exec.Command(bin, a...)
+		cmd.Env = env
+		cmd.Stdin = strings.NewReader("x")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		msg := stderr.String()
+		if code := cmd.ProcessState.ExitCode(); code != exitFailure || stdout.Len() != 0 {
+			t.Errorf("%v: exit %d, %d bytes on stdout; want 1 and none", a, code, stdout.Len())
+		}
+		if !strings.HasPrefix(msg, "phicrypt: no usable AWS credentials") || strings.Count(msg, "\n") != 1 {
+			t.Errorf("%v: stderr is not one line of phicrypt's saying that credentials are missing: %q", a, msg)
+		}
+		for _, noise := range []string{"WARN", "SDK ", "GenerateDataKey", "DescribeKey", "keyring:"} {
+			if strings.Contains(msg, noise) {
+				t.Errorf("%v: stderr has %q: %q", a, noise, msg)
+			}
+		}
+	}
+	if imdsRequests.Load() == 0 {
+		t.Error("the SDK never asked the instance metadata stand-in: the test did not exercise the IMDS path")
+	}
+
+	// A raw AES key decrypts without KMS, so decrypt with a raw key and a
+	// KMS key ARN does not insist on credentials.
+	path, _ := rawKey(t)
+	msg := mustRun(t, []byte("x"), args("encrypt", rawArgs(path))...)
+	cmd := exec.Command(bin, args("decrypt", rawArgs(path), []string{"--kms-key", "arn:aws:kms:us-east-1:111122223333:key/k"})...)
+	cmd.Env = env
+	cmd.Stdin = bytes.NewReader(msg)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stdout.String() != "x" || stderr.Len() != 0 {
+		t.Errorf("decrypt with a raw key and no AWS credentials: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
 }
 
 func checkExit(t *testing.T, cmd *exec.Cmd, stdin []byte, want int) {
