@@ -260,7 +260,7 @@ func (c *Column) keysFor(ctx context.Context, vk *versionKeys) (*colKeys, error)
 	if ck := c.active.Load(); ck != nil && ck.vk == vk {
 		return ck, nil
 	}
-	return c.keys.get(vk, func() (*colKeys, error) { return c.derive(ctx, vk) })
+	return c.keys.get(ctx, vk, func(ctx context.Context) (*colKeys, error) { return c.derive(ctx, vk) })
 }
 
 // refreshActive moves the column to the table's active version, with one

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/phicrypt/phicrypt/internal/blind"
+	"github.com/phicrypt/phicrypt/internal/flight"
 )
 
 // MaxIndexSources caps how many fields one compound blind index covers.
@@ -38,7 +39,7 @@ func (t *Table) blindIndex(name string, bits int) (*blindIndex, error) {
 
 // under returns the index's MAC under vk, derived once per vk.
 func (x *blindIndex) under(ctx context.Context, vk *versionKeys) (*blind.Index, error) {
-	return x.keys.get(vk, func() (*blind.Index, error) {
+	return x.keys.get(ctx, vk, func(ctx context.Context) (*blind.Index, error) {
 		var key [32]byte
 		defer clear(key[:])
 		if err := x.t.deriveKey(ctx, vk.version, key[:], purposeBlindIndex, x.name); err != nil {
@@ -51,8 +52,9 @@ func (x *blindIndex) under(ctx context.Context, vk *versionKeys) (*blind.Index, 
 // versionCache keeps one derived value per branch key version handle,
 // dropping those whose handle has expired. Reads take no lock.
 type versionCache[V any] struct {
-	mu   sync.Mutex
-	list atomic.Pointer[[]versioned[V]]
+	mu    sync.Mutex // guards replacing list; never held across a call out
+	list  atomic.Pointer[[]versioned[V]]
+	loads flight.Group[*versionKeys, V] // one derivation per version at a time
 }
 
 type versioned[V any] struct {
@@ -85,19 +87,31 @@ func (c *versionCache[V]) lookupVersion(version string) (V, bool) {
 	return zero, false
 }
 
-func (c *versionCache[V]) get(vk *versionKeys, make func() (V, error)) (V, error) {
+// get returns the entry for vk, made by make on a miss: one make per
+// version at a time (internal/flight), detached from the callers'
+// cancellation, each waiting only as long as its own ctx allows.
+func (c *versionCache[V]) get(ctx context.Context, vk *versionKeys, make func(context.Context) (V, error)) (V, error) {
 	if v, ok := c.lookup(vk); ok {
 		return v, nil
 	}
+	v, err, _ := c.loads.Do(ctx, vk, func(ctx context.Context) (V, error) {
+		if v, ok := c.lookup(vk); ok {
+			return v, nil
+		}
+		v, err := make(ctx)
+		if err != nil {
+			return v, err
+		}
+		c.add(vk, v)
+		return v, nil
+	})
+	return v, gaveUp(ctx, err, "deriving keys from branch key version "+vk.version)
+}
+
+// add keeps v for vk and drops entries whose versions have expired.
+func (c *versionCache[V]) add(vk *versionKeys, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if v, ok := c.lookup(vk); ok {
-		return v, nil
-	}
-	v, err := make()
-	if err != nil {
-		return v, err
-	}
 	var keep []versioned[V]
 	if l := c.list.Load(); l != nil {
 		for _, e := range *l {
@@ -108,5 +122,4 @@ func (c *versionCache[V]) get(vk *versionKeys, make func() (V, error)) (V, error
 	}
 	keep = append(keep, versioned[V]{vk, v})
 	c.list.Store(&keep)
-	return v, nil
 }

@@ -176,3 +176,37 @@ func TestPropagationSealChild(t *testing.T) {
 	require.NoError(t, err)
 	fmt.Printf("sealed version=%s index=%s\n", v.Version, hex.EncodeToString(row.SSNIndex))
 }
+
+// Item 2 of the hot-path issue, for fieldenc's own slow paths: the first
+// Seal on a cold table gives up (its request timed out); the Seals waiting
+// for the same reservation and branch key get them, from one KMS call.
+func TestSealWaitersSurviveTheFirstCallersCancellation(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	codec, err := fieldenc.NewCodec[searchRow](e.table(t, fieldenc.Config{}))
+	require.NoError(t, err)
+	e.kms.SetFault("Decrypt", kmsmock.Fault{Latency: 400 * time.Millisecond})
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		row := searchRow{ID: "first", SSN: fieldenc.Of("123-45-6789")}
+		first <- codec.Seal(short, &row)
+	}()
+	time.Sleep(10 * time.Millisecond)
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			row := searchRow{ID: fmt.Sprint("waiter-", i), SSN: fieldenc.Of("123-45-6789")}
+			errs <- codec.Seal(ctx, &row)
+		}()
+	}
+	err = <-first
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "fieldenc: ")
+	for range 8 {
+		require.NoError(t, <-errs, "a waiter failed because another caller's context ended")
+	}
+	require.Equal(t, int64(1), e.kms.Calls("Decrypt"))
+}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/phicrypt/phicrypt/internal/flight"
 	"github.com/phicrypt/phicrypt/keyring"
 )
 
@@ -56,12 +57,20 @@ const MaxFieldsPerSeal = 1024
 type Table struct {
 	cfg Config
 
-	mu      sync.Mutex // slow paths: reserving uses, reading versions
 	active  atomic.Pointer[versionKeys]
 	live    atomic.Pointer[liveSet]
-	opened  map[string]*versionKeys // decrypt-side versions by version id; under mu
+	mu      sync.Mutex              // guards opened only; never held across a call out
+	opened  map[string]*versionKeys // decrypt-side versions by version id
 	columns sync.Map                // column key string → *Column
 	codecs  sync.Map                // reflect.Type → *boundCodec
+
+	// The slow paths (reserving uses, reading which versions are live,
+	// opening a version) are single-flight through internal/flight: one
+	// keyring or store call serves every caller waiting for it, runs
+	// detached from their cancellation, and each caller waits only as long
+	// as its own context allows.
+	versionLoads flight.Group[string, *versionKeys] // "active", or "open " + version
+	liveLoads    flight.Group[struct{}, *liveSet]
 }
 
 // versionKeys is one branch key version as the table uses it. Derived keys
@@ -128,15 +137,31 @@ func expireAt(flag *atomic.Bool, when time.Time) {
 // takeActive returns the active version with n encryptions reserved for
 // the caller (n ≤ ReservedUses).
 func (t *Table) takeActive(ctx context.Context, n int64) (*versionKeys, error) {
+	for {
+		if vk := t.active.Load(); vk != nil && !vk.expired.Load() && vk.remaining.Add(-n) >= 0 {
+			return vk, nil
+		}
+		vk, err, joined := t.versionLoads.Do(ctx, "active", func(ctx context.Context) (*versionKeys, error) {
+			return t.reserveActive(ctx, n)
+		})
+		if err != nil {
+			return nil, gaveUp(ctx, err, "reserving encryptions under the active branch key version")
+		}
+		if !joined {
+			return vk, nil // the reservation this caller started holds its n uses
+		}
+		// Joined another caller's reservation: take from it (or reserve
+		// again if the others used it up).
+	}
+}
+
+// reserveActive reserves a block of encryptions under the active version
+// and takes n of them for the caller that started it.
+func (t *Table) reserveActive(ctx context.Context, n int64) (*versionKeys, error) {
 	if vk := t.active.Load(); vk != nil && !vk.expired.Load() && vk.remaining.Add(-n) >= 0 {
 		return vk, nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if vk := t.active.Load(); vk != nil && !vk.expired.Load() && vk.remaining.Add(-n) >= 0 {
-		return vk, nil
-	}
-	if vk, ok := t.renewLocked(ctx, n); ok {
+	if vk, ok := t.renew(ctx, n); ok {
 		return vk, nil
 	}
 	block := max(t.cfg.ReservedUses, uint64(n))
@@ -163,11 +188,12 @@ func (t *Table) takeActive(ctx context.Context, n int64) (*versionKeys, error) {
 	return vk, nil
 }
 
-// renewLocked carries the uses reserved under an expired active version
-// over to a fresh handle on it, when the store still names it active, so
-// a cache lifetime ending does not throw reserved uses away (each
-// reservation counts against the version's cap).
-func (t *Table) renewLocked(ctx context.Context, n int64) (*versionKeys, bool) {
+// renew carries the uses reserved under an expired active version over to
+// a fresh handle on it, when the keyring still writes under it, so a cache
+// lifetime ending does not throw reserved uses away (each reservation
+// counts against the version's cap). It runs inside reserveActive's
+// single flight.
+func (t *Table) renew(ctx context.Context, n int64) (*versionKeys, bool) {
 	old := t.active.Load()
 	if old == nil || !old.expired.Load() {
 		return nil, false
@@ -176,10 +202,6 @@ func (t *Table) renewLocked(ctx context.Context, n int64) (*versionKeys, bool) {
 	// uses before (they are not in left) or fails after (it comes here).
 	left := old.remaining.Swap(math.MinInt64 / 2)
 	if left < n {
-		return nil, false
-	}
-	vs, err := t.cfg.Keys.LiveVersions(ctx, t.cfg.BranchKeyID)
-	if err != nil || len(vs) == 0 {
 		return nil, false
 	}
 	if cur, err := t.cfg.Keys.EncryptingVersion(ctx, t.cfg.BranchKeyID); err != nil || cur.Version != old.version {
@@ -234,12 +256,21 @@ func (t *Table) liveVersions(ctx context.Context) (*liveSet, error) {
 	if ls := t.live.Load(); ls != nil && !ls.expired.Load() {
 		return ls, nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.readLiveLocked(ctx)
+	ls, err, _ := t.liveLoads.Do(ctx, struct{}{}, t.readLive)
+	return ls, gaveUp(ctx, err, "reading the live branch key versions")
 }
 
-func (t *Table) readLiveLocked(ctx context.Context) (*liveSet, error) {
+// gaveUp names the step a caller stopped waiting for when its own context
+// ended (the load's own errors name it already).
+func gaveUp(ctx context.Context, err error, step string) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("fieldenc: %s: %w", step, err)
+	}
+	return err
+}
+
+// readLive reads the live versions, inside liveVersions' single flight.
+func (t *Table) readLive(ctx context.Context) (*liveSet, error) {
 	if ls := t.live.Load(); ls != nil && !ls.expired.Load() {
 		return ls, nil
 	}
@@ -285,8 +316,6 @@ func (t *Table) expireLive() {
 // version, is older than liveReread; it reports whether there is a newer
 // list to look in.
 func (t *Table) rereadLive(ctx context.Context, ls *liveSet) (*liveSet, bool, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if cur := t.live.Load(); cur != ls && cur != nil && !cur.expired.Load() {
 		return cur, true, nil // another caller read it meanwhile
 	}
@@ -294,7 +323,7 @@ func (t *Table) rereadLive(ctx context.Context, ls *liveSet) (*liveSet, bool, er
 		return ls, false, nil
 	}
 	ls.expired.Store(true)
-	next, err := t.readLiveLocked(ctx)
+	next, err := t.liveVersions(ctx)
 	return next, err == nil, err
 }
 
@@ -302,8 +331,24 @@ func (t *Table) rereadLive(ctx context.Context, ls *liveSet) (*liveSet, bool, er
 // the keyring (which refuses retired versions) once per cache lifetime.
 func (t *Table) openVersion(ctx context.Context, version string) (*versionKeys, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if vk, ok := t.opened[version]; ok && !vk.expired.Load() {
+	vk, ok := t.opened[version]
+	t.mu.Unlock()
+	if ok && !vk.expired.Load() {
+		return vk, nil
+	}
+	vk, err, _ := t.versionLoads.Do(ctx, "open "+version, func(ctx context.Context) (*versionKeys, error) {
+		return t.loadVersion(ctx, version)
+	})
+	return vk, gaveUp(ctx, err, "opening branch key version "+version)
+}
+
+// loadVersion opens version through the keyring, inside openVersion's
+// single flight.
+func (t *Table) loadVersion(ctx context.Context, version string) (*versionKeys, error) {
+	t.mu.Lock()
+	vk, ok := t.opened[version]
+	t.mu.Unlock()
+	if ok && !vk.expired.Load() {
 		return vk, nil
 	}
 	bk, err := t.cfg.Keys.AcquireVersion(ctx, t.cfg.BranchKeyID, version)
@@ -316,8 +361,10 @@ func (t *Table) openVersion(ctx context.Context, version string) (*versionKeys, 
 	if err != nil {
 		return nil, err
 	}
-	vk := &versionKeys{version: version, ref: ref}
+	vk = &versionKeys{version: version, ref: ref}
 	expireAt(&vk.expired, expires)
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for v, old := range t.opened {
 		if old.expired.Load() {
 			delete(t.opened, v)

@@ -17,8 +17,9 @@ import (
 // DefaultTimeout bounds a load when a Group is given no timeout.
 const DefaultTimeout = 30 * time.Second
 
-// Group runs loads keyed by K. Make one with New; it is safe for
-// concurrent use.
+// Group runs loads keyed by K. The zero value is ready to use, with
+// DefaultTimeout; New sets another timeout. It is safe for concurrent use
+// and must not be copied after first use.
 type Group[K comparable, V any] struct {
 	timeout time.Duration
 
@@ -46,8 +47,6 @@ func New[K comparable, V any](timeout time.Duration) *Group[K, V] {
 	return &Group[K, V]{timeout: timeout, calls: map[K]*call[V]{}, stop: stop, cancel: cancel}
 }
 
-// Timeout returns the bound on one load.
-func (g *Group[K, V]) Timeout() time.Duration { return g.timeout }
 
 // Do returns the result of load for key: it starts load unless one for key
 // is under way, and waits for it while ctx allows. load receives a context
@@ -77,9 +76,23 @@ func (g *Group[K, V]) InFlight(key K) bool {
 	return ok
 }
 
+// initLocked makes a zero Group ready.
+func (g *Group[K, V]) initLocked() {
+	if g.calls == nil {
+		g.calls = map[K]*call[V]{}
+	}
+	if g.stop == nil {
+		g.stop, g.cancel = context.WithCancel(context.Background())
+	}
+	if g.timeout <= 0 {
+		g.timeout = DefaultTimeout
+	}
+}
+
 func (g *Group[K, V]) start(ctx context.Context, key K, load func(context.Context) (V, error)) (*call[V], bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.initLocked()
 	if c, ok := g.calls[key]; ok {
 		return c, true
 	}
@@ -108,6 +121,7 @@ func (g *Group[K, V]) start(ctx context.Context, key K, load func(context.Contex
 // later calls fail with ErrClosed. It does not wait for loads to return.
 func (g *Group[K, V]) Close() {
 	g.mu.Lock()
+	g.initLocked()
 	g.closed = true
 	g.mu.Unlock()
 	g.cancel()

@@ -139,3 +139,16 @@ func TestContextValuesReachTheLoad(t *testing.T) {
 		t.Fatalf("got %q, %v", v, err)
 	}
 }
+
+func TestZeroGroupIsReady(t *testing.T) {
+	var g Group[string, int]
+	v, err, joined := g.Do(context.Background(), "k", func(ctx context.Context) (int, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("a zero Group's load has no deadline")
+		}
+		return 3, nil
+	})
+	if v != 3 || err != nil || joined {
+		t.Fatalf("got %d, %v, %v", v, err, joined)
+	}
+}
