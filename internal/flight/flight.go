@@ -47,7 +47,6 @@ func New[K comparable, V any](timeout time.Duration) *Group[K, V] {
 	return &Group[K, V]{timeout: timeout, calls: map[K]*call[V]{}, stop: stop, cancel: cancel}
 }
 
-
 // Do returns the result of load for key: it starts load unless one for key
 // is under way, and waits for it while ctx allows. load receives a context
 // that carries ctx's values but not its cancellation, and ends after the
