@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
@@ -44,10 +45,17 @@ type env struct {
 	account string
 }
 
-// client signs as principal (its access key id).
+// client signs as principal (its access key id). It makes each request
+// once, so that every documented error reaches the case as the server
+// answered it, except that a connection the server closed under a request
+// (moto's HTTP server drops idle keep-alive connections) is tried again: that
+// is the test's network, not KMS behaviour.
 func (e *env) client(principal string) *kms.Client {
 	return kmsmock.NewClient(e.target.url, e.target.region, principal, "kmsmock-secret", func(o *kms.Options) {
-		o.RetryMaxAttempts = 1
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 3
+			so.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
+		})
 	})
 }
 
