@@ -516,3 +516,35 @@ func TestHierarchicalWrapsWithGivenVersion(t *testing.T) {
 	require.Equal(t, uuidRaw(t, v.Version), cts[0][28:44])
 	require.NotEqual(t, cts[0][44:76], cts[1][44:76])
 }
+
+// Retiring the replaced version during a rotation's propagation window (a
+// compromise) moves writers to the new version: a process that reads the
+// store now at once, one that had cached the old version within CacheTTL.
+func TestRetiringDuringTheWindowMovesWriters(t *testing.T) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+		ctx := context.Background()
+		bk := newBranchKeys(t, e, s, e.key(""))
+		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+		require.NoError(t, err)
+		clock := &fakeClock{t: time.Now()}
+		warm := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", Now: clock.Now})
+		require.NoError(t, warm.OnEncrypt(ctx, encMaterials(phiContext)))
+		v2, err := bk.Rotate(ctx, "tenant-a")
+		require.NoError(t, err)
+		_, err = bk.SetMinDecryptionVersion(ctx, "tenant-a", v2.Version)
+		require.NoError(t, err)
+
+		fresh := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"})
+		em := encMaterials(phiContext)
+		require.NoError(t, fresh.OnEncrypt(ctx, em))
+		require.Equal(t, uuidRaw(t, v2.Version), em.EncryptedDataKeys[0].Ciphertext[28:44], "a fresh process writes under the new version at once")
+
+		em = encMaterials(phiContext)
+		require.NoError(t, warm.OnEncrypt(ctx, em))
+		require.Equal(t, uuidRaw(t, v1.Version), em.EncryptedDataKeys[0].Ciphertext[28:44], "within its CacheTTL a warm process still has the old version")
+		clock.Advance(hierTTL)
+		em = encMaterials(phiContext)
+		require.NoError(t, warm.OnEncrypt(ctx, em))
+		require.Equal(t, uuidRaw(t, v2.Version), em.EncryptedDataKeys[0].Ciphertext[28:44], "after its CacheTTL it writes under the new version")
+	})
+}
