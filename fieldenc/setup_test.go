@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/fieldenc"
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/stretchr/testify/require"
@@ -33,20 +32,9 @@ const testTTL = 100 * time.Millisecond
 
 func newEnv(t testing.TB, hc keyring.HierarchicalConfig) *env {
 	t.Helper()
-	ctx := context.Background()
-	l := kmsmock.StartTest(t, kmsmock.Config{})
-	client := l.Client("svc")
-	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
-	require.NoError(t, err)
-	store, err := keyring.OpenFileStore(t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(func() { store.Close() })
-	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,
-		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "fieldenc-test"})
-	require.NoError(t, err)
-	_, err = bk.CreateBranchKey(ctx, branchKeyID)
-	require.NoError(t, err)
-	hc.BranchKeys, hc.BranchKeyID = bk, branchKeyID
+	te := testkeys.New(t, testkeys.Options{LogicalStoreName: "fieldenc-test"})
+	te.Create(t, branchKeyID)
+	hc.BranchKeys, hc.BranchKeyID = te.Keys, branchKeyID
 	if hc.CacheTTL == 0 {
 		hc.CacheTTL = testTTL
 	}
@@ -55,7 +43,8 @@ func newEnv(t testing.TB, hc keyring.HierarchicalConfig) *env {
 	}
 	kr, err := keyring.NewHierarchical(hc)
 	require.NoError(t, err)
-	return &env{kms: l, store: store, bk: bk, kr: kr, id: branchKeyID, arn: aws.ToString(key.KeyMetadata.Arn)}
+	t.Cleanup(func() { kr.Close() })
+	return &env{kms: te.KMS, store: te.Store, bk: te.Keys, kr: kr, id: branchKeyID, arn: te.ARN}
 }
 
 func (e *env) table(t testing.TB, cfg fieldenc.Config) *fieldenc.Table {

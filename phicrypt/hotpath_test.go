@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
@@ -26,28 +27,11 @@ type testClock struct {
 func (c *testClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-type hierSetup struct {
-	kms   *kmsmock.Local
-	store keyring.Store
-	bk    *keyring.BranchKeys
-}
-
-func newHierSetup(t *testing.T, now func() time.Time, opts ...func(*kms.Options)) *hierSetup {
+func newHierSetup(t *testing.T, now func() time.Time, opts ...func(*kms.Options)) *testkeys.Env {
 	t.Helper()
-	ctx := context.Background()
-	l := kmsmock.StartTest(t, kmsmock.Config{})
-	client := l.Client("svc", opts...)
-	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
-	require.NoError(t, err)
-	store, err := keyring.OpenFileStore(t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(func() { store.Close() })
-	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,
-		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "hot-path", Now: now})
-	require.NoError(t, err)
-	_, err = bk.CreateBranchKey(ctx, "tenant-a")
-	require.NoError(t, err)
-	return &hierSetup{kms: l, store: store, bk: bk}
+	e := testkeys.New(t, testkeys.Options{Now: now, ClientOptions: opts})
+	e.Create(t, "tenant-a")
+	return e
 }
 
 // Item 1 of the hot-path issue: with a data-key cache (MaxAge 5 min) in
@@ -60,7 +44,7 @@ func TestRotationAndRetirementThroughTheDataKeyCache(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: time.Now()}
 	s := newHierSetup(t, clock.Now)
-	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.bk, BranchKeyID: "tenant-a",
+	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.Keys, BranchKeyID: "tenant-a",
 		CacheTTL: time.Minute, Now: clock.Now})
 	require.NoError(t, err)
 	defer kr.Close()
@@ -73,10 +57,10 @@ func TestRotationAndRetirementThroughTheDataKeyCache(t *testing.T) {
 
 	before, err := enc.Encrypt(ctx, []byte("before the rotation"), ec)
 	require.NoError(t, err)
-	v1, err := s.store.Active(ctx, "tenant-a")
+	v1, err := s.Store.Active(ctx, "tenant-a")
 	require.NoError(t, err)
 	clock.Advance(time.Second)
-	v2, err := s.bk.Rotate(ctx, "tenant-a")
+	v2, err := s.Keys.Rotate(ctx, "tenant-a")
 	require.NoError(t, err)
 	require.WithinDuration(t, clock.Now().Add(time.Minute), kr.WritesFrom(v2), time.Millisecond)
 
@@ -85,9 +69,9 @@ func TestRotationAndRetirementThroughTheDataKeyCache(t *testing.T) {
 	after, err := enc.Encrypt(ctx, []byte("after the rotation"), ec)
 	require.NoError(t, err)
 	// Retire version 1 (as the runbook does once data is re-encrypted).
-	_, err = s.bk.SetMinDecryptionVersion(ctx, "tenant-a", v2.Version)
+	_, err = s.Keys.SetMinDecryptionVersion(ctx, "tenant-a", v2.Version)
 	require.NoError(t, err)
-	got, err := s.store.Get(ctx, "tenant-a", v1.Version)
+	got, err := s.Store.Get(ctx, "tenant-a", v1.Version)
 	require.NoError(t, err)
 	require.Equal(t, keyring.StateRetired, got.State)
 
@@ -100,6 +84,32 @@ func TestRotationAndRetirementThroughTheDataKeyCache(t *testing.T) {
 	_, _, err = enc.Decrypt(ctx, before, ec)
 	require.ErrorIs(t, err, keyring.ErrVersionRetired)
 	require.ErrorIs(t, err, phicrypt.ErrNoKey)
+}
+
+// firstCallerGivesUp runs encrypt once under a context that ends after
+// 50 ms, while the keyring call it started is slow, and then from waiters
+// that joined it; it returns the first caller's error and how many waiters
+// failed.
+func firstCallerGivesUp(t *testing.T, waiters int, encrypt func(context.Context) error) (error, int32) {
+	t.Helper()
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	firstErr := make(chan error, 1)
+	go func() { firstErr <- encrypt(short) }()
+	time.Sleep(10 * time.Millisecond) // the first caller starts the call
+	var wg sync.WaitGroup
+	var failures atomic.Int32
+	for range waiters {
+		wg.Go(func() {
+			if err := encrypt(context.Background()); err != nil {
+				failures.Add(1)
+				t.Log(err)
+			}
+		})
+	}
+	err := <-firstErr
+	wg.Wait()
+	return err, failures.Load()
 }
 
 // Item 2: the caller that started a shared keyring call gives up; every
@@ -120,69 +130,37 @@ func TestOneCallersCancellationFailsNoOtherWaiter(t *testing.T) {
 	ec := map[string]string{"tenant": "a"}
 	l.SetFault("GenerateDataKey", kmsmock.Fault{Latency: 400 * time.Millisecond})
 
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	firstErr := make(chan error, 1)
-	go func() {
-		_, err := enc.Encrypt(short, []byte("first"), ec)
-		firstErr <- err
-	}()
-	time.Sleep(10 * time.Millisecond) // the first caller starts the call
-	var wg sync.WaitGroup
-	var failures atomic.Int32
-	for range 16 {
-		wg.Go(func() {
-			msg, err := enc.Encrypt(ctx, []byte("waiter"), ec)
-			if err != nil {
-				failures.Add(1)
-				t.Log(err)
-				return
-			}
-			if _, _, err := enc.Decrypt(ctx, msg, ec); err != nil {
-				failures.Add(1)
-			}
-		})
-	}
-	require.ErrorIs(t, <-firstErr, context.DeadlineExceeded, "the first caller stops waiting when its own context ends")
-	wg.Wait()
-	require.Zero(t, failures.Load(), "no waiter fails because another caller's context ended")
+	first, failures := firstCallerGivesUp(t, 16, func(ctx context.Context) error {
+		msg, err := enc.Encrypt(ctx, []byte("record"), ec)
+		if err != nil {
+			return err
+		}
+		_, _, err = enc.Decrypt(ctx, msg, ec)
+		return err
+	})
+	require.ErrorIs(t, first, context.DeadlineExceeded, "the first caller stops waiting when its own context ends")
+	require.Zero(t, failures, "no waiter fails because another caller's context ended")
 	require.Equal(t, int64(1), l.Calls("GenerateDataKey"), "one KMS call served every caller")
 }
 
 // Item 2, the branch-key cache: the same through the hierarchical keyring.
 func TestBranchKeyLoadSurvivesItsStartersCancellation(t *testing.T) {
-	ctx := context.Background()
 	s := newHierSetup(t, nil)
-	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.bk, BranchKeyID: "tenant-a", CacheTTL: time.Minute})
+	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.Keys, BranchKeyID: "tenant-a", CacheTTL: time.Minute})
 	require.NoError(t, err)
 	defer kr.Close()
 	enc, err := phicrypt.New(phicrypt.Config{Keyring: kr})
 	require.NoError(t, err)
-	s.kms.SetFault("Decrypt", kmsmock.Fault{Latency: 400 * time.Millisecond})
+	s.KMS.SetFault("Decrypt", kmsmock.Fault{Latency: 400 * time.Millisecond})
 	ec := map[string]string{"tenant": "a"}
 
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	firstErr := make(chan error, 1)
-	go func() {
-		_, err := enc.Encrypt(short, []byte("first"), ec)
-		firstErr <- err
-	}()
-	time.Sleep(10 * time.Millisecond)
-	var wg sync.WaitGroup
-	var failures atomic.Int32
-	for range 8 {
-		wg.Go(func() {
-			if _, err := enc.Encrypt(ctx, []byte("waiter"), ec); err != nil {
-				failures.Add(1)
-				t.Log(err)
-			}
-		})
-	}
-	require.ErrorIs(t, <-firstErr, context.DeadlineExceeded)
-	wg.Wait()
-	require.Zero(t, failures.Load())
-	require.Equal(t, int64(1), s.kms.Calls("Decrypt"))
+	first, failures := firstCallerGivesUp(t, 8, func(ctx context.Context) error {
+		_, err := enc.Encrypt(ctx, []byte("record"), ec)
+		return err
+	})
+	require.ErrorIs(t, first, context.DeadlineExceeded)
+	require.Zero(t, failures)
+	require.Equal(t, int64(1), s.KMS.Calls("Decrypt"))
 }
 
 // Item 4: through a KMS outage shorter than CacheTTL + StaleIfError,
@@ -195,7 +173,7 @@ func TestKMSOutageWithinTheStaleWindow(t *testing.T) {
 	s := newHierSetup(t, nil, noRetries)
 	var staleUses atomic.Int32
 	var lastStale atomic.Value
-	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.bk, BranchKeyID: "tenant-a",
+	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.Keys, BranchKeyID: "tenant-a",
 		CacheTTL: 300 * time.Millisecond, StaleIfError: 1500 * time.Millisecond,
 		OnStaleUse: func(u keyring.StaleUse) { staleUses.Add(1); lastStale.Store(u) }})
 	require.NoError(t, err)
@@ -206,7 +184,7 @@ func TestKMSOutageWithinTheStaleWindow(t *testing.T) {
 	before, err := enc.Encrypt(ctx, []byte("before the outage"), ec)
 	require.NoError(t, err)
 
-	s.kms.SetOutage(true)
+	s.KMS.SetOutage(true)
 	start := time.Now()
 	for time.Since(start) < time.Second { // past CacheTTL, inside the window
 		msg, err := enc.Encrypt(ctx, []byte("during the outage"), ec)
@@ -230,7 +208,7 @@ func TestKMSOutageWithinTheStaleWindow(t *testing.T) {
 	require.True(t, keyring.IsTransient(err), "the error is the KMS failure: %v", err)
 
 	// KMS back: it works again, without stale uses.
-	s.kms.SetOutage(false)
+	s.KMS.SetOutage(false)
 	_, err = enc.Encrypt(ctx, []byte("after"), ec)
 	require.NoError(t, err)
 }
@@ -246,7 +224,7 @@ func CacheTTLPlusWindowRemaining(start time.Time, total time.Duration) time.Dura
 func TestDisabledKeyIsNotServedStale(t *testing.T) {
 	ctx := context.Background()
 	s := newHierSetup(t, nil)
-	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.bk, BranchKeyID: "tenant-a",
+	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.Keys, BranchKeyID: "tenant-a",
 		CacheTTL: 200 * time.Millisecond, StaleIfError: time.Hour,
 		OnStaleUse: func(keyring.StaleUse) { t.Error("a refusal was served stale") }})
 	require.NoError(t, err)
@@ -256,9 +234,9 @@ func TestDisabledKeyIsNotServedStale(t *testing.T) {
 	ec := map[string]string{"tenant": "a"}
 	_, err = enc.Encrypt(ctx, []byte("x"), ec)
 	require.NoError(t, err)
-	v, err := s.store.Active(ctx, "tenant-a")
+	v, err := s.Store.Active(ctx, "tenant-a")
 	require.NoError(t, err)
-	client := s.kms.Client("admin")
+	client := s.KMS.Client("admin")
 	_, err = client.DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(v.KMSKeyARN)})
 	require.NoError(t, err)
 	time.Sleep(300 * time.Millisecond)
