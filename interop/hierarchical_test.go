@@ -300,7 +300,11 @@ func (ks *keystore) goSide(t *testing.T, logical string) (*keyring.BranchKeys, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: ks.branchKeyID, CacheTTL: time.Minute})
+	// The keyring's clock runs one propagation window (CacheTTL) ahead, as
+	// a process's would that long after a rotation, so that it writes under
+	// a version JS has just made instead of the one it replaced.
+	later := func() time.Time { return time.Now().Add(time.Minute) }
+	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: ks.branchKeyID, CacheTTL: time.Minute, Now: later})
 	if err != nil {
 		t.Fatal(err)
 	}
