@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 	"unsafe"
 )
 
@@ -40,7 +41,10 @@ func accessOf(t reflect.Type) (access, reflect.Type, error) {
 	if t.Kind() == reflect.String || (t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8) {
 		return a, nil, fmt.Errorf("a plain %s would still hold its plaintext after a failed Seal, and an INSERT would store it; declare it fieldenc.Sealed[%s], which refuses to be written unsealed", name, name)
 	}
-	return a, nil, fmt.Errorf("a %s cannot hold its own ciphertext; declare it fieldenc.Sealed[%s]", name, name)
+	if sealable(t) {
+		return a, nil, fmt.Errorf("a %s cannot hold its own ciphertext; declare it fieldenc.Sealed[%s]", name, name)
+	}
+	return a, nil, fmt.Errorf("a %s cannot be sealed: an encrypted field is a fieldenc.Sealed[T] whose T is a string, []byte, time.Time, bool or integer type (for a nullable column, use a *fieldenc.Sealed[T] that is nil for NULL)", name)
 }
 
 // target resolves the field f (addressable) to its Sealed value; ok is
@@ -199,4 +203,15 @@ func rowIDBytes(f reflect.Value, dst []byte) []byte {
 		return binary.BigEndian.AppendUint64(dst, uint64(f.Int()))
 	}
 	return binary.BigEndian.AppendUint64(dst, f.Uint())
+}
+
+// sealable reports whether fieldenc.Sealed[t] is a type (t satisfies Plain).
+func sealable(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String, reflect.Bool,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return t == bytesType || t == reflect.TypeFor[time.Time]()
 }

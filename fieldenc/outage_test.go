@@ -2,6 +2,7 @@ package fieldenc_test
 
 import (
 	"context"
+	"database/sql"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,4 +58,42 @@ func TestSealAndOpenThroughAKMSOutage(t *testing.T) {
 	p = samplePatient()
 	require.NoError(t, codec.Seal(ctx, &p))
 	require.NoError(t, codec.Open(ctx, &p))
+}
+
+// NewCodec's advice for a type Sealed cannot hold names no type that does
+// not compile.
+func TestUnsealableTypeAdvice(t *testing.T) {
+	type nullable struct {
+		Name sql.NullString `phi:"encrypt"`
+	}
+	type anything struct {
+		Name any `phi:"encrypt"`
+	}
+	for _, err := range []error{fieldenc.Check[nullable](), fieldenc.Check[anything]()} {
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "Sealed[sql.NullString]")
+		require.NotContains(t, err.Error(), "Sealed[interface {}]")
+		require.ErrorContains(t, err, "cannot be sealed")
+	}
+	type named struct {
+		Ward int32 `phi:"encrypt"`
+	}
+	require.ErrorContains(t, fieldenc.Check[named](), "declare it fieldenc.Sealed[int32]")
+}
+
+// Closing the keyring ends what tables derived from it: Seal and Open then
+// fail with keyring.ErrClosed instead of going on with cached column keys.
+func TestClosingTheKeyringEndsTheTablesKeys(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	codec, err := fieldenc.NewCodec[Patient](e.table(t, fieldenc.Config{}))
+	require.NoError(t, err)
+	p := samplePatient()
+	require.NoError(t, codec.Seal(ctx, &p))
+	sealed := p
+	require.NoError(t, codec.Open(ctx, &p))
+	require.NoError(t, e.kr.Close())
+	q := samplePatient()
+	require.ErrorIs(t, codec.Seal(ctx, &q), keyring.ErrClosed)
+	require.ErrorIs(t, codec.Open(ctx, &sealed), keyring.ErrClosed)
 }

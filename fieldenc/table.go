@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/phicrypt/phicrypt/internal/flight"
 	"github.com/phicrypt/phicrypt/keyring"
@@ -117,7 +119,34 @@ func New(cfg Config) (*Table, error) {
 	if cfg.ReservedUses > maxUses {
 		return nil, fmt.Errorf("fieldenc: Config.ReservedUses (%d) exceeds the keyring's MaxUsesPerVersion (%d)", cfg.ReservedUses, maxUses)
 	}
-	return &Table{cfg: cfg, opened: map[string]*versionKeys{}}, nil
+	t := &Table{cfg: cfg, opened: map[string]*versionKeys{}}
+	// Closing the keyring ends what the table derived from it. The keyring
+	// holds the table only weakly, and forgets it once it is collected.
+	wt := weak.Make(t)
+	stop := cfg.Keys.AfterClose(func() {
+		if t := wt.Value(); t != nil {
+			t.dropKeys()
+		}
+	})
+	runtime.AddCleanup(t, func(stop func()) { stop() }, stop)
+	return t, nil
+}
+
+// dropKeys forgets every version and every key derived from one, so the
+// next operation asks the keyring (which, closed, refuses). Column keys live
+// in AES key schedules that Go cannot clear; dropped, they are collected.
+func (t *Table) dropKeys() {
+	t.Refresh()
+	t.columns.Range(func(_, v any) bool {
+		switch c := v.(type) {
+		case *Column:
+			c.active.Store(nil)
+			c.keys.list.Store(nil)
+		case *blindIndex:
+			c.keys.list.Store(nil)
+		}
+		return true
+	})
 }
 
 // String names the table without its branch key id (which may be PHI).
@@ -169,7 +198,7 @@ func (t *Table) reserveActive(ctx context.Context, n int64) (*versionKeys, error
 	if err != nil {
 		return nil, fmt.Errorf("fieldenc: reserving encryptions under the active branch key version: %w", err)
 	}
-	version, expires := bk.Version(), bk.Expires()
+	version, expires := bk.Version(), time.Now().Add(bk.ValidFor())
 	bk.Release()
 	ref, err := refOf(version)
 	if err != nil {
@@ -211,7 +240,7 @@ func (t *Table) renew(ctx context.Context, n int64) (*versionKeys, bool) {
 	if err != nil {
 		return nil, false
 	}
-	expires := bk.Expires()
+	expires := time.Now().Add(bk.ValidFor())
 	bk.Release()
 	vk := &versionKeys{version: old.version, ref: old.ref}
 	vk.remaining.Store(left - n)
@@ -355,7 +384,7 @@ func (t *Table) loadVersion(ctx context.Context, version string) (*versionKeys, 
 	if err != nil {
 		return nil, fmt.Errorf("fieldenc: opening branch key version %s: %w", version, err)
 	}
-	expires := bk.Expires()
+	expires := time.Now().Add(bk.ValidFor())
 	bk.Release()
 	ref, err := refOf(version)
 	if err != nil {

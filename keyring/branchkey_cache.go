@@ -192,11 +192,13 @@ func materialName(id, version string) string { return "V\x00" + id + "\x00" + ve
 // active returns the entry holding the version of branch key id that new
 // data is written under, held for reading: the caller must release it.
 //
-// That is the store's active version, except during a rotation's
-// propagation window (PropagationWindow from the new version's CreatedAt):
-// then it is the version the rotation replaced, so that no process writes
-// under a version other processes may not yet know of (their searches would
-// miss the row). The entry then ends when the new version takes over.
+// That is the store's active version once its propagation window
+// (PropagationWindow from its CreatedAt) has passed. Until then it is the
+// newest earlier version whose own window has passed, so that no process
+// writes under a version other processes may not yet know of (their
+// searches would miss the row); the entry then ends when the next newer
+// version takes over. A retired or used-up version is never written under:
+// the active one is, at once.
 func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) (*cacheEntry, error) {
 	return c.get(ctx, activeName(id), func(ctx context.Context) (*cacheEntry, error) {
 		v, err := bk.cfg.Store.Active(ctx, id)
@@ -204,32 +206,38 @@ func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) 
 			return nil, wrapStep(err, "reading the active version of %s", keyRef(id))
 		}
 		writer, capAt := v, time.Time{}
-		if takeover := v.CreatedAt.Add(c.window); c.now().Before(takeover) {
-			prev, ok, err := previousVersion(ctx, bk.cfg.Store, v)
+		if now := c.now(); now.Before(v.CreatedAt.Add(c.window)) {
+			all, err := bk.cfg.Store.List(ctx, id)
 			if err != nil {
-				return nil, err
+				return nil, wrapStep(err, "listing the versions of %s", keyRef(id))
 			}
-			if ok && !c.spent(prev) && (c.maxUses == 0 || prev.Usage < c.maxUses) {
-				writer, capAt = prev, takeover
-			}
+			writer, capAt = c.writingVersion(all, v, now)
 		}
 		return &cacheEntry{rec: writer, usage: c.counter(writer), capAt: capAt}, nil
 	})
 }
 
-// previousVersion returns the version that active replaced, if it can
-// still decrypt (a retired one is not written under; the caller leaves out
-// one used up).
-func previousVersion(ctx context.Context, s Store, active BranchKeyVersion) (BranchKeyVersion, bool, error) {
-	all, err := s.List(ctx, active.BranchKeyID)
-	if err != nil {
-		return BranchKeyVersion{}, false, wrapStep(err, "listing the versions of %s", keyRef(active.BranchKeyID))
-	}
+// writingVersion picks, from all the versions of a branch key (oldest
+// first) whose active version is still inside its propagation window at
+// now, the version to write under and when the next newer one takes over.
+func (c *branchKeyCache) writingVersion(all []BranchKeyVersion, active BranchKeyVersion, now time.Time) (BranchKeyVersion, time.Time) {
 	i := slices.IndexFunc(all, func(v BranchKeyVersion) bool { return v.Version == active.Version })
-	if i < 1 || all[i-1].State != StateDecryptOnly {
-		return BranchKeyVersion{}, false, nil
+	if i < 0 {
+		return active, time.Time{} // rotated again since Active was read
 	}
-	return all[i-1], true, nil
+	takeover := active.CreatedAt.Add(c.window)
+	for j := i - 1; j >= 0; j-- {
+		v := all[j]
+		if v.State != StateDecryptOnly || c.spent(v) || c.maxUses != 0 && v.Usage >= c.maxUses {
+			break
+		}
+		// The first version takes over at once: nothing else was written.
+		if j == 0 || !now.Before(v.CreatedAt.Add(c.window)) {
+			return v, takeover
+		}
+		takeover = v.CreatedAt.Add(c.window)
+	}
+	return active, time.Time{}
 }
 
 // dropActive makes the next use read which version is active again.
@@ -270,8 +278,8 @@ func (c *branchKeyCache) material(ctx context.Context, bk *BranchKeys, v BranchK
 	})
 }
 
-// errClosed is returned by a keyring used after Close.
-var errClosed = errors.New("keyring: the hierarchical keyring has been closed")
+// ErrClosed is returned by a hierarchical keyring used after Close.
+var ErrClosed = errors.New("keyring: the hierarchical keyring has been closed")
 
 // get returns the live entry called name, held for reading, loading it with
 // load on a miss. Only one load per name runs at a time; it runs detached
@@ -285,7 +293,7 @@ func (c *branchKeyCache) get(ctx context.Context, name string, load func(context
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
-			return nil, errClosed
+			return nil, ErrClosed
 		}
 		now := c.now()
 		e, ok := c.entries[name]
@@ -307,10 +315,19 @@ func (c *branchKeyCache) get(ctx context.Context, name string, load func(context
 		}
 		if stale != nil && stale.lastErr != nil {
 			// A reload has failed already: serve the stale entry now, and
-			// try again in the background from time to time.
+			// try again in the background from time to time. What the
+			// retry meets is recorded: a refusal (a disabled key, a
+			// retired version) ends the stale serving at once.
 			if !now.Before(stale.retryAt) {
 				stale.retryAt = now.Add(staleRetry)
-				c.loads.Start(ctx, name, c.loader(name, load))
+				reload := c.loader(name, load)
+				c.loads.Start(ctx, name, func(ctx context.Context) (*cacheEntry, error) {
+					e, err := reload(ctx)
+					if err != nil {
+						c.failedReload(stale, err)
+					}
+					return e, err
+				})
 			}
 			err := stale.lastErr
 			c.mu.Unlock()
@@ -329,15 +346,18 @@ func (c *branchKeyCache) get(ctx context.Context, name string, load func(context
 			}
 			continue
 		}
-		if ctx.Err() != nil || stale == nil || !IsTransient(err) {
+		if errors.Is(err, flight.ErrClosed) {
+			return nil, ErrClosed
+		}
+		if ctx.Err() != nil || stale == nil {
+			return nil, err
+		}
+		if !c.failedReload(stale, err) {
 			return nil, err
 		}
 		c.mu.Lock()
 		now = c.now()
 		servable := c.entries[name] == stale && now.Before(stale.expires.Add(c.stale))
-		if servable {
-			stale.lastErr, stale.retryAt = err, now.Add(staleRetry)
-		}
 		c.mu.Unlock()
 		if !servable || !stale.acquire() {
 			return nil, err
@@ -345,6 +365,29 @@ func (c *branchKeyCache) get(ctx context.Context, name string, load func(context
 		c.reportStale(stale, now, err)
 		return stale, nil
 	}
+}
+
+// failedReload records that reloading the expired entry stale failed with
+// err, and reports whether stale may still be served: after a transient
+// failure it may (and is served at once until the next retry); after a
+// refusal (a disabled key, a denied call, a retired version) it is removed
+// and wiped, so the refusal stands.
+func (c *branchKeyCache) failedReload(stale *cacheEntry, err error) bool {
+	c.mu.Lock()
+	cur, cached := c.entries[stale.name]
+	cached = cached && cur == stale
+	transient := IsTransient(err)
+	switch {
+	case cached && transient:
+		stale.lastErr, stale.retryAt = err, c.now().Add(staleRetry)
+	case cached:
+		c.removeLocked(stale)
+	}
+	c.mu.Unlock()
+	if cached && !transient {
+		stale.wipe()
+	}
+	return cached && transient
 }
 
 func (c *branchKeyCache) reportStale(e *cacheEntry, now time.Time, err error) {

@@ -22,6 +22,7 @@ type BranchKey struct {
 	id, version string
 	ent         *cacheEntry
 	expires     time.Time
+	validFor    time.Duration
 	released    atomic.Bool
 }
 
@@ -34,8 +35,14 @@ func (k *BranchKey) Version() string { return k.version }
 
 // Expires is when the cache entry's TTL ends (for a handle from
 // AcquireActive, also when this process next reads which version is
-// active): acquire again after it.
+// active), on the keyring's clock (HierarchicalConfig.Now): acquire again
+// after it.
 func (k *BranchKey) Expires() time.Time { return k.expires }
+
+// ValidFor is how long, from when the handle was acquired, what is derived
+// from it may be used: Expires less the keyring's time at acquisition. A
+// cache on another clock (the real one) times its entries with it.
+func (k *BranchKey) ValidFor() time.Duration { return k.validFor }
 
 // MaxDerivedKeyLen is the most DeriveKey produces: 255 SHA-256 blocks
 // (RFC 5869 section 2.3).
@@ -96,7 +103,7 @@ func (h *Hierarchical) AcquireActive(ctx context.Context, id string, uses uint64
 	if err != nil {
 		return nil, err
 	}
-	return &BranchKey{id: active.BranchKeyID, version: active.Version, ent: ent, expires: until}, nil
+	return h.handle(active, ent, until), nil
 }
 
 // AcquireVersion returns version version of branch key id, to decrypt
@@ -115,7 +122,11 @@ func (h *Hierarchical) acquire(ctx context.Context, v BranchKeyVersion) (*Branch
 	if err != nil {
 		return nil, err
 	}
-	return &BranchKey{id: v.BranchKeyID, version: v.Version, ent: ent, expires: h.cache.validUntil(ent)}, nil
+	return h.handle(v, ent, h.cache.validUntil(ent)), nil
+}
+
+func (h *Hierarchical) handle(v BranchKeyVersion, ent *cacheEntry, until time.Time) *BranchKey {
+	return &BranchKey{id: v.BranchKeyID, version: v.Version, ent: ent, expires: until, validFor: max(until.Sub(h.cache.now()), time.Nanosecond)}
 }
 
 // LiveVersions returns the versions of branch key id that can still

@@ -101,5 +101,5 @@ func TestExpiredBranchKeyIsWipedWithoutFurtherUse(t *testing.T) {
 		require.True(t, bytes.Equal(key, zero), "Close left a branch key in memory")
 	}
 	_, err = h.AcquireActive(ctx, "tenant-a", 1)
-	require.ErrorIs(t, err, errClosed)
+	require.ErrorIs(t, err, ErrClosed)
 }

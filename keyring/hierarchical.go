@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -146,6 +147,16 @@ type Hierarchical struct {
 	maxUses  uint64 // 0: uses are not counted
 	block    uint64
 	window   time.Duration
+
+	hooks *closeHooks // AfterClose
+}
+
+// closeHooks are the functions to run when a keyring is closed.
+type closeHooks struct {
+	mu     sync.Mutex
+	closed bool
+	seq    uint64
+	fs     map[uint64]func()
 }
 
 // NewHierarchical returns a hierarchical keyring.
@@ -193,14 +204,47 @@ func NewHierarchical(cfg HierarchicalConfig) (*Hierarchical, error) {
 		maxUses: cfg.MaxUsesPerVersion,
 		block:   cfg.UsageBlock,
 		window:  cfg.PropagationWindow,
+		hooks:   &closeHooks{fs: map[uint64]func(){}},
 	}, nil
 }
 
-// Close wipes every cached branch key, ends the cache's loads under way and
-// stops its timers. The keyring refuses to work after.
+// Close wipes every cached branch key, ends the cache's loads under way,
+// stops its timers and runs the functions registered with AfterClose. The
+// keyring refuses to work after (ErrClosed).
 func (h *Hierarchical) Close() error {
 	h.cache.close()
+	k := h.hooks
+	k.mu.Lock()
+	fs := k.fs
+	k.fs, k.closed = nil, true
+	k.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 	return nil
+}
+
+// AfterClose arranges for f to run when the keyring is closed (at once, if
+// it is already), so that what a package caches from its branch keys (such
+// as fieldenc's column keys) ends with it. stop cancels the arrangement,
+// for a cache that goes away first.
+func (h *Hierarchical) AfterClose(f func()) (stop func()) {
+	k := h.hooks
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		f()
+		return func() {}
+	}
+	k.seq++
+	n := k.seq
+	k.fs[n] = f
+	k.mu.Unlock()
+	return func() {
+		k.mu.Lock()
+		delete(k.fs, n)
+		k.mu.Unlock()
+	}
 }
 
 // PropagationWindow is how long after a rotation this keyring keeps writing

@@ -548,3 +548,32 @@ func TestRetiringDuringTheWindowMovesWriters(t *testing.T) {
 		require.Equal(t, uuidRaw(t, v2.Version), em.EncryptedDataKeys[0].Ciphertext[28:44], "after its CacheTTL it writes under the new version")
 	})
 }
+
+// Two rotations inside one propagation window: writers stay on the version
+// every process knows until the first new one's window has passed, then
+// move to it until the second's has; WritesFrom says when each takes over.
+func TestTwoRotationsInOneWindow(t *testing.T) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+		ctx := context.Background()
+		bk := newBranchKeys(t, e, s, e.key(""))
+		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+		require.NoError(t, err)
+		v2, err := bk.Rotate(ctx, "tenant-a")
+		require.NoError(t, err)
+		time.Sleep(5 * time.Millisecond) // distinct creation times
+		v3, err := bk.Rotate(ctx, "tenant-a")
+		require.NoError(t, err)
+		writes := func(at time.Time) string {
+			t.Helper()
+			clock := &fakeClock{t: at}
+			kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", Now: clock.Now})
+			em := encMaterials(phiContext)
+			require.NoError(t, kr.OnEncrypt(ctx, em))
+			return edkVersion(em.EncryptedDataKeys[0])
+		}
+		probe := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"})
+		require.Equal(t, v1.Version, writes(v3.CreatedAt), "straight after both rotations")
+		require.Equal(t, v2.Version, writes(probe.WritesFrom(v2)), "once the first rotation's window has passed")
+		require.Equal(t, v3.Version, writes(probe.WritesFrom(v3)), "once the second's has")
+	})
+}

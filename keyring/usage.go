@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/phicrypt/phicrypt/internal/flight"
 )
 
 // Counting uses of branch key versions (HierarchicalConfig.MaxUsesPerVersion).
@@ -153,6 +155,9 @@ func (h *Hierarchical) reserve(ctx context.Context, rec BranchKeyVersion, u *usa
 		more, err, joined := h.cache.refills.Do(ctx, u, func(ctx context.Context) (bool, error) {
 			return h.refill(ctx, rec, u, k)
 		})
+		if errors.Is(err, flight.ErrClosed) {
+			return false, ErrClosed
+		}
 		if err != nil || !more {
 			return false, err
 		}

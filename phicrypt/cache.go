@@ -285,7 +285,7 @@ func (c *Cache) refresh(ctx context.Context, keyBytes []byte, old *cacheEntry, f
 			old.refreshing.Store(false)
 			if err == nil {
 				e.evict()
-				err = errCacheClosed
+				err = ErrClosed
 			}
 			return nil, err
 		}
@@ -319,7 +319,7 @@ func (c *Cache) miss(ctx context.Context, key []byte, size uint64, fill func(con
 			defer c.mu.Unlock()
 			if c.closed {
 				e.evict()
-				return nil, errCacheClosed
+				return nil, ErrClosed
 			}
 			e.expires = c.expiryFor(e.validFor)
 			c.insert(skey, e)
@@ -331,6 +331,9 @@ func (c *Cache) miss(ctx context.Context, key []byte, size uint64, fill func(con
 		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				return nil, ctxErr
+			}
+			if errors.Is(err, flight.ErrClosed) {
+				return nil, ErrClosed
 			}
 			return c.stale(key, size, err)
 		}
@@ -439,8 +442,8 @@ func (c *Cache) expire(key string, e *cacheEntry) {
 	c.drop(e)
 }
 
-// errCacheClosed is returned by an Encryptor whose Cache has been closed.
-var errCacheClosed = errors.New("phicrypt: the data-key cache has been closed")
+// ErrClosed is returned by an Encryptor whose Cache has been closed.
+var ErrClosed = errors.New("phicrypt: the data-key cache has been closed")
 
 // Close evicts every entry (each data key is wiped once no message uses
 // it), ends keyring calls under way and stops the cache's timers. An

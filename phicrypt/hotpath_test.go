@@ -88,9 +88,9 @@ func TestRotationAndRetirementThroughTheDataKeyCache(t *testing.T) {
 
 // firstCallerGivesUp runs encrypt once under a context that ends after
 // 50 ms, while the keyring call it started is slow, and then from waiters
-// that joined it; it returns the first caller's error and how many waiters
-// failed.
-func firstCallerGivesUp(t *testing.T, waiters int, encrypt func(context.Context) error) (error, int32) {
+// that joined it; it returns how many waiters failed and the first
+// caller's error.
+func firstCallerGivesUp(t *testing.T, waiters int, encrypt func(context.Context) error) (int32, error) {
 	t.Helper()
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -109,7 +109,7 @@ func firstCallerGivesUp(t *testing.T, waiters int, encrypt func(context.Context)
 	}
 	err := <-firstErr
 	wg.Wait()
-	return err, failures.Load()
+	return failures.Load(), err
 }
 
 // Item 2: the caller that started a shared keyring call gives up; every
@@ -130,7 +130,7 @@ func TestOneCallersCancellationFailsNoOtherWaiter(t *testing.T) {
 	ec := map[string]string{"tenant": "a"}
 	l.SetFault("GenerateDataKey", kmsmock.Fault{Latency: 400 * time.Millisecond})
 
-	first, failures := firstCallerGivesUp(t, 16, func(ctx context.Context) error {
+	failures, first := firstCallerGivesUp(t, 16, func(ctx context.Context) error {
 		msg, err := enc.Encrypt(ctx, []byte("record"), ec)
 		if err != nil {
 			return err
@@ -154,7 +154,7 @@ func TestBranchKeyLoadSurvivesItsStartersCancellation(t *testing.T) {
 	s.KMS.SetFault("Decrypt", kmsmock.Fault{Latency: 400 * time.Millisecond})
 	ec := map[string]string{"tenant": "a"}
 
-	first, failures := firstCallerGivesUp(t, 8, func(ctx context.Context) error {
+	failures, first := firstCallerGivesUp(t, 8, func(ctx context.Context) error {
 		_, err := enc.Encrypt(ctx, []byte("record"), ec)
 		return err
 	})
@@ -244,4 +244,89 @@ func TestDisabledKeyIsNotServedStale(t *testing.T) {
 	require.Error(t, err)
 	require.False(t, keyring.IsTransient(err))
 	require.False(t, errors.Is(err, context.DeadlineExceeded))
+}
+
+// offsetClock is the real clock moved forward by hand, so timers and the
+// cache's clock stay in step while a test skips minutes.
+type offsetClock struct{ off atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// A refusal met once KMS is back (the key disabled during the outage) ends
+// the stale serving of branch keys: the stale window bridges outages, not
+// refusals.
+func TestRefusalAfterAnOutageEndsStaleServing(t *testing.T) {
+	ctx := context.Background()
+	clock := &offsetClock{}
+	s := newHierSetup(t, clock.Now, func(o *kms.Options) { o.RetryMaxAttempts = 1 })
+	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.Keys, BranchKeyID: "tenant-a",
+		CacheTTL: time.Minute, StaleIfError: 30 * time.Minute, Now: clock.Now})
+	require.NoError(t, err)
+	defer kr.Close()
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: kr})
+	require.NoError(t, err)
+	ec := map[string]string{"tenant": "a"}
+	msg, err := enc.Encrypt(ctx, []byte("x"), ec)
+	require.NoError(t, err)
+	s.KMS.SetOutage(true)
+	clock.Advance(2 * time.Minute)
+	_, err = enc.Encrypt(ctx, []byte("x"), ec)
+	require.NoError(t, err, "inside the stale window")
+	s.KMS.SetOutage(false)
+	_, err = s.Client.DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(s.ARN)})
+	require.NoError(t, err)
+
+	clock.Advance(2 * time.Second) // the next background retry meets the refusal
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, errE := enc.Encrypt(ctx, []byte("x"), ec)
+		_, _, errD := enc.Decrypt(ctx, msg, ec)
+		if errE != nil && errD != nil {
+			require.False(t, keyring.IsTransient(errE), "the refusal stands: %v", errE)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "still served stale after KMS refused the key")
+		clock.Advance(time.Second)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A version retired while KMS is down stops decrypting within the retry
+// interval, though the stale window is far from over: the store still
+// answers, and a retirement is a refusal.
+func TestRetirementDuringAnOutageEndsStaleServing(t *testing.T) {
+	ctx := context.Background()
+	clock := &offsetClock{}
+	s := newHierSetup(t, clock.Now, func(o *kms.Options) { o.RetryMaxAttempts = 1 })
+	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.Keys, BranchKeyID: "tenant-a",
+		CacheTTL: time.Minute, StaleIfError: 30 * time.Minute, Now: clock.Now})
+	require.NoError(t, err)
+	defer kr.Close()
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: kr})
+	require.NoError(t, err)
+	ec := map[string]string{"tenant": "a"}
+	v1, err := s.Store.Active(ctx, "tenant-a")
+	require.NoError(t, err)
+	msg, err := enc.Encrypt(ctx, []byte("x"), ec)
+	require.NoError(t, err)
+	_, err = s.Keys.Rotate(ctx, "tenant-a")
+	require.NoError(t, err)
+	s.KMS.SetOutage(true)
+	clock.Advance(2 * time.Minute)
+	_, _, err = enc.Decrypt(ctx, msg, ec)
+	require.NoError(t, err, "served stale inside the window")
+	require.NoError(t, s.Store.SetState(ctx, "tenant-a", v1.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		clock.Advance(2 * time.Second)
+		_, _, err = enc.Decrypt(ctx, msg, ec)
+		if err != nil {
+			require.ErrorIs(t, err, keyring.ErrVersionRetired)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "a retired version is still served stale")
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -110,14 +110,18 @@ func (g *Group[K, V]) start(ctx context.Context, key K, load func(context.Contex
 		c.val, c.err = load(lctx)
 		g.mu.Lock()
 		delete(g.calls, key)
+		if c.err != nil && g.closed {
+			c.err = ErrClosed // the load failed because Close ended it
+		}
 		g.mu.Unlock()
 		close(c.done)
 	}()
 	return c, false
 }
 
-// Close ends every load under way (their contexts are canceled) and makes
-// later calls fail with ErrClosed. It does not wait for loads to return.
+// Close ends every load under way (their contexts are canceled; one that
+// then fails reports ErrClosed) and makes later calls fail with ErrClosed.
+// It does not wait for loads to return.
 func (g *Group[K, V]) Close() {
 	g.mu.Lock()
 	g.initLocked()
