@@ -175,20 +175,28 @@ type materialsView struct {
 	DataKey       string `json:"data_key"`
 	ContextPairs  int    `json:"context_pairs"`
 	EDKs          *int   `json:"encrypted_data_keys,omitempty"`
+	ValidFor      string `json:"valid_for,omitempty"` // a cache's bound on reuse
 }
 
-func newMaterialsView(suite uint16, dkLen int, dk Secret, ec map[string]string) materialsView {
+func newMaterialsView(suite uint16, dkLen int, dk Secret, ec map[string]string, validFor time.Duration) materialsView {
 	key := "none"
 	if dk != nil {
 		key = redacted
 	}
-	return materialsView{Suite: fmt.Sprintf("0x%04X", suite), DataKeyLength: dkLen, DataKey: key, ContextPairs: len(ec)}
+	w := materialsView{Suite: fmt.Sprintf("0x%04X", suite), DataKeyLength: dkLen, DataKey: key, ContextPairs: len(ec)}
+	if validFor > 0 {
+		w.ValidFor = validFor.String()
+	}
+	return w
 }
 
 func (w materialsView) describe(kind string) string {
 	s := fmt.Sprintf("%s{suite %s, data key %s, %d context pairs", kind, w.Suite, w.DataKey, w.ContextPairs)
 	if w.EDKs != nil {
 		s += fmt.Sprintf(", %d encrypted data keys", *w.EDKs)
+	}
+	if w.ValidFor != "" {
+		s += ", valid for " + w.ValidFor
 	}
 	return s + "}"
 }
@@ -199,11 +207,14 @@ func (w materialsView) logValue() slog.Value {
 	if w.EDKs != nil {
 		attrs = append(attrs, slog.Int("encrypted_data_keys", *w.EDKs))
 	}
+	if w.ValidFor != "" {
+		attrs = append(attrs, slog.String("valid_for", w.ValidFor))
+	}
 	return slog.GroupValue(attrs...)
 }
 
 func (m *EncryptionMaterials) view() materialsView {
-	w := newMaterialsView(m.SuiteID, m.DataKeyLength, m.DataKey, m.EncryptionContext)
+	w := newMaterialsView(m.SuiteID, m.DataKeyLength, m.DataKey, m.EncryptionContext, m.ValidFor)
 	n := len(m.EncryptedDataKeys)
 	w.EDKs = &n
 	return w
@@ -223,7 +234,7 @@ func (m EncryptionMaterials) MarshalJSON() ([]byte, error) { return json.Marshal
 func (m EncryptionMaterials) LogValue() slog.Value { return m.view().logValue() }
 
 func (m *DecryptionMaterials) view() materialsView {
-	return newMaterialsView(m.SuiteID, m.DataKeyLength, m.DataKey, m.EncryptionContext)
+	return newMaterialsView(m.SuiteID, m.DataKeyLength, m.DataKey, m.EncryptionContext, m.ValidFor)
 }
 
 // String describes m by its suite, whether it holds a data key, and how
