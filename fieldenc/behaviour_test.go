@@ -15,6 +15,7 @@ import (
 
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/stretchr/testify/require"
 )
 
@@ -135,7 +136,7 @@ func TestRetiredVersion(t *testing.T) {
 	v0, err := e.store.Active(ctx, e.id)
 	require.NoError(t, err)
 	e.rotate(t, tbl)
-	require.NoError(t, e.store.SetState(ctx, e.id, v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	require.NoError(t, e.store.SetState(ctx, e.id, v0.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 	time.Sleep(60 * time.Millisecond) // the keyring's cache lifetime
 	tbl.Refresh()
 	x := old

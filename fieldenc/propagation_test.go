@@ -1,6 +1,10 @@
 package fieldenc_test
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
+	_ "modernc.org/sqlite"
+
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -40,17 +44,17 @@ var propChildResult = regexp.MustCompile(`(?m)^sealed version=(\S+) index=([0-9a
 // propProcess is one process's view: its own store handle, keyring, table
 // and codec.
 type propProcess struct {
-	store keyring.Store
+	store keystore.Store
 	bk    *keyring.BranchKeys
 	kr    *keyring.Hierarchical
 	codec *fieldenc.Codec[searchRow]
 }
 
-func openPropStore(ctx context.Context, kind, loc string) (keyring.Store, error) {
+func openPropStore(ctx context.Context, kind, loc string) (keystore.Store, error) {
 	if kind == "sqlite" {
-		return keyring.OpenSQLiteStore(ctx, loc)
+		return sqlite.Open(ctx, loc)
 	}
-	return keyring.OpenFileStore(loc)
+	return keystore.OpenFileStore(loc)
 }
 
 func newPropProcess(t testing.TB, kind, loc string, client *kms.Client, arn string) *propProcess {

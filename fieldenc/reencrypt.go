@@ -10,7 +10,7 @@ import (
 
 // Reencrypt moves the rows of one SQL table to the active branch key
 // version: after a rotation, run it; when it reports Done, no row needs the
-// old version, which can then be retired (keyring.Store.SetState). Rows are
+// old version, which can then be retired (keystore.Store.SetState). Rows are
 // read in key order in batches, each batch and its checkpoint committed in
 // one transaction, so the job can stop at any point (a crash, a deploy, a
 // cancelled context) and Run again continues after the last committed row.

@@ -9,6 +9,7 @@ import (
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/stretchr/testify/require"
 )
@@ -17,7 +18,7 @@ import (
 // behind a hierarchical keyring: what a service has.
 type env struct {
 	kms   *kmsmock.Local
-	store keyring.Store
+	store keystore.Store
 	bk    *keyring.BranchKeys
 	kr    *keyring.Hierarchical
 	id    string
@@ -59,7 +60,7 @@ func (e *env) table(t testing.TB, cfg fieldenc.Config) *fieldenc.Table {
 }
 
 // rotate makes a new active version and has tbl read it now.
-func (e *env) rotate(t testing.TB, tables ...*fieldenc.Table) keyring.BranchKeyVersion {
+func (e *env) rotate(t testing.TB, tables ...*fieldenc.Table) keystore.BranchKeyVersion {
 	t.Helper()
 	v, err := e.bk.Rotate(context.Background(), e.id)
 	require.NoError(t, err)

@@ -16,6 +16,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite"
 )
@@ -266,7 +267,7 @@ func runSQLLifecycle(t *testing.T, db *sql.DB, blobType string) {
 	versions, err := e.store.List(ctx, e.id)
 	require.NoError(t, err)
 	require.Len(t, versions, 2)
-	require.NoError(t, e.store.SetState(ctx, e.id, versions[0].Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	require.NoError(t, e.store.SetState(ctx, e.id, versions[0].Version, keystore.StateDecryptOnly, keystore.StateRetired))
 	time.Sleep(testTTL + 10*time.Millisecond)
 	tbl.Refresh()
 	idx, err := codec.IndexValues(ctx, "ssn_bidx", all[0].ssn)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/phicrypt/phicrypt/internal/flight"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // DefaultReservedUses is how many field encryptions a Table reserves from
@@ -418,7 +419,7 @@ func (t *Table) deriveKey(ctx context.Context, version string, out []byte, purpo
 // (keyring.HierarchicalConfig.PropagationWindow) the one it replaced.
 func (t *Table) ActiveVersion(ctx context.Context) (string, error) {
 	v, err := t.cfg.Keys.EncryptingVersion(ctx, t.cfg.BranchKeyID)
-	if errors.Is(err, keyring.ErrNotFound) {
+	if errors.Is(err, keystore.ErrNotFound) {
 		return "", ErrUnknownKey
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/stretchr/testify/require"
 	daead "github.com/tink-crypto/tink-go/v2/daead/subtle"
@@ -24,7 +25,7 @@ func TestDeterministicMatchesTink(t *testing.T) {
 	client := l.Client("svc")
 	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
-	store, err := keyring.OpenFileStore(t.TempDir())
+	store, err := keystore.OpenFileStore(t.TempDir())
 	require.NoError(t, err)
 	defer store.Close()
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
@@ -39,7 +40,7 @@ import (
 // hierarchyProviderID is the EDK provider id both keyrings write.
 const hierarchyProviderID = "aws-kms-hierarchy"
 
-// createTimeLayout is the keystore's create-time (branch-key-store.md
+// createTimeLayout is the JS keystore's create-time (branch-key-store.md
 // "CreateKey": ISO 8601, UTC, microseconds).
 const createTimeLayout = "2006-01-02T15:04:05.000000Z"
 
@@ -57,18 +58,18 @@ func motoURL(t *testing.T) string {
 	return url
 }
 
-// keystore is one JS branch key store (a DynamoDB table in moto_server, its
+// jsKeystore is one JS branch key store (a DynamoDB table in moto_server, its
 // KMS key on kms) and the phicrypt file store its versions are imported into.
-type keystore struct {
+type jsKeystore struct {
 	kms         kmsTarget
 	ddbURL      string
 	table       string
 	logical     string
 	branchKeyID string
-	store       *keyring.FileStore
+	store       *keystore.FileStore
 }
 
-// hierTargets are the KMS back ends the keystore's KMS key lives on:
+// hierTargets are the KMS back ends the JS keystore's KMS key lives on:
 // moto_server itself and kmsmock (with the table in moto_server either way).
 func hierTargets(t *testing.T) (ddbURL string, targets []kmsTarget) {
 	t.Helper()
@@ -83,10 +84,10 @@ func hierTargets(t *testing.T) (ddbURL string, targets []kmsTarget) {
 // newKeystore creates the table (JS), a branch key in it (JS createKey) and
 // an empty phicrypt store. The logical name differs from the table name, so
 // only the logical name can be what both sides bind.
-func newKeystore(t *testing.T, tg kmsTarget, ddbURL string) *keystore {
+func newKeystore(t *testing.T, tg kmsTarget, ddbURL string) *jsKeystore {
 	t.Helper()
 	suffix := randomHex(6)
-	ks := &keystore{kms: tg, ddbURL: ddbURL, table: "phicrypt-keystore-" + suffix, logical: "phicrypt-logical-" + suffix}
+	ks := &jsKeystore{kms: tg, ddbURL: ddbURL, table: "phicrypt-keystore-" + suffix, logical: "phicrypt-logical-" + suffix}
 	var table struct {
 		TableName string `json:"tableName"`
 	}
@@ -99,7 +100,7 @@ func newKeystore(t *testing.T, tg kmsTarget, ddbURL string) *keystore {
 		t.Fatal("JS createKey returned no branch key id")
 	}
 	ks.branchKeyID = created.BranchKeyID
-	store, err := keyring.OpenFileStore(t.TempDir())
+	store, err := keystore.OpenFileStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +109,9 @@ func newKeystore(t *testing.T, tg kmsTarget, ddbURL string) *keystore {
 	return ks
 }
 
-// args are the harness flags for this keystore (hierarchical keyring when
+// args are the harness flags for this jsKeystore (hierarchical keyring when
 // the branch key id is set), plus extra.
-func (ks *keystore) args(extra map[string]any) map[string]any {
+func (ks *jsKeystore) args(extra map[string]any) map[string]any {
 	a := map[string]any{
 		"ddb-endpoint": ks.ddbURL, "kms-endpoint": ks.kms.url, "region": kmsRegion,
 		"keystore-table": ks.table, "keystore-logical-name": ks.logical, "keystore-kms-key": ks.kms.keyARN,
@@ -122,8 +123,8 @@ func (ks *keystore) args(extra map[string]any) map[string]any {
 	return a
 }
 
-// jsOp runs one keystore operation and decodes its JSON answer into out.
-func (ks *keystore) jsOp(t *testing.T, op string, extra map[string]any, out any) {
+// jsOp runs one jsKeystore operation and decodes its JSON answer into out.
+func (ks *jsKeystore) jsOp(t *testing.T, op string, extra map[string]any, out any) {
 	t.Helper()
 	r := runHierJS(t, []job{{Op: op, Args: ks.args(extra)}})[0]
 	if !r.OK {
@@ -134,7 +135,7 @@ func (ks *keystore) jsOp(t *testing.T, op string, extra map[string]any, out any)
 	}
 }
 
-// ksItem is a keystore item as the harness exports it (interop/js/README.md).
+// ksItem is a jsKeystore item as the harness exports it (interop/js/README.md).
 type ksItem struct {
 	BranchKeyID       string            `json:"branch-key-id"`
 	Type              string            `json:"type"`
@@ -157,7 +158,7 @@ type ksExport struct {
 	Beacon              bool     `json:"beacon"`
 }
 
-func (ks *keystore) export(t *testing.T) ksExport {
+func (ks *jsKeystore) export(t *testing.T) ksExport {
 	t.Helper()
 	var e ksExport
 	ks.jsOp(t, "keystore-export", nil, &e)
@@ -171,7 +172,7 @@ func (ks *keystore) export(t *testing.T) ksExport {
 // phicrypt can carry is accepted: hierarchy version 1, no custom encryption
 // context, a create-time that formats back to the same string (phicrypt
 // rebuilds the KMS encryption context from CreatedAt).
-func (ks *keystore) record(t *testing.T, it ksItem, state keyring.State) keyring.BranchKeyVersion {
+func (ks *jsKeystore) record(t *testing.T, it ksItem, state keystore.State) keystore.BranchKeyVersion {
 	t.Helper()
 	if it.BranchKeyID != ks.branchKeyID || it.Type != "branch:version:"+it.Version {
 		t.Fatalf("JS item %q of %q is not a version of the branch key", it.Type, it.BranchKeyID)
@@ -189,7 +190,7 @@ func (ks *keystore) record(t *testing.T, it ksItem, state keyring.State) keyring
 	if got := created.UTC().Format(createTimeLayout); got != it.CreateTime {
 		t.Fatalf("version %s: create-time %q formats back as %q", it.Version, it.CreateTime, got)
 	}
-	return keyring.BranchKeyVersion{
+	return keystore.BranchKeyVersion{
 		BranchKeyID: it.BranchKeyID, Version: it.Version, KMSKeyARN: it.KMSARN,
 		Ciphertext: it.Enc, CreatedAt: created, State: state,
 	}
@@ -199,12 +200,12 @@ func (ks *keystore) record(t *testing.T, it ksItem, state keyring.State) keyring
 // Create, the others with Rotate, oldest first and the JS active version
 // last, so the store's active version is JS's and every other version is
 // decrypt-only. Versions already imported must be unchanged.
-func (ks *keystore) sync(t *testing.T, bk *keyring.BranchKeys, e ksExport) {
+func (ks *jsKeystore) sync(t *testing.T, bk *keyring.BranchKeys, e ksExport) {
 	t.Helper()
 	ctx := context.Background()
-	have := map[string]keyring.BranchKeyVersion{}
+	have := map[string]keystore.BranchKeyVersion{}
 	stored, err := ks.store.List(ctx, ks.branchKeyID)
-	if err != nil && !errors.Is(err, keyring.ErrNotFound) {
+	if err != nil && !errors.Is(err, keystore.ErrNotFound) {
 		t.Fatal(err)
 	}
 	for _, v := range stored {
@@ -216,7 +217,7 @@ func (ks *keystore) sync(t *testing.T, bk *keyring.BranchKeys, e ksExport) {
 		if old, ok := have[it.Version]; ok {
 			rec := ks.record(t, it, old.State)
 			if !bytes.Equal(old.Ciphertext, rec.Ciphertext) || !old.CreatedAt.Equal(rec.CreatedAt) || old.KMSKeyARN != rec.KMSKeyARN {
-				t.Fatalf("version %s changed in the JS keystore since it was imported", it.Version)
+				t.Fatalf("version %s changed in the JS jsKeystore since it was imported", it.Version)
 			}
 			continue
 		}
@@ -236,7 +237,7 @@ func (ks *keystore) sync(t *testing.T, bk *keyring.BranchKeys, e ksExport) {
 		if len(pending) == 0 {
 			t.Fatal("the JS export has no versions")
 		}
-		if err := ks.store.Create(ctx, ks.record(t, pending[0], keyring.StateActive)); err != nil {
+		if err := ks.store.Create(ctx, ks.record(t, pending[0], keystore.StateActive)); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		cur, pending = pending[0].Version, pending[1:]
@@ -248,7 +249,7 @@ func (ks *keystore) sync(t *testing.T, bk *keyring.BranchKeys, e ksExport) {
 		cur = a.Version
 	}
 	for _, it := range pending {
-		if err := ks.store.Rotate(ctx, ks.branchKeyID, cur, ks.record(t, it, keyring.StateActive)); err != nil {
+		if err := ks.store.Rotate(ctx, ks.branchKeyID, cur, ks.record(t, it, keystore.StateActive)); err != nil {
 			t.Fatalf("Rotate to %s: %v", it.Version, err)
 		}
 		cur = it.Version
@@ -258,42 +259,42 @@ func (ks *keystore) sync(t *testing.T, bk *keyring.BranchKeys, e ksExport) {
 
 // checkImported: the store holds exactly JS's versions, JS's active one
 // active and the others decrypt-only, and phicrypt rebuilds for each the
-// KMS encryption context the JS keystore decrypts it with.
-func (ks *keystore) checkImported(t *testing.T, bk *keyring.BranchKeys, e ksExport) {
+// KMS encryption context the JS jsKeystore decrypts it with.
+func (ks *jsKeystore) checkImported(t *testing.T, bk *keyring.BranchKeys, e ksExport) {
 	t.Helper()
 	stored, err := ks.store.List(context.Background(), ks.branchKeyID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(stored) != len(e.Versions) {
-		t.Fatalf("the store has %d versions, the JS keystore %d", len(stored), len(e.Versions))
+		t.Fatalf("the store has %d versions, the JS jsKeystore %d", len(stored), len(e.Versions))
 	}
 	byVersion := map[string]ksItem{}
 	for _, it := range e.Versions {
 		byVersion[it.Version] = it
 	}
 	for _, v := range stored {
-		want := keyring.StateDecryptOnly
+		want := keystore.StateDecryptOnly
 		if v.Version == e.ActiveVersion {
-			want = keyring.StateActive
+			want = keystore.StateActive
 		}
 		if v.State != want {
 			t.Fatalf("version %s is %v in the store; JS has it %v", v.Version, v.State, want)
 		}
 		it, ok := byVersion[v.Version]
 		if !ok {
-			t.Fatalf("the store has version %s, the JS keystore does not", v.Version)
+			t.Fatalf("the store has version %s, the JS jsKeystore does not", v.Version)
 		}
 		if got := bk.EncryptionContext(v); !maps.Equal(got, it.EncryptionContext) {
-			t.Fatalf("version %s: phicrypt's KMS encryption context\n%v\ndiffers from the JS keystore's\n%v", v.Version, got, it.EncryptionContext)
+			t.Fatalf("version %s: phicrypt's KMS encryption context\n%v\ndiffers from the JS jsKeystore's\n%v", v.Version, got, it.EncryptionContext)
 		}
 	}
 }
 
-// goSide is phicrypt's view of the keystore: BranchKeys over the imported
+// goSide is phicrypt's view of the jsKeystore: BranchKeys over the imported
 // versions (the JS logical name as LogicalStoreName) and a fresh
 // hierarchical keyring, so no cached active version outlives a rotation.
-func (ks *keystore) goSide(t *testing.T, logical string) (*keyring.BranchKeys, *keyring.Hierarchical) {
+func (ks *jsKeystore) goSide(t *testing.T, logical string) (*keyring.BranchKeys, *keyring.Hierarchical) {
 	t.Helper()
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{
 		Store: ks.store, Client: ks.kms.client, KMSKeyARN: ks.kms.keyARN, LogicalStoreName: logical})
@@ -364,7 +365,7 @@ func runHierJS(t *testing.T, jobs []job) []hierResult {
 // checkEDK: the message has one EDK, the hierarchical keyring's, for the
 // branch key, with the 16-byte form of version at bytes 28..44 of its
 // ciphertext (salt 16, IV 12, version 16, key 32, tag 16: spec "Ciphertext").
-func (ks *keystore) checkEDK(t *testing.T, r hierResult, version string) {
+func (ks *jsKeystore) checkEDK(t *testing.T, r hierResult, version string) {
 	t.Helper()
 	edks := r.Header.EncryptedDataKeys
 	if len(edks) != 1 || edks[0].ProviderID != hierarchyProviderID || edks[0].ProviderInfo != ks.branchKeyID {
@@ -403,7 +404,7 @@ func hierMatrix() []vector {
 	return vs
 }
 
-func (ks *keystore) encryptJobs(vs []vector) []job {
+func (ks *jsKeystore) encryptJobs(vs []vector) []job {
 	jobs := make([]job, len(vs))
 	for i, v := range vs {
 		jobs[i] = job{Op: "encrypt", InputB64: b64(v.pt), Args: ks.args(map[string]any{
@@ -412,7 +413,7 @@ func (ks *keystore) encryptJobs(vs []vector) []job {
 	return jobs
 }
 
-func (ks *keystore) decryptJobs(vs []vector, msgs [][]byte) []job {
+func (ks *jsKeystore) decryptJobs(vs []vector, msgs [][]byte) []job {
 	jobs := make([]job, len(vs))
 	for i, v := range vs {
 		jobs[i] = job{Op: "decrypt", InputB64: b64(msgs[i]), Args: ks.args(map[string]any{"context": contextJSON(v.ec)})}
@@ -436,7 +437,7 @@ func goEncrypt(t *testing.T, kr keyring.Keyring, vs []vector) [][]byte {
 }
 
 // goDecryptsJS: phicrypt reads each JS message, made under version.
-func (ks *keystore) goDecryptsJS(t *testing.T, kr keyring.Keyring, vs []vector, res []hierResult, version string) {
+func (ks *jsKeystore) goDecryptsJS(t *testing.T, kr keyring.Keyring, vs []vector, res []hierResult, version string) {
 	t.Helper()
 	enc, err := phicrypt.New(phicrypt.Config{Keyring: kr})
 	if err != nil {
@@ -464,7 +465,7 @@ func (ks *keystore) goDecryptsJS(t *testing.T, kr keyring.Keyring, vs []vector, 
 }
 
 // jsDecryptedGo: JS read each phicrypt message, made under version.
-func (ks *keystore) jsDecryptedGo(t *testing.T, vs []vector, res []hierResult, version string) {
+func (ks *jsKeystore) jsDecryptedGo(t *testing.T, vs []vector, res []hierResult, version string) {
 	t.Helper()
 	for i, v := range vs {
 		r := res[i]
@@ -482,7 +483,7 @@ func (ks *keystore) jsDecryptedGo(t *testing.T, vs []vector, res []hierResult, v
 	}
 }
 
-// TestHierarchicalInterop: a branch key made and rotated by the JS keystore
+// TestHierarchicalInterop: a branch key made and rotated by the JS jsKeystore
 // is imported into phicrypt; messages go both ways under its first version,
 // then, after a JS versionKey, under both versions.
 func TestHierarchicalInterop(t *testing.T) {
@@ -508,7 +509,7 @@ func TestHierarchicalInterop(t *testing.T) {
 			_, wrong := ks.goSide(t, ks.logical+"-other")
 			other, _ := phicrypt.New(phicrypt.Config{Keyring: wrong})
 			if _, _, err := other.Decrypt(context.Background(), js1[0].output(t), nil); !errors.Is(err, phicrypt.ErrNoKey) {
-				t.Fatalf("under another logical keystore name: got %v, want ErrNoKey", err)
+				t.Fatalf("under another logical jsKeystore name: got %v, want ErrNoKey", err)
 			}
 
 			// phicrypt encrypts under version 1; JS reads it from DynamoDB.

@@ -13,19 +13,21 @@ import (
 	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/storetest"
 	"github.com/stretchr/testify/require"
 )
 
-func exportBackup(t *testing.T, s keyring.Store) []byte {
+func exportBackup(t *testing.T, s keystore.Store) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	require.NoError(t, keyring.Export(t.Context(), s, &buf))
+	require.NoError(t, keystore.Export(t.Context(), s, &buf))
 	return buf.Bytes()
 }
 
-func emptyStore(t *testing.T, b storeBackend) keyring.Store {
+func emptyStore(t *testing.T, b storetest.Backend) keystore.Store {
 	t.Helper()
-	return b.open(t, b.fresh(t))
+	return mustOpen(t, b, b.Fresh(t))
 }
 
 // editBackup rewrites a backup's JSON document, leaving its digests alone.
@@ -42,11 +44,11 @@ func editBackup(t *testing.T, backup []byte, edit func(doc map[string]any)) []by
 func backupRecords(doc map[string]any) []any { return doc["records"].([]any) }
 
 func TestBackupRestoreAcrossStoreKinds(t *testing.T) {
-	for _, tc := range []struct{ from, to storeBackend }{
+	for _, tc := range []struct{ from, to storetest.Backend }{
 		{fileBackend(), sqliteBackend()},
 		{sqliteBackend(), fileBackend()},
 	} {
-		t.Run(tc.from.kind+"-to-"+tc.to.kind, func(t *testing.T) {
+		t.Run(tc.from.Name+"-to-"+tc.to.Name, func(t *testing.T) {
 			e := newWrappedStoreEnv(t, tc.from, "")
 			total := e.populate(3, "tenant-a", rewrapCanaryID, "tenant-c")
 			backup := exportBackup(t, e.store)
@@ -57,16 +59,16 @@ func TestBackupRestoreAcrossStoreKinds(t *testing.T) {
 			}
 
 			target := emptyStore(t, tc.to)
-			require.NoError(t, keyring.Restore(t.Context(), target, bytes.NewReader(backup)))
+			require.NoError(t, keystore.Restore(t.Context(), target, bytes.NewReader(backup)))
 			want, got := e.all(e.store), e.all(target)
 			require.Len(t, got, total)
 			require.Equal(t, want, got, "same versions, order, material, key, times and states")
 			ids, err := target.IDs(t.Context())
 			require.NoError(t, err)
 			for _, id := range ids {
-				requireOneActive(t, target, id)
+				storetest.RequireOneActive(t, target, id)
 			}
-			require.Equal(t, keyring.StateRetired, got[0].State)
+			require.Equal(t, keystore.StateRetired, got[0].State)
 
 			// Old data stays readable: the restored material unwraps in KMS.
 			e.requireReadable(target)
@@ -85,7 +87,7 @@ func TestBackupAfterRewrap(t *testing.T) {
 	require.NoError(t, err)
 	e.disableOldKey()
 	target := emptyStore(t, sqliteBackend())
-	require.NoError(t, keyring.Restore(t.Context(), target, bytes.NewReader(exportBackup(t, e.store))))
+	require.NoError(t, keystore.Restore(t.Context(), target, bytes.NewReader(exportBackup(t, e.store))))
 	for _, v := range e.all(target) {
 		require.Equal(t, e.newARN, v.KMSKeyARN)
 	}
@@ -95,7 +97,7 @@ func TestBackupAfterRewrap(t *testing.T) {
 func TestBackupEmptyStore(t *testing.T) {
 	src := emptyStore(t, fileBackend())
 	target := emptyStore(t, sqliteBackend())
-	require.NoError(t, keyring.Restore(t.Context(), target, bytes.NewReader(exportBackup(t, src))))
+	require.NoError(t, keystore.Restore(t.Context(), target, bytes.NewReader(exportBackup(t, src))))
 	ids, err := target.IDs(t.Context())
 	require.NoError(t, err)
 	require.Empty(t, ids)
@@ -119,40 +121,40 @@ func TestRestoreRefusesDamagedBackups(t *testing.T) {
 		backup []byte
 		want   error
 	}{
-		{"truncated", backup[:len(backup)/2], keyring.ErrBackupCorrupt},
-		{"truncated to nothing", nil, keyring.ErrBackupCorrupt},
-		{"one ciphertext bit flipped", editBackup(t, backup, flipCiphertext), keyring.ErrBackupCorrupt},
+		{"truncated", backup[:len(backup)/2], keystore.ErrBackupCorrupt},
+		{"truncated to nothing", nil, keystore.ErrBackupCorrupt},
+		{"one ciphertext bit flipped", editBackup(t, backup, flipCiphertext), keystore.ErrBackupCorrupt},
 		{"a state changed", editBackup(t, backup, func(doc map[string]any) {
 			backupRecords(doc)[0].(map[string]any)["state"] = "decrypt_only"
-		}), keyring.ErrBackupCorrupt},
+		}), keystore.ErrBackupCorrupt},
 		{"a creation time changed", editBackup(t, backup, func(doc map[string]any) {
 			backupRecords(doc)[0].(map[string]any)["created_at"] = "2001-01-01T00:00:00Z"
-		}), keyring.ErrBackupCorrupt},
+		}), keystore.ErrBackupCorrupt},
 		{"the last record dropped", editBackup(t, backup, func(doc map[string]any) {
 			doc["records"] = backupRecords(doc)[:len(backupRecords(doc))-1]
-		}), keyring.ErrBackupCorrupt},
+		}), keystore.ErrBackupCorrupt},
 		{"a record dropped and the count fixed", editBackup(t, backup, func(doc map[string]any) {
 			doc["records"] = backupRecords(doc)[1:]
 			doc["manifest"].(map[string]any)["records"] = len(backupRecords(doc))
-		}), keyring.ErrBackupCorrupt},
+		}), keystore.ErrBackupCorrupt},
 		{"two records swapped", editBackup(t, backup, func(doc map[string]any) {
 			r := backupRecords(doc)
 			r[0], r[1] = r[1], r[0]
-		}), keyring.ErrBackupCorrupt},
+		}), keystore.ErrBackupCorrupt},
 		{"manifest digest altered", editBackup(t, backup, func(doc map[string]any) {
 			doc["manifest"].(map[string]any)["sha256"] = strings.Repeat("00", 32)
-		}), keyring.ErrBackupCorrupt},
-		{"manifest missing", editBackup(t, backup, func(doc map[string]any) { delete(doc, "manifest") }), keyring.ErrBackupCorrupt},
-		{"unknown field", editBackup(t, backup, func(doc map[string]any) { doc["plaintext"] = "x" }), keyring.ErrBackupCorrupt},
-		{"trailing data", append(bytes.Clone(backup), []byte(`{"format":"phicrypt-branch-key-backup"}`)...), keyring.ErrBackupCorrupt},
-		{"not JSON", []byte("PK\x03\x04 a zip file"), keyring.ErrBackupCorrupt},
-		{"newer format version", editBackup(t, backup, func(doc map[string]any) { doc["version"] = 3 }), keyring.ErrUnsupportedBackup},
-		{"another format", editBackup(t, backup, func(doc map[string]any) { doc["format"] = "vault-transit-backup" }), keyring.ErrUnsupportedBackup},
-		{"version missing", editBackup(t, backup, func(doc map[string]any) { delete(doc, "version") }), keyring.ErrUnsupportedBackup},
+		}), keystore.ErrBackupCorrupt},
+		{"manifest missing", editBackup(t, backup, func(doc map[string]any) { delete(doc, "manifest") }), keystore.ErrBackupCorrupt},
+		{"unknown field", editBackup(t, backup, func(doc map[string]any) { doc["plaintext"] = "x" }), keystore.ErrBackupCorrupt},
+		{"trailing data", append(bytes.Clone(backup), []byte(`{"format":"phicrypt-branch-key-backup"}`)...), keystore.ErrBackupCorrupt},
+		{"not JSON", []byte("PK\x03\x04 a zip file"), keystore.ErrBackupCorrupt},
+		{"newer format version", editBackup(t, backup, func(doc map[string]any) { doc["version"] = 3 }), keystore.ErrUnsupportedBackup},
+		{"another format", editBackup(t, backup, func(doc map[string]any) { doc["format"] = "vault-transit-backup" }), keystore.ErrUnsupportedBackup},
+		{"version missing", editBackup(t, backup, func(doc map[string]any) { delete(doc, "version") }), keystore.ErrUnsupportedBackup},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target := emptyStore(t, sqliteBackend())
-			err := keyring.Restore(t.Context(), target, bytes.NewReader(tc.backup))
+			err := keystore.Restore(t.Context(), target, bytes.NewReader(tc.backup))
 			require.ErrorIs(t, err, tc.want)
 			requireNoKeyBytes(t, err, versions)
 			ids, err := target.IDs(t.Context())
@@ -168,17 +170,17 @@ func TestRestoreRefusesImpossibleStates(t *testing.T) {
 	e := newWrappedStoreEnv(t, fileBackend(), "")
 	e.populate(2, rewrapCanaryID)
 	vs := e.all(e.store)
-	for name, forged := range map[string][]keyring.BranchKeyVersion{
-		"two active versions":      {withState(vs[0], keyring.StateActive), vs[1]},
-		"no active version":        {vs[0], withState(vs[1], keyring.StateDecryptOnly)},
+	for name, forged := range map[string][]keystore.BranchKeyVersion{
+		"two active versions":      {withState(vs[0], keystore.StateActive), vs[1]},
+		"no active version":        {vs[0], withState(vs[1], keystore.StateDecryptOnly)},
 		"active is not the newest": {vs[1], vs[0]},
 		"a version twice":          {vs[0], vs[0], vs[1]},
 		"an invalid version id":    {withVersion(vs[0], strings.ToUpper(vs[0].Version)), vs[1]},
 	} {
 		t.Run(name, func(t *testing.T) {
 			target := emptyStore(t, sqliteBackend())
-			err := keyring.Restore(t.Context(), target, bytes.NewReader(forgeBackup(t, forged)))
-			require.ErrorIs(t, err, keyring.ErrBackupCorrupt)
+			err := keystore.Restore(t.Context(), target, bytes.NewReader(forgeBackup(t, forged)))
+			require.ErrorIs(t, err, keystore.ErrBackupCorrupt)
 			requireNoKeyBytes(t, err, vs)
 			ids, err := target.IDs(t.Context())
 			require.NoError(t, err)
@@ -187,19 +189,19 @@ func TestRestoreRefusesImpossibleStates(t *testing.T) {
 	}
 }
 
-func withVersion(v keyring.BranchKeyVersion, version string) keyring.BranchKeyVersion {
+func withVersion(v keystore.BranchKeyVersion, version string) keystore.BranchKeyVersion {
 	v.Version = version
 	return v
 }
 
-func withState(v keyring.BranchKeyVersion, s keyring.State) keyring.BranchKeyVersion {
+func withState(v keystore.BranchKeyVersion, s keystore.State) keystore.BranchKeyVersion {
 	v.State = s
 	return v
 }
 
 // forgeBackup writes a backup of records no Store could hold, with valid
 // digests, by exporting a fake store that lists them as given.
-func forgeBackup(t *testing.T, vs []keyring.BranchKeyVersion) []byte {
+func forgeBackup(t *testing.T, vs []keystore.BranchKeyVersion) []byte {
 	t.Helper()
 	return exportBackup(t, listStore{vs: vs})
 }
@@ -207,13 +209,13 @@ func forgeBackup(t *testing.T, vs []keyring.BranchKeyVersion) []byte {
 // listStore is a Store that lists fixed versions of one branch key; its
 // other methods are not implemented.
 type listStore struct {
-	keyring.Store
-	vs []keyring.BranchKeyVersion
+	keystore.Store
+	vs []keystore.BranchKeyVersion
 }
 
 func (s listStore) IDs(context.Context) ([]string, error) { return []string{s.vs[0].BranchKeyID}, nil }
 
-func (s listStore) List(context.Context, string) ([]keyring.BranchKeyVersion, error) {
+func (s listStore) List(context.Context, string) ([]keystore.BranchKeyVersion, error) {
 	return s.vs, nil
 }
 
@@ -222,44 +224,44 @@ func TestRestoreRefusesNonEmptyStore(t *testing.T) {
 	e.populate(2, rewrapCanaryID)
 	backup := exportBackup(t, e.store)
 	target := emptyStore(t, sqliteBackend())
-	existing := newVersion("tenant-z", keyring.StateActive)
+	existing := storetest.NewVersion("tenant-z", keystore.StateActive)
 	require.NoError(t, target.Create(t.Context(), existing))
 
-	err := keyring.Restore(t.Context(), target, bytes.NewReader(backup))
-	require.ErrorIs(t, err, keyring.ErrStoreNotEmpty)
+	err := keystore.Restore(t.Context(), target, bytes.NewReader(backup))
+	require.ErrorIs(t, err, keystore.ErrStoreNotEmpty)
 	requireNoKeyBytes(t, err, e.all(e.store))
 	got := e.all(target)
 	require.Len(t, got, 1)
-	requireVersion(t, existing, got[0])
+	storetest.RequireVersion(t, existing, got[0])
 
 	// Restoring into the store it came from is refused too.
-	require.ErrorIs(t, keyring.Restore(t.Context(), e.store, bytes.NewReader(backup)), keyring.ErrStoreNotEmpty)
+	require.ErrorIs(t, keystore.Restore(t.Context(), e.store, bytes.NewReader(backup)), keystore.ErrStoreNotEmpty)
 }
 
 // usageStore is a file store with two branch keys whose versions have been
 // counted, one of them retired.
-func usageStore(t *testing.T) keyring.Store {
+func usageStore(t *testing.T) keystore.Store {
 	ctx := t.Context()
 	s := emptyStore(t, fileBackend())
 	for i, id := range []string{"tenant-a", "tenant-b"} {
-		v0 := newVersion(id, keyring.StateActive)
+		v0 := storetest.NewVersion(id, keystore.StateActive)
 		v0.Usage = uint64(1000 * (i + 1))
 		require.NoError(t, s.Create(ctx, v0))
-		v1 := newVersion(id, keyring.StateActive)
+		v1 := storetest.NewVersion(id, keystore.StateActive)
 		require.NoError(t, s.Rotate(ctx, id, v0.Version, v1))
 		_, err := s.AddUsage(ctx, id, v1.Version, 77)
 		require.NoError(t, err)
 		_, err = s.AddUsage(ctx, id, v0.Version, 5)
 		require.NoError(t, err)
-		require.NoError(t, s.SetState(ctx, id, v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+		require.NoError(t, s.SetState(ctx, id, v0.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 	}
 	return s
 }
 
-func listAll(t *testing.T, s keyring.Store) []keyring.BranchKeyVersion {
+func listAll(t *testing.T, s keystore.Store) []keystore.BranchKeyVersion {
 	ids, err := s.IDs(t.Context())
 	require.NoError(t, err)
-	var all []keyring.BranchKeyVersion
+	var all []keystore.BranchKeyVersion
 	for _, id := range ids {
 		vs, err := s.List(t.Context(), id)
 		require.NoError(t, err)
@@ -277,12 +279,12 @@ func TestBackupKeepsUsage(t *testing.T) {
 	require.NoError(t, json.Unmarshal(backup, &head))
 	require.Equal(t, 2, head.Version)
 	target := emptyStore(t, sqliteBackend())
-	require.NoError(t, keyring.Restore(t.Context(), target, bytes.NewReader(backup)))
+	require.NoError(t, keystore.Restore(t.Context(), target, bytes.NewReader(backup)))
 	want, got := listAll(t, src), listAll(t, target)
 	require.Equal(t, want, got)
 	require.EqualValues(t, 1005, got[0].Usage)
 	require.EqualValues(t, 77, got[1].Usage)
-	require.Equal(t, keyring.StateRetired, got[0].State)
+	require.Equal(t, keystore.StateRetired, got[0].State)
 }
 
 // toBackupV1 rewrites a version 2 backup as version 1 (no usage), with its
@@ -322,7 +324,7 @@ func TestRestoreBackupV1(t *testing.T) {
 	src := usageStore(t)
 	v1 := toBackupV1(t, exportBackup(t, src))
 	target := emptyStore(t, sqliteBackend())
-	require.NoError(t, keyring.Restore(t.Context(), target, bytes.NewReader(v1)))
+	require.NoError(t, keystore.Restore(t.Context(), target, bytes.NewReader(v1)))
 	want := listAll(t, src)
 	for i := range want {
 		want[i].Usage = 0
@@ -347,7 +349,7 @@ func TestRestoreRefusesTamperedUsage(t *testing.T) {
 		"version 1 relabelled 2": editBackup(t, v1, func(doc map[string]any) { doc["version"] = 2 }),
 	} {
 		target := emptyStore(t, sqliteBackend())
-		require.ErrorIs(t, keyring.Restore(t.Context(), target, bytes.NewReader(bad)), keyring.ErrBackupCorrupt, name)
+		require.ErrorIs(t, keystore.Restore(t.Context(), target, bytes.NewReader(bad)), keystore.ErrBackupCorrupt, name)
 		require.Empty(t, listAll(t, target), name)
 	}
 }

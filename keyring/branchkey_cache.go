@@ -1,6 +1,8 @@
 package keyring
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+
 	"container/list"
 	"context"
 	"errors"
@@ -15,7 +17,7 @@ import (
 // branchKeyCache holds, for the TTL, unwrapped branch key versions and which
 // version of each branch key new data is written under. Misses for one
 // entry are single-flight (internal/flight): concurrent callers wait for one
-// Store read and one KMS call, which runs detached from any one caller's
+// keystore.Store read and one KMS call, which runs detached from any one caller's
 // cancellation. (Spec "Initialization": a cache with the TTL and a max
 // size. Its entry identifiers, spec Appendix A, matter only to a cache
 // shared across keyrings; this one is private.)
@@ -63,7 +65,7 @@ type versionCounter struct {
 // material.
 type cacheEntry struct {
 	name    string
-	rec     BranchKeyVersion
+	rec     keystore.BranchKeyVersion
 	key     Secret
 	expires time.Time
 	elem    *list.Element
@@ -157,7 +159,7 @@ func newBranchKeyCache(cfg branchKeyCacheConfig) *branchKeyCache {
 
 // counter returns the usage counter of version v of its branch key: the one
 // this process already has, or a new one starting from v.Usage.
-func (c *branchKeyCache) counter(v BranchKeyVersion) *usageCounter {
+func (c *branchKeyCache) counter(v keystore.BranchKeyVersion) *usageCounter {
 	c.countersMu.Lock()
 	defer c.countersMu.Unlock()
 	if vc, ok := c.counters[v.BranchKeyID]; ok && vc.version == v.Version {
@@ -176,7 +178,7 @@ func (c *branchKeyCache) counter(v BranchKeyVersion) *usageCounter {
 
 // spent reports whether this process found version v used up (and the
 // branch key rotated away from it).
-func (c *branchKeyCache) spent(v BranchKeyVersion) bool {
+func (c *branchKeyCache) spent(v keystore.BranchKeyVersion) bool {
 	c.countersMu.Lock()
 	defer c.countersMu.Unlock()
 	vc, ok := c.counters[v.BranchKeyID]
@@ -203,13 +205,13 @@ func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) 
 	return c.get(ctx, activeName(id), func(ctx context.Context) (*cacheEntry, error) {
 		v, err := bk.cfg.Store.Active(ctx, id)
 		if err != nil {
-			return nil, wrapStep(err, "reading the active version of %s", keyRef(id))
+			return nil, wrapStep(err, "reading the active version of %s", keystore.Fingerprint(id))
 		}
 		writer, capAt := v, time.Time{}
 		if now := c.now(); now.Before(v.CreatedAt.Add(c.window)) {
 			all, err := bk.cfg.Store.List(ctx, id)
 			if err != nil {
-				return nil, wrapStep(err, "listing the versions of %s", keyRef(id))
+				return nil, wrapStep(err, "listing the versions of %s", keystore.Fingerprint(id))
 			}
 			writer, capAt = c.writingVersion(all, v, now)
 		}
@@ -220,15 +222,15 @@ func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) 
 // writingVersion picks, from all the versions of a branch key (oldest
 // first) whose active version is still inside its propagation window at
 // now, the version to write under and when the next newer one takes over.
-func (c *branchKeyCache) writingVersion(all []BranchKeyVersion, active BranchKeyVersion, now time.Time) (BranchKeyVersion, time.Time) {
-	i := slices.IndexFunc(all, func(v BranchKeyVersion) bool { return v.Version == active.Version })
+func (c *branchKeyCache) writingVersion(all []keystore.BranchKeyVersion, active keystore.BranchKeyVersion, now time.Time) (keystore.BranchKeyVersion, time.Time) {
+	i := slices.IndexFunc(all, func(v keystore.BranchKeyVersion) bool { return v.Version == active.Version })
 	if i < 0 {
 		return active, time.Time{} // rotated again since Active was read
 	}
 	takeover := active.CreatedAt.Add(c.window)
 	for j := i - 1; j >= 0; j-- {
 		v := all[j]
-		if v.State != StateDecryptOnly || c.spent(v) || c.maxUses != 0 && v.Usage >= c.maxUses {
+		if v.State != keystore.StateDecryptOnly || c.spent(v) || c.maxUses != 0 && v.Usage >= c.maxUses {
 			break
 		}
 		// The first version takes over at once: nothing else was written.
@@ -257,17 +259,17 @@ func (c *branchKeyCache) dropActive(id string) {
 // v.BranchKeyID, held for reading: the caller must release it. When v
 // carries no ciphertext it is read from the store first; a retired version
 // is refused with ErrVersionRetired.
-func (c *branchKeyCache) material(ctx context.Context, bk *BranchKeys, v BranchKeyVersion) (*cacheEntry, error) {
+func (c *branchKeyCache) material(ctx context.Context, bk *BranchKeys, v keystore.BranchKeyVersion) (*cacheEntry, error) {
 	return c.get(ctx, materialName(v.BranchKeyID, v.Version), func(ctx context.Context) (*cacheEntry, error) {
 		rec := v
 		if rec.Ciphertext == nil {
 			var err error
 			if rec, err = bk.cfg.Store.Get(ctx, v.BranchKeyID, v.Version); err != nil {
-				return nil, wrapStep(err, "reading version %s of %s", v.Version, keyRef(v.BranchKeyID))
+				return nil, wrapStep(err, "reading version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
 			}
 		}
-		if rec.State == StateRetired {
-			return nil, fmt.Errorf("%w: version %s of %s", ErrVersionRetired, v.Version, keyRef(v.BranchKeyID))
+		if rec.State == keystore.StateRetired {
+			return nil, fmt.Errorf("%w: version %s of %s", ErrVersionRetired, v.Version, keystore.Fingerprint(v.BranchKeyID))
 		}
 		key, err := bk.Unwrap(ctx, rec)
 		if err != nil {
@@ -392,7 +394,7 @@ func (c *branchKeyCache) failedReload(stale *cacheEntry, err error) bool {
 
 func (c *branchKeyCache) reportStale(e *cacheEntry, now time.Time, err error) {
 	if c.onStale != nil {
-		c.onStale(StaleUse{BranchKey: keyRef(e.rec.BranchKeyID), Version: e.rec.Version, ExpiredFor: now.Sub(e.expires), Err: err})
+		c.onStale(StaleUse{BranchKey: keystore.Fingerprint(e.rec.BranchKeyID), Version: e.rec.Version, ExpiredFor: now.Sub(e.expires), Err: err})
 	}
 }
 

@@ -1,6 +1,8 @@
 package keyring
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
@@ -62,7 +64,7 @@ func (k *BranchKey) DeriveKey(out, info []byte) error {
 	}
 	key, err := hkdf.Key(sha256.New, k.ent.key, nil, string(info), len(out))
 	if err != nil {
-		return fmt.Errorf("keyring: deriving a key from version %s of %s: %w", k.version, keyRef(k.id), err)
+		return fmt.Errorf("keyring: deriving a key from version %s of %s: %w", k.version, keystore.Fingerprint(k.id), err)
 	}
 	copy(out, key)
 	clear(key)
@@ -80,7 +82,7 @@ func (k *BranchKey) Release() {
 // String names the version by the branch key's fingerprint, never its id
 // or material.
 func (k *BranchKey) String() string {
-	return "BranchKey(" + keyRef(k.id) + " version " + k.version + ")"
+	return "BranchKey(" + keystore.Fingerprint(k.id) + " version " + k.version + ")"
 }
 
 // GoString implements fmt.GoStringer, so %#v prints no internals.
@@ -93,7 +95,7 @@ func (k *BranchKey) GoString() string { return k.String() }
 // up (ErrVersionExhausted if it cannot). With MaxUsesPerVersion 0 nothing
 // is counted. The caller must Release the handle.
 func (h *Hierarchical) AcquireActive(ctx context.Context, id string, uses uint64) (*BranchKey, error) {
-	if err := checkID(id); err != nil {
+	if err := keystore.CheckID(id); err != nil {
 		return nil, err
 	}
 	if err := h.checkUses(uses); err != nil {
@@ -108,16 +110,16 @@ func (h *Hierarchical) AcquireActive(ctx context.Context, id string, uses uint64
 
 // AcquireVersion returns version version of branch key id, to decrypt
 // under it: ErrVersionRetired if it is retired (as OnDecrypt refuses it),
-// ErrNotFound if it does not exist. The caller must Release the handle.
+// keystore.ErrNotFound if it does not exist. The caller must Release the handle.
 func (h *Hierarchical) AcquireVersion(ctx context.Context, id, version string) (*BranchKey, error) {
-	if err := checkKeyVersion(id, version); err != nil {
+	if err := keystore.CheckKeyVersion(id, version); err != nil {
 		return nil, err
 	}
-	return h.acquire(ctx, BranchKeyVersion{BranchKeyID: id, Version: version})
+	return h.acquire(ctx, keystore.BranchKeyVersion{BranchKeyID: id, Version: version})
 }
 
 // acquire holds v's unwrapped material from the cache.
-func (h *Hierarchical) acquire(ctx context.Context, v BranchKeyVersion) (*BranchKey, error) {
+func (h *Hierarchical) acquire(ctx context.Context, v keystore.BranchKeyVersion) (*BranchKey, error) {
 	ent, err := h.cache.material(ctx, h.bk, v)
 	if err != nil {
 		return nil, err
@@ -125,26 +127,26 @@ func (h *Hierarchical) acquire(ctx context.Context, v BranchKeyVersion) (*Branch
 	return h.handle(v, ent, h.cache.validUntil(ent)), nil
 }
 
-func (h *Hierarchical) handle(v BranchKeyVersion, ent *cacheEntry, until time.Time) *BranchKey {
+func (h *Hierarchical) handle(v keystore.BranchKeyVersion, ent *cacheEntry, until time.Time) *BranchKey {
 	return &BranchKey{id: v.BranchKeyID, version: v.Version, ent: ent, expires: until, validFor: max(until.Sub(h.cache.now()), time.Nanosecond)}
 }
 
 // LiveVersions returns the versions of branch key id that can still
 // decrypt: the active one first, then the decrypt-only ones, newest first.
 // It reads the store on every call and leaves out the wrapped material
-// (Ciphertext is nil). ErrNotFound if id does not exist.
-func (h *Hierarchical) LiveVersions(ctx context.Context, id string) ([]BranchKeyVersion, error) {
+// (Ciphertext is nil). keystore.ErrNotFound if id does not exist.
+func (h *Hierarchical) LiveVersions(ctx context.Context, id string) ([]keystore.BranchKeyVersion, error) {
 	all, err := h.bk.cfg.Store.List(ctx, id)
 	if err != nil {
-		return nil, wrapStep(err, "listing the versions of %s", keyRef(id))
+		return nil, wrapStep(err, "listing the versions of %s", keystore.Fingerprint(id))
 	}
-	live := make([]BranchKeyVersion, 0, len(all))
+	live := make([]keystore.BranchKeyVersion, 0, len(all))
 	for _, v := range slices.Backward(all) {
 		v.Ciphertext = nil
 		switch v.State {
-		case StateActive:
+		case keystore.StateActive:
 			live = slices.Insert(live, 0, v)
-		case StateDecryptOnly:
+		case keystore.StateDecryptOnly:
 			live = append(live, v)
 		}
 	}

@@ -1,6 +1,10 @@
 package keyring
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
+	_ "modernc.org/sqlite"
+
 	"bytes"
 	"context"
 	"path/filepath"
@@ -21,7 +25,7 @@ func TestBranchKeyReleaseThenWipe(t *testing.T) {
 	client := l.Client("svc")
 	out, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
-	s, err := OpenSQLiteStore(ctx, filepath.Join(t.TempDir(), "keys.db"))
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keys.db"))
 	require.NoError(t, err)
 	defer s.Close()
 	bk, err := NewBranchKeys(BranchKeysConfig{Store: s, Client: client, KMSKeyARN: *out.KeyMetadata.Arn, LogicalStoreName: "handle-test"})
@@ -61,7 +65,7 @@ func TestExpiredBranchKeyIsWipedWithoutFurtherUse(t *testing.T) {
 	client := l.Client("svc")
 	out, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
-	s, err := OpenFileStore(t.TempDir())
+	s, err := keystore.OpenFileStore(t.TempDir())
 	require.NoError(t, err)
 	defer s.Close()
 	bk, err := NewBranchKeys(BranchKeysConfig{Store: s, Client: client, KMSKeyARN: *out.KeyMetadata.Arn, LogicalStoreName: "wipe-test"})

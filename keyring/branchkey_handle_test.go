@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/storetest"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/stretchr/testify/require"
 )
 
 func TestBranchKeyDeriveKey(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
 		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
@@ -45,7 +47,7 @@ func TestBranchKeyDeriveKey(t *testing.T) {
 		}
 		for _, c := range []struct {
 			k *keyring.BranchKey
-			v keyring.BranchKeyVersion
+			v keystore.BranchKeyVersion
 		}{{active, v2}, {old, v1}} {
 			material, err := bk.Unwrap(ctx, c.v)
 			require.NoError(t, err)
@@ -115,7 +117,7 @@ func TestAcquireActiveCounts(t *testing.T) {
 	require.NotEqual(t, v1.Version, v2)
 	require.EqualValues(t, 100, usageOf(t, s, "tenant-a", v1.Version))
 	require.EqualValues(t, 10, usageOf(t, s, "tenant-a", v2))
-	vs := requireOneActive(t, s, "tenant-a")
+	vs := storetest.RequireOneActive(t, s, "tenant-a")
 	require.Len(t, vs, 2)
 	require.Equal(t, v2, vs[1].Version)
 
@@ -135,16 +137,16 @@ func TestAcquireActiveCounts(t *testing.T) {
 	// Without a cap nothing is counted, up to 2^32 uses at once.
 	s.adds.Store(0)
 	free := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"})
-	k, err := free.AcquireActive(ctx, "tenant-a", keyring.MaxUsageIncrement)
+	k, err := free.AcquireActive(ctx, "tenant-a", keystore.MaxUsageIncrement)
 	require.NoError(t, err)
 	k.Release()
-	_, err = free.AcquireActive(ctx, "tenant-a", keyring.MaxUsageIncrement+1)
+	_, err = free.AcquireActive(ctx, "tenant-a", keystore.MaxUsageIncrement+1)
 	require.ErrorIs(t, err, keyring.ErrInvalid)
 	require.Zero(t, s.adds.Load())
 }
 
 func TestAcquireVersionAndLiveVersions(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
 		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
@@ -166,21 +168,21 @@ func TestAcquireVersionAndLiveVersions(t *testing.T) {
 		v3, err := bk.Rotate(ctx, "tenant-a")
 		require.NoError(t, err)
 		require.Equal(t, []string{v3.Version, v2.Version, v1.Version}, versions())
-		require.NoError(t, s.SetState(ctx, "tenant-a", v1.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+		require.NoError(t, s.SetState(ctx, "tenant-a", v1.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 		require.Equal(t, []string{v3.Version, v2.Version}, versions(), "read from the store each call")
 		live, err := kr.LiveVersions(ctx, "tenant-a")
 		require.NoError(t, err)
-		require.Equal(t, keyring.StateActive, live[0].State)
-		require.Equal(t, keyring.StateDecryptOnly, live[1].State)
+		require.Equal(t, keystore.StateActive, live[0].State)
+		require.Equal(t, keystore.StateDecryptOnly, live[1].State)
 
 		_, err = kr.AcquireVersion(ctx, "tenant-a", v1.Version)
 		require.ErrorIs(t, err, keyring.ErrVersionRetired)
-		_, err = kr.AcquireVersion(ctx, "tenant-a", keyring.NewBranchKeyVersion())
-		require.ErrorIs(t, err, keyring.ErrNotFound)
+		_, err = kr.AcquireVersion(ctx, "tenant-a", keystore.NewBranchKeyVersion())
+		require.ErrorIs(t, err, keystore.ErrNotFound)
 		_, err = kr.AcquireVersion(ctx, "tenant-a", "v1")
 		require.ErrorIs(t, err, keyring.ErrInvalid)
 		_, err = kr.LiveVersions(ctx, "nobody")
-		require.ErrorIs(t, err, keyring.ErrNotFound)
+		require.ErrorIs(t, err, keystore.ErrNotFound)
 		k, err := kr.AcquireVersion(ctx, "tenant-a", v2.Version)
 		require.NoError(t, err)
 		k.Release()
@@ -211,7 +213,7 @@ func TestBranchKeyPrintsNothingSecret(t *testing.T) {
 	}
 	require.Contains(t, k.String(), v1.Version)
 	require.Contains(t, k.String(), "branch key #")
-	_, err = kr.AcquireVersion(ctx, id, keyring.NewBranchKeyVersion())
+	_, err = kr.AcquireVersion(ctx, id, keystore.NewBranchKeyVersion())
 	outputs = append(outputs, err.Error())
 	_, err = kr.LiveVersions(ctx, id+"-missing")
 	outputs = append(outputs, err.Error())

@@ -1,6 +1,8 @@
 package keyring
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +16,8 @@ import (
 // framework/branch-key-store.md), hierarchy version 1, with one deliberate
 // difference: AWS keeps two wrapped copies of the active version (a
 // "branch:ACTIVE" item made by ReEncrypt, and the "branch:version:<uuid>"
-// item), while a phicrypt Store keeps one record per version and marks the
-// active one with its State. So every version is wrapped once, under the
+// item), while a phicrypt keystore.Store keeps one record per version and marks the
+// active one with its keystore.State. So every version is wrapped once, under the
 // DECRYPT_ONLY encryption context, and no ReEncrypt is needed to make it.
 
 // branchKeyLength is the length of a branch key (branch-key-store.md
@@ -46,8 +48,8 @@ const (
 
 // BranchKeysConfig configures BranchKeys.
 type BranchKeysConfig struct {
-	// Store keeps the wrapped versions.
-	Store Store
+	// keystore.Store keeps the wrapped versions.
+	Store keystore.Store
 	// Client reaches KMS. Unwrap needs Decrypt only; CreateBranchKey and
 	// Rotate also need GenerateDataKeyWithoutPlaintext, which *kms.Client
 	// has. A service that only decrypts may pass a client without it.
@@ -67,7 +69,7 @@ type BranchKeysConfig struct {
 }
 
 // BranchKeys creates, rotates and unwraps branch key versions: the material
-// comes from KMS (GenerateDataKeyWithoutPlaintext), the Store keeps only the
+// comes from KMS (GenerateDataKeyWithoutPlaintext), the keystore.Store keeps only the
 // wrapped form, and Unwrap asks KMS to decrypt it. It is safe for concurrent
 // use. It caches nothing; the hierarchical keyring caches what it unwraps.
 type BranchKeys struct {
@@ -82,7 +84,7 @@ type keyGenerator interface {
 // NewBranchKeys returns a BranchKeys over cfg.
 func NewBranchKeys(cfg BranchKeysConfig) (*BranchKeys, error) {
 	if cfg.Store == nil || cfg.Client == nil {
-		return nil, errors.New("keyring: BranchKeysConfig needs a Store and a KMS Client")
+		return nil, errors.New("keyring: BranchKeysConfig needs a keystore.Store and a KMS Client")
 	}
 	if arn, ok := parseKeyARN(cfg.KMSKeyARN); !ok || arn.resourceType != "key" {
 		return nil, errors.New("keyring: BranchKeysConfig.KMSKeyARN must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias or key id")
@@ -102,21 +104,21 @@ func (b BranchKeys) String() string { return "BranchKeys(" + b.cfg.KMSKeyARN + "
 // GoString implements fmt.GoStringer, so %#v prints no internals.
 func (b BranchKeys) GoString() string { return b.String() }
 
-// Store returns the store the versions live in.
-func (b *BranchKeys) Store() Store { return b.cfg.Store }
+// keystore.Store returns the store the versions live in.
+func (b *BranchKeys) Store() keystore.Store { return b.cfg.Store }
 
 // CreateBranchKey makes version 1 of a new branch key id and stores it as the
-// active version. ErrExists (from the Store) if id exists.
-func (b *BranchKeys) CreateBranchKey(ctx context.Context, id string) (BranchKeyVersion, error) {
-	if err := checkID(id); err != nil {
-		return BranchKeyVersion{}, err
+// active version. keystore.ErrExists (from the keystore.Store) if id exists.
+func (b *BranchKeys) CreateBranchKey(ctx context.Context, id string) (keystore.BranchKeyVersion, error) {
+	if err := keystore.CheckID(id); err != nil {
+		return keystore.BranchKeyVersion{}, err
 	}
 	v, err := b.newVersion(ctx, id)
 	if err != nil {
-		return BranchKeyVersion{}, err
+		return keystore.BranchKeyVersion{}, err
 	}
 	if err := b.cfg.Store.Create(ctx, v); err != nil {
-		return BranchKeyVersion{}, wrapStep(err, "storing the new %s", keyRef(id))
+		return keystore.BranchKeyVersion{}, wrapStep(err, "storing the new %s", keystore.Fingerprint(id))
 	}
 	return v, nil
 }
@@ -126,57 +128,57 @@ func (b *BranchKeys) CreateBranchKey(ctx context.Context, id string) (BranchKeyV
 // read and the write, Rotate returns the version that process made active
 // and an error wrapping ErrConflict: the key has been rotated, just not by
 // this call, so callers that only want "a fresh version" may accept it.
-func (b *BranchKeys) Rotate(ctx context.Context, id string) (BranchKeyVersion, error) {
-	if err := checkID(id); err != nil {
-		return BranchKeyVersion{}, err
+func (b *BranchKeys) Rotate(ctx context.Context, id string) (keystore.BranchKeyVersion, error) {
+	if err := keystore.CheckID(id); err != nil {
+		return keystore.BranchKeyVersion{}, err
 	}
 	cur, err := b.cfg.Store.Active(ctx, id)
 	if err != nil {
-		return BranchKeyVersion{}, wrapStep(err, "reading the active version to rotate")
+		return keystore.BranchKeyVersion{}, wrapStep(err, "reading the active version to rotate")
 	}
 	return b.rotateFrom(ctx, id, cur.Version)
 }
 
 // rotateFrom replaces version expected of branch key id, if it is still the
-// active one; otherwise it reports ErrConflict with the version that is.
-func (b *BranchKeys) rotateFrom(ctx context.Context, id, expected string) (BranchKeyVersion, error) {
+// active one; otherwise it reports keystore.ErrConflict with the version that is.
+func (b *BranchKeys) rotateFrom(ctx context.Context, id, expected string) (keystore.BranchKeyVersion, error) {
 	next, err := b.newVersion(ctx, id)
 	if err != nil {
-		return BranchKeyVersion{}, err
+		return keystore.BranchKeyVersion{}, err
 	}
 	// Conditional write (branch-key-store.md "VersionKey": the active item
-	// must not have changed since it was read); Store.Rotate is the
+	// must not have changed since it was read); keystore.Store.Rotate is the
 	// compare-and-swap.
 	err = b.cfg.Store.Rotate(ctx, id, expected, next)
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, keystore.ErrConflict) {
 		won, rerr := b.cfg.Store.Active(ctx, id)
 		if rerr != nil {
-			return BranchKeyVersion{}, fmt.Errorf("keyring: another process rotated %s at the same time, and re-reading it failed: %w", keyRef(id), errors.Join(err, rerr))
+			return keystore.BranchKeyVersion{}, fmt.Errorf("keyring: another process rotated %s at the same time, and re-reading it failed: %w", keystore.Fingerprint(id), errors.Join(err, rerr))
 		}
-		return won, wrapStep(err, "another process rotated %s at the same time; its version %s is active (nothing to retry)", keyRef(id), won.Version)
+		return won, wrapStep(err, "another process rotated %s at the same time; its version %s is active (nothing to retry)", keystore.Fingerprint(id), won.Version)
 	}
 	if err != nil {
-		return BranchKeyVersion{}, wrapStep(err, "storing the rotated %s", keyRef(id))
+		return keystore.BranchKeyVersion{}, wrapStep(err, "storing the rotated %s", keystore.Fingerprint(id))
 	}
 	return next, nil
 }
 
 // newVersion makes a new version of id, wrapped by KMS, ready to store as
 // active (branch-key-store.md "Wrapped Branch Key Creation v1").
-func (b *BranchKeys) newVersion(ctx context.Context, id string) (BranchKeyVersion, error) {
+func (b *BranchKeys) newVersion(ctx context.Context, id string) (keystore.BranchKeyVersion, error) {
 	gen, ok := b.cfg.Client.(keyGenerator)
 	if !ok {
-		return BranchKeyVersion{}, errors.New("keyring: the KMS client cannot GenerateDataKeyWithoutPlaintext; creating branch keys needs a *kms.Client")
+		return keystore.BranchKeyVersion{}, errors.New("keyring: the KMS client cannot GenerateDataKeyWithoutPlaintext; creating branch keys needs a *kms.Client")
 	}
-	v := BranchKeyVersion{
+	v := keystore.BranchKeyVersion{
 		BranchKeyID: id,
 		// "version: a new guid. This guid MUST be version 4 UUID".
-		Version:   NewBranchKeyVersion(),
+		Version:   keystore.NewBranchKeyVersion(),
 		KMSKeyARN: b.cfg.KMSKeyARN,
 		// The store keeps microseconds in UTC, and the context is rebuilt
 		// from the stored record: truncate before binding it.
 		CreatedAt: b.cfg.Now().UTC().Truncate(time.Microsecond),
-		State:     StateActive,
+		State:     keystore.StateActive,
 	}
 	// "KeyId MUST be the kms-arn", "NumberOfBytes MUST be 32",
 	// "EncryptionContext MUST be the DECRYPT_ONLY encryption context".
@@ -187,13 +189,13 @@ func (b *BranchKeys) newVersion(ctx context.Context, id string) (BranchKeyVersio
 		GrantTokens:       b.cfg.GrantTokens,
 	})
 	if err != nil {
-		return BranchKeyVersion{}, wrapStep(err, "KMS GenerateDataKeyWithoutPlaintext for a new version of %s", keyRef(id))
+		return keystore.BranchKeyVersion{}, wrapStep(err, "KMS GenerateDataKeyWithoutPlaintext for a new version of %s", keystore.Fingerprint(id))
 	}
 	// "the operation MUST use the GenerateDataKeyWithoutPlaintext result
 	// CiphertextBlob as the wrapped DECRYPT_ONLY Branch Key".
 	v.Ciphertext = out.CiphertextBlob
-	if err := checkWrapped(v.KMSKeyARN, v.Ciphertext); err != nil {
-		return BranchKeyVersion{}, wrapStep(err, "KMS returned an unusable wrapped branch key")
+	if err := keystore.CheckWrapped(v.KMSKeyARN, v.Ciphertext); err != nil {
+		return keystore.BranchKeyVersion{}, wrapStep(err, "KMS returned an unusable wrapped branch key")
 	}
 	return v, nil
 }
@@ -204,7 +206,7 @@ func (b *BranchKeys) newVersion(ctx context.Context, id string) (BranchKeyVersio
 // tablename, kms-arn and hierarchy-version. Its kms-arn is v.KMSKeyARN, so
 // whoever moves a version to another KMS key (ReEncrypt) must use this
 // function on the moved version for the destination context.
-func (b *BranchKeys) EncryptionContext(v BranchKeyVersion) map[string]string {
+func (b *BranchKeys) EncryptionContext(v keystore.BranchKeyVersion) map[string]string {
 	return map[string]string{
 		bkContextID:               v.BranchKeyID,
 		bkContextType:             bkTypeVersionPrefix + v.Version,
@@ -219,15 +221,15 @@ func (b *BranchKeys) EncryptionContext(v BranchKeyVersion) map[string]string {
 // KMS Branch Key Decryption"). It does not look at v.State: deciding whether
 // a retired version may be used is the caller's business. The caller owns the
 // returned Secret and should Wipe it when done.
-func (b *BranchKeys) Unwrap(ctx context.Context, v BranchKeyVersion) (Secret, error) {
-	if err := v.check(0); err != nil {
+func (b *BranchKeys) Unwrap(ctx context.Context, v keystore.BranchKeyVersion) (Secret, error) {
+	if err := v.Validate(0); err != nil {
 		return nil, err
 	}
 	// The stored kms-arn is the key to ask (the spec's Discovery rule), so
 	// versions rewrapped under another key still unwrap; it must be a key
 	// ARN ("the kms-arn field ... MUST NOT be an Alias").
 	if arn, ok := parseKeyARN(v.KMSKeyARN); !ok || arn.resourceType != "key" {
-		return nil, fmt.Errorf("%w: version %s of %s names no KMS key ARN", ErrInvalid, v.Version, keyRef(v.BranchKeyID))
+		return nil, fmt.Errorf("%w: version %s of %s names no KMS key ARN", ErrInvalid, v.Version, keystore.Fingerprint(v.BranchKeyID))
 	}
 	out, err := b.cfg.Client.Decrypt(ctx, &kms.DecryptInput{
 		KeyId:             &v.KMSKeyARN,
@@ -236,13 +238,13 @@ func (b *BranchKeys) Unwrap(ctx context.Context, v BranchKeyVersion) (Secret, er
 		GrantTokens:       b.cfg.GrantTokens,
 	})
 	if err != nil {
-		return nil, wrapStep(err, "KMS Decrypt of version %s of %s", v.Version, keyRef(v.BranchKeyID))
+		return nil, wrapStep(err, "KMS Decrypt of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
 	}
 	// As the AWS implementation checks: the answer is for the key asked and
 	// is a 32-byte key.
 	if deref(out.KeyId) != v.KMSKeyARN || len(out.Plaintext) != branchKeyLength {
 		Secret(out.Plaintext).Wipe()
-		return nil, fmt.Errorf("keyring: KMS Decrypt of version %s of %s answered for another key or with a wrong-length key", v.Version, keyRef(v.BranchKeyID))
+		return nil, fmt.Errorf("keyring: KMS Decrypt of version %s of %s answered for another key or with a wrong-length key", v.Version, keystore.Fingerprint(v.BranchKeyID))
 	}
 	return Secret(out.Plaintext), nil
 }

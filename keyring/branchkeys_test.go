@@ -1,6 +1,10 @@
 package keyring_test
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
+	_ "modernc.org/sqlite"
+
 	"context"
 	"errors"
 	"path/filepath"
@@ -18,18 +22,18 @@ import (
 // hierStore opens one of the embedded stores in a fresh temporary directory.
 type hierStore struct {
 	name string
-	open func(t *testing.T) keyring.Store
+	open func(t *testing.T) keystore.Store
 }
 
 var hierStores = []hierStore{
-	{"file", func(t *testing.T) keyring.Store {
-		s, err := keyring.OpenFileStore(t.TempDir())
+	{"file", func(t *testing.T) keystore.Store {
+		s, err := keystore.OpenFileStore(t.TempDir())
 		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
 		return s
 	}},
-	{"sqlite", func(t *testing.T) keyring.Store {
-		s, err := keyring.OpenSQLiteStore(context.Background(), filepath.Join(t.TempDir(), "branch-keys.db"))
+	{"sqlite", func(t *testing.T) keystore.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "branch-keys.db"))
 		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
 		return s
@@ -37,7 +41,7 @@ var hierStores = []hierStore{
 }
 
 // forEachHierStore runs f once per store kind, each against its own kmsmock.
-func forEachHierStore(t *testing.T, f func(t *testing.T, e *kmsEnv, s keyring.Store)) {
+func forEachHierStore(t *testing.T, f func(t *testing.T, e *kmsEnv, s keystore.Store)) {
 	for _, hs := range hierStores {
 		t.Run(hs.name, func(t *testing.T) {
 			f(t, newKMSEnv(t, kmsmock.Config{}), hs.open(t))
@@ -47,7 +51,7 @@ func forEachHierStore(t *testing.T, f func(t *testing.T, e *kmsEnv, s keyring.St
 
 const hierStoreName = "phicrypt-test-store"
 
-func newBranchKeys(t *testing.T, e *kmsEnv, s keyring.Store, arn string) *keyring.BranchKeys {
+func newBranchKeys(t *testing.T, e *kmsEnv, s keystore.Store, arn string) *keyring.BranchKeys {
 	t.Helper()
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: s, Client: e.client("svc"), KMSKeyARN: arn, LogicalStoreName: hierStoreName})
 	require.NoError(t, err)
@@ -71,14 +75,14 @@ func TestNewBranchKeysRefusesBadConfig(t *testing.T) {
 }
 
 func TestBranchKeysCreateRotateUnwrap(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		arn := e.key("")
 		bk := newBranchKeys(t, e, s, arn)
 
 		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
-		require.Equal(t, keyring.StateActive, v1.State)
+		require.Equal(t, keystore.StateActive, v1.State)
 		require.Equal(t, arn, v1.KMSKeyARN)
 		require.EqualValues(t, 1, e.calls("GenerateDataKeyWithoutPlaintext"))
 		active, err := s.Active(ctx, "tenant-a")
@@ -86,7 +90,7 @@ func TestBranchKeysCreateRotateUnwrap(t *testing.T) {
 		require.Equal(t, v1.Version, active.Version)
 
 		_, err = bk.CreateBranchKey(ctx, "tenant-a")
-		require.ErrorIs(t, err, keyring.ErrExists)
+		require.ErrorIs(t, err, keystore.ErrExists)
 
 		k1, err := bk.Unwrap(ctx, active)
 		require.NoError(t, err)
@@ -98,8 +102,8 @@ func TestBranchKeysCreateRotateUnwrap(t *testing.T) {
 		vs, err := s.List(ctx, "tenant-a")
 		require.NoError(t, err)
 		require.Len(t, vs, 2)
-		require.Equal(t, keyring.StateDecryptOnly, vs[0].State)
-		require.Equal(t, keyring.StateActive, vs[1].State)
+		require.Equal(t, keystore.StateDecryptOnly, vs[0].State)
+		require.Equal(t, keystore.StateActive, vs[1].State)
 
 		k2, err := bk.Unwrap(ctx, vs[1])
 		require.NoError(t, err)
@@ -109,7 +113,7 @@ func TestBranchKeysCreateRotateUnwrap(t *testing.T) {
 		require.Equal(t, []byte(k1), []byte(again))
 
 		_, err = bk.Rotate(ctx, "no-such-key")
-		require.ErrorIs(t, err, keyring.ErrNotFound)
+		require.ErrorIs(t, err, keystore.ErrNotFound)
 	})
 }
 
@@ -199,25 +203,25 @@ func TestBranchKeysDecryptOnlyClient(t *testing.T) {
 
 // racingStore lets another rotation win between Rotate's read and its write.
 type racingStore struct {
-	keyring.Store
+	keystore.Store
 	once   sync.Once
 	before func()
 }
 
-func (r *racingStore) Rotate(ctx context.Context, id, expected string, next keyring.BranchKeyVersion) error {
+func (r *racingStore) Rotate(ctx context.Context, id, expected string, next keystore.BranchKeyVersion) error {
 	r.once.Do(r.before)
 	return r.Store.Rotate(ctx, id, expected, next)
 }
 
 func TestBranchKeysRotateConflict(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		arn := e.key("")
 		other := newBranchKeys(t, e, s, arn)
 		_, err := other.CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
 
-		var winner keyring.BranchKeyVersion
+		var winner keystore.BranchKeyVersion
 		rs := &racingStore{Store: s, before: func() {
 			var err error
 			winner, err = other.Rotate(ctx, "tenant-a")
@@ -225,7 +229,7 @@ func TestBranchKeysRotateConflict(t *testing.T) {
 		}}
 		loser := newBranchKeys(t, e, rs, arn)
 		got, err := loser.Rotate(ctx, "tenant-a")
-		require.ErrorIs(t, err, keyring.ErrConflict)
+		require.ErrorIs(t, err, keystore.ErrConflict)
 		require.ErrorContains(t, err, "another process rotated")
 		require.Equal(t, winner.Version, got.Version)
 
@@ -234,12 +238,12 @@ func TestBranchKeysRotateConflict(t *testing.T) {
 		require.Len(t, vs, 2, "the losing version is not stored")
 		n := 0
 		for _, v := range vs {
-			if v.State == keyring.StateActive {
+			if v.State == keystore.StateActive {
 				n++
 				require.Equal(t, winner.Version, v.Version)
 			}
 		}
 		require.Equal(t, 1, n)
-		require.False(t, errors.Is(err, keyring.ErrNotFound))
+		require.False(t, errors.Is(err, keystore.ErrNotFound))
 	})
 }

@@ -15,8 +15,8 @@
 //
 // For many small messages, use the hierarchical keyring (NewHierarchical):
 // BranchKeys creates and rotates branch keys whose material comes from KMS
-// and which a Store keeps only wrapped; the keyring unwraps a branch key
-// version once through KMS, caches it for a TTL, and wraps each message's
+// and which a keystore.Store keeps only wrapped; the keyring unwraps a
+// branch key version once through KMS, caches it for a TTL, and wraps each message's
 // data key under a key derived from it and a random salt, in the layout of
 // AWS's hierarchical keyring (provider id "aws-kms-hierarchy"). A branch key
 // id supplier picks the branch key from the encryption context, for one
@@ -26,21 +26,18 @@
 // Branch keys rotate on demand (BranchKeys.Rotate), by a custodian job
 // (BranchKeys.RotateDue, by age and by messages), and by the keyring itself
 // when HierarchicalConfig.MaxUsesPerVersion is set: every encryption is
-// counted against its version in the Store (reserved a block of
-// UsageBlock uses per store write, Store.AddUsage), and a version that
+// counted against its version in the keystore.Store (reserved a block of
+// UsageBlock uses per store write, keystore.Store.AddUsage), and a version that
 // reaches the cap is replaced, so no version wraps more than the cap
 // across all processes sharing the store. Packages that derive their own
 // keys from branch keys (fieldenc) hold versions through
 // Hierarchical.AcquireActive and AcquireVersion, which return a BranchKey
 // handle whose only use is HKDF (BranchKey.DeriveKey).
 //
-// Stores: OpenFileStore (the default: one directory, atomic writes, safe
-// for several processes on one host), OpenSQLiteStore (single nodes) and
-// OpenPostgresStore (fleets). They keep only wrapped material, each
-// version's state and usage count; their schemas are versioned and
-// migrate in place, and a store written by a newer phicrypt is refused
-// (ErrUnsupportedSchema). Export and Restore move every version, with its
-// usage count, between stores.
+// The stores live in package keystore (the file store, the default) and its
+// opt-in subpackages keystore/sqlite and keystore/postgres, so importing
+// keyring links no database driver. They keep only wrapped material, each
+// version's state and usage count.
 //
 // Data keys are secrets: they are held as Secret values, which never print,
 // log or marshal themselves.

@@ -1,14 +1,20 @@
 package keyring
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+
+	"github.com/phicrypt/phicrypt/internal/steperr"
+
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 )
+
+// ErrInvalid is keystore.ErrInvalid: a request refused whatever the store
+// holds (an id, version or count out of range).
+var ErrInvalid = keystore.ErrInvalid
 
 var (
 	// ErrNoMatchingKey means no encrypted data key of the message was one
@@ -71,19 +77,8 @@ func IsTransient(err error) bool {
 }
 
 // wrapStep names a step of this package over err, which may already begin
-// "keyring: " (a store's error, or a step below this one): the message
-// says "keyring:" once, then each step, then err's own words.
+// "keyring: " (a step below this one): the message says "keyring:" once,
+// then each step, then err's own words.
 func wrapStep(err error, format string, args ...any) error {
-	return &stepError{step: fmt.Sprintf(format, args...), err: err}
+	return steperr.Wrap("keyring: ", err, format, args...)
 }
-
-type stepError struct {
-	step string
-	err  error
-}
-
-func (e *stepError) Error() string {
-	return "keyring: " + e.step + ": " + strings.TrimPrefix(e.err.Error(), "keyring: ")
-}
-
-func (e *stepError) Unwrap() error { return e.err }

@@ -1,6 +1,8 @@
 package keyring
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -46,7 +48,7 @@ const DefaultHierarchicalCacheCapacity = 1000
 // ErrVersionRetired means a message's data key was wrapped under a branch key
 // version that has been retired: it is no longer used, even to decrypt. If
 // the data is still needed, move the version back to decrypt_only
-// (Store.SetState) and re-encrypt the data under the active version.
+// (keystore.Store.SetState) and re-encrypt the data under the active version.
 var ErrVersionRetired = errors.New("keyring: the branch key version that wrapped this message is retired")
 
 // ErrVersionExhausted means the active branch key version has been used
@@ -89,7 +91,7 @@ type HierarchicalConfig struct {
 	// MaxUsesPerVersion caps how many times one branch key version is used
 	// (OnEncrypt calls, and uses taken by AcquireActive), across every
 	// process sharing the store: at most MaxUsesPerVersionLimit (2^32).
-	// Uses are counted in the store (Store.AddUsage); when a version's count
+	// Uses are counted in the store (keystore.Store.AddUsage); when a version's count
 	// reaches the cap, the keyring rotates the branch key and goes on with
 	// the new version, so it needs a KMS client that can
 	// GenerateDataKeyWithoutPlaintext (else ErrVersionExhausted). Zero (the
@@ -168,7 +170,7 @@ func NewHierarchical(cfg HierarchicalConfig) (*Hierarchical, error) {
 		return nil, errors.New("keyring: HierarchicalConfig needs exactly one of BranchKeyID and BranchKeyIDSupplier")
 	}
 	if cfg.BranchKeyID != "" {
-		if err := checkID(cfg.BranchKeyID); err != nil {
+		if err := keystore.CheckID(cfg.BranchKeyID); err != nil {
 			return nil, err
 		}
 	}
@@ -254,18 +256,20 @@ func (h *Hierarchical) PropagationWindow() time.Duration { return h.window }
 // WritesFrom is when this keyring starts writing new data under version v
 // (one returned by BranchKeys.Rotate, say): v.CreatedAt plus the
 // propagation window. It decrypts under v at once.
-func (h *Hierarchical) WritesFrom(v BranchKeyVersion) time.Time { return v.CreatedAt.Add(h.window) }
+func (h *Hierarchical) WritesFrom(v keystore.BranchKeyVersion) time.Time {
+	return v.CreatedAt.Add(h.window)
+}
 
 // EncryptingVersion returns the version of branch key id this keyring
 // writes new data under now, as cached (no use is counted): the active
 // version, or during a rotation's propagation window the one it replaced.
-func (h *Hierarchical) EncryptingVersion(ctx context.Context, id string) (BranchKeyVersion, error) {
-	if err := checkID(id); err != nil {
-		return BranchKeyVersion{}, err
+func (h *Hierarchical) EncryptingVersion(ctx context.Context, id string) (keystore.BranchKeyVersion, error) {
+	if err := keystore.CheckID(id); err != nil {
+		return keystore.BranchKeyVersion{}, err
 	}
 	e, err := h.cache.active(ctx, h.bk, id)
 	if err != nil {
-		return BranchKeyVersion{}, err
+		return keystore.BranchKeyVersion{}, err
 	}
 	defer e.release()
 	v := e.rec
@@ -299,7 +303,7 @@ func (h *Hierarchical) branchKeyID(ec map[string]string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("keyring: the branch key id supplier failed: %w", err)
 	}
-	if err := checkID(id); err != nil {
+	if err := keystore.CheckID(id); err != nil {
 		return "", wrapStep(err, "the branch key id supplier returned an invalid id")
 	}
 	return id, nil
@@ -356,7 +360,7 @@ func (h *Hierarchical) OnEncrypt(ctx context.Context, m *EncryptionMaterials) er
 func wrapHierarchical(branchKey Secret, id, version string, dk Secret, ec []byte) (EncryptedDataKey, error) {
 	vb, ok := uuidBytes(version)
 	if !ok {
-		return EncryptedDataKey{}, fmt.Errorf("%w: the active version of %s is not a UUID", ErrInvalid, keyRef(id))
+		return EncryptedDataKey{}, fmt.Errorf("%w: the active version of %s is not a UUID", ErrInvalid, keystore.Fingerprint(id))
 	}
 	out := make([]byte, hierHeaderLen, hierHeaderLen+len(dk)+hierTagLen)
 	// 1. a 16 byte random salt; 2. a 12 byte random IV.
@@ -475,7 +479,7 @@ func (h *Hierarchical) unwrapOne(ctx context.Context, id string, ct []byte, dkLe
 	copy(vb[:], ct[hierSaltLen+hierIVLen:hierHeaderLen])
 	version := uuidString(vb)
 	// Spec "GetItem Branch Keystore OnDecrypt": that version of the key.
-	ent, err := h.cache.material(ctx, h.bk, BranchKeyVersion{BranchKeyID: id, Version: version})
+	ent, err := h.cache.material(ctx, h.bk, keystore.BranchKeyVersion{BranchKeyID: id, Version: version})
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -486,14 +490,14 @@ func (h *Hierarchical) unwrapOne(ctx context.Context, id string, ct []byte, dkLe
 	}
 	dk, err := aead.Open(nil, iv, ct[hierHeaderLen:], hierarchicalAAD(id, vb, ec))
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("version %s of %s: the wrapped key does not open (wrong encryption context, or the key was altered)", version, keyRef(id))
+		return nil, time.Time{}, fmt.Errorf("version %s of %s: the wrapped key does not open (wrong encryption context, or the key was altered)", version, keystore.Fingerprint(id))
 	}
 	return Secret(dk), h.cache.validUntil(ent), nil
 }
 
 // uuidBytes parses a canonical UUID string into its 16 bytes.
 func uuidBytes(s string) (u [16]byte, ok bool) {
-	if checkVersionID(s) != nil {
+	if keystore.CheckVersion(s) != nil {
 		return u, false
 	}
 	h := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36]

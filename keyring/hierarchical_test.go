@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/stretchr/testify/require"
 )
@@ -115,7 +116,7 @@ func uuidRaw(t *testing.T, v string) []byte {
 }
 
 func TestHierarchicalRoundTripAndLayout(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
 		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
@@ -214,7 +215,7 @@ func TestHierarchicalFailures(t *testing.T) {
 	t.Run("unknown branch key", func(t *testing.T) {
 		none := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-z"})
 		em := encMaterials(phiContext)
-		require.ErrorIs(t, none.OnEncrypt(ctx, em), keyring.ErrNotFound)
+		require.ErrorIs(t, none.OnEncrypt(ctx, em), keystore.ErrNotFound)
 		require.Nil(t, em.DataKey)
 		require.Empty(t, em.EncryptedDataKeys)
 	})
@@ -238,7 +239,7 @@ func TestNewHierarchicalRefusesBadConfig(t *testing.T) {
 }
 
 func TestHierarchicalRotationAndRetirement(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
 		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
@@ -279,7 +280,7 @@ func TestHierarchicalRotationAndRetirement(t *testing.T) {
 
 		// Retire version 1: a cold cache refuses it at once, a warm one once
 		// the TTL has passed; version 2 is unaffected.
-		require.NoError(t, s.SetState(ctx, "tenant-a", v1.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+		require.NoError(t, s.SetState(ctx, "tenant-a", v1.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 		cold := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"})
 		dm := decMaterials(phiContext)
 		err = cold.OnDecrypt(ctx, dm, em1.EncryptedDataKeys)
@@ -298,7 +299,7 @@ func TestHierarchicalRotationAndRetirement(t *testing.T) {
 // TestHierarchicalSingleFlight: 64 goroutines decrypting with a cold cache
 // make exactly one KMS Decrypt.
 func TestHierarchicalSingleFlight(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
 		_, err := bk.CreateBranchKey(ctx, "tenant-a")
@@ -379,10 +380,10 @@ func TestHierarchicalCacheCapacity(t *testing.T) {
 }
 
 func TestHierarchicalSupplierPerTenant(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
-		keys := map[string]keyring.BranchKeyVersion{}
+		keys := map[string]keystore.BranchKeyVersion{}
 		for _, tenant := range []string{"tenant-a", "tenant-b"} {
 			v, err := bk.CreateBranchKey(ctx, "bk-"+tenant)
 			require.NoError(t, err)
@@ -470,7 +471,7 @@ func TestHierarchicalCanary(t *testing.T) {
 	collect(missing.OnEncrypt(ctx, encMaterials(phiContext)))
 	_, err = bk.Rotate(ctx, id)
 	require.NoError(t, err)
-	require.NoError(t, s.SetState(ctx, id, v1.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	require.NoError(t, s.SetState(ctx, id, v1.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 	clock.Advance(hierTTL)
 	collect(kr.OnDecrypt(ctx, decMaterials(phiContext), em.EncryptedDataKeys))
 
@@ -521,7 +522,7 @@ func TestHierarchicalWrapsWithGivenVersion(t *testing.T) {
 // compromise) moves writers to the new version: a process that reads the
 // store now at once, one that had cached the old version within CacheTTL.
 func TestRetiringDuringTheWindowMovesWriters(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
 		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
@@ -553,7 +554,7 @@ func TestRetiringDuringTheWindowMovesWriters(t *testing.T) {
 // every process knows until the first new one's window has passed, then
 // move to it until the second's has; WritesFrom says when each takes over.
 func TestTwoRotationsInOneWindow(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
 		v1, err := bk.CreateBranchKey(ctx, "tenant-a")

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/storetest"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,7 +19,7 @@ import (
 
 // addCountingStore counts AddUsage calls.
 type addCountingStore struct {
-	keyring.Store
+	keystore.Store
 	adds atomic.Int64
 }
 
@@ -74,7 +76,7 @@ func encryptMany(t *testing.T, krs []*keyring.Hierarchical, goroutines, each int
 // bounds and never past the cap (one process knows every reservation), and
 // every message still decrypts.
 func TestHierarchicalUsageCap(t *testing.T) {
-	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keyring.Store) {
+	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
 		_, err := bk.CreateBranchKey(ctx, "tenant-a")
@@ -90,7 +92,7 @@ func TestHierarchicalUsageCap(t *testing.T) {
 		require.Equal(t, 8000, total)
 		require.GreaterOrEqual(t, len(counts), 80)
 
-		vs := requireOneActive(t, s, "tenant-a")
+		vs := storetest.RequireOneActive(t, s, "tenant-a")
 		stored := map[string]uint64{}
 		for _, v := range vs {
 			require.LessOrEqual(t, v.Usage, uint64(100), "version %s", v.Version)
@@ -128,7 +130,7 @@ func TestHierarchicalUsageCapTwoKeyrings(t *testing.T) {
 		total += n
 	}
 	require.Equal(t, 2400, total)
-	requireOneActive(t, s, "tenant-a")
+	storetest.RequireOneActive(t, s, "tenant-a")
 }
 
 // TestHierarchicalUsageBlocks: uses are reserved a block per store write,
@@ -142,7 +144,7 @@ func TestHierarchicalUsageBlocks(t *testing.T) {
 		_, err := bk.CreateBranchKey(ctx, id)
 		require.NoError(t, err)
 	}
-	active := func(id string) keyring.BranchKeyVersion {
+	active := func(id string) keystore.BranchKeyVersion {
 		v, err := s.Active(ctx, id)
 		require.NoError(t, err)
 		return v
@@ -211,7 +213,7 @@ func TestHierarchicalUsageStaleActive(t *testing.T) {
 		require.Equal(t, v1.Version, encrypt())
 	}
 	require.EqualValues(t, 20, usageOf(t, s, "tenant-a", v1.Version))
-	require.NoError(t, s.SetState(ctx, "tenant-a", v1.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	require.NoError(t, s.SetState(ctx, "tenant-a", v1.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 	got := map[string]int{}
 	for range 10 {
 		got[encrypt()]++
@@ -219,7 +221,7 @@ func TestHierarchicalUsageStaleActive(t *testing.T) {
 	require.Equal(t, map[string]int{v1.Version: 4, v2.Version: 6}, got, "the rest of the block, then the active version")
 	require.EqualValues(t, 20, usageOf(t, s, "tenant-a", v1.Version))
 	require.EqualValues(t, 10, usageOf(t, s, "tenant-a", v2.Version))
-	require.Len(t, requireOneActive(t, s, "tenant-a"), 2, "no rotation: the branch key had moved on")
+	require.Len(t, storetest.RequireOneActive(t, s, "tenant-a"), 2, "no rotation: the branch key had moved on")
 }
 
 // decryptOnlyKMS hides GenerateDataKeyWithoutPlaintext: it cannot make
@@ -255,7 +257,7 @@ func TestHierarchicalUsageExhausted(t *testing.T) {
 	}
 	_, err = kr.AcquireActive(ctx, id, 1)
 	require.ErrorIs(t, err, keyring.ErrVersionExhausted)
-	vs := requireOneActive(t, s, id)
+	vs := storetest.RequireOneActive(t, s, id)
 	require.Len(t, vs, 1)
 	require.Equal(t, v1.Version, vs[0].Version)
 	require.EqualValues(t, 5, vs[0].Usage)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/stretchr/testify/require"
 )
 
@@ -45,9 +46,9 @@ func printings(t *testing.T, v any) map[string]string {
 func TestBranchKeyVersionPrintsAView(t *testing.T) {
 	const id = "patient-0012345"
 	created := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
-	v := keyring.BranchKeyVersion{BranchKeyID: id, Version: keyring.NewBranchKeyVersion(),
+	v := keystore.BranchKeyVersion{BranchKeyID: id, Version: keystore.NewBranchKeyVersion(),
 		KMSKeyARN: "arn:aws:kms:us-east-1:111122223333:key/k1", Ciphertext: []byte("wrapped-key-bytes"),
-		CreatedAt: created, State: keyring.StateDecryptOnly, Usage: 42}
+		CreatedAt: created, State: keystore.StateDecryptOnly, Usage: 42}
 	require.Equal(t, id, v.BranchKeyID) // the fields stay the caller's to read
 	for how, out := range printings(t, v) {
 		if how == "%x" {

@@ -1,6 +1,8 @@
 package keyring
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +25,7 @@ type RewrapOptions struct {
 	// unwraps under the context of the stored version and wraps under the
 	// context of the moved one (its KMSKeyARN the new key), so the context
 	// can still be rebuilt from the stored record afterwards.
-	EncryptionContext func(BranchKeyVersion) map[string]string
+	EncryptionContext func(keystore.BranchKeyVersion) map[string]string
 	// Checkpoint, when set, is called after each version is settled
 	// (rewrapped, or found already under the new key). Record the position
 	// there to resume from it after a crash; an error stops Rewrap, which
@@ -69,7 +71,7 @@ const rewrapAttempts = 3
 
 // Rewrap moves every version of every branch key in store under the KMS
 // key newKeyARN with KMS ReEncrypt, so the plaintext branch keys never leave
-// KMS, and writes each with Store.Rewrap's compare-and-swap. Versions of
+// KMS, and writes each with keystore.Store.Rewrap's compare-and-swap. Versions of
 // every state move, retired ones included: a retired version can be made
 // decrypt-only again, and one left under the old key would be destroyed,
 // unannounced, when that key is deleted. Destroying material should be a
@@ -87,8 +89,8 @@ const rewrapAttempts = 3
 // in each record and compared for idempotence. The caller needs
 // kms:ReEncryptFrom on the old keys and kms:ReEncryptTo on the new one.
 // Once Rewrap returns with no error, the old keys can be disabled.
-func Rewrap(ctx context.Context, store Store, client KMSReEncrypter, newKeyARN string, opts RewrapOptions) (RewrapReport, error) {
-	if a, ok := parseKeyARN(newKeyARN); !ok || a.resourceType != "key" || len(newKeyARN) > MaxKMSKeyARNLen {
+func Rewrap(ctx context.Context, store keystore.Store, client KMSReEncrypter, newKeyARN string, opts RewrapOptions) (RewrapReport, error) {
+	if a, ok := parseKeyARN(newKeyARN); !ok || a.resourceType != "key" || len(newKeyARN) > keystore.MaxKMSKeyARNLen {
 		return RewrapReport{}, fmt.Errorf("%w: Rewrap needs the new KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias or key id", ErrInvalid)
 	}
 	if opts.EncryptionContext == nil {
@@ -111,7 +113,7 @@ func Rewrap(ctx context.Context, store Store, client KMSReEncrypter, newKeyARN s
 		}
 		if opts.Checkpoint != nil {
 			if err := opts.Checkpoint(v.BranchKeyID, v.Version); err != nil {
-				return rep, wrapStep(err, "rewrap stopped by its checkpoint after %s version %s", keyRef(v.BranchKeyID), v.Version)
+				return rep, wrapStep(err, "rewrap stopped by its checkpoint after %s version %s", keystore.Fingerprint(v.BranchKeyID), v.Version)
 			}
 		}
 		if opts.Progress != nil {
@@ -122,16 +124,16 @@ func Rewrap(ctx context.Context, store Store, client KMSReEncrypter, newKeyARN s
 }
 
 // rewrapPlan lists every version of every branch key in Rewrap's order.
-func rewrapPlan(ctx context.Context, store Store) ([]BranchKeyVersion, error) {
+func rewrapPlan(ctx context.Context, store keystore.Store) ([]keystore.BranchKeyVersion, error) {
 	ids, err := store.IDs(ctx)
 	if err != nil {
 		return nil, wrapStep(err, "rewrap: listing branch keys")
 	}
-	var plan []BranchKeyVersion
+	var plan []keystore.BranchKeyVersion
 	for _, id := range ids {
 		vs, err := store.List(ctx, id)
 		if err != nil {
-			return nil, wrapStep(err, "rewrap: listing %s", keyRef(id))
+			return nil, wrapStep(err, "rewrap: listing %s", keystore.Fingerprint(id))
 		}
 		plan = append(plan, vs...)
 	}
@@ -139,7 +141,7 @@ func rewrapPlan(ctx context.Context, store Store) ([]BranchKeyVersion, error) {
 }
 
 // resumeIndex returns the index in plan just after pos (0 when pos is nil).
-func resumeIndex(plan []BranchKeyVersion, pos *RewrapPosition) (int, error) {
+func resumeIndex(plan []keystore.BranchKeyVersion, pos *RewrapPosition) (int, error) {
 	if pos == nil {
 		return 0, nil
 	}
@@ -149,21 +151,21 @@ func resumeIndex(plan []BranchKeyVersion, pos *RewrapPosition) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("%w: the rewrap resume position (%s version %s) is not in this store; resume against the store the checkpoint came from, or re-run without Resume",
-		ErrNotFound, keyRef(pos.BranchKeyID), pos.Version)
+		keystore.ErrNotFound, keystore.Fingerprint(pos.BranchKeyID), pos.Version)
 }
 
 type rewrapper struct {
-	store   Store
+	store   keystore.Store
 	client  KMSReEncrypter
 	arn     string
-	context func(BranchKeyVersion) map[string]string
+	context func(keystore.BranchKeyVersion) map[string]string
 	grants  []string
 }
 
 // settle moves v under the new key unless it is there already. It reads
 // the version afresh first, and again after a lost compare-and-swap, so a
 // version another process moved since the plan was made costs no KMS call.
-func (rw *rewrapper) settle(ctx context.Context, v BranchKeyVersion, rep *RewrapReport) error {
+func (rw *rewrapper) settle(ctx context.Context, v keystore.BranchKeyVersion, rep *RewrapReport) error {
 	if v.KMSKeyARN == rw.arn {
 		rep.AlreadyMoved++
 		return nil
@@ -171,7 +173,7 @@ func (rw *rewrapper) settle(ctx context.Context, v BranchKeyVersion, rep *Rewrap
 	for range rewrapAttempts {
 		cur, err := rw.store.Get(ctx, v.BranchKeyID, v.Version)
 		if err != nil {
-			return wrapStep(err, "rewrap: reading %s version %s", keyRef(v.BranchKeyID), v.Version)
+			return wrapStep(err, "rewrap: reading %s version %s", keystore.Fingerprint(v.BranchKeyID), v.Version)
 		}
 		if cur.KMSKeyARN == rw.arn {
 			rep.MovedByOther++
@@ -182,12 +184,12 @@ func (rw *rewrapper) settle(ctx context.Context, v BranchKeyVersion, rep *Rewrap
 			rep.Rewrapped++
 			return nil
 		}
-		if !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, keystore.ErrConflict) {
 			return err
 		}
 	}
 	return fmt.Errorf("%w: rewrap of %s version %s kept losing to concurrent writers that moved it elsewhere; stop the other rewrap and run again",
-		ErrConflict, keyRef(v.BranchKeyID), v.Version)
+		keystore.ErrConflict, keystore.Fingerprint(v.BranchKeyID), v.Version)
 }
 
 func accessDenied(err error) bool {
@@ -198,7 +200,7 @@ func accessDenied(err error) bool {
 // move re-encrypts v's material under the new key, from its context under
 // the old key to its context under the new one, and stores it on condition
 // that nobody changed it meanwhile.
-func (rw *rewrapper) move(ctx context.Context, v BranchKeyVersion) error {
+func (rw *rewrapper) move(ctx context.Context, v keystore.BranchKeyVersion) error {
 	moved := v
 	moved.KMSKeyARN = rw.arn
 	out, err := rw.client.ReEncrypt(ctx, &kms.ReEncryptInput{
@@ -215,18 +217,18 @@ func (rw *rewrapper) move(ctx context.Context, v BranchKeyVersion) error {
 			hint = " (the caller needs kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one)"
 		}
 		return fmt.Errorf("keyring: rewrap of %s version %s: KMS ReEncrypt from %s to %s%s: %w",
-			keyRef(v.BranchKeyID), v.Version, v.KMSKeyARN, rw.arn, hint, err)
+			keystore.Fingerprint(v.BranchKeyID), v.Version, v.KMSKeyARN, rw.arn, hint, err)
 	}
 	if deref(out.KeyId) != rw.arn || deref(out.SourceKeyId) != v.KMSKeyARN {
 		return fmt.Errorf("keyring: rewrap of %s version %s: KMS ReEncrypt answered for other keys than asked; nothing was stored",
-			keyRef(v.BranchKeyID), v.Version)
+			keystore.Fingerprint(v.BranchKeyID), v.Version)
 	}
-	if n := len(out.CiphertextBlob); n == 0 || n > MaxWrappedBranchKeyLen {
+	if n := len(out.CiphertextBlob); n == 0 || n > keystore.MaxWrappedBranchKeyLen {
 		return fmt.Errorf("keyring: rewrap of %s version %s: KMS ReEncrypt returned a %d-byte ciphertext; nothing was stored",
-			keyRef(v.BranchKeyID), v.Version, n)
+			keystore.Fingerprint(v.BranchKeyID), v.Version, n)
 	}
 	if err := rw.store.Rewrap(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, out.CiphertextBlob); err != nil {
-		return wrapStep(err, "rewrap of %s version %s: storing", keyRef(v.BranchKeyID), v.Version)
+		return wrapStep(err, "rewrap of %s version %s: storing", keystore.Fingerprint(v.BranchKeyID), v.Version)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/storetest"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/stretchr/testify/require"
 )
@@ -27,24 +29,24 @@ const rewrapCanaryID = "patient-CANARY-7731"
 type wrappedStoreEnv struct {
 	*kmsEnv
 	oldARN, newARN string
-	store          keyring.Store
+	store          keystore.Store
 	bk             *keyring.BranchKeys // EncryptionContext of the store's versions
 	// plaintext of each version (by version id), read with KMS Decrypt
 	// before any rewrap.
 	plaintext map[string][]byte
 }
 
-func newWrappedStoreEnv(t *testing.T, b storeBackend, newKeyPolicy string) *wrappedStoreEnv {
+func newWrappedStoreEnv(t *testing.T, b storetest.Backend, newKeyPolicy string) *wrappedStoreEnv {
 	t.Helper()
 	e := &wrappedStoreEnv{kmsEnv: newKMSEnv(t, kmsmock.Config{}), plaintext: map[string][]byte{}}
 	e.oldARN = e.key("")
 	e.newARN = e.key(newKeyPolicy)
-	e.store = b.open(t, b.fresh(t))
+	e.store = mustOpen(t, b, b.Fresh(t))
 	e.bk = e.branchKeys(e.store, e.oldARN)
 	return e
 }
 
-func (e *wrappedStoreEnv) branchKeys(s keyring.Store, arn string) *keyring.BranchKeys {
+func (e *wrappedStoreEnv) branchKeys(s keystore.Store, arn string) *keyring.BranchKeys {
 	e.t.Helper()
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: s, Client: e.admin(), KMSKeyARN: arn, LogicalStoreName: "phicrypt-test"})
 	require.NoError(e.t, err)
@@ -52,11 +54,11 @@ func (e *wrappedStoreEnv) branchKeys(s keyring.Store, arn string) *keyring.Branc
 }
 
 // version makes a new version of id wrapped under the old key.
-func (e *wrappedStoreEnv) version(id string) keyring.BranchKeyVersion {
+func (e *wrappedStoreEnv) version(id string) keystore.BranchKeyVersion {
 	e.t.Helper()
-	v := keyring.BranchKeyVersion{
-		BranchKeyID: id, Version: keyring.NewBranchKeyVersion(), KMSKeyARN: e.oldARN,
-		CreatedAt: time.Now().UTC().Truncate(time.Microsecond), State: keyring.StateActive,
+	v := keystore.BranchKeyVersion{
+		BranchKeyID: id, Version: keystore.NewBranchKeyVersion(), KMSKeyARN: e.oldARN,
+		CreatedAt: time.Now().UTC().Truncate(time.Microsecond), State: keystore.StateActive,
 	}
 	out, err := e.admin().GenerateDataKeyWithoutPlaintext(e.t.Context(), &kms.GenerateDataKeyWithoutPlaintextInput{
 		KeyId: aws.String(e.oldARN), NumberOfBytes: aws.Int32(32), EncryptionContext: e.bk.EncryptionContext(v),
@@ -82,7 +84,7 @@ func (e *wrappedStoreEnv) populate(n int, ids ...string) int {
 		if n > 1 {
 			vs, err := e.store.List(ctx, id)
 			require.NoError(e.t, err)
-			require.NoError(e.t, e.store.SetState(ctx, id, vs[0].Version, keyring.StateDecryptOnly, keyring.StateRetired))
+			require.NoError(e.t, e.store.SetState(ctx, id, vs[0].Version, keystore.StateDecryptOnly, keystore.StateRetired))
 		}
 	}
 	for _, v := range e.all(e.store) {
@@ -92,11 +94,11 @@ func (e *wrappedStoreEnv) populate(n int, ids ...string) int {
 }
 
 // all lists every version in s, in Rewrap's order.
-func (e *wrappedStoreEnv) all(s keyring.Store) []keyring.BranchKeyVersion {
+func (e *wrappedStoreEnv) all(s keystore.Store) []keystore.BranchKeyVersion {
 	e.t.Helper()
 	ids, err := s.IDs(e.t.Context())
 	require.NoError(e.t, err)
-	var all []keyring.BranchKeyVersion
+	var all []keystore.BranchKeyVersion
 	for _, id := range ids {
 		vs, err := s.List(e.t.Context(), id)
 		require.NoError(e.t, err)
@@ -106,7 +108,7 @@ func (e *wrappedStoreEnv) all(s keyring.Store) []keyring.BranchKeyVersion {
 }
 
 // decrypt unwraps v with plain KMS Decrypt, naming its key and context.
-func (e *wrappedStoreEnv) decrypt(v keyring.BranchKeyVersion) []byte {
+func (e *wrappedStoreEnv) decrypt(v keystore.BranchKeyVersion) []byte {
 	e.t.Helper()
 	out, err := e.admin().Decrypt(e.t.Context(), &kms.DecryptInput{
 		KeyId: aws.String(v.KMSKeyARN), CiphertextBlob: v.Ciphertext, EncryptionContext: e.bk.EncryptionContext(v),
@@ -118,7 +120,7 @@ func (e *wrappedStoreEnv) decrypt(v keyring.BranchKeyVersion) []byte {
 
 // requireReadable checks every version of s unwraps, through plain KMS
 // Decrypt and through BranchKeys.Unwrap, to its original plaintext.
-func (e *wrappedStoreEnv) requireReadable(s keyring.Store) {
+func (e *wrappedStoreEnv) requireReadable(s keystore.Store) {
 	e.t.Helper()
 	bk := e.branchKeys(s, e.newARN)
 	for _, v := range e.all(s) {
@@ -148,7 +150,7 @@ func (e *wrappedStoreEnv) rewrapAs(c *kms.Client, opts keyring.RewrapOptions) (k
 
 // requireNoKeyBytes checks err's message names neither the canary id nor
 // any ciphertext of s, in any common encoding.
-func requireNoKeyBytes(t *testing.T, err error, versions []keyring.BranchKeyVersion) {
+func requireNoKeyBytes(t *testing.T, err error, versions []keystore.BranchKeyVersion) {
 	t.Helper()
 	require.Error(t, err)
 	msg := err.Error()
@@ -160,11 +162,11 @@ func requireNoKeyBytes(t *testing.T, err error, versions []keyring.BranchKeyVers
 	}
 }
 
-func rewrapBackends() []storeBackend { return []storeBackend{fileBackend(), sqliteBackend()} }
+func rewrapBackends() []storetest.Backend { return []storetest.Backend{fileBackend(), sqliteBackend()} }
 
 func TestRewrap(t *testing.T) {
 	for _, b := range rewrapBackends() {
-		t.Run(b.kind, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			e := newWrappedStoreEnv(t, b, "")
 			total := e.populate(3, "tenant-a", rewrapCanaryID, "tenant-c")
 			before := e.all(e.store)
@@ -206,7 +208,7 @@ func TestRewrap(t *testing.T) {
 func TestRewrapResumesAfterCrash(t *testing.T) {
 	errCrash := errors.New("simulated crash")
 	for _, b := range rewrapBackends() {
-		t.Run(b.kind, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			e := newWrappedStoreEnv(t, b, "")
 			total := e.populate(3, "tenant-a", "tenant-b", "tenant-c")
 			const crashAfter = 4
@@ -250,8 +252,8 @@ func TestRewrapResumesAfterCrash(t *testing.T) {
 func TestRewrapResumeElsewhere(t *testing.T) {
 	e := newWrappedStoreEnv(t, fileBackend(), "")
 	e.populate(2, rewrapCanaryID)
-	_, err := e.rewrap(keyring.RewrapOptions{Resume: &keyring.RewrapPosition{BranchKeyID: rewrapCanaryID, Version: keyring.NewBranchKeyVersion()}})
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	_, err := e.rewrap(keyring.RewrapOptions{Resume: &keyring.RewrapPosition{BranchKeyID: rewrapCanaryID, Version: keystore.NewBranchKeyVersion()}})
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 	requireNoKeyBytes(t, err, e.all(e.store))
 	require.Zero(t, e.calls("ReEncrypt"))
 }
@@ -259,7 +261,7 @@ func TestRewrapResumeElsewhere(t *testing.T) {
 // rewrapRaceStore lets another "process" rewrap a version just before this
 // one's compare-and-swap.
 type rewrapRaceStore struct {
-	keyring.Store
+	keystore.Store
 	race func(id, version string)
 }
 
@@ -337,7 +339,7 @@ func TestRewrapWrongContext(t *testing.T) {
 	require.NoError(t, err)
 	var calls atomic.Int32
 	_, err = keyring.Rewrap(t.Context(), e.store, e.admin(), e.newARN, keyring.RewrapOptions{
-		EncryptionContext: func(v keyring.BranchKeyVersion) map[string]string { calls.Add(1); return other.EncryptionContext(v) },
+		EncryptionContext: func(v keystore.BranchKeyVersion) map[string]string { calls.Add(1); return other.EncryptionContext(v) },
 	})
 	require.Equal(t, "InvalidCiphertextException", apiErrorCode(err))
 	requireNoKeyBytes(t, err, e.all(e.store))

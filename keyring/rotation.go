@@ -1,6 +1,8 @@
 package keyring
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +20,7 @@ type RotationPolicy struct {
 	// hospital key policies set a cryptoperiod; a year is common.
 	MaxAge time.Duration
 	// MaxMessages rotates a branch key whose active version's Usage (the
-	// encryptions counted against it, BranchKeyVersion.Usage) is at least
+	// encryptions counted against it, keystore.BranchKeyVersion.Usage) is at least
 	// this (zero: no usage limit). Usage is counted only by hierarchical
 	// keyrings with HierarchicalConfig.MaxUsesPerVersion set, which also
 	// rotate by themselves at that cap; this limit lets a custodian job
@@ -27,7 +29,7 @@ type RotationPolicy struct {
 }
 
 // due reports whether active should be replaced at now.
-func (p RotationPolicy) due(active BranchKeyVersion, now time.Time) bool {
+func (p RotationPolicy) due(active keystore.BranchKeyVersion, now time.Time) bool {
 	return p.MaxAge > 0 && now.Sub(active.CreatedAt) >= p.MaxAge ||
 		p.MaxMessages > 0 && active.Usage >= p.MaxMessages
 }
@@ -64,7 +66,7 @@ func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (Rota
 		rep.Checked++
 		active, err := b.cfg.Store.Active(ctx, id)
 		if err != nil {
-			return rep, wrapStep(err, "reading the active version of %s", keyRef(id))
+			return rep, wrapStep(err, "reading the active version of %s", keystore.Fingerprint(id))
 		}
 		if !policy.due(active, b.cfg.Now()) {
 			continue
@@ -73,7 +75,7 @@ func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (Rota
 		// just rotated is not rotated again.
 		_, err = b.rotateFrom(ctx, id, active.Version)
 		switch {
-		case errors.Is(err, ErrConflict):
+		case errors.Is(err, keystore.ErrConflict):
 			rep.RotatedByOther++
 		case err != nil:
 			return rep, err
@@ -93,30 +95,30 @@ func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (Rota
 // or from two hosts, retires each version once. Processes stop using the
 // retired versions within their hierarchical keyring's CacheTTL.
 func (b *BranchKeys) SetMinDecryptionVersion(ctx context.Context, id, version string) (int, error) {
-	if err := checkKeyVersion(id, version); err != nil {
+	if err := keystore.CheckKeyVersion(id, version); err != nil {
 		return 0, err
 	}
 	all, err := b.cfg.Store.List(ctx, id)
 	if err != nil {
-		return 0, wrapStep(err, "listing the versions of %s", keyRef(id))
+		return 0, wrapStep(err, "listing the versions of %s", keystore.Fingerprint(id))
 	}
-	at := slices.IndexFunc(all, func(v BranchKeyVersion) bool { return v.Version == version })
+	at := slices.IndexFunc(all, func(v keystore.BranchKeyVersion) bool { return v.Version == version })
 	switch {
 	case at < 0:
-		return 0, errVersionNotFound(id, version)
-	case all[at].State == StateRetired:
-		return 0, fmt.Errorf("%w: version %s of %s is retired; the minimum decryption version must still decrypt", ErrInvalid, version, keyRef(id))
+		return 0, keystore.VersionNotFoundError(id, version)
+	case all[at].State == keystore.StateRetired:
+		return 0, fmt.Errorf("%w: version %s of %s is retired; the minimum decryption version must still decrypt", ErrInvalid, version, keystore.Fingerprint(id))
 	}
 	retired := 0
 	for _, v := range all[:at] { // List is oldest first
-		if v.State != StateDecryptOnly {
+		if v.State != keystore.StateDecryptOnly {
 			continue
 		}
-		err := b.cfg.Store.SetState(ctx, id, v.Version, StateDecryptOnly, StateRetired)
+		err := b.cfg.Store.SetState(ctx, id, v.Version, keystore.StateDecryptOnly, keystore.StateRetired)
 		switch {
-		case errors.Is(err, ErrConflict): // retired meanwhile by another run
+		case errors.Is(err, keystore.ErrConflict): // retired meanwhile by another run
 		case err != nil:
-			return retired, wrapStep(err, "retiring version %s of %s", v.Version, keyRef(id))
+			return retired, wrapStep(err, "retiring version %s of %s", v.Version, keystore.Fingerprint(id))
 		default:
 			retired++
 		}

@@ -1,6 +1,10 @@
 package keyring_test
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
+	_ "modernc.org/sqlite"
+
 	"context"
 	"sync"
 	"sync/atomic"
@@ -22,7 +26,7 @@ func TestRotateDue(t *testing.T) {
 	client := l.Client("custodian")
 	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
-	store, err := keyring.OpenSQLiteStore(ctx, t.TempDir()+"/keys.db")
+	store, err := sqlite.Open(ctx, t.TempDir()+"/keys.db")
 	require.NoError(t, err)
 	defer store.Close()
 	var now atomic.Int64
@@ -64,7 +68,7 @@ func TestRotateDue(t *testing.T) {
 		require.Len(t, versions, want, id)
 		active := 0
 		for _, v := range versions {
-			if v.State == keyring.StateActive {
+			if v.State == keystore.StateActive {
 				active++
 			}
 		}
@@ -86,7 +90,7 @@ func TestRotateDueByMessages(t *testing.T) {
 	client := l.Client("custodian")
 	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
-	store, err := keyring.OpenSQLiteStore(ctx, t.TempDir()+"/keys.db")
+	store, err := sqlite.Open(ctx, t.TempDir()+"/keys.db")
 	require.NoError(t, err)
 	defer store.Close()
 	var now atomic.Int64
@@ -152,7 +156,7 @@ func TestSetMinDecryptionVersion(t *testing.T) {
 	client := l.Client("custodian")
 	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
-	store, err := keyring.OpenFileStore(t.TempDir())
+	store, err := keystore.OpenFileStore(t.TempDir())
 	require.NoError(t, err)
 	defer store.Close()
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,
@@ -170,8 +174,8 @@ func TestSetMinDecryptionVersion(t *testing.T) {
 	n, err := bk.SetMinDecryptionVersion(ctx, "tenant", v3.Version)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
-	want := map[string]keyring.State{v1.Version: keyring.StateRetired, v2.Version: keyring.StateRetired,
-		v3.Version: keyring.StateDecryptOnly, v4.Version: keyring.StateActive}
+	want := map[string]keystore.State{v1.Version: keystore.StateRetired, v2.Version: keystore.StateRetired,
+		v3.Version: keystore.StateDecryptOnly, v4.Version: keystore.StateActive}
 	all, err := store.List(ctx, "tenant")
 	require.NoError(t, err)
 	for _, v := range all {
@@ -182,8 +186,8 @@ func TestSetMinDecryptionVersion(t *testing.T) {
 	require.Zero(t, n, "a second run retires nothing")
 	_, err = bk.SetMinDecryptionVersion(ctx, "tenant", v1.Version)
 	require.ErrorIs(t, err, keyring.ErrInvalid, "a retired version cannot be the minimum")
-	_, err = bk.SetMinDecryptionVersion(ctx, "tenant", keyring.NewBranchKeyVersion())
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	_, err = bk.SetMinDecryptionVersion(ctx, "tenant", keystore.NewBranchKeyVersion())
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 	n, err = bk.SetMinDecryptionVersion(ctx, "tenant", v4.Version)
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "the active version as minimum retires every decrypt-only one")

@@ -1,6 +1,8 @@
 package keyring
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +14,7 @@ import (
 
 // Counting uses of branch key versions (HierarchicalConfig.MaxUsesPerVersion).
 //
-// A process reserves a block of uses in the store with one Store.AddUsage
+// A process reserves a block of uses in the store with one keystore.Store.AddUsage
 // and hands them out with an atomic counter; when the block runs out, one
 // goroutine reserves the next while the others wait for it. Each
 // reservation's uses are numbered by the total AddUsage returns (the block
@@ -81,8 +83,8 @@ func (cfg *HierarchicalConfig) checkUsage() error {
 
 // checkUses validates a number of uses to count at once.
 func (h *Hierarchical) checkUses(uses uint64) error {
-	if uses < 1 || uses > MaxUsageIncrement {
-		return fmt.Errorf("%w: uses are counted 1 to %d at a time, not %d", ErrInvalid, uint64(MaxUsageIncrement), uses)
+	if uses < 1 || uses > keystore.MaxUsageIncrement {
+		return fmt.Errorf("%w: uses are counted 1 to %d at a time, not %d", ErrInvalid, uint64(keystore.MaxUsageIncrement), uses)
 	}
 	if h.maxUses != 0 && uses > h.maxUses {
 		return fmt.Errorf("%w: %d uses at once exceed MaxUsesPerVersion (%d)", ErrInvalid, uses, h.maxUses)
@@ -93,11 +95,11 @@ func (h *Hierarchical) checkUses(uses uint64) error {
 // activeVersion returns the version of branch key id that new data is
 // written under, with uses counted against it, and until when this process
 // may keep writing under it. Without MaxUsesPerVersion it counts nothing.
-func (h *Hierarchical) activeVersion(ctx context.Context, id string, uses uint64) (BranchKeyVersion, time.Time, error) {
+func (h *Hierarchical) activeVersion(ctx context.Context, id string, uses uint64) (keystore.BranchKeyVersion, time.Time, error) {
 	for range maxExhaustedRotations {
 		e, err := h.cache.active(ctx, h.bk, id)
 		if err != nil {
-			return BranchKeyVersion{}, time.Time{}, err
+			return keystore.BranchKeyVersion{}, time.Time{}, err
 		}
 		rec, until, u := e.rec, h.cache.validUntil(e), e.usage
 		e.release()
@@ -106,7 +108,7 @@ func (h *Hierarchical) activeVersion(ctx context.Context, id string, uses uint64
 		}
 		ok, err := h.reserve(ctx, rec, u, uses)
 		if err != nil {
-			return BranchKeyVersion{}, time.Time{}, err
+			return keystore.BranchKeyVersion{}, time.Time{}, err
 		}
 		if ok {
 			return rec, until, nil
@@ -115,19 +117,19 @@ func (h *Hierarchical) activeVersion(ctx context.Context, id string, uses uint64
 		// which version is active now.
 		h.cache.dropActive(id)
 	}
-	return BranchKeyVersion{}, time.Time{}, fmt.Errorf("%w: %d new versions of %s in a row were used up before this process could use them",
-		ErrVersionExhausted, maxExhaustedRotations, keyRef(id))
+	return keystore.BranchKeyVersion{}, time.Time{}, fmt.Errorf("%w: %d new versions of %s in a row were used up before this process could use them",
+		ErrVersionExhausted, maxExhaustedRotations, keystore.Fingerprint(id))
 }
 
 // activeMaterial is activeVersion with the version's unwrapped material,
 // held (the caller releases it), and until when both may be used. A
 // writing version retired meanwhile (during a rotation's propagation
 // window, say) makes it read the active version again, once.
-func (h *Hierarchical) activeMaterial(ctx context.Context, id string, uses uint64) (BranchKeyVersion, *cacheEntry, time.Time, error) {
+func (h *Hierarchical) activeMaterial(ctx context.Context, id string, uses uint64) (keystore.BranchKeyVersion, *cacheEntry, time.Time, error) {
 	for attempt := 0; ; attempt++ {
 		rec, until, err := h.activeVersion(ctx, id, uses)
 		if err != nil {
-			return BranchKeyVersion{}, nil, time.Time{}, err
+			return keystore.BranchKeyVersion{}, nil, time.Time{}, err
 		}
 		ent, err := h.cache.material(ctx, h.bk, rec)
 		if errors.Is(err, ErrVersionRetired) && attempt == 0 {
@@ -135,7 +137,7 @@ func (h *Hierarchical) activeMaterial(ctx context.Context, id string, uses uint6
 			continue
 		}
 		if err != nil {
-			return BranchKeyVersion{}, nil, time.Time{}, err
+			return keystore.BranchKeyVersion{}, nil, time.Time{}, err
 		}
 		return rec, ent, minTime(until, h.cache.validUntil(ent)), nil
 	}
@@ -147,7 +149,7 @@ func (h *Hierarchical) activeMaterial(ctx context.Context, id string, uses uint6
 // Reservations are single-flight per counter (internal/flight): one store
 // write at a time, detached from any one caller's cancellation, each caller
 // waiting only as long as its own ctx allows.
-func (h *Hierarchical) reserve(ctx context.Context, rec BranchKeyVersion, u *usageCounter, k uint64) (bool, error) {
+func (h *Hierarchical) reserve(ctx context.Context, rec keystore.BranchKeyVersion, u *usageCounter, k uint64) (bool, error) {
 	for {
 		if u.take(k) {
 			return true, nil
@@ -172,7 +174,7 @@ func (h *Hierarchical) reserve(ctx context.Context, rec BranchKeyVersion, u *usa
 // starved by others taking the block), or, when the version has no more,
 // rotates the branch key away from it. It reports whether it took k uses. Only one refill per counter runs at a
 // time (the flight group), so the fields it touches need no lock.
-func (h *Hierarchical) refill(ctx context.Context, rec BranchKeyVersion, u *usageCounter, k uint64) (bool, error) {
+func (h *Hierarchical) refill(ctx context.Context, rec keystore.BranchKeyVersion, u *usageCounter, k uint64) (bool, error) {
 	if u.take(k) { // another refill has just added some
 		return true, nil
 	}
@@ -184,11 +186,11 @@ func (h *Hierarchical) refill(ctx context.Context, rec BranchKeyVersion, u *usag
 	}
 	if !u.rotated {
 		// Conditional on the version found used up, so a branch key that
-		// another process has rotated is not rotated again (ErrConflict).
+		// another process has rotated is not rotated again (keystore.ErrConflict).
 		_, err := h.bk.rotateFrom(ctx, rec.BranchKeyID, rec.Version)
-		if err != nil && !errors.Is(err, ErrConflict) {
+		if err != nil && !errors.Is(err, keystore.ErrConflict) {
 			return false, fmt.Errorf("%w: version %s of %s reached MaxUsesPerVersion (%d) and rotating it failed: %w",
-				ErrVersionExhausted, rec.Version, keyRef(rec.BranchKeyID), h.maxUses, err)
+				ErrVersionExhausted, rec.Version, keystore.Fingerprint(rec.BranchKeyID), h.maxUses, err)
 		}
 		u.rotated = true
 		u.spent.Store(true)
@@ -198,7 +200,7 @@ func (h *Hierarchical) refill(ctx context.Context, rec BranchKeyVersion, u *usag
 
 // reserveBlock reserves the next block of uses of rec's version, inside a
 // refill. It marks u exhausted when the version cannot give k more uses.
-func (h *Hierarchical) reserveBlock(ctx context.Context, rec BranchKeyVersion, u *usageCounter, k uint64) (bool, error) {
+func (h *Hierarchical) reserveBlock(ctx context.Context, rec keystore.BranchKeyVersion, u *usageCounter, k uint64) (bool, error) {
 	// Reserve no more than the cap leaves, as far as this process knows,
 	// so that one process alone never counts past the cap.
 	room := h.maxUses - min(u.known, h.maxUses)
@@ -208,7 +210,7 @@ func (h *Hierarchical) reserveBlock(ctx context.Context, rec BranchKeyVersion, u
 	}
 	n := min(max(h.block, k), room)
 	total, err := h.bk.cfg.Store.AddUsage(ctx, rec.BranchKeyID, rec.Version, n)
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, keystore.ErrConflict) {
 		// Retired since this process read it: the branch key has long
 		// moved on.
 		u.exhausted, u.rotated = true, true
@@ -216,7 +218,7 @@ func (h *Hierarchical) reserveBlock(ctx context.Context, rec BranchKeyVersion, u
 		return false, nil
 	}
 	if err != nil {
-		return false, wrapStep(err, "counting uses of version %s of %s", rec.Version, keyRef(rec.BranchKeyID))
+		return false, wrapStep(err, "counting uses of version %s of %s", rec.Version, keystore.Fingerprint(rec.BranchKeyID))
 	}
 	u.known = total
 	// This reservation is uses total-n+1 .. total; those up to the cap may

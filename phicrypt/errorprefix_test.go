@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
@@ -125,7 +126,7 @@ func TestHierarchicalErrorsNameEachStepOnce(t *testing.T) {
 	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
 	require.NoError(t, err)
 	arn := aws.ToString(key.KeyMetadata.Arn)
-	hierarchical := func(t *testing.T, store keyring.Store) (*keyring.BranchKeys, *phicrypt.Encryptor) {
+	hierarchical := func(t *testing.T, store keystore.Store) (*keyring.BranchKeys, *phicrypt.Encryptor) {
 		bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client, KMSKeyARN: arn, LogicalStoreName: "phicrypt-test"})
 		require.NoError(t, err)
 		kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, CacheTTL: time.Hour,
@@ -133,8 +134,8 @@ func TestHierarchicalErrorsNameEachStepOnce(t *testing.T) {
 		require.NoError(t, err)
 		return bk, prefixTestEncryptor(t, kr)
 	}
-	openStore := func(t *testing.T) keyring.Store {
-		s, err := keyring.OpenFileStore(t.TempDir())
+	openStore := func(t *testing.T) keystore.Store {
+		s, err := keystore.OpenFileStore(t.TempDir())
 		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
 		return s
@@ -142,7 +143,7 @@ func TestHierarchicalErrorsNameEachStepOnce(t *testing.T) {
 
 	bk, enc := hierarchical(t, openStore(t))
 	_, err = enc.Encrypt(ctx, []byte("record"), ec)
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 	requireStepsNamedOnce(t, err, 1)
 
 	_, err = bk.CreateBranchKey(ctx, "tenant-general")
@@ -151,6 +152,6 @@ func TestHierarchicalErrorsNameEachStepOnce(t *testing.T) {
 	require.NoError(t, err)
 	_, other := hierarchical(t, openStore(t))
 	_, _, err = other.Decrypt(ctx, msg, nil)
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 	requireStepsNamedOnce(t, err, 1)
 }

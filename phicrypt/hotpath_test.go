@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
 	"github.com/stretchr/testify/require"
@@ -73,7 +74,7 @@ func TestRotationAndRetirementThroughTheDataKeyCache(t *testing.T) {
 	require.NoError(t, err)
 	got, err := s.Store.Get(ctx, "tenant-a", v1.Version)
 	require.NoError(t, err)
-	require.Equal(t, keyring.StateRetired, got.State)
+	require.Equal(t, keystore.StateRetired, got.State)
 
 	// One CacheTTL after the retirement: the message written after the
 	// rotation still opens; the one under version 1 fails, as retired.
@@ -316,7 +317,7 @@ func TestRetirementDuringAnOutageEndsStaleServing(t *testing.T) {
 	clock.Advance(2 * time.Minute)
 	_, _, err = enc.Decrypt(ctx, msg, ec)
 	require.NoError(t, err, "served stale inside the window")
-	require.NoError(t, s.Store.SetState(ctx, "tenant-a", v1.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	require.NoError(t, s.Store.SetState(ctx, "tenant-a", v1.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
@@ -203,7 +204,7 @@ func branchKeys(ctx context.Context, out io.Writer, client *kms.Client, keyARN s
 		return err
 	}
 	defer os.RemoveAll(dir)
-	store, err := keyring.OpenFileStore(dir)
+	store, err := keystore.OpenFileStore(dir)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
+
 	"context"
 	"database/sql"
 	"fmt"
@@ -38,7 +40,7 @@ func patients(ctx context.Context, out io.Writer, client *kms.Client, keyARN str
 		return err
 	}
 	defer os.RemoveAll(dir)
-	store, err := keyring.OpenSQLiteStore(ctx, filepath.Join(dir, "keys.db"))
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "keys.db"))
 	if err != nil {
 		return err
 	}

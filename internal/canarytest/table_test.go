@@ -1,6 +1,9 @@
 package canarytest
 
 import (
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
+	_ "modernc.org/sqlite"
+
 	"time"
 
 	"github.com/phicrypt/phicrypt/fieldenc"
@@ -72,7 +75,7 @@ var types = map[string]entry{
 		w.t.Cleanup(k.Release)
 		return []any{k}
 	}},
-	"keyring.BranchKeyVersion": {build: func(w *world) []any {
+	"keystore.BranchKeyVersion": {build: func(w *world) []any {
 		rotated, err := w.bk.Rotate(w.ctx, canaryID)
 		w.must(err)
 		wrapped := w.version
@@ -93,7 +96,7 @@ var types = map[string]entry{
 		return []any{&m.EncryptedDataKeys[0]} // a hierarchical EDK names the branch key id
 	}},
 	"keyring.EncryptionMaterials": {build: func(w *world) []any { return []any{w.encryptionMaterials()} }},
-	"keyring.FileStore":           {build: func(w *world) []any { return []any{w.store} }},
+	"keystore.FileStore":          {build: func(w *world) []any { return []any{w.store} }},
 	"keyring.Hierarchical":        {build: func(w *world) []any { w.encryptionMaterials(); return []any{w.hier} }},
 	"keyring.HierarchicalConfig": {build: func(w *world) []any {
 		return []any{&keyring.HierarchicalConfig{BranchKeys: w.bk, BranchKeyID: canaryID, CacheTTL: time.Minute}}
@@ -119,15 +122,17 @@ var types = map[string]entry{
 	"keyring.RewrapReport":   {noSecret: "counters"},
 	"keyring.RotationPolicy": {noSecret: "limits"},
 	"keyring.RotationReport": {noSecret: "counters"},
-	"keyring.SQLStore": {build: func(w *world) []any {
-		s, err := keyring.OpenSQLiteStore(w.ctx, w.t.TempDir()+"/store.db")
+	"keystore/sqlite.Store": {build: func(w *world) []any {
+		s, err := sqlite.Open(w.ctx, w.t.TempDir()+"/store.db")
 		w.must(err)
 		w.t.Cleanup(func() { s.Close() })
 		return []any{s}
 	}},
-	"keyring.Secret": {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
-	"keyring.State":  {noSecret: "an enumeration"},
-	"keyring.Store":  {noSecret: "an interface: values format as their own type does"},
+	"keyring.Secret":             {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
+	"keystore.State":             {noSecret: "an enumeration"},
+	"keystore.Store":             {noSecret: "an interface: values format as their own type does"},
+	"keystore/postgres.Store":    {noSecret: "the same type as keystore/sqlite.Store (the shared SQL store), which has its own entry"},
+	"keystore/storetest.Backend": {noSecret: "test configuration: a name and constructor functions"},
 
 	// fieldenc
 	"fieldenc.Codec": {build: func(w *world) []any { return []any{w.codec()} }},

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
@@ -40,11 +41,11 @@ type world struct {
 	kms      *kmsmock.Local
 	client   *kms.Client
 	arn      string
-	store    *keyring.FileStore
+	store    *keystore.FileStore
 	bk       *keyring.BranchKeys
-	version  keyring.BranchKeyVersion // CreateBranchKey(canaryID)
-	hier     *keyring.Hierarchical    // BranchKeyID canaryID, its cache loaded
-	raw      *keyring.RawAES          // canaryKey
+	version  keystore.BranchKeyVersion // CreateBranchKey(canaryID)
+	hier     *keyring.Hierarchical     // BranchKeyID canaryID, its cache loaded
+	raw      *keyring.RawAES           // canaryKey
 	cache    *phicrypt.Cache
 	enc      *phicrypt.Encryptor // raw keyring, cache, canary context required
 	message  []byte              // canaryPlain thrice under canaryContext: two frames, the first holding it whole
@@ -62,7 +63,7 @@ func newWorld(t *testing.T) *world {
 	key, err := w.client.CreateKey(ctx, &kms.CreateKeyInput{})
 	w.must(err)
 	w.arn = aws.ToString(key.KeyMetadata.Arn)
-	w.store, err = keyring.OpenFileStore(t.TempDir())
+	w.store, err = keystore.OpenFileStore(t.TempDir())
 	w.must(err)
 	t.Cleanup(func() { w.store.Close() })
 	w.bk, err = keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: w.store, Client: w.client,

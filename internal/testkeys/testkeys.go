@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
 )
 
@@ -19,7 +20,7 @@ type Env struct {
 	KMS    *kmsmock.Local
 	Client *kms.Client // signs as the principal "svc"
 	ARN    string      // the KMS key that wraps branch keys
-	Store  keyring.Store
+	Store  keystore.Store
 	Keys   *keyring.BranchKeys
 }
 
@@ -44,7 +45,7 @@ func New(t testing.TB, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := keyring.OpenFileStore(t.TempDir())
+	store, err := keystore.OpenFileStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func New(t testing.TB, o Options) *Env {
 }
 
 // Create makes branch key id, failing t if it cannot.
-func (e *Env) Create(t testing.TB, id string) keyring.BranchKeyVersion {
+func (e *Env) Create(t testing.TB, id string) keystore.BranchKeyVersion {
 	t.Helper()
 	v, err := e.Keys.CreateBranchKey(context.Background(), id)
 	if err != nil {

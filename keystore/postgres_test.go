@@ -1,15 +1,20 @@
-package keyring_test
+package keystore_test
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/postgres"
+	"github.com/phicrypt/phicrypt/keystore/storetest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,29 +31,59 @@ func TestPostgresStore(t *testing.T) {
 		return
 	}
 	b := postgresBackend(base)
-	t.Run("Conformance", func(t *testing.T) { runStoreConformance(t, b) })
-	t.Run("TwoProcesses", func(t *testing.T) { runTwoProcessRotation(t, "postgres", b.fresh(t)) })
-	t.Run("TwoProcessUsage", func(t *testing.T) { runTwoProcessUsage(t, "postgres", b.fresh(t)) })
+	t.Run("Conformance", func(t *testing.T) { storetest.Run(t, b) })
+	t.Run("TwoProcesses", func(t *testing.T) { storetest.RunTwoProcesses(t, b, "TestPostgresStoreChild") })
 	t.Run("Schema", func(t *testing.T) {
-		loc := b.fresh(t)
-		testSQLSchema(t, b.open(t, loc), rawPostgres(t, loc))
+		loc := b.Fresh(t)
+		testSQLSchema(t, mustOpen(t, b, loc), rawPostgres(t, loc))
 	})
 	t.Run("MigratesSchema1", func(t *testing.T) {
-		loc := b.fresh(t)
-		testSQLMigrationFromSchema1(t, "postgres", loc, rawPostgres(t, loc), postgresSchema1)
+		loc := b.Fresh(t)
+		testSQLMigrationFromSchema1(t, b, loc, rawPostgres(t, loc), postgresSchema1)
 	})
 	t.Run("ConcurrentOpen", func(t *testing.T) {
-		loc := b.fresh(t)
-		testConcurrentOpen(t, "postgres", loc, rawPostgres(t, loc))
+		loc := b.Fresh(t)
+		testConcurrentOpen(t, b, loc, rawPostgres(t, loc))
 	})
 }
 
+// TestPostgresStoreChild is a child process of TestPostgresStore.
+func TestPostgresStoreChild(t *testing.T) {
+	if base := os.Getenv("PHICRYPT_POSTGRES_URL"); base != "" {
+		storetest.Child(t, postgresBackend(base))
+	}
+}
+
+// openPostgres opens the store in the database at conn through pgx's
+// database/sql driver; closing the store closes that database handle.
+func openPostgres(ctx context.Context, conn string) (keystore.Store, error) {
+	db, err := sql.Open("pgx", conn)
+	if err != nil {
+		return nil, err
+	}
+	s, err := postgres.New(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return closingStore{s, db}, nil
+}
+
+// closingStore closes the database handle the test opened with the store.
+type closingStore struct {
+	keystore.Store
+	db *sql.DB
+}
+
+func (s closingStore) Close() error { return errors.Join(s.Store.Close(), s.db.Close()) }
+
 // postgresBackend gives every test a schema of its own in the database at
 // base (dropped afterwards), selected through search_path in the URL.
-func postgresBackend(base string) storeBackend {
-	return storeBackend{
-		kind: "postgres",
-		fresh: func(t *testing.T) string {
+func postgresBackend(base string) storetest.Backend {
+	return storetest.Backend{
+		Name: "postgres",
+		Open: openPostgres,
+		Fresh: func(t *testing.T) string {
 			var b [8]byte
 			rand.Read(b[:])
 			schema := "phicrypt_test_" + hex.EncodeToString(b[:])
@@ -61,7 +96,7 @@ func postgresBackend(base string) storeBackend {
 			})
 			return withSearchPath(t, base, schema)
 		},
-		futureSchema: func(t *testing.T, loc string) { futureSQLSchema(t, rawPostgres(t, loc)) },
+		FutureSchema: func(t *testing.T, loc string) { futureSQLSchema(t, rawPostgres(t, loc)) },
 	}
 }
 

@@ -1,6 +1,20 @@
-package keyring_test
+// Package storetest is the conformance suite every keystore.Store must
+// pass: phicrypt runs it against the file, SQLite, PostgreSQL and DynamoDB
+// stores, and a store of your own runs it the same way from its tests:
+//
+//	func TestMyStore(t *testing.T)      { storetest.Run(t, backend) }
+//	func TestMyStoreRaces(t *testing.T) { storetest.RunTwoProcesses(t, backend, "TestMyStoreChild") }
+//	func TestMyStoreChild(t *testing.T) { storetest.Child(t, backend) }
+//
+// It checks every promise of the Store interface: conditional writes under
+// concurrency (goroutines, and two OS processes racing on one store),
+// states, usage counters, caps, copies, context cancellation, errors that
+// name no branch key id, and refusal of a schema from a newer phicrypt.
+package storetest
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -17,38 +31,28 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// storeBackend is one Store implementation under the conformance suite.
-type storeBackend struct {
-	// kind names the back end for openStore and the child processes.
-	kind string
-	// fresh returns a location no other test uses (a directory, a database
-	// file, a PostgreSQL URL with its own schema), removed after t.
-	fresh func(t *testing.T) string
-	// futureSchema makes the store at loc look written by a newer phicrypt.
-	futureSchema func(t *testing.T, loc string)
+// Backend is one Store implementation under the suite.
+type Backend struct {
+	// Name names the back end in messages.
+	Name string
+	// Fresh returns a location no other test uses (a directory, a database
+	// file, a connection string with its own schema), removed after t.
+	Fresh func(t *testing.T) string
+	// Open opens the store at loc; opening one loc twice gives two handles
+	// on one store, as two processes would have.
+	Open func(ctx context.Context, loc string) (keystore.Store, error)
+	// FutureSchema makes the store at loc look written by a newer
+	// phicrypt (required: the suite checks it is refused).
+	FutureSchema func(t *testing.T, loc string)
 }
 
-// openStore opens the store of kind at loc.
-func openStore(ctx context.Context, kind, loc string) (keyring.Store, error) {
-	switch kind {
-	case "file":
-		return keyring.OpenFileStore(loc)
-	case "sqlite":
-		return keyring.OpenSQLiteStore(ctx, loc)
-	case "postgres":
-		return keyring.OpenPostgresStore(ctx, loc)
-	}
-	return nil, fmt.Errorf("no store kind %q", kind)
-}
-
-func (b storeBackend) open(t *testing.T, loc string) keyring.Store {
+func (b Backend) open(t *testing.T, loc string) keystore.Store {
 	t.Helper()
-	s, err := openStore(t.Context(), b.kind, loc)
+	s, err := b.Open(t.Context(), loc)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -65,12 +69,12 @@ func wrappedKey(n int) []byte {
 	return b
 }
 
-// newVersion is a version of branch key id as a keyring would make it:
+// NewVersion is a version of branch key id as a keyring would make it:
 // 184 bytes is the size of a KMS ciphertext for a 32-byte key.
-func newVersion(id string, state keyring.State) keyring.BranchKeyVersion {
-	return keyring.BranchKeyVersion{
+func NewVersion(id string, state keystore.State) keystore.BranchKeyVersion {
+	return keystore.BranchKeyVersion{
 		BranchKeyID: id,
-		Version:     keyring.NewBranchKeyVersion(),
+		Version:     keystore.NewBranchKeyVersion(),
 		KMSKeyARN:   testARN,
 		Ciphertext:  wrappedKey(184),
 		CreatedAt:   time.Now(),
@@ -79,12 +83,13 @@ func newVersion(id string, state keyring.State) keyring.BranchKeyVersion {
 }
 
 // stored is v as a store returns it: UTC, to the microsecond.
-func stored(v keyring.BranchKeyVersion) keyring.BranchKeyVersion {
+func stored(v keystore.BranchKeyVersion) keystore.BranchKeyVersion {
 	v.CreatedAt = v.CreatedAt.UTC().Truncate(time.Microsecond)
 	return v
 }
 
-func requireVersion(t *testing.T, want, got keyring.BranchKeyVersion) {
+// RequireVersion checks that got is want as a store returns it.
+func RequireVersion(t *testing.T, want, got keystore.BranchKeyVersion) {
 	t.Helper()
 	want = stored(want)
 	require.True(t, want.CreatedAt.Equal(got.CreatedAt), "created %v, want %v", got.CreatedAt, want.CreatedAt)
@@ -93,45 +98,45 @@ func requireVersion(t *testing.T, want, got keyring.BranchKeyVersion) {
 	require.Equal(t, want, got)
 }
 
-// requireOneActive checks the invariant: exactly one active version, the
+// RequireOneActive checks the invariant: exactly one active version, the
 // newest, every other decrypt-only or retired; it returns the versions.
-func requireOneActive(t *testing.T, s keyring.Store, id string) []keyring.BranchKeyVersion {
+func RequireOneActive(t *testing.T, s keystore.Store, id string) []keystore.BranchKeyVersion {
 	t.Helper()
 	ctx := t.Context()
 	vs, err := s.List(ctx, id)
 	require.NoError(t, err)
 	active := 0
 	for _, v := range vs {
-		if v.State == keyring.StateActive {
+		if v.State == keystore.StateActive {
 			active++
 		} else {
-			require.Contains(t, []keyring.State{keyring.StateDecryptOnly, keyring.StateRetired}, v.State)
+			require.Contains(t, []keystore.State{keystore.StateDecryptOnly, keystore.StateRetired}, v.State)
 		}
 	}
 	require.Equal(t, 1, active, "active versions")
-	require.Equal(t, keyring.StateActive, vs[len(vs)-1].State, "the newest version is the active one")
+	require.Equal(t, keystore.StateActive, vs[len(vs)-1].State, "the newest version is the active one")
 	a, err := s.Active(ctx, id)
 	require.NoError(t, err)
-	requireVersion(t, vs[len(vs)-1], a)
+	RequireVersion(t, vs[len(vs)-1], a)
 	return vs
 }
 
-// runStoreConformance runs the behaviour every Store must have.
-func runStoreConformance(t *testing.T, b storeBackend) {
-	newStore := func(t *testing.T) keyring.Store { return b.open(t, b.fresh(t)) }
+// Run runs the behaviour every Store must have against b.
+func Run(t *testing.T, b Backend) {
+	newStore := func(t *testing.T) keystore.Store { return b.open(t, b.Fresh(t)) }
 
 	t.Run("CreateGetListIDs", func(t *testing.T) { testCreateGetList(t, newStore(t)) })
 	t.Run("CreateExists", func(t *testing.T) { testCreateExists(t, newStore(t)) })
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, newStore(t)) })
 	t.Run("Rotate", func(t *testing.T) { testRotate(t, newStore(t)) })
 	t.Run("ConcurrentRotate", func(t *testing.T) {
-		loc := b.fresh(t)
+		loc := b.Fresh(t)
 		testConcurrentRotate(t, b.open(t, loc), b.open(t, loc))
 	})
 	t.Run("SetState", func(t *testing.T) { testSetState(t, newStore(t)) })
 	t.Run("Rewrap", func(t *testing.T) { testRewrap(t, newStore(t)) })
 	t.Run("ConcurrentRewrap", func(t *testing.T) {
-		loc := b.fresh(t)
+		loc := b.Fresh(t)
 		testConcurrentRewrap(t, b.open(t, loc), b.open(t, loc))
 	})
 	t.Run("Caps", func(t *testing.T) { testCaps(t, newStore(t)) })
@@ -142,22 +147,22 @@ func runStoreConformance(t *testing.T, b storeBackend) {
 	t.Run("ContextCanceled", func(t *testing.T) { testContextCanceled(t, newStore(t)) })
 	t.Run("AddUsage", func(t *testing.T) { testAddUsage(t, newStore(t)) })
 	t.Run("ConcurrentAddUsage", func(t *testing.T) {
-		loc := b.fresh(t)
+		loc := b.Fresh(t)
 		testConcurrentAddUsage(t, b.open(t, loc), b.open(t, loc))
 	})
 }
 
-func testCreateGetList(t *testing.T, s keyring.Store) {
+func testCreateGetList(t *testing.T, s keystore.Store) {
 	ctx := t.Context()
 	ids, err := s.IDs(ctx)
 	require.NoError(t, err)
 	require.Empty(t, ids)
 
 	// Ids that would be unsafe as file names, or collate differently.
-	names := []string{"tenant-b", "tenant-a", "../../etc/passwd", "a/b\\c", "Ünïcødé 患者", strings.Repeat("x", keyring.MaxBranchKeyIDLen), "Z"}
-	created := map[string]keyring.BranchKeyVersion{}
+	names := []string{"tenant-b", "tenant-a", "../../etc/passwd", "a/b\\c", "Ünïcødé 患者", strings.Repeat("x", keystore.MaxBranchKeyIDLen), "Z"}
+	created := map[string]keystore.BranchKeyVersion{}
 	for _, id := range names {
-		v := newVersion(id, keyring.StateActive)
+		v := NewVersion(id, keystore.StateActive)
 		v.CreatedAt = time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("CET", 3600))
 		require.NoError(t, s.Create(ctx, v))
 		created[id] = v
@@ -165,115 +170,115 @@ func testCreateGetList(t *testing.T, s keyring.Store) {
 	for id, v := range created {
 		got, err := s.Get(ctx, id, v.Version)
 		require.NoError(t, err)
-		requireVersion(t, v, got)
+		RequireVersion(t, v, got)
 		require.Equal(t, 123456000, got.CreatedAt.Nanosecond(), "kept to the microsecond")
 		active, err := s.Active(ctx, id)
 		require.NoError(t, err)
-		requireVersion(t, v, active)
+		RequireVersion(t, v, active)
 		list, err := s.List(ctx, id)
 		require.NoError(t, err)
 		require.Len(t, list, 1)
-		requireVersion(t, v, list[0])
+		RequireVersion(t, v, list[0])
 	}
 	ids, err = s.IDs(ctx)
 	require.NoError(t, err)
-	want := []string{"../../etc/passwd", "Z", "a/b\\c", "tenant-a", "tenant-b", strings.Repeat("x", keyring.MaxBranchKeyIDLen), "Ünïcødé 患者"}
+	want := []string{"../../etc/passwd", "Z", "a/b\\c", "tenant-a", "tenant-b", strings.Repeat("x", keystore.MaxBranchKeyIDLen), "Ünïcødé 患者"}
 	require.Equal(t, want, ids, "bytewise order")
 }
 
-func testCreateExists(t *testing.T, s keyring.Store) {
+func testCreateExists(t *testing.T, s keystore.Store) {
 	ctx := t.Context()
-	v := newVersion("tenant", keyring.StateActive)
+	v := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, v))
-	err := s.Create(ctx, newVersion("tenant", keyring.StateActive))
-	require.ErrorIs(t, err, keyring.ErrExists)
+	err := s.Create(ctx, NewVersion("tenant", keystore.StateActive))
+	require.ErrorIs(t, err, keystore.ErrExists)
 	err = s.Create(ctx, v)
-	require.ErrorIs(t, err, keyring.ErrExists)
-	vs := requireOneActive(t, s, "tenant")
+	require.ErrorIs(t, err, keystore.ErrExists)
+	vs := RequireOneActive(t, s, "tenant")
 	require.Len(t, vs, 1)
-	requireVersion(t, v, vs[0])
+	RequireVersion(t, v, vs[0])
 
-	for _, st := range []keyring.State{0, keyring.StateDecryptOnly, keyring.StateRetired, 9} {
-		err := s.Create(ctx, newVersion("other", st))
-		require.ErrorIs(t, err, keyring.ErrInvalid, "state %v", st)
+	for _, st := range []keystore.State{0, keystore.StateDecryptOnly, keystore.StateRetired, 9} {
+		err := s.Create(ctx, NewVersion("other", st))
+		require.ErrorIs(t, err, keystore.ErrInvalid, "state %v", st)
 	}
 	_, err = s.Active(ctx, "other")
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 }
 
-func testNotFound(t *testing.T, s keyring.Store) {
+func testNotFound(t *testing.T, s keystore.Store) {
 	ctx := t.Context()
-	missing := keyring.NewBranchKeyVersion()
+	missing := keystore.NewBranchKeyVersion()
 	_, err := s.Active(ctx, "nobody")
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 	_, err = s.Get(ctx, "nobody", missing)
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 	_, err = s.List(ctx, "nobody")
-	require.ErrorIs(t, err, keyring.ErrNotFound)
-	err = s.Rotate(ctx, "nobody", missing, newVersion("nobody", keyring.StateActive))
-	require.ErrorIs(t, err, keyring.ErrNotFound)
-	err = s.SetState(ctx, "nobody", missing, keyring.StateDecryptOnly, keyring.StateRetired)
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
+	err = s.Rotate(ctx, "nobody", missing, NewVersion("nobody", keystore.StateActive))
+	require.ErrorIs(t, err, keystore.ErrNotFound)
+	err = s.SetState(ctx, "nobody", missing, keystore.StateDecryptOnly, keystore.StateRetired)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 	err = s.Rewrap(ctx, "nobody", missing, []byte("old"), testARN2, []byte("new"))
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 
 	// A branch key that exists, a version that does not.
-	require.NoError(t, s.Create(ctx, newVersion("tenant", keyring.StateActive)))
+	require.NoError(t, s.Create(ctx, NewVersion("tenant", keystore.StateActive)))
 	_, err = s.Get(ctx, "tenant", missing)
-	require.ErrorIs(t, err, keyring.ErrNotFound)
-	err = s.SetState(ctx, "tenant", missing, keyring.StateDecryptOnly, keyring.StateRetired)
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
+	err = s.SetState(ctx, "tenant", missing, keystore.StateDecryptOnly, keystore.StateRetired)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 	err = s.Rewrap(ctx, "tenant", missing, []byte("old"), testARN2, []byte("new"))
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 	ids, err := s.IDs(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []string{"tenant"}, ids)
 }
 
-func testRotate(t *testing.T, s keyring.Store) {
+func testRotate(t *testing.T, s keystore.Store) {
 	ctx := t.Context()
-	v0 := newVersion("tenant", keyring.StateActive)
+	v0 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, v0))
 
 	// The wrong expected version changes nothing.
-	err := s.Rotate(ctx, "tenant", keyring.NewBranchKeyVersion(), newVersion("tenant", keyring.StateActive))
-	require.ErrorIs(t, err, keyring.ErrConflict)
-	require.Len(t, requireOneActive(t, s, "tenant"), 1)
+	err := s.Rotate(ctx, "tenant", keystore.NewBranchKeyVersion(), NewVersion("tenant", keystore.StateActive))
+	require.ErrorIs(t, err, keystore.ErrConflict)
+	require.Len(t, RequireOneActive(t, s, "tenant"), 1)
 
-	v1 := newVersion("tenant", keyring.StateActive)
+	v1 := NewVersion("tenant", keystore.StateActive)
 	v1.KMSKeyARN = testARN2
 	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
-	vs := requireOneActive(t, s, "tenant")
+	vs := RequireOneActive(t, s, "tenant")
 	require.Len(t, vs, 2)
-	v0.State = keyring.StateDecryptOnly
-	requireVersion(t, v0, vs[0])
-	requireVersion(t, v1, vs[1])
+	v0.State = keystore.StateDecryptOnly
+	RequireVersion(t, v0, vs[0])
+	RequireVersion(t, v1, vs[1])
 
 	// A rotation from the old active version lost the race.
-	err = s.Rotate(ctx, "tenant", v0.Version, newVersion("tenant", keyring.StateActive))
-	require.ErrorIs(t, err, keyring.ErrConflict)
+	err = s.Rotate(ctx, "tenant", v0.Version, NewVersion("tenant", keystore.StateActive))
+	require.ErrorIs(t, err, keystore.ErrConflict)
 	// A next version that exists is refused.
 	again := v0
-	again.State = keyring.StateActive
+	again.State = keystore.StateActive
 	err = s.Rotate(ctx, "tenant", v1.Version, again)
-	require.ErrorIs(t, err, keyring.ErrExists)
+	require.ErrorIs(t, err, keystore.ErrExists)
 	// The next version must be active and of this branch key.
-	err = s.Rotate(ctx, "tenant", v1.Version, newVersion("tenant", keyring.StateDecryptOnly))
-	require.ErrorIs(t, err, keyring.ErrInvalid)
-	err = s.Rotate(ctx, "tenant", v1.Version, newVersion("other", keyring.StateActive))
-	require.ErrorIs(t, err, keyring.ErrInvalid)
-	require.Len(t, requireOneActive(t, s, "tenant"), 2)
+	err = s.Rotate(ctx, "tenant", v1.Version, NewVersion("tenant", keystore.StateDecryptOnly))
+	require.ErrorIs(t, err, keystore.ErrInvalid)
+	err = s.Rotate(ctx, "tenant", v1.Version, NewVersion("other", keystore.StateActive))
+	require.ErrorIs(t, err, keystore.ErrInvalid)
+	require.Len(t, RequireOneActive(t, s, "tenant"), 2)
 
 	// A longer history stays in order.
 	want := []string{v0.Version, v1.Version}
 	prev := v1.Version
 	for range 5 {
-		next := newVersion("tenant", keyring.StateActive)
+		next := NewVersion("tenant", keystore.StateActive)
 		require.NoError(t, s.Rotate(ctx, "tenant", prev, next))
 		want = append(want, next.Version)
 		prev = next.Version
 	}
-	vs = requireOneActive(t, s, "tenant")
+	vs = RequireOneActive(t, s, "tenant")
 	var got []string
 	for _, v := range vs {
 		got = append(got, v.Version)
@@ -283,19 +288,19 @@ func testRotate(t *testing.T, s keyring.Store) {
 
 // testConcurrentRotate rotates one key from the same active version in 16
 // goroutines over two handles on one store: exactly one wins.
-func testConcurrentRotate(t *testing.T, s1, s2 keyring.Store) {
+func testConcurrentRotate(t *testing.T, s1, s2 keystore.Store) {
 	ctx := t.Context()
-	v0 := newVersion("tenant", keyring.StateActive)
+	v0 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s1.Create(ctx, v0))
 	expected := v0.Version
 	for round := range 3 {
 		const n = 16
 		errs := make([]error, n)
-		nexts := make([]keyring.BranchKeyVersion, n)
+		nexts := make([]keystore.BranchKeyVersion, n)
 		var start, done sync.WaitGroup
 		start.Add(1)
 		for i := range n {
-			nexts[i] = newVersion("tenant", keyring.StateActive)
+			nexts[i] = NewVersion("tenant", keystore.StateActive)
 			s := s1
 			if i%2 == 1 {
 				s = s2
@@ -314,70 +319,70 @@ func testConcurrentRotate(t *testing.T, s1, s2 keyring.Store) {
 				winner = i
 				continue
 			}
-			require.ErrorIs(t, err, keyring.ErrConflict, "round %d", round)
+			require.ErrorIs(t, err, keystore.ErrConflict, "round %d", round)
 		}
 		require.NotEqual(t, -1, winner, "round %d: no rotation won", round)
-		vs := requireOneActive(t, s2, "tenant")
+		vs := RequireOneActive(t, s2, "tenant")
 		require.Len(t, vs, round+2)
 		require.Equal(t, nexts[winner].Version, vs[len(vs)-1].Version)
 		expected = nexts[winner].Version
 	}
 }
 
-func testSetState(t *testing.T, s keyring.Store) {
+func testSetState(t *testing.T, s keystore.Store) {
 	ctx := t.Context()
-	v0 := newVersion("tenant", keyring.StateActive)
+	v0 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, v0))
-	v1 := newVersion("tenant", keyring.StateActive)
+	v1 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
-	state := func(version string) keyring.State {
+	state := func(version string) keystore.State {
 		v, err := s.Get(ctx, "tenant", version)
 		require.NoError(t, err)
 		return v.State
 	}
 
-	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
-	require.Equal(t, keyring.StateRetired, state(v0.Version))
+	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keystore.StateDecryptOnly, keystore.StateRetired))
+	require.Equal(t, keystore.StateRetired, state(v0.Version))
 	// The condition is checked: v0 is no longer decrypt-only.
-	err := s.SetState(ctx, "tenant", v0.Version, keyring.StateDecryptOnly, keyring.StateRetired)
-	require.ErrorIs(t, err, keyring.ErrConflict)
-	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keyring.StateRetired, keyring.StateDecryptOnly))
-	require.Equal(t, keyring.StateDecryptOnly, state(v0.Version))
+	err := s.SetState(ctx, "tenant", v0.Version, keystore.StateDecryptOnly, keystore.StateRetired)
+	require.ErrorIs(t, err, keystore.ErrConflict)
+	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keystore.StateRetired, keystore.StateDecryptOnly))
+	require.Equal(t, keystore.StateDecryptOnly, state(v0.Version))
 
 	// The active version is never retired or made decrypt-only this way.
-	err = s.SetState(ctx, "tenant", v1.Version, keyring.StateDecryptOnly, keyring.StateRetired)
-	require.ErrorIs(t, err, keyring.ErrConflict)
-	err = s.SetState(ctx, "tenant", v1.Version, keyring.StateRetired, keyring.StateDecryptOnly)
-	require.ErrorIs(t, err, keyring.ErrConflict)
-	for _, tr := range [][2]keyring.State{
-		{keyring.StateActive, keyring.StateRetired},
-		{keyring.StateActive, keyring.StateDecryptOnly},
-		{keyring.StateDecryptOnly, keyring.StateActive},
-		{keyring.StateRetired, keyring.StateActive},
-		{keyring.StateRetired, keyring.StateRetired},
-		{0, keyring.StateRetired},
-		{keyring.StateDecryptOnly, 0},
-		{keyring.StateDecryptOnly, 4},
+	err = s.SetState(ctx, "tenant", v1.Version, keystore.StateDecryptOnly, keystore.StateRetired)
+	require.ErrorIs(t, err, keystore.ErrConflict)
+	err = s.SetState(ctx, "tenant", v1.Version, keystore.StateRetired, keystore.StateDecryptOnly)
+	require.ErrorIs(t, err, keystore.ErrConflict)
+	for _, tr := range [][2]keystore.State{
+		{keystore.StateActive, keystore.StateRetired},
+		{keystore.StateActive, keystore.StateDecryptOnly},
+		{keystore.StateDecryptOnly, keystore.StateActive},
+		{keystore.StateRetired, keystore.StateActive},
+		{keystore.StateRetired, keystore.StateRetired},
+		{0, keystore.StateRetired},
+		{keystore.StateDecryptOnly, 0},
+		{keystore.StateDecryptOnly, 4},
 	} {
 		for _, version := range []string{v0.Version, v1.Version} {
 			err := s.SetState(ctx, "tenant", version, tr[0], tr[1])
-			require.ErrorIs(t, err, keyring.ErrInvalid, "%v -> %v", tr[0], tr[1])
+			require.ErrorIs(t, err, keystore.ErrInvalid, "%v -> %v", tr[0], tr[1])
 		}
 	}
-	require.Equal(t, keyring.StateDecryptOnly, state(v0.Version))
-	require.Equal(t, keyring.StateActive, state(v1.Version))
-	requireOneActive(t, s, "tenant")
+	require.Equal(t, keystore.StateDecryptOnly, state(v0.Version))
+	require.Equal(t, keystore.StateActive, state(v1.Version))
+	RequireOneActive(t, s, "tenant")
 }
 
-func testRewrap(t *testing.T, s keyring.Store) {
+func testRewrap(t *testing.T, s keystore.Store) {
 	ctx := t.Context()
-	v0 := newVersion("tenant", keyring.StateActive)
+	v0 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, v0))
-	v1 := newVersion("tenant", keyring.StateActive)
+	v1 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
-	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 
-	for _, v := range []keyring.BranchKeyVersion{v0, v1} {
+	for _, v := range []keystore.BranchKeyVersion{v0, v1} {
 		rewrapped := wrappedKey(200)
 		require.NoError(t, s.Rewrap(ctx, "tenant", v.Version, v.Ciphertext, testARN2, rewrapped))
 		got, err := s.Get(ctx, "tenant", v.Version)
@@ -386,20 +391,20 @@ func testRewrap(t *testing.T, s keyring.Store) {
 		require.Equal(t, rewrapped, got.Ciphertext)
 		// Compare-and-swap: the old ciphertext no longer matches.
 		err = s.Rewrap(ctx, "tenant", v.Version, v.Ciphertext, testARN, wrappedKey(200))
-		require.ErrorIs(t, err, keyring.ErrConflict)
+		require.ErrorIs(t, err, keystore.ErrConflict)
 		again, err := s.Get(ctx, "tenant", v.Version)
 		require.NoError(t, err)
 		require.Equal(t, got, again, "a refused rewrap changes nothing")
 	}
 	// States are untouched.
-	vs := requireOneActive(t, s, "tenant")
-	require.Equal(t, keyring.StateRetired, vs[0].State)
+	vs := RequireOneActive(t, s, "tenant")
+	require.Equal(t, keystore.StateRetired, vs[0].State)
 	require.Equal(t, v1.Version, vs[1].Version)
 }
 
-func testConcurrentRewrap(t *testing.T, s1, s2 keyring.Store) {
+func testConcurrentRewrap(t *testing.T, s1, s2 keystore.Store) {
 	ctx := t.Context()
-	v0 := newVersion("tenant", keyring.StateActive)
+	v0 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s1.Create(ctx, v0))
 	const n = 8
 	errs := make([]error, n)
@@ -421,7 +426,7 @@ func testConcurrentRewrap(t *testing.T, s1, s2 keyring.Store) {
 			winner = i
 			continue
 		}
-		require.ErrorIs(t, err, keyring.ErrConflict)
+		require.ErrorIs(t, err, keystore.ErrConflict)
 	}
 	require.NotEqual(t, -1, winner)
 	got, err := s2.Get(ctx, "tenant", v0.Version)
@@ -429,82 +434,82 @@ func testConcurrentRewrap(t *testing.T, s1, s2 keyring.Store) {
 	require.Equal(t, news[winner], got.Ciphertext)
 }
 
-func testCaps(t *testing.T, s keyring.Store) {
+func testCaps(t *testing.T, s keystore.Store) {
 	ctx := t.Context()
-	ok := newVersion(strings.Repeat("é", keyring.MaxBranchKeyIDLen/2), keyring.StateActive)
-	ok.Ciphertext = wrappedKey(keyring.MaxWrappedBranchKeyLen)
-	ok.KMSKeyARN = strings.Repeat("a", keyring.MaxKMSKeyARNLen)
+	ok := NewVersion(strings.Repeat("é", keystore.MaxBranchKeyIDLen/2), keystore.StateActive)
+	ok.Ciphertext = wrappedKey(keystore.MaxWrappedBranchKeyLen)
+	ok.KMSKeyARN = strings.Repeat("a", keystore.MaxKMSKeyARNLen)
 	ok.CreatedAt = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
 	require.NoError(t, s.Create(ctx, ok))
 	got, err := s.Active(ctx, ok.BranchKeyID)
 	require.NoError(t, err)
-	requireVersion(t, ok, got)
-	early := newVersion("year one", keyring.StateActive)
+	RequireVersion(t, ok, got)
+	early := NewVersion("year one", keystore.StateActive)
 	early.CreatedAt = time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC) // the zero time is refused
 	require.NoError(t, s.Create(ctx, early))
 	got, err = s.Active(ctx, early.BranchKeyID)
 	require.NoError(t, err)
-	requireVersion(t, early, got)
+	RequireVersion(t, early, got)
 
-	bad := map[string]func(*keyring.BranchKeyVersion){
-		"empty id":             func(v *keyring.BranchKeyVersion) { v.BranchKeyID = "" },
-		"id too long":          func(v *keyring.BranchKeyVersion) { v.BranchKeyID = strings.Repeat("x", keyring.MaxBranchKeyIDLen+1) },
-		"id not UTF-8":         func(v *keyring.BranchKeyVersion) { v.BranchKeyID = "tenant\xff" },
-		"id with NUL":          func(v *keyring.BranchKeyVersion) { v.BranchKeyID = "ten\x00ant" },
-		"version not a UUID":   func(v *keyring.BranchKeyVersion) { v.Version = "v1" },
-		"version upper case":   func(v *keyring.BranchKeyVersion) { v.Version = strings.ToUpper(v.Version) },
-		"version braced":       func(v *keyring.BranchKeyVersion) { v.Version = "{" + v.Version[:34] + "}" },
-		"empty ARN":            func(v *keyring.BranchKeyVersion) { v.KMSKeyARN = "" },
-		"ARN too long":         func(v *keyring.BranchKeyVersion) { v.KMSKeyARN = strings.Repeat("a", keyring.MaxKMSKeyARNLen+1) },
-		"empty ciphertext":     func(v *keyring.BranchKeyVersion) { v.Ciphertext = nil },
-		"ciphertext too long":  func(v *keyring.BranchKeyVersion) { v.Ciphertext = wrappedKey(keyring.MaxWrappedBranchKeyLen + 1) },
-		"no creation time":     func(v *keyring.BranchKeyVersion) { v.CreatedAt = time.Time{} },
-		"created after 9999":   func(v *keyring.BranchKeyVersion) { v.CreatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
-		"created before 1 AD":  func(v *keyring.BranchKeyVersion) { v.CreatedAt = time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC) },
-		"zero state":           func(v *keyring.BranchKeyVersion) { v.State = 0 },
-		"state out of range":   func(v *keyring.BranchKeyVersion) { v.State = 200 },
-		"decrypt-only to open": func(v *keyring.BranchKeyVersion) { v.State = keyring.StateDecryptOnly },
+	bad := map[string]func(*keystore.BranchKeyVersion){
+		"empty id":             func(v *keystore.BranchKeyVersion) { v.BranchKeyID = "" },
+		"id too long":          func(v *keystore.BranchKeyVersion) { v.BranchKeyID = strings.Repeat("x", keystore.MaxBranchKeyIDLen+1) },
+		"id not UTF-8":         func(v *keystore.BranchKeyVersion) { v.BranchKeyID = "tenant\xff" },
+		"id with NUL":          func(v *keystore.BranchKeyVersion) { v.BranchKeyID = "ten\x00ant" },
+		"version not a UUID":   func(v *keystore.BranchKeyVersion) { v.Version = "v1" },
+		"version upper case":   func(v *keystore.BranchKeyVersion) { v.Version = strings.ToUpper(v.Version) },
+		"version braced":       func(v *keystore.BranchKeyVersion) { v.Version = "{" + v.Version[:34] + "}" },
+		"empty ARN":            func(v *keystore.BranchKeyVersion) { v.KMSKeyARN = "" },
+		"ARN too long":         func(v *keystore.BranchKeyVersion) { v.KMSKeyARN = strings.Repeat("a", keystore.MaxKMSKeyARNLen+1) },
+		"empty ciphertext":     func(v *keystore.BranchKeyVersion) { v.Ciphertext = nil },
+		"ciphertext too long":  func(v *keystore.BranchKeyVersion) { v.Ciphertext = wrappedKey(keystore.MaxWrappedBranchKeyLen + 1) },
+		"no creation time":     func(v *keystore.BranchKeyVersion) { v.CreatedAt = time.Time{} },
+		"created after 9999":   func(v *keystore.BranchKeyVersion) { v.CreatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"created before 1 AD":  func(v *keystore.BranchKeyVersion) { v.CreatedAt = time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC) },
+		"zero state":           func(v *keystore.BranchKeyVersion) { v.State = 0 },
+		"state out of range":   func(v *keystore.BranchKeyVersion) { v.State = 200 },
+		"decrypt-only to open": func(v *keystore.BranchKeyVersion) { v.State = keystore.StateDecryptOnly },
 	}
-	base := newVersion("tenant", keyring.StateActive)
+	base := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, base))
 	for name, mutate := range bad {
-		v := newVersion("capped", keyring.StateActive)
+		v := NewVersion("capped", keystore.StateActive)
 		mutate(&v)
-		require.ErrorIs(t, s.Create(ctx, v), keyring.ErrInvalid, "Create: %s", name)
+		require.ErrorIs(t, s.Create(ctx, v), keystore.ErrInvalid, "Create: %s", name)
 		v.BranchKeyID = "tenant"
 		mutate(&v)
-		require.ErrorIs(t, s.Rotate(ctx, "tenant", base.Version, v), keyring.ErrInvalid, "Rotate: %s", name)
+		require.ErrorIs(t, s.Rotate(ctx, "tenant", base.Version, v), keystore.ErrInvalid, "Rotate: %s", name)
 	}
 	ids, err := s.IDs(ctx)
 	require.NoError(t, err)
 	require.Len(t, ids, 3)
-	require.Len(t, requireOneActive(t, s, "tenant"), 1)
+	require.Len(t, RequireOneActive(t, s, "tenant"), 1)
 
-	long := strings.Repeat("x", keyring.MaxBranchKeyIDLen+1)
+	long := strings.Repeat("x", keystore.MaxBranchKeyIDLen+1)
 	_, err = s.Active(ctx, long)
-	require.ErrorIs(t, err, keyring.ErrInvalid)
+	require.ErrorIs(t, err, keystore.ErrInvalid)
 	_, err = s.Get(ctx, "tenant", "not-a-uuid")
-	require.ErrorIs(t, err, keyring.ErrInvalid)
+	require.ErrorIs(t, err, keystore.ErrInvalid)
 	_, err = s.List(ctx, "")
-	require.ErrorIs(t, err, keyring.ErrInvalid)
-	err = s.Rewrap(ctx, "tenant", base.Version, base.Ciphertext, testARN2, wrappedKey(keyring.MaxWrappedBranchKeyLen+1))
-	require.ErrorIs(t, err, keyring.ErrInvalid)
+	require.ErrorIs(t, err, keystore.ErrInvalid)
+	err = s.Rewrap(ctx, "tenant", base.Version, base.Ciphertext, testARN2, wrappedKey(keystore.MaxWrappedBranchKeyLen+1))
+	require.ErrorIs(t, err, keystore.ErrInvalid)
 	err = s.Rewrap(ctx, "tenant", base.Version, base.Ciphertext, testARN2, nil)
-	require.ErrorIs(t, err, keyring.ErrInvalid)
+	require.ErrorIs(t, err, keystore.ErrInvalid)
 	err = s.Rewrap(ctx, "tenant", base.Version, base.Ciphertext, "", wrappedKey(10))
-	require.ErrorIs(t, err, keyring.ErrInvalid)
+	require.ErrorIs(t, err, keystore.ErrInvalid)
 	err = s.Rewrap(ctx, "tenant", base.Version, nil, testARN2, wrappedKey(10))
-	require.ErrorIs(t, err, keyring.ErrInvalid)
+	require.ErrorIs(t, err, keystore.ErrInvalid)
 	got, err = s.Active(ctx, "tenant")
 	require.NoError(t, err)
-	requireVersion(t, base, got)
+	RequireVersion(t, base, got)
 }
 
 // testCopies: a store keeps its own copy of what it is given and returns
 // copies, so a caller that wipes or reuses a slice changes nothing stored.
-func testCopies(t *testing.T, s keyring.Store) {
+func testCopies(t *testing.T, s keystore.Store) {
 	ctx := t.Context()
-	v := newVersion("tenant", keyring.StateActive)
+	v := NewVersion("tenant", keystore.StateActive)
 	want := bytes.Clone(v.Ciphertext)
 	require.NoError(t, s.Create(ctx, v))
 	clear(v.Ciphertext)
@@ -519,26 +524,26 @@ func testCopies(t *testing.T, s keyring.Store) {
 
 // testErrorsLeakNothing pushes a recognizable id and ciphertext through the
 // error paths: no message may contain either.
-func testErrorsLeakNothing(t *testing.T, s keyring.Store) {
+func testErrorsLeakNothing(t *testing.T, s keystore.Store) {
 	ctx := t.Context()
 	const id = "patient-MRN-CANARY-0042"
 	canary := []byte("WRAPPED-KEY-CANARY-WRAPPED-KEY-CANARY")
-	v := newVersion(id, keyring.StateActive)
+	v := NewVersion(id, keystore.StateActive)
 	v.Ciphertext = canary
 	require.NoError(t, s.Create(ctx, v))
 
 	dup := v
-	dup.Version = keyring.NewBranchKeyVersion()
-	big := newVersion(id, keyring.StateActive)
+	dup.Version = keystore.NewBranchKeyVersion()
+	big := NewVersion(id, keystore.StateActive)
 	big.Ciphertext = append(bytes.Repeat(canary, 200), canary...)
-	stale := keyring.NewBranchKeyVersion()
+	stale := keystore.NewBranchKeyVersion()
 	errs := []error{
 		s.Create(ctx, dup),
 		s.Create(ctx, big),
-		s.Rotate(ctx, id, stale, newVersion(id, keyring.StateActive)),
-		s.Rotate(ctx, id+"-other", stale, newVersion(id+"-other", keyring.StateActive)),
-		s.SetState(ctx, id, v.Version, keyring.StateDecryptOnly, keyring.StateRetired),
-		s.SetState(ctx, id, stale, keyring.StateDecryptOnly, keyring.StateRetired),
+		s.Rotate(ctx, id, stale, NewVersion(id, keystore.StateActive)),
+		s.Rotate(ctx, id+"-other", stale, NewVersion(id+"-other", keystore.StateActive)),
+		s.SetState(ctx, id, v.Version, keystore.StateDecryptOnly, keystore.StateRetired),
+		s.SetState(ctx, id, stale, keystore.StateDecryptOnly, keystore.StateRetired),
 		s.Rewrap(ctx, id, v.Version, []byte("not-it"), testARN2, canary),
 		s.Rewrap(ctx, id, stale, canary, testARN2, canary),
 	}
@@ -552,9 +557,9 @@ func testErrorsLeakNothing(t *testing.T, s keyring.Store) {
 	errs = append(errs, err)
 	_, err = s.AddUsage(ctx, id, v.Version, 0)
 	errs = append(errs, err)
-	next := newVersion(id, keyring.StateActive)
+	next := NewVersion(id, keystore.StateActive)
 	require.NoError(t, s.Rotate(ctx, id, v.Version, next))
-	require.NoError(t, s.SetState(ctx, id, v.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	require.NoError(t, s.SetState(ctx, id, v.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 	_, err = s.AddUsage(ctx, id, v.Version, 1)
 	errs = append(errs, err)
 	for i, err := range errs {
@@ -564,77 +569,77 @@ func testErrorsLeakNothing(t *testing.T, s keyring.Store) {
 	}
 }
 
-func testReopen(t *testing.T, b storeBackend) {
+func testReopen(t *testing.T, b Backend) {
 	ctx := t.Context()
-	loc := b.fresh(t)
-	s, err := openStore(ctx, b.kind, loc)
+	loc := b.Fresh(t)
+	s, err := b.Open(ctx, loc)
 	require.NoError(t, err)
-	v0 := newVersion("tenant", keyring.StateActive)
+	v0 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, v0))
-	v1 := newVersion("tenant", keyring.StateActive)
+	v1 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
-	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 	rewrapped := wrappedKey(190)
 	require.NoError(t, s.Rewrap(ctx, "tenant", v1.Version, v1.Ciphertext, testARN2, rewrapped))
-	other := newVersion("other", keyring.StateActive)
+	other := NewVersion("other", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, other))
 	require.NoError(t, s.Close())
 
 	s = b.open(t, loc)
-	vs := requireOneActive(t, s, "tenant")
+	vs := RequireOneActive(t, s, "tenant")
 	require.Len(t, vs, 2)
-	v0.State = keyring.StateRetired
-	requireVersion(t, v0, vs[0])
+	v0.State = keystore.StateRetired
+	RequireVersion(t, v0, vs[0])
 	v1.KMSKeyARN, v1.Ciphertext = testARN2, rewrapped
-	requireVersion(t, v1, vs[1])
+	RequireVersion(t, v1, vs[1])
 	ids, err := s.IDs(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []string{"other", "tenant"}, ids)
 	// And it still works.
-	require.NoError(t, s.Rotate(ctx, "tenant", v1.Version, newVersion("tenant", keyring.StateActive)))
-	require.Len(t, requireOneActive(t, s, "tenant"), 3)
+	require.NoError(t, s.Rotate(ctx, "tenant", v1.Version, NewVersion("tenant", keystore.StateActive)))
+	require.Len(t, RequireOneActive(t, s, "tenant"), 3)
 }
 
-func testFutureSchema(t *testing.T, b storeBackend) {
+func testFutureSchema(t *testing.T, b Backend) {
 	ctx := t.Context()
-	loc := b.fresh(t)
-	s, err := openStore(ctx, b.kind, loc)
+	loc := b.Fresh(t)
+	s, err := b.Open(ctx, loc)
 	require.NoError(t, err)
-	require.NoError(t, s.Create(ctx, newVersion("tenant", keyring.StateActive)))
+	require.NoError(t, s.Create(ctx, NewVersion("tenant", keystore.StateActive)))
 	require.NoError(t, s.Close())
-	b.futureSchema(t, loc)
+	b.FutureSchema(t, loc)
 
 	// A store may refuse at open (a schema for the whole store) or at the
 	// first read (a schema per document); either way, with a clear error.
-	s, err = openStore(ctx, b.kind, loc)
+	s, err = b.Open(ctx, loc)
 	if err == nil {
 		defer s.Close()
 		_, err = s.Active(ctx, "tenant")
-		require.ErrorIs(t, err, keyring.ErrUnsupportedSchema)
+		require.ErrorIs(t, err, keystore.ErrUnsupportedSchema)
 		_, err = s.IDs(ctx)
 	}
-	require.ErrorIs(t, err, keyring.ErrUnsupportedSchema)
+	require.ErrorIs(t, err, keystore.ErrUnsupportedSchema)
 	require.Contains(t, err.Error(), "upgrade phicrypt")
 }
 
-func testContextCanceled(t *testing.T, s keyring.Store) {
-	v := newVersion("tenant", keyring.StateActive)
+func testContextCanceled(t *testing.T, s keystore.Store) {
+	v := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(t.Context(), v))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	require.ErrorIs(t, s.Rotate(ctx, "tenant", v.Version, newVersion("tenant", keyring.StateActive)), context.Canceled)
+	require.ErrorIs(t, s.Rotate(ctx, "tenant", v.Version, NewVersion("tenant", keystore.StateActive)), context.Canceled)
 	_, err := s.Active(ctx, "tenant")
 	require.ErrorIs(t, err, context.Canceled)
-	require.Len(t, requireOneActive(t, s, "tenant"), 1)
+	require.Len(t, RequireOneActive(t, s, "tenant"), 1)
 }
 
-// Child processes: runTwoProcessRotation starts two copies of the test
-// binary running TestStoreRotationChild. Both wait at a barrier (each makes
+// Child processes: RunTwoProcesses starts two copies of the test binary
+// running the caller's child test (which calls Child) for each race. Both wait at a barrier (each makes
 // a file in a shared directory and waits for the other's), rotate from the
 // same first version (so exactly one of those two wins, whatever the
 // timing), then keep rotating from whatever is active as fast as they can.
 const (
-	childKindEnv    = "PHICRYPT_STORE_CHILD_KIND"
+	childModeEnv    = "PHICRYPT_STORE_CHILD_MODE" // "rotation" or "usage"
 	childLocEnv     = "PHICRYPT_STORE_CHILD_LOC"
 	childBarrierEnv = "PHICRYPT_STORE_CHILD_BARRIER"
 	childFirstEnv   = "PHICRYPT_STORE_CHILD_FIRST"
@@ -647,11 +652,11 @@ var childResult = regexp.MustCompile(`(?m)^store-child wins=(\d+) conflicts=(\d+
 // runTwoProcessRotation makes one branch key at loc, has two OS processes
 // rotate it concurrently, and checks that exactly one version is active and
 // that every successful rotation, and nothing else, is in the history.
-func runTwoProcessRotation(t *testing.T, kind, loc string) {
+func runTwoProcessRotation(t *testing.T, b Backend, childTest, loc string) {
 	ctx := t.Context()
-	s, err := openStore(ctx, kind, loc)
+	s, err := b.Open(ctx, loc)
 	require.NoError(t, err)
-	v0 := newVersion(childKeyID, keyring.StateActive)
+	v0 := NewVersion(childKeyID, keystore.StateActive)
 	require.NoError(t, s.Create(ctx, v0))
 	require.NoError(t, s.Close())
 
@@ -663,9 +668,9 @@ func runTwoProcessRotation(t *testing.T, kind, loc string) {
 	results := make([]result, 2)
 	var wg sync.WaitGroup
 	for i := range results {
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStoreRotationChild$", "-test.count=1")
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+childTest+"$", "-test.count=1")
 		cmd.Env = append(os.Environ(),
-			childKindEnv+"="+kind, childLocEnv+"="+loc, childBarrierEnv+"="+barrier, childFirstEnv+"="+v0.Version,
+			childModeEnv+"=rotation", childLocEnv+"="+loc, childBarrierEnv+"="+barrier, childFirstEnv+"="+v0.Version,
 			"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 		wg.Go(func() {
 			out, err := cmd.CombinedOutput()
@@ -684,25 +689,41 @@ func runTwoProcessRotation(t *testing.T, kind, loc string) {
 		wins += w
 		conflicts += c
 	}
-	t.Logf("%s: two processes made %d rotations and lost %d races", kind, wins, conflicts)
+	t.Logf("%s: two processes made %d rotations and lost %d races", b.Name, wins, conflicts)
 	require.Positive(t, conflicts, "both first rotations from one version won")
 
-	s, err = openStore(ctx, kind, loc)
+	s, err = b.Open(ctx, loc)
 	require.NoError(t, err)
 	defer s.Close()
-	vs := requireOneActive(t, s, childKeyID)
+	vs := RequireOneActive(t, s, childKeyID)
 	require.Len(t, vs, 1+wins, "every winning rotation, and no other, is in the history")
 }
 
-// TestStoreRotationChild is a child of runTwoProcessRotation; it does
-// nothing unless started by it.
-func TestStoreRotationChild(t *testing.T) {
-	kind := os.Getenv(childKindEnv)
-	if kind == "" {
-		return
+// RunTwoProcesses races two OS processes on one store made by b: both
+// rotate one branch key from the same version and on (exactly one wins
+// each race, and the history holds every win and nothing else), then both
+// add usage to one version (the total is exactly what they added). Each
+// process is the test binary running childTest, a test of the caller's
+// that calls Child(t, b) and does nothing otherwise.
+func RunTwoProcesses(t *testing.T, b Backend, childTest string) {
+	t.Run("Rotation", func(t *testing.T) { runTwoProcessRotation(t, b, childTest, b.Fresh(t)) })
+	t.Run("Usage", func(t *testing.T) { runTwoProcessUsage(t, b, childTest, b.Fresh(t)) })
+}
+
+// Child is the body of the child test RunTwoProcesses starts; in any other
+// run it returns at once.
+func Child(t *testing.T, b Backend) {
+	switch os.Getenv(childModeEnv) {
+	case "rotation":
+		rotationChild(t, b)
+	case "usage":
+		usageChild(t, b)
 	}
+}
+
+func rotationChild(t *testing.T, b Backend) {
 	ctx := t.Context()
-	s, err := openStore(ctx, kind, os.Getenv(childLocEnv))
+	s, err := b.Open(ctx, os.Getenv(childLocEnv))
 	require.NoError(t, err)
 	defer s.Close()
 	waitAtBarrier(t, os.Getenv(childBarrierEnv), 2)
@@ -710,11 +731,11 @@ func TestStoreRotationChild(t *testing.T) {
 	wins, conflicts := 0, 0
 	expected := os.Getenv(childFirstEnv)
 	for range childRounds {
-		err = s.Rotate(ctx, childKeyID, expected, newVersion(childKeyID, keyring.StateActive))
+		err = s.Rotate(ctx, childKeyID, expected, NewVersion(childKeyID, keystore.StateActive))
 		switch {
 		case err == nil:
 			wins++
-		case errors.Is(err, keyring.ErrConflict):
+		case errors.Is(err, keystore.ErrConflict):
 			conflicts++
 		default:
 			t.Fatal(err)
@@ -744,87 +765,87 @@ func waitAtBarrier(t *testing.T, dir string, n int) {
 	}
 }
 
-func usageOf(t *testing.T, s keyring.Store, id, version string) uint64 {
+func usageOf(t *testing.T, s keystore.Store, id, version string) uint64 {
 	t.Helper()
 	v, err := s.Get(t.Context(), id, version)
 	require.NoError(t, err)
 	return v.Usage
 }
 
-func testAddUsage(t *testing.T, s keyring.Store) {
+func testAddUsage(t *testing.T, s keystore.Store) {
 	ctx := t.Context()
-	v0 := newVersion("tenant", keyring.StateActive)
+	v0 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, v0))
 	require.Zero(t, usageOf(t, s, "tenant", v0.Version))
 
 	total, err := s.AddUsage(ctx, "tenant", v0.Version, 5)
 	require.NoError(t, err)
 	require.EqualValues(t, 5, total)
-	total, err = s.AddUsage(ctx, "tenant", v0.Version, keyring.MaxUsageIncrement)
+	total, err = s.AddUsage(ctx, "tenant", v0.Version, keystore.MaxUsageIncrement)
 	require.NoError(t, err)
-	require.EqualValues(t, 5+keyring.MaxUsageIncrement, total)
+	require.EqualValues(t, 5+keystore.MaxUsageIncrement, total)
 	active, err := s.Active(ctx, "tenant")
 	require.NoError(t, err)
-	require.EqualValues(t, 5+keyring.MaxUsageIncrement, active.Usage, "Active returns the count")
+	require.EqualValues(t, 5+keystore.MaxUsageIncrement, active.Usage, "Active returns the count")
 
 	// n out of range changes nothing.
-	for _, n := range []uint64{0, keyring.MaxUsageIncrement + 1, 1 << 63} {
+	for _, n := range []uint64{0, keystore.MaxUsageIncrement + 1, 1 << 63} {
 		_, err := s.AddUsage(ctx, "tenant", v0.Version, n)
-		require.ErrorIs(t, err, keyring.ErrInvalid, "n=%d", n)
+		require.ErrorIs(t, err, keystore.ErrInvalid, "n=%d", n)
 	}
 	_, err = s.AddUsage(ctx, "tenant", "not-a-uuid", 1)
-	require.ErrorIs(t, err, keyring.ErrInvalid)
+	require.ErrorIs(t, err, keystore.ErrInvalid)
 	_, err = s.AddUsage(ctx, "", v0.Version, 1)
-	require.ErrorIs(t, err, keyring.ErrInvalid)
-	_, err = s.AddUsage(ctx, "tenant", keyring.NewBranchKeyVersion(), 1)
-	require.ErrorIs(t, err, keyring.ErrNotFound)
+	require.ErrorIs(t, err, keystore.ErrInvalid)
+	_, err = s.AddUsage(ctx, "tenant", keystore.NewBranchKeyVersion(), 1)
+	require.ErrorIs(t, err, keystore.ErrNotFound)
 	_, err = s.AddUsage(ctx, "nobody", v0.Version, 1)
-	require.ErrorIs(t, err, keyring.ErrNotFound)
-	require.EqualValues(t, 5+keyring.MaxUsageIncrement, usageOf(t, s, "tenant", v0.Version))
+	require.ErrorIs(t, err, keystore.ErrNotFound)
+	require.EqualValues(t, 5+keystore.MaxUsageIncrement, usageOf(t, s, "tenant", v0.Version))
 
 	// Rotate stores the next version's count as given, and a decrypt-only
 	// version is still counted (a process may hold it as active briefly).
-	v1 := newVersion("tenant", keyring.StateActive)
+	v1 := NewVersion("tenant", keystore.StateActive)
 	v1.Usage = 3
 	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
 	require.EqualValues(t, 3, usageOf(t, s, "tenant", v1.Version))
 	total, err = s.AddUsage(ctx, "tenant", v0.Version, 1)
 	require.NoError(t, err)
-	require.EqualValues(t, 6+keyring.MaxUsageIncrement, total)
+	require.EqualValues(t, 6+keystore.MaxUsageIncrement, total)
 
 	// A retired version is not counted.
-	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keyring.StateDecryptOnly, keyring.StateRetired))
+	require.NoError(t, s.SetState(ctx, "tenant", v0.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 	_, err = s.AddUsage(ctx, "tenant", v0.Version, 1)
-	require.ErrorIs(t, err, keyring.ErrConflict)
-	require.EqualValues(t, 6+keyring.MaxUsageIncrement, usageOf(t, s, "tenant", v0.Version))
-	vs := requireOneActive(t, s, "tenant")
-	v0.State, v0.Usage = keyring.StateRetired, 6+keyring.MaxUsageIncrement
-	requireVersion(t, v0, vs[0])
-	requireVersion(t, v1, vs[1])
+	require.ErrorIs(t, err, keystore.ErrConflict)
+	require.EqualValues(t, 6+keystore.MaxUsageIncrement, usageOf(t, s, "tenant", v0.Version))
+	vs := RequireOneActive(t, s, "tenant")
+	v0.State, v0.Usage = keystore.StateRetired, 6+keystore.MaxUsageIncrement
+	RequireVersion(t, v0, vs[0])
+	RequireVersion(t, v1, vs[1])
 
 	// Create stores the count given; the count saturates at MaxUsage.
-	full := newVersion("full", keyring.StateActive)
-	full.Usage = keyring.MaxUsage - 10
+	full := NewVersion("full", keystore.StateActive)
+	full.Usage = keystore.MaxUsage - 10
 	require.NoError(t, s.Create(ctx, full))
-	require.EqualValues(t, keyring.MaxUsage-10, usageOf(t, s, "full", full.Version))
+	require.EqualValues(t, keystore.MaxUsage-10, usageOf(t, s, "full", full.Version))
 	total, err = s.AddUsage(ctx, "full", full.Version, 10)
 	require.NoError(t, err)
-	require.EqualValues(t, uint64(keyring.MaxUsage), total)
-	total, err = s.AddUsage(ctx, "full", full.Version, keyring.MaxUsageIncrement)
+	require.EqualValues(t, uint64(keystore.MaxUsage), total)
+	total, err = s.AddUsage(ctx, "full", full.Version, keystore.MaxUsageIncrement)
 	require.NoError(t, err)
-	require.EqualValues(t, uint64(keyring.MaxUsage), total, "saturates")
-	over := newVersion("over", keyring.StateActive)
-	over.Usage = keyring.MaxUsage + 1
-	require.ErrorIs(t, s.Create(ctx, over), keyring.ErrInvalid)
+	require.EqualValues(t, uint64(keystore.MaxUsage), total, "saturates")
+	over := NewVersion("over", keystore.StateActive)
+	over.Usage = keystore.MaxUsage + 1
+	require.ErrorIs(t, s.Create(ctx, over), keystore.ErrInvalid)
 	over.BranchKeyID = "full"
-	require.ErrorIs(t, s.Rotate(ctx, "full", full.Version, over), keyring.ErrInvalid)
+	require.ErrorIs(t, s.Rotate(ctx, "full", full.Version, over), keystore.ErrInvalid)
 }
 
 // testConcurrentAddUsage adds from 32 goroutines over two handles on one
 // store: the total is exact and every call saw a different total.
-func testConcurrentAddUsage(t *testing.T, s1, s2 keyring.Store) {
+func testConcurrentAddUsage(t *testing.T, s1, s2 keystore.Store) {
 	ctx := t.Context()
-	v0 := newVersion("tenant", keyring.StateActive)
+	v0 := NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s1.Create(ctx, v0))
 	const goroutines, rounds = 32, 5
 	totals := make([][]uint64, goroutines)
@@ -871,11 +892,11 @@ var usageChildResult = regexp.MustCompile(`(?m)^usage-child added=(\d+)$`)
 
 // runTwoProcessUsage has two OS processes add usage to one version at
 // once: the stored total is exactly what they added.
-func runTwoProcessUsage(t *testing.T, kind, loc string) {
+func runTwoProcessUsage(t *testing.T, b Backend, childTest, loc string) {
 	ctx := t.Context()
-	s, err := openStore(ctx, kind, loc)
+	s, err := b.Open(ctx, loc)
 	require.NoError(t, err)
-	v0 := newVersion(childKeyID, keyring.StateActive)
+	v0 := NewVersion(childKeyID, keystore.StateActive)
 	v0.Usage = 1000
 	require.NoError(t, s.Create(ctx, v0))
 	require.NoError(t, s.Close())
@@ -885,9 +906,9 @@ func runTwoProcessUsage(t *testing.T, kind, loc string) {
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	for i := range outs {
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStoreUsageChild$", "-test.count=1")
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+childTest+"$", "-test.count=1")
 		cmd.Env = append(os.Environ(),
-			childKindEnv+"="+kind, childLocEnv+"="+loc, childBarrierEnv+"="+barrier, usageChildVersionEnv+"="+v0.Version,
+			childModeEnv+"=usage", childLocEnv+"="+loc, childBarrierEnv+"="+barrier, usageChildVersionEnv+"="+v0.Version,
 			"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 		wg.Go(func() { outs[i], errs[i] = cmd.CombinedOutput() })
 	}
@@ -901,22 +922,17 @@ func runTwoProcessUsage(t *testing.T, kind, loc string) {
 		require.NoError(t, err)
 		want += added
 	}
-	s, err = openStore(ctx, kind, loc)
+	s, err = b.Open(ctx, loc)
 	require.NoError(t, err)
 	defer s.Close()
 	require.Equal(t, want, usageOf(t, s, childKeyID, v0.Version), "every addition of both processes counted once")
-	requireOneActive(t, s, childKeyID)
+	RequireOneActive(t, s, childKeyID)
 }
 
-// TestStoreUsageChild is a child of runTwoProcessUsage; it does nothing
-// unless started by it.
-func TestStoreUsageChild(t *testing.T) {
+func usageChild(t *testing.T, b Backend) {
 	version := os.Getenv(usageChildVersionEnv)
-	if version == "" {
-		return
-	}
 	ctx := t.Context()
-	s, err := openStore(ctx, os.Getenv(childKindEnv), os.Getenv(childLocEnv))
+	s, err := b.Open(ctx, os.Getenv(childLocEnv))
 	require.NoError(t, err)
 	defer s.Close()
 	waitAtBarrier(t, os.Getenv(childBarrierEnv), 2)

@@ -1,6 +1,10 @@
-package keyring
+// Package sqlstore is the SQL implementation of keystore.Store that
+// keystore/sqlite and keystore/postgres share; each gives its Dialect.
+package sqlstore
 
 import (
+	"github.com/phicrypt/phicrypt/keystore"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -10,8 +14,8 @@ import (
 	"time"
 )
 
-// SQLStore is a Store in a SQL database: PostgreSQL (OpenPostgresStore) or
-// SQLite (OpenSQLiteStore). Both use the same tables:
+// Store is a keystore.Store in a SQL database: PostgreSQL (keystore/postgres)
+// or SQLite (keystore/sqlite). Both use the same tables:
 //
 //	phicrypt_schema_migrations  (version, applied_at_us): one row per applied migration
 //	phicrypt_branch_keys        (branch_key_id): one row per branch key
@@ -30,28 +34,29 @@ import (
 // IMMEDIATE, one writer at a time; PostgreSQL: SELECT ... FOR UPDATE on the
 // branch key's row), then check their condition, so concurrent rotations
 // from the same active version leave exactly one winner.
-type SQLStore struct {
-	db *sql.DB
-	d  *sqlDialect
+type Store struct {
+	db      *sql.DB
+	d       *Dialect
+	closeDB bool // Close closes db (the store opened it)
 }
 
-// sqlDialect is what differs between the SQL back ends.
-type sqlDialect struct {
-	name string
+// Dialect is what differs between the SQL back ends.
+type Dialect struct {
+	Name string
 	// migrations[i] brings the schema from version i to i+1.
-	migrations [][]string
+	Migrations [][]string
 	// lockMigrations, if not empty, runs first in the migration
 	// transaction to keep two processes from migrating at once.
-	lockMigrations string
+	LockMigrations string
 	// lockKeySuffix makes the branch key lookup in a write transaction
 	// take a row lock (" FOR UPDATE"), where the transaction itself does
 	// not already exclude other writers.
-	lockKeySuffix string
+	LockKeySuffix string
 	// uniqueViolation reports whether err is a unique-constraint violation.
-	uniqueViolation func(err error) bool
+	UniqueViolation func(err error) bool
 	// busyOnOpen, if set, reports an error that opening a new database
 	// from several processes at once can cause, and that a retry clears.
-	busyOnOpen func(err error) bool
+	BusyOnOpen func(err error) bool
 }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS phicrypt_schema_migrations (
@@ -62,40 +67,41 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS phicrypt_schema_migrat
 const sqlVersionColumns = `branch_key_id, version, kms_key_arn, ciphertext, created_at_us, state, usage`
 
 // sqlAddUsage adds $2 to a version's usage unless it is retired, saturating
-// at $3 (MaxUsage; $1 is MaxUsage - $2, so the sum cannot overflow), in one
+// at $3 (keystore.MaxUsage; $1 is keystore.MaxUsage - $2, so the sum cannot overflow), in one
 // statement: atomic whatever other connections do.
 const sqlAddUsage = `UPDATE phicrypt_branch_key_versions
 	SET usage = CASE WHEN usage <= $1 THEN usage + $2 ELSE $3 END
 	WHERE branch_key_id = $4 AND version = $5 AND state <> 'retired'
 	RETURNING usage`
 
-// openSQLStore migrates db to the newest schema d knows and returns the
-// store. It refuses a database whose schema is newer. On error it closes db.
-func openSQLStore(ctx context.Context, db *sql.DB, d *sqlDialect) (*SQLStore, error) {
-	s := &SQLStore{db: db, d: d}
+// Open migrates db to the newest schema d knows and returns the store. It
+// refuses a database whose schema is newer. closeDB says that the store
+// owns db: Close closes it, and so does a failed Open.
+func Open(ctx context.Context, db *sql.DB, d *Dialect, closeDB bool) (*Store, error) {
+	s := &Store{db: db, d: d, closeDB: closeDB}
 	err := s.migrate(ctx)
-	for wait := 5 * time.Millisecond; err != nil && d.busyOnOpen != nil && d.busyOnOpen(err) && wait < 5*time.Second; wait *= 2 {
+	for wait := 5 * time.Millisecond; err != nil && d.BusyOnOpen != nil && d.BusyOnOpen(err) && wait < 5*time.Second; wait *= 2 {
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			db.Close()
+			s.Close()
 			return nil, ctx.Err()
 		case <-t.C:
 		}
 		err = s.migrate(ctx)
 	}
 	if err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *SQLStore) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if s.d.lockMigrations != "" {
-			if _, err := tx.ExecContext(ctx, s.d.lockMigrations); err != nil {
+		if s.d.LockMigrations != "" {
+			if _, err := tx.ExecContext(ctx, s.d.LockMigrations); err != nil {
 				return s.wrap("locking for migration", err)
 			}
 		}
@@ -106,12 +112,12 @@ func (s *SQLStore) migrate(ctx context.Context) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM phicrypt_schema_migrations`).Scan(&current); err != nil {
 			return s.wrap("reading the schema version", err)
 		}
-		if current > len(s.d.migrations) {
+		if current > len(s.d.Migrations) {
 			return fmt.Errorf("%w: the %s store has schema %d; this phicrypt knows schemas up to %d",
-				ErrUnsupportedSchema, s.d.name, current, len(s.d.migrations))
+				keystore.ErrUnsupportedSchema, s.d.Name, current, len(s.d.Migrations))
 		}
-		for v := current + 1; v <= len(s.d.migrations); v++ {
-			for _, stmt := range s.d.migrations[v-1] {
+		for v := current + 1; v <= len(s.d.Migrations); v++ {
+			for _, stmt := range s.d.Migrations[v-1] {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
 					return s.wrap(fmt.Sprintf("migrating to schema %d", v), err)
 				}
@@ -126,14 +132,14 @@ func (s *SQLStore) migrate(ctx context.Context) error {
 }
 
 // Create implements Store.
-func (s *SQLStore) Create(ctx context.Context, v BranchKeyVersion) error {
-	if err := v.check(StateActive); err != nil {
+func (s *Store) Create(ctx context.Context, v keystore.BranchKeyVersion) error {
+	if err := v.Validate(keystore.StateActive); err != nil {
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO phicrypt_branch_keys (branch_key_id) VALUES ($1)`, v.BranchKeyID)
-		if s.d.uniqueViolation(err) {
-			return fmt.Errorf("%w: %s", ErrExists, keyRef(v.BranchKeyID))
+		if s.d.UniqueViolation(err) {
+			return fmt.Errorf("%w: %s", keystore.ErrExists, keystore.Fingerprint(v.BranchKeyID))
 		}
 		if err != nil {
 			return s.wrap("creating a branch key", err)
@@ -143,8 +149,8 @@ func (s *SQLStore) Create(ctx context.Context, v BranchKeyVersion) error {
 }
 
 // Rotate implements Store.
-func (s *SQLStore) Rotate(ctx context.Context, id, expectedActive string, next BranchKeyVersion) error {
-	if err := checkRotate(id, expectedActive, next); err != nil {
+func (s *Store) Rotate(ctx context.Context, id, expectedActive string, next keystore.BranchKeyVersion) error {
+	if err := keystore.CheckRotate(id, expectedActive, next); err != nil {
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
@@ -158,11 +164,11 @@ func (s *SQLStore) Rotate(ctx context.Context, id, expectedActive string, next B
 			return s.wrap("reading the active version", err) // a branch key always has one
 		}
 		if active != expectedActive {
-			return fmt.Errorf("%w: %s: the active version is no longer %s", ErrConflict, keyRef(id), expectedActive)
+			return fmt.Errorf("%w: %s: the active version is no longer %s", keystore.ErrConflict, keystore.Fingerprint(id), expectedActive)
 		}
 		if _, err := s.getVersion(ctx, tx, id, next.Version); err == nil {
-			return fmt.Errorf("%w: %s already has version %s", ErrExists, keyRef(id), next.Version)
-		} else if !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("%w: %s already has version %s", keystore.ErrExists, keystore.Fingerprint(id), next.Version)
+		} else if !errors.Is(err, keystore.ErrNotFound) {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE phicrypt_branch_key_versions SET state = 'decrypt_only'
@@ -175,30 +181,30 @@ func (s *SQLStore) Rotate(ctx context.Context, id, expectedActive string, next B
 }
 
 // Active implements Store.
-func (s *SQLStore) Active(ctx context.Context, id string) (BranchKeyVersion, error) {
-	if err := checkID(id); err != nil {
-		return BranchKeyVersion{}, err
+func (s *Store) Active(ctx context.Context, id string) (keystore.BranchKeyVersion, error) {
+	if err := keystore.CheckID(id); err != nil {
+		return keystore.BranchKeyVersion{}, err
 	}
 	row := s.db.QueryRowContext(ctx, `SELECT `+sqlVersionColumns+` FROM phicrypt_branch_key_versions
 		WHERE branch_key_id = $1 AND state = 'active'`, id)
 	v, err := s.scanVersion(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return BranchKeyVersion{}, errNotFound(id)
+		return keystore.BranchKeyVersion{}, keystore.NotFoundError(id)
 	}
 	return v, err
 }
 
 // Get implements Store.
-func (s *SQLStore) Get(ctx context.Context, id, version string) (BranchKeyVersion, error) {
-	if err := checkKeyVersion(id, version); err != nil {
-		return BranchKeyVersion{}, err
+func (s *Store) Get(ctx context.Context, id, version string) (keystore.BranchKeyVersion, error) {
+	if err := keystore.CheckKeyVersion(id, version); err != nil {
+		return keystore.BranchKeyVersion{}, err
 	}
 	return s.getVersion(ctx, s.db, id, version)
 }
 
 // List implements Store.
-func (s *SQLStore) List(ctx context.Context, id string) ([]BranchKeyVersion, error) {
-	if err := checkID(id); err != nil {
+func (s *Store) List(ctx context.Context, id string) ([]keystore.BranchKeyVersion, error) {
+	if err := keystore.CheckID(id); err != nil {
 		return nil, err
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+sqlVersionColumns+` FROM phicrypt_branch_key_versions
@@ -207,7 +213,7 @@ func (s *SQLStore) List(ctx context.Context, id string) ([]BranchKeyVersion, err
 		return nil, s.wrap("listing versions", err)
 	}
 	defer rows.Close()
-	var out []BranchKeyVersion
+	var out []keystore.BranchKeyVersion
 	for rows.Next() {
 		v, err := s.scanVersion(rows)
 		if err != nil {
@@ -219,13 +225,13 @@ func (s *SQLStore) List(ctx context.Context, id string) ([]BranchKeyVersion, err
 		return nil, s.wrap("listing versions", err)
 	}
 	if len(out) == 0 {
-		return nil, errNotFound(id)
+		return nil, keystore.NotFoundError(id)
 	}
 	return out, nil
 }
 
 // IDs implements Store.
-func (s *SQLStore) IDs(ctx context.Context) ([]string, error) {
+func (s *Store) IDs(ctx context.Context) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT branch_key_id FROM phicrypt_branch_keys`)
 	if err != nil {
 		return nil, s.wrap("listing branch keys", err)
@@ -247,11 +253,11 @@ func (s *SQLStore) IDs(ctx context.Context) ([]string, error) {
 }
 
 // SetState implements Store.
-func (s *SQLStore) SetState(ctx context.Context, id, version string, from, to State) error {
-	if err := checkKeyVersion(id, version); err != nil {
+func (s *Store) SetState(ctx context.Context, id, version string, from, to keystore.State) error {
+	if err := keystore.CheckKeyVersion(id, version); err != nil {
 		return err
 	}
-	if err := checkTransition(from, to); err != nil {
+	if err := keystore.CheckTransition(from, to); err != nil {
 		return err
 	}
 	// One conditional statement is atomic on its own; a miss is then
@@ -265,12 +271,12 @@ func (s *SQLStore) SetState(ctx context.Context, id, version string, from, to St
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("%w: %s version %s is %v, not %v", ErrConflict, keyRef(id), version, cur.State, from)
+	return fmt.Errorf("%w: %s version %s is %v, not %v", keystore.ErrConflict, keystore.Fingerprint(id), version, cur.State, from)
 }
 
 // Rewrap implements Store.
-func (s *SQLStore) Rewrap(ctx context.Context, id, version string, oldCiphertext []byte, newARN string, newCiphertext []byte) error {
-	if err := checkRewrap(id, version, oldCiphertext, newARN, newCiphertext); err != nil {
+func (s *Store) Rewrap(ctx context.Context, id, version string, oldCiphertext []byte, newARN string, newCiphertext []byte) error {
+	if err := keystore.CheckRewrap(id, version, oldCiphertext, newARN, newCiphertext); err != nil {
 		return err
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE phicrypt_branch_key_versions SET kms_key_arn = $1, ciphertext = $2
@@ -281,21 +287,21 @@ func (s *SQLStore) Rewrap(ctx context.Context, id, version string, oldCiphertext
 	if _, err := s.getVersion(ctx, s.db, id, version); err != nil {
 		return err
 	}
-	return fmt.Errorf("%w: %s version %s no longer holds the expected wrapped key", ErrConflict, keyRef(id), version)
+	return fmt.Errorf("%w: %s version %s no longer holds the expected wrapped key", keystore.ErrConflict, keystore.Fingerprint(id), version)
 }
 
 // AddUsage implements Store with one UPDATE ... RETURNING; a miss is then
 // explained by reading the row.
-func (s *SQLStore) AddUsage(ctx context.Context, id, version string, n uint64) (uint64, error) {
-	if err := checkAddUsage(id, version, n); err != nil {
+func (s *Store) AddUsage(ctx context.Context, id, version string, n uint64) (uint64, error) {
+	if err := keystore.CheckAddUsage(id, version, n); err != nil {
 		return 0, err
 	}
 	for {
 		var total int64
-		err := s.db.QueryRowContext(ctx, sqlAddUsage, int64(MaxUsage-n), int64(n), int64(math.MaxInt64), id, version).Scan(&total)
+		err := s.db.QueryRowContext(ctx, sqlAddUsage, int64(keystore.MaxUsage-n), int64(n), int64(math.MaxInt64), id, version).Scan(&total)
 		if err == nil {
 			if total < 0 {
-				return 0, fmt.Errorf("keyring: %s store: %s has a damaged version: a negative usage", s.d.name, keyRef(id))
+				return 0, fmt.Errorf("keystore: %s store: %s has a damaged version: a negative usage", s.d.Name, keystore.Fingerprint(id))
 			}
 			return uint64(total), nil
 		}
@@ -306,15 +312,22 @@ func (s *SQLStore) AddUsage(ctx context.Context, id, version string, n uint64) (
 		if err != nil {
 			return 0, err
 		}
-		if cur.State == StateRetired {
-			return 0, errRetiredUsage(id, version)
+		if cur.State == keystore.StateRetired {
+			return 0, keystore.RetiredUsageError(id, version)
 		}
 		// Moved out of retired between the two statements: count again.
 	}
 }
 
 // Close implements Store.
-func (s *SQLStore) Close() error { return s.db.Close() }
+// Close closes the database if the store opened it; a database the
+// application gave stays open.
+func (s *Store) Close() error {
+	if s.closeDB {
+		return s.db.Close()
+	}
+	return nil
+}
 
 // querier is what *sql.DB and *sql.Tx share.
 type querier interface {
@@ -326,51 +339,51 @@ type rowScanner interface {
 	Scan(dest ...any) error
 }
 
-func (s *SQLStore) getVersion(ctx context.Context, q querier, id, version string) (BranchKeyVersion, error) {
+func (s *Store) getVersion(ctx context.Context, q querier, id, version string) (keystore.BranchKeyVersion, error) {
 	row := q.QueryRowContext(ctx, `SELECT `+sqlVersionColumns+` FROM phicrypt_branch_key_versions
 		WHERE branch_key_id = $1 AND version = $2`, id, version)
 	v, err := s.scanVersion(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return BranchKeyVersion{}, errVersionNotFound(id, version)
+		return keystore.BranchKeyVersion{}, keystore.VersionNotFoundError(id, version)
 	}
 	return v, err
 }
 
 // scanVersion reads one row of sqlVersionColumns, refusing a row no write
 // of this store could have made. It returns sql.ErrNoRows unwrapped.
-func (s *SQLStore) scanVersion(r rowScanner) (BranchKeyVersion, error) {
-	var v BranchKeyVersion
+func (s *Store) scanVersion(r rowScanner) (keystore.BranchKeyVersion, error) {
+	var v keystore.BranchKeyVersion
 	var created, usage int64
 	var state string
 	if err := r.Scan(&v.BranchKeyID, &v.Version, &v.KMSKeyARN, &v.Ciphertext, &created, &state, &usage); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return BranchKeyVersion{}, err
+			return keystore.BranchKeyVersion{}, err
 		}
-		return BranchKeyVersion{}, s.wrap("reading a version", err)
+		return keystore.BranchKeyVersion{}, s.wrap("reading a version", err)
 	}
 	v.CreatedAt = time.UnixMicro(created).UTC()
 	if usage < 0 {
-		return BranchKeyVersion{}, fmt.Errorf("keyring: %s store: %s has a damaged version: a negative usage", s.d.name, keyRef(v.BranchKeyID))
+		return keystore.BranchKeyVersion{}, fmt.Errorf("keystore: %s store: %s has a damaged version: a negative usage", s.d.Name, keystore.Fingerprint(v.BranchKeyID))
 	}
 	v.Usage = uint64(usage)
 	var ok bool
-	if v.State, ok = parseState(state); !ok {
-		return BranchKeyVersion{}, fmt.Errorf("keyring: %s store: %s has a version in an unknown state; was it written by a newer phicrypt?",
-			s.d.name, keyRef(v.BranchKeyID))
+	if ok = v.State.UnmarshalText([]byte(state)) == nil; !ok {
+		return keystore.BranchKeyVersion{}, fmt.Errorf("keystore: %s store: %s has a version in an unknown state; was it written by a newer phicrypt?",
+			s.d.Name, keystore.Fingerprint(v.BranchKeyID))
 	}
-	if err := v.check(0); err != nil {
-		return BranchKeyVersion{}, fmt.Errorf("keyring: %s store: %s has a damaged version: %v", s.d.name, keyRef(v.BranchKeyID), err)
+	if err := v.Validate(0); err != nil {
+		return keystore.BranchKeyVersion{}, fmt.Errorf("keystore: %s store: %s has a damaged version: %v", s.d.Name, keystore.Fingerprint(v.BranchKeyID), err)
 	}
 	return v, nil
 }
 
 // lockKey makes sure branch key id exists and, where the dialect needs it,
 // locks its row until the transaction ends.
-func (s *SQLStore) lockKey(ctx context.Context, tx *sql.Tx, id string) error {
+func (s *Store) lockKey(ctx context.Context, tx *sql.Tx, id string) error {
 	var got string
-	err := tx.QueryRowContext(ctx, `SELECT branch_key_id FROM phicrypt_branch_keys WHERE branch_key_id = $1`+s.d.lockKeySuffix, id).Scan(&got)
+	err := tx.QueryRowContext(ctx, `SELECT branch_key_id FROM phicrypt_branch_keys WHERE branch_key_id = $1`+s.d.LockKeySuffix, id).Scan(&got)
 	if errors.Is(err, sql.ErrNoRows) {
-		return errNotFound(id)
+		return keystore.NotFoundError(id)
 	}
 	if err != nil {
 		return s.wrap("locking a branch key", err)
@@ -378,15 +391,15 @@ func (s *SQLStore) lockKey(ctx context.Context, tx *sql.Tx, id string) error {
 	return nil
 }
 
-func (s *SQLStore) insertVersion(ctx context.Context, tx *sql.Tx, v BranchKeyVersion) error {
-	v = v.normalized()
+func (s *Store) insertVersion(ctx context.Context, tx *sql.Tx, v keystore.BranchKeyVersion) error {
+	v = v.Normalized()
 	_, err := tx.ExecContext(ctx, `INSERT INTO phicrypt_branch_key_versions (`+sqlVersionColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		v.BranchKeyID, v.Version, v.KMSKeyARN, v.Ciphertext, v.CreatedAt.UnixMicro(), v.State.String(), int64(v.Usage))
-	if s.d.uniqueViolation(err) {
+	if s.d.UniqueViolation(err) {
 		// The checks before this make it unreachable but for a writer that
 		// bypassed them; the unique indexes still hold the line.
-		return fmt.Errorf("%w: %s: the version exists or the branch key already has an active version", ErrConflict, keyRef(v.BranchKeyID))
+		return fmt.Errorf("%w: %s: the version exists or the branch key already has an active version", keystore.ErrConflict, keystore.Fingerprint(v.BranchKeyID))
 	}
 	if err != nil {
 		return s.wrap("storing a version", err)
@@ -395,7 +408,7 @@ func (s *SQLStore) insertVersion(ctx context.Context, tx *sql.Tx, v BranchKeyVer
 }
 
 // inTx runs fn in a transaction, committing if it returns nil.
-func (s *SQLStore) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap("beginning a transaction", err)
@@ -410,7 +423,7 @@ func (s *SQLStore) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-func (s *SQLStore) affected(res sql.Result, err error, what string) (int64, error) {
+func (s *Store) affected(res sql.Result, err error, what string) (int64, error) {
 	if err != nil {
 		return 0, s.wrap(what, err)
 	}
@@ -421,10 +434,10 @@ func (s *SQLStore) affected(res sql.Result, err error, what string) (int64, erro
 	return n, nil
 }
 
-func (s *SQLStore) expectOne(res sql.Result, err error, what string) error {
+func (s *Store) expectOne(res sql.Result, err error, what string) error {
 	n, err := s.affected(res, err, what)
 	if err == nil && n != 1 {
-		err = fmt.Errorf("keyring: %s store: %s changed %d rows, not 1", s.d.name, what, n)
+		err = fmt.Errorf("keystore: %s store: %s changed %d rows, not 1", s.d.Name, what, n)
 	}
 	return err
 }
@@ -432,6 +445,6 @@ func (s *SQLStore) expectOne(res sql.Result, err error, what string) error {
 // wrap adds context to a database error. Driver errors name constraints and
 // SQL states, not row values (PostgreSQL keeps those in the error's Detail,
 // which its Error method leaves out), so no ciphertext reaches the message.
-func (s *SQLStore) wrap(what string, err error) error {
-	return fmt.Errorf("keyring: %s store: %s: %w", s.d.name, what, err)
+func (s *Store) wrap(what string, err error) error {
+	return fmt.Errorf("keystore: %s store: %s: %w", s.d.Name, what, err)
 }

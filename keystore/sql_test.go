@@ -1,13 +1,15 @@
-package keyring_test
+package keystore_test
 
 import (
+	"crypto/rand"
 	"database/sql"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/storetest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -15,11 +17,11 @@ import (
 // schema itself holds the invariants, whatever a client does: one active
 // version per branch key, known states only, the caps, no negative usage;
 // and that schemas 1 and 2 are recorded once each.
-func testSQLSchema(t *testing.T, s keyring.Store, db *sql.DB) {
+func testSQLSchema(t *testing.T, s keystore.Store, db *sql.DB) {
 	ctx := t.Context()
-	v0 := newVersion("tenant", keyring.StateActive)
+	v0 := storetest.NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, v0))
-	v1 := newVersion("tenant", keyring.StateActive)
+	v1 := storetest.NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
 
 	var versions []int
@@ -39,31 +41,31 @@ func testSQLSchema(t *testing.T, s keyring.Store, db *sql.DB) {
 
 	insert := `INSERT INTO phicrypt_branch_key_versions (branch_key_id, version, kms_key_arn, ciphertext, created_at_us, state)
 		VALUES ($1, $2, $3, $4, $5, $6)`
-	_, err = db.ExecContext(ctx, insert, "tenant", keyring.NewBranchKeyVersion(), testARN, []byte{1}, 0, "active")
+	_, err = db.ExecContext(ctx, insert, "tenant", keystore.NewBranchKeyVersion(), testARN, []byte{1}, 0, "active")
 	require.Error(t, err, "a second active version")
-	_, err = db.ExecContext(ctx, insert, "tenant", keyring.NewBranchKeyVersion(), testARN, []byte{1}, 0, "destroyed")
+	_, err = db.ExecContext(ctx, insert, "tenant", keystore.NewBranchKeyVersion(), testARN, []byte{1}, 0, "destroyed")
 	require.Error(t, err, "an unknown state")
-	_, err = db.ExecContext(ctx, insert, "tenant", keyring.NewBranchKeyVersion(), testARN, wrappedKey(keyring.MaxWrappedBranchKeyLen+1), 0, "retired")
+	_, err = db.ExecContext(ctx, insert, "tenant", keystore.NewBranchKeyVersion(), testARN, wrappedKey(keystore.MaxWrappedBranchKeyLen+1), 0, "retired")
 	require.Error(t, err, "an oversized ciphertext")
-	_, err = db.ExecContext(ctx, insert, "nobody", keyring.NewBranchKeyVersion(), testARN, []byte{1}, 0, "active")
+	_, err = db.ExecContext(ctx, insert, "nobody", keystore.NewBranchKeyVersion(), testARN, []byte{1}, 0, "active")
 	require.Error(t, err, "a version of a branch key that does not exist")
 	_, err = db.ExecContext(ctx, insert, "tenant", v1.Version, testARN, []byte{1}, 0, "retired")
 	require.Error(t, err, "a duplicate version")
 	_, err = db.ExecContext(ctx, `UPDATE phicrypt_branch_key_versions SET usage = -1 WHERE version = $1`, v0.Version)
 	require.Error(t, err, "a negative usage")
 
-	require.Len(t, requireOneActive(t, s, "tenant"), 2)
+	require.Len(t, storetest.RequireOneActive(t, s, "tenant"), 2)
 }
 
 // testConcurrentOpen opens one new store from several goroutines at once:
 // every open succeeds and the schema is migrated once.
-func testConcurrentOpen(t *testing.T, kind, loc string, db *sql.DB) {
+func testConcurrentOpen(t *testing.T, b storetest.Backend, loc string, db *sql.DB) {
 	const n = 8
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			s, err := openStore(t.Context(), kind, loc)
+			s, err := b.Open(t.Context(), loc)
 			if err == nil {
 				err = s.Close()
 			}
@@ -126,7 +128,7 @@ var (
 // versions of one key (retired, decrypt-only, active), opens it, and checks
 // that it migrated in place: everything intact, usage 0, counting works,
 // and schema 2 is recorded once however often the store is opened.
-func testSQLMigrationFromSchema1(t *testing.T, kind, loc string, db *sql.DB, schema1 []string) {
+func testSQLMigrationFromSchema1(t *testing.T, b storetest.Backend, loc string, db *sql.DB, schema1 []string) {
 	ctx := t.Context()
 	stmts := append([]string{`CREATE TABLE phicrypt_schema_migrations (version INTEGER PRIMARY KEY, applied_at_us BIGINT NOT NULL)`}, schema1...)
 	stmts = append(stmts, `INSERT INTO phicrypt_schema_migrations (version, applied_at_us) VALUES (1, 0)`,
@@ -135,9 +137,9 @@ func testSQLMigrationFromSchema1(t *testing.T, kind, loc string, db *sql.DB, sch
 		_, err := db.ExecContext(ctx, stmt)
 		require.NoError(t, err)
 	}
-	var want []keyring.BranchKeyVersion
-	for i, st := range []keyring.State{keyring.StateRetired, keyring.StateDecryptOnly, keyring.StateActive} {
-		v := newVersion("tenant", st)
+	var want []keystore.BranchKeyVersion
+	for i, st := range []keystore.State{keystore.StateRetired, keystore.StateDecryptOnly, keystore.StateActive} {
+		v := storetest.NewVersion("tenant", st)
 		v.CreatedAt = time.Date(2025, 1, 1+i, 0, 0, 0, 0, time.UTC)
 		_, err := db.ExecContext(ctx, `INSERT INTO phicrypt_branch_key_versions
 			(branch_key_id, version, kms_key_arn, ciphertext, created_at_us, state) VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -147,19 +149,19 @@ func testSQLMigrationFromSchema1(t *testing.T, kind, loc string, db *sql.DB, sch
 	}
 
 	for range 2 {
-		s, err := openStore(ctx, kind, loc)
+		s, err := b.Open(ctx, loc)
 		require.NoError(t, err)
-		vs := requireOneActive(t, s, "tenant")
+		vs := storetest.RequireOneActive(t, s, "tenant")
 		require.Len(t, vs, 3)
 		for i := range want {
-			requireVersion(t, want[i], vs[i]) // Usage 0 in both
+			storetest.RequireVersion(t, want[i], vs[i]) // Usage 0 in both
 		}
 		total, err := s.AddUsage(ctx, "tenant", want[2].Version, 7)
 		require.NoError(t, err)
 		want[2].Usage += 7
 		require.Equal(t, want[2].Usage, total)
 		_, err = s.AddUsage(ctx, "tenant", want[0].Version, 1)
-		require.ErrorIs(t, err, keyring.ErrConflict, "the retired version")
+		require.ErrorIs(t, err, keystore.ErrConflict, "the retired version")
 		require.NoError(t, s.Close())
 	}
 	var versions []int
@@ -173,4 +175,12 @@ func testSQLMigrationFromSchema1(t *testing.T, kind, loc string, db *sql.DB, sch
 	}
 	require.NoError(t, rows.Err())
 	require.Equal(t, []int{1, 2}, versions)
+}
+
+const testARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+func wrappedKey(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
 }

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly || windows
 
-package keyring
+package keystore
 
 import (
 	"bytes"
@@ -78,11 +78,11 @@ const (
 // does not exist.
 func OpenFileStore(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("keyring: file store: %w", err)
+		return nil, fmt.Errorf("keystore: file store: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, fileLockName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: file store: %w", err)
+		return nil, fmt.Errorf("keystore: file store: %w", err)
 	}
 	s := &FileStore{dir: dir, lock: lock, sem: make(chan struct{}, 1), closed: make(chan struct{})}
 	if err := s.removeStaleTemps(); err != nil {
@@ -104,7 +104,7 @@ func (s *FileStore) removeStaleTemps() error {
 		for _, n := range names {
 			if strings.HasPrefix(n, fileTmpPrefix) {
 				if err := os.Remove(filepath.Join(s.dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("keyring: file store: removing a stale temporary file: %w", err)
+					return fmt.Errorf("keystore: file store: removing a stale temporary file: %w", err)
 				}
 			}
 		}
@@ -114,12 +114,12 @@ func (s *FileStore) removeStaleTemps() error {
 
 // Create implements Store.
 func (s *FileStore) Create(ctx context.Context, v BranchKeyVersion) error {
-	if err := v.check(StateActive); err != nil {
+	if err := v.Validate(StateActive); err != nil {
 		return err
 	}
 	return s.update(ctx, v.BranchKeyID, func(d *fileDocument) error {
 		if d != nil {
-			return fmt.Errorf("%w: %s", ErrExists, keyRef(v.BranchKeyID))
+			return fmt.Errorf("%w: %s", ErrExists, Fingerprint(v.BranchKeyID))
 		}
 		return nil
 	}, func() *fileDocument {
@@ -129,16 +129,16 @@ func (s *FileStore) Create(ctx context.Context, v BranchKeyVersion) error {
 
 // Rotate implements Store.
 func (s *FileStore) Rotate(ctx context.Context, id, expectedActive string, next BranchKeyVersion) error {
-	if err := checkRotate(id, expectedActive, next); err != nil {
+	if err := CheckRotate(id, expectedActive, next); err != nil {
 		return err
 	}
 	return s.modify(ctx, id, func(d *fileDocument) error {
 		active := d.active()
 		if d.Versions[active].Version != expectedActive {
-			return fmt.Errorf("%w: %s: the active version is no longer %s", ErrConflict, keyRef(id), expectedActive)
+			return fmt.Errorf("%w: %s: the active version is no longer %s", ErrConflict, Fingerprint(id), expectedActive)
 		}
 		if d.find(next.Version) >= 0 {
-			return fmt.Errorf("%w: %s already has version %s", ErrExists, keyRef(id), next.Version)
+			return fmt.Errorf("%w: %s already has version %s", ErrExists, Fingerprint(id), next.Version)
 		}
 		d.Versions[active].State = StateDecryptOnly
 		d.Versions = append(d.Versions, toFileVersion(next))
@@ -157,7 +157,7 @@ func (s *FileStore) Active(ctx context.Context, id string) (BranchKeyVersion, er
 
 // Get implements Store.
 func (s *FileStore) Get(ctx context.Context, id, version string) (BranchKeyVersion, error) {
-	if err := checkKeyVersion(id, version); err != nil {
+	if err := CheckKeyVersion(id, version); err != nil {
 		return BranchKeyVersion{}, err
 	}
 	d, err := s.readExisting(ctx, id)
@@ -166,7 +166,7 @@ func (s *FileStore) Get(ctx context.Context, id, version string) (BranchKeyVersi
 	}
 	i := d.find(version)
 	if i < 0 {
-		return BranchKeyVersion{}, errVersionNotFound(id, version)
+		return BranchKeyVersion{}, VersionNotFoundError(id, version)
 	}
 	return d.record(i), nil
 }
@@ -214,19 +214,19 @@ func (s *FileStore) IDs(ctx context.Context) ([]string, error) {
 
 // SetState implements Store.
 func (s *FileStore) SetState(ctx context.Context, id, version string, from, to State) error {
-	if err := checkKeyVersion(id, version); err != nil {
+	if err := CheckKeyVersion(id, version); err != nil {
 		return err
 	}
-	if err := checkTransition(from, to); err != nil {
+	if err := CheckTransition(from, to); err != nil {
 		return err
 	}
 	return s.modify(ctx, id, func(d *fileDocument) error {
 		i := d.find(version)
 		if i < 0 {
-			return errVersionNotFound(id, version)
+			return VersionNotFoundError(id, version)
 		}
 		if d.Versions[i].State != from {
-			return fmt.Errorf("%w: %s version %s is %v, not %v", ErrConflict, keyRef(id), version, d.Versions[i].State, from)
+			return fmt.Errorf("%w: %s version %s is %v, not %v", ErrConflict, Fingerprint(id), version, d.Versions[i].State, from)
 		}
 		d.Versions[i].State = to
 		return nil
@@ -235,16 +235,16 @@ func (s *FileStore) SetState(ctx context.Context, id, version string, from, to S
 
 // Rewrap implements Store.
 func (s *FileStore) Rewrap(ctx context.Context, id, version string, oldCiphertext []byte, newARN string, newCiphertext []byte) error {
-	if err := checkRewrap(id, version, oldCiphertext, newARN, newCiphertext); err != nil {
+	if err := CheckRewrap(id, version, oldCiphertext, newARN, newCiphertext); err != nil {
 		return err
 	}
 	return s.modify(ctx, id, func(d *fileDocument) error {
 		i := d.find(version)
 		if i < 0 {
-			return errVersionNotFound(id, version)
+			return VersionNotFoundError(id, version)
 		}
 		if !bytes.Equal(d.Versions[i].Ciphertext, oldCiphertext) {
-			return fmt.Errorf("%w: %s version %s no longer holds the expected wrapped key", ErrConflict, keyRef(id), version)
+			return fmt.Errorf("%w: %s version %s no longer holds the expected wrapped key", ErrConflict, Fingerprint(id), version)
 		}
 		d.Versions[i].KMSKeyARN = newARN
 		d.Versions[i].Ciphertext = bytes.Clone(newCiphertext)
@@ -255,19 +255,19 @@ func (s *FileStore) Rewrap(ctx context.Context, id, version string, oldCiphertex
 // AddUsage implements Store, as a read-modify-write of the document under
 // the lock (so each call is one durable rewrite: count in blocks).
 func (s *FileStore) AddUsage(ctx context.Context, id, version string, n uint64) (uint64, error) {
-	if err := checkAddUsage(id, version, n); err != nil {
+	if err := CheckAddUsage(id, version, n); err != nil {
 		return 0, err
 	}
 	var total uint64
 	err := s.modify(ctx, id, func(d *fileDocument) error {
 		i := d.find(version)
 		if i < 0 {
-			return errVersionNotFound(id, version)
+			return VersionNotFoundError(id, version)
 		}
 		if d.Versions[i].State == StateRetired {
-			return errRetiredUsage(id, version)
+			return RetiredUsageError(id, version)
 		}
-		total = addUsage(d.Versions[i].Usage, n)
+		total = AddUsage(d.Versions[i].Usage, n)
 		d.Versions[i].Usage = total
 		return nil
 	})
@@ -279,7 +279,7 @@ func (s *FileStore) AddUsage(ctx context.Context, id, version string, n uint64) 
 
 // Close implements Store. It waits for a write in progress.
 func (s *FileStore) Close() error {
-	err := errors.New("keyring: file store already closed")
+	err := errors.New("keystore: file store already closed")
 	s.closeOnce.Do(func() {
 		s.sem <- struct{}{}
 		close(s.closed)
@@ -289,7 +289,7 @@ func (s *FileStore) Close() error {
 }
 
 func toFileVersion(v BranchKeyVersion) fileVersion {
-	v = v.normalized()
+	v = v.Normalized()
 	return fileVersion{Version: v.Version, KMSKeyARN: v.KMSKeyARN, Ciphertext: v.Ciphertext, CreatedAt: v.CreatedAt, State: v.State, Usage: v.Usage}
 }
 
@@ -312,9 +312,9 @@ func (d *fileDocument) active() int {
 // write keeps, so a hand-edited or damaged file is refused, not used.
 func (d *fileDocument) validate(path string) error {
 	bad := func(what string) error {
-		return fmt.Errorf("keyring: file store document of %s is damaged: %s; restore it from a backup", docRef(path), what)
+		return fmt.Errorf("keystore: file store document of %s is damaged: %s; restore it from a backup", docRef(path), what)
 	}
-	if checkID(d.BranchKeyID) != nil || filepath.Base(path) != docName(d.BranchKeyID) {
+	if CheckID(d.BranchKeyID) != nil || filepath.Base(path) != docName(d.BranchKeyID) {
 		return bad("its branch key id does not match its file name")
 	}
 	if len(d.Versions) == 0 {
@@ -325,7 +325,7 @@ func (d *fileDocument) validate(path string) error {
 	for _, fv := range d.Versions {
 		v := BranchKeyVersion{BranchKeyID: d.BranchKeyID, Version: fv.Version, KMSKeyARN: fv.KMSKeyARN,
 			Ciphertext: fv.Ciphertext, CreatedAt: fv.CreatedAt, State: fv.State, Usage: fv.Usage}
-		if err := v.check(0); err != nil {
+		if err := v.Validate(0); err != nil {
 			return bad(err.Error())
 		}
 		if seen[fv.Version] {
@@ -372,19 +372,19 @@ func isDocName(n string) bool {
 func (s *FileStore) names() ([]string, error) {
 	f, err := os.Open(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: file store: %w", err)
+		return nil, fmt.Errorf("keystore: file store: %w", err)
 	}
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: file store: %w", err)
+		return nil, fmt.Errorf("keystore: file store: %w", err)
 	}
 	return names, nil
 }
 
 // readExisting reads branch key id's document; ErrNotFound if it has none.
 func (s *FileStore) readExisting(ctx context.Context, id string) (*fileDocument, error) {
-	if err := checkID(id); err != nil {
+	if err := CheckID(id); err != nil {
 		return nil, err
 	}
 	if err := s.usable(ctx); err != nil {
@@ -392,7 +392,7 @@ func (s *FileStore) readExisting(ctx context.Context, id string) (*fileDocument,
 	}
 	d, err := s.readFile(filepath.Join(s.dir, docName(id)), id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errNotFound(id)
+		return nil, NotFoundError(id)
 	}
 	return d, err
 }
@@ -406,13 +406,13 @@ func (s *FileStore) readFile(path, want string) (*fileDocument, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("keyring: file store: %w", err)
+		return nil, fmt.Errorf("keystore: file store: %w", err)
 	}
 	var head struct {
 		Schema int `json:"schema"`
 	}
 	if err := json.Unmarshal(b, &head); err != nil || head.Schema == 0 {
-		return nil, fmt.Errorf("keyring: file store document of %s is not a phicrypt branch key document", docRef(path))
+		return nil, fmt.Errorf("keystore: file store document of %s is not a phicrypt branch key document", docRef(path))
 	}
 	if head.Schema != 1 && head.Schema != fileSchema {
 		return nil, fmt.Errorf("%w: file store document of %s has schema %d; this phicrypt reads schemas 1 to %d",
@@ -422,17 +422,17 @@ func (s *FileStore) readFile(path, want string) (*fileDocument, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil {
-		return nil, fmt.Errorf("keyring: file store document of %s is damaged (%s); restore it from a backup",
+		return nil, fmt.Errorf("keystore: file store document of %s is damaged (%s); restore it from a backup",
 			docRef(path), jsonErrorKind(err))
 	}
 	if err := d.validate(path); err != nil {
 		return nil, err
 	}
 	if d.Schema == 1 && slices.ContainsFunc(d.Versions, func(v fileVersion) bool { return v.Usage != 0 }) {
-		return nil, fmt.Errorf("keyring: file store document of %s is damaged: schema 1 has no usage counters; restore it from a backup", docRef(path))
+		return nil, fmt.Errorf("keystore: file store document of %s is damaged: schema 1 has no usage counters; restore it from a backup", docRef(path))
 	}
 	if want != "" && d.BranchKeyID != want {
-		return nil, fmt.Errorf("keyring: file store document of %s belongs to another branch key", docRef(path))
+		return nil, fmt.Errorf("keystore: file store document of %s belongs to another branch key", docRef(path))
 	}
 	return &d, nil
 }
@@ -458,7 +458,7 @@ func (s *FileStore) modify(ctx context.Context, id string, change func(*fileDocu
 	var d *fileDocument
 	return s.update(ctx, id, func(cur *fileDocument) error {
 		if cur == nil {
-			return errNotFound(id)
+			return NotFoundError(id)
 		}
 		d = cur
 		return change(d)
@@ -487,11 +487,11 @@ func (s *FileStore) write(path string, d *fileDocument) error {
 	d.Schema = fileSchema
 	b, err := json.MarshalIndent(d, "", "\t")
 	if err != nil {
-		return fmt.Errorf("keyring: file store: encoding a document: %w", err)
+		return fmt.Errorf("keystore: file store: encoding a document: %w", err)
 	}
 	tmp, err := os.CreateTemp(s.dir, fileTmpPrefix+"*")
 	if err != nil {
-		return fmt.Errorf("keyring: file store: %w", err)
+		return fmt.Errorf("keystore: file store: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -501,16 +501,16 @@ func (s *FileStore) write(path string, d *fileDocument) error {
 		}
 	}()
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("keyring: file store: writing a document: %w", err)
+		return fmt.Errorf("keystore: file store: writing a document: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("keyring: file store: syncing a document: %w", err)
+		return fmt.Errorf("keystore: file store: syncing a document: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("keyring: file store: writing a document: %w", err)
+		return fmt.Errorf("keystore: file store: writing a document: %w", err)
 	}
 	if err := replaceFile(tmp.Name(), path); err != nil {
-		return fmt.Errorf("keyring: file store: replacing a document: %w", err)
+		return fmt.Errorf("keystore: file store: replacing a document: %w", err)
 	}
 	committed = true
 	return s.syncDir()
@@ -519,7 +519,7 @@ func (s *FileStore) write(path string, d *fileDocument) error {
 // syncDir makes the rename itself durable.
 func (s *FileStore) syncDir() error {
 	if err := syncDirectory(s.dir); err != nil {
-		return fmt.Errorf("keyring: file store: syncing the directory: %w", err)
+		return fmt.Errorf("keystore: file store: syncing the directory: %w", err)
 	}
 	return nil
 }
@@ -545,7 +545,7 @@ func (s *FileStore) locked(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
-var errFileStoreClosed = errors.New("keyring: file store is closed")
+var errFileStoreClosed = errors.New("keystore: file store is closed")
 
 func (s *FileStore) usable(ctx context.Context) error {
 	select {
@@ -562,7 +562,7 @@ func (s *FileStore) flock(ctx context.Context) error {
 	for {
 		locked, err := tryLockFile(s.lock)
 		if err != nil {
-			return fmt.Errorf("keyring: file store: locking: %w", err)
+			return fmt.Errorf("keystore: file store: locking: %w", err)
 		}
 		if locked {
 			return nil

@@ -1,4 +1,4 @@
-package keyring_test
+package keystore_test
 
 import (
 	"context"
@@ -11,15 +11,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/storetest"
 	"github.com/stretchr/testify/require"
 )
 
-func fileBackend() storeBackend {
-	return storeBackend{
-		kind:  "file",
-		fresh: func(t *testing.T) string { return filepath.Join(t.TempDir(), "branch-keys") },
-		futureSchema: func(t *testing.T, loc string) {
+func fileBackend() storetest.Backend {
+	return storetest.Backend{
+		Name:  "file",
+		Fresh: func(t *testing.T) string { return filepath.Join(t.TempDir(), "branch-keys") },
+		Open: func(_ context.Context, loc string) (keystore.Store, error) {
+			return keystore.OpenFileStore(loc)
+		},
+		FutureSchema: func(t *testing.T, loc string) {
 			for _, path := range fileDocuments(t, loc) {
 				editFileDocument(t, path, func(doc map[string]any) { doc["schema"] = 3 })
 			}
@@ -27,14 +31,22 @@ func fileBackend() storeBackend {
 	}
 }
 
-func TestFileStore(t *testing.T) { runStoreConformance(t, fileBackend()) }
+func TestFileStore(t *testing.T) { storetest.Run(t, fileBackend()) }
 
 func TestFileStoreTwoProcesses(t *testing.T) {
-	runTwoProcessRotation(t, "file", fileBackend().fresh(t))
+	storetest.RunTwoProcesses(t, fileBackend(), "TestFileStoreChild")
 }
 
-func TestFileStoreTwoProcessUsage(t *testing.T) {
-	runTwoProcessUsage(t, "file", fileBackend().fresh(t))
+// TestFileStoreChild is a child process of TestFileStoreTwoProcesses.
+func TestFileStoreChild(t *testing.T) { storetest.Child(t, fileBackend()) }
+
+// mustOpen opens the store of b at loc, closed after t.
+func mustOpen(t *testing.T, b storetest.Backend, loc string) keystore.Store {
+	t.Helper()
+	s, err := b.Open(t.Context(), loc)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func fileDocuments(t *testing.T, dir string) []string {
@@ -63,12 +75,12 @@ func editFileDocument(t *testing.T, path string, edit func(map[string]any)) {
 func TestFileStoreLayout(t *testing.T) {
 	ctx := t.Context()
 	dir := filepath.Join(t.TempDir(), "branch-keys")
-	s, err := keyring.OpenFileStore(dir)
+	s, err := keystore.OpenFileStore(dir)
 	require.NoError(t, err)
 	defer s.Close()
-	v0 := newVersion("tenant", keyring.StateActive)
+	v0 := storetest.NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, v0))
-	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, newVersion("tenant", keyring.StateActive)))
+	require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, storetest.NewVersion("tenant", keystore.StateActive)))
 
 	info, err := os.Stat(dir)
 	require.NoError(t, err)
@@ -107,7 +119,7 @@ func TestFileStoreRemovesStaleTemporaryFiles(t *testing.T) {
 	require.NoError(t, os.WriteFile(stale, []byte(`{"schema": 1, "trunc`), 0o600))
 	other := filepath.Join(dir, "README")
 	require.NoError(t, os.WriteFile(other, []byte("not ours"), 0o600))
-	s, err := keyring.OpenFileStore(dir)
+	s, err := keystore.OpenFileStore(dir)
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoFileExists(t, stale)
@@ -140,7 +152,7 @@ func TestFileStoreRefusesDamagedDocuments(t *testing.T) {
 		"no schema":      {func(d map[string]any) { delete(d, "schema") }, "not a phicrypt branch key document"},
 		"negative usage": {func(d map[string]any) { d["versions"].([]any)[0].(map[string]any)["usage"] = -1 }, "damaged"},
 		"usage past MaxUsage": {func(d map[string]any) {
-			d["versions"].([]any)[0].(map[string]any)["usage"] = uint64(keyring.MaxUsage) + 1
+			d["versions"].([]any)[0].(map[string]any)["usage"] = uint64(keystore.MaxUsage) + 1
 		}, "usage is at most"},
 		"usage in schema 1": {func(d map[string]any) {
 			d["schema"] = 1
@@ -154,12 +166,12 @@ func TestFileStoreRefusesDamagedDocuments(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
 			dir := t.TempDir()
-			s, err := keyring.OpenFileStore(dir)
+			s, err := keystore.OpenFileStore(dir)
 			require.NoError(t, err)
 			defer s.Close()
-			v0 := newVersion("tenant", keyring.StateActive)
+			v0 := storetest.NewVersion("tenant", keystore.StateActive)
 			require.NoError(t, s.Create(ctx, v0))
-			v1 := newVersion("tenant", keyring.StateActive)
+			v1 := storetest.NewVersion("tenant", keystore.StateActive)
 			require.NoError(t, s.Rotate(ctx, "tenant", v0.Version, v1))
 			editFileDocument(t, fileDocuments(t, dir)[0], c.edit)
 
@@ -167,7 +179,7 @@ func TestFileStoreRefusesDamagedDocuments(t *testing.T) {
 			require.ErrorContains(t, err, c.want)
 			_, err = s.IDs(ctx)
 			require.ErrorContains(t, err, c.want)
-			err = s.Rotate(ctx, "tenant", v1.Version, newVersion("tenant", keyring.StateActive))
+			err = s.Rotate(ctx, "tenant", v1.Version, storetest.NewVersion("tenant", keystore.StateActive))
 			require.ErrorContains(t, err, c.want, "a damaged document is not overwritten")
 		})
 	}
@@ -176,10 +188,10 @@ func TestFileStoreRefusesDamagedDocuments(t *testing.T) {
 func TestFileStoreTruncatedDocument(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	s, err := keyring.OpenFileStore(dir)
+	s, err := keystore.OpenFileStore(dir)
 	require.NoError(t, err)
 	defer s.Close()
-	require.NoError(t, s.Create(ctx, newVersion("tenant", keyring.StateActive)))
+	require.NoError(t, s.Create(ctx, storetest.NewVersion("tenant", keystore.StateActive)))
 	path := fileDocuments(t, dir)[0]
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -190,15 +202,15 @@ func TestFileStoreTruncatedDocument(t *testing.T) {
 
 func TestFileStoreClosed(t *testing.T) {
 	ctx := t.Context()
-	s, err := keyring.OpenFileStore(t.TempDir())
+	s, err := keystore.OpenFileStore(t.TempDir())
 	require.NoError(t, err)
-	v := newVersion("tenant", keyring.StateActive)
+	v := storetest.NewVersion("tenant", keystore.StateActive)
 	require.NoError(t, s.Create(ctx, v))
 	require.NoError(t, s.Close())
 	require.Error(t, s.Close())
 	_, err = s.Active(ctx, "tenant")
 	require.ErrorContains(t, err, "closed")
-	require.ErrorContains(t, s.Rotate(ctx, "tenant", v.Version, newVersion("tenant", keyring.StateActive)), "closed")
+	require.ErrorContains(t, s.Rotate(ctx, "tenant", v.Version, storetest.NewVersion("tenant", keystore.StateActive)), "closed")
 }
 
 // TestFileStoreReadsSchema1: documents written before usage counters
@@ -207,13 +219,13 @@ func TestFileStoreClosed(t *testing.T) {
 func TestFileStoreReadsSchema1(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	var want []keyring.BranchKeyVersion
+	var want []keystore.BranchKeyVersion
 	for _, id := range []string{"tenant-a", "tenant-b"} {
-		v0 := newVersion(id, keyring.StateDecryptOnly)
-		v1 := newVersion(id, keyring.StateActive)
+		v0 := storetest.NewVersion(id, keystore.StateDecryptOnly)
+		v1 := storetest.NewVersion(id, keystore.StateActive)
 		want = append(want, v0, v1)
 		var versions []map[string]any
-		for _, v := range []keyring.BranchKeyVersion{v0, v1} {
+		for _, v := range []keystore.BranchKeyVersion{v0, v1} {
 			versions = append(versions, map[string]any{"version": v.Version, "kms_key_arn": v.KMSKeyARN,
 				"ciphertext": v.Ciphertext, "created_at": v.CreatedAt.UTC().Truncate(time.Microsecond), "state": v.State})
 		}
@@ -222,14 +234,14 @@ func TestFileStoreReadsSchema1(t *testing.T) {
 		sum := sha256.Sum256([]byte(id))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, hex.EncodeToString(sum[:])+".json"), b, 0o600))
 	}
-	s, err := keyring.OpenFileStore(dir)
+	s, err := keystore.OpenFileStore(dir)
 	require.NoError(t, err)
 	defer s.Close()
 	for i, id := range []string{"tenant-a", "tenant-b"} {
-		vs := requireOneActive(t, s, id)
+		vs := storetest.RequireOneActive(t, s, id)
 		require.Len(t, vs, 2)
-		requireVersion(t, want[2*i], vs[0])
-		requireVersion(t, want[2*i+1], vs[1])
+		storetest.RequireVersion(t, want[2*i], vs[0])
+		storetest.RequireVersion(t, want[2*i+1], vs[1])
 	}
 	total, err := s.AddUsage(ctx, "tenant-a", want[1].Version, 9)
 	require.NoError(t, err)
@@ -252,10 +264,10 @@ func TestFileStoreReadsSchema1(t *testing.T) {
 func TestFileStoreErrorsNameFingerprints(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := keyring.OpenFileStore(dir)
+	s, err := keystore.OpenFileStore(dir)
 	require.NoError(t, err)
 	defer s.Close()
-	require.NoError(t, s.Create(ctx, newVersion("MRN-000777", keyring.StateActive)))
+	require.NoError(t, s.Create(ctx, storetest.NewVersion("MRN-000777", keystore.StateActive)))
 	sum := sha256.Sum256([]byte("MRN-000777"))
 	full := hex.EncodeToString(sum[:])
 	path := filepath.Join(dir, full+".json")
@@ -267,4 +279,11 @@ func TestFileStoreErrorsNameFingerprints(t *testing.T) {
 		require.NotContains(t, err.Error(), "MRN-000777")
 		require.Contains(t, err.Error(), "branch key #"+full[:8], damage)
 	}
+}
+
+func usageOf(t *testing.T, s keystore.Store, id, version string) uint64 {
+	t.Helper()
+	v, err := s.Get(t.Context(), id, version)
+	require.NoError(t, err)
+	return v.Usage
 }

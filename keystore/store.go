@@ -1,6 +1,8 @@
-package keyring
+package keystore
 
 import (
+	"github.com/phicrypt/phicrypt/internal/steperr"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -19,8 +21,8 @@ import (
 //
 // For most uses, open the file store (OpenFileStore): one directory, safe for
 // several processes on one host. Fleets of service instances share a
-// PostgreSQL store (OpenPostgresStore); single nodes that prefer a database
-// file use SQLite (OpenSQLiteStore). All three pass the same conformance
+// PostgreSQL store (keystore/postgres); single nodes that prefer a database
+// file use SQLite (keystore/sqlite). All three pass the same conformance
 // suite and are safe for concurrent use by many goroutines and processes.
 //
 // Every branch key has exactly one Active version at any time. Writes are
@@ -168,18 +170,18 @@ func parseState(name string) (State, bool) {
 
 var (
 	// ErrExists: the branch key (Create) or the version (Rotate) exists.
-	ErrExists = errors.New("keyring: the branch key or version already exists")
+	ErrExists = errors.New("keystore: the branch key or version already exists")
 	// ErrNotFound: no such branch key or version.
-	ErrNotFound = errors.New("keyring: no such branch key or version")
+	ErrNotFound = errors.New("keystore: no such branch key or version")
 	// ErrConflict: a conditional write found the store changed (another
 	// rotation, state change or rewrap won); re-read and decide again.
-	ErrConflict = errors.New("keyring: the branch key changed since it was read (a concurrent write won); re-read it")
+	ErrConflict = errors.New("keystore: the branch key changed since it was read (a concurrent write won); re-read it")
 	// ErrInvalid: a request the store refuses whatever it holds: a field
 	// out of range, a cap exceeded, a transition Store does not allow.
-	ErrInvalid = errors.New("keyring: invalid branch key store request")
+	ErrInvalid = errors.New("keystore: invalid branch key store request")
 	// ErrUnsupportedSchema: the store was written by a newer phicrypt (or is
 	// not a phicrypt store); upgrade phicrypt rather than overwrite it.
-	ErrUnsupportedSchema = errors.New("keyring: the store's schema version is unknown to this phicrypt; upgrade phicrypt")
+	ErrUnsupportedSchema = errors.New("keystore: the store's schema version is unknown to this phicrypt; upgrade phicrypt")
 )
 
 // NewBranchKeyVersion returns a new random (version 4) UUID for
@@ -192,22 +194,27 @@ func NewBranchKeyVersion() string {
 	return uuidString(u)
 }
 
-// keyRef names a branch key in errors without its id (which may be PHI).
-func keyRef(id string) string {
+// Fingerprint names a branch key in errors and logs without its id (which
+// may be derived from PHI, a patient number): "branch key #" and the first
+// four bytes of SHA-256(id) in hex.
+func Fingerprint(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return "branch key #" + hex.EncodeToString(sum[:4])
 }
 
-func checkID(id string) error {
+// CheckID reports whether id is a valid branch key id (ErrInvalid if not):
+// 1 to MaxBranchKeyIDLen bytes of UTF-8, without NUL.
+func CheckID(id string) error {
 	if id == "" || len(id) > MaxBranchKeyIDLen || !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
 		return fmt.Errorf("%w: a branch key id is 1 to %d bytes of UTF-8, without NUL", ErrInvalid, MaxBranchKeyIDLen)
 	}
 	return nil
 }
 
-// checkVersionID accepts only the canonical lowercase UUID form, so one
-// version has one spelling.
-func checkVersionID(v string) error {
+// CheckVersion reports whether v is a valid branch key version (ErrInvalid
+// if not): only the canonical lowercase UUID form, so one version has one
+// spelling.
+func CheckVersion(v string) error {
 	bad := len(v) != 36
 	for i := 0; !bad && i < len(v); i++ {
 		c := v[i]
@@ -224,7 +231,9 @@ func checkVersionID(v string) error {
 	return nil
 }
 
-func checkWrapped(arn string, ciphertext []byte) error {
+// CheckWrapped validates a wrapped branch key and the ARN of the KMS key
+// that wrapped it.
+func CheckWrapped(arn string, ciphertext []byte) error {
 	if arn == "" || len(arn) > MaxKMSKeyARNLen || !utf8.ValidString(arn) || strings.ContainsRune(arn, 0) {
 		return fmt.Errorf("%w: a KMS key ARN is 1 to %d bytes of UTF-8, without NUL", ErrInvalid, MaxKMSKeyARNLen)
 	}
@@ -234,16 +243,17 @@ func checkWrapped(arn string, ciphertext []byte) error {
 	return nil
 }
 
-// check validates v as a record to store, with v.State required to be want
-// (0: any valid state).
-func (v BranchKeyVersion) check(want State) error {
-	if err := checkID(v.BranchKeyID); err != nil {
+// Validate checks v as a record to store, with v.State required to be want
+// (0: any valid state): for Store implementations, which refuse an invalid
+// record with ErrInvalid.
+func (v BranchKeyVersion) Validate(want State) error {
+	if err := CheckID(v.BranchKeyID); err != nil {
 		return err
 	}
-	if err := checkVersionID(v.Version); err != nil {
+	if err := CheckVersion(v.Version); err != nil {
 		return err
 	}
-	if err := checkWrapped(v.KMSKeyARN, v.Ciphertext); err != nil {
+	if err := CheckWrapped(v.KMSKeyARN, v.Ciphertext); err != nil {
 		return err
 	}
 	if y := v.CreatedAt.UTC().Year(); v.CreatedAt.IsZero() || y < 1 || y > 9999 {
@@ -261,15 +271,17 @@ func (v BranchKeyVersion) check(want State) error {
 	return nil
 }
 
-// normalized is v as every Store returns it: its own copy of the
+// Normalized is v as every Store returns it: its own copy of the
 // ciphertext and CreatedAt in UTC, to the microsecond.
-func (v BranchKeyVersion) normalized() BranchKeyVersion {
+func (v BranchKeyVersion) Normalized() BranchKeyVersion {
 	v.Ciphertext = bytes.Clone(v.Ciphertext)
 	v.CreatedAt = v.CreatedAt.UTC().Truncate(time.Microsecond)
 	return v
 }
 
-func checkTransition(from, to State) error {
+// CheckTransition reports whether SetState may move a version from from to
+// to (ErrInvalid if not): only between DecryptOnly and Retired.
+func CheckTransition(from, to State) error {
 	ok := func(s State) bool { return s == StateDecryptOnly || s == StateRetired }
 	if !ok(from) || !ok(to) || from == to {
 		return fmt.Errorf("%w: SetState moves a version between decrypt_only and retired, not %v to %v; the active version changes only through Rotate",
@@ -278,37 +290,37 @@ func checkTransition(from, to State) error {
 	return nil
 }
 
-// checkRotate validates the arguments of Store.Rotate.
-func checkRotate(id, expectedActive string, next BranchKeyVersion) error {
-	if err := checkID(id); err != nil {
+// CheckRotate validates the arguments of Store.Rotate.
+func CheckRotate(id, expectedActive string, next BranchKeyVersion) error {
+	if err := CheckID(id); err != nil {
 		return err
 	}
-	if err := checkVersionID(expectedActive); err != nil {
+	if err := CheckVersion(expectedActive); err != nil {
 		return err
 	}
 	if next.BranchKeyID != id {
 		return fmt.Errorf("%w: the next version belongs to another branch key", ErrInvalid)
 	}
-	return next.check(StateActive)
+	return next.Validate(StateActive)
 }
 
-// checkRewrap validates the arguments of Store.Rewrap.
-func checkRewrap(id, version string, oldCiphertext []byte, newARN string, newCiphertext []byte) error {
-	if err := checkID(id); err != nil {
+// CheckRewrap validates the arguments of Store.Rewrap.
+func CheckRewrap(id, version string, oldCiphertext []byte, newARN string, newCiphertext []byte) error {
+	if err := CheckID(id); err != nil {
 		return err
 	}
-	if err := checkVersionID(version); err != nil {
+	if err := CheckVersion(version); err != nil {
 		return err
 	}
 	if len(oldCiphertext) == 0 || len(oldCiphertext) > MaxWrappedBranchKeyLen {
 		return fmt.Errorf("%w: the expected old wrapped key is 1 to %d bytes", ErrInvalid, MaxWrappedBranchKeyLen)
 	}
-	return checkWrapped(newARN, newCiphertext)
+	return CheckWrapped(newARN, newCiphertext)
 }
 
-// checkAddUsage validates the arguments of Store.AddUsage.
-func checkAddUsage(id, version string, n uint64) error {
-	if err := checkKeyVersion(id, version); err != nil {
+// CheckAddUsage validates the arguments of Store.AddUsage.
+func CheckAddUsage(id, version string, n uint64) error {
+	if err := CheckKeyVersion(id, version); err != nil {
 		return err
 	}
 	if n < 1 || n > MaxUsageIncrement {
@@ -317,28 +329,52 @@ func checkAddUsage(id, version string, n uint64) error {
 	return nil
 }
 
-// addUsage is total + n, saturating at MaxUsage.
-func addUsage(total, n uint64) uint64 {
+// AddUsage is total + n, saturating at MaxUsage, as Store.AddUsage counts.
+func AddUsage(total, n uint64) uint64 {
 	if total >= MaxUsage-n {
 		return MaxUsage
 	}
 	return total + n
 }
 
-func errRetiredUsage(id, version string) error {
-	return fmt.Errorf("%w: %s version %s is retired; nothing may be encrypted under it", ErrConflict, keyRef(id), version)
+// RetiredUsageError is the error AddUsage returns for a retired version.
+func RetiredUsageError(id, version string) error {
+	return fmt.Errorf("%w: %s version %s is retired; nothing may be encrypted under it", ErrConflict, Fingerprint(id), version)
 }
 
-// checkKeyVersion validates the arguments of Get and SetState.
-func checkKeyVersion(id, version string) error {
-	if err := checkID(id); err != nil {
+// CheckKeyVersion validates a branch key id and version (the arguments of
+// Store.Get and SetState).
+func CheckKeyVersion(id, version string) error {
+	if err := CheckID(id); err != nil {
 		return err
 	}
-	return checkVersionID(version)
+	return CheckVersion(version)
 }
 
-func errNotFound(id string) error { return fmt.Errorf("%w: %s", ErrNotFound, keyRef(id)) }
+// NotFoundError is ErrNotFound for branch key id.
+func NotFoundError(id string) error { return fmt.Errorf("%w: %s", ErrNotFound, Fingerprint(id)) }
 
-func errVersionNotFound(id, version string) error {
-	return fmt.Errorf("%w: %s has no version %s", ErrNotFound, keyRef(id), version)
+// VersionNotFoundError is ErrNotFound for one version of branch key id.
+func VersionNotFoundError(id, version string) error {
+	return fmt.Errorf("%w: %s has no version %s", ErrNotFound, Fingerprint(id), version)
+}
+
+// uuidString formats 16 bytes as a canonical lowercase UUID.
+func uuidString(u [16]byte) string {
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
+}
+
+// wrapStep names a step of this package over err, saying "keystore:" once.
+func wrapStep(err error, format string, args ...any) error {
+	return steperr.Wrap("keystore: ", err, format, args...)
 }

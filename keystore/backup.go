@@ -1,4 +1,4 @@
-package keyring
+package keystore
 
 import (
 	"bytes"
@@ -52,12 +52,12 @@ const (
 var (
 	// ErrBackupCorrupt: the backup does not match its integrity manifest,
 	// is truncated or is malformed. Restore from another copy.
-	ErrBackupCorrupt = errors.New("keyring: the backup is corrupt or truncated (it does not match its integrity manifest); restore from another copy")
+	ErrBackupCorrupt = errors.New("keystore: the backup is corrupt or truncated (it does not match its integrity manifest); restore from another copy")
 	// ErrUnsupportedBackup: the backup is not a phicrypt branch key backup,
 	// or was written by a newer phicrypt; upgrade phicrypt.
-	ErrUnsupportedBackup = errors.New("keyring: not a branch key backup this phicrypt can read (unknown format or version); upgrade phicrypt")
+	ErrUnsupportedBackup = errors.New("keystore: not a branch key backup this phicrypt can read (unknown format or version); upgrade phicrypt")
 	// ErrStoreNotEmpty: Restore writes only into an empty store.
-	ErrStoreNotEmpty = errors.New("keyring: restore needs an empty store; open a new one (restoring over existing branch keys could replace or mix them)")
+	ErrStoreNotEmpty = errors.New("keystore: restore needs an empty store; open a new one (restoring over existing branch keys could replace or mix them)")
 )
 
 type backupDoc struct {
@@ -116,10 +116,10 @@ func Export(ctx context.Context, store Store, w io.Writer) error {
 	for _, id := range ids {
 		vs, err := store.List(ctx, id)
 		if err != nil {
-			return wrapStep(err, "export: listing %s", keyRef(id))
+			return wrapStep(err, "export: listing %s", Fingerprint(id))
 		}
 		for _, v := range vs {
-			v = v.normalized()
+			v = v.Normalized()
 			d := recordDigest(backupVersion, v)
 			digests = append(digests, d)
 			doc.Records = append(doc.Records, backupRecord{BranchKeyID: v.BranchKeyID, Version: v.Version, KMSKeyARN: v.KMSKeyARN,
@@ -227,14 +227,14 @@ func verifyBackup(doc backupDoc) ([]BranchKeyVersion, error) {
 		if rec.Usage != nil {
 			v.Usage = *rec.Usage
 		}
-		if err := v.check(0); err != nil {
+		if err := v.Validate(0); err != nil {
 			return nil, fmt.Errorf("%w: record %d is not a valid branch key version: %w", ErrBackupCorrupt, i, err)
 		}
-		digests[i] = recordDigest(doc.Version, v.normalized())
+		digests[i] = recordDigest(doc.Version, v.Normalized())
 		if !hexEqual(rec.SHA256, digests[i][:]) {
 			return nil, fmt.Errorf("%w: record %d does not match its digest", ErrBackupCorrupt, i)
 		}
-		records[i] = v.normalized()
+		records[i] = v.Normalized()
 	}
 	set := setDigest(doc.Version, digests)
 	if doc.Manifest.Records != len(records) || !hexEqual(doc.Manifest.SHA256, set[:]) {
@@ -258,11 +258,11 @@ func checkBackupOrder(records []BranchKeyVersion) error {
 		seen := map[string]bool{}
 		for j, v := range key {
 			if seen[v.Version] {
-				return fmt.Errorf("%w: %s has version %s twice", ErrBackupCorrupt, keyRef(v.BranchKeyID), v.Version)
+				return fmt.Errorf("%w: %s has version %s twice", ErrBackupCorrupt, Fingerprint(v.BranchKeyID), v.Version)
 			}
 			seen[v.Version] = true
 			if newest := j == len(key)-1; (v.State == StateActive) != newest {
-				return fmt.Errorf("%w: %s does not have exactly one active version, its newest", ErrBackupCorrupt, keyRef(v.BranchKeyID))
+				return fmt.Errorf("%w: %s does not have exactly one active version, its newest", ErrBackupCorrupt, Fingerprint(v.BranchKeyID))
 			}
 		}
 	}
@@ -289,18 +289,18 @@ func restoreKey(ctx context.Context, store Store, key []BranchKeyVersion) error 
 	first := key[0]
 	first.State = StateActive
 	if err := store.Create(ctx, first); err != nil {
-		return wrapStep(err, "restore of %s", keyRef(id))
+		return wrapStep(err, "restore of %s", Fingerprint(id))
 	}
 	for i, v := range key[1:] {
 		v.State = StateActive
 		if err := store.Rotate(ctx, id, key[i].Version, v); err != nil {
-			return wrapStep(err, "restore of %s version %s", keyRef(id), v.Version)
+			return wrapStep(err, "restore of %s version %s", Fingerprint(id), v.Version)
 		}
 	}
 	for _, v := range key {
 		if v.State == StateRetired {
 			if err := store.SetState(ctx, id, v.Version, StateDecryptOnly, StateRetired); err != nil {
-				return wrapStep(err, "restore of %s version %s: retiring", keyRef(id), v.Version)
+				return wrapStep(err, "restore of %s version %s: retiring", Fingerprint(id), v.Version)
 			}
 		}
 	}

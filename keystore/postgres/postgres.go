@@ -1,0 +1,81 @@
+// Package postgres keeps branch keys in PostgreSQL: the keystore.Store for
+// fleets of service instances sharing one set of branch keys. It works on
+// the application's own *sql.DB and links no driver, registering nothing:
+// open the database with the driver the program already uses, such as
+// pgx's database/sql driver:
+//
+//	import _ "github.com/jackc/pgx/v5/stdlib"
+//	db, err := sql.Open("pgx", url) // or stdlib.OpenDBFromPool(pool)
+//	store, err := postgres.New(ctx, db)
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/internal/sqlstore"
+)
+
+// Store is a keystore.Store in a PostgreSQL database.
+type Store = sqlstore.Store
+
+// New makes the store's tables in db (a search_path in the connection
+// selects the schema) and brings them up to date; Close leaves db open. It
+// refuses a database whose schema is newer than this phicrypt knows
+// (keystore.ErrUnsupportedSchema).
+//
+// Writes run at READ COMMITTED and lock the branch key's row (SELECT ...
+// FOR UPDATE) before checking their condition; migrations hold a
+// transaction-scoped advisory lock, so instances starting together migrate
+// once.
+func New(ctx context.Context, db *sql.DB) (*Store, error) {
+	return sqlstore.Open(ctx, db, dialect(), false)
+}
+
+var _ keystore.Store = (*Store)(nil)
+
+// postgresMigrationLock is the advisory lock key migrations hold: the
+// ASCII bytes "PhiMigra" as a bigint.
+const postgresMigrationLock = `SELECT pg_advisory_xact_lock(x'5068694d69677261'::bigint)`
+
+func dialect() *sqlstore.Dialect {
+	return &sqlstore.Dialect{
+		Name: "postgres",
+		Migrations: [][]string{
+			{ // schema 1
+				`CREATE TABLE phicrypt_branch_keys (
+					branch_key_id TEXT PRIMARY KEY
+						CHECK (octet_length(branch_key_id) BETWEEN 1 AND 256)
+				)`,
+				`CREATE TABLE phicrypt_branch_key_versions (
+					seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+					branch_key_id TEXT NOT NULL REFERENCES phicrypt_branch_keys (branch_key_id),
+					version TEXT NOT NULL CHECK (length(version) = 36),
+					kms_key_arn TEXT NOT NULL,
+					ciphertext BYTEA NOT NULL CHECK (octet_length(ciphertext) BETWEEN 1 AND 6144),
+					created_at_us BIGINT NOT NULL,
+					state TEXT NOT NULL CHECK (state IN ('active', 'decrypt_only', 'retired')),
+					UNIQUE (branch_key_id, version)
+				)`,
+				`CREATE UNIQUE INDEX phicrypt_branch_key_one_active
+					ON phicrypt_branch_key_versions (branch_key_id) WHERE state = 'active'`,
+			},
+			{ // schema 2: usage counters (Store.AddUsage)
+				`ALTER TABLE phicrypt_branch_key_versions
+					ADD COLUMN usage BIGINT NOT NULL DEFAULT 0 CHECK (usage >= 0)`,
+			},
+		},
+		LockMigrations:  postgresMigrationLock,
+		LockKeySuffix:   " FOR UPDATE",
+		UniqueViolation: postgresUniqueViolation,
+	}
+}
+
+// postgresUniqueViolation reports SQLSTATE 23505, unique_violation, from
+// any driver whose errors tell their SQLSTATE (pgx's *pgconn.PgError does).
+func postgresUniqueViolation(err error) bool {
+	var e interface{ SQLState() string }
+	return errors.As(err, &e) && e.SQLState() == "23505"
+}

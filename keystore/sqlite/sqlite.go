@@ -1,0 +1,128 @@
+// Package sqlite keeps branch keys in a SQLite database: a keystore.Store
+// for single nodes (fleets share keystore/postgres). It links no SQLite
+// driver and registers nothing: the program imports one, normally
+// modernc.org/sqlite (pure Go, driver name "sqlite"), as
+//
+//	import _ "modernc.org/sqlite"
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/internal/sqlstore"
+)
+
+// Store is a keystore.Store in a SQLite database.
+type Store = sqlstore.Store
+
+// Open opens (creating if need be) the store in the database file at path,
+// through the database/sql driver called "sqlite" that the program has
+// registered, and brings its schema up to date. Several processes on one
+// host may share the file. It refuses a database whose schema is newer
+// than this phicrypt knows (keystore.ErrUnsupportedSchema). Close closes
+// the database.
+//
+// The database runs in WAL mode with synchronous=FULL (a committed rotation
+// survives power loss) and foreign keys on, and every transaction begins
+// IMMEDIATE: a writer takes the write lock before it reads, and writers
+// wait up to ten seconds for one another instead of failing.
+func Open(ctx context.Context, path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: sqlite store: %w", err)
+	}
+	db, err := sql.Open("sqlite", DSN(abs))
+	if err != nil {
+		return nil, fmt.Errorf("keystore: sqlite store (import a SQLite driver, such as modernc.org/sqlite): %w", err)
+	}
+	return sqlstore.Open(ctx, db, dialect(), true)
+}
+
+// DSN is the data source name Open uses for the database file at path (an
+// absolute path): open the application's own *sql.DB with it to share the
+// settings the store relies on.
+func DSN(path string) string {
+	// A file: URI, so that no character of the path is read as a parameter.
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + url.Values{
+		"_txlock": {"immediate"},
+		"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"},
+	}.Encode()
+}
+
+// New makes the store in the application's database db and brings its
+// schema up to date; Close leaves db open. db must have been opened with
+// the settings of DSN (IMMEDIATE transactions, a busy timeout, WAL,
+// foreign keys): the store relies on them for its conditional writes.
+func New(ctx context.Context, db *sql.DB) (*Store, error) {
+	var fk int
+	if err := db.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
+		return nil, fmt.Errorf("keystore: sqlite store: %w", err)
+	}
+	if fk != 1 {
+		return nil, errors.New("keystore: sqlite store: the database was not opened with foreign keys on; open it with sqlite.DSN(path)")
+	}
+	return sqlstore.Open(ctx, db, dialect(), false)
+}
+
+var _ keystore.Store = (*Store)(nil)
+
+func dialect() *sqlstore.Dialect {
+	return &sqlstore.Dialect{
+		Name: "sqlite",
+		Migrations: [][]string{
+			{ // schema 1
+				`CREATE TABLE phicrypt_branch_keys (
+					branch_key_id TEXT PRIMARY KEY
+						CHECK (length(CAST(branch_key_id AS BLOB)) BETWEEN 1 AND 256)
+				)`,
+				`CREATE TABLE phicrypt_branch_key_versions (
+					seq INTEGER PRIMARY KEY AUTOINCREMENT,
+					branch_key_id TEXT NOT NULL REFERENCES phicrypt_branch_keys (branch_key_id),
+					version TEXT NOT NULL CHECK (length(version) = 36),
+					kms_key_arn TEXT NOT NULL,
+					ciphertext BLOB NOT NULL CHECK (length(ciphertext) BETWEEN 1 AND 6144),
+					created_at_us INTEGER NOT NULL,
+					state TEXT NOT NULL CHECK (state IN ('active', 'decrypt_only', 'retired')),
+					UNIQUE (branch_key_id, version)
+				)`,
+				`CREATE UNIQUE INDEX phicrypt_branch_key_one_active
+					ON phicrypt_branch_key_versions (branch_key_id) WHERE state = 'active'`,
+			},
+			{ // schema 2: usage counters (Store.AddUsage)
+				`ALTER TABLE phicrypt_branch_key_versions
+					ADD COLUMN usage BIGINT NOT NULL DEFAULT 0 CHECK (usage >= 0)`,
+			},
+		},
+		UniqueViolation: sqliteUniqueViolation,
+		// Two processes creating one database file can race switching it to
+		// WAL, and the loser sees SQLITE_BUSY without waiting.
+		BusyOnOpen: sqliteBusy,
+	}
+}
+
+// coded is what SQLite drivers' errors offer (modernc.org/sqlite's
+// *sqlite.Error has it): the extended result code.
+type coded interface{ Code() int }
+
+// sqliteBusy reports SQLITE_BUSY or SQLITE_LOCKED (any extended code).
+func sqliteBusy(err error) bool {
+	var e coded
+	return errors.As(err, &e) && (e.Code()&0xff == 5 || e.Code()&0xff == 6)
+}
+
+// SQLite's extended result codes for a violated primary key or unique index.
+const (
+	sqliteConstraintPrimaryKey = 1555
+	sqliteConstraintUnique     = 2067
+)
+
+func sqliteUniqueViolation(err error) bool {
+	var e coded
+	return errors.As(err, &e) && (e.Code() == sqliteConstraintPrimaryKey || e.Code() == sqliteConstraintUnique)
+}
