@@ -1,10 +1,6 @@
 package fieldenc_test
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-	"github.com/phicrypt/phicrypt/keystore/sqlite"
-	_ "modernc.org/sqlite"
-
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -21,8 +17,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite"
 )
 
 // searchRow is a row searched by a blind index over its SSN.

@@ -1,8 +1,6 @@
 package keyring
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
 	"container/list"
 	"context"
 	"errors"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/phicrypt/phicrypt/internal/flight"
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // branchKeyCache holds, for the TTL, unwrapped branch key versions and which

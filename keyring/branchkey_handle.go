@@ -1,8 +1,6 @@
 package keyring
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
@@ -10,6 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // BranchKey is an unwrapped branch key version held from a hierarchical

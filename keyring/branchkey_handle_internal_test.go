@@ -1,10 +1,6 @@
 package keyring
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-	"github.com/phicrypt/phicrypt/keystore/sqlite"
-	_ "modernc.org/sqlite"
-
 	"bytes"
 	"context"
 	"path/filepath"
@@ -12,8 +8,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite"
 )
 
 // TestBranchKeyReleaseThenWipe: material the cache lets go of while a

@@ -1,14 +1,13 @@
 package keyring
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
 	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // Branch key creation and unwrapping follow the AWS Encryption SDK's branch

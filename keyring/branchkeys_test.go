@@ -1,10 +1,6 @@
 package keyring_test
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-	"github.com/phicrypt/phicrypt/keystore/sqlite"
-	_ "modernc.org/sqlite"
-
 	"context"
 	"errors"
 	"path/filepath"
@@ -15,8 +11,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite"
 )
 
 // hierStore opens one of the embedded stores in a fresh temporary directory.

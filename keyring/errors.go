@@ -1,15 +1,13 @@
 package keyring
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
-	"github.com/phicrypt/phicrypt/internal/steperr"
-
 	"context"
 	"errors"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/phicrypt/phicrypt/internal/steperr"
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // ErrInvalid is keystore.ErrInvalid: a request refused whatever the store

@@ -1,8 +1,6 @@
 package keyring
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -18,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/phicrypt/phicrypt/internal/wire"
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // The hierarchical keyring follows the AWS Encryption SDK specification

@@ -1,14 +1,14 @@
 package keyring
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
 	"time"
+
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // Redaction. Every type of this package that holds key bytes, a branch key

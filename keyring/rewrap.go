@@ -1,14 +1,13 @@
 package keyring
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
 	"context"
 	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // KMSReEncrypter is the part of the aws-sdk-go-v2 KMS client that Rewrap

@@ -1,13 +1,13 @@
 package keyring
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // RotationPolicy says when a branch key's active version is due to be

@@ -1,8 +1,6 @@
 package keyring
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +8,7 @@ import (
 	"time"
 
 	"github.com/phicrypt/phicrypt/internal/flight"
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // Counting uses of branch key versions (HierarchicalConfig.MaxUsesPerVersion).

@@ -1,8 +1,6 @@
 package keystore
 
 import (
-	"github.com/phicrypt/phicrypt/internal/steperr"
-
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/phicrypt/phicrypt/internal/steperr"
 )
 
 // Store keeps the versions of branch keys, each wrapped by KMS. It never sees

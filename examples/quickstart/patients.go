@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/phicrypt/phicrypt/keystore/sqlite"
-
 	"context"
 	"database/sql"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	_ "modernc.org/sqlite"
 )
 

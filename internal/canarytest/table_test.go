@@ -1,15 +1,14 @@
 package canarytest
 
 import (
-	"github.com/phicrypt/phicrypt/keystore/sqlite"
-	_ "modernc.org/sqlite"
-
 	"time"
 
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
+	_ "modernc.org/sqlite"
 )
 
 // entry says how the canary test treats one type. Exactly one of its fields

@@ -13,8 +13,6 @@
 package storetest
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -31,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -3,8 +3,6 @@
 package sqlstore
 
 import (
-	"github.com/phicrypt/phicrypt/keystore"
-
 	"context"
 	"database/sql"
 	"errors"
@@ -12,6 +10,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // Store is a keystore.Store in a SQL database: PostgreSQL (keystore/postgres)
