@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/fieldenc"
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/sqlite"
@@ -95,7 +96,7 @@ func TestSearchFindsRowsAnotherProcessSealedAfterARotation(t *testing.T) {
 				loc = filepath.Join(loc, "keys.db")
 			}
 			a := newPropProcess(t, kind, loc, client, arn)
-			v1, err := a.bk.CreateBranchKey(ctx, branchKeyID)
+			v1, err := testkeys.Custodian(t, a.bk).CreateBranchKey(ctx, branchKeyID)
 			require.NoError(t, err)
 
 			// C is warm: it has searched and sealed under version 1.
@@ -105,7 +106,7 @@ func TestSearchFindsRowsAnotherProcessSealedAfterARotation(t *testing.T) {
 			_, err = c.codec.IndexValues(ctx, "ssn_bidx", "111-11-1111")
 			require.NoError(t, err)
 
-			v2, err := a.bk.Rotate(ctx, branchKeyID)
+			v2, err := testkeys.Custodian(t, a.bk).Rotate(ctx, branchKeyID)
 			require.NoError(t, err)
 
 			// B seals straight after the rotation; C searches at once.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/phicrypt/phicrypt/fieldenc"
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/stretchr/testify/require"
 )
@@ -44,7 +45,7 @@ func TestOpenAfterAnotherProcessRotates(t *testing.T) {
 	r := noteRow{ID: "a", Note: fieldenc.Of("x")}
 	require.NoError(t, reader.Seal(ctx, &r))
 	require.NoError(t, reader.Open(ctx, &r)) // the reader now holds a live list
-	_, err = e.bk.Rotate(ctx, e.id)
+	_, err = testkeys.Custodian(t, e.bk).Rotate(ctx, e.id)
 	require.NoError(t, err)
 	time.Sleep(testTTL + 20*time.Millisecond)
 	kr2, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: e.bk, BranchKeyID: e.id, CacheTTL: testTTL, MaxUsesPerVersion: 1 << 30})

@@ -62,7 +62,7 @@ func (e *env) table(t testing.TB, cfg fieldenc.Config) *fieldenc.Table {
 // rotate makes a new active version and has tbl read it now.
 func (e *env) rotate(t testing.TB, tables ...*fieldenc.Table) keystore.BranchKeyVersion {
 	t.Helper()
-	v, err := e.bk.Rotate(context.Background(), e.id)
+	v, err := testkeys.Custodian(t, e.bk).Rotate(context.Background(), e.id)
 	require.NoError(t, err)
 	time.Sleep(testTTL + 10*time.Millisecond) // every cache lifetime has passed
 	for _, tbl := range tables {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
@@ -31,7 +32,7 @@ func TestDeterministicMatchesTink(t *testing.T) {
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,
 		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "tink-test"})
 	require.NoError(t, err)
-	v, err := bk.CreateBranchKey(ctx, "app")
+	v, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "app")
 	require.NoError(t, err)
 	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "app",
 		CacheTTL: time.Minute, MaxUsesPerVersion: 1 << 20})

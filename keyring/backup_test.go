@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/storetest"
 	"github.com/stretchr/testify/require"
@@ -83,7 +83,7 @@ func TestBackupRestoreAcrossStoreKinds(t *testing.T) {
 func TestBackupAfterRewrap(t *testing.T) {
 	e := newWrappedStoreEnv(t, fileBackend(), "")
 	e.populate(2, "tenant-a", "tenant-b")
-	_, err := e.rewrap(keyring.RewrapOptions{})
+	_, err := e.rewrap(custody.RewrapOptions{})
 	require.NoError(t, err)
 	e.disableOldKey()
 	target := emptyStore(t, sqliteBackend())

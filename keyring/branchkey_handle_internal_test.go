@@ -29,7 +29,7 @@ func TestBranchKeyReleaseThenWipe(t *testing.T) {
 	defer s.Close()
 	bk, err := NewBranchKeys(BranchKeysConfig{Store: s, Client: client, KMSKeyARN: *out.KeyMetadata.Arn, LogicalStoreName: "handle-test"})
 	require.NoError(t, err)
-	_, err = bk.CreateBranchKey(ctx, "tenant-a")
+	_, err = createBranchKey(ctx, bk, "tenant-a")
 	require.NoError(t, err)
 	h, err := NewHierarchical(HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", CacheTTL: time.Minute})
 	require.NoError(t, err)
@@ -69,9 +69,9 @@ func TestExpiredBranchKeyIsWipedWithoutFurtherUse(t *testing.T) {
 	defer s.Close()
 	bk, err := NewBranchKeys(BranchKeysConfig{Store: s, Client: client, KMSKeyARN: *out.KeyMetadata.Arn, LogicalStoreName: "wipe-test"})
 	require.NoError(t, err)
-	_, err = bk.CreateBranchKey(ctx, "tenant-a")
+	_, err = createBranchKey(ctx, bk, "tenant-a")
 	require.NoError(t, err)
-	_, err = bk.CreateBranchKey(ctx, "tenant-b")
+	_, err = createBranchKey(ctx, bk, "tenant-b")
 	require.NoError(t, err)
 	zero := make([]byte, branchKeyLength)
 
@@ -105,4 +105,14 @@ func TestExpiredBranchKeyIsWipedWithoutFurtherUse(t *testing.T) {
 	}
 	_, err = h.AcquireActive(ctx, "tenant-a", 1)
 	require.ErrorIs(t, err, ErrClosed)
+}
+
+// createBranchKey makes branch key id as a custodian would (custody cannot
+// be imported by keyring's own tests).
+func createBranchKey(ctx context.Context, bk *BranchKeys, id string) (keystore.BranchKeyVersion, error) {
+	v, err := bk.maker().NewVersion(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	return v, bk.cfg.Store.Create(ctx, v)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/storetest"
@@ -22,9 +23,9 @@ func TestBranchKeyDeriveKey(t *testing.T) {
 	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
-		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+		v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
-		v2, err := bk.Rotate(ctx, "tenant-a")
+		v2, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant-a")
 		require.NoError(t, err)
 		// Past the rotation's propagation window, version 2 is written under.
 		after := &fakeClock{t: v2.CreatedAt.Add(hierTTL)}
@@ -73,7 +74,7 @@ func TestBranchKeyRelease(t *testing.T) {
 	ctx := context.Background()
 	e := newKMSEnv(t, kmsmock.Config{})
 	bk := newBranchKeys(t, e, hierStores[0].open(t), e.key(""))
-	_, err := bk.CreateBranchKey(ctx, "tenant-a")
+	_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 	require.NoError(t, err)
 	kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"})
 	k, err := kr.AcquireActive(ctx, "tenant-a", 1)
@@ -95,7 +96,7 @@ func TestAcquireActiveCounts(t *testing.T) {
 	e := newKMSEnv(t, kmsmock.Config{})
 	s := &addCountingStore{Store: hierStores[1].open(t)}
 	bk := newBranchKeys(t, e, s, e.key(""))
-	v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+	v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 	require.NoError(t, err)
 	kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", MaxUsesPerVersion: 100, UsageBlock: 10})
 
@@ -149,7 +150,7 @@ func TestAcquireVersionAndLiveVersions(t *testing.T) {
 	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
-		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+		v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
 		kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"})
 		versions := func() []string {
@@ -163,9 +164,9 @@ func TestAcquireVersionAndLiveVersions(t *testing.T) {
 			return out
 		}
 		require.Equal(t, []string{v1.Version}, versions())
-		v2, err := bk.Rotate(ctx, "tenant-a")
+		v2, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant-a")
 		require.NoError(t, err)
-		v3, err := bk.Rotate(ctx, "tenant-a")
+		v3, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant-a")
 		require.NoError(t, err)
 		require.Equal(t, []string{v3.Version, v2.Version, v1.Version}, versions())
 		require.NoError(t, s.SetState(ctx, "tenant-a", v1.Version, keystore.StateDecryptOnly, keystore.StateRetired))
@@ -198,7 +199,7 @@ func TestBranchKeyPrintsNothingSecret(t *testing.T) {
 	s := hierStores[0].open(t)
 	bk := newBranchKeys(t, e, s, e.key(""))
 	const id = "patient-CANARY-MRN-000123"
-	v1, err := bk.CreateBranchKey(ctx, id)
+	v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, id)
 	require.NoError(t, err)
 	kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: id})
 	k, err := kr.AcquireActive(ctx, id, 1)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/internal/branchkey"
 	"github.com/phicrypt/phicrypt/keystore"
 )
 
@@ -75,11 +76,6 @@ type BranchKeys struct {
 	cfg BranchKeysConfig
 }
 
-// keyGenerator is the optional capability CreateBranchKey and Rotate need.
-type keyGenerator interface {
-	GenerateDataKeyWithoutPlaintext(ctx context.Context, in *kms.GenerateDataKeyWithoutPlaintextInput, optFns ...func(*kms.Options)) (*kms.GenerateDataKeyWithoutPlaintextOutput, error)
-}
-
 // NewBranchKeys returns a BranchKeys over cfg.
 func NewBranchKeys(cfg BranchKeysConfig) (*BranchKeys, error) {
 	if cfg.Store == nil || cfg.Client == nil {
@@ -106,95 +102,26 @@ func (b BranchKeys) GoString() string { return b.String() }
 // keystore.Store returns the store the versions live in.
 func (b *BranchKeys) Store() keystore.Store { return b.cfg.Store }
 
-// CreateBranchKey makes version 1 of a new branch key id and stores it as the
-// active version. keystore.ErrExists (from the keystore.Store) if id exists.
-func (b *BranchKeys) CreateBranchKey(ctx context.Context, id string) (keystore.BranchKeyVersion, error) {
-	if err := keystore.CheckID(id); err != nil {
-		return keystore.BranchKeyVersion{}, err
-	}
-	v, err := b.newVersion(ctx, id)
-	if err != nil {
-		return keystore.BranchKeyVersion{}, err
-	}
-	if err := b.cfg.Store.Create(ctx, v); err != nil {
-		return keystore.BranchKeyVersion{}, wrapStep(err, "storing the new %s", keystore.Fingerprint(id))
-	}
-	return v, nil
+// Config returns the configuration b was made with (Now filled in), for
+// example to make a custodian's handle (custody.NewBranchKeys) over the
+// same store.
+func (b *BranchKeys) Config() BranchKeysConfig { return b.cfg }
+
+// maker makes new versions of branch keys (for the rotation a usage cap
+// calls for).
+func (b *BranchKeys) maker() branchkey.Maker {
+	gen, _ := b.cfg.Client.(branchkey.Generator)
+	return branchkey.Maker{Generator: gen, KMSKeyARN: b.cfg.KMSKeyARN, GrantTokens: b.cfg.GrantTokens, Now: b.cfg.Now, Context: b.EncryptionContext}
 }
 
-// Rotate makes a new version of branch key id active; the version it
-// replaces becomes decrypt-only. If another process rotated id between the
-// read and the write, Rotate returns the version that process made active
-// and an error wrapping ErrConflict: the key has been rotated, just not by
-// this call, so callers that only want "a fresh version" may accept it.
-func (b *BranchKeys) Rotate(ctx context.Context, id string) (keystore.BranchKeyVersion, error) {
-	if err := keystore.CheckID(id); err != nil {
-		return keystore.BranchKeyVersion{}, err
-	}
-	cur, err := b.cfg.Store.Active(ctx, id)
-	if err != nil {
-		return keystore.BranchKeyVersion{}, wrapStep(err, "reading the active version to rotate")
-	}
-	return b.rotateFrom(ctx, id, cur.Version)
-}
-
-// rotateFrom replaces version expected of branch key id, if it is still the
-// active one; otherwise it reports keystore.ErrConflict with the version that is.
+// rotateFrom replaces version expected of branch key id, if it is still
+// the active one; otherwise it reports keystore.ErrConflict with the
+// version that is. Services rotate only this way, when a version reaches
+// HierarchicalConfig.MaxUsesPerVersion; custodians rotate with custody.
 func (b *BranchKeys) rotateFrom(ctx context.Context, id, expected string) (keystore.BranchKeyVersion, error) {
-	next, err := b.newVersion(ctx, id)
+	v, err := b.maker().RotateFrom(ctx, b.cfg.Store, id, expected)
 	if err != nil {
-		return keystore.BranchKeyVersion{}, err
-	}
-	// Conditional write (branch-key-store.md "VersionKey": the active item
-	// must not have changed since it was read); keystore.Store.Rotate is the
-	// compare-and-swap.
-	err = b.cfg.Store.Rotate(ctx, id, expected, next)
-	if errors.Is(err, keystore.ErrConflict) {
-		won, rerr := b.cfg.Store.Active(ctx, id)
-		if rerr != nil {
-			return keystore.BranchKeyVersion{}, fmt.Errorf("keyring: another process rotated %s at the same time, and re-reading it failed: %w", keystore.Fingerprint(id), errors.Join(err, rerr))
-		}
-		return won, wrapStep(err, "another process rotated %s at the same time; its version %s is active (nothing to retry)", keystore.Fingerprint(id), won.Version)
-	}
-	if err != nil {
-		return keystore.BranchKeyVersion{}, wrapStep(err, "storing the rotated %s", keystore.Fingerprint(id))
-	}
-	return next, nil
-}
-
-// newVersion makes a new version of id, wrapped by KMS, ready to store as
-// active (branch-key-store.md "Wrapped Branch Key Creation v1").
-func (b *BranchKeys) newVersion(ctx context.Context, id string) (keystore.BranchKeyVersion, error) {
-	gen, ok := b.cfg.Client.(keyGenerator)
-	if !ok {
-		return keystore.BranchKeyVersion{}, errors.New("keyring: the KMS client cannot GenerateDataKeyWithoutPlaintext; creating branch keys needs a *kms.Client")
-	}
-	v := keystore.BranchKeyVersion{
-		BranchKeyID: id,
-		// "version: a new guid. This guid MUST be version 4 UUID".
-		Version:   keystore.NewBranchKeyVersion(),
-		KMSKeyARN: b.cfg.KMSKeyARN,
-		// The store keeps microseconds in UTC, and the context is rebuilt
-		// from the stored record: truncate before binding it.
-		CreatedAt: b.cfg.Now().UTC().Truncate(time.Microsecond),
-		State:     keystore.StateActive,
-	}
-	// "KeyId MUST be the kms-arn", "NumberOfBytes MUST be 32",
-	// "EncryptionContext MUST be the DECRYPT_ONLY encryption context".
-	out, err := gen.GenerateDataKeyWithoutPlaintext(ctx, &kms.GenerateDataKeyWithoutPlaintextInput{
-		KeyId:             &v.KMSKeyARN,
-		NumberOfBytes:     int32Ptr(branchKeyLength),
-		EncryptionContext: b.EncryptionContext(v),
-		GrantTokens:       b.cfg.GrantTokens,
-	})
-	if err != nil {
-		return keystore.BranchKeyVersion{}, wrapStep(err, "KMS GenerateDataKeyWithoutPlaintext for a new version of %s", keystore.Fingerprint(id))
-	}
-	// "the operation MUST use the GenerateDataKeyWithoutPlaintext result
-	// CiphertextBlob as the wrapped DECRYPT_ONLY Branch Key".
-	v.Ciphertext = out.CiphertextBlob
-	if err := keystore.CheckWrapped(v.KMSKeyARN, v.Ciphertext); err != nil {
-		return keystore.BranchKeyVersion{}, wrapStep(err, "KMS returned an unusable wrapped branch key")
+		return v, wrapStep(err, "rotating %s", keystore.Fingerprint(id))
 	}
 	return v, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/sqlite"
@@ -79,7 +80,7 @@ func TestBranchKeysCreateRotateUnwrap(t *testing.T) {
 		arn := e.key("")
 		bk := newBranchKeys(t, e, s, arn)
 
-		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+		v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
 		require.Equal(t, keystore.StateActive, v1.State)
 		require.Equal(t, arn, v1.KMSKeyARN)
@@ -88,14 +89,14 @@ func TestBranchKeysCreateRotateUnwrap(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, v1.Version, active.Version)
 
-		_, err = bk.CreateBranchKey(ctx, "tenant-a")
+		_, err = testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 		require.ErrorIs(t, err, keystore.ErrExists)
 
 		k1, err := bk.Unwrap(ctx, active)
 		require.NoError(t, err)
 		require.Len(t, k1, 32)
 
-		v2, err := bk.Rotate(ctx, "tenant-a")
+		v2, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant-a")
 		require.NoError(t, err)
 		require.NotEqual(t, v1.Version, v2.Version)
 		vs, err := s.List(ctx, "tenant-a")
@@ -111,7 +112,7 @@ func TestBranchKeysCreateRotateUnwrap(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []byte(k1), []byte(again))
 
-		_, err = bk.Rotate(ctx, "no-such-key")
+		_, err = testkeys.Custodian(t, bk).Rotate(ctx, "no-such-key")
 		require.ErrorIs(t, err, keystore.ErrNotFound)
 	})
 }
@@ -127,7 +128,7 @@ func TestBranchKeysEncryptionContext(t *testing.T) {
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: s, Client: e.client("svc"), KMSKeyARN: arn,
 		LogicalStoreName: hierStoreName, Now: func() time.Time { return created }})
 	require.NoError(t, err)
-	v, err := bk.CreateBranchKey(ctx, "tenant-a")
+	v, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{
 		"branch-key-id":     "tenant-a",
@@ -190,11 +191,11 @@ func TestBranchKeysDecryptOnlyClient(t *testing.T) {
 	e := newKMSEnv(t, kmsmock.Config{})
 	s := hierStores[0].open(t)
 	arn := e.key("")
-	v, err := newBranchKeys(t, e, s, arn).CreateBranchKey(ctx, "tenant-a")
+	v, err := testkeys.Custodian(t, newBranchKeys(t, e, s, arn)).CreateBranchKey(ctx, "tenant-a")
 	require.NoError(t, err)
 	ro, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: s, Client: decryptOnlyClient{e.client("svc")}, KMSKeyARN: arn, LogicalStoreName: hierStoreName})
 	require.NoError(t, err)
-	_, err = ro.CreateBranchKey(ctx, "tenant-b")
+	_, err = testkeys.Custodian(t, ro).CreateBranchKey(ctx, "tenant-b")
 	require.ErrorContains(t, err, "GenerateDataKeyWithoutPlaintext")
 	_, err = ro.Unwrap(ctx, v)
 	require.NoError(t, err)
@@ -217,17 +218,17 @@ func TestBranchKeysRotateConflict(t *testing.T) {
 		ctx := context.Background()
 		arn := e.key("")
 		other := newBranchKeys(t, e, s, arn)
-		_, err := other.CreateBranchKey(ctx, "tenant-a")
+		_, err := testkeys.Custodian(t, other).CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
 
 		var winner keystore.BranchKeyVersion
 		rs := &racingStore{Store: s, before: func() {
 			var err error
-			winner, err = other.Rotate(ctx, "tenant-a")
+			winner, err = testkeys.Custodian(t, other).Rotate(ctx, "tenant-a")
 			require.NoError(t, err)
 		}}
 		loser := newBranchKeys(t, e, rs, arn)
-		got, err := loser.Rotate(ctx, "tenant-a")
+		got, err := testkeys.Custodian(t, loser).Rotate(ctx, "tenant-a")
 		require.ErrorIs(t, err, keystore.ErrConflict)
 		require.ErrorContains(t, err, "another process rotated")
 		require.Equal(t, winner.Version, got.Version)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
@@ -119,7 +120,7 @@ func TestHierarchicalRoundTripAndLayout(t *testing.T) {
 	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
-		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+		v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
 		kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"})
 
@@ -162,9 +163,9 @@ func TestHierarchicalFailures(t *testing.T) {
 	ctx := context.Background()
 	e := newKMSEnv(t, kmsmock.Config{})
 	bk := newBranchKeys(t, e, hierStores[0].open(t), e.key(""))
-	_, err := bk.CreateBranchKey(ctx, "tenant-a")
+	_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 	require.NoError(t, err)
-	_, err = bk.CreateBranchKey(ctx, "tenant-b")
+	_, err = testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-b")
 	require.NoError(t, err)
 	kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"})
 	em := encMaterials(phiContext)
@@ -242,14 +243,14 @@ func TestHierarchicalRotationAndRetirement(t *testing.T) {
 	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
-		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+		v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
 		clock := &fakeClock{t: time.Now()}
 		kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", Now: clock.Now})
 
 		em1 := encMaterials(phiContext)
 		require.NoError(t, kr.OnEncrypt(ctx, em1))
-		v2, err := bk.Rotate(ctx, "tenant-a")
+		v2, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant-a")
 		require.NoError(t, err)
 
 		// Within the TTL this process still encrypts under version 1, and so
@@ -302,7 +303,7 @@ func TestHierarchicalSingleFlight(t *testing.T) {
 	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
-		_, err := bk.CreateBranchKey(ctx, "tenant-a")
+		_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
 		em := encMaterials(phiContext)
 		require.NoError(t, newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"}).OnEncrypt(ctx, em))
@@ -354,7 +355,7 @@ func TestHierarchicalCacheCapacity(t *testing.T) {
 	e := newKMSEnv(t, kmsmock.Config{})
 	bk := newBranchKeys(t, e, hierStores[0].open(t), e.key(""))
 	for _, id := range []string{"a", "b"} {
-		_, err := bk.CreateBranchKey(ctx, id)
+		_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, id)
 		require.NoError(t, err)
 	}
 	sup := func(ec map[string]string) (string, error) { return ec["tenant"], nil }
@@ -385,7 +386,7 @@ func TestHierarchicalSupplierPerTenant(t *testing.T) {
 		bk := newBranchKeys(t, e, s, e.key(""))
 		keys := map[string]keystore.BranchKeyVersion{}
 		for _, tenant := range []string{"tenant-a", "tenant-b"} {
-			v, err := bk.CreateBranchKey(ctx, "bk-"+tenant)
+			v, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "bk-"+tenant)
 			require.NoError(t, err)
 			keys[tenant] = v
 		}
@@ -439,7 +440,7 @@ func TestHierarchicalCanary(t *testing.T) {
 	s := hierStores[1].open(t)
 	bk := newBranchKeys(t, e, s, e.key(""))
 	const id = "patient-CANARY-MRN-000123"
-	v1, err := bk.CreateBranchKey(ctx, id)
+	v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, id)
 	require.NoError(t, err)
 	clock := &fakeClock{t: time.Now()}
 	kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: id, Now: clock.Now})
@@ -463,13 +464,13 @@ func TestHierarchicalCanary(t *testing.T) {
 	moved.CreatedAt = moved.CreatedAt.Add(time.Second)
 	_, err = bk.Unwrap(ctx, moved)
 	collect(err)
-	_, err = bk.CreateBranchKey(ctx, id)
+	_, err = testkeys.Custodian(t, bk).CreateBranchKey(ctx, id)
 	collect(err)
 	_, err = s.Active(ctx, id+"-missing")
 	collect(err)
 	missing := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: id + "-missing"})
 	collect(missing.OnEncrypt(ctx, encMaterials(phiContext)))
-	_, err = bk.Rotate(ctx, id)
+	_, err = testkeys.Custodian(t, bk).Rotate(ctx, id)
 	require.NoError(t, err)
 	require.NoError(t, s.SetState(ctx, id, v1.Version, keystore.StateDecryptOnly, keystore.StateRetired))
 	clock.Advance(hierTTL)
@@ -502,7 +503,7 @@ func TestHierarchicalWrapsWithGivenVersion(t *testing.T) {
 	ctx := context.Background()
 	e := newKMSEnv(t, kmsmock.Config{})
 	bk := newBranchKeys(t, e, hierStores[0].open(t), e.key(""))
-	v, err := bk.CreateBranchKey(ctx, "k")
+	v, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "k")
 	require.NoError(t, err)
 	kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "k"})
 	dk := bytes.Repeat([]byte{1}, dataKeyLength)
@@ -525,14 +526,14 @@ func TestRetiringDuringTheWindowMovesWriters(t *testing.T) {
 	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
-		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+		v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
 		clock := &fakeClock{t: time.Now()}
 		warm := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", Now: clock.Now})
 		require.NoError(t, warm.OnEncrypt(ctx, encMaterials(phiContext)))
-		v2, err := bk.Rotate(ctx, "tenant-a")
+		v2, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant-a")
 		require.NoError(t, err)
-		_, err = bk.SetMinDecryptionVersion(ctx, "tenant-a", v2.Version)
+		_, err = testkeys.Custodian(t, bk).SetMinDecryptionVersion(ctx, "tenant-a", v2.Version)
 		require.NoError(t, err)
 
 		fresh := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a"})
@@ -557,12 +558,12 @@ func TestTwoRotationsInOneWindow(t *testing.T) {
 	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
-		v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+		v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
-		v2, err := bk.Rotate(ctx, "tenant-a")
+		v2, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant-a")
 		require.NoError(t, err)
 		time.Sleep(5 * time.Millisecond) // distinct creation times
-		v3, err := bk.Rotate(ctx, "tenant-a")
+		v3, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant-a")
 		require.NoError(t, err)
 		writes := func(at time.Time) string {
 			t.Helper()

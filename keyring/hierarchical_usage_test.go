@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/storetest"
@@ -79,7 +80,7 @@ func TestHierarchicalUsageCap(t *testing.T) {
 	forEachHierStore(t, func(t *testing.T, e *kmsEnv, s keystore.Store) {
 		ctx := context.Background()
 		bk := newBranchKeys(t, e, s, e.key(""))
-		_, err := bk.CreateBranchKey(ctx, "tenant-a")
+		_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 		require.NoError(t, err)
 		kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", MaxUsesPerVersion: 100, UsageBlock: 10})
 
@@ -119,7 +120,7 @@ func TestHierarchicalUsageCapTwoKeyrings(t *testing.T) {
 	e := newKMSEnv(t, kmsmock.Config{})
 	s := hierStores[1].open(t)
 	bk := newBranchKeys(t, e, s, e.key(""))
-	_, err := bk.CreateBranchKey(ctx, "tenant-a")
+	_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 	require.NoError(t, err)
 	cfg := keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", MaxUsesPerVersion: 50, UsageBlock: 8}
 	krs := []*keyring.Hierarchical{newHierarchical(t, cfg), newHierarchical(t, cfg)}
@@ -141,7 +142,7 @@ func TestHierarchicalUsageBlocks(t *testing.T) {
 	s := &addCountingStore{Store: hierStores[1].open(t)}
 	bk := newBranchKeys(t, e, s, e.key(""))
 	for _, id := range []string{"a", "b", "c", "d", "e"} {
-		_, err := bk.CreateBranchKey(ctx, id)
+		_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, id)
 		require.NoError(t, err)
 	}
 	active := func(id string) keystore.BranchKeyVersion {
@@ -198,7 +199,7 @@ func TestHierarchicalUsageStaleActive(t *testing.T) {
 	e := newKMSEnv(t, kmsmock.Config{})
 	s := hierStores[0].open(t)
 	bk := newBranchKeys(t, e, s, e.key(""))
-	v1, err := bk.CreateBranchKey(ctx, "tenant-a")
+	v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-a")
 	require.NoError(t, err)
 	kr := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", MaxUsesPerVersion: 100, UsageBlock: 10})
 	encrypt := func() string {
@@ -207,7 +208,7 @@ func TestHierarchicalUsageStaleActive(t *testing.T) {
 		return edkVersion(em.EncryptedDataKeys[0])
 	}
 	require.Equal(t, v1.Version, encrypt())
-	v2, err := bk.Rotate(ctx, "tenant-a")
+	v2, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant-a")
 	require.NoError(t, err)
 	for range 15 { // past the first block: a reservation on the decrypt-only v1
 		require.Equal(t, v1.Version, encrypt())
@@ -237,7 +238,7 @@ func TestHierarchicalUsageExhausted(t *testing.T) {
 	s := hierStores[1].open(t)
 	arn := e.key("")
 	const id = "patient-CANARY-MRN-000777"
-	v1, err := newBranchKeys(t, e, s, arn).CreateBranchKey(ctx, id)
+	v1, err := testkeys.Custodian(t, newBranchKeys(t, e, s, arn)).CreateBranchKey(ctx, id)
 	require.NoError(t, err)
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: s, Client: decryptOnlyKMS{e.client("svc")}, KMSKeyARN: arn, LogicalStoreName: hierStoreName})
 	require.NoError(t, err)
@@ -297,7 +298,7 @@ func TestReservedUsesSurviveReloads(t *testing.T) {
 			e := newKMSEnv(t, kmsmock.Config{})
 			s := &addCountingStore{Store: hierStores[1].open(t)}
 			bk := newBranchKeys(t, e, s, e.key(""))
-			_, err := bk.CreateBranchKey(ctx, "a")
+			_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "a")
 			require.NoError(t, err)
 			var now atomic.Int64
 			now.Store(time.Now().UnixNano())

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/stretchr/testify/require"
@@ -88,7 +89,7 @@ func TestRedactedPrintings(t *testing.T) {
 			DataKey: dk, EncryptedDataKeys: []keyring.EncryptedDataKey{hierEDK}}, ctxValue, []string{"0x0478", "[REDACTED]"}},
 		{"decryption materials", keyring.DecryptionMaterials{SuiteID: 0x0478, DataKeyLength: 32, EncryptionContext: ec, DataKey: dk},
 			ctxValue, []string{"0x0478", "[REDACTED]"}},
-		{"rewrap position", keyring.RewrapPosition{BranchKeyID: id, Version: "v1"}, id, []string{fingerprint(id), "v1"}},
+		{"rewrap position", custody.RewrapPosition{BranchKeyID: id, Version: "v1"}, id, []string{fingerprint(id), "v1"}},
 		{"hierarchical config", keyring.HierarchicalConfig{BranchKeyID: id, CacheTTL: time.Minute}, id, []string{fingerprint(id), "1m0s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

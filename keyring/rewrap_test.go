@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/storetest"
@@ -139,13 +140,13 @@ func (e *wrappedStoreEnv) disableOldKey() {
 	require.NoError(e.t, err)
 }
 
-func (e *wrappedStoreEnv) rewrap(opts keyring.RewrapOptions) (keyring.RewrapReport, error) {
+func (e *wrappedStoreEnv) rewrap(opts custody.RewrapOptions) (custody.RewrapReport, error) {
 	return e.rewrapAs(e.admin(), opts)
 }
 
-func (e *wrappedStoreEnv) rewrapAs(c *kms.Client, opts keyring.RewrapOptions) (keyring.RewrapReport, error) {
+func (e *wrappedStoreEnv) rewrapAs(c *kms.Client, opts custody.RewrapOptions) (custody.RewrapReport, error) {
 	opts.EncryptionContext = e.bk.EncryptionContext
-	return keyring.Rewrap(e.t.Context(), e.store, c, e.newARN, opts)
+	return custody.Rewrap(e.t.Context(), e.store, c, e.newARN, opts)
 }
 
 // requireNoKeyBytes checks err's message names neither the canary id nor
@@ -171,12 +172,12 @@ func TestRewrap(t *testing.T) {
 			total := e.populate(3, "tenant-a", rewrapCanaryID, "tenant-c")
 			before := e.all(e.store)
 			var progress []int
-			rep, err := e.rewrap(keyring.RewrapOptions{Progress: func(done, n int) {
+			rep, err := e.rewrap(custody.RewrapOptions{Progress: func(done, n int) {
 				require.Equal(t, total, n)
 				progress = append(progress, done)
 			}})
 			require.NoError(t, err)
-			require.Equal(t, keyring.RewrapReport{Total: total, Rewrapped: total}, rep)
+			require.Equal(t, custody.RewrapReport{Total: total, Rewrapped: total}, rep)
 			require.Len(t, progress, total)
 			require.Equal(t, total, progress[total-1])
 			require.EqualValues(t, total, e.calls("ReEncrypt"))
@@ -197,9 +198,9 @@ func TestRewrap(t *testing.T) {
 			e.requireReadable(e.store)
 
 			// Idempotent: a second run finds nothing to do.
-			rep, err = e.rewrap(keyring.RewrapOptions{})
+			rep, err = e.rewrap(custody.RewrapOptions{})
 			require.NoError(t, err)
-			require.Equal(t, keyring.RewrapReport{Total: total, AlreadyMoved: total}, rep)
+			require.Equal(t, custody.RewrapReport{Total: total, AlreadyMoved: total}, rep)
 			require.EqualValues(t, total, e.calls("ReEncrypt"))
 		})
 	}
@@ -212,17 +213,17 @@ func TestRewrapResumesAfterCrash(t *testing.T) {
 			e := newWrappedStoreEnv(t, b, "")
 			total := e.populate(3, "tenant-a", "tenant-b", "tenant-c")
 			const crashAfter = 4
-			var saved *keyring.RewrapPosition
+			var saved *custody.RewrapPosition
 			n := 0
-			rep, err := e.rewrap(keyring.RewrapOptions{Checkpoint: func(id, version string) error {
-				saved = &keyring.RewrapPosition{BranchKeyID: id, Version: version}
+			rep, err := e.rewrap(custody.RewrapOptions{Checkpoint: func(id, version string) error {
+				saved = &custody.RewrapPosition{BranchKeyID: id, Version: version}
 				if n++; n == crashAfter {
 					return errCrash
 				}
 				return nil
 			}})
 			require.ErrorIs(t, err, errCrash)
-			require.Equal(t, keyring.RewrapReport{Total: total, Rewrapped: crashAfter}, rep)
+			require.Equal(t, custody.RewrapReport{Total: total, Rewrapped: crashAfter}, rep)
 
 			moved := 0
 			for _, v := range e.all(e.store) {
@@ -233,16 +234,16 @@ func TestRewrapResumesAfterCrash(t *testing.T) {
 			require.Equal(t, crashAfter, moved)
 
 			var progress []int
-			rep, err = e.rewrap(keyring.RewrapOptions{Resume: saved, Progress: func(done, _ int) { progress = append(progress, done) }})
+			rep, err = e.rewrap(custody.RewrapOptions{Resume: saved, Progress: func(done, _ int) { progress = append(progress, done) }})
 			require.NoError(t, err)
-			require.Equal(t, keyring.RewrapReport{Total: total, Rewrapped: total - crashAfter, Resumed: crashAfter}, rep)
+			require.Equal(t, custody.RewrapReport{Total: total, Rewrapped: total - crashAfter, Resumed: crashAfter}, rep)
 			require.Equal(t, crashAfter+1, progress[0], "progress counts the versions resumed past")
 			require.EqualValues(t, total, e.calls("ReEncrypt"), "no version was re-encrypted twice")
 
 			// Without Resume a re-run also redoes nothing.
-			rep, err = e.rewrap(keyring.RewrapOptions{})
+			rep, err = e.rewrap(custody.RewrapOptions{})
 			require.NoError(t, err)
-			require.Equal(t, keyring.RewrapReport{Total: total, AlreadyMoved: total}, rep)
+			require.Equal(t, custody.RewrapReport{Total: total, AlreadyMoved: total}, rep)
 			e.disableOldKey()
 			e.requireReadable(e.store)
 		})
@@ -252,7 +253,7 @@ func TestRewrapResumesAfterCrash(t *testing.T) {
 func TestRewrapResumeElsewhere(t *testing.T) {
 	e := newWrappedStoreEnv(t, fileBackend(), "")
 	e.populate(2, rewrapCanaryID)
-	_, err := e.rewrap(keyring.RewrapOptions{Resume: &keyring.RewrapPosition{BranchKeyID: rewrapCanaryID, Version: keystore.NewBranchKeyVersion()}})
+	_, err := e.rewrap(custody.RewrapOptions{Resume: &custody.RewrapPosition{BranchKeyID: rewrapCanaryID, Version: keystore.NewBranchKeyVersion()}})
 	require.ErrorIs(t, err, keystore.ErrNotFound)
 	requireNoKeyBytes(t, err, e.all(e.store))
 	require.Zero(t, e.calls("ReEncrypt"))
@@ -281,16 +282,16 @@ func TestRewrapLosesCompareAndSwap(t *testing.T) {
 	racing := &rewrapRaceStore{Store: inner}
 	racing.race = func(id, version string) {
 		// The other process runs a whole rewrap of its own.
-		rep, err := keyring.Rewrap(t.Context(), inner, e.admin(), e.newARN, keyring.RewrapOptions{EncryptionContext: e.bk.EncryptionContext})
+		rep, err := custody.Rewrap(t.Context(), inner, e.admin(), e.newARN, custody.RewrapOptions{EncryptionContext: e.bk.EncryptionContext})
 		require.NoError(t, err)
 		require.Equal(t, total, rep.Rewrapped)
 	}
 	e.store = racing
-	rep, err := e.rewrap(keyring.RewrapOptions{})
+	rep, err := e.rewrap(custody.RewrapOptions{})
 	require.NoError(t, err)
 	// This run's first compare-and-swap lost; it re-read that version and
 	// every later one, found them moved and re-encrypted nothing more.
-	require.Equal(t, keyring.RewrapReport{Total: total, MovedByOther: total}, rep)
+	require.Equal(t, custody.RewrapReport{Total: total, MovedByOther: total}, rep)
 	require.EqualValues(t, total+1, e.calls("ReEncrypt"))
 	e.disableOldKey()
 	e.requireReadable(inner)
@@ -307,13 +308,13 @@ func TestRewrapDeniedReEncryptTo(t *testing.T) {
 	e.newARN = e.key(policy)
 	total := e.populate(2, rewrapCanaryID, "tenant-b")
 	before := e.all(e.store)
-	rep, err := e.rewrapAs(e.client("rewrapper"), keyring.RewrapOptions{})
+	rep, err := e.rewrapAs(e.client("rewrapper"), custody.RewrapOptions{})
 	require.Error(t, err)
 	require.Equal(t, "AccessDeniedException", apiErrorCode(err))
 	require.Contains(t, err.Error(), "needs kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one")
 	require.Contains(t, err.Error(), e.newARN, "the error names the key the caller lacks rights on")
 	requireNoKeyBytes(t, err, before)
-	require.Equal(t, keyring.RewrapReport{Total: total}, rep)
+	require.Equal(t, custody.RewrapReport{Total: total}, rep)
 	require.Equal(t, before, e.all(e.store), "nothing was written")
 }
 
@@ -322,10 +323,10 @@ func TestRewrapRefusesBadArguments(t *testing.T) {
 	e.populate(1, rewrapCanaryID)
 	alias := strings.Replace(e.newARN, ":key/", ":alias/", 1)
 	for _, arn := range []string{"", "alias/rotated", alias, "1234abcd-12ab-34cd-56ef-1234567890ab"} {
-		_, err := keyring.Rewrap(t.Context(), e.store, e.admin(), arn, keyring.RewrapOptions{EncryptionContext: e.bk.EncryptionContext})
+		_, err := custody.Rewrap(t.Context(), e.store, e.admin(), arn, custody.RewrapOptions{EncryptionContext: e.bk.EncryptionContext})
 		require.ErrorIs(t, err, keyring.ErrInvalid, arn)
 	}
-	_, err := keyring.Rewrap(t.Context(), e.store, e.admin(), e.newARN, keyring.RewrapOptions{})
+	_, err := custody.Rewrap(t.Context(), e.store, e.admin(), e.newARN, custody.RewrapOptions{})
 	require.ErrorIs(t, err, keyring.ErrInvalid)
 	require.Zero(t, e.calls("ReEncrypt"))
 }
@@ -338,7 +339,7 @@ func TestRewrapWrongContext(t *testing.T) {
 	other, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: e.store, Client: e.admin(), KMSKeyARN: e.oldARN, LogicalStoreName: "elsewhere"})
 	require.NoError(t, err)
 	var calls atomic.Int32
-	_, err = keyring.Rewrap(t.Context(), e.store, e.admin(), e.newARN, keyring.RewrapOptions{
+	_, err = custody.Rewrap(t.Context(), e.store, e.admin(), e.newARN, custody.RewrapOptions{
 		EncryptionContext: func(v keystore.BranchKeyVersion) map[string]string { calls.Add(1); return other.EncryptionContext(v) },
 	})
 	require.Equal(t, "InvalidCiphertextException", apiErrorCode(err))

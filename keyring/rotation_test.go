@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/custody"
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/sqlite"
@@ -35,17 +37,17 @@ func TestRotateDue(t *testing.T) {
 		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "rotation-test", Now: clock})
 	require.NoError(t, err)
 	for _, id := range []string{"tenant-a", "tenant-b", "tenant-c"} {
-		_, err := bk.CreateBranchKey(ctx, id)
+		_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, id)
 		require.NoError(t, err)
 	}
-	policy := keyring.RotationPolicy{MaxAge: 7 * 24 * time.Hour}
+	policy := custody.RotationPolicy{MaxAge: 7 * 24 * time.Hour}
 
-	rep, err := bk.RotateDue(ctx, policy)
+	rep, err := testkeys.Custodian(t, bk).RotateDue(ctx, policy)
 	require.NoError(t, err)
-	require.Equal(t, keyring.RotationReport{Checked: 3}, rep, "nothing is due yet")
+	require.Equal(t, custody.RotationReport{Checked: 3}, rep, "nothing is due yet")
 
 	now.Add(int64(10 * 24 * time.Hour))
-	_, err = bk.Rotate(ctx, "tenant-b") // rotated on demand: fresh again
+	_, err = testkeys.Custodian(t, bk).Rotate(ctx, "tenant-b") // rotated on demand: fresh again
 	require.NoError(t, err)
 
 	// Four processes' worth of custodian jobs at once.
@@ -53,7 +55,7 @@ func TestRotateDue(t *testing.T) {
 	var rotated, byOther atomic.Int64
 	for range 4 {
 		wg.Go(func() {
-			rep, err := bk.RotateDue(ctx, policy)
+			rep, err := testkeys.Custodian(t, bk).RotateDue(ctx, policy)
 			require.NoError(t, err)
 			rotated.Add(int64(rep.Rotated))
 			byOther.Add(int64(rep.RotatedByOther))
@@ -73,11 +75,11 @@ func TestRotateDue(t *testing.T) {
 		}
 		require.Equal(t, 1, active, id)
 	}
-	rep, err = bk.RotateDue(ctx, policy)
+	rep, err = testkeys.Custodian(t, bk).RotateDue(ctx, policy)
 	require.NoError(t, err)
 	require.Equal(t, 0, rep.Rotated, "a second run finds nothing due")
 
-	_, err = bk.RotateDue(ctx, keyring.RotationPolicy{})
+	_, err = testkeys.Custodian(t, bk).RotateDue(ctx, custody.RotationPolicy{})
 	require.Error(t, err)
 }
 
@@ -100,7 +102,7 @@ func TestRotateDueByMessages(t *testing.T) {
 	require.NoError(t, err)
 	actives := map[string]string{}
 	for id, uses := range map[string]uint64{"tenant-a": 99, "tenant-b": 100, "tenant-c": 250, "tenant-d": 0} {
-		v, err := bk.CreateBranchKey(ctx, id)
+		v, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, id)
 		require.NoError(t, err)
 		actives[id] = v.Version
 		if uses > 0 {
@@ -114,15 +116,15 @@ func TestRotateDueByMessages(t *testing.T) {
 		return v.Version != actives[id]
 	}
 
-	rep, err := bk.RotateDue(ctx, keyring.RotationPolicy{MaxMessages: 100})
+	rep, err := testkeys.Custodian(t, bk).RotateDue(ctx, custody.RotationPolicy{MaxMessages: 100})
 	require.NoError(t, err)
-	require.Equal(t, keyring.RotationReport{Checked: 4, Rotated: 2}, rep)
+	require.Equal(t, custody.RotationReport{Checked: 4, Rotated: 2}, rep)
 	require.False(t, rotated("tenant-a"))
 	require.True(t, rotated("tenant-b"), "Usage == MaxMessages is due")
 	require.True(t, rotated("tenant-c"))
 	require.False(t, rotated("tenant-d"))
 	// The new versions start at 0: nothing more is due.
-	rep, err = bk.RotateDue(ctx, keyring.RotationPolicy{MaxMessages: 100})
+	rep, err = testkeys.Custodian(t, bk).RotateDue(ctx, custody.RotationPolicy{MaxMessages: 100})
 	require.NoError(t, err)
 	require.Zero(t, rep.Rotated)
 
@@ -130,19 +132,19 @@ func TestRotateDueByMessages(t *testing.T) {
 	// versions from the first run are two days old) and tenant-d; tenant-a,
 	// rotated just now, is too young and too little used.
 	now.Add(int64(48 * time.Hour))
-	_, err = bk.Rotate(ctx, "tenant-a")
+	_, err = testkeys.Custodian(t, bk).Rotate(ctx, "tenant-a")
 	require.NoError(t, err)
 	v, err := store.Active(ctx, "tenant-a")
 	require.NoError(t, err)
 	actives["tenant-a"] = v.Version
-	rep, err = bk.RotateDue(ctx, keyring.RotationPolicy{MaxAge: 24 * time.Hour, MaxMessages: 1000})
+	rep, err = testkeys.Custodian(t, bk).RotateDue(ctx, custody.RotationPolicy{MaxAge: 24 * time.Hour, MaxMessages: 1000})
 	require.NoError(t, err)
-	require.Equal(t, keyring.RotationReport{Checked: 4, Rotated: 3}, rep)
+	require.Equal(t, custody.RotationReport{Checked: 4, Rotated: 3}, rep)
 	require.False(t, rotated("tenant-a"))
 	require.True(t, rotated("tenant-d"))
 
-	for _, bad := range []keyring.RotationPolicy{{}, {MaxAge: -time.Hour}, {MaxAge: -time.Hour, MaxMessages: 5}} {
-		_, err = bk.RotateDue(ctx, bad)
+	for _, bad := range []custody.RotationPolicy{{}, {MaxAge: -time.Hour}, {MaxAge: -time.Hour, MaxMessages: 5}} {
+		_, err = testkeys.Custodian(t, bk).RotateDue(ctx, bad)
 		require.Error(t, err)
 	}
 }
@@ -161,16 +163,16 @@ func TestSetMinDecryptionVersion(t *testing.T) {
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,
 		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "min-version-test"})
 	require.NoError(t, err)
-	v1, err := bk.CreateBranchKey(ctx, "tenant")
+	v1, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant")
 	require.NoError(t, err)
-	v2, err := bk.Rotate(ctx, "tenant")
+	v2, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant")
 	require.NoError(t, err)
-	v3, err := bk.Rotate(ctx, "tenant")
+	v3, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant")
 	require.NoError(t, err)
-	v4, err := bk.Rotate(ctx, "tenant")
+	v4, err := testkeys.Custodian(t, bk).Rotate(ctx, "tenant")
 	require.NoError(t, err)
 
-	n, err := bk.SetMinDecryptionVersion(ctx, "tenant", v3.Version)
+	n, err := testkeys.Custodian(t, bk).SetMinDecryptionVersion(ctx, "tenant", v3.Version)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	want := map[string]keystore.State{v1.Version: keystore.StateRetired, v2.Version: keystore.StateRetired,
@@ -180,14 +182,14 @@ func TestSetMinDecryptionVersion(t *testing.T) {
 	for _, v := range all {
 		require.Equal(t, want[v.Version], v.State, v.Version)
 	}
-	n, err = bk.SetMinDecryptionVersion(ctx, "tenant", v3.Version)
+	n, err = testkeys.Custodian(t, bk).SetMinDecryptionVersion(ctx, "tenant", v3.Version)
 	require.NoError(t, err)
 	require.Zero(t, n, "a second run retires nothing")
-	_, err = bk.SetMinDecryptionVersion(ctx, "tenant", v1.Version)
+	_, err = testkeys.Custodian(t, bk).SetMinDecryptionVersion(ctx, "tenant", v1.Version)
 	require.ErrorIs(t, err, keyring.ErrInvalid, "a retired version cannot be the minimum")
-	_, err = bk.SetMinDecryptionVersion(ctx, "tenant", keystore.NewBranchKeyVersion())
+	_, err = testkeys.Custodian(t, bk).SetMinDecryptionVersion(ctx, "tenant", keystore.NewBranchKeyVersion())
 	require.ErrorIs(t, err, keystore.ErrNotFound)
-	n, err = bk.SetMinDecryptionVersion(ctx, "tenant", v4.Version)
+	n, err = testkeys.Custodian(t, bk).SetMinDecryptionVersion(ctx, "tenant", v4.Version)
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "the active version as minimum retires every decrypt-only one")
 }

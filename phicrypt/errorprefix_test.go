@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
 
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
@@ -146,7 +147,7 @@ func TestHierarchicalErrorsNameEachStepOnce(t *testing.T) {
 	require.ErrorIs(t, err, keystore.ErrNotFound)
 	requireStepsNamedOnce(t, err, 1)
 
-	_, err = bk.CreateBranchKey(ctx, "tenant-general")
+	_, err = testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-general")
 	require.NoError(t, err)
 	msg, err := enc.Encrypt(ctx, []byte("record"), ec)
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
@@ -32,7 +33,7 @@ func TestHierarchicalKeyringMessages(t *testing.T) {
 	require.NoError(t, err)
 	tenants := []string{"general-hospital", "childrens-clinic"}
 	for _, tenant := range tenants {
-		_, err := bk.CreateBranchKey(ctx, "tenant-"+tenant)
+		_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, "tenant-"+tenant)
 		require.NoError(t, err)
 	}
 	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, CacheTTL: time.Hour,
@@ -53,7 +54,7 @@ func TestHierarchicalKeyringMessages(t *testing.T) {
 		before = append(before, msg)
 	}
 	require.Equal(t, int64(2), l.Calls("Decrypt"), "one KMS call per branch key, not per message")
-	_, err = bk.Rotate(ctx, "tenant-general-hospital")
+	_, err = testkeys.Custodian(t, bk).Rotate(ctx, "tenant-general-hospital")
 	require.NoError(t, err)
 	after, err := enc.Encrypt(ctx, []byte("after rotation"), map[string]string{"tenant": "general-hospital"})
 	require.NoError(t, err)

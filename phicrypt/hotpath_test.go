@@ -61,7 +61,7 @@ func TestRotationAndRetirementThroughTheDataKeyCache(t *testing.T) {
 	v1, err := s.Store.Active(ctx, "tenant-a")
 	require.NoError(t, err)
 	clock.Advance(time.Second)
-	v2, err := s.Keys.Rotate(ctx, "tenant-a")
+	v2, err := testkeys.Custodian(t, s.Keys).Rotate(ctx, "tenant-a")
 	require.NoError(t, err)
 	require.WithinDuration(t, clock.Now().Add(time.Minute), kr.WritesFrom(v2), time.Millisecond)
 
@@ -70,7 +70,7 @@ func TestRotationAndRetirementThroughTheDataKeyCache(t *testing.T) {
 	after, err := enc.Encrypt(ctx, []byte("after the rotation"), ec)
 	require.NoError(t, err)
 	// Retire version 1 (as the runbook does once data is re-encrypted).
-	_, err = s.Keys.SetMinDecryptionVersion(ctx, "tenant-a", v2.Version)
+	_, err = testkeys.Custodian(t, s.Keys).SetMinDecryptionVersion(ctx, "tenant-a", v2.Version)
 	require.NoError(t, err)
 	got, err := s.Store.Get(ctx, "tenant-a", v1.Version)
 	require.NoError(t, err)
@@ -311,7 +311,7 @@ func TestRetirementDuringAnOutageEndsStaleServing(t *testing.T) {
 	require.NoError(t, err)
 	msg, err := enc.Encrypt(ctx, []byte("x"), ec)
 	require.NoError(t, err)
-	_, err = s.Keys.Rotate(ctx, "tenant-a")
+	_, err = testkeys.Custodian(t, s.Keys).Rotate(ctx, "tenant-a")
 	require.NoError(t, err)
 	s.KMS.SetOutage(true)
 	clock.Advance(2 * time.Minute)

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
@@ -209,11 +210,18 @@ func branchKeys(ctx context.Context, out io.Writer, client *kms.Client, keyARN s
 		return err
 	}
 	defer store.Close()
-	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client, KMSKeyARN: keyARN, LogicalStoreName: "quickstart"})
+	// The custodian creates and rotates branch keys (custody); the service
+	// only unwraps them (keyring). Here one program plays both roles.
+	cfg := keyring.BranchKeysConfig{Store: store, Client: client, KMSKeyARN: keyARN, LogicalStoreName: "quickstart"}
+	custodian, err := custody.NewBranchKeys(cfg)
 	if err != nil {
 		return err
 	}
-	v1, err := bk.CreateBranchKey(ctx, "tenant-general-hospital")
+	bk, err := keyring.NewBranchKeys(cfg)
+	if err != nil {
+		return err
+	}
+	v1, err := custodian.CreateBranchKey(ctx, "tenant-general-hospital")
 	if err != nil {
 		return err
 	}
@@ -238,7 +246,7 @@ func branchKeys(ctx context.Context, out io.Writer, client *kms.Client, keyARN s
 	}
 	fmt.Fprintf(out, "11. hierarchical keyring: 1000 messages under branch key version %s… cost %d KMS call(s)\n",
 		v1.Version[:8], l.Calls("Decrypt")-before)
-	v2, err := bk.Rotate(ctx, "tenant-general-hospital")
+	v2, err := custodian.Rotate(ctx, "tenant-general-hospital")
 	if err != nil {
 		return err
 	}

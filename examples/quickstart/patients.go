@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore/sqlite"
@@ -44,11 +45,16 @@ func patients(ctx context.Context, out io.Writer, client *kms.Client, keyARN str
 		return err
 	}
 	defer store.Close()
-	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client, KMSKeyARN: keyARN, LogicalStoreName: "quickstart-fields"})
+	cfg := keyring.BranchKeysConfig{Store: store, Client: client, KMSKeyARN: keyARN, LogicalStoreName: "quickstart-fields"}
+	custodian, err := custody.NewBranchKeys(cfg)
 	if err != nil {
 		return err
 	}
-	if _, err := bk.CreateBranchKey(ctx, "patients-app"); err != nil {
+	if _, err := custodian.CreateBranchKey(ctx, "patients-app"); err != nil {
+		return err
+	}
+	bk, err := keyring.NewBranchKeys(cfg)
+	if err != nil {
 		return err
 	}
 	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "patients-app",

@@ -3,7 +3,9 @@ package canarytest
 import (
 	"time"
 
+	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/fieldenc"
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/phicrypt/phicrypt/kmsmock"
@@ -75,7 +77,7 @@ var types = map[string]entry{
 		return []any{k}
 	}},
 	"keystore.BranchKeyVersion": {build: func(w *world) []any {
-		rotated, err := w.bk.Rotate(w.ctx, canaryID)
+		rotated, err := testkeys.Custodian(w.t, w.bk).Rotate(w.ctx, canaryID)
 		w.must(err)
 		wrapped := w.version
 		wrapped.Ciphertext = []byte(canaryKey) // wrapped key material: only its length may show
@@ -104,7 +106,7 @@ var types = map[string]entry{
 	"keyring.KMSClient":          {noSecret: "an interface: values format as their own type does"},
 	"keyring.KMSConfig":          {noSecret: "a client, KMS key ids or ARNs and grant tokens"},
 	"keyring.KMSDiscoveryConfig": {noSecret: "a client, a filter and grant tokens"},
-	"keyring.KMSReEncrypter":     {noSecret: "an interface: values format as their own type does"},
+	"custody.KMSReEncrypter":     {noSecret: "an interface: values format as their own type does"},
 	"keyring.Keyring":            {noSecret: "an interface: values format as their own type does"},
 	"keyring.Multi": {build: func(w *world) []any {
 		m, err := keyring.NewMulti(w.raw, w.hier)
@@ -112,24 +114,27 @@ var types = map[string]entry{
 		return []any{m}
 	}},
 	"keyring.RawAES": {build: func(w *world) []any { return []any{w.raw} }},
-	"keyring.RewrapOptions": {build: func(w *world) []any {
-		return []any{&keyring.RewrapOptions{Resume: &keyring.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}}
+	"custody.RewrapOptions": {build: func(w *world) []any {
+		return []any{&custody.RewrapOptions{Resume: &custody.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}}
 	}},
-	"keyring.RewrapPosition": {build: func(w *world) []any {
-		return []any{&keyring.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}
+	"custody.RewrapPosition": {build: func(w *world) []any {
+		return []any{&custody.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}
 	}},
-	"keyring.RewrapReport":   {noSecret: "counters"},
-	"keyring.RotationPolicy": {noSecret: "limits"},
-	"keyring.RotationReport": {noSecret: "counters"},
+	"custody.RewrapReport":   {noSecret: "counters"},
+	"custody.RotationPolicy": {noSecret: "limits"},
+	"custody.RotationReport": {noSecret: "counters"},
 	"keystore/sqlite.Store": {build: func(w *world) []any {
 		s, err := sqlite.Open(w.ctx, w.t.TempDir()+"/store.db")
 		w.must(err)
 		w.t.Cleanup(func() { s.Close() })
 		return []any{s}
 	}},
-	"keyring.Secret":             {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
-	"keystore.State":             {noSecret: "an enumeration"},
-	"keystore.Store":             {noSecret: "an interface: values format as their own type does"},
+	"keyring.Secret": {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
+	"keystore.State": {noSecret: "an enumeration"},
+	"keystore.Store": {noSecret: "an interface: values format as their own type does"},
+	"custody.BranchKeys": {build: func(w *world) []any {
+		return []any{testkeys.Custodian(w.t, w.bk)}
+	}},
 	"keystore/postgres.Store":    {noSecret: "the same type as keystore/sqlite.Store (the shared SQL store), which has its own entry"},
 	"keystore/storetest.Backend": {noSecret: "test configuration: a name and constructor functions"},
 

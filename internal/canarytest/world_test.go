@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/fieldenc"
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
@@ -69,7 +70,7 @@ func newWorld(t *testing.T) *world {
 	w.bk, err = keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: w.store, Client: w.client,
 		KMSKeyARN: w.arn, LogicalStoreName: "canary-store"})
 	w.must(err)
-	w.version, err = w.bk.CreateBranchKey(ctx, canaryID)
+	w.version, err = testkeys.Custodian(w.t, w.bk).CreateBranchKey(ctx, canaryID)
 	w.must(err)
 	w.hier, err = keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: w.bk,
 		BranchKeyID: canaryID, CacheTTL: time.Minute, MaxUsesPerVersion: 1 << 20})

@@ -72,3 +72,20 @@ func TestTheCheckSeesADriver(t *testing.T) {
 		t.Fatal("go list -deps -test ./keystore shows no SQLite driver: the check could not see one")
 	}
 }
+
+// Separation of duty shows in the import graph: nothing a service imports
+// reaches the custodian's package.
+func TestServicePackagesDoNotImportCustody(t *testing.T) {
+	for _, d := range deps(t, "./phicrypt", "./keyring", "./fieldenc", "./keystore") {
+		if d == "github.com/phicrypt/phicrypt/custody" {
+			t.Fatal("a service package imports custody")
+		}
+	}
+	found := false
+	for _, d := range deps(t, "./custody") {
+		found = found || d == "github.com/phicrypt/phicrypt/keyring"
+	}
+	if !found {
+		t.Fatal("go list -deps ./custody does not show keyring: the check could not see an import")
+	}
+}

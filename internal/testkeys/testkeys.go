@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
@@ -65,9 +66,20 @@ func New(t testing.TB, o Options) *Env {
 // Create makes branch key id, failing t if it cannot.
 func (e *Env) Create(t testing.TB, id string) keystore.BranchKeyVersion {
 	t.Helper()
-	v, err := e.Keys.CreateBranchKey(context.Background(), id)
+	v, err := Custodian(t, e.Keys).CreateBranchKey(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// Custodian returns the custodian's handle (custody) over the same
+// configuration as bk, for tests that create and rotate branch keys.
+func Custodian(t testing.TB, bk *keyring.BranchKeys) *custody.BranchKeys {
+	t.Helper()
+	c, err := custody.NewBranchKeys(bk.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

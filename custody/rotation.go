@@ -1,4 +1,4 @@
-package keyring
+package custody
 
 import (
 	"context"
@@ -53,10 +53,10 @@ type RotationReport struct {
 func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (RotationReport, error) {
 	var rep RotationReport
 	if policy.MaxAge < 0 {
-		return rep, errors.New("keyring: RotationPolicy.MaxAge must not be negative")
+		return rep, errors.New("custody: RotationPolicy.MaxAge must not be negative")
 	}
 	if policy.MaxAge == 0 && policy.MaxMessages == 0 {
-		return rep, errors.New("keyring: RotationPolicy needs MaxAge, MaxMessages or both")
+		return rep, errors.New("custody: RotationPolicy needs MaxAge, MaxMessages or both")
 	}
 	ids, err := b.cfg.Store.IDs(ctx)
 	if err != nil {
@@ -107,7 +107,7 @@ func (b *BranchKeys) SetMinDecryptionVersion(ctx context.Context, id, version st
 	case at < 0:
 		return 0, keystore.VersionNotFoundError(id, version)
 	case all[at].State == keystore.StateRetired:
-		return 0, fmt.Errorf("%w: version %s of %s is retired; the minimum decryption version must still decrypt", ErrInvalid, version, keystore.Fingerprint(id))
+		return 0, fmt.Errorf("%w: version %s of %s is retired; the minimum decryption version must still decrypt", keystore.ErrInvalid, version, keystore.Fingerprint(id))
 	}
 	retired := 0
 	for _, v := range all[:at] { // List is oldest first

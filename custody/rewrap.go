@@ -1,10 +1,13 @@
-package keyring
+package custody
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
 	"github.com/phicrypt/phicrypt/keystore"
@@ -89,11 +92,11 @@ const rewrapAttempts = 3
 // kms:ReEncryptFrom on the old keys and kms:ReEncryptTo on the new one.
 // Once Rewrap returns with no error, the old keys can be disabled.
 func Rewrap(ctx context.Context, store keystore.Store, client KMSReEncrypter, newKeyARN string, opts RewrapOptions) (RewrapReport, error) {
-	if a, ok := parseKeyARN(newKeyARN); !ok || a.resourceType != "key" || len(newKeyARN) > keystore.MaxKMSKeyARNLen {
-		return RewrapReport{}, fmt.Errorf("%w: Rewrap needs the new KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias or key id", ErrInvalid)
+	if !isKeyARN(newKeyARN) || len(newKeyARN) > keystore.MaxKMSKeyARNLen {
+		return RewrapReport{}, fmt.Errorf("%w: Rewrap needs the new KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias or key id", keystore.ErrInvalid)
 	}
 	if opts.EncryptionContext == nil {
-		return RewrapReport{}, fmt.Errorf("%w: RewrapOptions.EncryptionContext is required (the EncryptionContext method of the BranchKeys that made the versions)", ErrInvalid)
+		return RewrapReport{}, fmt.Errorf("%w: RewrapOptions.EncryptionContext is required (the EncryptionContext method of the BranchKeys that made the versions)", keystore.ErrInvalid)
 	}
 	plan, err := rewrapPlan(ctx, store)
 	if err != nil {
@@ -215,19 +218,27 @@ func (rw *rewrapper) move(ctx context.Context, v keystore.BranchKeyVersion) erro
 		if accessDenied(err) {
 			hint = " (the caller needs kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one)"
 		}
-		return fmt.Errorf("keyring: rewrap of %s version %s: KMS ReEncrypt from %s to %s%s: %w",
+		return fmt.Errorf("custody: rewrap of %s version %s: KMS ReEncrypt from %s to %s%s: %w",
 			keystore.Fingerprint(v.BranchKeyID), v.Version, v.KMSKeyARN, rw.arn, hint, err)
 	}
-	if deref(out.KeyId) != rw.arn || deref(out.SourceKeyId) != v.KMSKeyARN {
-		return fmt.Errorf("keyring: rewrap of %s version %s: KMS ReEncrypt answered for other keys than asked; nothing was stored",
+	if aws.ToString(out.KeyId) != rw.arn || aws.ToString(out.SourceKeyId) != v.KMSKeyARN {
+		return fmt.Errorf("custody: rewrap of %s version %s: KMS ReEncrypt answered for other keys than asked; nothing was stored",
 			keystore.Fingerprint(v.BranchKeyID), v.Version)
 	}
 	if n := len(out.CiphertextBlob); n == 0 || n > keystore.MaxWrappedBranchKeyLen {
-		return fmt.Errorf("keyring: rewrap of %s version %s: KMS ReEncrypt returned a %d-byte ciphertext; nothing was stored",
+		return fmt.Errorf("custody: rewrap of %s version %s: KMS ReEncrypt returned a %d-byte ciphertext; nothing was stored",
 			keystore.Fingerprint(v.BranchKeyID), v.Version, n)
 	}
 	if err := rw.store.Rewrap(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, out.CiphertextBlob); err != nil {
 		return wrapStep(err, "rewrap of %s version %s: storing", keystore.Fingerprint(v.BranchKeyID), v.Version)
 	}
 	return nil
+}
+
+// isKeyARN reports whether s is a KMS key ARN (arn:PARTITION:kms:REGION:
+// ACCOUNT:key/ID), not an alias ARN or a bare key id.
+func isKeyARN(s string) bool {
+	a, err := arn.Parse(s)
+	return err == nil && a.Service == "kms" && a.Region != "" && a.AccountID != "" &&
+		strings.HasPrefix(a.Resource, "key/") && len(a.Resource) > len("key/")
 }
