@@ -15,7 +15,7 @@ import (
 // trusting either implementation's parser, and aim their tampering with it.
 type layout struct {
 	suite        uint16
-	messageID    int      // offset of the 32-byte message id
+	messageID    int         // offset of the 32-byte message id
 	pairs        [][2]string // the context as serialized, in order
 	pairOffsets  []int       // offset of each pair's value
 	edkCipher    []int       // offset of each encrypted data key's ciphertext
