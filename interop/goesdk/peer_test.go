@@ -96,8 +96,13 @@ func (p *goESDK) kmsDiscovery(t *testing.T, c *kms.Client, account string) mplty
 // on decrypt the caller must supply them.
 func (p *goESDK) requiredCMM(t *testing.T, kr mpltypes.IKeyring, keys ...string) mpltypes.ICryptographicMaterialsManager {
 	t.Helper()
+	// v0.4.0 takes only an underlying CMM, not a keyring.
+	def, err := p.mpl.CreateDefaultCryptographicMaterialsManager(context.Background(), mpltypes.CreateDefaultCryptographicMaterialsManagerInput{Keyring: kr})
+	if err != nil {
+		t.Fatalf("ESDK default CMM: %v", err)
+	}
 	cmm, err := p.mpl.CreateRequiredEncryptionContextCMM(context.Background(), mpltypes.CreateRequiredEncryptionContextCMMInput{
-		Keyring: kr, RequiredEncryptionContextKeys: keys,
+		UnderlyingCMM: def, RequiredEncryptionContextKeys: keys,
 	})
 	if err != nil {
 		t.Fatalf("ESDK required encryption context CMM: %v", err)
@@ -168,6 +173,9 @@ type vector struct {
 	frame int
 	pt    []byte
 	ec    map[string]string
+	// authOnly are keys of ec whose pairs are authenticated but not
+	// stored in the header (the ESDK's required encryption context).
+	authOnly []string
 }
 
 var suites = []phicrypt.Suite{phicrypt.SuiteCommitted, phicrypt.SuiteCommittedSigned}
