@@ -1,10 +1,13 @@
 package goesdk
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
@@ -172,5 +175,22 @@ func TestPhicryptRequiredContextGoESDKDecrypts(t *testing.T) {
 			}
 			crossChecked()
 		})
+	}
+}
+
+// The premise of contexts[2]: sorting its keys by UTF-16 code units (as
+// JavaScript's default sort or Java's String.compareTo would) gives
+// another order than sorting by UTF-8 bytes, the order the ESDK
+// specification requires. Otherwise the matrix would not tell them apart.
+func TestNonASCIIContextOrdersDiffer(t *testing.T) {
+	keys := slices.Collect(maps.Keys(contexts[2]))
+	byUTF8 := slices.Clone(keys)
+	slices.SortFunc(byUTF8, func(a, b string) int { return bytes.Compare([]byte(a), []byte(b)) })
+	byUTF16 := slices.Clone(keys)
+	slices.SortFunc(byUTF16, func(a, b string) int {
+		return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
+	})
+	if slices.Equal(byUTF8, byUTF16) {
+		t.Fatalf("the keys of contexts[2] sort the same in UTF-8 and UTF-16: %q", byUTF8)
 	}
 }
