@@ -48,8 +48,8 @@ func TestExpectedContextOnDecrypt(t *testing.T) {
 				t.Fatalf("phicrypt encrypt: %v", err)
 			}
 
-			if _, got, err := enc.Decrypt(t.Context(), fromESDK, subset); err != nil || !sameContext(got, ec) {
-				t.Fatalf("phicrypt, expecting a subset of the ESDK's context: %v", err)
+			if got, gotEC, err := enc.Decrypt(t.Context(), fromESDK, subset); err != nil || !bytes.Equal(got, pt) || !sameContext(gotEC, ec) {
+				t.Fatalf("phicrypt, expecting a subset of the ESDK's context, did not read it whole: %v", err)
 			}
 			crossChecked()
 			if _, _, err := enc.Decrypt(t.Context(), fromESDK, wrong); !errors.Is(err, phicrypt.ErrContext) {
@@ -64,8 +64,9 @@ func TestExpectedContextOnDecrypt(t *testing.T) {
 			}
 			crossChecked()
 
-			if out, err := p.decrypt(m, fromPhicrypt, subset); err != nil || withoutKey(out.EncryptionContext, publicKeyContextKey)[requiredKeys[1]] != ec[requiredKeys[1]] {
-				t.Fatalf("the ESDK, expecting a subset of phicrypt's context: %v", err)
+			out, err := p.decrypt(m, fromPhicrypt, subset)
+			if err != nil || !bytes.Equal(out.Plaintext, pt) || !sameContext(withoutKey(out.EncryptionContext, publicKeyContextKey), ec) {
+				t.Fatalf("the ESDK, expecting a subset of phicrypt's context, did not read it whole: %v", err)
 			}
 			crossChecked()
 			if _, err := p.decrypt(m, fromPhicrypt, wrong); err == nil {
