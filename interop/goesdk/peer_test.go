@@ -19,8 +19,9 @@ import (
 )
 
 // crossChecks counts the checks in which one implementation judged a
-// message the other made (read it, or refused it as expected). TestMain
-// prints the total, so a run that silently checked nothing shows.
+// message: read one the other made, or refused one as it must (a wrong or
+// missing context pair, another key, a tampered message from either side).
+// TestMain prints the total, so a run that silently checked nothing shows.
 var crossChecks atomic.Int64
 
 func crossChecked() { crossChecks.Add(1) }
