@@ -419,6 +419,14 @@ func minTime(a, b time.Time) time.Time {
 // sees it.
 func (c *branchKeyCache) loader(name string, load func(context.Context) (*cacheEntry, error)) func(context.Context) (*cacheEntry, error) {
 	return func(ctx context.Context) (*cacheEntry, error) {
+		// A caller that missed just before the previous load finished
+		// starts a new one: the entry that load made serves it.
+		c.mu.Lock()
+		if e, ok := c.entries[name]; ok && c.now().Before(e.expires) {
+			c.mu.Unlock()
+			return e, nil
+		}
+		c.mu.Unlock()
 		e, err := load(ctx)
 		if err != nil {
 			return nil, err

@@ -305,11 +305,18 @@ func (c *Cache) refresh(ctx context.Context, keyBytes []byte, old *cacheEntry, f
 func (c *Cache) miss(ctx context.Context, key []byte, size uint64, fill func(context.Context) (*cacheEntry, error)) (*cacheEntry, error) {
 	c.stats.misses.Add(1)
 	skey := string(key)
+	var full *cacheEntry // an entry this caller found without room
 	for {
 		if e, _ := c.find(key, size); e != nil {
 			return e, nil
 		}
 		e, err, joined := c.loads.Do(ctx, skey, func(ctx context.Context) (*cacheEntry, error) {
+			// A caller that missed just before the previous load finished
+			// starts a new one: the entry that load made serves it, unless
+			// it is the one this caller found without room.
+			if e := (*c.entries.Load())[skey]; e != nil && e != full && c.now() < e.expires {
+				return e, nil
+			}
 			c.stats.calls.Add(1)
 			e, err := fill(ctx)
 			if err != nil {
@@ -343,6 +350,7 @@ func (c *Cache) miss(ctx context.Context, key []byte, size uint64, fill func(con
 			return e, nil
 		}
 		// Used up by other callers, or evicted already: look again.
+		full = e
 	}
 }
 

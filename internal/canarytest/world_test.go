@@ -3,8 +3,10 @@ package canarytest
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,10 +188,14 @@ func (w *world) fieldError() *fieldenc.FieldError {
 	w.must(c.Seal(w.ctx, &p))
 	stored, err := p.MRN.Value()
 	w.must(err)
-	b := []byte(stored.(string))
-	b[len(b)-3] ^= 1
+	// Flip one bit of the sealed bytes (not of their text form, where a
+	// flipped bit may make bad base64 instead of a bad tag).
+	text := stored.(string)
+	bin, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(text, fieldenc.TextPrefix))
+	w.must(err)
+	bin[len(bin)-3] ^= 1
 	var altered fieldenc.Sealed[string]
-	w.must(altered.Scan(string(b)))
+	w.must(altered.Scan(fieldenc.TextPrefix + base64.RawURLEncoding.EncodeToString(bin)))
 	p.MRN = altered
 	err = c.Open(w.ctx, &p)
 	var fe *fieldenc.FieldError
