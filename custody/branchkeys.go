@@ -2,6 +2,7 @@ package custody
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/phicrypt/phicrypt/internal/branchkey"
 	"github.com/phicrypt/phicrypt/internal/steperr"
@@ -29,7 +30,7 @@ type BranchKeys struct {
 func NewBranchKeys(cfg keyring.BranchKeysConfig) (*BranchKeys, error) {
 	svc, err := keyring.NewBranchKeys(cfg)
 	if err != nil {
-		return nil, err
+		return nil, wrapStep(err, "checking the configuration")
 	}
 	cfg = svc.Config()
 	gen, _ := cfg.Client.(branchkey.Generator)
@@ -41,7 +42,7 @@ func NewBranchKeys(cfg keyring.BranchKeysConfig) (*BranchKeys, error) {
 }
 
 // String names the handle by its KMS key, without any key material.
-func (b *BranchKeys) String() string { return "custody.BranchKeys(" + b.cfg.KMSKeyARN + ")" }
+func (b BranchKeys) String() string { return "custody.BranchKeys(" + b.cfg.KMSKeyARN + ")" }
 
 // Store returns the store the versions live in.
 func (b *BranchKeys) Store() keystore.Store { return b.cfg.Store }
@@ -98,4 +99,10 @@ func (b *BranchKeys) rotateFrom(ctx context.Context, id, expected string) (keyst
 // wrapStep names a step of this package over err, saying "custody:" once.
 func wrapStep(err error, format string, args ...any) error {
 	return steperr.Wrap("custody: ", err, format, args...)
+}
+
+// refuse is a refusal by this package that wraps one of keystore's
+// sentinels (test with errors.Is): "custody: " and what was refused first.
+func refuse(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("custody: "+format+": %w", append(args, sentinel)...)
 }

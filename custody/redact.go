@@ -61,7 +61,7 @@ func (o RewrapOptions) describe() string {
 func (o RewrapOptions) LogValue() slog.Value { return slog.StringValue(o.describe()) }
 
 // Format implements fmt.Formatter: every verb prints String.
-func (b *BranchKeys) Format(f fmt.State, _ rune) { formatRedacted(f, b.String()) }
+func (b BranchKeys) Format(f fmt.State, _ rune) { formatRedacted(f, b.String()) }
 
 // LogValue implements slog.LogValuer.
-func (b *BranchKeys) LogValue() slog.Value { return slog.StringValue(b.String()) }
+func (b BranchKeys) LogValue() slog.Value { return slog.StringValue(b.String()) }

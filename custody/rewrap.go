@@ -93,10 +93,10 @@ const rewrapAttempts = 3
 // Once Rewrap returns with no error, the old keys can be disabled.
 func Rewrap(ctx context.Context, store keystore.Store, client KMSReEncrypter, newKeyARN string, opts RewrapOptions) (RewrapReport, error) {
 	if !isKeyARN(newKeyARN) || len(newKeyARN) > keystore.MaxKMSKeyARNLen {
-		return RewrapReport{}, fmt.Errorf("%w: Rewrap needs the new KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias or key id", keystore.ErrInvalid)
+		return RewrapReport{}, refuse(keystore.ErrInvalid, "Rewrap needs the new KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias or key id")
 	}
 	if opts.EncryptionContext == nil {
-		return RewrapReport{}, fmt.Errorf("%w: RewrapOptions.EncryptionContext is required (the EncryptionContext method of the BranchKeys that made the versions)", keystore.ErrInvalid)
+		return RewrapReport{}, refuse(keystore.ErrInvalid, "RewrapOptions.EncryptionContext is required (the EncryptionContext method of the BranchKeys that made the versions)")
 	}
 	plan, err := rewrapPlan(ctx, store)
 	if err != nil {
@@ -152,8 +152,7 @@ func resumeIndex(plan []keystore.BranchKeyVersion, pos *RewrapPosition) (int, er
 			return i + 1, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: the rewrap resume position (%s version %s) is not in this store; resume against the store the checkpoint came from, or re-run without Resume",
-		keystore.ErrNotFound, keystore.Fingerprint(pos.BranchKeyID), pos.Version)
+	return 0, refuse(keystore.ErrNotFound, "the rewrap resume position (%s version %s) is not in this store; resume against the store the checkpoint came from, or re-run without Resume", keystore.Fingerprint(pos.BranchKeyID), pos.Version)
 }
 
 type rewrapper struct {
@@ -190,8 +189,7 @@ func (rw *rewrapper) settle(ctx context.Context, v keystore.BranchKeyVersion, re
 			return err
 		}
 	}
-	return fmt.Errorf("%w: rewrap of %s version %s kept losing to concurrent writers that moved it elsewhere; stop the other rewrap and run again",
-		keystore.ErrConflict, keystore.Fingerprint(v.BranchKeyID), v.Version)
+	return refuse(keystore.ErrConflict, "rewrap of %s version %s kept losing to concurrent writers that moved it elsewhere; stop the other rewrap and run again", keystore.Fingerprint(v.BranchKeyID), v.Version)
 }
 
 func accessDenied(err error) bool {

@@ -3,7 +3,6 @@ package custody
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -107,7 +106,7 @@ func (b *BranchKeys) SetMinDecryptionVersion(ctx context.Context, id, version st
 	case at < 0:
 		return 0, keystore.VersionNotFoundError(id, version)
 	case all[at].State == keystore.StateRetired:
-		return 0, fmt.Errorf("%w: version %s of %s is retired; the minimum decryption version must still decrypt", keystore.ErrInvalid, version, keystore.Fingerprint(id))
+		return 0, refuse(keystore.ErrInvalid, "version %s of %s is retired; the minimum decryption version must still decrypt", version, keystore.Fingerprint(id))
 	}
 	retired := 0
 	for _, v := range all[:at] { // List is oldest first

@@ -68,10 +68,13 @@ type BranchKeysConfig struct {
 	Now func() time.Time
 }
 
-// BranchKeys creates, rotates and unwraps branch key versions: the material
-// comes from KMS (GenerateDataKeyWithoutPlaintext), the keystore.Store keeps only the
-// wrapped form, and Unwrap asks KMS to decrypt it. It is safe for concurrent
-// use. It caches nothing; the hierarchical keyring caches what it unwraps.
+// BranchKeys is a service's handle on branch key versions: the material
+// comes from KMS, a keystore.Store keeps only the wrapped form, and Unwrap
+// asks KMS to decrypt it. Custodians create and rotate branch keys with
+// custody.NewBranchKeys over the same configuration; a service rotates
+// only when a version reaches HierarchicalConfig.MaxUsesPerVersion. It is
+// safe for concurrent use. It caches nothing; the hierarchical keyring
+// caches what it unwraps.
 type BranchKeys struct {
 	cfg BranchKeysConfig
 }

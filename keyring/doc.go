@@ -14,17 +14,19 @@
 // plus extra wrappers, such as an escrow key or a second region).
 //
 // For many small messages, use the hierarchical keyring (NewHierarchical):
-// BranchKeys creates and rotates branch keys whose material comes from KMS
-// and which a keystore.Store keeps only wrapped; the keyring unwraps a
-// branch key version once through KMS, caches it for a TTL, and wraps each message's
-// data key under a key derived from it and a random salt, in the layout of
+// branch keys, whose material comes from KMS and which a keystore.Store
+// keeps only wrapped, are created and rotated by custodians (package
+// custody); the keyring unwraps a branch key version once through KMS
+// (BranchKeys), caches it for a TTL, and wraps each message's data key
+// under a key derived from it and a random salt, in the layout of
 // AWS's hierarchical keyring (provider id "aws-kms-hierarchy"). A branch key
 // id supplier picks the branch key from the encryption context, for one
 // branch key per tenant or patient. Retired versions no longer decrypt
 // (ErrVersionRetired).
 //
-// Branch keys rotate on demand (BranchKeys.Rotate), by a custodian job
-// (BranchKeys.RotateDue, by age and by messages), and by the keyring itself
+// Branch keys rotate on demand (custody.BranchKeys.Rotate), by a custodian
+// job (custody.BranchKeys.RotateDue, by age and by messages), and by the
+// keyring itself
 // when HierarchicalConfig.MaxUsesPerVersion is set: every encryption is
 // counted against its version in the keystore.Store (reserved a block of
 // UsageBlock uses per store write, keystore.Store.AddUsage), and a version that

@@ -253,7 +253,7 @@ func (h *Hierarchical) AfterClose(f func()) (stop func()) {
 func (h *Hierarchical) PropagationWindow() time.Duration { return h.window }
 
 // WritesFrom is when this keyring starts writing new data under version v
-// (one returned by BranchKeys.Rotate, say): v.CreatedAt plus the
+// (one returned by custody.BranchKeys.Rotate, say): v.CreatedAt plus the
 // propagation window. It decrypts under v at once.
 func (h *Hierarchical) WritesFrom(v keystore.BranchKeyVersion) time.Time {
 	return v.CreatedAt.Add(h.window)

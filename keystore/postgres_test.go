@@ -33,6 +33,21 @@ func TestPostgresStore(t *testing.T) {
 	b := postgresBackend(base)
 	t.Run("Conformance", func(t *testing.T) { storetest.Run(t, b) })
 	t.Run("TwoProcesses", func(t *testing.T) { storetest.RunTwoProcesses(t, b, "TestPostgresStoreChild") })
+	t.Run("RefusesSerializableSessions", func(t *testing.T) {
+		loc := b.Fresh(t)
+		u, err := url.Parse(loc)
+		if err != nil || u.Scheme == "" {
+			t.Fatalf("PHICRYPT_POSTGRES_URL is not a URL: %v", err)
+		}
+		q := u.Query()
+		q.Set("default_transaction_isolation", "serializable")
+		u.RawQuery = q.Encode()
+		db, err := sql.Open("pgx", u.String())
+		require.NoError(t, err)
+		defer db.Close()
+		_, err = postgres.New(t.Context(), db)
+		require.ErrorContains(t, err, "read committed")
+	})
 	t.Run("Schema", func(t *testing.T) {
 		loc := b.Fresh(t)
 		testSQLSchema(t, mustOpen(t, b, loc), rawPostgres(t, loc))

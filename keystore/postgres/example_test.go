@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"log"
 	"os"
+	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the program's PostgreSQL driver, "pgx"
 	"github.com/phicrypt/phicrypt/keystore/postgres"
@@ -23,4 +24,10 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	defer store.Close()
+}
+
+func TestNewRefusesANilHandle(t *testing.T) {
+	if _, err := postgres.New(context.Background(), nil); err == nil {
+		t.Fatal("a nil handle was accepted")
+	}
 }

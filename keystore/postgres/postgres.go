@@ -13,6 +13,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/internal/sqlstore"
@@ -70,6 +71,7 @@ func dialect() *sqlstore.Dialect {
 		LockMigrations:  postgresMigrationLock,
 		LockKeySuffix:   " FOR UPDATE",
 		UniqueViolation: postgresUniqueViolation,
+		Check:           checkHandle,
 	}
 }
 
@@ -78,4 +80,20 @@ func dialect() *sqlstore.Dialect {
 func postgresUniqueViolation(err error) bool {
 	var e interface{ SQLState() string }
 	return errors.As(err, &e) && e.SQLState() == "23505"
+}
+
+// checkHandle refuses a handle that is not PostgreSQL, or whose sessions
+// default to an isolation level above READ COMMITTED: the store's writes
+// lock the branch key's row and then check their condition, which at
+// REPEATABLE READ or SERIALIZABLE turns a lost race into a serialization
+// failure instead of keystore.ErrConflict.
+func checkHandle(ctx context.Context, db *sql.DB) error {
+	var level string
+	if err := db.QueryRowContext(ctx, `SHOW default_transaction_isolation`).Scan(&level); err != nil {
+		return fmt.Errorf("reading the default isolation level (is this a PostgreSQL database?): %w", err)
+	}
+	if level != "read committed" {
+		return fmt.Errorf("the database's sessions default to %s isolation; the store needs read committed (drop default_transaction_isolation from the connection settings)", level)
+	}
+	return nil
 }

@@ -60,14 +60,48 @@ func DSN(path string) string {
 // the settings of DSN (IMMEDIATE transactions, a busy timeout, WAL,
 // foreign keys): the store relies on them for its conditional writes.
 func New(ctx context.Context, db *sql.DB) (*Store, error) {
-	var fk int
-	if err := db.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
+	if db == nil {
+		return nil, errors.New("keystore: sqlite store: the database handle is nil")
+	}
+	if err := checkHandle(ctx, db); err != nil {
 		return nil, fmt.Errorf("keystore: sqlite store: %w", err)
 	}
-	if fk != 1 {
-		return nil, errors.New("keystore: sqlite store: the database was not opened with foreign keys on; open it with sqlite.DSN(path)")
-	}
 	return sqlstore.Open(ctx, db, dialect(), false)
+}
+
+// checkHandle refuses a handle the store's conditional writes cannot rely
+// on: not SQLite, an in-memory database (each pooled connection would be
+// a database of its own), or one opened without DSN's settings. Only the
+// IMMEDIATE transactions cannot be read back; DSN sets them.
+func checkHandle(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var fk, busy int
+	var journal, file string
+	if err := conn.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
+		return fmt.Errorf("reading its settings (is this a SQLite database?): %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&busy); err != nil {
+		return err
+	}
+	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&journal); err != nil {
+		return err
+	}
+	var seq int
+	var name string
+	if err := conn.QueryRowContext(ctx, `PRAGMA database_list`).Scan(&seq, &name, &file); err != nil {
+		return err
+	}
+	switch {
+	case file == "":
+		return errors.New("the database is in memory (or temporary): each connection would see a different one; open a file with sqlite.DSN(path)")
+	case fk != 1 || busy <= 0 || journal != "wal":
+		return errors.New("the database was not opened with the store's settings (foreign keys, a busy timeout, WAL, IMMEDIATE transactions); open it with sqlite.DSN(path)")
+	}
+	return nil
 }
 
 var _ keystore.Store = (*Store)(nil)

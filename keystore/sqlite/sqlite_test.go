@@ -34,3 +34,22 @@ func TestNewOnTheApplicationsDatabase(t *testing.T) {
 	_, err = sqlite.New(ctx, plain)
 	require.ErrorContains(t, err, "sqlite.DSN")
 }
+
+// A handle the store cannot rely on is refused with advice, never used:
+// nil, in memory, or opened without DSN's settings.
+func TestNewRefusesHandlesItCannotRelyOn(t *testing.T) {
+	ctx := context.Background()
+	_, err := sqlite.New(ctx, nil)
+	require.ErrorContains(t, err, "nil")
+	for name, dsn := range map[string]string{
+		"in memory":         "file::memory:?_pragma=foreign_keys(1)&_txlock=immediate",
+		"foreign keys only": "file:" + filepath.Join(t.TempDir(), "fk.db") + "?_pragma=foreign_keys(1)",
+	} {
+		db, err := sql.Open("sqlite", dsn)
+		require.NoError(t, err)
+		_, err = sqlite.New(ctx, db)
+		require.Error(t, err, name)
+		require.ErrorContains(t, err, "sqlite", name)
+		db.Close()
+	}
+}

@@ -43,20 +43,23 @@ type Store struct {
 // Dialect is what differs between the SQL back ends.
 type Dialect struct {
 	Name string
-	// migrations[i] brings the schema from version i to i+1.
+	// Migrations[i] brings the schema from version i to i+1.
 	Migrations [][]string
-	// lockMigrations, if not empty, runs first in the migration
+	// LockMigrations, if not empty, runs first in the migration
 	// transaction to keep two processes from migrating at once.
 	LockMigrations string
-	// lockKeySuffix makes the branch key lookup in a write transaction
+	// LockKeySuffix makes the branch key lookup in a write transaction
 	// take a row lock (" FOR UPDATE"), where the transaction itself does
 	// not already exclude other writers.
 	LockKeySuffix string
-	// uniqueViolation reports whether err is a unique-constraint violation.
+	// UniqueViolation reports whether err is a unique-constraint violation.
 	UniqueViolation func(err error) bool
-	// busyOnOpen, if set, reports an error that opening a new database
+	// BusyOnOpen, if set, reports an error that opening a new database
 	// from several processes at once can cause, and that a retry clears.
 	BusyOnOpen func(err error) bool
+	// Check, if set, refuses a database handle whose settings the store's
+	// conditional writes cannot rely on, with advice.
+	Check func(ctx context.Context, db *sql.DB) error
 }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS phicrypt_schema_migrations (
@@ -78,7 +81,16 @@ const sqlAddUsage = `UPDATE phicrypt_branch_key_versions
 // refuses a database whose schema is newer. closeDB says that the store
 // owns db: Close closes it, and so does a failed Open.
 func Open(ctx context.Context, db *sql.DB, d *Dialect, closeDB bool) (*Store, error) {
+	if db == nil {
+		return nil, fmt.Errorf("keystore: %s store: the database handle is nil", d.Name)
+	}
 	s := &Store{db: db, d: d, closeDB: closeDB}
+	if d.Check != nil {
+		if err := d.Check(ctx, db); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("keystore: %s store: %w", d.Name, err)
+		}
+	}
 	err := s.migrate(ctx)
 	for wait := 5 * time.Millisecond; err != nil && d.BusyOnOpen != nil && d.BusyOnOpen(err) && wait < 5*time.Second; wait *= 2 {
 		t := time.NewTimer(wait)
