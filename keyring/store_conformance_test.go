@@ -42,6 +42,8 @@ func openStore(ctx context.Context, kind, loc string) (keyring.Store, error) {
 		return keyring.OpenSQLiteStore(ctx, loc)
 	case "postgres":
 		return keyring.OpenPostgresStore(ctx, loc)
+	case "dynamodb":
+		return openDynamoStore(loc)
 	}
 	return nil, fmt.Errorf("no store kind %q", kind)
 }
