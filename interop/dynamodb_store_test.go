@@ -5,16 +5,19 @@ package interop
 import (
 	"context"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore/dynamodb"
+	"github.com/phicrypt/phicrypt/kmsmock"
 )
 
 // The DynamoDB store's interop: phicrypt's hierarchical keyring reads and
@@ -26,17 +29,20 @@ import (
 // ddbStore opens keystore/dynamodb on the JS keystore's table.
 func ddbStore(t *testing.T, ks *keystore) *dynamodb.Store {
 	t.Helper()
-	c := awsdynamodb.New(awsdynamodb.Options{
-		Region:       kmsRegion,
-		BaseEndpoint: aws.String(ks.ddbURL),
-		Credentials:  credentials.NewStaticCredentialsProvider("interop", "x", ""),
-	})
-	s, err := dynamodb.New(c, ks.table)
+	s, err := dynamodb.New(ddbClient(ks), ks.table)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+func ddbClient(ks *keystore) *awsdynamodb.Client {
+	return awsdynamodb.New(awsdynamodb.Options{
+		Region:       kmsRegion,
+		BaseEndpoint: aws.String(ks.ddbURL),
+		Credentials:  credentials.NewStaticCredentialsProvider("interop", "x", ""),
+	})
 }
 
 // ddbSide is phicrypt's view of the table: BranchKeys over the DynamoDB
@@ -249,4 +255,43 @@ func testPhicryptMadeKey(t *testing.T, tg kmsTarget, ddbURL string) {
 	res = runHierJS(t, append(ks.encryptJobs(vs[:2]), ks.decryptJobs(vs[:2], go3)...))
 	ks.goDecryptsJS(t, kr, vs[:2], res[:2], v3)
 	ks.jsDecryptedGo(t, vs[:2], res[2:], v3)
+}
+
+// TestDynamoDBExtraAttributeBreaksAWSReaders is why phicrypt keeps its
+// usage counters and states in items of its own: AWS's readers bind every
+// attribute of a branch key item (but enc) into the KMS encryption context
+// (branch-key-store.md "Encryption Context": "Any additionally attributes
+// on the DynamoDB item MUST be added to the encryption context"), so one
+// extra attribute on the branch:ACTIVE item stops the JS keyring.
+func TestDynamoDBExtraAttributeBreaksAWSReaders(t *testing.T) {
+	ddbURL := motoURL(t)
+	tg := newKMSTarget(t, "moto", ddbURL, kmsmock.NewClient(ddbURL, kmsRegion, "interop", "x"))
+	ks := newKeystore(t, tg, ddbURL)
+	c := ddbClient(ks)
+	key := map[string]types.AttributeValue{
+		"branch-key-id": &types.AttributeValueMemberS{Value: ks.branchKeyID},
+		"type":          &types.AttributeValueMemberS{Value: "branch:ACTIVE"},
+	}
+	update := func(expr string, values map[string]types.AttributeValue) {
+		t.Helper()
+		_, err := c.UpdateItem(context.Background(), &awsdynamodb.UpdateItemInput{
+			TableName: &ks.table, Key: key, UpdateExpression: &expr, ExpressionAttributeValues: values})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	encrypt := func() hierResult {
+		t.Helper()
+		return runHierJS(t, []job{{Op: "encrypt", InputB64: b64([]byte("x")), Args: ks.args(nil)}})[0]
+	}
+	update("SET usage_count = :n", map[string]types.AttributeValue{":n": &types.AttributeValueMemberN{Value: "5"}})
+	if r := encrypt(); r.OK {
+		t.Fatal("the JS keyring encrypted with an extra attribute on the branch:ACTIVE item")
+	} else if !strings.Contains(r.Error, "InvalidCiphertextException") {
+		t.Fatalf("JS failed for another reason than KMS refusing the encryption context: %s", r.Error)
+	}
+	update("REMOVE usage_count", nil)
+	if r := encrypt(); !r.OK {
+		t.Fatalf("without the extra attribute: %s", r.Error)
+	}
 }
