@@ -11,6 +11,7 @@ included) is moto_server unchanged. Same flags as moto_server.
 """
 
 import functools
+import inspect
 import threading
 
 from moto.dynamodb.models import DynamoDBBackend
@@ -29,7 +30,7 @@ def _locked(method):
 
 
 for _name, _attr in list(vars(DynamoDBBackend).items()):
-    if callable(_attr) and not _name.startswith("_"):
+    if inspect.isfunction(_attr) and not _name.startswith("_"):
         setattr(DynamoDBBackend, _name, _locked(_attr))
 
 if __name__ == "__main__":
