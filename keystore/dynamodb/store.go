@@ -65,7 +65,15 @@ type API interface {
 // Usage counters and the retired state live in phicrypt's own items
 // ("phicrypt:version:<uuid>"). AWS's hierarchical keyring reads none of
 // them, so it still decrypts under a version phicrypt has retired: retiring
-// stops phicrypt's readers, not AWS's.
+// stops phicrypt's readers, not AWS's. The beacon:ACTIVE item stays under
+// the KMS key it was made with (phicrypt does not use beacon keys; AWS's
+// Database Encryption SDK does, for searchable encryption).
+//
+// Transactions are safe to retry: the SDK gives every TransactWriteItems
+// call a client request token, so a retry of one that committed succeeds
+// again instead of failing its conditions. AddUsage's UpdateItem is not
+// idempotent: a retry after a lost answer counts twice, which keeps the
+// usage counter an upper bound, as the Store contract says.
 type Store struct {
 	api    API
 	table  string

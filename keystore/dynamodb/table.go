@@ -89,7 +89,7 @@ func checkTableName(table string) error {
 		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.'
 	}
 	if !ok {
-		return errors.New("dynamodb store: a table name is 3 to 255 characters of a-z, A-Z, 0-9, _, - and .")
+		return errors.New("dynamodb store: a table name is 3 to 255 characters, each a letter, a digit, underscore, hyphen or period")
 	}
 	return nil
 }
