@@ -136,27 +136,27 @@ func activeVersion(id string, it map[string]types.AttributeValue) (string, error
 func checkAWSItem(id, typ string, it map[string]types.AttributeValue, active bool) error {
 	ref := keyRef(id)
 	if len(it) > maxItemAttrs {
-		return fmt.Errorf("%w: item %s of %s has %d attributes", errCorrupt, typ, ref, len(it))
+		return fmt.Errorf("%w: item %s of %s has %d attributes", ErrCorrupt, typ, ref, len(it))
 	}
 	// A newer hierarchy version first: it is the one error worth an
 	// upgrade.
 	if hv, ok := it[attrHierarchy].(*types.AttributeValueMemberN); !ok {
-		return fmt.Errorf("%w: item %s of %s has no hierarchy-version number", errCorrupt, typ, ref)
+		return fmt.Errorf("%w: item %s of %s has no hierarchy-version number", ErrCorrupt, typ, ref)
 	} else if hv.Value != hierarchyVersion {
 		return fmt.Errorf("%w: %s is of a hierarchy version other than 1", keyring.ErrUnsupportedSchema, ref)
 	}
 	if got, ok := str(it, attrID, keyring.MaxBranchKeyIDLen); !ok || got != id {
-		return fmt.Errorf("%w: item %s of %s names another branch key", errCorrupt, typ, ref)
+		return fmt.Errorf("%w: item %s of %s names another branch key", ErrCorrupt, typ, ref)
 	}
 	if got, ok := str(it, attrType, maxTypeLen); !ok || got != typ {
-		return fmt.Errorf("%w: item %s of %s has another type", errCorrupt, typ, ref)
+		return fmt.Errorf("%w: item %s of %s has another type", ErrCorrupt, typ, ref)
 	}
 	enc, ok := it[attrEnc].(*types.AttributeValueMemberB)
 	if !ok || len(enc.Value) == 0 || len(enc.Value) > keyring.MaxWrappedBranchKeyLen {
-		return fmt.Errorf("%w: item %s of %s has no wrapped key of 1 to %d bytes", errCorrupt, typ, ref, keyring.MaxWrappedBranchKeyLen)
+		return fmt.Errorf("%w: item %s of %s has no wrapped key of 1 to %d bytes", ErrCorrupt, typ, ref, keyring.MaxWrappedBranchKeyLen)
 	}
 	if arn, ok := str(it, attrKMSARN, keyring.MaxKMSKeyARNLen); !ok || arn == "" {
-		return fmt.Errorf("%w: item %s of %s has no kms-arn", errCorrupt, typ, ref)
+		return fmt.Errorf("%w: item %s of %s has no kms-arn", ErrCorrupt, typ, ref)
 	}
 	ct, ok := str(it, attrCreateTime, maxCreateTime)
 	if t, err := time.Parse(createTimeLayout, ct); !ok || err != nil || t.Format(createTimeLayout) != ct {
@@ -167,7 +167,7 @@ func checkAWSItem(id, typ string, it map[string]types.AttributeValue, active boo
 		want = 7
 		ver, ok := str(it, attrVersion, maxVersionAttr)
 		if !ok || !strings.HasPrefix(ver, typeVersionPrefix) || checkVersionID(strings.TrimPrefix(ver, typeVersionPrefix)) != nil {
-			return fmt.Errorf("%w: the branch:ACTIVE item of %s names no version", errCorrupt, ref)
+			return fmt.Errorf("%w: the branch:ACTIVE item of %s names no version", ErrCorrupt, ref)
 		}
 	}
 	if len(it) != want {
@@ -196,7 +196,7 @@ func decodeMeta(id string, it map[string]types.AttributeValue) (meta, error) {
 	}
 	ref := keyRef(id)
 	if len(it) > maxItemAttrs {
-		return m, fmt.Errorf("%w: a phicrypt item of %s has %d attributes", errCorrupt, ref, len(it))
+		return m, fmt.Errorf("%w: a phicrypt item of %s has %d attributes", ErrCorrupt, ref, len(it))
 	}
 	if sv, ok := it[attrSchema].(*types.AttributeValueMemberN); !ok || sv.Value != metaSchema {
 		return m, fmt.Errorf("%w: a phicrypt item of %s is of an unknown schema", keyring.ErrUnsupportedSchema, ref)
@@ -204,11 +204,11 @@ func decodeMeta(id string, it map[string]types.AttributeValue) (meta, error) {
 	if u, ok := it[attrUsage]; ok {
 		un, ok := u.(*types.AttributeValueMemberN)
 		if !ok || len(un.Value) > maxNumberLen {
-			return m, fmt.Errorf("%w: a phicrypt item of %s has an unreadable usage counter", errCorrupt, ref)
+			return m, fmt.Errorf("%w: a phicrypt item of %s has an unreadable usage counter", ErrCorrupt, ref)
 		}
 		usage, err := parseUsage(un.Value)
 		if err != nil {
-			return m, fmt.Errorf("%w: a phicrypt item of %s has an unreadable usage counter", errCorrupt, ref)
+			return m, fmt.Errorf("%w: a phicrypt item of %s has an unreadable usage counter", ErrCorrupt, ref)
 		}
 		m.usage = usage
 	}

@@ -257,7 +257,7 @@ func (s *Store) Active(ctx context.Context, id string) (keyring.BranchKeyVersion
 		}
 		v, err := s.get(ctx, id, version)
 		if errors.Is(err, keyring.ErrNotFound) {
-			return v, fmt.Errorf("%w: the branch:ACTIVE item of %s names a version that has no branch:version item", errCorrupt, keyRef(id))
+			return v, fmt.Errorf("%w: the branch:ACTIVE item of %s names a version that has no branch:version item", ErrCorrupt, keyRef(id))
 		}
 		if err != nil || v.State == keyring.StateActive {
 			return v, err
@@ -289,7 +289,7 @@ func (s *Store) get(ctx context.Context, id, version string) (keyring.BranchKeyV
 		return keyring.BranchKeyVersion{}, wrap("reading version "+version+" of "+keyRef(id), err)
 	}
 	if len(out.Responses) != 3 {
-		return keyring.BranchKeyVersion{}, fmt.Errorf("%w: DynamoDB answered %d items for 3", errCorrupt, len(out.Responses))
+		return keyring.BranchKeyVersion{}, fmt.Errorf("%w: DynamoDB answered %d items for 3", ErrCorrupt, len(out.Responses))
 	}
 	if len(out.Responses[0].Item) == 0 {
 		return keyring.BranchKeyVersion{}, fmt.Errorf("%w: %s has no version %s", keyring.ErrNotFound, keyRef(id), version)
@@ -303,7 +303,7 @@ func (s *Store) get(ctx context.Context, id, version string) (keyring.BranchKeyV
 		return keyring.BranchKeyVersion{}, err
 	}
 	if len(out.Responses[2].Item) == 0 {
-		return keyring.BranchKeyVersion{}, fmt.Errorf("%w: %s has versions but no branch:ACTIVE item", errCorrupt, keyRef(id))
+		return keyring.BranchKeyVersion{}, fmt.Errorf("%w: %s has versions but no branch:ACTIVE item", ErrCorrupt, keyRef(id))
 	}
 	active, err := activeVersion(id, out.Responses[2].Item)
 	if err != nil {
@@ -342,7 +342,7 @@ func (s *Store) List(ctx context.Context, id string) ([]keyring.BranchKeyVersion
 	for _, it := range items {
 		typ, ok := str(it, attrType, maxTypeLen)
 		if !ok {
-			return nil, fmt.Errorf("%w: an item of %s has no type", errCorrupt, keyRef(id))
+			return nil, fmt.Errorf("%w: an item of %s has no type", ErrCorrupt, keyRef(id))
 		}
 		switch {
 		case typ == typeActive:
@@ -352,7 +352,7 @@ func (s *Store) List(ctx context.Context, id string) ([]keyring.BranchKeyVersion
 		case strings.HasPrefix(typ, typeVersionPrefix):
 			version := strings.TrimPrefix(typ, typeVersionPrefix)
 			if err := checkVersionID(version); err != nil {
-				return nil, fmt.Errorf("%w: an item of %s names a version that is not a lowercase UUID", errCorrupt, keyRef(id))
+				return nil, fmt.Errorf("%w: an item of %s names a version that is not a lowercase UUID", ErrCorrupt, keyRef(id))
 			}
 			v, err := decodeVersion(id, version, it)
 			if err != nil {
@@ -379,7 +379,7 @@ func (s *Store) List(ctx context.Context, id string) ([]keyring.BranchKeyVersion
 		found = found || versions[i].Version == active
 	}
 	if !found {
-		return nil, fmt.Errorf("%w: the branch:ACTIVE item of %s is missing or names a version that has no branch:version item", errCorrupt, keyRef(id))
+		return nil, fmt.Errorf("%w: the branch:ACTIVE item of %s is missing or names a version that has no branch:version item", ErrCorrupt, keyRef(id))
 	}
 	slices.SortFunc(versions, func(a, b keyring.BranchKeyVersion) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.Version, b.Version))
@@ -400,7 +400,7 @@ func (s *Store) partition(ctx context.Context, id string) ([]map[string]types.At
 	var items []map[string]types.AttributeValue
 	for page := 0; ; page++ {
 		if page == maxQueryPages {
-			return nil, fmt.Errorf("%w: %s spans more than %d pages", errCorrupt, keyRef(id), maxQueryPages)
+			return nil, fmt.Errorf("%w: %s spans more than %d pages", ErrCorrupt, keyRef(id), maxQueryPages)
 		}
 		out, err := s.api.Query(ctx, in)
 		if err != nil {
@@ -408,7 +408,7 @@ func (s *Store) partition(ctx context.Context, id string) ([]map[string]types.At
 		}
 		items = append(items, out.Items...)
 		if len(items) > maxKeyItems {
-			return nil, fmt.Errorf("%w: %s has more than %d versions", errCorrupt, keyRef(id), MaxVersions)
+			return nil, fmt.Errorf("%w: %s has more than %d versions", ErrCorrupt, keyRef(id), MaxVersions)
 		}
 		if len(out.LastEvaluatedKey) == 0 {
 			return items, nil
@@ -435,7 +435,7 @@ func (s *Store) IDs(ctx context.Context) ([]string, error) {
 	var ids []string
 	for page := 0; ; page++ {
 		if page == maxScanPages {
-			return nil, fmt.Errorf("%w: the table spans more than %d pages", errCorrupt, maxScanPages)
+			return nil, fmt.Errorf("%w: the table spans more than %d pages", ErrCorrupt, maxScanPages)
 		}
 		out, err := s.api.Scan(ctx, in)
 		if err != nil {
@@ -444,7 +444,7 @@ func (s *Store) IDs(ctx context.Context) ([]string, error) {
 		for _, it := range out.Items {
 			id, ok := str(it, attrID, keyring.MaxBranchKeyIDLen)
 			if !ok || checkID(id) != nil {
-				return nil, fmt.Errorf("%w: a branch:ACTIVE item has no usable branch-key-id", errCorrupt)
+				return nil, fmt.Errorf("%w: a branch:ACTIVE item has no usable branch-key-id", ErrCorrupt)
 			}
 			if hv, ok := it[attrHierarchy].(*types.AttributeValueMemberN); !ok || hv.Value != hierarchyVersion {
 				return nil, fmt.Errorf("%w: %s is of a hierarchy version other than 1", keyring.ErrUnsupportedSchema, keyRef(id))

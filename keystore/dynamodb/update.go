@@ -190,11 +190,11 @@ func (s *Store) AddUsage(ctx context.Context, id, version string, n uint64) (uin
 		if err == nil {
 			u, ok := out.Attributes[attrUsage].(*types.AttributeValueMemberN)
 			if !ok || len(u.Value) > maxNumberLen {
-				return 0, fmt.Errorf("%w: DynamoDB answered no usage counter", errCorrupt)
+				return 0, fmt.Errorf("%w: DynamoDB answered no usage counter", ErrCorrupt)
 			}
 			total, err := parseUsage(u.Value)
 			if err != nil {
-				return 0, fmt.Errorf("%w: DynamoDB answered an unreadable usage counter", errCorrupt)
+				return 0, fmt.Errorf("%w: DynamoDB answered an unreadable usage counter", ErrCorrupt)
 			}
 			return total, nil
 		}
