@@ -20,7 +20,6 @@ import (
 // attribute, a size over a cap, or an item that names another branch key.
 var ErrCorrupt = errors.New("dynamodb store: a branch key item in the table is malformed")
 
-
 // errClosed: the store was used after Close.
 var errClosed = fmt.Errorf("%w: the DynamoDB store is closed", keyring.ErrInvalid)
 
