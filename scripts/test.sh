@@ -86,7 +86,9 @@ echo "kmsmock at $kmsmock_url"
 
 step "start moto_server"
 moto_port=$(free_port)
-moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+# moto_server with its DynamoDB made linearizable (see the script): the
+# DynamoDB store's two-process races need transactions that really are.
+python3 scripts/moto_server.py -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$moto_port/" || { cat "$work/moto.log" >&2; exit 1; }
 echo "moto_server at http://127.0.0.1:$moto_port"

@@ -396,6 +396,8 @@ async function keystoreExport(opts) {
       out.versions.push(exportItem(item, enc.encryptionContext))
     } else if (type === 'beacon:ACTIVE') {
       out.beacon = true
+    } else if (type && type.startsWith('phicrypt:')) {
+      // phicrypt's own items (keystore/dynamodb: usage, retired state)
     } else {
       throw new Error(`keystore-export: unexpected item type ${JSON.stringify(type)}`)
     }
