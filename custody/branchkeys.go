@@ -59,12 +59,9 @@ func (b *BranchKeys) CreateBranchKey(ctx context.Context, id string) (keystore.B
 	if err := keystore.CheckID(id); err != nil {
 		return keystore.BranchKeyVersion{}, err
 	}
-	v, err := b.maker.NewVersion(ctx, id)
+	v, err := b.maker.Create(ctx, b.cfg.Store, id)
 	if err != nil {
 		return keystore.BranchKeyVersion{}, wrapStep(err, "creating %s", keystore.Fingerprint(id))
-	}
-	if err := b.cfg.Store.Create(ctx, v); err != nil {
-		return keystore.BranchKeyVersion{}, wrapStep(err, "storing the new %s", keystore.Fingerprint(id))
 	}
 	return v, nil
 }

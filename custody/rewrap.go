@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
+	"github.com/phicrypt/phicrypt/internal/branchkey"
 	"github.com/phicrypt/phicrypt/keystore"
 )
 
@@ -227,10 +228,39 @@ func (rw *rewrapper) move(ctx context.Context, v keystore.BranchKeyVersion) erro
 		return fmt.Errorf("custody: rewrap of %s version %s: KMS ReEncrypt returned a %d-byte ciphertext; nothing was stored",
 			keystore.Fingerprint(v.BranchKeyID), v.Version, n)
 	}
-	if err := rw.store.Rewrap(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, out.CiphertextBlob); err != nil {
+	if err := rw.storeMoved(ctx, v, moved, out.CiphertextBlob); err != nil {
 		return wrapStep(err, "rewrap of %s version %s: storing", keystore.Fingerprint(v.BranchKeyID), v.Version)
 	}
 	return nil
+}
+
+// activeRewrapper is what a store in AWS's layout (keystore/dynamodb)
+// offers for the active version, whose branch:ACTIVE copy moves with it.
+type activeRewrapper interface {
+	RewrapWithCopy(ctx context.Context, id, version string, oldCiphertext []byte, newARN string, newCiphertext, activeCopy []byte) error
+}
+
+// storeMoved writes the moved ciphertext; for the active version of a store in
+// AWS's layout, with its ACTIVE copy re-encrypted under the new key too.
+func (rw *rewrapper) storeMoved(ctx context.Context, v, moved keystore.BranchKeyVersion, ct []byte) error {
+	ar, ok := rw.store.(activeRewrapper)
+	if !ok || v.State != keystore.StateActive {
+		return rw.store.Rewrap(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, ct)
+	}
+	moved.Ciphertext = ct
+	dec := rw.context(moved)
+	out, err := rw.client.ReEncrypt(ctx, &kms.ReEncryptInput{
+		CiphertextBlob:               ct,
+		SourceKeyId:                  &rw.arn,
+		SourceEncryptionContext:      dec,
+		DestinationKeyId:             &rw.arn,
+		DestinationEncryptionContext: branchkey.ActiveContext(dec, moved),
+		GrantTokens:                  rw.grants,
+	})
+	if err != nil {
+		return fmt.Errorf("KMS ReEncrypt of the ACTIVE copy: %w", err)
+	}
+	return ar.RewrapWithCopy(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, ct, out.CiphertextBlob)
 }
 
 // isKeyARN reports whether s is a KMS key ARN (arn:PARTITION:kms:REGION:

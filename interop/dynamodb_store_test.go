@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/dynamodb"
@@ -28,7 +28,7 @@ import (
 // both ways, and each side rotates the other's branch key.
 
 // ddbStore opens keystore/dynamodb on the JS keystore's table.
-func ddbStore(t *testing.T, ks *keystore) *dynamodb.Store {
+func ddbStore(t *testing.T, ks *jsKeystore) *dynamodb.Store {
 	t.Helper()
 	s, err := dynamodb.New(ddbClient(ks), ks.table)
 	if err != nil {
@@ -38,7 +38,7 @@ func ddbStore(t *testing.T, ks *keystore) *dynamodb.Store {
 	return s
 }
 
-func ddbClient(ks *keystore) *awsdynamodb.Client {
+func ddbClient(ks *jsKeystore) *awsdynamodb.Client {
 	return awsdynamodb.New(awsdynamodb.Options{
 		Region:       kmsRegion,
 		BaseEndpoint: aws.String(ks.ddbURL),
@@ -49,7 +49,7 @@ func ddbClient(ks *keystore) *awsdynamodb.Client {
 // ddbSide is phicrypt's view of the table: BranchKeys over the DynamoDB
 // store and a fresh hierarchical keyring whose clock runs one propagation
 // window ahead (as ks.goSide's does), so it writes under the newest version.
-func ddbSide(t *testing.T, ks *keystore, s *dynamodb.Store) (*keyring.BranchKeys, *keyring.Hierarchical) {
+func ddbSide(t *testing.T, ks *jsKeystore, s *dynamodb.Store) (*keyring.BranchKeys, *keyring.Hierarchical) {
 	t.Helper()
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{
 		Store: s, Client: ks.kms.client, KMSKeyARN: ks.kms.keyARN, LogicalStoreName: ks.logical})
@@ -62,50 +62,6 @@ func ddbSide(t *testing.T, ks *keystore, s *dynamodb.Store) (*keyring.BranchKeys
 		t.Fatal(err)
 	}
 	return bk, kr
-}
-
-// newAWSVersion makes a new version of branch key id as AWS's KeyStore
-// does (branch-key-store.md "Branch Key and Beacon Key Creation" and
-// "Wrapped Branch Key Creation"): the DECRYPT_ONLY ciphertext
-// (GenerateDataKeyWithoutPlaintext under bk.EncryptionContext(v)), its
-// ACTIVE copy (ReEncrypt to the ACTIVE context: type "branch:ACTIVE" plus
-// version "branch:version:<uuid>") and a beacon key (GenerateDataKey-
-// WithoutPlaintext under the context with type "beacon:ACTIVE"). This is
-// what keyring.BranchKeys must do itself when its Store is a
-// *dynamodb.Store.
-func newAWSVersion(t *testing.T, ks *keystore, bk *keyring.BranchKeys, id string) (v keystore.BranchKeyVersion, activeCopy, beacon []byte) {
-	t.Helper()
-	ctx := context.Background()
-	v = keystore.BranchKeyVersion{
-		BranchKeyID: id, Version: keystore.NewBranchKeyVersion(), KMSKeyARN: ks.kms.keyARN,
-		CreatedAt: time.Now().UTC().Truncate(time.Microsecond), State: keystore.StateActive,
-	}
-	decryptOnly := bk.EncryptionContext(v)
-	gen, err := ks.kms.client.GenerateDataKeyWithoutPlaintext(ctx, &kms.GenerateDataKeyWithoutPlaintextInput{
-		KeyId: &v.KMSKeyARN, NumberOfBytes: aws.Int32(32), EncryptionContext: decryptOnly})
-	if err != nil {
-		t.Fatalf("GenerateDataKeyWithoutPlaintext (DECRYPT_ONLY): %v", err)
-	}
-	v.Ciphertext = gen.CiphertextBlob
-
-	active := maps.Clone(decryptOnly)
-	active["type"] = "branch:ACTIVE"
-	active["version"] = "branch:version:" + v.Version
-	re, err := ks.kms.client.ReEncrypt(ctx, &kms.ReEncryptInput{
-		CiphertextBlob: v.Ciphertext, SourceKeyId: &v.KMSKeyARN, SourceEncryptionContext: decryptOnly,
-		DestinationKeyId: &v.KMSKeyARN, DestinationEncryptionContext: active})
-	if err != nil {
-		t.Fatalf("ReEncrypt (ACTIVE): %v", err)
-	}
-
-	beaconContext := maps.Clone(decryptOnly)
-	beaconContext["type"] = "beacon:ACTIVE"
-	bgen, err := ks.kms.client.GenerateDataKeyWithoutPlaintext(ctx, &kms.GenerateDataKeyWithoutPlaintextInput{
-		KeyId: &v.KMSKeyARN, NumberOfBytes: aws.Int32(32), EncryptionContext: beaconContext})
-	if err != nil {
-		t.Fatalf("GenerateDataKeyWithoutPlaintext (beacon): %v", err)
-	}
-	return v, re.CiphertextBlob, bgen.CiphertextBlob
 }
 
 func activeVersion(t *testing.T, s *dynamodb.Store, id string) string {
@@ -200,8 +156,11 @@ func testPhicryptMadeKey(t *testing.T, tg kmsTarget, ddbURL string) {
 	ctx := context.Background()
 	ks.branchKeyID = "phicrypt-tenant-" + randomHex(4)
 	bk, _ := ddbSide(t, ks, s)
-	v, activeCopy, beacon := newAWSVersion(t, ks, bk, ks.branchKeyID)
-	if err := s.CreateWithCopies(ctx, v, activeCopy, beacon); err != nil {
+	// The custodian's own code path: custody sees a store in AWS's layout
+	// and adds the ACTIVE copy (KMS ReEncrypt) and the beacon key.
+	custodian := testkeys.Custodian(t, bk)
+	v, err := custodian.CreateBranchKey(ctx, ks.branchKeyID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	v1 := v.Version
@@ -225,8 +184,8 @@ func testPhicryptMadeKey(t *testing.T, tg kmsTarget, ddbURL string) {
 	}
 
 	// phicrypt rotates; JS encrypts under the new version and reads both.
-	next, nextCopy, _ := newAWSVersion(t, ks, bk, ks.branchKeyID)
-	if err := s.RotateWithCopy(ctx, ks.branchKeyID, v1, next, nextCopy); err != nil {
+	next, err := custodian.Rotate(ctx, ks.branchKeyID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	v2 := next.Version

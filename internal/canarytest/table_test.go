@@ -3,10 +3,14 @@ package canarytest
 import (
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore/dynamodb"
 	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
@@ -129,9 +133,18 @@ var types = map[string]entry{
 		w.t.Cleanup(func() { s.Close() })
 		return []any{s}
 	}},
-	"keyring.Secret": {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
-	"keystore.State": {noSecret: "an enumeration"},
-	"keystore.Store": {noSecret: "an interface: values format as their own type does"},
+	"keyring.Secret":             {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
+	"keystore.State":             {noSecret: "an enumeration"},
+	"keystore.Store":             {noSecret: "an interface: values format as their own type does"},
+	"keystore/dynamodb.API":      {noSecret: "an interface of the DynamoDB client's methods"},
+	"keystore/dynamodb.TableAPI": {noSecret: "an interface of the DynamoDB client's methods"},
+	"keystore/dynamodb.Store": {build: func(w *world) []any {
+		client := awsdynamodb.New(awsdynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://127.0.0.1:1"),
+			Credentials: credentials.NewStaticCredentialsProvider("AKIDCANARY", canaryCred, "")})
+		s, err := dynamodb.New(client, "branch-keys")
+		w.must(err)
+		return []any{s}
+	}},
 	"custody.BranchKeys": {build: func(w *world) []any {
 		return []any{testkeys.Custodian(w.t, w.bk)}
 	}},
