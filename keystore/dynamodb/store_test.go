@@ -28,7 +28,7 @@ import (
 
 const arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
-func client(t *testing.T) *awsdynamodb.Client {
+func client(t testing.TB) *awsdynamodb.Client {
 	t.Helper()
 	url := os.Getenv("PHICRYPT_MOTO_URL")
 	if url == "" {
@@ -47,7 +47,12 @@ func client(t *testing.T) *awsdynamodb.Client {
 // freshTable creates a table of the spec's schema and a store on it.
 func freshTable(t *testing.T) (*awsdynamodb.Client, string, *dynamodb.Store) {
 	t.Helper()
-	c := client(t)
+	return freshTableOn(t, client(t))
+}
+
+// freshTableOn creates a table of the spec's schema with c and a store on it.
+func freshTableOn(t testing.TB, c *awsdynamodb.Client) (*awsdynamodb.Client, string, *dynamodb.Store) {
+	t.Helper()
 	table := "phicrypt-ddb-" + randomHex(8)
 	tableARN, err := dynamodb.CreateTable(t.Context(), c, table)
 	require.NoError(t, err)
