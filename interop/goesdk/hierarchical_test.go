@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -363,9 +364,56 @@ func testAWSMadeKey(t *testing.T, p *goESDK, tg kmsTarget, ddbURL string) {
 	if v2 == v1 {
 		t.Fatal("MPL VersionKey left the active version unchanged")
 	}
-	st.exchange(t, p, &bk, id, v2, vs, []sent{go1, phi1})
+	go2, phi2 := st.exchange(t, p, &bk, id, v2, vs, []sent{go1, phi1})
 	st.sameMaterial(t, bk, id, v2, v1, v2)
 	st.checkVersions(t, id, v2, v1, v2)
+
+	// phicrypt's own items (a usage count on version 2, version 1 retired)
+	// are items of their own in the partition: the MPL's KeyStore still
+	// rotates and both keyrings still work. Retiring stops phicrypt's
+	// readers only; the AWS keyring reads no phicrypt item and still
+	// decrypts under version 1 (keystore/dynamodb's Store doc).
+	if _, err := st.store.AddUsage(ctx, id, v2, 5); err != nil {
+		t.Fatalf("store AddUsage: %v", err)
+	}
+	if err := st.store.SetState(ctx, id, v1, keystore.StateDecryptOnly, keystore.StateRetired); err != nil {
+		t.Fatalf("store SetState: %v", err)
+	}
+	if _, err := st.aws.VersionKey(ctx, awskstypes.VersionKeyInput{BranchKeyIdentifier: id}); err != nil {
+		t.Fatalf("MPL VersionKey after phicrypt's items: %v", err)
+	}
+	v3 := st.activeVersion(t, id)
+	if v3 == v2 || v3 == v1 {
+		t.Fatalf("MPL VersionKey after phicrypt's items left the active version at %s", v3)
+	}
+	small := vs[:4]
+	st.exchange(t, p, &bk, id, v3, small, []sent{go2.first(4), phi2.first(4)})
+	_, enc, _ := st.phicryptSide(t, st.logical, id)
+	m := st.awsKeyring(t, p, st.aws, id)
+	for i, v := range small {
+		t.Run("retired-v1/"+v.name, func(t *testing.T) {
+			if _, _, err := enc.Decrypt(context.Background(), go1.msgs[i], v.ec); !errors.Is(err, keyring.ErrVersionRetired) {
+				t.Fatalf("phicrypt read a message under a version it retired: %v", err)
+			}
+			crossChecked()
+			esdkReads(t, p, m, phi1.msgs[i], v)
+		})
+	}
+	list, err := st.store.List(ctx, id)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("store List: %d versions (%v), want 3", len(list), err)
+	}
+	for _, v := range list {
+		if want := map[string]keystore.State{v1: keystore.StateRetired, v2: keystore.StateDecryptOnly, v3: keystore.StateActive}[v.Version]; v.State != want {
+			t.Fatalf("version %s is %v after the MPL's rotation, want %v", v.Version, v.State, want)
+		}
+	}
+}
+
+// first is the batch's first n messages.
+func (s sent) first(n int) sent {
+	s.msgs = s.msgs[:n]
+	return s
 }
 
 // testPhicryptMadeKey: a branch key phicrypt's custody created and rotated,
