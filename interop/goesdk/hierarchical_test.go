@@ -34,6 +34,11 @@ import (
 // both ways under every version, before and after a rotation on the AWS
 // side and one on phicrypt's side. The branch keys' KMS key lives on
 // moto_server and on kmsmock in turn.
+//
+// The MPL's generated Go clients (KeyStore, keyrings) take a
+// context.Context and drop it: their DynamoDB and KMS shims call the AWS
+// SDK with context.Background(), so no deadline or cancellation reaches
+// those calls. The clients here point at local endpoints and need none.
 
 // hierarchyProviderID is the provider id of the hierarchical keyrings'
 // encrypted data keys; the provider info is the branch key id.
