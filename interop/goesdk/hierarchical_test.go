@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
@@ -526,4 +527,68 @@ func refusedUnderOtherLogicalName(t *testing.T, p *goESDK, st *sharedTable, id s
 		t.Fatal("the ESDK read phicrypt's message under another logical key store name")
 	}
 	crossChecked()
+}
+
+// TestHierarchicalGoKeyStoreBindsExtraAttributes is why phicrypt keeps its
+// usage counters and states in items of its own, shown for the Go MPL as
+// interop/dynamodb_store_test.go shows it for JS: AWS's KeyStore binds
+// every attribute of a branch key item but enc into the KMS encryption
+// context (branch-key-store.md "Encryption Context"), so one extra
+// attribute on the branch:ACTIVE item makes it unreadable to the MPL.
+func TestHierarchicalGoKeyStoreBindsExtraAttributes(t *testing.T) {
+	ddbURL := motoURL(t)
+	l := kmsmock.StartTest(t, kmsmock.Config{Region: kmsRegion})
+	st := newSharedTable(t, newKMSTarget(t, "kmsmock", l.Client("goesdk-interop")), ddbURL)
+	ctx := context.Background()
+	created, err := st.aws.CreateKey(ctx, awskstypes.CreateKeyInput{})
+	if err != nil {
+		t.Fatalf("MPL CreateKey: %v", err)
+	}
+	id := created.BranchKeyIdentifier
+	key := map[string]ddbtypes.AttributeValue{
+		"branch-key-id": &ddbtypes.AttributeValueMemberS{Value: id},
+		"type":          &ddbtypes.AttributeValueMemberS{Value: "branch:ACTIVE"},
+	}
+	update := func(expr string, values map[string]ddbtypes.AttributeValue) {
+		t.Helper()
+		_, err := st.ddb.UpdateItem(ctx, &awsdynamodb.UpdateItemInput{
+			TableName: &st.table, Key: key, UpdateExpression: &expr, ExpressionAttributeValues: values})
+		if err != nil {
+			t.Fatalf("UpdateItem: %v", err)
+		}
+	}
+	active := func() error {
+		_, err := st.aws.GetActiveBranchKey(ctx, awskstypes.GetActiveBranchKeyInput{BranchKeyIdentifier: id})
+		return err
+	}
+	if err := active(); err != nil {
+		t.Fatalf("MPL GetActiveBranchKey of its own key: %v", err)
+	}
+	// A number attribute (phicrypt's counter would be one) the MPL refuses
+	// before calling KMS: an encryption context holds strings only. A
+	// string attribute it binds, and KMS refuses the context.
+	update("SET usage_count = :n", map[string]ddbtypes.AttributeValue{":n": &ddbtypes.AttributeValueMemberN{Value: "5"}})
+	if err := active(); err == nil {
+		t.Fatal("the MPL read a branch:ACTIVE item with an extra number attribute")
+	} else if !strings.Contains(err.Error(), "not a valid active branch key") {
+		t.Fatalf("the MPL refused an extra number attribute for another reason than the item's shape: %v", err)
+	}
+	update("SET usage_count = :n", map[string]ddbtypes.AttributeValue{":n": &ddbtypes.AttributeValueMemberS{Value: "5"}})
+	if err := active(); err == nil {
+		t.Fatal("the MPL read a branch:ACTIVE item with an extra string attribute")
+	} else if !strings.Contains(err.Error(), "InvalidCiphertext") {
+		t.Fatalf("the MPL refused an extra string attribute for another reason than KMS refusing the encryption context: %v", err)
+	}
+	// phicrypt's store refuses such an item too (it would otherwise hand
+	// out a version AWS's readers cannot use).
+	if _, err := st.store.Active(ctx, id); !errors.Is(err, keystore.ErrUnsupportedSchema) {
+		t.Fatalf("store Active with an extra attribute on branch:ACTIVE: %v, want ErrUnsupportedSchema", err)
+	}
+	update("REMOVE usage_count", nil)
+	if err := active(); err != nil {
+		t.Fatalf("MPL GetActiveBranchKey without the extra attribute: %v", err)
+	}
+	if _, err := st.store.Active(ctx, id); err != nil {
+		t.Fatalf("store Active without the extra attribute: %v", err)
+	}
 }
