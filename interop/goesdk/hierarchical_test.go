@@ -360,6 +360,7 @@ func testAWSMadeKey(t *testing.T, p *goESDK, tg kmsTarget, ddbURL string) {
 	go1, phi1 := st.exchange(t, p, &bk, id, v1, vs, nil)
 	st.sameMaterial(t, bk, id, v1, v1)
 	refusedUnderOtherLogicalName(t, p, st, id, vs[len(vs)-1], go1.msgs[len(vs)-1], phi1.msgs[len(vs)-1])
+	tamperedEDKRefused(t, p, st, id, vs, go1, phi1)
 
 	// The AWS side rotates: both sides write under version 2 at once (fresh
 	// keyrings) and still read version 1's messages.
@@ -591,4 +592,50 @@ func TestHierarchicalGoKeyStoreBindsExtraAttributes(t *testing.T) {
 	if _, err := st.store.Active(ctx, id); err != nil {
 		t.Fatalf("store Active without the extra attribute: %v", err)
 	}
+}
+
+// hierEDKParts are the parts of the hierarchical keyring's encrypted data
+// key (salt 16, IV 12, branch key version 16, wrapped data key 32, tag 16)
+// and a byte in each.
+var hierEDKParts = []struct {
+	name string
+	off  int
+}{{"salt", 5}, {"iv", 16 + 7}, {"version", 28 + 15}, {"wrapped key", 44 + 31}, {"tag", 76}}
+
+// tamperedEDKRefused: a bit flipped in any part of the other side's
+// encrypted data key makes each side refuse the message (the salt, IV and
+// version are bound as the wrapping's derivation input, IV or AAD; a
+// flipped version names no stored version).
+func tamperedEDKRefused(t *testing.T, p *goESDK, st *sharedTable, id string, vs []vector, fromGo, fromPhicrypt sent) {
+	t.Helper()
+	_, enc, _ := st.phicryptSide(t, st.logical, id)
+	m := st.awsKeyring(t, p, st.aws, id)
+	for _, i := range []int{0, len(vs) - 1} {
+		v := vs[i]
+		for _, part := range hierEDKParts {
+			t.Run("tampered-"+part.name+"/"+v.name, func(t *testing.T) {
+				bad := flipEDK(t, fromGo.msgs[i], part.off)
+				if _, _, err := enc.Decrypt(context.Background(), bad, v.ec); !errors.Is(err, phicrypt.ErrNoKey) {
+					t.Fatalf("phicrypt on the ESDK's message with its EDK's %s flipped: %v, want ErrNoKey", part.name, err)
+				}
+				crossChecked()
+				bad = flipEDK(t, fromPhicrypt.msgs[i], part.off)
+				if _, err := p.decrypt(m, bad, v.ec); err == nil {
+					t.Fatalf("the ESDK read phicrypt's message with its EDK's %s flipped", part.name)
+				}
+				crossChecked()
+			})
+		}
+	}
+}
+
+func flipEDK(t *testing.T, msg []byte, off int) []byte {
+	t.Helper()
+	l, err := parseLayout(msg)
+	if err != nil || len(l.edkCipher) != 1 {
+		t.Fatalf("message layout: %v", err)
+	}
+	out := append([]byte(nil), msg...)
+	out[l.edkCipher[0]+off] ^= 0x01
+	return out
 }
