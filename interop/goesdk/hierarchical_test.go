@@ -315,10 +315,9 @@ func goReadsAll(t *testing.T, p *goESDK, m materials, vs []vector, s sent) {
 
 // exchange writes vs on both sides under the active version and has each
 // side read the other's messages, and then every batch of older ones.
-func (st *sharedTable) exchange(t *testing.T, p *goESDK, bk **keyring.BranchKeys, id, version string, vs []vector, older []sent) (fromGo, fromPhicrypt sent) {
+func (st *sharedTable) exchange(t *testing.T, p *goESDK, id, version string, vs []vector, older []sent) (fromGo, fromPhicrypt sent) {
 	t.Helper()
-	b, enc, kr := st.phicryptSide(t, st.logical, id)
-	*bk = b
+	_, enc, kr := st.phicryptSide(t, st.logical, id)
 	m := st.awsKeyring(t, p, st.aws, id)
 	fromGo = goWrites(t, p, m, vs, id, version)
 	fromPhicrypt = phicryptWrites(t, kr, vs, id, version)
@@ -356,8 +355,8 @@ func testAWSMadeKey(t *testing.T, p *goESDK, tg kmsTarget, ddbURL string) {
 	v1 := st.activeVersion(t, id)
 	vs := matrix(hierFrames)
 
-	var bk *keyring.BranchKeys
-	go1, phi1 := st.exchange(t, p, &bk, id, v1, vs, nil)
+	bk, _, _ := st.phicryptSide(t, st.logical, id)
+	go1, phi1 := st.exchange(t, p, id, v1, vs, nil)
 	st.sameMaterial(t, bk, id, v1, v1)
 	refusedUnderOtherLogicalName(t, p, st, id, vs[len(vs)-1], go1.msgs[len(vs)-1], phi1.msgs[len(vs)-1])
 	tamperedEDKRefused(t, p, st, id, vs, go1, phi1)
@@ -371,7 +370,7 @@ func testAWSMadeKey(t *testing.T, p *goESDK, tg kmsTarget, ddbURL string) {
 	if v2 == v1 {
 		t.Fatal("MPL VersionKey left the active version unchanged")
 	}
-	go2, phi2 := st.exchange(t, p, &bk, id, v2, vs, []sent{go1, phi1})
+	go2, phi2 := st.exchange(t, p, id, v2, vs, []sent{go1, phi1})
 	st.sameMaterial(t, bk, id, v2, v1, v2)
 	st.checkVersions(t, id, v2, v1, v2)
 
@@ -394,7 +393,7 @@ func testAWSMadeKey(t *testing.T, p *goESDK, tg kmsTarget, ddbURL string) {
 		t.Fatalf("MPL VersionKey after phicrypt's items left the active version at %s", v3)
 	}
 	small := vs[:4]
-	st.exchange(t, p, &bk, id, v3, small, []sent{go2.first(4), phi2.first(4)})
+	st.exchange(t, p, id, v3, small, []sent{go2.first(4), phi2.first(4)})
 	_, enc, _ := st.phicryptSide(t, st.logical, id)
 	m := st.awsKeyring(t, p, st.aws, id)
 	for i, v := range small {
@@ -454,7 +453,7 @@ func testPhicryptMadeKey(t *testing.T, p *goESDK, tg kmsTarget, ddbURL string) {
 		t.Fatalf("MPL GetBeaconKey: %d-byte beacon key", len(beacon.BeaconKeyMaterials.BeaconKey))
 	}
 	vs := matrix(hierFrames)
-	go1, phi1 := st.exchange(t, p, &bk, id, v1, vs, nil)
+	go1, phi1 := st.exchange(t, p, id, v1, vs, nil)
 	st.sameMaterial(t, bk, id, v1, v1)
 
 	// phicrypt's custody rotates.
@@ -466,7 +465,7 @@ func testPhicryptMadeKey(t *testing.T, p *goESDK, tg kmsTarget, ddbURL string) {
 	if got := st.activeVersion(t, id); got != v2 || v2 == v1 {
 		t.Fatalf("after custody Rotate the active version is %s; custody made %s (was %s)", got, v2, v1)
 	}
-	go2, phi2 := st.exchange(t, p, &bk, id, v2, vs, []sent{go1, phi1})
+	go2, phi2 := st.exchange(t, p, id, v2, vs, []sent{go1, phi1})
 	st.sameMaterial(t, bk, id, v2, v1, v2)
 
 	// The MPL's KeyStore rotates phicrypt's branch key. VersionKey first
@@ -480,7 +479,7 @@ func testPhicryptMadeKey(t *testing.T, p *goESDK, tg kmsTarget, ddbURL string) {
 	if v3 == v2 || v3 == v1 {
 		t.Fatalf("after MPL VersionKey the active version is still %s", v3)
 	}
-	st.exchange(t, p, &bk, id, v3, vs, []sent{go1, phi1, go2, phi2})
+	st.exchange(t, p, id, v3, vs, []sent{go1, phi1, go2, phi2})
 	st.sameMaterial(t, bk, id, v3, v1, v2, v3)
 	st.checkVersions(t, id, v3, v1, v2, v3)
 }
