@@ -20,6 +20,8 @@ type layout struct {
 	pairs        [][2]string // the context as serialized, in order
 	pairOffsets  []int       // offset of each pair's value
 	edkCipher    []int       // offset of each encrypted data key's ciphertext
+	edkProvider  []string    // each encrypted data key's provider id
+	edkInfo      []string    // and its provider info
 	frameLength  uint32
 	suiteData    int // offset of the 32-byte commitment key
 	headerTag    int // offset of the 16-byte header tag
@@ -91,8 +93,8 @@ func parseLayout(msg []byte) (*layout, error) {
 		}
 	}
 	for n := c.u16(); n > 0 && c.err == nil; n-- {
-		c.take(c.u16()) // provider id
-		c.take(c.u16()) // provider info
+		l.edkProvider = append(l.edkProvider, string(c.take(c.u16())))
+		l.edkInfo = append(l.edkInfo, string(c.take(c.u16())))
 		size := c.u16()
 		l.edkCipher = append(l.edkCipher, c.off)
 		c.take(size)
