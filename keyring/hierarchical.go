@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -357,7 +356,7 @@ func (h *Hierarchical) OnEncrypt(ctx context.Context, m *EncryptionMaterials) er
 // spec "OnEncrypt" (provider id "aws-kms-hierarchy", provider info the branch
 // key id, ciphertext as in "Structure / Ciphertext").
 func wrapHierarchical(branchKey Secret, id, version string, dk Secret, ec []byte) (EncryptedDataKey, error) {
-	vb, ok := uuidBytes(version)
+	vb, ok := keystore.VersionBytes(version)
 	if !ok {
 		return EncryptedDataKey{}, fmt.Errorf("%w: the active version of %s is not a UUID", ErrInvalid, keystore.Fingerprint(id))
 	}
@@ -476,7 +475,7 @@ func (h *Hierarchical) unwrapOne(ctx context.Context, id string, ct []byte, dkLe
 	salt, iv := ct[:hierSaltLen], ct[hierSaltLen:hierSaltLen+hierIVLen]
 	var vb [16]byte
 	copy(vb[:], ct[hierSaltLen+hierIVLen:hierHeaderLen])
-	version := uuidString(vb)
+	version := keystore.VersionString(vb)
 	// Spec "GetItem Branch Keystore OnDecrypt": that version of the key.
 	ent, err := h.cache.material(ctx, h.bk, keystore.BranchKeyVersion{BranchKeyID: id, Version: version})
 	if err != nil {
@@ -492,29 +491,4 @@ func (h *Hierarchical) unwrapOne(ctx context.Context, id string, ct []byte, dkLe
 		return nil, time.Time{}, fmt.Errorf("version %s of %s: the wrapped key does not open (wrong encryption context, or the key was altered)", version, keystore.Fingerprint(id))
 	}
 	return Secret(dk), h.cache.validUntil(ent), nil
-}
-
-// uuidBytes parses a canonical UUID string into its 16 bytes.
-func uuidBytes(s string) (u [16]byte, ok bool) {
-	if keystore.CheckVersion(s) != nil {
-		return u, false
-	}
-	h := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36]
-	_, err := hex.Decode(u[:], []byte(h))
-	return u, err == nil
-}
-
-// uuidString formats 16 bytes as a canonical lowercase UUID.
-func uuidString(u [16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
 }

@@ -191,7 +191,7 @@ func NewBranchKeyVersion() string {
 	rand.Read(u[:])
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
-	return uuidString(u)
+	return VersionString(u)
 }
 
 // Fingerprint names a branch key in errors and logs without its id (which
@@ -359,8 +359,19 @@ func VersionNotFoundError(id, version string) error {
 	return fmt.Errorf("%w: %s has no version %s", ErrNotFound, Fingerprint(id), version)
 }
 
-// uuidString formats 16 bytes as a canonical lowercase UUID.
-func uuidString(u [16]byte) string {
+// VersionBytes parses a version (a canonical lowercase UUID) into its 16
+// bytes, as the hierarchical keyring's encrypted data keys carry it.
+func VersionBytes(v string) (u [16]byte, ok bool) {
+	if CheckVersion(v) != nil {
+		return u, false
+	}
+	h := v[0:8] + v[9:13] + v[14:18] + v[19:23] + v[24:36]
+	_, err := hex.Decode(u[:], []byte(h))
+	return u, err == nil
+}
+
+// VersionString formats 16 bytes as a version: a canonical lowercase UUID.
+func VersionString(u [16]byte) string {
 	var b [36]byte
 	hex.Encode(b[0:8], u[0:4])
 	b[8] = '-'

@@ -1,8 +1,6 @@
 package dynamodb
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,44 +20,15 @@ var ErrCorrupt = errors.New("dynamodb store: a branch key item in the table is m
 // errClosed: the store was used after Close.
 var errClosed = fmt.Errorf("%w: the DynamoDB store is closed", keystore.ErrInvalid)
 
-// keyRef names a branch key in errors without its id (which may be PHI):
-// the first four bytes of SHA-256(id) in hex, as every phicrypt store does.
-func keyRef(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return "branch key #" + hex.EncodeToString(sum[:4])
-}
+// keyRef names a branch key in errors without its id (which may be PHI),
+// as every phicrypt store does.
+func keyRef(id string) string { return keystore.Fingerprint(id) }
 
-func checkID(id string) error {
-	if id == "" || len(id) > keystore.MaxBranchKeyIDLen || !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
-		return fmt.Errorf("%w: a branch key id is 1 to %d bytes of UTF-8, without NUL", keystore.ErrInvalid, keystore.MaxBranchKeyIDLen)
-	}
-	return nil
-}
+func checkID(id string) error { return keystore.CheckID(id) }
 
-// checkVersionID accepts only the canonical lowercase UUID form.
-func checkVersionID(v string) error {
-	bad := len(v) != 36
-	for i := 0; !bad && i < len(v); i++ {
-		c := v[i]
-		switch i {
-		case 8, 13, 18, 23:
-			bad = c != '-'
-		default:
-			bad = !('0' <= c && c <= '9' || 'a' <= c && c <= 'f')
-		}
-	}
-	if bad {
-		return fmt.Errorf("%w: a branch key version is a lowercase UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", keystore.ErrInvalid)
-	}
-	return nil
-}
+func checkVersionID(v string) error { return keystore.CheckVersion(v) }
 
-func checkKeyVersion(id, version string) error {
-	if err := checkID(id); err != nil {
-		return err
-	}
-	return checkVersionID(version)
-}
+func checkKeyVersion(id, version string) error { return keystore.CheckKeyVersion(id, version) }
 
 func checkWrapped(what string, arn string, ciphertext []byte) error {
 	if arn == "" || len(arn) > keystore.MaxKMSKeyARNLen || !utf8.ValidString(arn) || strings.ContainsRune(arn, 0) {
