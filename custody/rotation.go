@@ -39,6 +39,9 @@ type RotationReport struct {
 	// RotatedByOther counts keys another process rotated first; they are
 	// fresh all the same.
 	RotatedByOther int
+	// Failed counts keys that could not be read or rotated (the error
+	// RotateDue returns says why for each).
+	Failed int
 }
 
 // RotateDue rotates every branch key in the store whose active version is
@@ -46,9 +49,11 @@ type RotationReport struct {
 // policy.MaxMessages times). It is safe to run from several processes at
 // once (a custodian job on each host, say): the store's conditional write
 // lets one rotation per key win, and the others count it as
-// RotatedByOther. Services see the new version within their hierarchical
-// keyring's CacheTTL. It stops at the first failure, reporting what it did;
-// running it again continues.
+// RotatedByOther. Services write under the new version one propagation
+// window later. A key it cannot read or rotate (a failing store, a key of
+// a layout this phicrypt does not read) does not stop the others: its
+// failure is counted in Failed and returned, joined with the rest, after
+// every key has been checked; running it again retries them.
 func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (RotationReport, error) {
 	var rep RotationReport
 	if policy.MaxAge < 0 {
@@ -61,28 +66,42 @@ func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (Rota
 	if err != nil {
 		return rep, wrapStep(err, "listing branch keys")
 	}
+	var failures []error
 	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			failures = append(failures, err)
+			break
+		}
 		rep.Checked++
-		active, err := b.cfg.Store.Active(ctx, id)
-		if err != nil {
-			return rep, wrapStep(err, "reading the active version of %s", keystore.Fingerprint(id))
-		}
-		if !policy.due(active, b.cfg.Now()) {
-			continue
-		}
-		// Rotate from the version found due, so a key another process has
-		// just rotated is not rotated again.
-		_, err = b.rotateFrom(ctx, id, active.Version)
-		switch {
-		case errors.Is(err, keystore.ErrConflict):
-			rep.RotatedByOther++
-		case err != nil:
-			return rep, err
-		default:
-			rep.Rotated++
+		if err := b.rotateIfDue(ctx, id, policy, &rep); err != nil {
+			rep.Failed++
+			failures = append(failures, err)
 		}
 	}
-	return rep, nil
+	return rep, errors.Join(failures...)
+}
+
+// rotateIfDue rotates branch key id if policy says it is due, counting it.
+func (b *BranchKeys) rotateIfDue(ctx context.Context, id string, policy RotationPolicy, rep *RotationReport) error {
+	active, err := b.cfg.Store.Active(ctx, id)
+	if err != nil {
+		return wrapStep(err, "reading the active version of %s", keystore.Fingerprint(id))
+	}
+	if !policy.due(active, b.cfg.Now()) {
+		return nil
+	}
+	// Rotate from the version found due, so a key another process has
+	// just rotated is not rotated again.
+	_, err = b.rotateFrom(ctx, id, active.Version)
+	switch {
+	case errors.Is(err, keystore.ErrConflict):
+		rep.RotatedByOther++
+	case err != nil:
+		return err
+	default:
+		rep.Rotated++
+	}
+	return nil
 }
 
 // SetMinDecryptionVersion retires every decrypt-only version of branch key

@@ -75,16 +75,18 @@ func TestExpiredBranchKeyIsWipedWithoutFurtherUse(t *testing.T) {
 	require.NoError(t, err)
 	zero := make([]byte, branchKeyLength)
 
-	for _, stale := range []time.Duration{0, 300 * time.Millisecond} {
-		h, err := NewHierarchical(HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", CacheTTL: 200 * time.Millisecond, StaleIfError: stale})
+	const ttl = 600 * time.Millisecond
+	for _, stale := range []time.Duration{0, 600 * time.Millisecond} {
+		h, err := NewHierarchical(HierarchicalConfig{BranchKeys: bk, BranchKeyID: "tenant-a", CacheTTL: ttl, StaleIfError: stale})
 		require.NoError(t, err)
+		start := time.Now()
 		k, err := h.AcquireActive(ctx, "tenant-a", 1)
 		require.NoError(t, err)
 		key := k.ent.key
 		k.Release()
-		time.Sleep(100*time.Millisecond + stale)
-		require.False(t, bytes.Equal(key, zero), "stale %v: wiped before its time", stale)
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(ttl + stale - 400*time.Millisecond)
+		require.False(t, bytes.Equal(key, zero) && time.Since(start) < ttl+stale, "stale %v: wiped before its time", stale)
+		time.Sleep(time.Until(start.Add(ttl + stale + 500*time.Millisecond)))
 		require.True(t, bytes.Equal(key, zero), "stale %v: an expired branch key is still in memory", stale)
 		require.Zero(t, h.cache.size(), "stale %v: expired entries left in the cache", stale)
 		require.NoError(t, h.Close())

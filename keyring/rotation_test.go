@@ -193,3 +193,45 @@ func TestSetMinDecryptionVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "the active version as minimum retires every decrypt-only one")
 }
+
+// unreadableKey is a store in which one branch key cannot be read (a key of
+// a layout this phicrypt does not read, in a table shared with AWS, say).
+type unreadableKey struct {
+	keystore.Store
+	id string
+}
+
+func (s unreadableKey) Active(ctx context.Context, id string) (keystore.BranchKeyVersion, error) {
+	if id == s.id {
+		return keystore.BranchKeyVersion{}, keystore.ErrUnsupportedSchema
+	}
+	return s.Store.Active(ctx, id)
+}
+
+// RotateDue carries on past a key it cannot read: the others rotate, the
+// failure is counted and returned.
+func TestRotateDueCarriesOnPastAnUnreadableKey(t *testing.T) {
+	ctx := context.Background()
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	client := l.Client("custodian")
+	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	store, err := keystore.OpenFileStore(t.TempDir())
+	require.NoError(t, err)
+	defer store.Close()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	cfg := keyring.BranchKeysConfig{Store: unreadableKey{store, "tenant-b"}, Client: client,
+		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "rotation-test", Now: clock}
+	c, err := custody.NewBranchKeys(cfg)
+	require.NoError(t, err)
+	for _, id := range []string{"tenant-a", "tenant-b", "tenant-c"} {
+		_, err := c.CreateBranchKey(ctx, id)
+		require.NoError(t, err)
+	}
+	now.Add(int64(10 * 24 * time.Hour))
+	rep, err := c.RotateDue(ctx, custody.RotationPolicy{MaxAge: 7 * 24 * time.Hour})
+	require.ErrorIs(t, err, keystore.ErrUnsupportedSchema)
+	require.Equal(t, custody.RotationReport{Checked: 3, Rotated: 2, Failed: 1}, rep)
+}

@@ -196,7 +196,10 @@ func NewBranchKeyVersion() string {
 
 // Fingerprint names a branch key in errors and logs without its id (which
 // may be derived from PHI, a patient number): "branch key #" and the first
-// four bytes of SHA-256(id) in hex.
+// four bytes of SHA-256(id) in hex. It is not a secret: anyone who can list
+// the candidate ids (a small space such as patient numbers) can find which
+// one a fingerprint names by hashing them all. Keep logs that carry it as
+// access-controlled as the ids themselves.
 func Fingerprint(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return "branch key #" + hex.EncodeToString(sum[:4])

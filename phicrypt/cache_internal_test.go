@@ -125,25 +125,27 @@ func TestCacheKeysSeparateOwnersAndSuites(t *testing.T) {
 // bounded time (a timer at expiry) though nothing uses the cache again;
 // with StaleIfError, at the end of the stale window instead.
 func TestExpiredDataKeyIsWipedWithoutFurtherUse(t *testing.T) {
-	for _, stale := range []time.Duration{0, 300 * time.Millisecond} {
-		c, err := NewCache(CacheConfig{MaxAge: 200 * time.Millisecond, StaleIfError: stale})
+	const maxAge = 600 * time.Millisecond
+	for _, stale := range []time.Duration{0, 600 * time.Millisecond} {
+		c, err := NewCache(CacheConfig{MaxAge: maxAge, StaleIfError: stale})
 		if err != nil {
 			t.Fatal(err)
 		}
 		key := c.encryptKey(&[16]byte{1}, SuiteCommitted, nil)
+		start := time.Now()
 		e, err := c.testGet(context.Background(), key, 1, entryWithKey(7))
 		if err != nil {
 			t.Fatal(err)
 		}
 		dk := e.dataKey
 		e.release()
-		time.Sleep(100*time.Millisecond + stale)
-		if bytes.Equal(dk, make([]byte, len(dk))) {
+		time.Sleep(maxAge + stale - 400*time.Millisecond)
+		if bytes.Equal(dk, make([]byte, len(dk))) && time.Since(start) < maxAge+stale {
 			t.Fatalf("stale %v: wiped before its time (within the stale window it may still serve)", stale)
 		}
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(time.Until(start.Add(maxAge + stale + 500*time.Millisecond)))
 		if !bytes.Equal(dk, make([]byte, len(dk))) {
-			t.Fatalf("stale %v: an expired data key is still in memory 300 ms after it could last be used", stale)
+			t.Fatalf("stale %v: an expired data key is still in memory 500 ms after it could last be used", stale)
 		}
 		if n := len(*c.entries.Load()); n != 0 {
 			t.Fatalf("stale %v: %d entries left", stale, n)

@@ -72,13 +72,16 @@ func TestStarterCancellationDoesNotFailWaiters(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	second := make(chan int, 1)
+	started := make(chan struct{})
 	go func() {
+		close(started)
 		v, err, _ := g.Do(context.Background(), "k", load)
 		if err != nil {
 			t.Errorf("second caller: %v", err)
 		}
 		second <- v
 	}()
+	<-started
 	time.Sleep(50 * time.Millisecond) // the second caller joins the load
 	cancel()
 	if err := <-first; !errors.Is(err, context.Canceled) {

@@ -431,8 +431,8 @@ func (s *Store) IDs(ctx context.Context) ([]string, error) {
 	in := &dynamodb.ScanInput{
 		TableName:                 &s.table,
 		FilterExpression:          aws.String("#t = :active"),
-		ProjectionExpression:      aws.String("#id, #t, #hv"),
-		ExpressionAttributeNames:  map[string]string{"#id": attrID, "#t": attrType, "#hv": attrHierarchy},
+		ProjectionExpression:      aws.String("#id, #t"),
+		ExpressionAttributeNames:  map[string]string{"#id": attrID, "#t": attrType},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":active": avS(typeActive)},
 		ConsistentRead:            aws.Bool(true),
 	}
@@ -450,9 +450,9 @@ func (s *Store) IDs(ctx context.Context) ([]string, error) {
 			if !ok || checkID(id) != nil {
 				return nil, fmt.Errorf("%w: a branch:ACTIVE item has no usable branch-key-id", ErrCorrupt)
 			}
-			if hv, ok := it[attrHierarchy].(*types.AttributeValueMemberN); !ok || hv.Value != hierarchyVersion {
-				return nil, fmt.Errorf("%w: %s is of a hierarchy version other than 1", keystore.ErrUnsupportedSchema, keyRef(id))
-			}
+			// A key of another hierarchy version is listed all the same:
+			// reading it says ErrUnsupportedSchema, and the others stay
+			// reachable (a custodian's RotateDue carries on past it).
 			ids = append(ids, id)
 		}
 		if len(ids) > maxBranchKeys {
