@@ -1,4 +1,4 @@
-package keyring_test
+package custody_test
 
 import (
 	"context"
