@@ -254,19 +254,27 @@ type offsetClock struct{ off atomic.Int64 }
 func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
-// A refusal met once KMS is back (the key disabled during the outage) ends
-// the stale serving of branch keys: the stale window bridges outages, not
-// refusals.
-func TestRefusalAfterAnOutageEndsStaleServing(t *testing.T) {
-	ctx := context.Background()
+// staleSetup is a hierarchical keyring with a 30-minute stale window on a
+// clock the test moves, and an Encryptor over it.
+func staleSetup(t *testing.T) (*testkeys.Env, *offsetClock, *phicrypt.Encryptor) {
+	t.Helper()
 	clock := &offsetClock{}
 	s := newHierSetup(t, clock.Now, func(o *kms.Options) { o.RetryMaxAttempts = 1 })
 	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.Keys, BranchKeyID: "tenant-a",
 		CacheTTL: time.Minute, StaleIfError: 30 * time.Minute, Now: clock.Now})
 	require.NoError(t, err)
-	defer kr.Close()
+	t.Cleanup(func() { kr.Close() })
 	enc, err := phicrypt.New(phicrypt.Config{Keyring: kr})
 	require.NoError(t, err)
+	return s, clock, enc
+}
+
+// A refusal met once KMS is back (the key disabled during the outage) ends
+// the stale serving of branch keys: the stale window bridges outages, not
+// refusals.
+func TestRefusalAfterAnOutageEndsStaleServing(t *testing.T) {
+	ctx := context.Background()
+	s, clock, enc := staleSetup(t)
 	ec := map[string]string{"tenant": "a"}
 	msg, err := enc.Encrypt(ctx, []byte("x"), ec)
 	require.NoError(t, err)
@@ -298,14 +306,7 @@ func TestRefusalAfterAnOutageEndsStaleServing(t *testing.T) {
 // answers, and a retirement is a refusal.
 func TestRetirementDuringAnOutageEndsStaleServing(t *testing.T) {
 	ctx := context.Background()
-	clock := &offsetClock{}
-	s := newHierSetup(t, clock.Now, func(o *kms.Options) { o.RetryMaxAttempts = 1 })
-	kr, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: s.Keys, BranchKeyID: "tenant-a",
-		CacheTTL: time.Minute, StaleIfError: 30 * time.Minute, Now: clock.Now})
-	require.NoError(t, err)
-	defer kr.Close()
-	enc, err := phicrypt.New(phicrypt.Config{Keyring: kr})
-	require.NoError(t, err)
+	s, clock, enc := staleSetup(t)
 	ec := map[string]string{"tenant": "a"}
 	v1, err := s.Store.Active(ctx, "tenant-a")
 	require.NoError(t, err)
