@@ -1,0 +1,170 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestTamperTable: an auditor holding a signed checkpoint of 10 records
+// gets a copy of the records that someone has tampered with; each kind of
+// tampering is caught with its own error.
+func TestTamperTable(t *testing.T) {
+	signer, v, _ := testKeys(t)
+	h := testHasher(t)
+	l := newTestLog(t, NewMemorySink(), signer)
+	appendN(t, l, h, 0, 10)
+	c := openCheckpoint(t, v, l)
+	honest := allRecords(t, l)
+	if err := v.VerifyRecords(c, honest); err != nil {
+		t.Fatalf("the honest records fail: %v", err)
+	}
+
+	// forged is a record the log never wrote, with the index of record 4.
+	forged, err := encodeRecord(nil, 4, h.AdminChange(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "mallory", "policy", "k", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		tamper func([][]byte) [][]byte
+		want   error
+	}{
+		{"edit a byte of the actor", func(r [][]byte) [][]byte {
+			i := bytes.Index(r[3], []byte("svc-billing"))
+			r[3][i] = 'S'
+			return r
+		}, ErrEdited},
+		{"edit to garbage", func(r [][]byte) [][]byte { r[5] = []byte("x"); return r }, ErrEdited},
+		{"delete a record", func(r [][]byte) [][]byte { return slices.Delete(r, 4, 5) }, ErrDeleted},
+		{"insert a record", func(r [][]byte) [][]byte { return slices.Insert(r, 5, forged) }, ErrInserted},
+		{"reorder two records", func(r [][]byte) [][]byte { r[2], r[6] = r[6], r[2]; return r }, ErrReordered},
+		{"truncate the last three", func(r [][]byte) [][]byte { return r[:7] }, ErrTruncated},
+		{"delete the last record", func(r [][]byte) [][]byte { return r[:9] }, ErrTruncated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs := tt.tamper(cloneRecords(honest))
+			err := v.VerifyRecords(c, recs)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("VerifyRecords = %v, want %v", err, tt.want)
+			}
+			for _, other := range tamperErrors {
+				if other != tt.want && errors.Is(err, other) {
+					t.Errorf("the error also matches %v", other)
+				}
+			}
+		})
+	}
+
+	t.Run("fork", func(t *testing.T) {
+		// A second log with the same key shares the first 6 records, then
+		// diverges: its checkpoint is not consistent with the first's.
+		fork := newTestLog(t, NewMemorySink(), signer)
+		appendN(t, fork, h, 0, 6)
+		if _, err := fork.Append(h.Denial(time.Date(2026, 2, 2, 0, 0, 0, 0, time.UTC), "mallory", "x", "k", "y")); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, fork, h, 7, 5)
+		fc := openCheckpoint(t, v, fork)
+		proof, err := fork.ProveTree(c.Size, fc.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.VerifyConsistency(c, fc, proof); !errors.Is(err, ErrFork) {
+			t.Fatalf("VerifyConsistency across a fork = %v, want ErrFork", err)
+		}
+		// The honest log grown to the same size is consistent.
+		appendN(t, l, h, 10, 2)
+		nc := openCheckpoint(t, v, l)
+		proof, err = l.ProveTree(c.Size, nc.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.VerifyConsistency(c, nc, proof); err != nil {
+			t.Fatalf("VerifyConsistency of the honest log = %v", err)
+		}
+		// Two checkpoints of one size with two roots fork too.
+		same := openCheckpoint(t, v, newTestLog(t, NewMemorySink(), signer))
+		other := openCheckpoint(t, v, l)
+		same.Size, same.Root = other.Size, fc.Root
+		if err := v.VerifyConsistency(same, other, nil); !errors.Is(err, ErrFork) {
+			t.Fatalf("two roots for one size = %v, want ErrFork", err)
+		}
+	})
+
+	t.Run("forged signature", func(t *testing.T) {
+		signed, err := l.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Flip a bit of the signature (the last base64 characters before the newline).
+		bad := slices.Clone(signed)
+		i := len(bad) - 5
+		bad[i] ^= 1
+		if _, err := v.Open(bad); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("Open(flipped signature) = %v, want ErrBadSignature", err)
+		}
+		// An edited size under the honest signature.
+		edited := bytes.Replace(signed, []byte("\n12\n"), []byte("\n11\n"), 1)
+		if bytes.Equal(edited, signed) {
+			t.Fatal("the test did not edit the checkpoint")
+		}
+		if _, err := v.Open(edited); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("Open(edited body) = %v, want ErrBadSignature", err)
+		}
+		// A checkpoint signed by another key of the same name.
+		other, _, _ := testKeys(t)
+		ol := newTestLog(t, NewMemorySink(), other)
+		osigned, err := ol.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Open(osigned); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("Open(other key) = %v, want ErrBadSignature", err)
+		}
+	})
+}
+
+var tamperErrors = []error{ErrEdited, ErrDeleted, ErrInserted, ErrReordered, ErrTruncated, ErrFork, ErrBadSignature, ErrNotIncluded}
+
+func cloneRecords(r [][]byte) [][]byte {
+	out := make([][]byte, len(r))
+	for i := range r {
+		out[i] = slices.Clone(r[i])
+	}
+	return out
+}
+
+// TestInclusionProofs: every record of every prefix proves its inclusion;
+// an edited record, a wrong index or a proof for another size does not.
+func TestInclusionProofs(t *testing.T) {
+	signer, v, _ := testKeys(t)
+	h := testHasher(t)
+	l := newTestLog(t, NewMemorySink(), signer)
+	appendN(t, l, h, 0, 13)
+	c := openCheckpoint(t, v, l)
+	recs := allRecords(t, l)
+	for i, r := range recs {
+		p, err := l.ProveRecord(int64(i), c.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.VerifyRecord(c, int64(i), r, p); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		edited := slices.Clone(r)
+		edited[len(edited)-1] ^= 1
+		if err := v.VerifyRecord(c, int64(i), edited, p); !errors.Is(err, ErrNotIncluded) {
+			t.Fatalf("edited record %d = %v, want ErrNotIncluded", i, err)
+		}
+		if err := v.VerifyRecord(c, int64((i+1)%len(recs)), r, p); !errors.Is(err, ErrNotIncluded) {
+			t.Fatalf("record %d at another index = %v, want ErrNotIncluded", i, err)
+		}
+	}
+	if err := v.VerifyRecord(c, c.Size, recs[0], nil); !errors.Is(err, ErrNotIncluded) {
+		t.Fatalf("an index past the tree = %v, want ErrNotIncluded", err)
+	}
+}
