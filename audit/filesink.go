@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -34,9 +35,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // writes its hashes and fsyncs the hashes file, and only then returns; a
 // record is in a checkpoint only after that. So only the last append can
 // be torn by a crash. OpenFileSink recovers: it cuts a torn record off the
-// end (at most one entry's worth of bytes after the last whole record) and
-// recomputes hashes the crash kept from being written. Damage anywhere
-// else is ErrCorrupt.
+// end (bytes after the last whole record that are no longer than the entry
+// their length prefix announces, or zeros) and recomputes hashes the crash
+// kept from being written. Damage anywhere else is ErrCorrupt: restore
+// the directory from a copy; a checkpoint tells which copy is whole.
 //
 // One process at a time may open a directory; FileSink does not lock it.
 // It keeps each record's file offset in memory (8 bytes a record).
@@ -226,14 +228,30 @@ func (s *FileSink) recover() error {
 		off += len(rec) + entryOverhead
 		s.offsets = append(s.offsets, int64(off))
 	}
-	if tail := len(data) - off; tail > MaxRecordSize+entryOverhead {
-		return fmt.Errorf("%w: %d bytes after record %d are not records", ErrCorrupt, tail, len(recs))
-	} else if tail > 0 {
+	if off < len(data) {
+		if !tornTail(data[off:]) {
+			return fmt.Errorf("%w: the bytes after record %d are not a record", ErrCorrupt, len(recs)-1)
+		}
 		if err := s.cut(s.records, int64(off)); err != nil {
 			return err
 		}
 	}
 	return s.recoverHashes(recs)
+}
+
+// tornTail reports whether the bytes after the last whole record can be
+// what a crash left of one append: no longer than the entry its length
+// prefix announces, or zeros no longer than the largest entry. Anything
+// else (such as whole records after a damaged one) is corruption, which
+// recovery must not cut away.
+func tornTail(tail []byte) bool {
+	if len(tail) < 4 {
+		return true
+	}
+	if n := int(binary.BigEndian.Uint32(tail)); n <= MaxRecordSize && len(tail) <= n+entryOverhead {
+		return true
+	}
+	return len(tail) <= MaxRecordSize+entryOverhead && !slices.ContainsFunc(tail, func(b byte) bool { return b != 0 })
 }
 
 // recoverHashes drops hashes of a record whose hashes were half written and
@@ -243,14 +261,16 @@ func (s *FileSink) recoverHashes(recs [][]byte) error {
 	if err != nil {
 		return fmt.Errorf("audit: stat the hashes file: %w", err)
 	}
+	// Hashes are derived data: those of a record cut off above, or half
+	// written, are dropped and recomputed from the records.
 	have := st.Size() / tlog.HashSize
 	n := int64(len(recs))
-	if have > tlog.StoredHashCount(n) {
-		return fmt.Errorf("%w: the hashes file covers more records than the records file holds", ErrCorrupt)
-	}
 	i := n
 	for i > 0 && tlog.StoredHashCount(i) > have {
 		i--
+	}
+	if err := s.checkLeaf(i, recs); err != nil {
+		return err
 	}
 	if st.Size() != tlog.StoredHashCount(i)*tlog.HashSize {
 		if err := s.cut(s.hashes, tlog.StoredHashCount(i)*tlog.HashSize); err != nil {
@@ -265,6 +285,22 @@ func (s *FileSink) recoverHashes(recs [][]byte) error {
 		if err := writeSynced(s.hashes, hashBytes(hs), tlog.StoredHashCount(i)*tlog.HashSize); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkLeaf checks that the stored leaf hash of record i-1, the last one
+// with hashes, is that record's: the two files belong together.
+func (s *FileSink) checkLeaf(i int64, recs [][]byte) error {
+	if i == 0 {
+		return nil
+	}
+	h, err := s.readHashes([]int64{tlog.StoredHashIndex(0, i-1)})
+	if err != nil {
+		return err
+	}
+	if h[0] != tlog.RecordHash(recs[i-1]) {
+		return fmt.Errorf("%w: the hashes file does not match the records file", ErrCorrupt)
 	}
 	return nil
 }
