@@ -24,7 +24,6 @@ type Log struct {
 	mu     sync.Mutex
 	sink   Sink
 	signer note.Signer
-	buf    []byte
 }
 
 // NewLog returns a log over c.Sink, carrying on from the records it holds.
@@ -43,11 +42,10 @@ func (l *Log) Append(e Event) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := l.sink.Size()
-	rec, err := encodeRecord(l.buf[:0], n, e)
+	rec, err := encodeRecord(nil, n, e)
 	if err != nil {
 		return 0, err
 	}
-	l.buf = rec
 	hashes, err := tlog.StoredHashes(n, rec, tlog.HashReaderFunc(l.sink.ReadHashes))
 	if err != nil {
 		return 0, fmt.Errorf("audit: hash record %d: %w", n, err)
