@@ -2,8 +2,11 @@ package audit
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -100,15 +103,14 @@ func TestTamperTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Flip a bit of the signature (the last base64 characters before the newline).
-		bad := slices.Clone(signed)
-		i := len(bad) - 5
-		bad[i] ^= 1
+		// Flip a bit of the Ed25519 signature on the note's last line.
+		bad := flipSignatureBit(t, signed)
 		if _, err := v.Open(bad); !errors.Is(err, ErrBadSignature) {
 			t.Fatalf("Open(flipped signature) = %v, want ErrBadSignature", err)
 		}
 		// An edited size under the honest signature.
-		edited := bytes.Replace(signed, []byte("\n12\n"), []byte("\n11\n"), 1)
+		size := l.Size()
+		edited := bytes.Replace(signed, fmt.Appendf(nil, "\n%d\n", size), fmt.Appendf(nil, "\n%d\n", size-1), 1)
 		if bytes.Equal(edited, signed) {
 			t.Fatal("the test did not edit the checkpoint")
 		}
@@ -167,4 +169,18 @@ func TestInclusionProofs(t *testing.T) {
 	if err := v.VerifyRecord(c, c.Size, recs[0], nil); !errors.Is(err, ErrNotIncluded) {
 		t.Fatalf("an index past the tree = %v, want ErrNotIncluded", err)
 	}
+}
+
+// flipSignatureBit flips the last bit of the signature in a signed note's
+// last line ("— name base64(key hash || signature)"), keeping it base64.
+func flipSignatureBit(t *testing.T, signed []byte) []byte {
+	t.Helper()
+	text := strings.TrimSuffix(string(signed), "\n")
+	i := strings.LastIndex(text, " ")
+	sig, err := base64.StdEncoding.DecodeString(text[i+1:])
+	if err != nil || len(sig) != 4+64 {
+		t.Fatalf("the note's signature line does not parse (%v)", err)
+	}
+	sig[len(sig)-1] ^= 1
+	return []byte(text[:i+1] + base64.StdEncoding.EncodeToString(sig) + "\n")
 }
