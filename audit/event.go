@@ -42,7 +42,8 @@ const (
 
 // Event is one thing that happened. Build it with a Hasher's constructor,
 // which hashes the branch key id and encryption context; Key and Context
-// can hold nothing else. Actor, Operation, Reason and Approvers are
+// can hold nothing else; a constructor given an empty branch key id
+// leaves Key absent. Actor, Operation, Reason and Approvers are
 // principal names and fixed words: never data.
 type Event struct {
 	Time      time.Time
@@ -55,36 +56,45 @@ type Event struct {
 	Approvers []string // the custodians whose approvals an admin change carried
 }
 
+// keyOf is the digest of a branch key id, or none for "" (an event about
+// no one key).
+func (h *Hasher) keyOf(branchKeyID string) Digest {
+	if branchKeyID == "" {
+		return Digest{}
+	}
+	return h.BranchKey(branchKeyID)
+}
+
 // KeyUse records operation (GenerateDataKey, Decrypt, ...) reaching KMS
 // for a branch key under an encryption context.
 func (h *Hasher) KeyUse(at time.Time, actor, operation, branchKeyID string, ctx map[string]string) Event {
 	return Event{Time: at, Kind: KindKeyUse, Actor: actor, Operation: operation,
-		Key: h.BranchKey(branchKeyID), Context: h.Context(ctx)}
+		Key: h.keyOf(branchKeyID), Context: h.Context(ctx)}
 }
 
 // StaleServe records a cached branch key served past its time to live
 // because the store could not be read (reason says why).
 func (h *Hasher) StaleServe(at time.Time, actor, branchKeyID, reason string) Event {
 	return Event{Time: at, Kind: KindStaleServe, Actor: actor, Operation: "serve-stale",
-		Key: h.BranchKey(branchKeyID), Reason: reason}
+		Key: h.keyOf(branchKeyID), Reason: reason}
 }
 
 // AdminChange records a change (create, rotate, retire, policy, ...) to a
 // branch key and the custodians who approved it.
 func (h *Hasher) AdminChange(at time.Time, actor, change, branchKeyID string, approvers []string) Event {
 	return Event{Time: at, Kind: KindAdminChange, Actor: actor, Operation: change,
-		Key: h.BranchKey(branchKeyID), Approvers: slices.Clone(approvers)}
+		Key: h.keyOf(branchKeyID), Approvers: slices.Clone(approvers)}
 }
 
 // Denial records operation refused to actor on a branch key, and why.
 func (h *Hasher) Denial(at time.Time, actor, operation, branchKeyID, reason string) Event {
 	return Event{Time: at, Kind: KindDenial, Actor: actor, Operation: operation,
-		Key: h.BranchKey(branchKeyID), Reason: reason}
+		Key: h.keyOf(branchKeyID), Reason: reason}
 }
 
 // Destruction records a branch key (or one version, say which in
 // operation) destroyed, and the custodians who approved it.
 func (h *Hasher) Destruction(at time.Time, actor, operation, branchKeyID string, approvers []string) Event {
 	return Event{Time: at, Kind: KindDestruction, Actor: actor, Operation: operation,
-		Key: h.BranchKey(branchKeyID), Approvers: slices.Clone(approvers)}
+		Key: h.keyOf(branchKeyID), Approvers: slices.Clone(approvers)}
 }

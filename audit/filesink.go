@@ -41,7 +41,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the directory from a copy; a checkpoint tells which copy is whole.
 //
 // One process at a time may open a directory; FileSink does not lock it.
-// It keeps each record's file offset in memory (8 bytes a record).
+// It keeps each record's file offset in memory (8 bytes a record), and
+// OpenFileSink reads the records file through once.
 type FileSink struct {
 	mu      sync.Mutex
 	records *os.File

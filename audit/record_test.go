@@ -134,6 +134,10 @@ func TestDigests(t *testing.T) {
 	if (Digest{}).String() != "-" || !(Digest{}).IsZero() || h.BranchKey("a").IsZero() {
 		t.Fatal("IsZero or String of an absent digest")
 	}
+	at := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	if e := h.Denial(at, "svc", "create", "", "not a custodian"); !e.Key.IsZero() {
+		t.Fatal("an empty branch key id gave a digest")
+	}
 	if _, err := NewHasher(make([]byte, 31)); err == nil {
 		t.Fatal("NewHasher took a 31-byte key")
 	}
