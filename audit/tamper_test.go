@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // TestTamperTable: an auditor holding a signed checkpoint of 10 records
@@ -183,4 +185,44 @@ func flipSignatureBit(t *testing.T, signed []byte) []byte {
 	}
 	sig[len(sig)-1] ^= 1
 	return []byte(text[:i+1] + base64.StdEncoding.EncodeToString(sig) + "\n")
+}
+
+// TestVerifyRecordsGrownLog: records appended after the checkpoint are no
+// tampering; the checkpoint still covers its own prefix.
+func TestVerifyRecordsGrownLog(t *testing.T) {
+	signer, v, _ := testKeys(t)
+	h := testHasher(t)
+	l := newTestLog(t, NewMemorySink(), signer)
+	appendN(t, l, h, 0, 4)
+	c := openCheckpoint(t, v, l)
+	appendN(t, l, h, 4, 3)
+	recs := allRecords(t, l)
+	if err := v.VerifyRecords(c, recs); err != nil {
+		t.Fatalf("a grown log: %v", err)
+	}
+	recs[1][len(recs[1])-1] ^= 1 // inside the checkpoint's prefix
+	if err := v.VerifyRecords(c, recs); !errors.Is(err, ErrEdited) {
+		t.Fatalf("an edit inside the prefix = %v, want ErrEdited", err)
+	}
+}
+
+// TestOpenMalformedCheckpoint: a correctly signed note whose body is not
+// a checkpoint of this log is refused as malformed.
+func TestOpenMalformedCheckpoint(t *testing.T) {
+	signer, v, _ := testKeys(t)
+	for _, body := range []string{
+		"audit.test/phicrypt\n",
+		"audit.test/phicrypt\n-1\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n",
+		"audit.test/phicrypt\n01\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n",
+		"audit.test/phicrypt\n1\nnot base64\n",
+		"another.origin/log\n1\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n",
+	} {
+		signed, err := note.Sign(&note.Note{Text: body}, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Open(signed); !errors.Is(err, ErrMalformedCheckpoint) {
+			t.Errorf("Open(%q) = %v, want ErrMalformedCheckpoint", body, err)
+		}
+	}
 }
