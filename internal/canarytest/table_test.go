@@ -1,11 +1,14 @@
 package canarytest
 
 import (
+	"encoding/base64"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/phicrypt/phicrypt/audit"
 	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/internal/testkeys"
@@ -14,6 +17,7 @@ import (
 	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
+	"golang.org/x/mod/sumdb/note"
 	_ "modernc.org/sqlite"
 )
 
@@ -207,6 +211,79 @@ var types = map[string]entry{
 		}
 		return out
 	}},
+
+	// audit
+	"audit.Checkpoint": {noSecret: "a log's origin, size and root hash"},
+	"audit.Config": {build: func(w *world) []any {
+		return []any{&audit.Config{Sink: audit.NewMemorySink(), Signer: auditSigner(w)}}
+	}},
+	"audit.Digest": {build: func(w *world) []any {
+		h := auditHasher(w)
+		k, c := h.BranchKey(canaryID), h.Context(canaryContext())
+		return []any{&k, &c}
+	}},
+	"audit.Event": {build: func(w *world) []any {
+		e := auditEvent(w)
+		return []any{&e}
+	}},
+	"audit.FileSink": {build: func(w *world) []any {
+		s, err := audit.OpenFileSink(w.t.TempDir())
+		w.must(err)
+		w.t.Cleanup(func() { s.Close() })
+		auditLog(w, s)
+		return []any{s}
+	}},
+	"audit.Hasher": {build: func(w *world) []any { return []any{auditHasher(w)} }},
+	"audit.Kind":   {noSecret: "an enumeration"},
+	"audit.Log":    {build: func(w *world) []any { return []any{auditLog(w, audit.NewMemorySink())} }},
+	"audit.MemorySink": {build: func(w *world) []any {
+		s := audit.NewMemorySink()
+		auditLog(w, s)
+		return []any{s}
+	}},
+	"audit.Record": {build: func(w *world) []any {
+		l := auditLog(w, audit.NewMemorySink())
+		recs, err := l.Records(0, 1)
+		w.must(err)
+		r, err := audit.ParseRecord(recs[0])
+		w.must(err)
+		return []any{&r}
+	}},
+	"audit.Sink":     {noSecret: "an interface: values format as their own type does"},
+	"audit.Verifier": {noSecret: "the log's public key"},
+}
+
+// auditHasher is keyed with the key canary.
+func auditHasher(w *world) *audit.Hasher {
+	h, err := audit.NewHasher([]byte(canaryKey))
+	w.must(err)
+	return h
+}
+
+// auditSigner is a fresh log signing key, added to the canaries.
+func auditSigner(w *world) note.Signer {
+	skey, _, err := note.GenerateKey(nil, "audit.canary/phicrypt")
+	w.must(err)
+	seed, err := base64.StdEncoding.DecodeString(strings.SplitN(skey, "+", 5)[4])
+	w.must(err)
+	w.canaries = append(w.canaries, skey, string(seed[1:])) // seed[0] is the algorithm
+	s, err := note.NewSigner(skey)
+	w.must(err)
+	return s
+}
+
+// auditEvent is a key use of the canary branch key under the canary context.
+func auditEvent(w *world) audit.Event {
+	return auditHasher(w).KeyUse(time.Now(), "svc", "Decrypt", canaryID, canaryContext())
+}
+
+// auditLog is a log over sink holding auditEvent.
+func auditLog(w *world, sink audit.Sink) *audit.Log {
+	l, err := audit.NewLog(audit.Config{Sink: sink, Signer: auditSigner(w)})
+	w.must(err)
+	_, err = l.Append(auditEvent(w))
+	w.must(err)
+	return l
 }
 
 // extraTypes are unexported types the public API hands out behind an
