@@ -89,3 +89,20 @@ func TestServicePackagesDoNotImportCustody(t *testing.T) {
 		t.Fatal("go list -deps ./custody does not show keyring: the check could not see an import")
 	}
 }
+
+// The audit log is a leaf: the standard library, golang.org/x/mod's tlog
+// and note, and this module's internal packages, nothing else (so an
+// auditor's verifier links none of the key-handling code).
+func TestAuditIsALeaf(t *testing.T) {
+	for _, d := range deps(t, "./audit") {
+		first := strings.SplitN(d, "/", 2)[0]
+		switch {
+		case !strings.Contains(first, "."), // the standard library
+			strings.HasPrefix(d, "golang.org/x/mod/"),
+			d == "github.com/phicrypt/phicrypt/audit",
+			strings.HasPrefix(d, "github.com/phicrypt/phicrypt/internal/"):
+		default:
+			t.Errorf("audit links %s", d)
+		}
+	}
+}
