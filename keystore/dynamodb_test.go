@@ -53,8 +53,9 @@ func dynamoClient() *awsdynamodb.Client {
 // the location is the table name, the endpoint PHICRYPT_MOTO_URL.
 func dynamoBackend() storetest.Backend {
 	return storetest.Backend{
-		Name: "dynamodb",
-		Open: func(_ context.Context, table string) (keystore.Store, error) { return openDynamoStore(table) },
+		Name:                 "dynamodb",
+		RetriedUsageMayCount: true,
+		Open:                 func(_ context.Context, table string) (keystore.Store, error) { return openDynamoStore(table) },
 		Fresh: func(t *testing.T) string {
 			var r [8]byte
 			rand.Read(r[:])
