@@ -19,9 +19,10 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// RotateDue rotates exactly the keys whose active version is too old, once
-// each, even with several processes running it at the same time.
-func TestRotateDue(t *testing.T) {
+// rotationSetup is branch keys in a SQLite store, wrapped by kmsmock, on a
+// clock the test moves (now, in Unix nanoseconds).
+func rotationSetup(t *testing.T) (keystore.Store, *atomic.Int64, *keyring.BranchKeys) {
+	t.Helper()
 	ctx := context.Background()
 	l := kmsmock.StartTest(t, kmsmock.Config{})
 	client := l.Client("custodian")
@@ -29,13 +30,21 @@ func TestRotateDue(t *testing.T) {
 	require.NoError(t, err)
 	store, err := sqlite.Open(ctx, t.TempDir()+"/keys.db")
 	require.NoError(t, err)
-	defer store.Close()
-	var now atomic.Int64
+	t.Cleanup(func() { store.Close() })
+	now := new(atomic.Int64)
 	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
 	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,
 		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "rotation-test", Now: clock})
 	require.NoError(t, err)
+	return store, now, bk
+}
+
+// RotateDue rotates exactly the keys whose active version is too old, once
+// each, even with several processes running it at the same time.
+func TestRotateDue(t *testing.T) {
+	ctx := context.Background()
+	store, now, bk := rotationSetup(t)
 	for _, id := range []string{"tenant-a", "tenant-b", "tenant-c"} {
 		_, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, id)
 		require.NoError(t, err)
@@ -87,19 +96,7 @@ func TestRotateDue(t *testing.T) {
 // used that many times, alone or with MaxAge (whichever comes first).
 func TestRotateDueByMessages(t *testing.T) {
 	ctx := context.Background()
-	l := kmsmock.StartTest(t, kmsmock.Config{})
-	client := l.Client("custodian")
-	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
-	require.NoError(t, err)
-	store, err := sqlite.Open(ctx, t.TempDir()+"/keys.db")
-	require.NoError(t, err)
-	defer store.Close()
-	var now atomic.Int64
-	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()) }
-	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client,
-		KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "rotation-test", Now: clock})
-	require.NoError(t, err)
+	store, now, bk := rotationSetup(t)
 	actives := map[string]string{}
 	for id, uses := range map[string]uint64{"tenant-a": 99, "tenant-b": 100, "tenant-c": 250, "tenant-d": 0} {
 		v, err := testkeys.Custodian(t, bk).CreateBranchKey(ctx, id)
