@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"runtime"
 	"slices"
 	"testing"
@@ -93,6 +94,13 @@ func (ft *fuzzTarget) judge(t *testing.T, msg, pt []byte, ec map[string]string, 
 	t.Helper()
 	if err == nil {
 		want, ok := ft.valid[string(msg)]
+		if !ok && generated(pt, ec) {
+			// A message the vector generator made under the vector key in
+			// an earlier generation of testdata (Go's fuzz cache outlives
+			// a regeneration): authentic, not a forgery. A mutation cannot
+			// yield the generator's plaintext and context under a valid tag.
+			return
+		}
 		if !ok {
 			t.Fatalf("Decrypt accepted a message that is not a vector (%d bytes)", len(msg))
 		}
@@ -190,4 +198,10 @@ func TestDecryptHugeEDKCount(t *testing.T) {
 			"MaxEncryptedDataKeys %d: refusing a %d-byte message allocated %d bytes; size the EDK slice by what was read, not by the count claimed",
 			c.maxEDKs, len(msg), perCall)
 	}
+}
+
+// generated reports whether pt and ec are what the vector generator
+// encrypts: its deterministic filler under its context.
+func generated(pt []byte, ec map[string]string) bool {
+	return bytes.Equal(pt, vectorPlaintext(len(pt))) && maps.Equal(ec, vectorContext)
 }
