@@ -1,0 +1,208 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// initCommand writes the configuration and the audit log's keys; its
+// subcommand identity makes a custodian's signing key.
+func (a *app) initCommand() *cobra.Command {
+	var (
+		logicalName, auditDir, auditName string
+		custodians                       []string
+		quorum                           int
+		dynamoEndpoint                   string
+	)
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "write the configuration, the audit log's keys and the trust policy",
+		Long: `init writes keyctl's configuration (mode 0600) and creates the audit log's
+keys next to it: the note signer key that signs checkpoints and the key the
+log hashes branch key ids under (both 0600), and the verifier key auditors
+use (0644). It refuses to replace an existing configuration or key.
+
+The trust policy is the custodians (--custodian NAME=PUBLIC_KEY, repeated,
+each key from "keyctl init identity") and the quorum: how many distinct
+custodians must approve a retire, disable, enable or destroy before apply
+runs it.
+
+--store, --kms-key, --region and --kms-endpoint (global flags) are saved in
+the configuration.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := a.configFile()
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(path); err == nil {
+				return fmt.Errorf("a configuration exists at %s; keyctl init does not replace it", path)
+			}
+			cfg := &config{
+				Version:          configVersion,
+				Store:            a.setting(a.flag("store"), "KEYCTL_STORE", ""),
+				LogicalStoreName: logicalName,
+				KMSKeyARN:        a.setting(a.flag("kms-key"), "KEYCTL_KMS_KEY", ""),
+				Region:           a.setting(a.flag("region"), "KEYCTL_REGION", a.getenv("AWS_REGION")),
+				KMSEndpoint:      a.setting(a.flag("kms-endpoint"), "KEYCTL_KMS_ENDPOINT", ""),
+				DynamoDBEndpoint: dynamoEndpoint,
+				Quorum:           quorum,
+			}
+			if err := a.initFill(cfg, path, auditDir, custodians); err != nil {
+				return err
+			}
+			if err := makeAuditKeys(&cfg.Audit, auditName); err != nil {
+				return err
+			}
+			if err := cfg.save(path); err != nil {
+				return fmt.Errorf("writing the configuration: %w", err)
+			}
+			return a.initLog(cmd, cfg)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&logicalName, "logical-store-name", "phicrypt", "the `name` bound into every wrapped version (the services' keyrings use the same)")
+	f.StringVar(&auditDir, "audit-dir", "", "audit log `directory` (default: audit beside the configuration)")
+	f.StringVar(&auditName, "audit-name", "phicrypt-keyctl-audit", "the audit log's `name` (its checkpoints' origin line)")
+	f.StringArrayVar(&custodians, "custodian", nil, "a custodian of the trust policy, `NAME=PUBLIC_KEY` (repeat)")
+	f.IntVar(&quorum, "quorum", 2, "how many custodians must approve a change")
+	f.StringVar(&dynamoEndpoint, "dynamodb-endpoint", "", "DynamoDB endpoint `URL` for a dynamodb: store outside AWS")
+	c.AddCommand(a.identityCommand())
+	return c
+}
+
+// initFill completes cfg: the store URL checked, the audit paths made
+// absolute, the custodians parsed.
+func (a *app) initFill(cfg *config, path, auditDir string, custodians []string) error {
+	if cfg.Store == "" {
+		return usagef("init needs --store (file:DIR, sqlite:PATH, postgres:URL or dynamodb:TABLE)")
+	}
+	kind, loc, err := storeKind(cfg.Store)
+	if err != nil {
+		return err
+	}
+	if kind == "file" || kind == "sqlite" {
+		abs, err := filepath.Abs(loc)
+		if err != nil {
+			return err
+		}
+		cfg.Store = kind + ":" + abs
+	}
+	if cfg.KMSKeyARN == "" {
+		return usagef("init needs --kms-key ARN (the KMS key that wraps branch keys)")
+	}
+	if cfg.LogicalStoreName == "" {
+		return usagef("--logical-store-name must not be empty")
+	}
+	if id := a.setting(a.flag("identity"), "KEYCTL_IDENTITY", ""); id != "" {
+		if cfg.Identity, err = filepath.Abs(id); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Dir(path)
+	if auditDir == "" {
+		auditDir = filepath.Join(dir, "audit")
+	}
+	if auditDir, err = filepath.Abs(auditDir); err != nil {
+		return err
+	}
+	cfg.Audit = auditConfig{
+		Dir:             auditDir,
+		SignerKeyFile:   filepath.Join(dir, "audit-signer.key"),
+		VerifierKeyFile: filepath.Join(dir, "audit-verifier.pub"),
+		HashKeyFile:     filepath.Join(dir, "audit-hash.key"),
+	}
+	for _, s := range custodians {
+		name, pub, ok := strings.Cut(s, "=")
+		if !ok {
+			return usagef("--custodian %q: want NAME=PUBLIC_KEY", s)
+		}
+		cfg.Custodians = append(cfg.Custodians, custodian{Name: name, PublicKey: pub})
+	}
+	if _, err := newTrustPolicy(cfg.Custodians, cfg.Quorum); err != nil {
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// initLog writes the log's first record, naming the trust policy, and
+// prints where everything is.
+func (a *app) initLog(cmd *cobra.Command, cfg *config) error {
+	l, err := openAuditLog(cfg.Audit)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	actor := "keyctl-init"
+	if cfg.Identity != "" {
+		if id, err := loadIdentity(cfg.Identity); err == nil {
+			actor = id.Name
+		}
+	}
+	e := l.hasher.AdminChange(time.Now(), actor, "init", "", nil)
+	e.Reason = trustReason(cfg)
+	if err := l.Append(e); err != nil {
+		return err
+	}
+	path, _ := a.configFile()
+	out := map[string]any{
+		"config":       path,
+		"store":        redactURL(cfg.Store),
+		"audit_dir":    cfg.Audit.Dir,
+		"verifier_key": cfg.Audit.VerifierKeyFile,
+		"custodians":   len(cfg.Custodians),
+		"quorum":       cfg.Quorum,
+	}
+	return a.print(out, func() {
+		a.printf("wrote %s\naudit log in %s; auditors verify with %s\ntrust policy: %s\n",
+			path, cfg.Audit.Dir, cfg.Audit.VerifierKeyFile, trustReason(cfg))
+	})
+}
+
+// trustReason describes the trust policy in the audit log's reason field
+// (at most 256 bytes).
+func trustReason(cfg *config) string {
+	var names []string
+	for _, c := range cfg.Custodians {
+		names = append(names, c.Name)
+	}
+	s := fmt.Sprintf("quorum %d of %d: %s", cfg.Quorum, len(names), strings.Join(names, " "))
+	if len(s) > 256 {
+		s = s[:253] + "..."
+	}
+	return s
+}
+
+// identityCommand makes a custodian's Ed25519 signing key.
+func (a *app) identityCommand() *cobra.Command {
+	var name, out string
+	c := &cobra.Command{
+		Use:   "identity",
+		Short: "make a custodian's signing key (Ed25519, file mode 0600)",
+		Long: `identity makes a custodian's Ed25519 key pair and writes it to --out (mode
+0600, never replaced). It prints NAME=PUBLIC_KEY, what "keyctl init
+--custodian" takes. Each custodian keeps their own file; approve signs
+change requests with it.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if name == "" || out == "" {
+				return usagef("init identity needs --name and --out")
+			}
+			id, err := newIdentity(name, out)
+			if err != nil {
+				return err
+			}
+			return a.print(map[string]string{"name": id.Name, "public_key": id.PublicKey(), "file": out}, func() {
+				a.printf("%s=%s\n", id.Name, id.PublicKey())
+			})
+		},
+	}
+	c.Flags().StringVar(&name, "name", "", "the custodian's `name`")
+	c.Flags().StringVarP(&out, "out", "o", "", "write the key pair to `FILE`")
+	return c
+}
