@@ -1,0 +1,237 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/stretchr/testify/require"
+
+	"github.com/phicrypt/phicrypt/keystore"
+)
+
+// everyCommand is what keyctl --help must list.
+var everyCommand = []string{"init", "create", "list", "show", "rotate", "retire", "rewrap", "propose", "approve", "apply",
+	"disable", "enable", "destroy", "policy", "policy generate", "policy check", "audit", "audit verify", "audit prove",
+	"backup", "restore"}
+
+// TestHelpListsEveryCommand: keyctl --help names every command, and there is
+// no decrypt command.
+func TestHelpListsEveryCommand(t *testing.T) {
+	w := &world{t: t, dir: t.TempDir()}
+	w.config = filepath.Join(w.dir, "none.json")
+	out := w.ok("--help")
+	lines := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "  ") && !strings.HasPrefix(l, "   ") {
+			name, _, _ := strings.Cut(strings.TrimSpace(l), "  ")
+			lines[name] = true
+		}
+	}
+	for _, c := range everyCommand {
+		if !lines[c] {
+			t.Errorf("keyctl --help does not list %q:\n%s", c, out)
+		}
+	}
+	w.fails(2, `unknown command "decrypt"`, "decrypt")
+	w.fails(2, "unknown flag", "list", "--no-such-flag")
+	w.fails(2, "want one branch key ID", "create")
+	require.NotContains(t, strings.ToLower(out), "\n  decrypt")
+}
+
+// TestEndToEnd: init, create, rotate, list, a change proposed and approved
+// by 2 of 3 custodians and applied, refusals of a non-custodian, a single
+// approval, a forgery and a replay, then audit verify shows the approvers.
+func TestEndToEnd(t *testing.T) {
+	w := newWorld(t)
+	ids := w.initTeam()
+	const id = "patient-0001"
+	var created, rotated struct {
+		Fingerprint string `json:"fingerprint"`
+		Version     string `json:"version"`
+		State       string `json:"state"`
+		KMSKeyARN   string `json:"kms_key_arn"`
+	}
+	w.okJSON(&created, "create", id)
+	require.Equal(t, keystore.Fingerprint(id), created.Fingerprint)
+	require.Equal(t, "active", created.State)
+	require.Equal(t, w.keyARN, created.KMSKeyARN)
+	w.ok("create", "patient-0002")
+	w.fails(1, "exists", "create", id)
+	w.okJSON(&rotated, "rotate", id)
+	require.NotEqual(t, created.Version, rotated.Version)
+
+	// list: fingerprints, no ids unless asked.
+	var list struct {
+		Keys []struct {
+			Fingerprint   string         `json:"fingerprint"`
+			ID            string         `json:"id"`
+			ActiveVersion string         `json:"active_version"`
+			KMSKeyARN     string         `json:"kms_key_arn"`
+			Versions      int            `json:"versions"`
+			States        map[string]int `json:"states"`
+		} `json:"keys"`
+	}
+	out := w.ok("list", "--json")
+	require.NotContains(t, out, "patient-000", "list must not print branch key ids unless asked")
+	require.NoError(t, json.Unmarshal([]byte(out), &list))
+	require.Len(t, list.Keys, 2)
+	k := list.Keys[slices.IndexFunc(list.Keys, func(k struct {
+		Fingerprint   string         `json:"fingerprint"`
+		ID            string         `json:"id"`
+		ActiveVersion string         `json:"active_version"`
+		KMSKeyARN     string         `json:"kms_key_arn"`
+		Versions      int            `json:"versions"`
+		States        map[string]int `json:"states"`
+	}) bool {
+		return k.Fingerprint == keystore.Fingerprint(id)
+	})]
+	require.Equal(t, rotated.Version, k.ActiveVersion)
+	require.Equal(t, 2, k.Versions)
+	require.Equal(t, map[string]int{"active": 1, "decrypt_only": 1}, k.States)
+	require.Equal(t, w.keyARN, k.KMSKeyARN)
+	require.Contains(t, w.ok("list", "--show-ids"), id)
+
+	// A change: proposed by alice, refused until 2 of the 3 custodians sign.
+	req := filepath.Join(w.dir, "change.json")
+	kind, propose := changeUnderTest(id, created.Version, rotated.Version, req)
+	w.ok(append(propose, "--reason", "test change", "--identity", ids["alice"])...)
+	fi, err := os.Stat(req)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "a change file names a branch key id: it must be private")
+
+	w.fails(1, "not a custodian", "approve", req, "--identity", ids["mallory"])
+	w.fails(1, "too few custodians", "apply", req)
+	w.ok("approve", req, "--identity", ids["alice"])
+	w.fails(1, "signed more than once", "approve", req, "--identity", ids["alice"])
+	w.fails(1, "too few custodians approved the change: 1 of the 2", "apply", req)
+
+	// A forgery: alice's signature presented as bob's.
+	forged := forgeApproval(t, req, filepath.Join(w.dir, "forged.json"), "bob")
+	w.fails(1, "does not verify", "apply", forged)
+	// mallory's own signature added to the file by hand: not a custodian.
+	signedByMallory := addForeignApproval(t, req, filepath.Join(w.dir, "mallory.json"), ids["mallory"])
+	w.fails(1, "not a custodian", "apply", signedByMallory)
+
+	// bob signs a copy of his own; apply merges the two.
+	bobCopy := filepath.Join(w.dir, "change-bob.json")
+	w.ok("approve", req, "--identity", ids["bob"], "--out", bobCopy)
+	var applied struct {
+		Kind      string   `json:"kind"`
+		Approvers []string `json:"approvers"`
+		Request   string   `json:"request"`
+	}
+	w.okJSON(&applied, "apply", bobCopy)
+	require.Equal(t, kind, applied.Kind)
+	require.Equal(t, []string{"alice", "bob"}, applied.Approvers)
+	w.fails(1, "applied already", "apply", bobCopy)
+
+	checkChangeApplied(t, w, kind, id, created.Version)
+
+	// The audit log verifies and shows the change with its approvers and
+	// the refusals.
+	var verified struct {
+		Verified bool         `json:"verified"`
+		Records  []recordJSON `json:"records"`
+	}
+	w.okJSON(&verified, "audit", "verify", "--records", "-1")
+	require.True(t, verified.Verified)
+	var found bool
+	var denials []string
+	for _, r := range verified.Records {
+		if strings.HasPrefix(r.Reason, appliedPrefix+applied.Request) {
+			found = true
+			require.Equal(t, []string{"alice", "bob"}, r.Approvers)
+			require.Equal(t, w.auditKindFor(kind), r.Kind)
+		}
+		if r.Kind == "denial" {
+			denials = append(denials, r.Reason)
+		}
+		require.NotContains(t, r.Operation+r.Reason, "patient-000", "the audit log must not hold branch key ids")
+	}
+	require.True(t, found, "audit verify does not show the applied change: %+v", verified.Records)
+	for _, want := range []string{"too few approvals", "forged approval", "not a custodian", "replayed"} {
+		require.True(t, slices.ContainsFunc(denials, func(d string) bool { return strings.HasSuffix(d, want) }), "no denial %q in %v", want, denials)
+	}
+	require.Contains(t, w.ok("audit", "verify"), "approvers:alice,bob")
+
+	// The custodian's KMS principal is refused Decrypt.
+	gen, err := kmsClient(w.kmsURL, adminPrincipal).GenerateDataKey(t.Context(), &kms.GenerateDataKeyInput{KeyId: aws.String(w.keyARN), NumberOfBytes: aws.Int32(32)})
+	require.NoError(t, err)
+	_, err = kmsClient(w.kmsURL, custodianPrincipal).Decrypt(t.Context(), &kms.DecryptInput{CiphertextBlob: gen.CiphertextBlob, KeyId: aws.String(w.keyARN)})
+	require.ErrorContains(t, err, "AccessDenied")
+
+	// An edited audit log fails verification.
+	tampered := filepath.Join(w.dir, "tampered")
+	copyDir(t, filepath.Join(w.dir, "keyctl", "audit"), tampered)
+	records := filepath.Join(tampered, "records")
+	b, err := os.ReadFile(records)
+	require.NoError(t, err)
+	i := strings.Index(string(b), "bob")
+	require.Positive(t, i)
+	b[i] = 'B'
+	require.NoError(t, os.WriteFile(records, b, 0o600))
+	_, errOut, code := w.run("audit", "verify", "--dir", tampered, "--checkpoint", filepath.Join(w.dir, "keyctl", "audit", "checkpoint"))
+	require.Equal(t, 1, code, errOut)
+}
+
+// changeUnderTest is the change the quorum test proposes.
+func changeUnderTest(id, first, second, out string) (kind string, args []string) {
+	return kindRetire, []string{"retire", id, "--version", second, "-o", out}
+}
+
+func checkChangeApplied(t *testing.T, w *world, kind, id, firstVersion string) {
+	var show struct {
+		Versions []versionJSON `json:"versions"`
+	}
+	w.okJSON(&show, "show", id)
+	require.Len(t, show.Versions, 2)
+	require.Equal(t, firstVersion, show.Versions[0].Version)
+	require.Equal(t, "retired", show.Versions[0].State)
+}
+
+func (w *world) auditKindFor(kind string) string {
+	if kind == kindDestroy {
+		return "destruction"
+	}
+	return "admin-change"
+}
+
+// forgeApproval copies the change file in path to out with its one
+// approval relabelled as signer's.
+func forgeApproval(t *testing.T, path, out, signer string) string {
+	f, err := readChangeFile(path)
+	require.NoError(t, err)
+	require.Len(t, f.Approvals, 1)
+	f.Approvals = append(f.Approvals, approval{Signer: signer, Signature: f.Approvals[0].Signature})
+	require.NoError(t, f.write(out))
+	return out
+}
+
+// addForeignApproval copies the change file with an approval signed by the
+// identity in idPath added by hand (approve refuses to make it).
+func addForeignApproval(t *testing.T, path, out, idPath string) string {
+	f, err := readChangeFile(path)
+	require.NoError(t, err)
+	id, err := loadIdentity(idPath)
+	require.NoError(t, err)
+	f.Approvals = append(f.Approvals, approval{Signer: id.Name, Signature: encodeSig(id.Sign(f.Request.canonical()))})
+	require.NoError(t, f.write(out))
+	return out
+}
+
+func copyDir(t *testing.T, from, to string) {
+	require.NoError(t, os.MkdirAll(to, 0o700))
+	entries, err := os.ReadDir(from)
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(to, e.Name()), b, 0o600))
+	}
+}
