@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -139,11 +140,23 @@ func (a *AuditedKMS) Decrypt(ctx context.Context, in *kms.DecryptInput, optFns .
 	return out, err
 }
 
-// String names the type; it holds no secret, but the log's Hasher does.
-func (a *AuditedKMS) String() string { return "keyring.AuditedKMS" }
+// String names the type and the actor; the Hasher's key never shows.
+func (a AuditedKMS) String() string { return a.cfg.String() }
+
+// Format implements fmt.Formatter: every verb prints String.
+func (a AuditedKMS) Format(f fmt.State, _ rune) { io.WriteString(f, a.String()) }
 
 // LogValue implements slog.LogValuer.
-func (a *AuditedKMS) LogValue() slog.Value { return slog.StringValue(a.String()) }
+func (a AuditedKMS) LogValue() slog.Value { return slog.StringValue(a.String()) }
+
+// String names the actor; the Hasher's key never shows.
+func (c AuditConfig) String() string { return fmt.Sprintf("keyring.AuditConfig(actor %q)", c.Actor) }
+
+// Format implements fmt.Formatter: every verb prints String.
+func (c AuditConfig) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+
+// LogValue implements slog.LogValuer.
+func (c AuditConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // staleHook joins a HierarchicalConfig's OnStaleUse and Audit into the
 // cache's callback, which also gets the branch key id to digest.
