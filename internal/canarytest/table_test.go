@@ -110,8 +110,17 @@ var types = map[string]entry{
 	"keyring.HierarchicalConfig": {build: func(w *world) []any {
 		return []any{&keyring.HierarchicalConfig{BranchKeys: w.bk, BranchKeyID: canaryID, CacheTTL: time.Minute}}
 	}},
-	"keyring.KMSCalls":           {noSecret: "counters"},
-	"keyring.KMSClient":          {noSecret: "an interface: values format as their own type does"},
+	"keyring.KMSCalls":  {noSecret: "counters"},
+	"keyring.KMSClient": {noSecret: "an interface: values format as their own type does"},
+	"keyring.AuditLog":  {noSecret: "an interface: values format as their own type does"},
+	"keyring.AuditConfig": {build: func(w *world) []any {
+		return []any{&keyring.AuditConfig{Log: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w), Actor: "svc"}}
+	}},
+	"keyring.AuditedKMS": {build: func(w *world) []any {
+		a, err := keyring.NewAuditedKMS(w.client, keyring.AuditConfig{Log: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w), Actor: "svc"})
+		w.must(err)
+		return []any{a}
+	}},
 	"keyring.KMSConfig":          {noSecret: "a client, KMS key ids or ARNs and grant tokens"},
 	"keyring.KMSDiscoveryConfig": {noSecret: "a client, a filter and grant tokens"},
 	"custody.KMSReEncrypter":     {noSecret: "an interface: values format as their own type does"},
