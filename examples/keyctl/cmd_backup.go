@@ -13,30 +13,37 @@ import (
 	"github.com/phicrypt/phicrypt/keystore"
 )
 
-// countingStore reports a backup's or restore's progress: Export lists
-// the ids once, then reads each key with List; Restore creates each key
-// with Create.
-type countingStore struct {
+// exportCounter reports a backup's progress: Export lists the ids once,
+// then reads each key with List.
+type exportCounter struct {
 	keystore.Store
 	prog        progress
 	done, total int
 }
 
-func (c *countingStore) IDs(ctx context.Context) ([]string, error) {
+func (c *exportCounter) IDs(ctx context.Context) ([]string, error) {
 	ids, err := c.Store.IDs(ctx)
 	c.total = len(ids)
 	c.prog.Set(0, c.total)
 	return ids, err
 }
 
-func (c *countingStore) List(ctx context.Context, id string) ([]keystore.BranchKeyVersion, error) {
+func (c *exportCounter) List(ctx context.Context, id string) ([]keystore.BranchKeyVersion, error) {
 	vs, err := c.Store.List(ctx, id)
 	c.done++
 	c.prog.Set(c.done, c.total)
 	return vs, err
 }
 
-func (c *countingStore) Create(ctx context.Context, v keystore.BranchKeyVersion) error {
+// restoreCounter reports a restore's progress: Restore creates each key
+// with Create (the total is not known until it is done).
+type restoreCounter struct {
+	keystore.Store
+	prog progress
+	done int
+}
+
+func (c *restoreCounter) Create(ctx context.Context, v keystore.BranchKeyVersion) error {
 	err := c.Store.Create(ctx, v)
 	c.done++
 	c.prog.Set(c.done, -1)
@@ -65,7 +72,7 @@ Progress shows as a bar on a terminal and as plain lines otherwise.`,
 			if err != nil {
 				return err
 			}
-			cs := &countingStore{Store: s.store, prog: prog}
+			cs := &exportCounter{Store: s.store, prog: prog}
 			err = writeBackup(cmd.Context(), cs, args[0])
 			prog.Finish()
 			if err != nil {
@@ -132,7 +139,7 @@ versions unwrap only under the logical store name they were made with.`,
 			if err != nil {
 				return err
 			}
-			cs := &countingStore{Store: s.store, prog: prog}
+			cs := &restoreCounter{Store: s.store, prog: prog}
 			err = keystore.Restore(cmd.Context(), cs, f)
 			prog.Finish()
 			if err != nil {

@@ -79,11 +79,12 @@ type linesProgress struct {
 	what, unit  string
 	last        time.Time
 	done, total int
-	printed     bool
+	set         bool // Set was called
+	printed     bool // the last Set was printed
 }
 
 func (p *linesProgress) Set(done, total int) {
-	p.done, p.total = done, total
+	p.done, p.total, p.set, p.printed = done, total, true, false
 	if now := time.Now(); now.Sub(p.last) >= linesInterval || done == total {
 		p.last = now
 		p.line()
@@ -100,7 +101,7 @@ func (p *linesProgress) line() {
 }
 
 func (p *linesProgress) Finish() {
-	if !p.printed || p.done != p.total || p.total < 0 {
+	if p.set && !p.printed {
 		p.line()
 	}
 }
