@@ -48,7 +48,8 @@ var errDirLocked = errors.New("the log directory is in use by another FileSink (
 //     one file for the whole log whatever its segments;
 //   - lock: held (flock on Unix, an unshared open on Windows) while a
 //     FileSink has the directory open, so a second OpenFileSink of the
-//     same directory fails until the first is closed.
+//     same directory fails until the first is closed. (Network file
+//     systems whose locks are advisory or absent do not give this.)
 //
 // Fsync policy: Append writes the record and fsyncs the records file,
 // then writes its hashes and fsyncs the hashes file, and only then

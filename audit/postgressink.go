@@ -50,7 +50,12 @@ const pgCreateLock = `SELECT pg_advisory_xact_lock(x'5068694175646974'::bigint)`
 //
 // It works on the application's *sql.DB and links no driver: open the
 // database with the driver the program already uses, such as pgx's
-// database/sql driver (github.com/jackc/pgx/v5/stdlib).
+// database/sql driver:
+//
+//	import _ "github.com/jackc/pgx/v5/stdlib"
+//	db, err := sql.Open("pgx", url) // or stdlib.OpenDBFromPool(pool)
+//	sink, err := audit.NewPostgresSink(ctx, db, "audit_log")
+//	auditLog, err := audit.NewLog(audit.Config{Sink: sink, Signer: signer})
 type PostgresSink struct {
 	mu     sync.Mutex
 	db     *sql.DB

@@ -36,7 +36,8 @@ type SlogMirror struct {
 	queue   chan []byte
 	done    chan struct{}
 	dropped atomic.Int64
-	close   sync.Once
+	mu      sync.RWMutex // guards closed against Append's send
+	closed  bool
 }
 
 // NewSlogMirror returns a sink that stores through sink and mirrors each
@@ -56,6 +57,12 @@ func NewSlogMirror(sink Sink, logger *slog.Logger) *SlogMirror {
 func (m *SlogMirror) Append(record []byte, hashes []tlog.Hash) error {
 	if err := m.sink.Append(record, hashes); err != nil {
 		return err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		m.dropped.Add(1)
+		return nil
 	}
 	select {
 	case m.queue <- slices.Clone(record):
@@ -83,10 +90,15 @@ func (m *SlogMirror) ReadRecords(start, end int64) ([][]byte, error) {
 func (m *SlogMirror) Dropped() int64 { return m.dropped.Load() }
 
 // Close stops the mirror after the logger has taken the records already
-// queued. It leaves the wrapped sink open. Append must not be called
-// after Close.
+// queued. It leaves the wrapped sink open: appends after Close still store
+// records, and count them as dropped.
 func (m *SlogMirror) Close() error {
-	m.close.Do(func() { close(m.queue) })
+	m.mu.Lock()
+	if !m.closed {
+		m.closed = true
+		close(m.queue)
+	}
+	m.mu.Unlock()
 	<-m.done
 	return nil
 }

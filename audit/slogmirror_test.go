@@ -199,3 +199,22 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestSlogMirrorAppendAfterClose: an append after Close still stores the
+// record and counts it as not mirrored.
+func TestSlogMirrorAppendAfterClose(t *testing.T) {
+	signer, v, _ := testKeys(t)
+	h := testHasher(t)
+	m := NewSlogMirror(NewMemorySink(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := newTestLog(t, m, signer)
+	appendN(t, l, h, 0, 2)
+	m.Close()
+	appendN(t, l, h, 2, 1)
+	m.Close() // twice is fine
+	if m.Dropped() != 1 {
+		t.Fatalf("Dropped = %d, want 1", m.Dropped())
+	}
+	if err := v.VerifyRecords(openCheckpoint(t, v, l), allRecords(t, l)); err != nil {
+		t.Fatal(err)
+	}
+}
