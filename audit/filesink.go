@@ -58,7 +58,7 @@ var errDirLocked = errors.New("the log directory is in use by another FileSink (
 // record off the end of the live segment (bytes after the last whole
 // record that are no longer than the entry their length prefix announces,
 // or zeros) and recomputes hashes the crash kept from being written.
-// Rotate fsyncs the directory after each rename and create, and every
+// Rotate fsyncs the directory after its rename and create, and every
 // step of it leaves a directory that opens. Damage anywhere else is
 // ErrCorrupt: restore the directory from a copy; a checkpoint tells which
 // copy is whole.
