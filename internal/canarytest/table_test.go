@@ -2,6 +2,8 @@ package canarytest
 
 import (
 	"encoding/base64"
+	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -258,7 +260,14 @@ var types = map[string]entry{
 		w.must(err)
 		return []any{&r}
 	}},
-	"audit.Sink":     {noSecret: "an interface: values format as their own type does"},
+	"audit.PostgresSink": {noSecret: "the caller's *sql.DB (formatted as a pointer, never its connection string), a table name and a record count"},
+	"audit.Sink":         {noSecret: "an interface: values format as their own type does"},
+	"audit.SlogMirror": {build: func(w *world) []any {
+		m := audit.NewSlogMirror(audit.NewMemorySink(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		w.t.Cleanup(func() { m.Close() })
+		auditLog(w, m)
+		return []any{m}
+	}},
 	"audit.Verifier": {noSecret: "the log's public key"},
 }
 
