@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,26 +16,88 @@ import (
 	"github.com/phicrypt/phicrypt/audit"
 )
 
-// The audit directory holds the log (audit.FileSink's two files), a lock
-// file and checkpoint: the latest signed checkpoint, rewritten after every
-// record keyctl appends, so an auditor verifies the records against it.
+// The audit log lives in a directory (file:DIR, an audit.FileSink) or in
+// PostgreSQL (postgres:URL, an audit.PostgresSink shared by every
+// custodian). After each record it appends, keyctl writes the log's signed
+// checkpoint to the checkpoint file; an auditor verifies the records
+// against it (or against a checkpoint kept from earlier).
 const (
-	checkpointFile = "checkpoint"
-	auditLockFile  = ".lock"
+	// auditLockFile, in a file log's directory, queues keyctl processes:
+	// audit.FileSink refuses a second opener rather than waiting.
+	auditLockFile = ".keyctl-lock"
+	// defaultAuditTable is the PostgreSQL table of a postgres: log.
+	defaultAuditTable = "keyctl_audit"
+	// appendRetries bounds the appends lost to other writers of a shared
+	// (PostgreSQL) log before keyctl gives up.
+	appendRetries = 8
 )
 
-// auditLog is the configured audit log, held under its directory's lock
-// (audit.FileSink wants one process at a time).
-type auditLog struct {
-	dir    string
-	sink   *audit.FileSink
-	log    *audit.Log
-	hasher *audit.Hasher
-	unlock func() error
+// sinkLocation splits an audit log location: file:DIR (or a bare
+// directory) or postgres:URL (or a postgres:// URL as is).
+func sinkLocation(loc string) (kind, where string, err error) {
+	switch {
+	case strings.HasPrefix(loc, "postgres://"), strings.HasPrefix(loc, "postgresql://"):
+		return "postgres", loc, nil
+	case strings.HasPrefix(loc, "postgres:"):
+		return "postgres", strings.TrimPrefix(loc, "postgres:"), nil
+	case strings.HasPrefix(loc, "file:"):
+		loc = strings.TrimPrefix(loc, "file:")
+	}
+	if loc == "" {
+		return "", "", usagef("no audit log location: want file:DIR or postgres:URL")
+	}
+	return "file", loc, nil
 }
 
-// makeAuditKeys creates the log's signer, verifier and hash keys under
-// dir for a log named name, refusing to replace existing ones.
+// openSink opens the sink at loc; close releases it (and, for a file log,
+// the queue lock).
+func openSink(ctx context.Context, loc, table string, wait bool) (audit.Sink, func() error, error) {
+	kind, where, err := sinkLocation(loc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if kind == "postgres" {
+		if table == "" {
+			table = defaultAuditTable
+		}
+		db, err := sql.Open("pgx", where)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening the audit log's database: %w", err)
+		}
+		sink, err := audit.NewPostgresSink(ctx, db, table)
+		if err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("opening the audit log: %w", err)
+		}
+		return sink, db.Close, nil
+	}
+	if err := os.MkdirAll(where, 0o700); err != nil {
+		return nil, nil, err
+	}
+	unlock := func() error { return nil }
+	if l, err := lockFile(filepath.Join(where, auditLockFile)); err == nil {
+		unlock = l
+	} else if wait {
+		return nil, nil, fmt.Errorf("locking the audit log: %w", err)
+	} // an auditor who may only read the directory goes on without it
+	sink, err := audit.OpenFileSink(where)
+	if err != nil {
+		unlock()
+		return nil, nil, fmt.Errorf("opening the audit log: %w", err)
+	}
+	return sink, func() error { return errors.Join(sink.Close(), unlock()) }, nil
+}
+
+// auditLog is the configured audit log, open for appending.
+type auditLog struct {
+	checkpoint string
+	log        *audit.Log
+	hasher     *audit.Hasher
+	close      func() error
+}
+
+// makeAuditKeys creates the log's signer, verifier and hash keys for a log
+// named name, refusing to replace existing ones.
 func makeAuditKeys(c *auditConfig, name string) error {
 	skey, vkey, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
@@ -53,10 +117,7 @@ func makeAuditKeys(c *auditConfig, name string) error {
 }
 
 // openAuditLog opens the log for appending.
-func openAuditLog(c auditConfig) (*auditLog, error) {
-	if c.Dir == "" {
-		return nil, usagef("no audit log in the configuration (audit.dir)")
-	}
+func openAuditLog(ctx context.Context, c auditConfig) (*auditLog, error) {
 	signer, err := readSigner(c.SignerKeyFile)
 	if err != nil {
 		return nil, err
@@ -65,33 +126,38 @@ func openAuditLog(c auditConfig) (*auditLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+	sink, closeSink, err := openSink(ctx, c.Log, c.Table, true)
+	if err != nil {
 		return nil, err
-	}
-	unlock, err := lockFile(filepath.Join(c.Dir, auditLockFile))
-	if err != nil {
-		return nil, fmt.Errorf("locking the audit log: %w", err)
-	}
-	sink, err := audit.OpenFileSink(c.Dir)
-	if err != nil {
-		unlock()
-		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
 	log, err := audit.NewLog(audit.Config{Sink: sink, Signer: signer})
 	if err != nil {
-		sink.Close()
-		unlock()
+		closeSink()
 		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
-	return &auditLog{dir: c.Dir, sink: sink, log: log, hasher: hasher, unlock: unlock}, nil
+	return &auditLog{checkpoint: c.CheckpointFile, log: log, hasher: hasher, close: closeSink}, nil
 }
 
-// Append adds e to the log and publishes a new signed checkpoint.
-func (l *auditLog) Append(e audit.Event) error {
-	if _, err := l.log.Append(e); err != nil {
-		return fmt.Errorf("writing the audit event: %w", err)
+// Append adds e to the log (again, if another writer of a shared log took
+// its index) and publishes a new signed checkpoint. Its signature is that
+// of custody.AuditLog.
+func (l *auditLog) Append(e audit.Event) (int64, error) {
+	for i := 0; ; i++ {
+		n, err := l.log.Append(e)
+		if errors.Is(err, audit.ErrConflict) && i < appendRetries {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("writing the audit event: %w", err)
+		}
+		return n, l.publish()
 	}
-	return l.publish()
+}
+
+// record appends e, for callers that need no index.
+func (l *auditLog) record(e audit.Event) error {
+	_, err := l.Append(e)
+	return err
 }
 
 // publish writes the signed checkpoint of the whole log.
@@ -100,13 +166,11 @@ func (l *auditLog) publish() error {
 	if err != nil {
 		return fmt.Errorf("signing the audit checkpoint: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(l.dir, checkpointFile), cp, 0o644)
+	return writeFileAtomic(l.checkpoint, cp, 0o644)
 }
 
-// Close closes the sink and releases the lock.
-func (l *auditLog) Close() error {
-	return errors.Join(l.sink.Close(), l.unlock())
-}
+// Close closes the sink.
+func (l *auditLog) Close() error { return l.close() }
 
 func readSigner(path string) (note.Signer, error) {
 	if err := checkPrivate(path); err != nil {

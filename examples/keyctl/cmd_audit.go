@@ -1,9 +1,10 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"encoding/base64"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,43 +15,40 @@ import (
 )
 
 // auditFlags locate a log for an auditor: by default the configuration's;
-// --dir and --verifier-key alone need no configuration (nor the signing
-// or hash keys).
+// --log, --verifier-key and --checkpoint together need no configuration
+// (nor the signing or hash keys).
 type auditFlags struct {
-	dir, verifierKey, checkpoint string
+	log, table, verifierKey, checkpoint string
 }
 
 func (f *auditFlags) add(c *cobra.Command) {
-	c.Flags().StringVar(&f.dir, "dir", "", "the audit log `directory` (default: the configuration's)")
+	c.Flags().StringVar(&f.log, "log", "", "the audit log: file:`DIR` or postgres:URL (default: the configuration's)")
+	c.Flags().StringVar(&f.table, "table", "", "the PostgreSQL `table` of a postgres: log (default: the configuration's, or "+defaultAuditTable+")")
 	c.Flags().StringVar(&f.verifierKey, "verifier-key", "", "the log's verifier key `file` (default: the configuration's)")
-	c.Flags().StringVar(&f.checkpoint, "checkpoint", "", "the signed checkpoint `file` to verify against (default: DIR/checkpoint)")
+	c.Flags().StringVar(&f.checkpoint, "checkpoint", "", "the signed checkpoint `file` to verify against (default: the configuration's)")
 }
 
-// auditReader is a log opened for reading, its verifier and its latest
-// verified checkpoint.
+// auditReader is a log opened for reading, its verifier and the verified
+// checkpoint.
 type auditReader struct {
-	sink     *audit.FileSink
+	sink     audit.Sink
 	verifier *audit.Verifier
 	cp       audit.Checkpoint
 	signed   []byte
-	unlock   func() error
+	close    func() error
 }
 
-func (a *app) openAuditReader(f auditFlags) (*auditReader, error) {
-	if f.dir == "" || f.verifierKey == "" {
+func (a *app) openAuditReader(ctx context.Context, f auditFlags) (*auditReader, error) {
+	if f.log == "" || f.verifierKey == "" || f.checkpoint == "" {
 		cfg, err := a.loadConfig()
 		if err != nil {
 			return nil, err
 		}
-		if f.dir == "" {
-			f.dir = cfg.Audit.Dir
+		if f.log == "" {
+			f.log, f.table = cfg.Audit.Log, cmp.Or(f.table, cfg.Audit.Table)
 		}
-		if f.verifierKey == "" {
-			f.verifierKey = cfg.Audit.VerifierKeyFile
-		}
-	}
-	if f.checkpoint == "" {
-		f.checkpoint = filepath.Join(f.dir, checkpointFile)
+		f.verifierKey = cmp.Or(f.verifierKey, cfg.Audit.VerifierKeyFile)
+		f.checkpoint = cmp.Or(f.checkpoint, cfg.Audit.CheckpointFile)
 	}
 	vkey, err := readVerifierKey(f.verifierKey)
 	if err != nil {
@@ -68,22 +66,27 @@ func (a *app) openAuditReader(f auditFlags) (*auditReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	// An auditor may only read the directory: then go on without the lock.
-	unlock, err := lockFile(filepath.Join(f.dir, auditLockFile))
+	sink, closeSink, err := openSink(ctx, f.log, f.table, false)
 	if err != nil {
-		unlock = func() error { return nil }
+		return nil, err
 	}
-	sink, err := audit.OpenFileSink(f.dir)
-	if err != nil {
-		unlock()
-		return nil, fmt.Errorf("opening the audit log: %w", err)
-	}
-	return &auditReader{sink: sink, verifier: v, cp: cp, signed: signed, unlock: unlock}, nil
+	return &auditReader{sink: sink, verifier: v, cp: cp, signed: signed, close: closeSink}, nil
 }
 
-func (r *auditReader) Close() error {
-	r.sink.Close()
-	return r.unlock()
+func (r *auditReader) Close() error { return r.close() }
+
+// readAll reads every record, in pages a PostgreSQL sink accepts.
+func (r *auditReader) readAll(size int64) ([][]byte, error) {
+	const page = 10000
+	var all [][]byte
+	for start := int64(0); start < size; start += page {
+		recs, err := r.sink.ReadRecords(start, min(start+page, size))
+		if err != nil {
+			return nil, fmt.Errorf("reading the audit log: %w", err)
+		}
+		all = append(all, recs...)
+	}
+	return all, nil
 }
 
 // recordJSON is one audit record as keyctl prints it: digests, never ids.
@@ -135,15 +138,15 @@ from earlier, it also checks that the log was only appended to since
 included.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := a.openAuditReader(f)
+			r, err := a.openAuditReader(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
 			size := r.sink.Size()
-			raw, err := r.sink.ReadRecords(0, size)
+			raw, err := r.readAll(size)
 			if err != nil {
-				return fmt.Errorf("reading the audit log: %w", err)
+				return err
 			}
 			if err := r.verifier.VerifyRecords(r.cp, raw); err != nil {
 				return err
@@ -230,7 +233,7 @@ against the checkpoint. keyctl checks each proof before printing it.`,
 			if (index >= 0) == (oldSize >= 0) {
 				return usagef("prove needs --index N or --old-size N")
 			}
-			r, err := a.openAuditReader(f)
+			r, err := a.openAuditReader(cmd.Context(), f)
 			if err != nil {
 				return err
 			}

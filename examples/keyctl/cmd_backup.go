@@ -80,7 +80,7 @@ Progress shows as a bar on a terminal and as plain lines otherwise.`,
 			}
 			e := s.audit.hasher.AdminChange(time.Now(), s.actor, "backup", "", nil)
 			e.Reason = fmt.Sprintf("%d branch keys", cs.total)
-			if err := s.audit.Append(e); err != nil {
+			if err := s.audit.record(e); err != nil {
 				return err
 			}
 			return a.print(map[string]any{"file": args[0], "keys": cs.total}, func() {
@@ -150,7 +150,7 @@ versions unwrap only under the logical store name they were made with.`,
 			}
 			e := s.audit.hasher.AdminChange(time.Now(), s.actor, "restore", "", nil)
 			e.Reason = fmt.Sprintf("%d branch keys", cs.done)
-			if err := s.audit.Append(e); err != nil {
+			if err := s.audit.record(e); err != nil {
 				return err
 			}
 			return a.print(map[string]any{"file": args[0], "keys": cs.done}, func() {

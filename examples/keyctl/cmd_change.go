@@ -323,7 +323,7 @@ func (a *app) authorize(s *session, f *changeFile) ([]string, error) {
 	if err != nil {
 		id := f.Request.BranchKeyID
 		e := s.audit.hasher.Denial(time.Now(), s.actor, "apply "+f.Request.Kind, id, "request "+f.Request.ID()+": "+denialWord(err))
-		if aerr := s.audit.Append(e); aerr != nil {
+		if aerr := s.audit.record(e); aerr != nil {
 			return nil, errors.Join(err, aerr)
 		}
 		return nil, err
@@ -382,7 +382,7 @@ func (a *app) execute(ctx context.Context, s *session, f *changeFile, approvers 
 	if r.Reason != "" {
 		e.Reason += ": " + r.Reason
 	}
-	return s.audit.Append(e)
+	return s.audit.record(e)
 }
 
 // applied reports whether the log holds the record of request id applied.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 // subcommand identity makes a custodian's signing key.
 func (a *app) initCommand() *cobra.Command {
 	var (
-		logicalName, auditDir, auditName string
+		logicalName, auditLoc, auditTable, auditName string
 		custodians                       []string
 		quorum                           int
 		dynamoEndpoint                   string
@@ -53,7 +54,7 @@ the configuration.`,
 				DynamoDBEndpoint: dynamoEndpoint,
 				Quorum:           quorum,
 			}
-			if err := a.initFill(cfg, path, auditDir, custodians); err != nil {
+			if err := a.initFill(cfg, path, auditLoc, auditTable, custodians); err != nil {
 				return err
 			}
 			if err := makeAuditKeys(&cfg.Audit, auditName); err != nil {
@@ -62,12 +63,13 @@ the configuration.`,
 			if err := cfg.save(path); err != nil {
 				return fmt.Errorf("writing the configuration: %w", err)
 			}
-			return a.initLog(cmd, cfg)
+			return a.initLog(cmd.Context(), cfg)
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&logicalName, "logical-store-name", "phicrypt", "the `name` bound into every wrapped version (the services' keyrings use the same)")
-	f.StringVar(&auditDir, "audit-dir", "", "audit log `directory` (default: audit beside the configuration)")
+	f.StringVar(&auditLoc, "audit", "", "the audit log: file:`DIR`, or postgres:URL for one log all custodians share (default: file:audit beside the configuration)")
+	f.StringVar(&auditTable, "audit-table", defaultAuditTable, "the PostgreSQL `table` of a postgres: audit log")
 	f.StringVar(&auditName, "audit-name", "phicrypt-keyctl-audit", "the audit log's `name` (its checkpoints' origin line)")
 	f.StringArrayVar(&custodians, "custodian", nil, "a custodian of the trust policy, `NAME=PUBLIC_KEY` (repeat)")
 	f.IntVar(&quorum, "quorum", 2, "how many custodians must approve a change")
@@ -78,7 +80,7 @@ the configuration.`,
 
 // initFill completes cfg: the store URL checked, the audit paths made
 // absolute, the custodians parsed.
-func (a *app) initFill(cfg *config, path, auditDir string, custodians []string) error {
+func (a *app) initFill(cfg *config, path, auditLoc, auditTable string, custodians []string) error {
 	if cfg.Store == "" {
 		return usagef("init needs --store (file:DIR, sqlite:PATH, postgres:URL or dynamodb:TABLE)")
 	}
@@ -105,14 +107,23 @@ func (a *app) initFill(cfg *config, path, auditDir string, custodians []string) 
 		}
 	}
 	dir := filepath.Dir(path)
-	if auditDir == "" {
-		auditDir = filepath.Join(dir, "audit")
+	if auditLoc == "" {
+		auditLoc = "file:" + filepath.Join(dir, "audit")
 	}
-	if auditDir, err = filepath.Abs(auditDir); err != nil {
+	kind, where, err := sinkLocation(auditLoc)
+	if err != nil {
 		return err
 	}
+	if kind == "file" {
+		if where, err = filepath.Abs(where); err != nil {
+			return err
+		}
+		auditLoc, auditTable = "file:"+where, ""
+	}
 	cfg.Audit = auditConfig{
-		Dir:             auditDir,
+		Log:             auditLoc,
+		Table:           auditTable,
+		CheckpointFile:  filepath.Join(dir, "audit-checkpoint"),
 		SignerKeyFile:   filepath.Join(dir, "audit-signer.key"),
 		VerifierKeyFile: filepath.Join(dir, "audit-verifier.pub"),
 		HashKeyFile:     filepath.Join(dir, "audit-hash.key"),
@@ -132,8 +143,8 @@ func (a *app) initFill(cfg *config, path, auditDir string, custodians []string) 
 
 // initLog writes the log's first record, naming the trust policy, and
 // prints where everything is.
-func (a *app) initLog(cmd *cobra.Command, cfg *config) error {
-	l, err := openAuditLog(cfg.Audit)
+func (a *app) initLog(ctx context.Context, cfg *config) error {
+	l, err := openAuditLog(ctx, cfg.Audit)
 	if err != nil {
 		return err
 	}
@@ -146,21 +157,22 @@ func (a *app) initLog(cmd *cobra.Command, cfg *config) error {
 	}
 	e := l.hasher.AdminChange(time.Now(), actor, "init", "", nil)
 	e.Reason = trustReason(cfg)
-	if err := l.Append(e); err != nil {
+	if err := l.record(e); err != nil {
 		return err
 	}
 	path, _ := a.configFile()
 	out := map[string]any{
 		"config":       path,
 		"store":        redactURL(cfg.Store),
-		"audit_dir":    cfg.Audit.Dir,
+		"audit_log":    redactURL(cfg.Audit.Log),
+		"checkpoint":   cfg.Audit.CheckpointFile,
 		"verifier_key": cfg.Audit.VerifierKeyFile,
 		"custodians":   len(cfg.Custodians),
 		"quorum":       cfg.Quorum,
 	}
 	return a.print(out, func() {
 		a.printf("wrote %s\naudit log in %s; auditors verify with %s\ntrust policy: %s\n",
-			path, cfg.Audit.Dir, cfg.Audit.VerifierKeyFile, trustReason(cfg))
+			path, redactURL(cfg.Audit.Log), cfg.Audit.VerifierKeyFile, trustReason(cfg))
 	})
 }
 

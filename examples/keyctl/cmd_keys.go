@@ -55,7 +55,7 @@ func (a *app) createCommand() *cobra.Command {
 				a.deny(s, "create", args[0], err)
 				return err
 			}
-			if err := s.audit.Append(s.audit.hasher.AdminChange(time.Now(), s.actor, "create", args[0], nil)); err != nil {
+			if err := s.audit.record(s.audit.hasher.AdminChange(time.Now(), s.actor, "create", args[0], nil)); err != nil {
 				return err
 			}
 			return a.printVersion("created", v)
@@ -92,7 +92,7 @@ func (a *app) deny(s *session, op, id string, err error) {
 	if id != "" && keystore.CheckID(id) != nil {
 		id = ""
 	}
-	_ = s.audit.Append(s.audit.hasher.Denial(time.Now(), s.actor, op, id, reason))
+	_ = s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, op, id, reason))
 }
 
 func (a *app) listCommand() *cobra.Command {
@@ -226,7 +226,7 @@ several hosts at once.`,
 				a.deny(s, "rotate", args[0], err)
 				return err
 			}
-			if err := s.audit.Append(s.audit.hasher.AdminChange(time.Now(), s.actor, "rotate", args[0], nil)); err != nil {
+			if err := s.audit.record(s.audit.hasher.AdminChange(time.Now(), s.actor, "rotate", args[0], nil)); err != nil {
 				return err
 			}
 			return a.printVersion("rotated", v)
@@ -245,7 +245,7 @@ func (a *app) rotateDue(ctx context.Context, s *session, p custody.RotationPolic
 	rep, err := s.keys.RotateDue(ctx, p)
 	e := s.audit.hasher.AdminChange(time.Now(), s.actor, "rotate-due", "", nil)
 	e.Reason = fmt.Sprintf("checked %d rotated %d by-other %d failed %d", rep.Checked, rep.Rotated, rep.RotatedByOther, rep.Failed)
-	if aerr := s.audit.Append(e); aerr != nil {
+	if aerr := s.audit.record(e); aerr != nil {
 		return errors.Join(err, aerr)
 	}
 	if err != nil {

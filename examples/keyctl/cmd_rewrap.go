@@ -97,7 +97,7 @@ kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one.`,
 			}
 			e := s.audit.hasher.AdminChange(time.Now(), s.actor, "rewrap", "", nil)
 			e.Reason = fmt.Sprintf("rewrapped %d already %d by-other %d resumed %d of %d", rep.Rewrapped, rep.AlreadyMoved, rep.MovedByOther, rep.Resumed, rep.Total)
-			if err := s.audit.Append(e); err != nil {
+			if err := s.audit.record(e); err != nil {
 				return err
 			}
 			out := map[string]any{"to": to, "total": rep.Total, "rewrapped": rep.Rewrapped, "already_moved": rep.AlreadyMoved, "moved_by_other": rep.MovedByOther, "resumed": rep.Resumed}

@@ -47,9 +47,13 @@ type config struct {
 
 // auditConfig says where the audit log is and which keys it uses.
 type auditConfig struct {
-	// Dir holds the log (an audit.FileSink) and its latest signed
-	// checkpoint.
-	Dir string `json:"dir"`
+	// Log is file:DIR (an audit.FileSink) or postgres:URL (an
+	// audit.PostgresSink in Table, shared by every custodian).
+	Log   string `json:"log"`
+	Table string `json:"table,omitempty"`
+	// CheckpointFile receives the log's latest signed checkpoint after
+	// every record keyctl appends.
+	CheckpointFile string `json:"checkpoint_file"`
 	// SignerKeyFile holds the note signer key that signs checkpoints (0600).
 	SignerKeyFile string `json:"signer_key_file"`
 	// VerifierKeyFile holds the matching verifier key, for auditors.

@@ -126,6 +126,9 @@ type world struct {
 	keyARN  string
 	store   string
 	pubKeys map[string]string
+	// sharedAuditLog puts the audit log in the store's PostgreSQL schema
+	// when the store is there.
+	sharedAuditLog bool
 }
 
 // Principals, as kmsmock names them from the access key id.
@@ -260,9 +263,13 @@ func (w *world) initTeam() map[string]string {
 	for _, n := range []string{"alice", "bob", "carol", "mallory"} {
 		ids[n] = w.identity(n)
 	}
-	w.ok("init", "--store", w.store, "--kms-key", w.keyARN, "--kms-endpoint", w.kmsURL, "--region", kmsmock.DefaultRegion,
-		"--custodian", "alice="+w.pubKeys["alice"], "--custodian", "bob="+w.pubKeys["bob"], "--custodian", "carol="+w.pubKeys["carol"],
-		"--quorum", "2")
+	args := []string{"init", "--store", w.store, "--kms-key", w.keyARN, "--kms-endpoint", w.kmsURL, "--region", kmsmock.DefaultRegion,
+		"--custodian", "alice=" + w.pubKeys["alice"], "--custodian", "bob=" + w.pubKeys["bob"], "--custodian", "carol=" + w.pubKeys["carol"],
+		"--quorum", "2"}
+	if w.sharedAuditLog && strings.HasPrefix(w.store, "postgres:") {
+		args = append(args, "--audit", w.store)
+	}
+	w.ok(args...)
 	for _, f := range []string{"config.json", "audit-signer.key", "audit-hash.key"} {
 		fi, err := os.Stat(filepath.Join(w.dir, "keyctl", f))
 		require.NoError(w.t, err)

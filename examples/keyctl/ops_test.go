@@ -104,7 +104,7 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	require.NotEmpty(t, proof.Proof)
 	w.fails(2, "--index", "audit", "prove", "--index", "100000")
 	older := filepath.Join(w.dir, "older-checkpoint")
-	b, err := os.ReadFile(filepath.Join(w.dir, "keyctl", "audit", "checkpoint"))
+	b, err := os.ReadFile(filepath.Join(w.dir, "keyctl", "audit-checkpoint"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(older, b, 0o600))
 	w.ok("rotate", "tenant-b")
@@ -115,6 +115,7 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 // disabled nothing new is wrapped under it.
 func TestDisableEnable(t *testing.T) {
 	w := newWorld(t)
+	w.sharedAuditLog = true // in PostgreSQL when there is one
 	ids := w.initTeam()
 	req := filepath.Join(w.dir, "disable.json")
 	w.ok("disable", "-o", req, "--reason", "suspected compromise", "--identity", ids["carol"])

@@ -83,7 +83,7 @@ func (a *app) open(ctx context.Context, n needs) (s *session, err error) {
 		if s.actor, err = a.actorName(ctx, s); err != nil {
 			return s, err
 		}
-		if s.audit, err = openAuditLog(cfg.Audit); err != nil {
+		if s.audit, err = openAuditLog(ctx, cfg.Audit); err != nil {
 			return s, err
 		}
 		s.closer = append(s.closer, s.audit.Close)
