@@ -16,9 +16,9 @@ import (
 func (a *app) initCommand() *cobra.Command {
 	var (
 		logicalName, auditLoc, auditTable, auditName string
-		custodians                       []string
-		quorum                           int
-		dynamoEndpoint                   string
+		custodians                                   []string
+		quorum                                       int
+		dynamoEndpoint                               string
 	)
 	c := &cobra.Command{
 		Use:   "init",
