@@ -1,0 +1,996 @@
+package custody
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+// The KMS key policy that implements separation of duty on one KMS key,
+// and a checker for the policy a key has. Action names and condition keys
+// follow the AWS KMS Developer Guide ("AWS KMS condition keys", "Default
+// key policy"): a key policy alone decides who may use a key unless it
+// names the account principal, which delegates to IAM.
+
+// KMSKeyPolicyConfig names the principals of one KMS key and what services
+// must put in the encryption context. GenerateKMSKeyPolicy writes the
+// policy; CheckKMSKeyPolicy and CheckKMSKey hold a policy against it.
+type KMSKeyPolicyConfig struct {
+	// Account is the 12-digit AWS account that owns the key.
+	Account string
+	// Custodians administer the key (describe, enable, disable, rotate,
+	// tag, alias, change the policy, schedule and cancel deletion) and never
+	// use it to reach plaintext: no Decrypt, Encrypt, GenerateDataKey or
+	// CreateGrant, each also denied explicitly, so neither an IAM policy nor
+	// a grant can give it back. IAM user or role ARNs (or STS assumed-role
+	// ARNs); at least one.
+	Custodians []string
+	// Services use the key: Encrypt, Decrypt, GenerateDataKey and
+	// GenerateDataKeyWithoutPlaintext under the RequiredContextKeys
+	// condition, and (BranchKeyStore) Decrypt of branch keys. They are
+	// explicitly denied every administrative action. No ARN may be both a
+	// custodian and a service.
+	Services []string
+	// Auditors may read the key's metadata: DescribeKey, GetKeyPolicy,
+	// GetKeyRotationStatus, ListGrants, ListKeyPolicies, ListKeyRotations
+	// and ListResourceTags. Nothing else.
+	Auditors []string
+	// RequiredContextKeys must all be present in the encryption context of
+	// every cryptographic call a service makes under the data-key
+	// statement (any values). Required when there are services and
+	// BranchKeyStore is off.
+	//
+	// Each key becomes a "StringLike": {"kms:EncryptionContext:KEY": "*"}
+	// condition in one block, so they are ANDed and a request without one
+	// of them is denied. kms:EncryptionContextKeys does not say "all of
+	// these": with ForAnyValue one listed key suffices, and ForAllValues
+	// only limits the keys to the listed ones and holds for a request with
+	// no context at all (both as AWS documents them). The cost: AWS matches
+	// the context key in a kms:EncryptionContext: condition key without
+	// regard to case, so "Tenant" satisfies a required "tenant"; phicrypt's
+	// Encryptor checks its required keys exactly before KMS is called.
+	RequiredContextKeys []string
+	// BranchKeyStore adds what the hierarchical keyring and its branch key
+	// store need, under the branch key encryption context (tablename
+	// LogicalStoreName, hierarchy-version 1): services may Decrypt to
+	// unwrap branch keys; custodians may GenerateDataKeyWithoutPlaintext to
+	// make them and ReEncryptFrom/ReEncryptTo to make the ACTIVE copy a
+	// store in AWS's layout keeps (custody.BranchKeys, Rewrap).
+	BranchKeyStore bool
+	// LogicalStoreName is the branch key store's name
+	// (keyring.BranchKeysConfig.LogicalStoreName), bound into every branch
+	// key's encryption context as "tablename". Required with
+	// BranchKeyStore.
+	LogicalStoreName string
+	// AllowCrossKeyReEncrypt lets custodians ReEncrypt branch keys to and
+	// from other KMS keys, as Rewrap to a new key needs. Off, their
+	// ReEncrypt is allowed only back under this same key
+	// (kms:ReEncryptOnSameKey), and denied otherwise: ReEncryptFrom to a
+	// key a custodian may Decrypt under would hand it every branch key, and
+	// ReEncryptTo from such a key would let it plant a branch key it knows.
+	// Turn it on for the duration of a rewrap, on the old key and the new,
+	// by a reviewed policy change.
+	AllowCrossKeyReEncrypt bool
+	// ServicesRotateBranchKeys also lets services
+	// GenerateDataKeyWithoutPlaintext under the branch key context, which
+	// a hierarchical keyring with HierarchicalConfig.MaxUsesPerVersion
+	// needs to rotate a version that reached its cap. Only with
+	// BranchKeyStore.
+	ServicesRotateBranchKeys bool
+	// AccountRootAdministers adds a statement giving the account principal
+	// (arn:aws:iam::ACCOUNT:root) the custodians' administrative actions,
+	// never cryptographic ones. AWS's default key policy has such a
+	// statement (with kms:*) so that the key cannot become unmanageable when
+	// every principal it names is deleted. The price: the account principal
+	// delegates to IAM, so any IAM administrator of the account can grant
+	// itself PutKeyPolicy and then write itself Decrypt, and the policy no
+	// longer bounds who administers the key. Off by default: name at least
+	// two custodians instead, and keep the break-glass path (AWS Support)
+	// for the case where all of them are gone.
+	AccountRootAdministers bool
+}
+
+// Limits on a configuration and on a document: AWS caps a key policy at
+// 32 KB, which also bounds how many statements and principals the checker
+// reads.
+const (
+	maxKMSPolicyBytes      = 32 * 1024
+	maxKMSPolicyPrincipals = 100 // per role
+	maxContextKeyBytes     = 128
+	maxPrincipalARNBytes   = 2048
+	maxStoreNameBytes      = 512
+)
+
+// Actions, in the spelling of the AWS KMS permissions reference. Lists are
+// written out rather than as wildcards ("kms:Create*" includes
+// CreateGrant, "kms:GenerateDataKey*" includes the data key pairs), so
+// that a new KMS action is not granted by a policy written before it.
+var (
+	// kmsAdminActions change the key, its aliases or who may use it.
+	kmsAdminActions = []string{
+		"kms:CancelKeyDeletion", "kms:CreateAlias", "kms:CreateGrant", "kms:DeleteAlias",
+		"kms:DeleteImportedKeyMaterial", "kms:DisableKey", "kms:DisableKeyRotation", "kms:EnableKey",
+		"kms:EnableKeyRotation", "kms:GetParametersForImport", "kms:ImportKeyMaterial", "kms:PutKeyPolicy",
+		"kms:ReplicateKey", "kms:RetireGrant", "kms:RevokeGrant", "kms:RotateKeyOnDemand",
+		"kms:ScheduleKeyDeletion", "kms:SynchronizeMultiRegionKey", "kms:TagResource", "kms:UntagResource",
+		"kms:UpdateAlias", "kms:UpdateKeyDescription", "kms:UpdatePrimaryRegion",
+	}
+	// kmsReadActions reveal metadata only.
+	kmsReadActions = []string{
+		"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:GetPublicKey",
+		"kms:ListGrants", "kms:ListKeyPolicies", "kms:ListKeyRotations", "kms:ListResourceTags",
+	}
+	// kmsCryptoActions use the key material.
+	kmsCryptoActions = []string{
+		"kms:Decrypt", "kms:DeriveSharedSecret", "kms:Encrypt", "kms:GenerateDataKey",
+		"kms:GenerateDataKeyPair", "kms:GenerateDataKeyPairWithoutPlaintext", "kms:GenerateDataKeyWithoutPlaintext",
+		"kms:GenerateMac", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:Sign", "kms:Verify", "kms:VerifyMac",
+	}
+
+	// custodianActions: administration without CreateGrant, which could
+	// give a custodian (or anyone) Decrypt.
+	custodianActions = []string{
+		"kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:DescribeKey", "kms:DisableKey",
+		"kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation", "kms:GetKeyPolicy",
+		"kms:GetKeyRotationStatus", "kms:ListGrants", "kms:ListKeyPolicies", "kms:ListKeyRotations",
+		"kms:ListResourceTags", "kms:PutKeyPolicy", "kms:RevokeGrant", "kms:RotateKeyOnDemand",
+		"kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias",
+		"kms:UpdateKeyDescription",
+	}
+	auditorActions = []string{
+		"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListGrants",
+		"kms:ListKeyPolicies", "kms:ListKeyRotations", "kms:ListResourceTags",
+	}
+	serviceDataActions = []string{"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"}
+	// custodianDeniedActions yield plaintext, take plaintext in (a key
+	// the custodian chose) or grant either.
+	custodianDeniedActions = []string{"kms:CreateGrant", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyPair"}
+	// custodianCryptoActions are the cryptographic actions a custodian may
+	// hold: none returns plaintext.
+	custodianCryptoActions = []string{"kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
+	// branchKeyActions are those a statement bound to the branch key
+	// context may grant services.
+	branchKeyActions = []string{"kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
+)
+
+// Statement ids of the generated policy, in the order it lists them.
+const (
+	sidRoot                   = "AccountRootAdministersKey"
+	sidCustodians             = "CustodiansAdministerKey"
+	sidCustodiansMake         = "CustodiansMakeBranchKeys"
+	sidCustodiansReEncrypt    = "CustodiansReEncryptBranchKeys"
+	sidServicesData           = "ServicesUseKeyUnderContext"
+	sidServicesBranch         = "ServicesUnwrapBranchKeys"
+	sidAuditors               = "AuditorsReadKey"
+	sidDenyCustodiansUse      = "DenyCustodiansPlaintext"
+	sidDenyCustodiansMove     = "DenyCustodiansCrossKeyReEncrypt"
+	sidDenyServicesAdminister = "DenyServicesAdministration"
+)
+
+// Branch key encryption context (branch-key-store.md "Encryption
+// Context"): keyring.BranchKeys.EncryptionContext binds these.
+const (
+	branchContextStore            = "kms:EncryptionContext:tablename"
+	branchContextHierarchyVersion = "kms:EncryptionContext:hierarchy-version"
+)
+
+type policyDocument struct {
+	Version   string            `json:"Version"`
+	ID        string            `json:"Id"`
+	Statement []policyStatement `json:"Statement"`
+}
+
+type policyStatement struct {
+	Sid       string                    `json:"Sid"`
+	Effect    string                    `json:"Effect"`
+	Principal policyPrincipal           `json:"Principal"`
+	Action    []string                  `json:"Action"`
+	Resource  string                    `json:"Resource"`
+	Condition map[string]map[string]any `json:"Condition,omitempty"`
+}
+
+type policyPrincipal struct {
+	AWS []string `json:"AWS"`
+}
+
+// GenerateKMSKeyPolicy returns the key policy for cfg: indented JSON, the
+// same bytes for the same configuration (principals sorted, statements in
+// a fixed order with fixed Sids). Put it with PutKeyPolicy (or CreateKey's
+// Policy) as a custodian: without AccountRootAdministers, only custodians
+// may change it afterwards, which KMS's lockout safety check verifies.
+//
+// Statements: custodians administer; services use the key under
+// RequiredContextKeys; with BranchKeyStore, custodians make and re-encrypt
+// branch keys and services unwrap them, all under the branch key context;
+// auditors read; then explicit denies (custodians: Decrypt, Encrypt,
+// GenerateDataKey, GenerateDataKeyPair, CreateGrant, and ReEncrypt to or
+// from another key unless AllowCrossKeyReEncrypt; services: every
+// administrative action), which outrank any IAM policy or grant.
+func GenerateKMSKeyPolicy(cfg KMSKeyPolicyConfig) ([]byte, error) {
+	cfg, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	var sts []policyStatement
+	add := func(sid, effect string, who []string, actions []string, cond map[string]map[string]any) {
+		if len(who) > 0 {
+			sts = append(sts, policyStatement{Sid: sid, Effect: effect, Principal: policyPrincipal{who},
+				Action: actions, Resource: "*", Condition: cond})
+		}
+	}
+	if cfg.AccountRootAdministers {
+		add(sidRoot, "Allow", []string{cfg.rootARN()}, custodianActions, nil)
+	}
+	add(sidCustodians, "Allow", cfg.Custodians, custodianActions, nil)
+	if cfg.BranchKeyStore {
+		add(sidCustodiansMake, "Allow", cfg.Custodians, []string{"kms:GenerateDataKeyWithoutPlaintext"}, cfg.branchCondition())
+		reCond := cfg.branchCondition()
+		if !cfg.AllowCrossKeyReEncrypt {
+			reCond["Bool"] = map[string]any{"kms:ReEncryptOnSameKey": true}
+		}
+		add(sidCustodiansReEncrypt, "Allow", cfg.Custodians, []string{"kms:ReEncryptFrom", "kms:ReEncryptTo"}, reCond)
+	}
+	if len(cfg.RequiredContextKeys) > 0 {
+		like := map[string]any{}
+		for _, k := range cfg.RequiredContextKeys {
+			like["kms:EncryptionContext:"+k] = "*"
+		}
+		add(sidServicesData, "Allow", cfg.Services, serviceDataActions, map[string]map[string]any{"StringLike": like})
+	}
+	if cfg.BranchKeyStore {
+		actions := []string{"kms:Decrypt"}
+		if cfg.ServicesRotateBranchKeys {
+			actions = append(actions, "kms:GenerateDataKeyWithoutPlaintext")
+		}
+		add(sidServicesBranch, "Allow", cfg.Services, actions, cfg.branchCondition())
+	}
+	add(sidAuditors, "Allow", cfg.Auditors, auditorActions, nil)
+	add(sidDenyCustodiansUse, "Deny", cfg.Custodians, custodianDeniedActions, nil)
+	if !cfg.AllowCrossKeyReEncrypt {
+		add(sidDenyCustodiansMove, "Deny", cfg.Custodians, []string{"kms:ReEncryptFrom", "kms:ReEncryptTo"},
+			map[string]map[string]any{"Bool": {"kms:ReEncryptOnSameKey": false}})
+	}
+	add(sidDenyServicesAdminister, "Deny", cfg.Services, kmsAdminActions, nil)
+
+	doc, err := json.MarshalIndent(policyDocument{Version: "2012-10-17", ID: "phicrypt-separation-of-duty", Statement: sts}, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("custody: encoding the key policy: %w", err)
+	}
+	if len(doc) > maxKMSPolicyBytes {
+		return nil, fmt.Errorf("custody: the key policy is %d bytes, more than KMS's 32 KB; name fewer principals (use roles)", len(doc))
+	}
+	return doc, nil
+}
+
+func (cfg *KMSKeyPolicyConfig) rootARN() string { return "arn:aws:iam::" + cfg.Account + ":root" }
+
+// branchCondition is the branch key encryption context every branch key
+// statement requires. A fresh map each call: callers add to it.
+func (cfg *KMSKeyPolicyConfig) branchCondition() map[string]map[string]any {
+	return map[string]map[string]any{"StringEquals": {
+		branchContextStore:            cfg.LogicalStoreName,
+		branchContextHierarchyVersion: "1",
+	}}
+}
+
+// normalized checks cfg and returns it with each principal list sorted and
+// without duplicates.
+func (cfg KMSKeyPolicyConfig) normalized() (KMSKeyPolicyConfig, error) {
+	if len(cfg.Account) != 12 || strings.Trim(cfg.Account, "0123456789") != "" {
+		return cfg, errors.New("custody: KMSKeyPolicyConfig.Account must be a 12-digit AWS account id")
+	}
+	roles := []struct {
+		name string
+		arns *[]string
+	}{{"Custodians", &cfg.Custodians}, {"Services", &cfg.Services}, {"Auditors", &cfg.Auditors}}
+	for _, r := range roles {
+		list := slices.Clone(*r.arns)
+		if len(list) > maxKMSPolicyPrincipals {
+			return cfg, fmt.Errorf("custody: KMSKeyPolicyConfig.%s names %d principals, more than %d; use roles", r.name, len(list), maxKMSPolicyPrincipals)
+		}
+		for _, p := range list {
+			if err := checkPrincipalARN(p); err != nil {
+				return cfg, fmt.Errorf("custody: KMSKeyPolicyConfig.%s: %w", r.name, err)
+			}
+		}
+		slices.Sort(list)
+		*r.arns = slices.Compact(list)
+	}
+	if len(cfg.Custodians) == 0 {
+		return cfg, errors.New("custody: KMSKeyPolicyConfig.Custodians is empty; someone must administer the key")
+	}
+	for _, p := range cfg.Custodians {
+		if _, both := slices.BinarySearch(cfg.Services, p); both {
+			return cfg, fmt.Errorf("custody: %s is listed as both a custodian and a service of the key; one principal never holds both roles", p)
+		}
+	}
+	if len(cfg.Services) > 0 && len(cfg.RequiredContextKeys) == 0 && !cfg.BranchKeyStore {
+		return cfg, errors.New("custody: KMSKeyPolicyConfig.RequiredContextKeys is empty; services may use the key only under an encryption context condition")
+	}
+	seen := map[string]bool{}
+	for _, k := range cfg.RequiredContextKeys {
+		if err := checkPolicyLiteral(k, maxContextKeyBytes); err != nil || strings.ContainsAny(k, "*?:") {
+			return cfg, errors.New("custody: KMSKeyPolicyConfig.RequiredContextKeys: each key must be 1 to 128 printable characters without *, ?, : or ${")
+		}
+		// AWS matches the context key of the condition key without case.
+		if seen[strings.ToLower(k)] {
+			return cfg, errors.New("custody: KMSKeyPolicyConfig.RequiredContextKeys lists one key twice (keys are compared without case)")
+		}
+		seen[strings.ToLower(k)] = true
+	}
+	cfg.RequiredContextKeys = slices.Clone(cfg.RequiredContextKeys)
+	slices.Sort(cfg.RequiredContextKeys)
+	if cfg.ServicesRotateBranchKeys && !cfg.BranchKeyStore {
+		return cfg, errors.New("custody: KMSKeyPolicyConfig.ServicesRotateBranchKeys needs BranchKeyStore")
+	}
+	if cfg.BranchKeyStore {
+		if err := checkPolicyLiteral(cfg.LogicalStoreName, maxStoreNameBytes); err != nil {
+			return cfg, fmt.Errorf("custody: KMSKeyPolicyConfig.LogicalStoreName: %w", err)
+		}
+	}
+	return cfg, nil
+}
+
+// checkPrincipalARN accepts an IAM user or role ARN, or an STS
+// assumed-role ARN: one named principal, never a wildcard or an account.
+func checkPrincipalARN(p string) error {
+	if len(p) > maxPrincipalARNBytes {
+		return errors.New("a principal ARN is longer than 2048 bytes")
+	}
+	a, err := arn.Parse(p)
+	if err != nil || (a.Service != "iam" && a.Service != "sts") || len(a.AccountID) != 12 ||
+		strings.ContainsAny(p, "*? \t\r\n\"\\") || a.Resource == "root" ||
+		!(strings.HasPrefix(a.Resource, "user/") || strings.HasPrefix(a.Resource, "role/") || strings.HasPrefix(a.Resource, "assumed-role/")) {
+		return fmt.Errorf("%q is not an IAM user or role ARN (arn:aws:iam::ACCOUNT:role/NAME)", p)
+	}
+	return nil
+}
+
+// checkPolicyLiteral accepts a string a policy can hold literally:
+// printable, bounded, and no policy variable ("${").
+func checkPolicyLiteral(s string, limit int) error {
+	if s == "" || len(s) > limit || strings.Contains(s, "${") {
+		return fmt.Errorf("must be 1 to %d characters without ${", limit)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("must not contain control characters")
+		}
+	}
+	return nil
+}
+
+// KMSPolicyViolationCode says which rule a key policy statement breaks.
+type KMSPolicyViolationCode string
+
+// The rules CheckKMSKeyPolicy checks.
+const (
+	// KMSPolicyCustodianDecrypt: a custodian may call kms:Decrypt (named,
+	// by a wildcard such as "kms:*" or "kms:De*", or by NotAction).
+	KMSPolicyCustodianDecrypt KMSPolicyViolationCode = "custodian-decrypt"
+	// KMSPolicyCustodianUsesKey: a custodian may call another action that
+	// returns plaintext or takes it in (Encrypt, GenerateDataKey, ...).
+	KMSPolicyCustodianUsesKey KMSPolicyViolationCode = "custodian-uses-key"
+	// KMSPolicyCustodianCrossKeyReEncrypt: a custodian may ReEncrypt to or
+	// from another key (no kms:ReEncryptOnSameKey condition) while
+	// AllowCrossKeyReEncrypt is off.
+	KMSPolicyCustodianCrossKeyReEncrypt KMSPolicyViolationCode = "custodian-cross-key-reencrypt"
+	// KMSPolicyCustodianGrant: a custodian may CreateGrant without a
+	// kms:GrantOperations condition that keeps plaintext operations out
+	// of the grant.
+	KMSPolicyCustodianGrant KMSPolicyViolationCode = "custodian-grant"
+	// KMSPolicyServiceAdministers: a service may call an administrative
+	// action (PutKeyPolicy, ScheduleKeyDeletion, DisableKey, CreateGrant
+	// other than for an AWS resource, ...).
+	KMSPolicyServiceAdministers KMSPolicyViolationCode = "service-administers"
+	// KMSPolicyServiceWithoutContext: a service may use the key without a
+	// condition requiring every RequiredContextKeys key (or, for branch
+	// key operations, the branch key store's context).
+	KMSPolicyServiceWithoutContext KMSPolicyViolationCode = "service-without-context"
+	// KMSPolicyAuditorBeyondRead: an auditor may do more than read.
+	KMSPolicyAuditorBeyondRead KMSPolicyViolationCode = "auditor-beyond-read"
+	// KMSPolicyAccountRoot: the account principal may use the key, or
+	// administer it while AccountRootAdministers is off (delegation to
+	// IAM).
+	KMSPolicyAccountRoot KMSPolicyViolationCode = "account-root"
+	// KMSPolicyWildcardPrincipal: an Allow names the principal "*" (or
+	// uses NotPrincipal); conditions on it are not credited.
+	KMSPolicyWildcardPrincipal KMSPolicyViolationCode = "wildcard-principal"
+	// KMSPolicyUnknownPrincipal: an Allow names a principal that is none
+	// of the configured ones (another account, an AWS service, a user
+	// the configuration does not list).
+	KMSPolicyUnknownPrincipal KMSPolicyViolationCode = "unknown-principal"
+)
+
+// KMSPolicyViolation is one principal's access, granted by one statement,
+// that breaks one rule. Its fields hold ARNs, action names and the
+// statement's Sid: never a condition's values (encryption context).
+type KMSPolicyViolation struct {
+	Code KMSPolicyViolationCode
+	// Statement is the statement's index in the policy (from 0); Sid its
+	// Sid, "" if it has none.
+	Statement int
+	Sid       string
+	// Principal is the principal as the statement names it ("*" for a
+	// wildcard or NotPrincipal).
+	Principal string
+	// Actions are the offending actions the statement allows the
+	// principal, sorted, after any unconditional Deny for it.
+	Actions []string
+	// Message says what is wrong and what to do, in one sentence.
+	Message string
+}
+
+// String returns the message with the statement it is about.
+func (v KMSPolicyViolation) String() string {
+	sid := v.Sid
+	if sid == "" {
+		sid = "without Sid"
+	}
+	return fmt.Sprintf("statement %d (%s): %s", v.Statement, sid, v.Message)
+}
+
+// KMSKeyPolicyReader is the part of the aws-sdk-go-v2 KMS client that
+// CheckKMSKey uses; *kms.Client satisfies it.
+type KMSKeyPolicyReader interface {
+	GetKeyPolicy(ctx context.Context, in *kms.GetKeyPolicyInput, optFns ...func(*kms.Options)) (*kms.GetKeyPolicyOutput, error)
+}
+
+// CheckKMSKey reads the policy of the KMS key keyID (GetKeyPolicy, the
+// "default" policy) and checks it with CheckKMSKeyPolicy. The caller needs
+// kms:GetKeyPolicy: a custodian or an auditor.
+func CheckKMSKey(ctx context.Context, client KMSKeyPolicyReader, keyID string, cfg KMSKeyPolicyConfig) ([]KMSPolicyViolation, error) {
+	out, err := client.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: &keyID, PolicyName: aws.String("default")})
+	if err != nil {
+		return nil, wrapStep(err, "reading the key policy of %s", keyID)
+	}
+	return CheckKMSKeyPolicy([]byte(aws.ToString(out.Policy)), cfg)
+}
+
+// CheckKMSKeyPolicy reports every way the key policy doc breaks the
+// separation of duty cfg describes: custodians reaching plaintext (or able
+// to grant it, or move keys to another KMS key), services administering
+// the key or using it without the encryption context condition, auditors
+// beyond reading, the account principal, wildcards and principals cfg does
+// not name. None means the policy keeps the roles apart; the generated
+// policy has none.
+//
+// It reads only the key policy: IAM policies and grants take effect only
+// where the key policy lets them (the account principal, CreateGrant), and
+// those are reported. Allow statements are read as granting what their
+// Action (or the complement of their NotAction) matches among KMS's
+// actions; a Deny removes access only when it has no condition. Errors are
+// for a configuration that GenerateKMSKeyPolicy would refuse and for a
+// document that is not a key policy.
+func CheckKMSKeyPolicy(doc []byte, cfg KMSKeyPolicyConfig) ([]KMSPolicyViolation, error) {
+	cfg, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	sts, err := parseKeyPolicy(doc)
+	if err != nil {
+		return nil, err
+	}
+	c := checker{cfg: cfg, statements: sts}
+	for i := range sts {
+		if sts[i].allow {
+			c.checkStatement(i)
+		}
+	}
+	return c.found, nil
+}
+
+// keyPolicyStatement is a statement as the checker reads it.
+type keyPolicyStatement struct {
+	sid          string
+	allow        bool
+	notPrincipal bool
+	principals   []string // "*" for the wildcard; other types as "Service:name"
+	actions      []string // lower-cased patterns
+	notAction    bool
+	conditions   []keyPolicyCondition
+}
+
+type keyPolicyCondition struct {
+	operator string // lower-cased, without set or IfExists
+	set      string // "", "forallvalues", "foranyvalue"
+	ifExists bool
+	key      string // lower-cased
+	values   []string
+}
+
+type rawKeyPolicyStatement struct {
+	Sid          string                                `json:"Sid"`
+	Effect       string                                `json:"Effect"`
+	Principal    json.RawMessage                       `json:"Principal"`
+	NotPrincipal json.RawMessage                       `json:"NotPrincipal"`
+	Action       json.RawMessage                       `json:"Action"`
+	NotAction    json.RawMessage                       `json:"NotAction"`
+	Condition    map[string]map[string]json.RawMessage `json:"Condition"`
+}
+
+// errKeyPolicy is the checker's one refusal of a document; its message
+// says what is malformed, never what the document holds.
+func errKeyPolicy(what string) error { return errors.New("custody: the key policy " + what) }
+
+func parseKeyPolicy(doc []byte) ([]keyPolicyStatement, error) {
+	if len(doc) == 0 || len(doc) > maxKMSPolicyBytes {
+		return nil, errKeyPolicy("must be 1 to 32768 bytes")
+	}
+	var raw struct {
+		Statement json.RawMessage `json:"Statement"`
+	}
+	if err := json.Unmarshal(doc, &raw); err != nil {
+		return nil, errKeyPolicy("is not a JSON object")
+	}
+	var rs []rawKeyPolicyStatement
+	if trimmed := bytes.TrimSpace(raw.Statement); bytes.HasPrefix(trimmed, []byte("{")) {
+		rs = make([]rawKeyPolicyStatement, 1)
+		if json.Unmarshal(trimmed, &rs[0]) != nil {
+			return nil, errKeyPolicy("has a malformed Statement")
+		}
+	} else if json.Unmarshal(trimmed, &rs) != nil || len(rs) == 0 {
+		return nil, errKeyPolicy("needs a list of statements")
+	}
+	out := make([]keyPolicyStatement, len(rs))
+	for i, r := range rs {
+		st, err := parseKeyPolicyStatement(r)
+		if err != nil {
+			return nil, fmt.Errorf("custody: statement %d of the key policy %s", i, err)
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+func parseKeyPolicyStatement(r rawKeyPolicyStatement) (keyPolicyStatement, error) {
+	st := keyPolicyStatement{sid: r.Sid}
+	if len(st.sid) > 128 {
+		st.sid = st.sid[:128]
+	}
+	switch r.Effect {
+	case "Allow":
+		st.allow = true
+	case "Deny":
+	default:
+		return st, errors.New("needs Effect Allow or Deny")
+	}
+	var err error
+	switch {
+	case len(r.Principal) > 0 && len(r.NotPrincipal) == 0:
+		st.principals, err = parsePrincipals(r.Principal)
+	case len(r.NotPrincipal) > 0 && len(r.Principal) == 0:
+		st.notPrincipal = true
+		st.principals, err = parsePrincipals(r.NotPrincipal)
+	default:
+		err = errors.New("needs exactly one of Principal and NotPrincipal")
+	}
+	if err != nil {
+		return st, err
+	}
+	switch {
+	case len(r.Action) > 0 && len(r.NotAction) == 0:
+		st.actions, err = parseStrings(r.Action)
+	case len(r.NotAction) > 0 && len(r.Action) == 0:
+		st.notAction = true
+		st.actions, err = parseStrings(r.NotAction)
+	default:
+		err = errors.New("needs exactly one of Action and NotAction")
+	}
+	if err != nil {
+		return st, errors.New("has a malformed Action")
+	}
+	for i := range st.actions {
+		st.actions[i] = strings.ToLower(st.actions[i])
+	}
+	for op, byKey := range r.Condition {
+		for key, raw := range byKey {
+			c, err := parseKeyPolicyCondition(op, key, raw)
+			if err != nil {
+				return st, err
+			}
+			st.conditions = append(st.conditions, c)
+		}
+	}
+	return st, nil
+}
+
+// parsePrincipals reads "*" or {"AWS": ..., "Service": ...}. AWS
+// principals are kept as written; others are prefixed with their type, so
+// they never equal a configured ARN.
+func parsePrincipals(raw json.RawMessage) ([]string, error) {
+	var star string
+	if json.Unmarshal(raw, &star) == nil {
+		if star != "*" {
+			return nil, errors.New(`has a string Principal other than "*"`)
+		}
+		return []string{"*"}, nil
+	}
+	var byType map[string]json.RawMessage
+	if json.Unmarshal(raw, &byType) != nil || len(byType) == 0 {
+		return nil, errors.New("has a malformed Principal")
+	}
+	var out []string
+	for typ, v := range byType {
+		names, err := parseStrings(v)
+		if err != nil {
+			return nil, errors.New("has a malformed Principal")
+		}
+		for _, n := range names {
+			if typ != "AWS" && n != "*" {
+				n = typ + ":" + n
+			}
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// parseStrings reads IAM's "a string or a list of strings".
+func parseStrings(raw json.RawMessage) ([]string, error) {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}, nil
+	}
+	var many []string
+	if json.Unmarshal(raw, &many) != nil || len(many) == 0 {
+		return nil, errors.New("expected a string or a list of strings")
+	}
+	return many, nil
+}
+
+func parseKeyPolicyCondition(op, key string, raw json.RawMessage) (keyPolicyCondition, error) {
+	c := keyPolicyCondition{key: strings.ToLower(key)}
+	o := strings.ToLower(op)
+	if set, rest, ok := strings.Cut(o, ":"); ok {
+		c.set, o = set, rest
+	}
+	c.operator, c.ifExists = strings.CutSuffix(o, "ifexists")
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		c.values = []string{fmt.Sprint(b)}
+		return c, nil
+	}
+	var bs []bool
+	if json.Unmarshal(raw, &bs) == nil && len(bs) > 0 {
+		for _, v := range bs {
+			c.values = append(c.values, fmt.Sprint(v))
+		}
+		return c, nil
+	}
+	values, err := parseStrings(raw)
+	if err != nil {
+		return c, errors.New("has a malformed Condition")
+	}
+	c.values = values
+	return c, nil
+}
+
+// checker holds the state of one CheckKMSKeyPolicy call.
+type checker struct {
+	cfg        KMSKeyPolicyConfig
+	statements []keyPolicyStatement
+	found      []KMSPolicyViolation
+}
+
+// principal roles, as the configuration names them.
+type role int
+
+const (
+	roleUnknown role = iota + 1
+	roleWildcard
+	roleRoot
+	roleCustodian
+	roleService
+	roleAuditor
+)
+
+func (c *checker) roleOf(p string) role {
+	switch {
+	case p == "*":
+		return roleWildcard
+	case p == c.cfg.rootARN() || p == c.cfg.Account:
+		return roleRoot
+	case slices.Contains(c.cfg.Custodians, p):
+		return roleCustodian
+	case slices.Contains(c.cfg.Services, p):
+		return roleService
+	case slices.Contains(c.cfg.Auditors, p):
+		return roleAuditor
+	}
+	return roleUnknown
+}
+
+// checkStatement reports what Allow statement i grants each principal it
+// names against that principal's role.
+func (c *checker) checkStatement(i int) {
+	st := &c.statements[i]
+	principals := st.principals
+	if st.notPrincipal {
+		// Everyone but the named principals: a wildcard.
+		principals = []string{"*"}
+	}
+	for _, p := range principals {
+		actions := c.effectiveActions(st, p)
+		if len(actions) == 0 {
+			continue
+		}
+		switch c.roleOf(p) {
+		case roleWildcard:
+			c.report(i, p, KMSPolicyWildcardPrincipal, actions, "allows every principal (\"*\" or NotPrincipal); name the custodians, services and auditors instead")
+		case roleUnknown:
+			c.report(i, p, KMSPolicyUnknownPrincipal, actions, "allows a principal that is not a configured custodian, service or auditor; remove it or add it to the configuration")
+		case roleRoot:
+			c.checkRoot(i, p, actions)
+		case roleCustodian:
+			c.checkCustodian(i, st, p, actions)
+		case roleService:
+			c.checkService(i, st, p, actions)
+		case roleAuditor:
+			if beyond := without(actions, kmsReadActions); len(beyond) > 0 {
+				c.report(i, p, KMSPolicyAuditorBeyondRead, beyond, "allows an auditor more than reading the key's metadata")
+			}
+		}
+	}
+}
+
+func (c *checker) checkRoot(i int, p string, actions []string) {
+	if crypto := within(actions, kmsCryptoActions); len(crypto) > 0 {
+		c.report(i, p, KMSPolicyAccountRoot, crypto, "lets the account principal, and so any IAM policy of the account, use the key")
+	}
+	if admin := without(actions, kmsCryptoActions); len(admin) > 0 && !c.cfg.AccountRootAdministers {
+		c.report(i, p, KMSPolicyAccountRoot, admin, "delegates administration to IAM through the account principal, so an IAM administrator could write itself Decrypt; remove it or set AccountRootAdministers")
+	}
+}
+
+func (c *checker) checkCustodian(i int, st *keyPolicyStatement, p string, actions []string) {
+	if slices.Contains(actions, "kms:Decrypt") {
+		c.report(i, p, KMSPolicyCustodianDecrypt, []string{"kms:Decrypt"}, "lets a custodian decrypt; custodians must never reach plaintext")
+	}
+	uses := without(within(actions, kmsCryptoActions), append([]string{"kms:Decrypt"}, custodianCryptoActions...))
+	if len(uses) > 0 {
+		c.report(i, p, KMSPolicyCustodianUsesKey, uses, "lets a custodian use the key with plaintext in or out; custodians may only GenerateDataKeyWithoutPlaintext and ReEncrypt")
+	}
+	if re := within(actions, []string{"kms:ReEncryptFrom", "kms:ReEncryptTo"}); len(re) > 0 && !c.cfg.AllowCrossKeyReEncrypt && !st.requiresSameKey() {
+		c.report(i, p, KMSPolicyCustodianCrossKeyReEncrypt, re, "lets a custodian re-encrypt to or from another KMS key; add the condition Bool kms:ReEncryptOnSameKey true")
+	}
+	if slices.Contains(actions, "kms:CreateGrant") && !st.limitsGrantOperations() {
+		c.report(i, p, KMSPolicyCustodianGrant, []string{"kms:CreateGrant"}, "lets a custodian create grants, which could give anyone Decrypt; remove CreateGrant or limit kms:GrantOperations")
+	}
+}
+
+func (c *checker) checkService(i int, st *keyPolicyStatement, p string, actions []string) {
+	admin := within(actions, kmsAdminActions)
+	if slices.Contains(admin, "kms:CreateGrant") && st.grantIsForAWSResource() {
+		admin = without(admin, []string{"kms:CreateGrant"})
+	}
+	if len(admin) > 0 {
+		c.report(i, p, KMSPolicyServiceAdministers, admin, "lets a service administer the key; services may only use it")
+	}
+	crypto := within(actions, kmsCryptoActions)
+	if len(crypto) == 0 {
+		return
+	}
+	if c.cfg.BranchKeyStore && st.requiresBranchContext(c.cfg.LogicalStoreName) {
+		crypto = without(crypto, branchKeyActions)
+	}
+	if len(crypto) > 0 && (len(c.cfg.RequiredContextKeys) == 0 || !st.requiresContextKeys(c.cfg.RequiredContextKeys)) {
+		c.report(i, p, KMSPolicyServiceWithoutContext, crypto, "lets a service use the key without a condition requiring the configured encryption context keys")
+	}
+}
+
+func (c *checker) report(i int, p string, code KMSPolicyViolationCode, actions []string, message string) {
+	c.found = append(c.found, KMSPolicyViolation{
+		Code: code, Statement: i, Sid: c.statements[i].sid, Principal: p, Actions: actions,
+		Message: message + " (" + strings.Join(actions, ", ") + ")",
+	})
+}
+
+// effectiveActions are the KMS actions statement st allows principal p,
+// less those an unconditional Deny takes from p (or from everyone).
+func (c *checker) effectiveActions(st *keyPolicyStatement, p string) []string {
+	var out []string
+	for _, a := range allKMSActions() {
+		if !st.matchesAction(a) {
+			continue
+		}
+		if c.deniedUnconditionally(p, a) {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func (c *checker) deniedUnconditionally(p, action string) bool {
+	for i := range c.statements {
+		d := &c.statements[i]
+		if d.allow || d.notPrincipal || len(d.conditions) > 0 || !d.matchesAction(action) {
+			continue
+		}
+		if slices.Contains(d.principals, "*") || slices.Contains(d.principals, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func allKMSActions() []string {
+	all := slices.Concat(kmsAdminActions, kmsReadActions, kmsCryptoActions)
+	slices.Sort(all)
+	return all
+}
+
+func (st *keyPolicyStatement) matchesAction(action string) bool {
+	lower := strings.ToLower(action)
+	matched := false
+	for _, pat := range st.actions {
+		if policyGlob(pat, lower) {
+			matched = true
+			break
+		}
+	}
+	return matched != st.notAction
+}
+
+// policyGlob matches IAM's wildcards (* any run, ? one character) in
+// O(len(pattern)·len(s)).
+func policyGlob(pattern, s string) bool {
+	px, sx, starP, starS := 0, 0, -1, 0
+	for sx < len(s) {
+		switch {
+		case px < len(pattern) && pattern[px] == '*':
+			starP, starS = px, sx
+			px++
+		case px < len(pattern) && (pattern[px] == '?' || pattern[px] == s[sx]):
+			px++
+			sx++
+		case starP >= 0:
+			px = starP + 1
+			starS++
+			sx = starS
+		default:
+			return false
+		}
+	}
+	for px < len(pattern) && pattern[px] == '*' {
+		px++
+	}
+	return px == len(pattern)
+}
+
+// requiresContextKeys reports whether every one of keys must be present in
+// the encryption context for st to apply: a positive string condition on
+// kms:EncryptionContext:KEY, Null false on it, or ForAnyValue on
+// kms:EncryptionContextKeys with that one key as its only value.
+func (st *keyPolicyStatement) requiresContextKeys(keys []string) bool {
+	for _, k := range keys {
+		if !st.requiresContextKey(k) {
+			return false
+		}
+	}
+	return true
+}
+
+func (st *keyPolicyStatement) requiresContextKey(k string) bool {
+	for _, c := range st.conditions {
+		if c.ifExists || c.set == "forallvalues" {
+			continue
+		}
+		switch {
+		case c.key == "kms:encryptioncontext:"+strings.ToLower(k):
+			if c.operator == "null" {
+				if len(c.values) == 1 && c.values[0] == "false" {
+					return true
+				}
+				continue
+			}
+			if positiveStringOperator(c.operator) {
+				return true
+			}
+		case c.key == "kms:encryptioncontextkeys" && c.set == "foranyvalue" && len(c.values) == 1:
+			switch c.operator {
+			case "stringequals":
+				if c.values[0] == k {
+					return true
+				}
+			case "stringequalsignorecase":
+				if strings.EqualFold(c.values[0], k) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func positiveStringOperator(op string) bool {
+	return op == "stringequals" || op == "stringequalsignorecase" || op == "stringlike"
+}
+
+// requiresBranchContext reports whether st applies only under the branch
+// key store's context: StringEquals kms:EncryptionContext:tablename with
+// the store's name as its only value.
+func (st *keyPolicyStatement) requiresBranchContext(store string) bool {
+	for _, c := range st.conditions {
+		if c.key == strings.ToLower(branchContextStore) && c.operator == "stringequals" && c.set == "" &&
+			!c.ifExists && len(c.values) == 1 && c.values[0] == store {
+			return true
+		}
+	}
+	return false
+}
+
+// requiresSameKey reports whether st applies to ReEncrypt only back under
+// the same key: Bool kms:ReEncryptOnSameKey true.
+func (st *keyPolicyStatement) requiresSameKey() bool {
+	return st.hasBoolTrue("kms:reencryptonsamekey")
+}
+
+// grantIsForAWSResource reports the condition AWS's own key policies put
+// on CreateGrant for services integrated with KMS.
+func (st *keyPolicyStatement) grantIsForAWSResource() bool {
+	return st.hasBoolTrue("kms:grantisforawsresource")
+}
+
+func (st *keyPolicyStatement) hasBoolTrue(key string) bool {
+	for _, c := range st.conditions {
+		if c.key == key && c.operator == "bool" && c.set == "" && !c.ifExists && len(c.values) == 1 && c.values[0] == "true" {
+			return true
+		}
+	}
+	return false
+}
+
+// limitsGrantOperations reports whether st lets CreateGrant make only
+// grants whose operations a custodian may hold: ForAllValues:StringEquals
+// kms:GrantOperations over operations outside custodianDeniedActions.
+func (st *keyPolicyStatement) limitsGrantOperations() bool {
+	for _, c := range st.conditions {
+		if c.key != "kms:grantoperations" || c.set != "forallvalues" || c.operator != "stringequals" || c.ifExists {
+			continue
+		}
+		ok := true
+		for _, op := range c.values {
+			if !slices.Contains(custodianCryptoActions, "kms:"+op) && !slices.Contains(kmsReadActions, "kms:"+op) &&
+				op != "RetireGrant" {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// within returns the actions of list that are in set; without, those that
+// are not. Both keep list's order.
+func within(list, set []string) []string {
+	var out []string
+	for _, a := range list {
+		if slices.Contains(set, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func without(list, set []string) []string {
+	var out []string
+	for _, a := range list {
+		if !slices.Contains(set, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
