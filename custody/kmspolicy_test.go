@@ -350,7 +350,7 @@ func TestCheckKMSKeyPolicyFindsViolations(t *testing.T) {
 			`{"ForAllValues:StringEquals":{"kms:GrantOperations":["Decrypt","DescribeKey"]}}`)), []custody.KMSPolicyViolationCode{custody.KMSPolicyCustodianGrant}},
 		{"principal *", policyOf(allow(`"*"`, `"kms:Decrypt"`, tenantCond)), []custody.KMSPolicyViolationCode{custody.KMSPolicyWildcardPrincipal}},
 		{"AWS principal *", policyOf(allow(`{"AWS":"*"}`, `"kms:DescribeKey"`, "")), []custody.KMSPolicyViolationCode{custody.KMSPolicyWildcardPrincipal}},
-		{"NotPrincipal", policyOf(`{"Effect":"Allow","NotPrincipal":`+pCustodian+`,"Action":"kms:Encrypt","Resource":"*"}`),
+		{"NotPrincipal", policyOf(`{"Effect":"Allow","NotPrincipal":` + pCustodian + `,"Action":"kms:Encrypt","Resource":"*"}`),
 			[]custody.KMSPolicyViolationCode{custody.KMSPolicyWildcardPrincipal}},
 		{"service with PutKeyPolicy", policyOf(allow(pService, `["kms:PutKeyPolicy"]`, "")), []custody.KMSPolicyViolationCode{custody.KMSPolicyServiceAdministers}},
 		{"service with CreateGrant", policyOf(allow(pService, `"kms:CreateGrant"`, "")), []custody.KMSPolicyViolationCode{custody.KMSPolicyServiceAdministers}},
@@ -544,4 +544,105 @@ func TestGenerateKMSKeyPolicyRefusesBadConfigurations(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "arn:aws:iam::111122223333:role/z", cfg.Custodians[0])
 	})
+}
+
+// A key policy for one KMS key: two custodians administer it, one service
+// uses it when the encryption context names a tenant, an auditor reads it.
+func ExampleGenerateKMSKeyPolicy() {
+	doc, err := custody.GenerateKMSKeyPolicy(custody.KMSKeyPolicyConfig{
+		Account:             "111122223333",
+		Custodians:          []string{"arn:aws:iam::111122223333:role/key-custodian-1", "arn:aws:iam::111122223333:role/key-custodian-2"},
+		Services:            []string{"arn:aws:iam::111122223333:role/patients-api"},
+		Auditors:            []string{"arn:aws:iam::111122223333:role/security-audit"},
+		RequiredContextKeys: []string{"tenant"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var policy struct {
+		Statement []struct{ Sid, Effect string }
+	}
+	if err := json.Unmarshal(doc, &policy); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, st := range policy.Statement {
+		fmt.Println(st.Effect, st.Sid)
+	}
+	// Output:
+	// Allow CustodiansAdministerKey
+	// Allow ServicesUseKeyUnderContext
+	// Allow AuditorsReadKey
+	// Deny DenyCustodiansPlaintext
+	// Deny DenyCustodiansCrossKeyReEncrypt
+	// Deny DenyServicesAdministration
+}
+
+// KMS's default key policy gives the account principal every action: by
+// IAM, anyone in the account may decrypt.
+func ExampleCheckKMSKeyPolicy() {
+	defaultPolicy := `{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow",
+		"Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}`
+	found, err := custody.CheckKMSKeyPolicy([]byte(defaultPolicy), custody.KMSKeyPolicyConfig{
+		Account:             "111122223333",
+		Custodians:          []string{"arn:aws:iam::111122223333:role/key-custodian"},
+		Services:            []string{"arn:aws:iam::111122223333:role/patients-api"},
+		RequiredContextKeys: []string{"tenant"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, v := range found {
+		fmt.Println(v.Code, v.Sid, v.Principal, slices.Contains(v.Actions, "kms:Decrypt"))
+	}
+	// Output:
+	// account-root Enable IAM User Permissions arn:aws:iam::111122223333:root true
+	// account-root Enable IAM User Permissions arn:aws:iam::111122223333:root false
+}
+
+// A custodian puts the generated policy on a key and checks what the key
+// has; afterwards its own Decrypt is refused by KMS.
+func ExampleCheckKMSKey() {
+	ctx := context.Background()
+	l, err := kmsmock.Start(kmsmock.Config{}, "") // an in-process KMS on 127.0.0.1
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer l.Close()
+	custodian := l.Client("key-custodian") // signs as arn:aws:iam::ACCOUNT:user/key-custodian
+	cfg := custody.KMSKeyPolicyConfig{
+		Account:             l.Account(),
+		Custodians:          []string{"arn:aws:iam::" + l.Account() + ":user/key-custodian"},
+		Services:            []string{"arn:aws:iam::" + l.Account() + ":user/patients-api"},
+		RequiredContextKeys: []string{"tenant"},
+	}
+	doc, err := custody.GenerateKMSKeyPolicy(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	key, err := custodian.CreateKey(ctx, &kms.CreateKeyInput{Policy: aws.String(string(doc))})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	found, err := custody.CheckKMSKey(ctx, custodian, aws.ToString(key.KeyMetadata.Arn), cfg)
+	fmt.Println(len(found), err)
+
+	blob, err := l.Client("patients-api").Encrypt(ctx, &kms.EncryptInput{KeyId: key.KeyMetadata.KeyId,
+		Plaintext: []byte("data key"), EncryptionContext: map[string]string{"tenant": "general-hospital"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = custodian.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: blob.CiphertextBlob,
+		EncryptionContext: map[string]string{"tenant": "general-hospital"}})
+	var api smithy.APIError
+	fmt.Println(errors.As(err, &api) && api.ErrorCode() == "AccessDeniedException")
+	// Output:
+	// 0 <nil>
+	// true
 }
