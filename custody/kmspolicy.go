@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -270,7 +271,12 @@ func GenerateKMSKeyPolicy(cfg KMSKeyPolicyConfig) ([]byte, error) {
 	return doc, nil
 }
 
-func (cfg *KMSKeyPolicyConfig) rootARN() string { return "arn:aws:iam::" + cfg.Account + ":root" }
+// rootARN is the account principal, in the partition of the custodians'
+// ARNs (normalized checks that every principal shares it).
+func (cfg *KMSKeyPolicyConfig) rootARN() string {
+	a, _ := arn.Parse(cfg.Custodians[0])
+	return "arn:" + a.Partition + ":iam::" + cfg.Account + ":root"
+}
 
 // branchCondition is the branch key encryption context every branch key
 // statement requires. A fresh map each call: callers add to it.
@@ -306,6 +312,12 @@ func (cfg KMSKeyPolicyConfig) normalized() (KMSKeyPolicyConfig, error) {
 	}
 	if len(cfg.Custodians) == 0 {
 		return cfg, errors.New("custody: KMSKeyPolicyConfig.Custodians is empty; someone must administer the key")
+	}
+	partition, _ := arn.Parse(cfg.Custodians[0])
+	for _, p := range slices.Concat(cfg.Custodians, cfg.Services, cfg.Auditors) {
+		if a, _ := arn.Parse(p); a.Partition != partition.Partition {
+			return cfg, fmt.Errorf("custody: %s is in another AWS partition than the custodians; a key policy names principals of one partition", p)
+		}
 	}
 	for _, p := range cfg.Custodians {
 		if _, both := slices.BinarySearch(cfg.Services, p); both {
@@ -525,6 +537,9 @@ func parseKeyPolicy(doc []byte) ([]keyPolicyStatement, error) {
 	if len(doc) == 0 || len(doc) > maxKMSPolicyBytes {
 		return nil, errKeyPolicy("must be 1 to 32768 bytes")
 	}
+	if err := checkJSONKeys(doc); err != nil {
+		return nil, err
+	}
 	var raw struct {
 		Statement json.RawMessage `json:"Statement"`
 	}
@@ -549,6 +564,69 @@ func parseKeyPolicy(doc []byte) ([]keyPolicyStatement, error) {
 		out[i] = st
 	}
 	return out, nil
+}
+
+// maxPolicyDepth bounds the nesting checkJSONKeys follows; a key policy
+// nests five deep (document, statements, statement, condition, values).
+const maxPolicyDepth = 16
+
+// checkJSONKeys refuses a document in which one object has two members
+// whose names differ at most in case. JSON parsers disagree on which of
+// two "Action" members wins, and encoding/json also matches "action" to
+// Action: a document KMS reads one way must not be checked another way.
+func checkJSONKeys(doc []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		expect bool // in an object, the next string token is a member name
+	}
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return errKeyPolicy("is not valid JSON")
+		}
+		top := len(stack) - 1
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				if len(stack) == maxPolicyDepth {
+					return errKeyPolicy("nests too deeply")
+				}
+				if top >= 0 && stack[top].object {
+					stack[top].expect = true
+				}
+				stack = append(stack, frame{object: t == '{', keys: map[string]bool{}, expect: t == '{'})
+			default:
+				stack = stack[:top]
+				if top > 0 && stack[top-1].object {
+					stack[top-1].expect = true
+				}
+			}
+		case string:
+			if top >= 0 && stack[top].object && stack[top].expect {
+				name := strings.ToLower(t)
+				if stack[top].keys[name] {
+					return errKeyPolicy("has an object with two members of one name (compared without case)")
+				}
+				stack[top].keys[name] = true
+				stack[top].expect = false
+				continue
+			}
+			if top >= 0 && stack[top].object {
+				stack[top].expect = true
+			}
+		default:
+			if top >= 0 && stack[top].object {
+				stack[top].expect = true
+			}
+		}
+	}
 }
 
 func parseKeyPolicyStatement(r rawKeyPolicyStatement) (keyPolicyStatement, error) {

@@ -424,16 +424,20 @@ func TestCheckKMSKeyPolicyNamesTheStatement(t *testing.T) {
 
 func TestCheckKMSKeyPolicyRefusesMalformedDocuments(t *testing.T) {
 	for name, doc := range map[string][]byte{
-		"empty":           nil,
-		"not JSON":        []byte(`{"Statement": [`),
-		"no statements":   []byte(`{"Version":"2012-10-17","Statement":[]}`),
-		"no effect":       policyOf(`{"Principal":"*","Action":"kms:*","Resource":"*"}`),
-		"no principal":    policyOf(`{"Effect":"Allow","Action":"kms:*","Resource":"*"}`),
-		"both actions":    policyOf(`{"Effect":"Allow","Principal":"*","Action":"kms:*","NotAction":"kms:Decrypt","Resource":"*"}`),
-		"numeric action":  policyOf(`{"Effect":"Allow","Principal":"*","Action":7,"Resource":"*"}`),
-		"odd principal":   policyOf(`{"Effect":"Allow","Principal":"someone","Action":"kms:*","Resource":"*"}`),
-		"odd condition":   policyOf(allow(pService, `"kms:Decrypt"`, `{"StringEquals":{"kms:EncryptionContext:tenant":{"x":1}}}`)),
-		"larger than 32K": policyOf(allow(pService, `"kms:Decrypt"`, `{"StringEquals":{"kms:EncryptionContext:tenant":"`+strings.Repeat("a", 33000)+`"}}`)),
+		"empty":             nil,
+		"not JSON":          []byte(`{"Statement": [`),
+		"no statements":     []byte(`{"Version":"2012-10-17","Statement":[]}`),
+		"no effect":         policyOf(`{"Principal":"*","Action":"kms:*","Resource":"*"}`),
+		"no principal":      policyOf(`{"Effect":"Allow","Action":"kms:*","Resource":"*"}`),
+		"both actions":      policyOf(`{"Effect":"Allow","Principal":"*","Action":"kms:*","NotAction":"kms:Decrypt","Resource":"*"}`),
+		"numeric action":    policyOf(`{"Effect":"Allow","Principal":"*","Action":7,"Resource":"*"}`),
+		"odd principal":     policyOf(`{"Effect":"Allow","Principal":"someone","Action":"kms:*","Resource":"*"}`),
+		"odd condition":     policyOf(allow(pService, `"kms:Decrypt"`, `{"StringEquals":{"kms:EncryptionContext:tenant":{"x":1}}}`)),
+		"two Actions":       policyOf(`{"Effect":"Allow","Principal":` + pService + `,"Action":"kms:Decrypt","Action":"kms:DescribeKey","Resource":"*"}`),
+		"Action and action": policyOf(`{"Effect":"Allow","Principal":` + pService + `,"action":"kms:Decrypt","Action":"kms:DescribeKey","Resource":"*"}`),
+		"two Statements":    []byte(`{"Statement":[` + allow(pService, `"kms:PutKeyPolicy"`, "") + `],"Statement":[]}`),
+		"nested deeply":     policyOf(allow(pService, `"kms:Decrypt"`, `{"StringEquals":{"k":`+strings.Repeat("[", 20)+strings.Repeat("]", 20)+`}}`)),
+		"larger than 32K":   policyOf(allow(pService, `"kms:Decrypt"`, `{"StringEquals":{"kms:EncryptionContext:tenant":"`+strings.Repeat("a", 33000)+`"}}`)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := custody.CheckKMSKeyPolicy(doc, checkCfg)
@@ -537,6 +541,21 @@ func TestGenerateKMSKeyPolicyRefusesBadConfigurations(t *testing.T) {
 			require.ErrorContains(t, err, c.want, "the checker refuses the same configuration")
 		})
 	}
+	t.Run("one partition", func(t *testing.T) {
+		cfg := checkCfg
+		cfg.Services = []string{"arn:aws-us-gov:iam::111122223333:role/svc"}
+		_, err := custody.GenerateKMSKeyPolicy(cfg)
+		require.ErrorContains(t, err, "arn:aws-us-gov:iam::111122223333:role/svc is in another AWS partition")
+	})
+	t.Run("the account principal is in the custodians' partition", func(t *testing.T) {
+		cfg := custody.KMSKeyPolicyConfig{Account: acct, Custodians: []string{"arn:aws-us-gov:iam::111122223333:role/custodian"}, AccountRootAdministers: true}
+		doc, err := custody.GenerateKMSKeyPolicy(cfg)
+		require.NoError(t, err)
+		require.Contains(t, string(doc), `"arn:aws-us-gov:iam::111122223333:root"`)
+		found, err := custody.CheckKMSKeyPolicy(doc, cfg)
+		require.NoError(t, err)
+		require.Empty(t, found)
+	})
 	t.Run("the input is not changed", func(t *testing.T) {
 		cfg := checkCfg
 		cfg.Custodians = []string{"arn:aws:iam::111122223333:role/z", "arn:aws:iam::111122223333:role/a"}
