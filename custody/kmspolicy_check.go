@@ -134,6 +134,7 @@ func CheckKMSKeyPolicy(doc []byte, cfg KMSKeyPolicyConfig) ([]KMSPolicyViolation
 		return nil, err
 	}
 	c := checker{cfg: cfg, statements: sts}
+	c.prepare()
 	for i := range sts {
 		if sts[i].allow {
 			c.checkStatement(i)
@@ -399,6 +400,8 @@ func parseKeyPolicyCondition(op, key string, raw json.RawMessage) (keyPolicyCond
 type checker struct {
 	cfg        KMSKeyPolicyConfig
 	statements []keyPolicyStatement
+	matches    []actionSet          // per statement
+	denied     map[string]actionSet // by principal, from unconditional Deny statements
 	found      []KMSPolicyViolation
 }
 
@@ -440,7 +443,7 @@ func (c *checker) checkStatement(i int) {
 		principals = []string{"*"}
 	}
 	for _, p := range principals {
-		actions := c.effectiveActions(st, p)
+		actions := c.effectiveActions(i, p)
 		if len(actions) == 0 {
 			continue
 		}
@@ -515,39 +518,53 @@ func (c *checker) report(i int, p string, code KMSPolicyViolationCode, actions [
 	})
 }
 
-// effectiveActions are the KMS actions statement st allows principal p,
-// less those an unconditional Deny takes from p (or from everyone).
-func (c *checker) effectiveActions(st *keyPolicyStatement, p string) []string {
-	var out []string
-	for _, a := range allKMSActions() {
-		if !st.matchesAction(a) {
-			continue
-		}
-		if c.deniedUnconditionally(p, a) {
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
-}
+// knownKMSActions are the KMS actions a key policy can grant, sorted; an
+// actionSet is a subset of them, bit i for knownKMSActions[i].
+var knownKMSActions = sortedKMSActions()
 
-func (c *checker) deniedUnconditionally(p, action string) bool {
-	for i := range c.statements {
-		d := &c.statements[i]
-		if d.allow || d.notPrincipal || len(d.conditions) > 0 || !d.matchesAction(action) {
-			continue
-		}
-		if slices.Contains(d.principals, "*") || slices.Contains(d.principals, p) {
-			return true
-		}
-	}
-	return false
-}
+type actionSet uint64
 
-func allKMSActions() []string {
+func sortedKMSActions() []string {
 	all := slices.Concat(kmsAdminActions, kmsReadActions, kmsCryptoActions)
 	slices.Sort(all)
+	if len(all) > 64 {
+		panic("custody: more KMS actions than an actionSet holds")
+	}
 	return all
+}
+
+// prepare computes, once per document, what each statement's actions
+// match and what unconditional Deny statements take from each principal,
+// so the check is linear in the document's size.
+func (c *checker) prepare() {
+	c.matches = make([]actionSet, len(c.statements))
+	c.denied = map[string]actionSet{}
+	for i := range c.statements {
+		st := &c.statements[i]
+		for b, a := range knownKMSActions {
+			if st.matchesAction(a) {
+				c.matches[i] |= 1 << b
+			}
+		}
+		if !st.allow && !st.notPrincipal && len(st.conditions) == 0 {
+			for _, p := range st.principals {
+				c.denied[p] |= c.matches[i]
+			}
+		}
+	}
+}
+
+// effectiveActions are the KMS actions statement i allows principal p,
+// less those an unconditional Deny takes from p (or from everyone).
+func (c *checker) effectiveActions(i int, p string) []string {
+	set := c.matches[i] &^ (c.denied[p] | c.denied["*"])
+	var out []string
+	for b, a := range knownKMSActions {
+		if set&(1<<b) != 0 {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (st *keyPolicyStatement) matchesAction(action string) bool {

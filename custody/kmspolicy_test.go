@@ -665,3 +665,51 @@ func ExampleCheckKMSKey() {
 	// 0 <nil>
 	// true
 }
+
+// The checker reads documents from KMS, which anyone with PutKeyPolicy
+// wrote: any bytes give violations or an error, never a panic, and a
+// violation names only what it should.
+func FuzzCheckKMSKeyPolicy(f *testing.F) {
+	generated, err := custody.GenerateKMSKeyPolicy(checkCfg)
+	require.NoError(f, err)
+	f.Add(generated)
+	f.Add(policyOf(allow(pCustodian, `"kms:*"`, tenantCond), `{"Effect":"Deny","NotPrincipal":"*","NotAction":["kms:D?c*"],"Resource":"*"}`))
+	f.Add(policyOf(allow(`{"AWS":["*","111122223333"],"Service":"x"}`, `["*"]`, `{"ForAnyValue:StringEquals":{"kms:EncryptionContextKeys":["tenant"]},"Null":{"kms:EncryptionContext:tenant":false}}`)))
+	f.Add([]byte(`{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}}`))
+	f.Add([]byte(`[[[{"a":{"A":1}}]]]`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		found, err := custody.CheckKMSKeyPolicy(doc, checkCfg)
+		if err != nil {
+			require.Empty(t, found)
+			require.True(t, strings.HasPrefix(err.Error(), "custody: "), err.Error())
+			return
+		}
+		for _, v := range found {
+			require.NotEmpty(t, v.Code)
+			require.NotEmpty(t, v.Actions)
+			for _, a := range v.Actions {
+				require.True(t, strings.HasPrefix(a, "kms:"), a)
+			}
+			require.False(t, strings.Contains(v.Message, "hospital-42"))
+		}
+	})
+}
+
+// The largest document KMS accepts, as many small statements as fit, each
+// with a wildcard action: the check stays linear in its size.
+func BenchmarkCheckKMSKeyPolicyLargest(b *testing.B) {
+	st := `{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:role/x","*"]},"Action":["kms:*","kms:D?c*"],"Resource":"*"}`
+	sts := []string{}
+	for len(policyOf(append(sts, st)...)) <= 32*1024 {
+		sts = append(sts, st)
+	}
+	doc := policyOf(sts...)
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		found, err := custody.CheckKMSKeyPolicy(doc, checkCfg)
+		if err != nil || len(found) != 2*len(sts) {
+			b.Fatalf("%d violations, %v", len(found), err)
+		}
+	}
+}
