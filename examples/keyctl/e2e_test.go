@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
 
+	"github.com/phicrypt/phicrypt/custody"
+	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 )
 
@@ -163,11 +165,38 @@ func TestEndToEnd(t *testing.T) {
 	}
 	require.Contains(t, w.ok("audit", "verify"), "approvers:alice,bob")
 
-	// The custodian's KMS principal is refused Decrypt.
-	gen, err := kmsClient(w.kmsURL, adminPrincipal).GenerateDataKey(t.Context(), &kms.GenerateDataKeyInput{KeyId: aws.String(w.keyARN), NumberOfBytes: aws.Int32(32)})
+	// The custodian's KMS principal is refused Decrypt of the branch key
+	// it made; the service's unwraps it.
+	s := &session{cfg: &config{Store: w.store}}
+	require.NoError(t, s.openStore(t.Context()))
+	defer s.Close()
+	bk, err := custody.NewBranchKeys(keyring.BranchKeysConfig{Store: s.store, Client: kmsClient(w.kmsURL, custodianPrincipal), KMSKeyARN: w.keyARN, LogicalStoreName: "phicrypt"})
 	require.NoError(t, err)
-	_, err = kmsClient(w.kmsURL, custodianPrincipal).Decrypt(t.Context(), &kms.DecryptInput{CiphertextBlob: gen.CiphertextBlob, KeyId: aws.String(w.keyARN)})
+	active, err := s.store.Get(t.Context(), id, rotated.Version)
+	require.NoError(t, err)
+	decrypt := &kms.DecryptInput{CiphertextBlob: active.Ciphertext, KeyId: aws.String(active.KMSKeyARN), EncryptionContext: bk.EncryptionContext(active)}
+	_, err = kmsClient(w.kmsURL, custodianPrincipal).Decrypt(t.Context(), decrypt)
 	require.ErrorContains(t, err, "AccessDenied")
+	pt, err := kmsClient(w.kmsURL, servicePrincipal).Decrypt(t.Context(), decrypt)
+	require.NoError(t, err)
+	require.Len(t, pt.Plaintext, 32)
+
+	// The key's policy passes policy check; one that lets the custodian
+	// decrypt does not.
+	var check struct {
+		OK         bool            `json:"ok"`
+		Violations []violationJSON `json:"violations"`
+	}
+	w.okJSON(&check, "policy", "check", "--custodian-arn", user(custodianPrincipal), "--service-arn", user(servicePrincipal), "--allow-cross-key-reencrypt")
+	require.True(t, check.OK, "%+v", check.Violations)
+	bad := filepath.Join(w.dir, "bad-policy.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"Version":"2012-10-17","Statement":[{"Sid":"oops","Effect":"Allow",
+ "Principal":{"AWS":"`+user(custodianPrincipal)+`"},"Action":["kms:Decrypt","kms:DescribeKey"],"Resource":"*"}]}`), 0o600))
+	out, errOut, code := w.run("policy", "check", "--file", bad, "--custodian-arn", user(custodianPrincipal), "--service-arn", user(servicePrincipal), "--json")
+	require.Equal(t, 1, code, errOut)
+	require.NoError(t, json.Unmarshal([]byte(out), &check))
+	require.False(t, check.OK)
+	require.True(t, slices.ContainsFunc(check.Violations, func(v violationJSON) bool { return v.Code == "custodian-decrypt" && v.Sid == "oops" }), "%+v", check.Violations)
 
 	// An edited audit log fails verification.
 	tampered := filepath.Join(w.dir, "tampered")

@@ -133,22 +133,11 @@ type world struct {
 
 // Principals, as kmsmock names them from the access key id.
 const (
-	adminPrincipal     = "keyctl-test-admin"
 	custodianPrincipal = "keyctl-test-custodian"
+	servicePrincipal   = "keyctl-test-service"
 )
 
 func user(name string) string { return "arn:aws:iam::" + kmsmock.DefaultAccount + ":user/" + name }
-
-// custodianKeyPolicy lets the custodian make and move wrapped keys and
-// disable the key, never decrypt.
-func custodianKeyPolicy() string {
-	return `{"Version":"2012-10-17","Statement":[
- {"Sid":"admin","Effect":"Allow","Principal":{"AWS":"` + user(adminPrincipal) + `"},"Action":"kms:*","Resource":"*"},
- {"Sid":"custodian","Effect":"Allow","Principal":{"AWS":"` + user(custodianPrincipal) + `"},
-  "Action":["kms:GenerateDataKeyWithoutPlaintext","kms:ReEncrypt*","kms:DescribeKey","kms:DisableKey","kms:EnableKey"],"Resource":"*"},
- {"Sid":"no plaintext for custodians","Effect":"Deny","Principal":{"AWS":"` + user(custodianPrincipal) + `"},
-  "Action":["kms:Decrypt","kms:GenerateDataKey","kms:GenerateDataKeyPair"],"Resource":"*"}]}`
-}
 
 // kmsClient signs as principal.
 func kmsClient(endpoint, principal string) *kms.Client {
@@ -159,9 +148,16 @@ func kmsClient(endpoint, principal string) *kms.Client {
 	})
 }
 
-func createKMSKey(t *testing.T, endpoint string) string {
-	out, err := kmsClient(endpoint, adminPrincipal).CreateKey(t.Context(), &kms.CreateKeyInput{
-		Policy: aws.String(custodianKeyPolicy()), Description: aws.String("keyctl test"),
+// createKMSKey makes a KMS key under the policy keyctl policy generate
+// writes (before init: no configuration yet): the custodian administers it
+// and makes branch keys, the service unwraps them. Cross-key ReEncrypt is
+// on, for the rewrap tests.
+func (w *world) createKMSKey() string {
+	t := w.t
+	doc := w.ok("policy", "generate", "--account", kmsmock.DefaultAccount, "--logical-store-name", "phicrypt",
+		"--custodian-arn", user(custodianPrincipal), "--service-arn", user(servicePrincipal), "--allow-cross-key-reencrypt")
+	out, err := kmsClient(w.kmsURL, custodianPrincipal).CreateKey(t.Context(), &kms.CreateKeyInput{
+		Policy: aws.String(doc), Description: aws.String("keyctl test"),
 	})
 	require.NoError(t, err)
 	return *out.KeyMetadata.Arn
@@ -170,7 +166,7 @@ func createKMSKey(t *testing.T, endpoint string) string {
 func newWorld(t *testing.T) *world {
 	dir := t.TempDir()
 	w := &world{t: t, dir: dir, kmsURL: kmsmockURL(t), config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
-	w.keyARN = createKMSKey(t, w.kmsURL)
+	w.keyARN = w.createKMSKey()
 	w.store = storeURL(t, dir)
 	return w
 }

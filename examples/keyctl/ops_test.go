@@ -41,7 +41,7 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 
 	// An interrupted rewrap left its position after tenant-a's first
 	// version: the next run resumes after it.
-	newARN := createKMSKey(t, w.kmsURL)
+	newARN := w.createKMSKey()
 	cp, _ := json.Marshal(rewrapCheckpoint{To: newARN, BranchKeyID: "tenant-a", Version: first.Versions[0].Version})
 	require.NoError(t, os.WriteFile(filepath.Join(w.dir, "keyctl", "rewrap.checkpoint"), cp, 0o600))
 	out, errOut, code := w.run("rewrap", "--to", newARN, "--json", "--progress", "lines")
@@ -124,7 +124,7 @@ func TestDisableEnable(t *testing.T) {
 	var applied struct{ Approvers []string }
 	w.okJSON(&applied, "apply", req)
 	require.Equal(t, []string{"alice", "carol"}, applied.Approvers)
-	md, err := kmsClient(w.kmsURL, adminPrincipal).DescribeKey(t.Context(), &kms.DescribeKeyInput{KeyId: aws.String(w.keyARN)})
+	md, err := kmsClient(w.kmsURL, custodianPrincipal).DescribeKey(t.Context(), &kms.DescribeKeyInput{KeyId: aws.String(w.keyARN)})
 	require.NoError(t, err)
 	require.Equal(t, types.KeyStateDisabled, md.KeyMetadata.KeyState)
 	w.fails(1, "Disabled", "create", "tenant-x")
