@@ -654,7 +654,7 @@ func testContextCanceled(t *testing.T, s keystore.Store) {
 // same first version (so exactly one of those two wins, whatever the
 // timing), then keep rotating from whatever is active as fast as they can.
 const (
-	childModeEnv    = "PHICRYPT_STORE_CHILD_MODE" // "rotation" or "usage"
+	childModeEnv    = "PHICRYPT_STORE_CHILD_MODE" // "rotation", "usage" or "records"
 	childLocEnv     = "PHICRYPT_STORE_CHILD_LOC"
 	childBarrierEnv = "PHICRYPT_STORE_CHILD_BARRIER"
 	childFirstEnv   = "PHICRYPT_STORE_CHILD_FIRST"
@@ -733,6 +733,8 @@ func Child(t *testing.T, b Backend) {
 		rotationChild(t, b)
 	case "usage":
 		usageChild(t, b)
+	case "records":
+		recordsChild(t, b)
 	}
 }
 
