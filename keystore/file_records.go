@@ -45,7 +45,10 @@ type fileRecord struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-var _ Records = (*FileStore)(nil)
+var (
+	_ Records          = (*FileStore)(nil)
+	_ RecordKindLister = (*FileStore)(nil)
+)
 
 // GetRecord implements Records.
 func (s *FileStore) GetRecord(ctx context.Context, kind, name string) (Record, error) {
@@ -131,6 +134,40 @@ func (s *FileStore) ListRecords(ctx context.Context, kind string) ([]Record, err
 	}
 	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// RecordKinds implements RecordKindLister: every directory of records/
+// named as a kind and holding a record file.
+func (s *FileStore) RecordKinds(ctx context.Context) ([]string, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.dir, fileRecordsDir)
+	names, err := readDirNames(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return []string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keystore: file store: listing record kinds: %w", err)
+	}
+	kinds := []string{}
+	for _, n := range names {
+		if CheckRecordKind(n) != nil {
+			continue
+		}
+		files, err := readDirNames(filepath.Join(dir, n))
+		if err != nil {
+			return nil, fmt.Errorf("keystore: file store: listing record kinds: %w", err)
+		}
+		if slices.ContainsFunc(files, isDocName) {
+			kinds = append(kinds, n)
+		}
+		if len(kinds) > MaxRecordKinds {
+			return nil, TooManyRecordKindsError()
+		}
+	}
+	slices.Sort(kinds)
+	return kinds, nil
 }
 
 func (s *FileStore) recordPath(kind, name string) string {

@@ -81,6 +81,17 @@ type Records interface {
 	ListRecords(ctx context.Context, kind string) ([]Record, error)
 }
 
+// RecordKindLister is implemented, beside Records, by every Store in this
+// module: Export uses it to carry every record into a backup.
+type RecordKindLister interface {
+	// RecordKinds returns every kind that has records, sorted; more than
+	// MaxRecordKinds is ErrInvalid.
+	RecordKinds(ctx context.Context) ([]string, error)
+}
+
+// MaxRecordKinds is the most kinds RecordKinds returns.
+const MaxRecordKinds = 1024
+
 // CheckRecordKind reports whether kind is a valid Record.Kind (ErrInvalid
 // if not): 1 to MaxRecordKindLen bytes of [a-z0-9-].
 func CheckRecordKind(kind string) error {
@@ -191,6 +202,12 @@ func RecordNotFoundError(kind, name string) error {
 func RecordConflictError(kind, name string, expected uint64) error {
 	return &recordError{ErrConflict, RecordRef(kind, name) + " is no longer at revision " +
 		strconv.FormatUint(expected, 10) + " (a concurrent write won); re-read it"}
+}
+
+// TooManyRecordKindsError is ErrInvalid for RecordKinds of a store with
+// more than MaxRecordKinds kinds.
+func TooManyRecordKindsError() error {
+	return fmt.Errorf("%w: the store has records of more than %d kinds", ErrInvalid, MaxRecordKinds)
 }
 
 // TooManyRecordsError is ErrInvalid for ListRecords of a kind with more

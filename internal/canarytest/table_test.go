@@ -148,6 +148,7 @@ var types = map[string]entry{
 		return []any{&r}
 	}},
 	"keystore.Records":           {noSecret: "an interface: values format as their own type does"},
+	"keystore.RecordKindLister":  {noSecret: "an interface: values format as their own type does"},
 	"keystore.State":             {noSecret: "an enumeration"},
 	"keystore.Store":             {noSecret: "an interface: values format as their own type does"},
 	"keystore/dynamodb.API":      {noSecret: "an interface of the DynamoDB client's methods"},

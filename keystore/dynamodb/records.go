@@ -3,6 +3,7 @@ package dynamodb
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,7 +41,10 @@ const (
 	maxRevisionLen        = 19 // digits of math.MaxInt64
 )
 
-var _ keystore.Records = (*Store)(nil)
+var (
+	_ keystore.Records          = (*Store)(nil)
+	_ keystore.RecordKindLister = (*Store)(nil)
+)
 
 func recordKey(kind, name string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrID: avS(recordPartitionPrefix + kind), attrType: avS(recordTypePrefix + name)}
@@ -140,6 +144,48 @@ func (s *Store) ListRecords(ctx context.Context, kind string) ([]keystore.Record
 	}
 	slices.SortFunc(out, func(a, b keystore.Record) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// RecordKinds implements keystore.RecordKindLister with a consistent Scan
+// of the whole table (as IDs does), keeping the record partitions' keys.
+func (s *Store) RecordKinds(ctx context.Context) ([]string, error) {
+	if err := s.use(); err != nil {
+		return nil, err
+	}
+	in := &dynamodb.ScanInput{
+		TableName:                 &s.table,
+		FilterExpression:          aws.String("begins_with(#id, :prefix)"),
+		ProjectionExpression:      aws.String("#id"),
+		ExpressionAttributeNames:  map[string]string{"#id": attrID},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":prefix": avS(recordPartitionPrefix)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	seen := map[string]bool{}
+	for page := 0; ; page++ {
+		if page == maxScanPages {
+			return nil, fmt.Errorf("%w: the table spans more than %d pages", ErrCorrupt, maxScanPages)
+		}
+		out, err := s.api.Scan(ctx, in)
+		if err != nil {
+			return nil, wrap("listing record kinds", err)
+		}
+		for _, it := range out.Items {
+			id, _ := str(it, attrID, len(recordPartitionPrefix)+keystore.MaxRecordKindLen)
+			kind, ok := strings.CutPrefix(id, recordPartitionPrefix)
+			if !ok || keystore.CheckRecordKind(kind) != nil {
+				return nil, fmt.Errorf("%w: a record item has a malformed key", ErrCorrupt)
+			}
+			seen[kind] = true
+		}
+		if len(seen) > keystore.MaxRecordKinds {
+			return nil, keystore.TooManyRecordKindsError()
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 // decodeRecord reads a record item of kind, refusing one that PutRecord

@@ -20,9 +20,11 @@ import (
 )
 
 // RunRecords checks keystore.Records on the store b opens, which must
-// implement it: create, get, compare-and-swap and each way it fails, list
-// order, caps on kinds, names and values, copies, errors that name no
-// record, records beside branch keys, reopening, context cancellation, and
+// implement it and keystore.RecordKindLister (without which Export could
+// not carry its records): create, get, compare-and-swap and each way it
+// fails, list order, kinds, caps on kinds, names and values, copies,
+// errors that name no record, records beside branch keys, reopening,
+// context cancellation, and
 // races of many goroutines and (when childTest is not empty) of two OS
 // processes on one record. childTest is the caller's child test, as for
 // RunTwoProcesses. The cap of MaxListedRecords is the store's own to test
@@ -35,6 +37,7 @@ func RunRecords(t *testing.T, b Backend, childTest string) {
 	t.Run("PutGet", func(t *testing.T) { _, r := newRecords(t); testPutGetRecord(t, r) })
 	t.Run("CompareAndSwap", func(t *testing.T) { _, r := newRecords(t); testRecordCAS(t, r) })
 	t.Run("List", func(t *testing.T) { _, r := newRecords(t); testListRecords(t, r) })
+	t.Run("Kinds", func(t *testing.T) { s, r := newRecords(t); testRecordKinds(t, s, r) })
 	t.Run("Caps", func(t *testing.T) { _, r := newRecords(t); testRecordCaps(t, r) })
 	t.Run("Copies", func(t *testing.T) { _, r := newRecords(t); testRecordCopies(t, r) })
 	t.Run("ErrorsLeakNothing", func(t *testing.T) { _, r := newRecords(t); testRecordErrorsLeakNothing(t, r) })
@@ -173,6 +176,29 @@ func testListRecords(t *testing.T, r keystore.Records) {
 	require.Equal(t, []byte("second"), list[5].Value)
 	require.EqualValues(t, 2, list[5].Revision)
 	require.EqualValues(t, 1, list[0].Revision)
+}
+
+// testRecordKinds: RecordKinds lists every kind that has records, once,
+// sorted, and nothing else (not branch keys).
+func testRecordKinds(t *testing.T, s keystore.Store, r keystore.Records) {
+	ctx := t.Context()
+	l, ok := s.(keystore.RecordKindLister)
+	require.True(t, ok, "%T does not implement keystore.RecordKindLister", s)
+	kinds, err := l.RecordKinds(ctx)
+	require.NoError(t, err)
+	require.Empty(t, kinds)
+	require.NoError(t, s.Create(ctx, NewVersion("tenant", keystore.StateActive)))
+	for i, k := range []string{"policy", "applied-change", "policy", "a", "policy-2", "9", "policy"} {
+		_, err := r.PutRecord(ctx, k, "name-"+strconv.Itoa(i), []byte("v"), 0)
+		require.NoError(t, err)
+	}
+	got, err := l.RecordKinds(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"9", "a", "applied-change", "policy", "policy-2"}, got)
+	ctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = l.RecordKinds(ctx)
+	require.ErrorIs(t, err, context.Canceled)
 }
 
 func testRecordCaps(t *testing.T, r keystore.Records) {

@@ -25,7 +25,10 @@ import (
 // record is never deleted, so a put that changed nothing is explained
 // exactly by reading the row afterwards.
 
-var _ keystore.Records = (*Store)(nil)
+var (
+	_ keystore.Records          = (*Store)(nil)
+	_ keystore.RecordKindLister = (*Store)(nil)
+)
 
 const sqlRecordColumns = `kind, name, value, revision, updated_at_us`
 
@@ -102,6 +105,34 @@ func (s *Store) ListRecords(ctx context.Context, kind string) ([]keystore.Record
 	// Bytewise, whatever the database's collation.
 	slices.SortFunc(out, func(a, b keystore.Record) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// RecordKinds implements keystore.RecordKindLister.
+func (s *Store) RecordKinds(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT kind FROM phicrypt_records ORDER BY kind LIMIT $1`, keystore.MaxRecordKinds+1)
+	if err != nil {
+		return nil, s.wrap("listing record kinds", err)
+	}
+	defer rows.Close()
+	kinds := []string{}
+	for rows.Next() {
+		var kind string
+		if err := rows.Scan(&kind); err != nil {
+			return nil, s.wrap("listing record kinds", err)
+		}
+		if err := keystore.CheckRecordKind(kind); err != nil {
+			return nil, s.damagedRecord("a record kind", err.Error())
+		}
+		kinds = append(kinds, kind)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap("listing record kinds", err)
+	}
+	if len(kinds) > keystore.MaxRecordKinds {
+		return nil, keystore.TooManyRecordKindsError()
+	}
+	slices.Sort(kinds) // bytewise, whatever the database's collation
+	return kinds, nil
 }
 
 // scanRecord reads one row of sqlRecordColumns of kind, refusing a row no
