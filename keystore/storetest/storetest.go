@@ -5,6 +5,10 @@
 //	func TestMyStoreRaces(t *testing.T) { storetest.RunTwoProcesses(t, backend, "TestMyStoreChild") }
 //	func TestMyStoreChild(t *testing.T) { storetest.Child(t, backend) }
 //
+// A store that also keeps records (keystore.Records) runs RunRecords too:
+//
+//	func TestMyStoreRecords(t *testing.T) { storetest.RunRecords(t, backend, "TestMyStoreChild") }
+//
 // It checks every promise of the Store interface: conditional writes under
 // concurrency (goroutines, and two OS processes racing on one store),
 // states, usage counters, caps, copies, context cancellation, errors that
