@@ -171,7 +171,18 @@ var types = map[string]entry{
 		w.t.Cleanup(func() { s.Close() })
 		return []any{s}
 	}},
-	"keyring.Secret":             {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
+	"keyring.Secret": {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
+	// A record's name may be a branch key id; its value is what the
+	// custodian stored (here key-like bytes, to prove it never prints).
+	"keystore.Record": {build: func(w *world) []any {
+		_, err := w.store.PutRecord(w.ctx, "policy", canaryID, []byte(canaryKey), 0)
+		w.must(err)
+		r, err := w.store.GetRecord(w.ctx, "policy", canaryID)
+		w.must(err)
+		return []any{&r}
+	}},
+	"keystore.Records":           {noSecret: "an interface: values format as their own type does"},
+	"keystore.RecordKindLister":  {noSecret: "an interface: values format as their own type does"},
 	"keystore.State":             {noSecret: "an enumeration"},
 	"keystore.Store":             {noSecret: "an interface: values format as their own type does"},
 	"keystore/dynamodb.API":      {noSecret: "an interface of the DynamoDB client's methods"},
