@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -149,7 +150,12 @@ func verifyStored(rec keystore.Record) (*Policy, error) {
 	if r.Action != ActionSetPolicy || r.NewPolicy.Scope != rec.Name {
 		return nil, fmt.Errorf("%w: the record is not a policy for its scope", ErrInvalid)
 	}
-	if _, err := verifyApprovals(s.request, s.approvals, ActionSetPolicy, r.NewPolicy); err != nil {
+	// Signers who were custodians of the replaced policy only are skipped.
+	own := slices.DeleteFunc(s.approvals, func(a Approval) bool {
+		_, ok := r.NewPolicy.custodian(a.Signer)
+		return !ok
+	})
+	if _, err := verifyApprovals(s.request, own, ActionSetPolicy, r.NewPolicy); err != nil {
 		return nil, err
 	}
 	return r.NewPolicy, nil
@@ -253,6 +259,9 @@ func (a *Authority) propose(ctx context.Context, proposer string, c Change, life
 		return nil, err
 	}
 	in := inForce(list, c)
+	if in == nil && c.Action != ActionSetPolicy {
+		return nil, fmt.Errorf("%w: %s", ErrNoPolicy, keystore.Fingerprint(c.BranchKeyID))
+	}
 	if c.Action == ActionSetPolicy && c.NewPolicy != nil {
 		c.NewPolicy = c.NewPolicy.clone()
 		c.NewPolicy.Revision = nextRevision(in, c.NewPolicy.Scope)
@@ -540,3 +549,17 @@ func (a *Authority) deny(actor string, act Action, id string, err error) error {
 	}
 	return err
 }
+
+// LogValue implements slog.LogValuer.
+func (a Authority) LogValue() slog.Value { return slog.StringValue(a.String()) }
+
+// String says which parts are set; the Hasher's key never shows.
+func (c AuthorityConfig) String() string {
+	return fmt.Sprintf("custody.AuthorityConfig{store %t, audit %t, hasher %t, clock %t}", c.Store != nil, c.Audit != nil, c.Hasher != nil, c.Now != nil)
+}
+
+// Format implements fmt.Formatter: every verb prints String.
+func (c AuthorityConfig) Format(f fmt.State, _ rune) { formatRedacted(f, c.String()) }
+
+// LogValue implements slog.LogValuer.
+func (c AuthorityConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
