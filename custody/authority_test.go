@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -567,28 +567,32 @@ func TestRequestLifetimeIsCapped(t *testing.T) {
 	requireOnly(t, err, custody.ErrInvalid)
 }
 
-// A failing audit log fails the authorization closed.
+// A failing audit log (a file log whose files were closed) fails the
+// authorization closed, and a refusal still says why it was refused.
 func TestAuditFailureFailsClosed(t *testing.T) {
 	w := newWorld(t, newMemRecords())
 	w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
-	a, err := custody.NewAuthority(custody.AuthorityConfig{Store: w.store, Audit: failingLog{}, Hasher: w.hasher})
+	sink, err := audit.OpenFileSink(t.TempDir())
+	require.NoError(t, err)
+	skey, _, err := note.GenerateKey(nil, "audit.test/closed")
+	require.NoError(t, err)
+	ns, err := note.NewSigner(skey)
+	require.NoError(t, err)
+	down, err := audit.NewLog(audit.Config{Sink: sink, Signer: ns})
+	require.NoError(t, err)
+	require.NoError(t, sink.Close())
+	a, err := custody.NewAuthority(custody.AuthorityConfig{Store: w.store, Audit: down, Hasher: w.hasher})
 	require.NoError(t, err)
 	r, err := a.Propose(w.ctx, "alice", rotateKey(), time.Hour)
 	require.NoError(t, err)
 	_, err = a.Authorize(w.ctx, r, approve(t, r, w.alice))
-	require.ErrorIs(t, err, errLogDown)
+	require.ErrorIs(t, err, os.ErrClosed)
 	_, err = a.Propose(w.ctx, "svc-patients", rotateKey(), time.Hour)
-	require.ErrorIs(t, err, errLogDown)
+	require.ErrorIs(t, err, os.ErrClosed)
 	require.ErrorIs(t, err, custody.ErrNotPermitted)
 
-	_, err = custody.NewAuthority(custody.AuthorityConfig{Store: w.store, Audit: failingLog{}})
+	_, err = custody.NewAuthority(custody.AuthorityConfig{Store: w.store, Audit: down})
 	require.Error(t, err, "Audit without a Hasher")
 	_, err = custody.NewAuthority(custody.AuthorityConfig{})
 	require.Error(t, err, "no store")
 }
-
-var errLogDown = errors.New("the audit log is down")
-
-type failingLog struct{}
-
-func (failingLog) Append(audit.Event) (int64, error) { return 0, errLogDown }

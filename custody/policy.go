@@ -285,33 +285,45 @@ func (p *Policy) Validate() error {
 	if p.Revision == 0 {
 		return fmt.Errorf("%w: a policy's revision starts at 1", ErrInvalid)
 	}
-	if err := p.checkMembers(); err != nil {
+	if err := p.checkPrincipals(); err != nil {
 		return err
 	}
 	if err := p.checkSeparation(); err != nil {
 		return err
 	}
+	if err := p.checkUnique(); err != nil {
+		return err
+	}
 	return p.checkQuorum()
 }
 
-// checkMembers checks each principal, the caps, and that a name names one
-// key and a key one name across the policy (a principal may hold several
-// roles, under one name and key), with no duplicate within a role.
-func (p *Policy) checkMembers() error {
+// checkPrincipals checks the caps and each principal.
+func (p *Policy) checkPrincipals() error {
 	if len(p.Custodians) == 0 {
 		return fmt.Errorf("%w: a policy needs at least one custodian", ErrInvalid)
 	}
-	keyOf := make(map[string]string)  // name -> key
-	nameOf := make(map[string]string) // key -> name
 	for _, r := range p.roles() {
 		if len(r.list) > r.max {
 			return fmt.Errorf("%w: %d %ss, the cap is %d", ErrInvalid, len(r.list), r.role, r.max)
 		}
-		seen := make(map[string]bool, len(r.list))
 		for _, m := range r.list {
 			if err := m.check(); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// checkUnique checks that a name names one key and a key one name across
+// the policy (a principal may hold several roles, under one name and
+// key), with no duplicate within a role.
+func (p *Policy) checkUnique() error {
+	keyOf := make(map[string]string)  // name -> key
+	nameOf := make(map[string]string) // key -> name
+	for _, r := range p.roles() {
+		seen := make(map[string]bool, len(r.list))
+		for _, m := range r.list {
 			if seen[m.Name] {
 				return fmt.Errorf("%w: principal %s is listed twice as %s", ErrInvalid, m.Name, r.role)
 			}
