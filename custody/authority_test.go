@@ -6,9 +6,14 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -595,4 +600,61 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 	require.Error(t, err, "Audit without a Hasher")
 	_, err = custody.NewAuthority(custody.AuthorityConfig{})
 	require.Error(t, err, "no store")
+}
+
+// forbidden are what a path to plaintext goes through: KMS operations that
+// return plaintext keys, keyring operations that unwrap, and the keyring
+// types that hold or produce unwrapped keys.
+var forbidden = map[string]bool{
+	"Decrypt": true, "GenerateDataKey": true, "GenerateDataKeyPair": true, "Unwrap": true, "OnDecrypt": true,
+	"NewHierarchical": true, "NewRawAES": true, "NewKMS": true, "NewMulti": true, "AcquireActive": true,
+	"Hierarchical": true, "Keyring": true, "Secret": true, "DecryptionMaterials": true,
+}
+
+// plaintextPaths lists, for the non-test Go files of dir, every call of or
+// reference to a forbidden name, and every exported function or method
+// whose name says it decrypts, unwraps or opens.
+func plaintextPaths(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	require.NoError(t, err)
+	var found []string
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		require.NoError(t, err)
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				if forbidden[n.Sel.Name] {
+					found = append(found, fset.Position(n.Pos()).String()+": "+n.Sel.Name)
+				}
+			case *ast.FuncDecl:
+				lower := strings.ToLower(n.Name.Name)
+				if n.Name.IsExported() && (strings.Contains(lower, "decrypt") && !strings.Contains(lower, "decryptionversion") ||
+					strings.Contains(lower, "unwrap") || strings.HasPrefix(lower, "open") || strings.Contains(lower, "plaintext")) {
+					found = append(found, fset.Position(n.Pos()).String()+": func "+n.Name.Name)
+				}
+			}
+			return true
+		})
+	}
+	return found
+}
+
+// "A custodian decrypting", library side: custody (and the internal
+// package it makes branch keys with) calls no KMS operation that returns a
+// plaintext key, no keyring operation that unwraps one, names no keyring
+// type that holds one, and exports nothing that decrypts; the check finds
+// such paths in keyring, so it can see them. This is what the library
+// offers; a custodian's program could still import keyring itself, which
+// is why the custodian's KMS principal must also be denied kms:Decrypt
+// (the KMS key policy, checked on the KMS side).
+func TestCustodyHasNoDecryptPath(t *testing.T) {
+	require.Empty(t, plaintextPaths(t, "."))
+	require.Empty(t, plaintextPaths(t, "../internal/branchkey"))
+	require.NotEmpty(t, plaintextPaths(t, "../keyring"), "the check finds nothing in keyring: it cannot see a decrypt path")
 }

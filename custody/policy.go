@@ -98,11 +98,11 @@ func (a Action) IsChange() bool { return a >= ActionCreate && a <= ActionSetPoli
 // Caps on policies (attacker-controlled counts and sizes in stored and
 // transmitted encodings).
 const (
-	MaxPrincipalName = 128  // bytes of a principal's name
-	MaxAWSPrincipal  = 1024 // bytes of a principal's IAM ARN
-	MaxCustodians    = 16   // custodians per policy (audit.MaxApprovers)
-	MaxServices      = 64   // services per policy
-	MaxAuditors      = 16   // auditors per policy
+	MaxPrincipalName = 128 // bytes of a principal's name
+	MaxAWSPrincipal  = 512 // bytes of a principal's IAM ARN
+	MaxCustodians    = 16  // custodians per policy (audit.MaxApprovers)
+	MaxServices      = 48  // services per policy
+	MaxAuditors      = 16  // auditors per policy
 	// MaxScope is the longest scope: a branch key id, or a prefix and "*".
 	MaxScope = keystore.MaxBranchKeyIDLen + 1
 	// maxPolicySize bounds an encoded policy.

@@ -36,6 +36,10 @@ const (
 	maxSignedSize = 1 + 3 + maxRequestSize + 1 + MaxApprovals*(2+maxApprovalSize)
 )
 
+// A signed request at its caps fits in one store record (64 KiB, the
+// keystore's cap on a record's value): this fails to compile otherwise.
+const _ = uint(64<<10 - maxSignedSize)
+
 // Encoding versions (the first byte of each encoding) and the signature's
 // domain-separation prefix.
 const (
