@@ -347,6 +347,9 @@ func (a *Authority) authorize(ctx context.Context, r *Request, approvals []Appro
 	if err != nil {
 		return nil, err
 	}
+	if len(approvals) > MaxApprovals {
+		return nil, fmt.Errorf("%w: %d approvals, the cap is %d", ErrInvalid, len(approvals), MaxApprovals)
+	}
 	id := RequestID(sha256.Sum256(enc))
 	if err := a.checkFresh(ctx, r, id); err != nil {
 		return nil, err
