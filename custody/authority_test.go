@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -657,4 +658,111 @@ func TestCustodyHasNoDecryptPath(t *testing.T) {
 	require.Empty(t, plaintextPaths(t, "."))
 	require.Empty(t, plaintextPaths(t, "../internal/branchkey"))
 	require.NotEmpty(t, plaintextPaths(t, "../keyring"), "the check finds nothing in keyring: it cannot see a decrypt path")
+}
+
+// Three custodians install a policy for every key whose id starts with
+// "tenant-": destroying a key needs two of them, and the service may only
+// encrypt and decrypt. A destruction approved by one custodian is refused;
+// approved by two, it is authorized once.
+func ExampleNewAuthority() {
+	ctx := context.Background()
+	store := newMemRecords() // any keystore store: the file store, SQLite, PostgreSQL, DynamoDB
+	auth, err := custody.NewAuthority(custody.AuthorityConfig{Store: store})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	alice, bob, carol := exampleSigner("alice"), exampleSigner("bob"), exampleSigner("carol")
+	policy := &custody.Policy{
+		Scope:      "tenant-*",
+		Custodians: []custody.Principal{alice.Principal(), bob.Principal(), carol.Principal()},
+		Services:   []custody.Principal{exampleSigner("svc-patients").Principal()},
+		Quorum:     map[custody.Action]int{custody.ActionSetPolicy: 2, custody.ActionDestroyKey: 2},
+	}
+	install, err := auth.Propose(ctx, "alice", custody.Change{Action: custody.ActionSetPolicy, NewPolicy: policy}, time.Hour)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	a1, _ := alice.Approve(install)
+	a2, _ := bob.Approve(install)
+	if _, err := auth.Authorize(ctx, install, []custody.Approval{a1, a2}); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	destroy, err := auth.Propose(ctx, "carol", custody.Change{Action: custody.ActionDestroyKey, BranchKeyID: "tenant-general-hospital"}, time.Hour)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	c, _ := carol.Approve(destroy)
+	_, err = auth.Authorize(ctx, destroy, []custody.Approval{c})
+	fmt.Println(errors.Is(err, custody.ErrTooFewApprovals))
+	b, _ := bob.Approve(destroy)
+	ok, err := auth.Authorize(ctx, destroy, []custody.Approval{c, b})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(ok.Approvers) // now carry out the destruction
+	_, err = auth.Authorize(ctx, destroy, []custody.Approval{c, b})
+	fmt.Println(errors.Is(err, custody.ErrReplayed))
+	fmt.Println(auth.Check(ctx, "svc-patients", "tenant-general-hospital", custody.ActionDestroyKey) != nil)
+	// Output:
+	// true
+	// [bob carol]
+	// true
+	// true
+}
+
+// A request travels as bytes: each approver parses it, reviews the
+// change, and sends back an approval.
+func ExampleSigner_Approve() {
+	dave := exampleSigner("dave")
+	r := &custody.Request{
+		Change:   custody.Change{Action: custody.ActionRotate, BranchKeyID: "tenant-general-hospital"},
+		Proposer: "alice",
+		Expiry:   time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
+	}
+	wire, err := r.MarshalBinary()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	received, err := custody.ParseRequest(wire)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(received.Action, received.Proposer)
+	a, err := dave.Approve(received)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	back, err := a.MarshalBinary()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	approval, err := custody.ParseApproval(back)
+	id, _ := r.ID()
+	fmt.Println(err, approval.Signer, approval.Request == id)
+	// Output:
+	// rotate alice
+	// <nil> dave true
+}
+
+// exampleSigner is a custodian with a fresh key.
+func exampleSigner(name string) *custody.Signer {
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		panic(err)
+	}
+	s, err := custody.NewSigner(name, key)
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
