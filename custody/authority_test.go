@@ -766,3 +766,47 @@ func exampleSigner(name string) *custody.Signer {
 	}
 	return s
 }
+
+// Two first policies for one scope proposed at once: one is installed,
+// the other refused as stale, whatever the order.
+func TestConcurrentFirstPoliciesInstallOne(t *testing.T) {
+	w := newWorld(t, newMemRecords())
+	var reqs []*custody.Request
+	for _, s := range []*custody.Signer{w.alice, w.bob} {
+		p := w.basePolicy("tenant-*")
+		p.Custodians = []custody.Principal{s.Principal()}
+		p.Quorum = map[custody.Action]int{custody.ActionSetPolicy: 1}
+		r, err := w.auth.Propose(w.ctx, s.Principal().Name, custody.Change{Action: custody.ActionSetPolicy, NewPolicy: p}, time.Hour)
+		require.NoError(t, err)
+		reqs = append(reqs, r)
+	}
+	_, err := w.auth.Authorize(w.ctx, reqs[1], approve(t, reqs[1], w.bob))
+	require.NoError(t, err)
+	_, err = w.auth.Authorize(w.ctx, reqs[0], approve(t, reqs[0], w.alice))
+	requireOnly(t, err, custody.ErrStalePolicy) // proposed when no policy was in force
+	p, err := w.auth.PolicyFor(w.ctx, testKey)
+	require.NoError(t, err)
+	require.Equal(t, "bob", p.Custodians[0].Name)
+}
+
+// Services rotate only as the policy says; a rewrap of every key is
+// governed by the "*" policy.
+func TestServiceRotationAndStoreWideRewrap(t *testing.T) {
+	w := newWorld(t, newMemRecords())
+	w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
+	require.NoError(t, w.auth.Check(w.ctx, "svc-patients", testKey, custody.ActionRotateByUsage))
+	require.NoError(t, w.auth.Check(w.ctx, "svc-patients", testKey, custody.ActionDecrypt))
+	requireOnly(t, w.auth.Check(w.ctx, "svc-patients", testKey, custody.ActionRotate), custody.ErrNotPermitted)
+	requireOnly(t, w.auth.Check(w.ctx, "svc-patients", "clinic-1", custody.ActionDecrypt), custody.ErrNoPolicy)
+	require.NoError(t, w.auth.Check(w.ctx, "audrey", testKey, custody.ActionReadAudit))
+
+	const arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	rewrapAll := custody.Change{Action: custody.ActionRewrap, KMSKeyARN: arn}
+	_, err := w.auth.Propose(w.ctx, "alice", rewrapAll, time.Hour)
+	requireOnly(t, err, custody.ErrNoPolicy) // tenant-* does not govern every key
+	w.install(w.basePolicy("*"), w.alice, w.bob)
+	r := w.propose(rewrapAll)
+	auth, err := w.auth.Authorize(w.ctx, r, approve(t, r, w.alice, w.carol))
+	require.NoError(t, err)
+	require.Equal(t, "*", auth.Policy.Scope)
+}
