@@ -12,6 +12,16 @@
 // appended to with [Verifier.VerifyConsistency] (a proof from
 // [Log.ProveTree]).
 //
+// # Sinks
+//
+// A [Sink] stores the records and the tree's hashes: [FileSink] (a
+// locked directory, fsynced, rotated into sealed segments with
+// [FileSink.Rotate]), [PostgresSink] (two tables on the application's
+// *sql.DB, shared by several writers), [MemorySink] (tests), or a type of
+// your own (see the Sink example). [SlogMirror] wraps any of them and
+// copies each record to a *slog.Logger for the operations team; it is a
+// convenience, not the log. docs/FORMAT.md §5 lays out every byte.
+//
 // # The tree and checkpoints
 //
 // Records are the leaves of a Merkle tree hashed as in RFC 6962 (leaf

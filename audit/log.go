@@ -11,7 +11,8 @@ import (
 
 // Config says where a log stores its records and how it signs checkpoints.
 type Config struct {
-	// Sink stores records and hashes: a *FileSink, a *MemorySink or your own.
+	// Sink stores records and hashes: a *FileSink, a *PostgresSink, a
+	// *MemorySink, a *SlogMirror around one of them, or your own.
 	Sink Sink
 	// Signer signs checkpoints: note.NewSigner of a key from
 	// note.GenerateKey. Its name is the checkpoint's origin line.

@@ -31,7 +31,7 @@ type branchKeyCache struct {
 	maxUses  uint64        // MaxUsesPerVersion (0: not counted)
 	capacity int
 	now      func() time.Time
-	onStale  func(StaleUse)
+	onStale  func(id string, u StaleUse)
 
 	loads   *flight.Group[string, *cacheEntry]
 	refills *flight.Group[*usageCounter, bool]
@@ -143,7 +143,7 @@ type branchKeyCacheConfig struct {
 	maxUses                         uint64
 	capacity                        int
 	now                             func() time.Time
-	onStale                         func(StaleUse)
+	onStale                         func(id string, u StaleUse)
 }
 
 func newBranchKeyCache(cfg branchKeyCacheConfig) *branchKeyCache {
@@ -393,7 +393,7 @@ func (c *branchKeyCache) failedReload(stale *cacheEntry, err error) bool {
 
 func (c *branchKeyCache) reportStale(e *cacheEntry, now time.Time, err error) {
 	if c.onStale != nil {
-		c.onStale(StaleUse{BranchKey: keystore.Fingerprint(e.rec.BranchKeyID), Version: e.rec.Version, ExpiredFor: now.Sub(e.expires), Err: err})
+		c.onStale(e.rec.BranchKeyID, StaleUse{BranchKey: keystore.Fingerprint(e.rec.BranchKeyID), Version: e.rec.Version, ExpiredFor: now.Sub(e.expires), Err: err})
 	}
 }
 

@@ -126,6 +126,12 @@ type HierarchicalConfig struct {
 	// OnStaleUse is called for every stale use (for the audit log). It
 	// must not block.
 	OnStaleUse func(StaleUse)
+	// Audit, when set, records every stale use in an audit log
+	// (audit.KindStaleServe) with the branch key's keyed digest; a record
+	// that cannot be stored is dropped, since a stale serve must not block.
+	// Record the keyring's KMS calls too by giving BranchKeys a client
+	// wrapped with NewAuditedKMS.
+	Audit *AuditConfig
 	// LoadTimeout bounds one shared store read and KMS call on a cache
 	// miss, which runs detached from the callers waiting for it (default
 	// 30 s); each caller waits only as long as its own context allows.
@@ -193,13 +199,17 @@ func NewHierarchical(cfg HierarchicalConfig) (*Hierarchical, error) {
 	if err := cfg.checkUsage(); err != nil {
 		return nil, err
 	}
+	onStale, err := staleHook(cfg.OnStaleUse, cfg.Audit)
+	if err != nil {
+		return nil, err
+	}
 	return &Hierarchical{
 		bk:       cfg.BranchKeys,
 		id:       cfg.BranchKeyID,
 		supplier: cfg.BranchKeyIDSupplier,
 		cache: newBranchKeyCache(branchKeyCacheConfig{
 			ttl: cfg.CacheTTL, stale: cfg.StaleIfError, window: cfg.PropagationWindow, loadTimeout: cfg.LoadTimeout,
-			capacity: cfg.CacheCapacity, now: cfg.Now, onStale: cfg.OnStaleUse, maxUses: cfg.MaxUsesPerVersion,
+			capacity: cfg.CacheCapacity, now: cfg.Now, onStale: onStale, maxUses: cfg.MaxUsesPerVersion,
 		}),
 		maxUses: cfg.MaxUsesPerVersion,
 		block:   cfg.UsageBlock,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -113,8 +115,17 @@ var types = map[string]entry{
 	"keyring.HierarchicalConfig": {build: func(w *world) []any {
 		return []any{&keyring.HierarchicalConfig{BranchKeys: w.bk, BranchKeyID: canaryID, CacheTTL: time.Minute}}
 	}},
-	"keyring.KMSCalls":           {noSecret: "counters"},
-	"keyring.KMSClient":          {noSecret: "an interface: values format as their own type does"},
+	"keyring.KMSCalls":  {noSecret: "counters"},
+	"keyring.KMSClient": {noSecret: "an interface: values format as their own type does"},
+	"keyring.AuditLog":  {noSecret: "an interface: values format as their own type does"},
+	"keyring.AuditConfig": {build: func(w *world) []any {
+		return []any{&keyring.AuditConfig{Log: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w), Actor: "svc"}}
+	}},
+	"keyring.AuditedKMS": {build: func(w *world) []any {
+		a, err := keyring.NewAuditedKMS(w.client, keyring.AuditConfig{Log: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w), Actor: "svc"})
+		w.must(err)
+		return []any{a}
+	}},
 	"keyring.KMSConfig":          {noSecret: "a client, KMS key ids or ARNs and grant tokens"},
 	"keyring.KMSDiscoveryConfig": {noSecret: "a client, a filter and grant tokens"},
 	"custody.KMSReEncrypter":     {noSecret: "an interface: values format as their own type does"},
@@ -285,7 +296,14 @@ var types = map[string]entry{
 		w.must(err)
 		return []any{&r}
 	}},
-	"audit.Sink":     {noSecret: "an interface: values format as their own type does"},
+	"audit.PostgresSink": {noSecret: "the caller's *sql.DB (formatted as a pointer, never its connection string), a table name and a record count"},
+	"audit.Sink":         {noSecret: "an interface: values format as their own type does"},
+	"audit.SlogMirror": {build: func(w *world) []any {
+		m := audit.NewSlogMirror(audit.NewMemorySink(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		w.t.Cleanup(func() { m.Close() })
+		auditLog(w, m)
+		return []any{m}
+	}},
 	"audit.Verifier": {noSecret: "the log's public key"},
 }
 
