@@ -36,8 +36,9 @@ import (
 // does not break it.
 //
 // Version 1 is version 2 without "usage" (and its digests without it):
-// Restore still reads it, restoring every usage counter as 0. Export writes
-// version 2.
+// Restore still reads it, restoring every usage counter as 0. Version 3 is
+// version 2 with the store's records (backup_records.go). Export writes
+// version 3 for a store that holds records, version 2 otherwise.
 const (
 	backupFormat  = "phicrypt-branch-key-backup"
 	backupVersion = 2
@@ -61,10 +62,12 @@ var (
 )
 
 type backupDoc struct {
-	Format   string         `json:"format"`
-	Version  int            `json:"version"`
-	Records  []backupRecord `json:"records"`
-	Manifest backupManifest `json:"manifest"`
+	Format  string         `json:"format"`
+	Version int            `json:"version"`
+	Records []backupRecord `json:"records"`
+	// NamedRecords (version 3) are the store's records (Records).
+	NamedRecords []backupNamedRecord `json:"named_records,omitempty"`
+	Manifest     backupManifest      `json:"manifest"`
 }
 
 type backupRecord struct {
@@ -80,8 +83,9 @@ type backupRecord struct {
 }
 
 type backupManifest struct {
-	Records int    `json:"records"`
-	SHA256  string `json:"sha256"`
+	Records      int    `json:"records"`
+	NamedRecords int    `json:"named_records,omitempty"` // version 3
+	SHA256       string `json:"sha256"`
 }
 
 // Export writes a backup of every version of every branch key in store to
@@ -106,12 +110,24 @@ type backupManifest struct {
 // consistent; the backup is not one point in time across keys. Export
 // while nothing rotates, or accept that a key rotated during the export
 // appears in either state.
+//
+// A store that keeps records (Records, as every store of this module does)
+// has them backed up too, every kind (RecordKindLister), each record's
+// value, revision and update time under the same manifest; such a backup
+// is version 3, which only a phicrypt that knows records restores. The
+// digests do not make a signed value (a policy) trustworthy: check its own
+// signature after a restore as before. Record names may be branch key ids.
 func Export(ctx context.Context, store Store, w io.Writer) error {
+	named, err := exportRecords(ctx, store)
+	if err != nil {
+		return err
+	}
+	version := backupVersionFor(named)
 	ids, err := store.IDs(ctx)
 	if err != nil {
 		return wrapStep(err, "export: listing branch keys")
 	}
-	doc := backupDoc{Format: backupFormat, Version: backupVersion, Records: []backupRecord{}}
+	doc := backupDoc{Format: backupFormat, Version: version, Records: []backupRecord{}}
 	var digests [][sha256.Size]byte
 	for _, id := range ids {
 		vs, err := store.List(ctx, id)
@@ -120,14 +136,16 @@ func Export(ctx context.Context, store Store, w io.Writer) error {
 		}
 		for _, v := range vs {
 			v = v.Normalized()
-			d := recordDigest(backupVersion, v)
+			d := recordDigest(version, v)
 			digests = append(digests, d)
 			doc.Records = append(doc.Records, backupRecord{BranchKeyID: v.BranchKeyID, Version: v.Version, KMSKeyARN: v.KMSKeyARN,
 				Ciphertext: v.Ciphertext, CreatedAt: v.CreatedAt, State: v.State, Usage: &v.Usage, SHA256: hex.EncodeToString(d[:])})
 		}
 	}
-	set := setDigest(backupVersion, digests)
-	doc.Manifest = backupManifest{Records: len(doc.Records), SHA256: hex.EncodeToString(set[:])}
+	var namedDigests [][sha256.Size]byte
+	doc.NamedRecords, namedDigests = encodeRecords(version, named)
+	set := setDigest(version, digests, namedDigests)
+	doc.Manifest = backupManifest{Records: len(doc.Records), NamedRecords: len(named), SHA256: hex.EncodeToString(set[:])}
 	b, err := json.MarshalIndent(doc, "", " ")
 	if err != nil {
 		return wrapStep(err, "export")
@@ -143,7 +161,8 @@ func Export(ctx context.Context, store Store, w io.Writer) error {
 // and checks the whole backup first (format version, then every digest and
 // the manifest, then that each key has exactly one active version, its
 // newest) and writes nothing unless all of it holds; it refuses a store
-// that holds any branch key (ErrStoreNotEmpty).
+// that holds any branch key, or any record of a kind the backup holds
+// (ErrStoreNotEmpty).
 //
 // The Store API can only add an active version, so each key is rebuilt by
 // Create with its oldest version, Rotate through the others in order (each
@@ -157,8 +176,13 @@ func Export(ctx context.Context, store Store, w io.Writer) error {
 // discard it and restore into a new one. The versions unwrap only under the
 // LogicalStoreName they were made with: configure the restored store's
 // BranchKeys with the original name.
+//
+// Records come back last, each put as new: same kind, name and value, but
+// revision 1 and the restore's time, since a revision is the store's
+// compare-and-swap token, which Records cannot set. Whatever must survive
+// a restore (a policy's own sequence number) belongs in the value.
 func Restore(ctx context.Context, store Store, r io.Reader) error {
-	records, err := readBackup(r)
+	records, named, err := readBackup(r)
 	if err != nil {
 		return err
 	}
@@ -169,22 +193,26 @@ func Restore(ctx context.Context, store Store, r io.Reader) error {
 	if len(ids) != 0 {
 		return fmt.Errorf("%w: it holds %d branch keys", ErrStoreNotEmpty, len(ids))
 	}
+	if err := checkNoRecords(ctx, store, named); err != nil {
+		return err
+	}
 	for _, key := range groupByKey(records) {
 		if err := restoreKey(ctx, store, key); err != nil {
 			return err
 		}
 	}
-	return nil
+	return restoreRecords(ctx, store, named)
 }
 
-// readBackup parses and verifies a backup, returning its records.
-func readBackup(r io.Reader) ([]BranchKeyVersion, error) {
+// readBackup parses and verifies a backup, returning its versions and its
+// named records.
+func readBackup(r io.Reader) ([]BranchKeyVersion, []Record, error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxBackupBytes+1))
 	if err != nil {
-		return nil, wrapStep(err, "restore: reading the backup")
+		return nil, nil, wrapStep(err, "restore: reading the backup")
 	}
 	if len(b) > MaxBackupBytes {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrUnsupportedBackup, MaxBackupBytes)
+		return nil, nil, fmt.Errorf("%w: larger than %d bytes", ErrUnsupportedBackup, MaxBackupBytes)
 	}
 	// The format and version are checked before anything else is parsed.
 	var head struct {
@@ -192,29 +220,29 @@ func readBackup(r io.Reader) ([]BranchKeyVersion, error) {
 		Version int    `json:"version"`
 	}
 	if err := json.Unmarshal(b, &head); err != nil {
-		return nil, fmt.Errorf("%w: not a JSON document", ErrBackupCorrupt)
+		return nil, nil, fmt.Errorf("%w: not a JSON document", ErrBackupCorrupt)
 	}
-	if head.Format != backupFormat || head.Version < 1 || head.Version > backupVersion {
-		return nil, fmt.Errorf("%w: want format %q version 1 to %d", ErrUnsupportedBackup, backupFormat, backupVersion)
+	if head.Format != backupFormat || head.Version < 1 || head.Version > backupVersionRecords {
+		return nil, nil, fmt.Errorf("%w: want format %q version 1 to %d", ErrUnsupportedBackup, backupFormat, backupVersionRecords)
 	}
 	var doc backupDoc
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
 		// The decoder's message can quote input: say only where it broke.
-		return nil, fmt.Errorf("%w: malformed near byte %d", ErrBackupCorrupt, dec.InputOffset())
+		return nil, nil, fmt.Errorf("%w: malformed near byte %d", ErrBackupCorrupt, dec.InputOffset())
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the backup document", ErrBackupCorrupt)
+		return nil, nil, fmt.Errorf("%w: data after the backup document", ErrBackupCorrupt)
 	}
 	return verifyBackup(doc)
 }
 
 // verifyBackup checks every record's digest and validity, the manifest, and
 // the order Export writes.
-func verifyBackup(doc backupDoc) ([]BranchKeyVersion, error) {
+func verifyBackup(doc backupDoc) ([]BranchKeyVersion, []Record, error) {
 	if len(doc.Records) > MaxBackupRecords {
-		return nil, fmt.Errorf("%w: more than %d records", ErrUnsupportedBackup, MaxBackupRecords)
+		return nil, nil, fmt.Errorf("%w: more than %d records", ErrUnsupportedBackup, MaxBackupRecords)
 	}
 	records := make([]BranchKeyVersion, len(doc.Records))
 	digests := make([][sha256.Size]byte, len(doc.Records))
@@ -222,28 +250,32 @@ func verifyBackup(doc backupDoc) ([]BranchKeyVersion, error) {
 		v := BranchKeyVersion{BranchKeyID: rec.BranchKeyID, Version: rec.Version, KMSKeyARN: rec.KMSKeyARN,
 			Ciphertext: rec.Ciphertext, CreatedAt: rec.CreatedAt, State: rec.State}
 		if (rec.Usage != nil) != (doc.Version >= 2) {
-			return nil, fmt.Errorf("%w: record %d: a version %d backup's records carry usage only from version 2", ErrBackupCorrupt, i, doc.Version)
+			return nil, nil, fmt.Errorf("%w: record %d: a version %d backup's records carry usage only from version 2", ErrBackupCorrupt, i, doc.Version)
 		}
 		if rec.Usage != nil {
 			v.Usage = *rec.Usage
 		}
 		if err := v.Validate(0); err != nil {
-			return nil, fmt.Errorf("%w: record %d is not a valid branch key version: %w", ErrBackupCorrupt, i, err)
+			return nil, nil, fmt.Errorf("%w: record %d is not a valid branch key version: %w", ErrBackupCorrupt, i, err)
 		}
 		digests[i] = recordDigest(doc.Version, v.Normalized())
 		if !hexEqual(rec.SHA256, digests[i][:]) {
-			return nil, fmt.Errorf("%w: record %d does not match its digest", ErrBackupCorrupt, i)
+			return nil, nil, fmt.Errorf("%w: record %d does not match its digest", ErrBackupCorrupt, i)
 		}
 		records[i] = v.Normalized()
 	}
-	set := setDigest(doc.Version, digests)
+	named, namedDigests, err := verifyRecords(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	set := setDigest(doc.Version, digests, namedDigests)
 	if doc.Manifest.Records != len(records) || !hexEqual(doc.Manifest.SHA256, set[:]) {
-		return nil, fmt.Errorf("%w: the manifest lists %d records, the backup holds %d, or they differ", ErrBackupCorrupt, doc.Manifest.Records, len(records))
+		return nil, nil, fmt.Errorf("%w: the manifest lists %d records, the backup holds %d, or they differ", ErrBackupCorrupt, doc.Manifest.Records, len(records))
 	}
 	if err := checkBackupOrder(records); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return records, nil
+	return records, named, nil
 }
 
 // checkBackupOrder checks what a store can hold and Export writes: keys
@@ -331,13 +363,20 @@ func recordDigest(format int, v BranchKeyVersion) [sha256.Size]byte {
 
 // setDigest is SHA-256 over a domain tag ("phicrypt branch key backup v<N>
 // set" and a NUL), the record count (8 bytes, big endian) and every record
-// digest in order.
-func setDigest(format int, digests [][sha256.Size]byte) [sha256.Size]byte {
+// digest in order; from version 3, then the named record count (8 bytes,
+// big endian) and every named record digest in order.
+func setDigest(format int, digests, named [][sha256.Size]byte) [sha256.Size]byte {
 	h := sha256.New()
 	fmt.Fprintf(h, "phicrypt branch key backup v%d set\x00", format)
 	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(digests))))
 	for _, d := range digests {
 		h.Write(d[:])
+	}
+	if format >= backupVersionRecords {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(named))))
+		for _, d := range named {
+			h.Write(d[:])
+		}
 	}
 	return [sha256.Size]byte(h.Sum(nil))
 }

@@ -15,6 +15,11 @@
 // keystore/storetest is the conformance suite every store passes, exported
 // so that a store of your own can run it.
 //
+// Every store of this module also keeps records (Records): small values
+// the custodian's tools keep beside the branch keys, such as signed
+// policies and the ids of applied change requests, each changed only by
+// compare-and-swap on its revision.
+//
 // A store never sees plaintext key material (only what KMS wrapped), and
 // never the KMS: it is storage with conditional writes. It is not for
 // encrypting data; keyring and phicrypt are.

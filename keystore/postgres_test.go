@@ -85,8 +85,9 @@ func openPostgres(ctx context.Context, conn string) (keystore.Store, error) {
 }
 
 // closingStore closes the database handle the test opened with the store.
+// It embeds the concrete store, so its optional interfaces (Records) show.
 type closingStore struct {
-	keystore.Store
+	*postgres.Store
 	db *sql.DB
 }
 

@@ -261,6 +261,31 @@ func policyCases() []conformanceCase {
 			_, denied := e.client("rewrapper").ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: blob2, DestinationKeyId: src.KeyId})
 			return first(ok, expectCode(denied, "AccessDeniedException"))
 		}},
+		{name: "kms:ReEncryptOnSameKey allows ReEncrypt only back under the same key", ops: []string{"ReEncrypt"}, moto: motoNoPolicy, run: func(e *env) error {
+			doc := `{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Principal":{"AWS":"` + e.user("admin") + `"},"Action":"kms:*","Resource":"*"},
+ {"Effect":"Allow","Principal":{"AWS":"` + e.user("same-key") + `"},"Action":["kms:ReEncryptFrom","kms:ReEncryptTo"],"Resource":"*",
+  "Condition":{"Bool":{"kms:ReEncryptOnSameKey":true}}}]}`
+			md, err := e.newKey(doc)
+			if err != nil {
+				return err
+			}
+			other, err := e.newKey("")
+			if err != nil {
+				return err
+			}
+			blob, err := e.encrypt(e.admin(), aws.ToString(md.KeyId), []byte("dk"), tenantA)
+			if err != nil {
+				return err
+			}
+			c := e.client("same-key")
+			_, same := c.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: blob, SourceEncryptionContext: tenantA,
+				DestinationKeyId: md.KeyId, DestinationEncryptionContext: map[string]string{"tenant": "a", "purpose": "moved"}})
+			// The other key's default policy admits the whole account
+			// (ReEncryptTo), but the source refuses ReEncryptFrom to it.
+			_, away := c.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: blob, SourceEncryptionContext: tenantA, DestinationKeyId: other.KeyId})
+			return first(same, expectCode(away, "AccessDeniedException"))
+		}},
 	}
 }
 

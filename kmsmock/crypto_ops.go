@@ -2,6 +2,7 @@ package kmsmock
 
 import (
 	"crypto/rand"
+	"strconv"
 )
 
 // authorize evaluates the key's policy for one action by the caller.
@@ -12,6 +13,12 @@ func (c *call) authorize(k *key, action string, ctx map[string]string) *apiError
 		action:    "kms:" + action,
 		resource:  c.s.keyARN(k.ID),
 		context:   ctx,
+	}
+	switch action {
+	case "ReEncryptFrom":
+		rq.reEncryptSameKey = strconv.FormatBool(k.ID == c.reEncrypt.destination)
+	case "ReEncryptTo":
+		rq.reEncryptSameKey = strconv.FormatBool(k.ID == c.reEncrypt.source)
 	}
 	if !k.policy.allows(&rq) {
 		return errAccessDenied(c.principal, rq.action, rq.resource)
@@ -173,10 +180,16 @@ func opReEncrypt(c *call, body []byte) (any, *apiError) {
 	if in.DestinationKeyID == "" {
 		return nil, errValidation("DestinationKeyId is required")
 	}
+	// kms:ReEncryptOnSameKey compares the two keys, so the destination is
+	// resolved (not yet authorized) before the source's policy is asked.
+	if dst, err := c.s.findKey(in.DestinationKeyID, refAny); err == nil {
+		c.reEncrypt.destination = dst.ID
+	}
 	src, pt, err := c.open(in.CiphertextBlob, in.SourceKeyID, "ReEncryptFrom", in.SourceEncryptionContext)
 	if err != nil {
 		return nil, err
 	}
+	c.reEncrypt.source = src.ID
 	dst, err := c.useKey(in.DestinationKeyID, "ReEncryptTo", in.DestinationEncryptionContext)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,9 @@ type requestFacts struct {
 	action    string // e.g. "kms:Encrypt"
 	resource  string // key ARN
 	context   map[string]string
+	// reEncryptSameKey is "true" or "false" in ReEncrypt calls
+	// (kms:ReEncryptOnSameKey) and "" in every other call.
+	reEncryptSameKey string
 }
 
 // Supported condition operators; anything else makes the document malformed
@@ -308,6 +311,8 @@ func (rq *requestFacts) values(key string) ([]string, bool) {
 			}
 		}
 		return vals, len(vals) > 0
+	case key == "kms:reencryptonsamekey":
+		return []string{rq.reEncryptSameKey}, rq.reEncryptSameKey != ""
 	case key == "kms:calleraccount", key == "aws:principalaccount":
 		return []string{rq.account}, true
 	case key == "aws:principalarn", key == "aws:username":

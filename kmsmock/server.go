@@ -157,6 +157,9 @@ type call struct {
 	// keyARN and context are what the trail records of the request.
 	keyARN  string
 	context map[string]string
+	// reEncrypt names the source and destination keys of a ReEncrypt call
+	// (resolved key ids, "" until known), for kms:ReEncryptOnSameKey.
+	reEncrypt struct{ source, destination string }
 }
 
 type opFunc func(c *call, body []byte) (any, *apiError)

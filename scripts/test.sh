@@ -130,7 +130,7 @@ step "quickstart"
 go run ./examples/quickstart
 
 step "fuzz (10 s per target; a failing input is saved under testdata/fuzz)"
-for pkg in ./kmsmock/ ./phicrypt/ ./fieldenc/ ./internal/siv/ ./internal/blind/ ./audit/; do
+for pkg in ./kmsmock/ ./phicrypt/ ./fieldenc/ ./internal/siv/ ./internal/blind/ ./audit/ ./custody/; do
 	for target in $(go test -list 'Fuzz.*' "$pkg" | grep '^Fuzz'); do
 		go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s "$pkg"
 	done

@@ -129,7 +129,30 @@ var types = map[string]entry{
 	"keyring.KMSConfig":          {noSecret: "a client, KMS key ids or ARNs and grant tokens"},
 	"keyring.KMSDiscoveryConfig": {noSecret: "a client, a filter and grant tokens"},
 	"custody.KMSReEncrypter":     {noSecret: "an interface: values format as their own type does"},
-	"keyring.Keyring":            {noSecret: "an interface: values format as their own type does"},
+	"custody.KMSKeyPolicyConfig": {noSecret: "principal ARNs, an account id, a store name and context key names the program chose (values are where PHI may be)"},
+	"custody.KMSKeyPolicyReader": {noSecret: "an interface: values format as their own type does"},
+	// A policy may hold encryption-context keys and values in its
+	// conditions; what the checker reports about it must not.
+	"custody.KMSPolicyViolation": {build: func(w *world) []any {
+		cond := `"Condition":{"StringEquals":{"kms:EncryptionContext:` + canaryCtxKey + `":"` + canaryCtxVal + `"}}`
+		doc := `{"Version":"2012-10-17","Statement":[
+ {"Sid":"S","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/svc"},"Action":["kms:Decrypt","kms:PutKeyPolicy"],"Resource":"*",` + cond + `},
+ {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/custodian"},"Action":"kms:*","Resource":"*",` + cond + `}]}`
+		found, err := custody.CheckKMSKeyPolicy([]byte(doc), custody.KMSKeyPolicyConfig{Account: "111122223333",
+			Custodians: []string{"arn:aws:iam::111122223333:role/custodian"}, Services: []string{"arn:aws:iam::111122223333:role/svc"},
+			RequiredContextKeys: []string{"tenant"}})
+		w.must(err)
+		if len(found) < 3 {
+			w.t.Fatalf("the checker found %d violations in a bad policy", len(found))
+		}
+		out := make([]any, len(found))
+		for i := range found {
+			out[i] = &found[i]
+		}
+		return out
+	}},
+	"custody.KMSPolicyViolationCode": {noSecret: "an enumeration"},
+	"keyring.Keyring":                {noSecret: "an interface: values format as their own type does"},
 	"keyring.Multi": {build: func(w *world) []any {
 		m, err := keyring.NewMulti(w.raw, w.hier)
 		w.must(err)
@@ -151,7 +174,18 @@ var types = map[string]entry{
 		w.t.Cleanup(func() { s.Close() })
 		return []any{s}
 	}},
-	"keyring.Secret":             {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
+	"keyring.Secret": {build: func(w *world) []any { s := keyring.Secret(canaryKey); return []any{&s} }},
+	// A record's name may be a branch key id; its value is what the
+	// custodian stored (here key-like bytes, to prove it never prints).
+	"keystore.Record": {build: func(w *world) []any {
+		_, err := w.store.PutRecord(w.ctx, "policy", canaryID, []byte(canaryKey), 0)
+		w.must(err)
+		r, err := w.store.GetRecord(w.ctx, "policy", canaryID)
+		w.must(err)
+		return []any{&r}
+	}},
+	"keystore.Records":           {noSecret: "an interface: values format as their own type does"},
+	"keystore.RecordKindLister":  {noSecret: "an interface: values format as their own type does"},
 	"keystore.State":             {noSecret: "an enumeration"},
 	"keystore.Store":             {noSecret: "an interface: values format as their own type does"},
 	"keystore/dynamodb.API":      {noSecret: "an interface of the DynamoDB client's methods"},

@@ -67,6 +67,16 @@ func dialect() *sqlstore.Dialect {
 				`ALTER TABLE phicrypt_branch_key_versions
 					ADD COLUMN usage BIGINT NOT NULL DEFAULT 0 CHECK (usage >= 0)`,
 			},
+			{ // schema 3: records (keystore.Records)
+				`CREATE TABLE phicrypt_records (
+					kind TEXT NOT NULL CHECK (kind ~ '^[a-z0-9-]{1,64}$'),
+					name TEXT NOT NULL CHECK (octet_length(name) BETWEEN 1 AND 512),
+					value BYTEA NOT NULL CHECK (octet_length(value) BETWEEN 1 AND 65536),
+					revision BIGINT NOT NULL CHECK (revision >= 1),
+					updated_at_us BIGINT NOT NULL,
+					PRIMARY KEY (kind, name)
+				)`,
+			},
 		},
 		LockMigrations:  postgresMigrationLock,
 		LockKeySuffix:   " FOR UPDATE",

@@ -132,6 +132,16 @@ func dialect() *sqlstore.Dialect {
 				`ALTER TABLE phicrypt_branch_key_versions
 					ADD COLUMN usage BIGINT NOT NULL DEFAULT 0 CHECK (usage >= 0)`,
 			},
+			{ // schema 3: records (keystore.Records)
+				`CREATE TABLE phicrypt_records (
+					kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 64 AND kind NOT GLOB '*[^a-z0-9-]*'),
+					name TEXT NOT NULL CHECK (length(CAST(name AS BLOB)) BETWEEN 1 AND 512),
+					value BLOB NOT NULL CHECK (typeof(value) = 'blob' AND length(value) BETWEEN 1 AND 65536),
+					revision BIGINT NOT NULL CHECK (revision >= 1),
+					updated_at_us BIGINT NOT NULL,
+					PRIMARY KEY (kind, name)
+				)`,
+			},
 		},
 		UniqueViolation: sqliteUniqueViolation,
 		// Two processes creating one database file can race switching it to

@@ -5,6 +5,10 @@
 //	func TestMyStoreRaces(t *testing.T) { storetest.RunTwoProcesses(t, backend, "TestMyStoreChild") }
 //	func TestMyStoreChild(t *testing.T) { storetest.Child(t, backend) }
 //
+// A store that also keeps records (keystore.Records) runs RunRecords too:
+//
+//	func TestMyStoreRecords(t *testing.T) { storetest.RunRecords(t, backend, "TestMyStoreChild") }
+//
 // It checks every promise of the Store interface: conditional writes under
 // concurrency (goroutines, and two OS processes racing on one store),
 // states, usage counters, caps, copies, context cancellation, errors that
@@ -654,7 +658,7 @@ func testContextCanceled(t *testing.T, s keystore.Store) {
 // same first version (so exactly one of those two wins, whatever the
 // timing), then keep rotating from whatever is active as fast as they can.
 const (
-	childModeEnv    = "PHICRYPT_STORE_CHILD_MODE" // "rotation" or "usage"
+	childModeEnv    = "PHICRYPT_STORE_CHILD_MODE" // "rotation", "usage" or "records"
 	childLocEnv     = "PHICRYPT_STORE_CHILD_LOC"
 	childBarrierEnv = "PHICRYPT_STORE_CHILD_BARRIER"
 	childFirstEnv   = "PHICRYPT_STORE_CHILD_FIRST"
@@ -733,6 +737,8 @@ func Child(t *testing.T, b Backend) {
 		rotationChild(t, b)
 	case "usage":
 		usageChild(t, b)
+	case "records":
+		recordsChild(t, b)
 	}
 }
 

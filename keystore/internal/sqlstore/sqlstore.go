@@ -21,9 +21,11 @@ import (
 //	phicrypt_branch_keys        (branch_key_id): one row per branch key
 //	phicrypt_branch_key_versions (seq, branch_key_id, version, kms_key_arn,
 //	                              ciphertext, created_at_us, state, usage)
+//	phicrypt_records            (kind, name, value, revision, updated_at_us)
 //
-// Schema 1 made the tables; schema 2 added usage (BIGINT, default 0), so a
-// schema 1 store migrates in place when opened.
+// Schema 1 made the tables; schema 2 added usage (BIGINT, default 0);
+// schema 3 added phicrypt_records (records.go). An older store migrates in
+// place when opened.
 //
 // with a partial unique index that allows one row with state 'active' per
 // branch key, so the database itself refuses a second active version
