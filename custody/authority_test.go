@@ -4,77 +4,38 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/phicrypt/phicrypt/audit"
 	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keystore"
+	"github.com/phicrypt/phicrypt/keystore/dynamodb"
+	"github.com/phicrypt/phicrypt/keystore/postgres"
+	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/note"
 )
-
-// memRecords keeps records in a map, with the compare-and-swap semantics
-// every keystore store gives PutRecord.
-type memRecords struct {
-	mu   sync.Mutex
-	recs map[string]keystore.Record
-}
-
-func newMemRecords() *memRecords { return &memRecords{recs: map[string]keystore.Record{}} }
-
-func (m *memRecords) GetRecord(_ context.Context, kind, name string) (keystore.Record, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.recs[kind+"\x00"+name]
-	if !ok {
-		return keystore.Record{}, keystore.ErrNotFound
-	}
-	r.Value = bytes.Clone(r.Value)
-	return r, nil
-}
-
-func (m *memRecords) PutRecord(_ context.Context, kind, name string, value []byte, expected uint64) (uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k := kind + "\x00" + name
-	r, ok := m.recs[k]
-	switch {
-	case expected == 0 && ok:
-		return 0, keystore.ErrExists
-	case expected != 0 && (!ok || r.Revision != expected):
-		return 0, keystore.ErrConflict
-	}
-	m.recs[k] = keystore.Record{Kind: kind, Name: name, Value: bytes.Clone(value), Revision: r.Revision + 1, UpdatedAt: time.Now()}
-	return r.Revision + 1, nil
-}
-
-func (m *memRecords) ListRecords(_ context.Context, kind string) ([]keystore.Record, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []keystore.Record
-	for _, r := range m.recs {
-		if r.Kind == kind {
-			r.Value = bytes.Clone(r.Value)
-			out = append(out, r)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
 
 // signers are the test's principals, each with a key derived from its
 // name (so failures reproduce).
@@ -229,9 +190,15 @@ func destroyKey() custody.Change {
 // own error, and the refusal is in the audit log (a Denial record naming
 // the actor, the operation, the key's digest and the reason in words).
 func TestSeparationOfDutyAttacks(t *testing.T) {
+	for _, kind := range storeKinds(t) {
+		t.Run(kind, func(t *testing.T) { runAttacks(t, kind) })
+	}
+}
+
+func runAttacks(t *testing.T, kind string) {
 	for _, tc := range attacks {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, newMemRecords())
+			w := newWorld(t, recordStore(t, kind))
 			w.installed = w.basePolicy("tenant-*")
 			w.install(w.installed, w.alice, w.bob)
 			before := w.log.Size()
@@ -378,115 +345,121 @@ var attacks = []struct {
 // Authorized changes are audited with their approvers; the request is
 // recorded as applied.
 func TestAuthorizeRecordsTheChange(t *testing.T) {
-	w := newWorld(t, newMemRecords())
-	inst := w.install(w.basePolicy("tenant-*"), w.bob, w.alice)
-	require.Equal(t, []string{"alice", "bob"}, inst.Approvers)
-	require.Nil(t, inst.Policy, "the first policy replaced none")
-	rec := w.lastRecord()
-	require.Equal(t, audit.KindAdminChange, rec.Kind)
-	require.Equal(t, "set-policy", rec.Operation)
-	require.Equal(t, "bob", rec.Actor)
-	require.Equal(t, []string{"alice", "bob"}, rec.Approvers)
+	eachStore(t, func(t *testing.T, store custody.RecordStore) {
+		w := newWorld(t, store)
+		inst := w.install(w.basePolicy("tenant-*"), w.bob, w.alice)
+		require.Equal(t, []string{"alice", "bob"}, inst.Approvers)
+		require.Nil(t, inst.Policy, "the first policy replaced none")
+		rec := w.lastRecord()
+		require.Equal(t, audit.KindAdminChange, rec.Kind)
+		require.Equal(t, "set-policy", rec.Operation)
+		require.Equal(t, "bob", rec.Actor)
+		require.Equal(t, []string{"alice", "bob"}, rec.Approvers)
 
-	r := w.propose(destroyKey())
-	auth, err := w.auth.Authorize(w.ctx, r, approve(t, r, w.carol, w.alice))
-	require.NoError(t, err)
-	require.Equal(t, []string{"alice", "carol"}, auth.Approvers)
-	id, err := r.ID()
-	require.NoError(t, err)
-	require.Equal(t, id, auth.ID)
-	require.Equal(t, "tenant-*", auth.Policy.Scope)
-	_, err = w.store.GetRecord(w.ctx, custody.RecordAppliedRequest, id.String())
-	require.NoError(t, err, "the request is recorded as applied")
-	rec = w.lastRecord()
-	require.Equal(t, audit.KindAdminChange, rec.Kind)
-	require.Equal(t, "destroy-key", rec.Operation)
-	require.Equal(t, []string{"alice", "carol"}, rec.Approvers)
-	require.Equal(t, w.hasher.BranchKey(testKey).String(), rec.Key.String())
+		r := w.propose(destroyKey())
+		auth, err := w.auth.Authorize(w.ctx, r, approve(t, r, w.carol, w.alice))
+		require.NoError(t, err)
+		require.Equal(t, []string{"alice", "carol"}, auth.Approvers)
+		id, err := r.ID()
+		require.NoError(t, err)
+		require.Equal(t, id, auth.ID)
+		require.Equal(t, "tenant-*", auth.Policy.Scope)
+		_, err = w.store.GetRecord(w.ctx, custody.RecordAppliedRequest, id.String())
+		require.NoError(t, err, "the request is recorded as applied")
+		rec = w.lastRecord()
+		require.Equal(t, audit.KindAdminChange, rec.Kind)
+		require.Equal(t, "destroy-key", rec.Operation)
+		require.Equal(t, []string{"alice", "carol"}, rec.Approvers)
+		require.Equal(t, w.hasher.BranchKey(testKey).String(), rec.Key.String())
+	})
 }
 
 // The first policy of a scope is anchored in its own custodians; a
 // replacement needs the set-policy quorum of the policy in force and of
 // the new one (as TUF's root rotation does).
 func TestPolicyReplacementNeedsBothQuorums(t *testing.T) {
-	w := newWorld(t, newMemRecords())
-	_, err := w.auth.PolicyFor(w.ctx, testKey)
-	requireOnly(t, err, custody.ErrNoPolicy)
-	_, err = w.auth.Propose(w.ctx, "alice", destroyKey(), time.Hour)
-	requireOnly(t, err, custody.ErrNoPolicy)
+	eachStore(t, func(t *testing.T, store custody.RecordStore) {
+		w := newWorld(t, store)
+		_, err := w.auth.PolicyFor(w.ctx, testKey)
+		requireOnly(t, err, custody.ErrNoPolicy)
+		_, err = w.auth.Propose(w.ctx, "alice", destroyKey(), time.Hour)
+		requireOnly(t, err, custody.ErrNoPolicy)
 
-	w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
-	got, err := w.auth.PolicyFor(w.ctx, testKey)
-	require.NoError(t, err)
-	require.Equal(t, uint64(1), got.Revision)
+		w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
+		got, err := w.auth.PolicyFor(w.ctx, testKey)
+		require.NoError(t, err)
+		require.Equal(t, uint64(1), got.Revision)
 
-	// New custodians dave and erin, 2 of 2: the old quorum (2 of alice,
-	// bob, carol) and the new (dave and erin) must both sign.
-	dave, erin := signer(t, "dave"), signer(t, "erin")
-	next := &custody.Policy{Scope: "tenant-*", Custodians: []custody.Principal{dave.Principal(), erin.Principal()},
-		Quorum: map[custody.Action]int{custody.ActionSetPolicy: 2}}
-	r, err := w.auth.Propose(w.ctx, "carol", custody.Change{Action: custody.ActionSetPolicy, NewPolicy: next}, time.Hour)
-	require.NoError(t, err)
-	require.Equal(t, uint64(2), r.NewPolicy.Revision, "Propose sets the revision")
-	require.Zero(t, next.Revision, "Propose does not change the caller's policy")
-	for _, signers := range [][]*custody.Signer{{w.alice, w.bob}, {dave, erin}, {w.alice, dave, erin}} {
-		_, err := w.auth.Authorize(w.ctx, r, approve(t, r, signers...))
-		requireOnly(t, err, custody.ErrTooFewApprovals)
-	}
-	auth, err := w.auth.Authorize(w.ctx, r, approve(t, r, w.alice, dave, w.carol, erin))
-	require.NoError(t, err)
-	require.Equal(t, []string{"alice", "carol", "dave", "erin"}, auth.Approvers)
-	require.Equal(t, uint64(1), auth.Policy.Revision)
-	got, err = w.auth.PolicyFor(w.ctx, testKey)
-	require.NoError(t, err)
-	require.Equal(t, uint64(2), got.Revision)
-	require.Equal(t, "dave", got.Custodians[0].Name)
+		// New custodians dave and erin, 2 of 2: the old quorum (2 of alice,
+		// bob, carol) and the new (dave and erin) must both sign.
+		dave, erin := signer(t, "dave"), signer(t, "erin")
+		next := &custody.Policy{Scope: "tenant-*", Custodians: []custody.Principal{dave.Principal(), erin.Principal()},
+			Quorum: map[custody.Action]int{custody.ActionSetPolicy: 2}}
+		r, err := w.auth.Propose(w.ctx, "carol", custody.Change{Action: custody.ActionSetPolicy, NewPolicy: next}, time.Hour)
+		require.NoError(t, err)
+		require.Equal(t, uint64(2), r.NewPolicy.Revision, "Propose sets the revision")
+		require.Zero(t, next.Revision, "Propose does not change the caller's policy")
+		for _, signers := range [][]*custody.Signer{{w.alice, w.bob}, {dave, erin}, {w.alice, dave, erin}} {
+			_, err := w.auth.Authorize(w.ctx, r, approve(t, r, signers...))
+			requireOnly(t, err, custody.ErrTooFewApprovals)
+		}
+		auth, err := w.auth.Authorize(w.ctx, r, approve(t, r, w.alice, dave, w.carol, erin))
+		require.NoError(t, err)
+		require.Equal(t, []string{"alice", "carol", "dave", "erin"}, auth.Approvers)
+		require.Equal(t, uint64(1), auth.Policy.Revision)
+		got, err = w.auth.PolicyFor(w.ctx, testKey)
+		require.NoError(t, err)
+		require.Equal(t, uint64(2), got.Revision)
+		require.Equal(t, "dave", got.Custodians[0].Name)
 
-	// The old custodians now hold no role.
-	_, err = w.auth.Propose(w.ctx, "alice", destroyKey(), time.Hour)
-	requireOnly(t, err, custody.ErrNotPermitted)
+		// The old custodians now hold no role.
+		_, err = w.auth.Propose(w.ctx, "alice", destroyKey(), time.Hour)
+		requireOnly(t, err, custody.ErrNotPermitted)
+	})
 }
 
 // The most specific scope wins, and installing a narrower one needs the
 // quorum of the policy that governed its keys.
 func TestMostSpecificScopeWins(t *testing.T) {
-	w := newWorld(t, newMemRecords())
-	w.install(w.basePolicy("*"), w.alice, w.bob)
-	dave := signer(t, "dave")
-	narrow := &custody.Policy{Scope: "tenant-*", Custodians: []custody.Principal{dave.Principal(), w.carol.Principal()},
-		Services: []custody.Principal{w.svc.Principal()}, Quorum: map[custody.Action]int{custody.ActionSetPolicy: 1}}
-	r, err := w.auth.Propose(w.ctx, "alice", custody.Change{Action: custody.ActionSetPolicy, NewPolicy: narrow}, time.Hour)
-	require.NoError(t, err)
-	_, err = w.auth.Authorize(w.ctx, r, approve(t, r, dave))
-	requireOnly(t, err, custody.ErrTooFewApprovals) // "*" needs 2 of its own
-	_, err = w.auth.Authorize(w.ctx, r, approve(t, r, w.alice, w.bob, dave))
-	require.NoError(t, err)
-
-	for id, want := range map[string]string{testKey: "tenant-*", "tenant-": "tenant-*", "clinic-1": "*", "tenant": "*"} {
-		p, err := w.auth.PolicyFor(w.ctx, id)
+	eachStore(t, func(t *testing.T, store custody.RecordStore) {
+		w := newWorld(t, store)
+		w.install(w.basePolicy("*"), w.alice, w.bob)
+		dave := signer(t, "dave")
+		narrow := &custody.Policy{Scope: "tenant-*", Custodians: []custody.Principal{dave.Principal(), w.carol.Principal()},
+			Services: []custody.Principal{w.svc.Principal()}, Quorum: map[custody.Action]int{custody.ActionSetPolicy: 1}}
+		r, err := w.auth.Propose(w.ctx, "alice", custody.Change{Action: custody.ActionSetPolicy, NewPolicy: narrow}, time.Hour)
 		require.NoError(t, err)
-		require.Equal(t, want, p.Scope, "key %q", id)
-	}
-	exact := &custody.Policy{Scope: testKey, Custodians: []custody.Principal{w.carol.Principal()},
-		Quorum: map[custody.Action]int{custody.ActionSetPolicy: 1}}
-	w.install(exact, w.carol) // carol is a custodian of tenant-* (quorum 1) and of the new one
-	p, err := w.auth.PolicyFor(w.ctx, testKey)
-	require.NoError(t, err)
-	require.Equal(t, testKey, p.Scope)
-	all, err := w.auth.Policies(w.ctx)
-	require.NoError(t, err)
-	require.Len(t, all, 3)
-	require.Equal(t, []string{"*", "tenant-*", testKey}, []string{all[0].Scope, all[1].Scope, all[2].Scope})
-	// dave governs tenant-* but not the key with its own policy.
-	_, err = w.auth.Propose(w.ctx, "dave", destroyKey(), time.Hour)
-	requireOnly(t, err, custody.ErrNotPermitted)
+		_, err = w.auth.Authorize(w.ctx, r, approve(t, r, dave))
+		requireOnly(t, err, custody.ErrTooFewApprovals) // "*" needs 2 of its own
+		_, err = w.auth.Authorize(w.ctx, r, approve(t, r, w.alice, w.bob, dave))
+		require.NoError(t, err)
+
+		for id, want := range map[string]string{testKey: "tenant-*", "tenant-": "tenant-*", "clinic-1": "*", "tenant": "*"} {
+			p, err := w.auth.PolicyFor(w.ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, want, p.Scope, "key %q", id)
+		}
+		exact := &custody.Policy{Scope: testKey, Custodians: []custody.Principal{w.carol.Principal()},
+			Quorum: map[custody.Action]int{custody.ActionSetPolicy: 1}}
+		w.install(exact, w.carol) // carol is a custodian of tenant-* (quorum 1) and of the new one
+		p, err := w.auth.PolicyFor(w.ctx, testKey)
+		require.NoError(t, err)
+		require.Equal(t, testKey, p.Scope)
+		all, err := w.auth.Policies(w.ctx)
+		require.NoError(t, err)
+		require.Len(t, all, 3)
+		require.Equal(t, []string{"*", "tenant-*", testKey}, []string{all[0].Scope, all[1].Scope, all[2].Scope})
+		// dave governs tenant-* but not the key with its own policy.
+		_, err = w.auth.Propose(w.ctx, "dave", destroyKey(), time.Hour)
+		requireOnly(t, err, custody.ErrNotPermitted)
+	})
 }
 
 // A stored policy whose record was edited in the store (a signature, the
 // encoding, or a record moved to another scope) fails verification and
 // is not used.
 func TestStoredPolicyIsVerified(t *testing.T) {
-	store := newMemRecords()
+	store := recordStore(t, "sqlite")
 	w := newWorld(t, store)
 	w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
 	rec, err := store.GetRecord(w.ctx, custody.RecordPolicy, "tenant-*")
@@ -499,7 +472,7 @@ func TestStoredPolicyIsVerified(t *testing.T) {
 		"one approval less": func(v []byte) (string, []byte) { return "tenant-*", dropLastApproval(t, v) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := newMemRecords()
+			s := recordStore(t, "file")
 			scope, v := edit(bytes.Clone(rec.Value))
 			_, err := s.PutRecord(w.ctx, custody.RecordPolicy, scope, v, 0)
 			require.NoError(t, err)
@@ -531,33 +504,35 @@ func dropLastApproval(t *testing.T, v []byte) []byte {
 // Two processes authorizing the same request at once: one wins, the
 // others get ErrReplayed.
 func TestConcurrentAuthorizeAppliesOnce(t *testing.T) {
-	w := newWorld(t, newMemRecords())
-	w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
-	r := w.propose(rotateKey())
-	aps := approve(t, r, w.alice)
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for range 8 {
-		wg.Go(func() {
-			if _, err := w.auth.Authorize(w.ctx, r, aps); err == nil {
-				wins.Add(1)
-			} else {
-				errs <- err
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	require.Equal(t, int32(1), wins.Load())
-	for err := range errs {
-		requireOnly(t, err, custody.ErrReplayed)
-	}
+	eachStore(t, func(t *testing.T, store custody.RecordStore) {
+		w := newWorld(t, store)
+		w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
+		r := w.propose(rotateKey())
+		aps := approve(t, r, w.alice)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Go(func() {
+				if _, err := w.auth.Authorize(w.ctx, r, aps); err == nil {
+					wins.Add(1)
+				} else {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		require.Equal(t, int32(1), wins.Load())
+		for err := range errs {
+			requireOnly(t, err, custody.ErrReplayed)
+		}
+	})
 }
 
 // Request lifetimes and expiries are bounded.
 func TestRequestLifetimeIsCapped(t *testing.T) {
-	w := newWorld(t, newMemRecords())
+	w := newWorld(t, recordStore(t, "file"))
 	w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
 	for _, d := range []time.Duration{0, -time.Second, custody.MaxRequestLifetime + time.Second} {
 		_, err := w.auth.Propose(w.ctx, "alice", rotateKey(), d)
@@ -576,7 +551,7 @@ func TestRequestLifetimeIsCapped(t *testing.T) {
 // A failing audit log (a file log whose files were closed) fails the
 // authorization closed, and a refusal still says why it was refused.
 func TestAuditFailureFailsClosed(t *testing.T) {
-	w := newWorld(t, newMemRecords())
+	w := newWorld(t, recordStore(t, "file"))
 	w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
 	sink, err := audit.OpenFileSink(t.TempDir())
 	require.NoError(t, err)
@@ -666,7 +641,14 @@ func TestCustodyHasNoDecryptPath(t *testing.T) {
 // approved by two, it is authorized once.
 func ExampleNewAuthority() {
 	ctx := context.Background()
-	store := newMemRecords() // any keystore store: the file store, SQLite, PostgreSQL, DynamoDB
+	dir, _ := os.MkdirTemp("", "custody-example")
+	defer os.RemoveAll(dir)
+	store, err := keystore.OpenFileStore(dir) // or SQLite, PostgreSQL, DynamoDB: every store keeps records
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer store.Close()
 	auth, err := custody.NewAuthority(custody.AuthorityConfig{Store: store})
 	if err != nil {
 		fmt.Println(err)
@@ -770,29 +752,31 @@ func exampleSigner(name string) *custody.Signer {
 // Two first policies for one scope proposed at once: one is installed,
 // the other refused as stale, whatever the order.
 func TestConcurrentFirstPoliciesInstallOne(t *testing.T) {
-	w := newWorld(t, newMemRecords())
-	var reqs []*custody.Request
-	for _, s := range []*custody.Signer{w.alice, w.bob} {
-		p := w.basePolicy("tenant-*")
-		p.Custodians = []custody.Principal{s.Principal()}
-		p.Quorum = map[custody.Action]int{custody.ActionSetPolicy: 1}
-		r, err := w.auth.Propose(w.ctx, s.Principal().Name, custody.Change{Action: custody.ActionSetPolicy, NewPolicy: p}, time.Hour)
+	eachStore(t, func(t *testing.T, store custody.RecordStore) {
+		w := newWorld(t, store)
+		var reqs []*custody.Request
+		for _, s := range []*custody.Signer{w.alice, w.bob} {
+			p := w.basePolicy("tenant-*")
+			p.Custodians = []custody.Principal{s.Principal()}
+			p.Quorum = map[custody.Action]int{custody.ActionSetPolicy: 1}
+			r, err := w.auth.Propose(w.ctx, s.Principal().Name, custody.Change{Action: custody.ActionSetPolicy, NewPolicy: p}, time.Hour)
+			require.NoError(t, err)
+			reqs = append(reqs, r)
+		}
+		_, err := w.auth.Authorize(w.ctx, reqs[1], approve(t, reqs[1], w.bob))
 		require.NoError(t, err)
-		reqs = append(reqs, r)
-	}
-	_, err := w.auth.Authorize(w.ctx, reqs[1], approve(t, reqs[1], w.bob))
-	require.NoError(t, err)
-	_, err = w.auth.Authorize(w.ctx, reqs[0], approve(t, reqs[0], w.alice))
-	requireOnly(t, err, custody.ErrStalePolicy) // proposed when no policy was in force
-	p, err := w.auth.PolicyFor(w.ctx, testKey)
-	require.NoError(t, err)
-	require.Equal(t, "bob", p.Custodians[0].Name)
+		_, err = w.auth.Authorize(w.ctx, reqs[0], approve(t, reqs[0], w.alice))
+		requireOnly(t, err, custody.ErrStalePolicy) // proposed when no policy was in force
+		p, err := w.auth.PolicyFor(w.ctx, testKey)
+		require.NoError(t, err)
+		require.Equal(t, "bob", p.Custodians[0].Name)
+	})
 }
 
 // Services rotate only as the policy says; a rewrap of every key is
 // governed by the "*" policy.
 func TestServiceRotationAndStoreWideRewrap(t *testing.T) {
-	w := newWorld(t, newMemRecords())
+	w := newWorld(t, recordStore(t, "file"))
 	w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
 	require.NoError(t, w.auth.Check(w.ctx, "svc-patients", testKey, custody.ActionRotateByUsage))
 	require.NoError(t, w.auth.Check(w.ctx, "svc-patients", testKey, custody.ActionDecrypt))
@@ -809,4 +793,98 @@ func TestServiceRotationAndStoreWideRewrap(t *testing.T) {
 	auth, err := w.auth.Authorize(w.ctx, r, approve(t, r, w.alice, w.carol))
 	require.NoError(t, err)
 	require.Equal(t, "*", auth.Policy.Scope)
+}
+
+// recordStore is a fresh store of the named kind, holding records as every
+// keystore store does: "file" and "sqlite" always, "postgres" at
+// PHICRYPT_POSTGRES_URL and "dynamodb" in moto_server at PHICRYPT_MOTO_URL
+// (a schema or table of its own, dropped afterwards).
+func recordStore(t *testing.T, kind string) custody.RecordStore {
+	t.Helper()
+	ctx := context.Background()
+	switch kind {
+	case "file":
+		s, err := keystore.OpenFileStore(t.TempDir())
+		require.NoError(t, err)
+		t.Cleanup(func() { s.Close() })
+		return s
+	case "sqlite":
+		s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keys.db"))
+		require.NoError(t, err)
+		t.Cleanup(func() { s.Close() })
+		return s
+	case "postgres":
+		return postgresStore(t, os.Getenv("PHICRYPT_POSTGRES_URL"))
+	case "dynamodb":
+		return dynamoStore(t, os.Getenv("PHICRYPT_MOTO_URL"))
+	}
+	t.Fatalf("no store %q", kind)
+	return nil
+}
+
+// storeKinds are the stores this run can reach. PostgreSQL and DynamoDB
+// are left out of a plain go test when their servers are not configured;
+// the full suite (PHICRYPT_FULL_SUITE) fails instead.
+func storeKinds(t *testing.T) []string {
+	kinds := []string{"file", "sqlite"}
+	for kind, env := range map[string]string{"postgres": "PHICRYPT_POSTGRES_URL", "dynamodb": "PHICRYPT_MOTO_URL"} {
+		switch {
+		case os.Getenv(env) != "":
+			kinds = append(kinds, kind)
+		case os.Getenv("PHICRYPT_FULL_SUITE") != "":
+			t.Fatalf("the full suite must set %s (scripts/test.sh starts the server)", env)
+		}
+	}
+	slices.Sort(kinds)
+	return kinds
+}
+
+func postgresStore(t *testing.T, base string) custody.RecordStore {
+	var b [8]byte
+	rand.Read(b[:])
+	schema := "phicrypt_custody_" + hex.EncodeToString(b[:])
+	admin, err := sql.Open("pgx", base)
+	require.NoError(t, err)
+	t.Cleanup(func() { admin.Close() })
+	_, err = admin.Exec("CREATE SCHEMA " + schema)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		require.NoError(t, err)
+	})
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	db, err := sql.Open("pgx", u.String())
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	s, err := postgres.New(context.Background(), db)
+	require.NoError(t, err)
+	return s
+}
+
+func dynamoStore(t *testing.T, endpoint string) custody.RecordStore {
+	client := awsdynamodb.New(awsdynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider("custody", "x", "")})
+	var b [8]byte
+	rand.Read(b[:])
+	table := "phicrypt-custody-" + hex.EncodeToString(b[:])
+	_, err := dynamodb.CreateTable(context.Background(), client, table)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, err := client.DeleteTable(context.Background(), &awsdynamodb.DeleteTableInput{TableName: &table})
+		require.NoError(t, err)
+	})
+	s, err := dynamodb.New(client, table)
+	require.NoError(t, err)
+	return s
+}
+
+// eachStore runs f on a fresh store of every kind this run can reach.
+func eachStore(t *testing.T, f func(t *testing.T, store custody.RecordStore)) {
+	for _, kind := range storeKinds(t) {
+		t.Run(kind, func(t *testing.T) { f(t, recordStore(t, kind)) })
+	}
 }

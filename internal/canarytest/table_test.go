@@ -1,7 +1,6 @@
 package canarytest
 
 import (
-	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
-	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/dynamodb"
 	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/phicrypt/phicrypt/kmsmock"
@@ -204,7 +202,6 @@ var types = map[string]entry{
 	"keystore/storetest.Backend": {noSecret: "test configuration: a name and constructor functions"},
 
 	// custody: roles, signed policies, quorum-signed change requests
-	"keystore.Record":         {noSecret: "TEMPORARY (wt-quorum, keystore/record_pending.go): the records branch brings its own entry"},
 	"custody.Action":          {noSecret: "an enumeration"},
 	"custody.Role":            {noSecret: "an enumeration"},
 	"custody.ServiceRotation": {noSecret: "two flags"},
@@ -224,10 +221,10 @@ var types = map[string]entry{
 	}},
 	"custody.Signer": {build: func(w *world) []any { return []any{custodySigner(w)} }},
 	"custody.AuthorityConfig": {build: func(w *world) []any {
-		return []any{&custody.AuthorityConfig{Store: custodyRecords(w), Audit: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w)}}
+		return []any{&custody.AuthorityConfig{Store: w.store, Audit: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w)}}
 	}},
 	"custody.Authority": {build: func(w *world) []any {
-		a, err := custody.NewAuthority(custody.AuthorityConfig{Store: custodyRecords(w), Audit: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w)})
+		a, err := custody.NewAuthority(custody.AuthorityConfig{Store: w.store, Audit: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w)})
 		w.must(err)
 		return []any{a}
 	}},
@@ -406,20 +403,3 @@ func auditLog(w *world, sink audit.Sink) *audit.Log {
 var extraTypes = map[string]entry{
 	"phicrypt.writer (from Encryptor.NewWriter)": {build: func(w *world) []any { return []any{w.writer()} }},
 }
-
-// custodyRecords is a store's records for an Authority. TEMPORARY (branch
-// wt-quorum): until the keystore stores implement keystore.Records, a
-// stand-in that holds nothing; then it returns w.store.
-func custodyRecords(*world) custody.RecordStore { return emptyRecords{} }
-
-type emptyRecords struct{}
-
-func (emptyRecords) GetRecord(context.Context, string, string) (keystore.Record, error) {
-	return keystore.Record{}, keystore.ErrNotFound
-}
-
-func (emptyRecords) PutRecord(context.Context, string, string, []byte, uint64) (uint64, error) {
-	return 0, keystore.ErrInvalid
-}
-
-func (emptyRecords) ListRecords(context.Context, string) ([]keystore.Record, error) { return nil, nil }
