@@ -36,9 +36,12 @@ const (
 	maxSignedSize = 1 + 3 + maxRequestSize + 1 + MaxApprovals*(2+maxApprovalSize)
 )
 
-// A signed request at its caps fits in one store record (64 KiB, the
-// keystore's cap on a record's value): this fails to compile otherwise.
-const _ = uint(64<<10 - maxSignedSize)
+// A signed request at its caps fits in one store record, and a scope is a
+// valid record name: these fail to compile otherwise.
+const (
+	_ = uint(keystore.MaxRecordValueLen - maxSignedSize)
+	_ = uint(keystore.MaxRecordNameLen - MaxScope)
+)
 
 // Encoding versions (the first byte of each encoding) and the signature's
 // domain-separation prefix.
