@@ -122,8 +122,9 @@ type Principal struct {
 	Name string
 	// PublicKey verifies the principal's approvals.
 	PublicKey ed25519.PublicKey
-	// AWSPrincipal, optional, is the IAM ARN the principal acts as in KMS
-	// (what a KMS key policy names); at most MaxAWSPrincipal bytes.
+	// AWSPrincipal, optional, is the IAM user or role ARN (or STS
+	// assumed-role ARN) the principal acts as in KMS, what a KMS key policy
+	// names (AWSPrincipals); at most MaxAWSPrincipal bytes.
 	AWSPrincipal string
 }
 
@@ -159,8 +160,8 @@ func (p Principal) check() error {
 	if len(p.PublicKey) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: principal %s: an Ed25519 public key is %d bytes, not %d", ErrInvalid, p.Name, ed25519.PublicKeySize, len(p.PublicKey))
 	}
-	if len(p.AWSPrincipal) > MaxAWSPrincipal || !utf8.ValidString(p.AWSPrincipal) || strings.ContainsRune(p.AWSPrincipal, 0) {
-		return fmt.Errorf("%w: principal %s: the AWS principal is at most %d bytes of UTF-8 without NUL", ErrInvalid, p.Name, MaxAWSPrincipal)
+	if p.AWSPrincipal != "" && (len(p.AWSPrincipal) > MaxAWSPrincipal || checkPrincipalARN(p.AWSPrincipal) != nil) {
+		return fmt.Errorf("%w: principal %s: the AWS principal is an IAM user or role ARN (arn:aws:iam::ACCOUNT:role/NAME) of at most %d bytes", ErrInvalid, p.Name, MaxAWSPrincipal)
 	}
 	return nil
 }
@@ -447,6 +448,23 @@ func safeName(name string) string {
 		return "(invalid name)"
 	}
 	return name
+}
+
+// AWSPrincipals returns the IAM ARNs the policy's custodians, services and
+// auditors act as in KMS (those that name one), in the policy's order: the
+// lists KMSKeyPolicyConfig takes, so the KMS key policy grants what the
+// signed policy says.
+func (p *Policy) AWSPrincipals() (custodians, services, auditors []string) {
+	arns := func(list []Principal) []string {
+		var out []string
+		for _, m := range list {
+			if m.AWSPrincipal != "" {
+				out = append(out, m.AWSPrincipal)
+			}
+		}
+		return out
+	}
+	return arns(p.Custodians), arns(p.Services), arns(p.Auditors)
 }
 
 // clone returns a deep copy of p.

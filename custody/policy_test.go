@@ -60,7 +60,11 @@ func TestPolicyValidate(t *testing.T) {
 		{"name with a leading space", func(p *custody.Policy) { p.Auditors = []custody.Principal{fixedPrincipal(" a", 4)} }, custody.ErrInvalid, nil},
 		{"short key", func(p *custody.Policy) { p.Custodians[0].PublicKey = p.Custodians[0].PublicKey[:31] }, custody.ErrInvalid, nil},
 		{"long AWS principal", func(p *custody.Policy) {
-			p.Custodians[0].AWSPrincipal = strings.Repeat("a", custody.MaxAWSPrincipal+1)
+			p.Custodians[0].AWSPrincipal = "arn:aws:iam::111122223333:role/" + strings.Repeat("a", custody.MaxAWSPrincipal)
+		}, custody.ErrInvalid, nil},
+		{"AWS principal not an IAM ARN", func(p *custody.Policy) { p.Custodians[0].AWSPrincipal = "*" }, custody.ErrInvalid, []string{"bob"}},
+		{"AWS principal an account", func(p *custody.Policy) {
+			p.Custodians[0].AWSPrincipal = "arn:aws:iam::111122223333:root"
 		}, custody.ErrInvalid, nil},
 		{"a name twice in a role", func(p *custody.Policy) { p.Services = append(p.Services, p.Services[0]) }, custody.ErrInvalid, []string{"svc"}},
 		{"one name, two keys", func(p *custody.Policy) { p.Auditors = []custody.Principal{fixedPrincipal("alice", 9)} }, custody.ErrInvalid, []string{"alice"}},
@@ -249,4 +253,24 @@ func FuzzParsePolicy(f *testing.F) {
 			t.Fatalf("ParsePolicy accepted a non-canonical encoding (%v)", err)
 		}
 	})
+}
+
+// A signed policy's AWS principals fill the KMS key policy generator's
+// lists, and the key policy it writes passes its own check.
+func TestPolicyAWSPrincipalsMakeAKMSKeyPolicy(t *testing.T) {
+	p := validPolicy()
+	p.Custodians[0].AWSPrincipal = "arn:aws:iam::111122223333:role/custodian-bob"
+	p.Services[0].AWSPrincipal = "arn:aws:iam::111122223333:role/svc-patients"
+	p.Auditors = []custody.Principal{fixedPrincipal("audrey", 4)} // no IAM principal
+	custodians, services, auditors := p.AWSPrincipals()
+	require.Equal(t, []string{"arn:aws:iam::111122223333:role/custodian-bob"}, custodians)
+	require.Equal(t, []string{"arn:aws:iam::111122223333:role/svc-patients"}, services)
+	require.Empty(t, auditors)
+	cfg := custody.KMSKeyPolicyConfig{Account: "111122223333", Custodians: custodians, Services: services,
+		Auditors: auditors, RequiredContextKeys: []string{"tenant"}}
+	doc, err := custody.GenerateKMSKeyPolicy(cfg)
+	require.NoError(t, err)
+	violations, err := custody.CheckKMSKeyPolicy(doc, cfg)
+	require.NoError(t, err)
+	require.Empty(t, violations)
 }
