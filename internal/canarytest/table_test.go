@@ -1,6 +1,7 @@
 package canarytest
 
 import (
+	"crypto/ed25519"
 	"encoding/base64"
 	"io"
 	"log/slog"
@@ -200,6 +201,38 @@ var types = map[string]entry{
 	"keystore/postgres.Store":    {noSecret: "the same type as keystore/sqlite.Store (the shared SQL store), which has its own entry"},
 	"keystore/storetest.Backend": {noSecret: "test configuration: a name and constructor functions"},
 
+	// custody: roles, signed policies, quorum-signed change requests
+	"custody.Action":          {noSecret: "an enumeration"},
+	"custody.Role":            {noSecret: "an enumeration"},
+	"custody.ServiceRotation": {noSecret: "two flags"},
+	"custody.RequestID":       {noSecret: "SHA-256 of a request's encoding"},
+	"custody.Approval":        {noSecret: "a principal's name (never PHI), a request id and an Ed25519 signature"},
+	"custody.Principal":       {noSecret: "a name (never PHI), an Ed25519 public key and an IAM ARN"},
+	"custody.RecordStore":     {noSecret: "an interface: values format as their own type does"},
+	"custody.AuditLog":        {noSecret: "an interface: values format as their own type does"},
+	"custody.Policy":          {build: func(w *world) []any { return []any{custodyPolicy(w)} }},
+	"custody.Change": {build: func(w *world) []any {
+		r := custodyRequests(w)
+		return []any{&r[0].Change, &r[1].Change}
+	}},
+	"custody.Request": {build: func(w *world) []any {
+		r := custodyRequests(w)
+		return []any{r[0], r[1]}
+	}},
+	"custody.Signer": {build: func(w *world) []any { return []any{custodySigner(w)} }},
+	"custody.AuthorityConfig": {build: func(w *world) []any {
+		return []any{&custody.AuthorityConfig{Store: w.store, Audit: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w)}}
+	}},
+	"custody.Authority": {build: func(w *world) []any {
+		a, err := custody.NewAuthority(custody.AuthorityConfig{Store: w.store, Audit: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w)})
+		w.must(err)
+		return []any{a}
+	}},
+	"custody.Authorization": {build: func(w *world) []any {
+		r := custodyRequests(w)
+		return []any{&custody.Authorization{Request: r[0], Approvers: []string{"alice"}, Policy: custodyPolicy(w)}}
+	}},
+
 	// fieldenc
 	"fieldenc.Codec": {build: func(w *world) []any { return []any{w.codec()} }},
 	"fieldenc.Column": {build: func(w *world) []any {
@@ -303,6 +336,33 @@ var types = map[string]entry{
 		return []any{m}
 	}},
 	"audit.Verifier": {noSecret: "the log's public key"},
+}
+
+// custodySigner signs with an Ed25519 key whose seed is the key canary.
+func custodySigner(w *world) *custody.Signer {
+	s, err := custody.NewSigner("alice", ed25519.NewKeyFromSeed([]byte(canaryKey)))
+	w.must(err)
+	return s
+}
+
+// custodyPolicy governs the canary branch key id.
+func custodyPolicy(w *world) *custody.Policy {
+	return &custody.Policy{Scope: canaryID, Revision: 1, Custodians: []custody.Principal{custodySigner(w).Principal()},
+		Quorum: map[custody.Action]int{custody.ActionSetPolicy: 1}}
+}
+
+// custodyRequests are a destruction of the canary branch key and a policy
+// for it, both signed (an approval's error paths see them).
+func custodyRequests(w *world) []*custody.Request {
+	out := []*custody.Request{
+		{Change: custody.Change{Action: custody.ActionDestroyKey, BranchKeyID: canaryID}, Proposer: "alice", Expiry: time.Now().Add(time.Hour)},
+		{Change: custody.Change{Action: custody.ActionSetPolicy, NewPolicy: custodyPolicy(w)}, Proposer: "alice", Expiry: time.Now().Add(time.Hour)},
+	}
+	for _, r := range out {
+		_, err := custodySigner(w).Approve(r)
+		w.must(err)
+	}
+	return out
 }
 
 // auditHasher is keyed with the key canary.
