@@ -144,7 +144,7 @@ versions unwrap only under the logical store name they were made with.`,
 			prog.Finish()
 			if err != nil {
 				if errors.Is(err, keystore.ErrStoreNotEmpty) {
-					a.deny(s, "restore", "", err)
+					_ = s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, "restore", "", "store not empty"))
 				}
 				return err
 			}

@@ -2,53 +2,72 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/spf13/cobra"
 
-	"github.com/phicrypt/phicrypt/audit"
+	"github.com/phicrypt/phicrypt/custody"
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
-// proposal flags shared by propose and its shortcuts.
-type proposalFlags struct {
-	version, kmsKey, reason, out string
-	expires                      time.Duration
+// changeKinds are what propose takes, and the actions they make.
+var changeKinds = map[string]custody.Action{
+	"create": custody.ActionCreate, "rotate": custody.ActionRotate, "retire": custody.ActionRetire,
+	"disable": custody.ActionDisable, "enable": custody.ActionEnable, "destroy": custody.ActionDestroyVersion,
+	"rewrap": custody.ActionRewrap, "set-policy": custody.ActionSetPolicy,
 }
 
-func (p *proposalFlags) add(c *cobra.Command, withVersion, withKMSKey bool) {
+const changeKindList = "create, rotate, retire, disable, enable, destroy, rewrap or set-policy"
+
+// proposalFlags are the flags of propose and its shortcuts.
+type proposalFlags struct {
+	version, to, out string
+	expires          time.Duration
+	policy           trustPolicyFlags
+}
+
+func (p *proposalFlags) add(c *cobra.Command, version, to, policy bool) {
 	f := c.Flags()
-	if withVersion {
-		f.StringVar(&p.version, "version", "", "the branch key `VERSION` (retire: versions older than it; destroy: this one, or every version if omitted)")
+	if version {
+		f.StringVar(&p.version, "version", "", "the branch key `VERSION` the change acts on")
 	}
-	if withKMSKey {
-		f.StringVar(&p.kmsKey, "key", "", "the KMS key `ARN` (default: the configured KMS key)")
+	if to {
+		f.StringVar(&p.to, "to", "", "rewrap: the KMS key `ARN` to move every branch key under")
 	}
-	f.StringVar(&p.reason, "reason", "", "why, in words for the audit log (no PHI)")
+	if policy {
+		p.policy.add(c)
+	}
 	f.StringVarP(&p.out, "out", "o", "", "write the change file to `FILE` (required)")
-	f.DurationVar(&p.expires, "expires", 24*time.Hour, "the request expires after this long")
+	f.DurationVar(&p.expires, "expires", 24*time.Hour, "the request expires after this long (at most 720h)")
 }
 
 const proposalHelp = `
+
 This writes a change request to --out (mode 0600); nothing changes yet.
 Custodians review and sign it with "keyctl approve FILE", and "keyctl apply
-FILE" runs it once the trust policy's quorum has signed, before it expires.`
+FILE" carries it out once the quorum of the trust policy in force has
+signed, before it expires. The proposer must be a custodian (--identity).`
 
 func (a *app) proposeCommand() *cobra.Command {
 	var p proposalFlags
 	c := &cobra.Command{
 		Use:   "propose KIND [ID]",
-		Short: "write a change request (retire, disable, enable, destroy) for custodians to approve",
-		Long: `propose writes a change request of KIND: retire ID --version V (retire every
-version older than V), destroy ID [--version V] (crypto-shred one version, or
-every version), disable [--key ARN] or enable [--key ARN] (the KMS key).
+		Short: "write a change request for custodians to approve (any change kind, set-policy included)",
+		Long: `propose writes a change request of KIND for branch key ID:
+  create ID, rotate ID
+  retire ID --version V          V no longer decrypts
+  disable ID --version V         V stops decrypting until enabled again
+  enable ID --version V
+  destroy ID [--version V]       crypto-shred V, or every version of ID
+  rewrap [ID] --to ARN           move ID's versions (or every key's) under ARN
+  set-policy --custodian NAME=PUBLIC_KEY ... --quorum N [--scope S]
+                                 install or replace the trust policy of S
 retire, disable, enable and destroy are shortcuts for it.` + proposalHelp,
-		Args: rangeArgs(1, 2, "KIND and, for retire and destroy, a branch key ID"),
+		Args: rangeArgs(1, 2, "KIND and a branch key ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := ""
 			if len(args) == 2 {
@@ -57,144 +76,133 @@ retire, disable, enable and destroy are shortcuts for it.` + proposalHelp,
 			return a.propose(cmd.Context(), args[0], id, p)
 		},
 	}
-	p.add(c, true, true)
+	p.add(c, true, true, true)
+	return c
+}
+
+// shortcut is a propose command for one kind.
+func (a *app) shortcut(kind, use, short, long string, version bool) *cobra.Command {
+	var p proposalFlags
+	c := &cobra.Command{
+		Use: use, Short: short, Long: long + proposalHelp,
+		Args: exactArgs(1, "one branch key ID"),
+		RunE: func(cmd *cobra.Command, args []string) error { return a.propose(cmd.Context(), kind, args[0], p) },
+	}
+	p.add(c, version, false, false)
 	return c
 }
 
 func (a *app) retireCommand() *cobra.Command {
-	var p proposalFlags
-	c := &cobra.Command{
-		Use:   "retire ID --version V",
-		Short: "propose retiring every version of a branch key older than V",
-		Long:  "retire proposes retiring every decrypt-only version of the branch key older than --version (custody.SetMinDecryptionVersion): run it once every record is re-encrypted under V or newer." + proposalHelp,
-		Args:  exactArgs(1, "one branch key ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.propose(cmd.Context(), kindRetire, args[0], p)
-		},
-	}
-	p.add(c, true, false)
-	return c
+	return a.shortcut("retire", "retire ID --version V", "propose retiring a branch key version (it no longer decrypts)",
+		"retire proposes retiring version V of the branch key: run it once every record under V is re-encrypted under a newer version.", true)
 }
 
 func (a *app) destroyCommand() *cobra.Command {
-	var p proposalFlags
-	c := &cobra.Command{
-		Use:   "destroy ID [--version V]",
-		Short: "propose destroying (crypto-shredding) a branch key version, or the whole key",
-		Long: `destroy proposes crypto-shredding (NIST SP 800-88 cryptographic erase) one
-version of the branch key, or with no --version every version: afterwards
-every ciphertext under it fails to decrypt, in every process. It cannot be
-undone.` + proposalHelp,
-		Args: exactArgs(1, "one branch key ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.propose(cmd.Context(), kindDestroy, args[0], p)
-		},
-	}
-	p.add(c, true, false)
-	return c
+	return a.shortcut("destroy", "destroy ID [--version V]", "propose destroying (crypto-shredding) a branch key version, or the whole key",
+		`destroy proposes crypto-shredding (NIST SP 800-88 cryptographic erase) version V of the
+branch key, or with no --version every version: afterwards every ciphertext
+under it fails to decrypt, in every process. It cannot be undone.`, true)
 }
 
 func (a *app) disableCommand() *cobra.Command {
-	var p proposalFlags
-	c := &cobra.Command{
-		Use:   "disable",
-		Short: "propose disabling the KMS key (stops every service's unwrap)",
-		Long:  "disable proposes disabling the KMS key (KMS DisableKey): no service can unwrap a branch key or data key under it until it is enabled again. An emergency stop, reversible." + proposalHelp,
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.propose(cmd.Context(), kindDisable, "", p)
-		},
-	}
-	p.add(c, false, true)
-	return c
+	return a.shortcut("disable", "disable ID --version V", "propose disabling a branch key version (reversible)",
+		"disable proposes that version V of the branch key stop decrypting until enabled again (it is retired in the store; enable makes it decrypt-only again).", true)
 }
 
 func (a *app) enableCommand() *cobra.Command {
-	var p proposalFlags
-	c := &cobra.Command{
-		Use:   "enable",
-		Short: "propose enabling the KMS key again",
-		Long:  "enable proposes enabling a disabled KMS key (KMS EnableKey)." + proposalHelp,
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.propose(cmd.Context(), kindEnable, "", p)
-		},
+	return a.shortcut("enable", "enable ID --version V", "propose enabling a disabled branch key version again",
+		"enable proposes that the disabled (retired) version V of the branch key decrypt again.", true)
+}
+
+// changeFor builds the change that kind asks for.
+func changeFor(kind, id string, p proposalFlags) (custody.Change, error) {
+	action, ok := changeKinds[kind]
+	if !ok {
+		return custody.Change{}, usagef("change kind %q: want %s", kind, changeKindList)
 	}
-	p.add(c, false, true)
-	return c
+	c := custody.Change{Action: action, BranchKeyID: id, Version: p.version}
+	switch action {
+	case custody.ActionDestroyVersion:
+		if p.version == "" {
+			c.Action = custody.ActionDestroyKey
+		}
+	case custody.ActionRetire, custody.ActionDisable, custody.ActionEnable:
+		if p.version == "" {
+			return c, usagef("%s needs --version V (keyctl %ss one version at a time)", kind, kind)
+		}
+	case custody.ActionRewrap:
+		if p.to == "" {
+			return c, usagef("rewrap needs --to ARN")
+		}
+		c.KMSKeyARN = p.to
+	case custody.ActionSetPolicy:
+		if id != "" || p.version != "" {
+			return c, usagef("set-policy takes no branch key: give --scope")
+		}
+		pol, err := p.policy.policy()
+		if err != nil {
+			return c, err
+		}
+		c.NewPolicy = pol
+	}
+	if action != custody.ActionRewrap && action != custody.ActionSetPolicy && id == "" {
+		return c, usagef("%s needs a branch key ID", kind)
+	}
+	if action != custody.ActionRewrap && p.to != "" {
+		return c, usagef("--to goes with rewrap")
+	}
+	if action != custody.ActionSetPolicy && p.policy.given() {
+		return c, usagef("the trust policy flags go with set-policy")
+	}
+	return c, nil
 }
 
 // propose writes a change file for a request of kind on branch key id.
 func (a *app) propose(ctx context.Context, kind, id string, p proposalFlags) error {
-	if !slices.Contains(changeKinds, kind) {
-		return usagef("change kind %q: want one of %s", kind, strings.Join(changeKinds, ", "))
+	change, err := changeFor(kind, id, p)
+	if err != nil {
+		return err
 	}
 	if p.out == "" {
 		return usagef("%s needs --out FILE for the change request", kind)
 	}
-	cfg, err := a.loadConfig()
+	s, err := a.open(ctx, needs{store: true, audit: true, identity: true})
 	if err != nil {
 		return err
 	}
-	me, err := a.loadIdentity(cfg)
+	defer s.Close()
+	auth, err := s.authority()
 	if err != nil {
 		return err
 	}
-	r := request{Kind: kind, Reason: p.reason, Proposer: me.Name}
-	switch kind {
-	case kindRetire, kindDestroy:
-		if id == "" {
-			return usagef("%s needs a branch key ID", kind)
-		}
-		if kind == kindRetire && p.version == "" {
-			return usagef("retire needs --version V: every version older than V is retired")
-		}
-		r.BranchKeyID, r.KeyVersion = id, p.version
-	default:
-		if id != "" || p.version != "" {
-			return usagef("%s acts on the KMS key: it takes --key ARN, no branch key", kind)
-		}
-		r.KMSKeyARN = p.kmsKey
-		if r.KMSKeyARN == "" {
-			r.KMSKeyARN = cfg.KMSKeyARN
-		}
+	r, err := auth.Propose(ctx, s.me.Name, change, p.expires)
+	if err != nil {
+		return err
 	}
-	if r, err = newRequest(r, time.Now(), p.expires); err != nil {
-		var u usageError
-		if errors.As(err, &u) {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	f := &changeFile{Request: r, Approvals: []approval{}}
+	f := &changeFile{Request: r}
 	if err := f.write(p.out); err != nil {
 		return fmt.Errorf("writing the change file: %w", err)
 	}
-	return a.print(requestJSON(f, nil), func() {
-		a.printf("proposed %s of %s as request %s in %s; expires %s\n", kind, r.subject(), r.ID(), p.out, r.ExpiresAt.Format(time.RFC3339))
+	return a.print(changeView(f, nil), func() {
+		a.printf("proposed %s as request %s in %s; it expires %s\n", r, f.id(), p.out, r.Expiry.Format(time.RFC3339))
 	})
 }
 
-// requestView is a change request as keyctl prints it: the subject by
-// fingerprint, never the branch key id.
-type requestView struct {
+// changeJSON is a change request as keyctl prints it: described with the
+// key's fingerprint, never its id.
+type changeJSON struct {
 	Request   string    `json:"request"`
-	Kind      string    `json:"kind"`
-	Subject   string    `json:"subject"`
+	Action    string    `json:"action"`
+	Change    string    `json:"change"`
 	Proposer  string    `json:"proposer"`
-	Reason    string    `json:"reason"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Expires   time.Time `json:"expires"`
 	Approvals []string  `json:"approvals"`
 	Approvers []string  `json:"approvers,omitempty"`
 }
 
-func requestJSON(f *changeFile, approvers []string) requestView {
-	v := requestView{Request: f.Request.ID(), Kind: f.Request.Kind, Subject: f.Request.subject(), Proposer: f.Request.Proposer,
-		Reason: f.Request.Reason, ExpiresAt: f.Request.ExpiresAt, Approvals: []string{}, Approvers: approvers}
-	for _, ap := range f.Approvals {
-		v.Approvals = append(v.Approvals, ap.Signer)
-	}
-	return v
+func changeView(f *changeFile, approvers []string) changeJSON {
+	return changeJSON{Request: f.id(), Action: f.Request.Action.String(), Change: f.Request.String(), Proposer: f.Request.Proposer,
+		Expires: f.Request.Expiry, Approvals: f.signers(), Approvers: approvers}
 }
 
 func (a *app) approveCommand() *cobra.Command {
@@ -202,26 +210,23 @@ func (a *app) approveCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "approve FILE",
 		Short: "sign a change request with your custodian identity",
-		Long: `approve shows the change request in FILE and adds your signature (Ed25519,
-over the request's canonical bytes) with --identity. It refuses an expired
-request, an identity that is not a custodian of the trust policy, and a
-second signature by the same custodian. --out writes the signed copy
-elsewhere (apply merges copies of one request).`,
+		Long: `approve shows the change request in FILE and adds your approval: an Ed25519
+signature (custody.Signer) over the request's encoding, with --identity.
+It refuses an expired request, a second approval by you, and an identity
+that is not a custodian of the trust policy in force for the change.
+--out writes the signed copy elsewhere (apply merges copies of one request).`,
 		Args: exactArgs(1, "one change FILE"),
-		RunE: func(_ *cobra.Command, args []string) error {
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			me, err := a.loadIdentity(cfg)
-			if err != nil {
-				return err
-			}
+		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := readChangeFile(args[0])
 			if err != nil {
 				return err
 			}
-			if err := approve(cfg, me, f, time.Now()); err != nil {
+			s, err := a.open(cmd.Context(), needs{store: true, identity: true})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.approve(cmd.Context(), f, time.Now()); err != nil {
 				return err
 			}
 			if out == "" {
@@ -230,9 +235,8 @@ elsewhere (apply merges copies of one request).`,
 			if err := f.write(out); err != nil {
 				return fmt.Errorf("writing the change file: %w", err)
 			}
-			return a.print(requestJSON(f, nil), func() {
-				a.printf("%s approved %s of %s (request %s); %d approval(s), the quorum is %d\n",
-					me.Name, f.Request.Kind, f.Request.subject(), f.Request.ID(), len(f.Approvals), cfg.Quorum)
+			return a.print(changeView(f, nil), func() {
+				a.printf("%s approved %s (request %s); approvals: %s\n", s.me.Name, f.Request, f.id(), strings.Join(f.signers(), ", "))
 			})
 		},
 	}
@@ -240,45 +244,98 @@ elsewhere (apply merges copies of one request).`,
 	return c
 }
 
-// approve adds me's signature to f.
-func approve(cfg *config, me *identity, f *changeFile, now time.Time) error {
-	policy, err := newTrustPolicy(cfg.Custodians, cfg.Quorum)
+// errNotCustodian: approve refuses to sign for someone outside the policy.
+var errNotCustodian = errors.New("you are not a custodian of the trust policy in force for this change (by name and key)")
+
+// approve adds the identity's approval to f.
+func (s *session) approve(ctx context.Context, f *changeFile, now time.Time) error {
+	if !now.Before(f.Request.Expiry) {
+		return custody.ErrExpired
+	}
+	for _, ap := range f.Approvals {
+		if ap.Signer == s.me.Name {
+			return fmt.Errorf("%w (%s)", custody.ErrDuplicateSigner, s.me.Name)
+		}
+	}
+	if len(f.Approvals) >= custody.MaxApprovals {
+		return fmt.Errorf("the change file already carries %d approvals", custody.MaxApprovals)
+	}
+	auth, err := s.authority()
 	if err != nil {
 		return err
 	}
-	pub := policy.custodians[me.Name]
-	if pub == nil || !pub.Equal(me.key.Public()) {
-		return fmt.Errorf("%w: %s with this key", errNotCustodian, me.Name)
+	p, err := policyInForce(ctx, auth, f.Request.Change)
+	if err != nil {
+		return err
 	}
-	if !now.Before(f.Request.ExpiresAt) {
-		return errExpired
+	if !isCustodian(p, s.me.Name, s.me.public()) {
+		return fmt.Errorf("%w: %s", errNotCustodian, s.me.Name)
 	}
-	for _, ap := range f.Approvals {
-		if ap.Signer == me.Name {
-			return fmt.Errorf("%w (%s)", errDuplicateSigner, me.Name)
+	signer, err := s.me.signer()
+	if err != nil {
+		return err
+	}
+	ap, err := signer.Approve(f.Request)
+	if err != nil {
+		return err
+	}
+	f.Approvals = append(f.Approvals, ap)
+	return nil
+}
+
+// policyInForce is the policy whose custodians approve c: the one
+// governing its key (for set-policy, the one it replaces, or for the first
+// policy of a scope the new one itself).
+func policyInForce(ctx context.Context, auth *custody.Authority, c custody.Change) (*custody.Policy, error) {
+	scope := ""
+	switch {
+	case c.Action == custody.ActionSetPolicy:
+		scope = c.NewPolicy.Scope
+	case c.BranchKeyID == "":
+		scope = "*"
+	default:
+		return auth.PolicyFor(ctx, c.BranchKeyID)
+	}
+	all, err := auth.Policies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range all {
+		if p.Scope == scope {
+			return p, nil
 		}
 	}
-	if len(f.Approvals) >= maxApprovals {
-		return fmt.Errorf("the change file already carries %d approvals", maxApprovals)
+	if c.Action == custody.ActionSetPolicy {
+		return c.NewPolicy, nil
 	}
-	sig := me.Sign(f.Request.canonical())
-	f.Approvals = append(f.Approvals, approval{Signer: me.Name, Signature: encodeSig(sig)})
-	return nil
+	return nil, fmt.Errorf("%w (scope *)", custody.ErrNoPolicy)
+}
+
+func isCustodian(p *custody.Policy, name string, pub ed25519.PublicKey) bool {
+	for _, c := range p.Custodians {
+		if c.Name == name && c.PublicKey.Equal(pub) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *app) applyCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "apply FILE...",
-		Short: "run a change request once the quorum of custodians has approved it",
-		Long: `apply checks the approvals of the change request in FILE (several files
-holding copies of one request are merged): every signature must verify
-under a custodian's key in the trust policy, no custodian may count twice,
-the quorum must be met, the request must not have expired nor been applied
-before. Then it runs the change and writes it to the audit log with its
-approvers. A refusal is written to the audit log too.`,
+		Short: "carry out a change request once the quorum of custodians has approved it",
+		Long: `apply hands the change request in FILE and its approvals (several files
+holding copies of one request are merged) to custody.Authority.Authorize:
+every approval must verify under the key of a custodian of the trust policy
+in force, no custodian may count twice, the quorum must be met, the request
+must not have expired, nor been applied before, nor been proposed under a
+policy since replaced. Then apply carries the change out. The authorization
+(with its approvers), each refusal and the outcome go to the audit log. An
+authorized request is spent even if carrying it out then fails: propose it
+again.`,
 		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) < 1 || len(args) > maxApprovals {
-				return usagef("want 1 to %d change files", maxApprovals)
+			if len(args) < 1 || len(args) > custody.MaxApprovals {
+				return usagef("want 1 to %d change files", custody.MaxApprovals)
 			}
 			return nil
 		},
@@ -292,117 +349,114 @@ approvers. A refusal is written to the audit log too.`,
 				return err
 			}
 			defer s.Close()
-			approvers, err := a.authorize(s, f)
+			approvers, err := a.authorizeAndRun(cmd.Context(), s, f)
 			if err != nil {
 				return err
 			}
-			if err := a.execute(cmd.Context(), s, f, approvers); err != nil {
-				return err
-			}
-			return a.print(requestJSON(f, approvers), func() {
-				a.printf("applied %s of %s (request %s), approved by %s\n", f.Request.Kind, f.Request.subject(), f.Request.ID(), strings.Join(approvers, ", "))
+			return a.print(changeView(f, approvers), func() {
+				a.printf("applied %s (request %s), approved by %s\n", f.Request, f.id(), strings.Join(approvers, ", "))
 			})
 		},
 	}
 }
 
-// authorize checks the change against the trust policy and the audit log
-// (a request applied before is a replay); a refusal is logged.
-func (a *app) authorize(s *session, f *changeFile) ([]string, error) {
-	policy, err := newTrustPolicy(s.cfg.Custodians, s.cfg.Quorum)
+// authorizeAndRun authorizes f and carries it out.
+func (a *app) authorizeAndRun(ctx context.Context, s *session, f *changeFile) ([]string, error) {
+	if err := a.runnable(ctx, s, f.Request.Change); err != nil {
+		return nil, err
+	}
+	auth, err := s.authority()
 	if err != nil {
 		return nil, err
 	}
-	approvers, err := policy.authorize(f, time.Now())
-	if err == nil {
-		var applied bool
-		if applied, err = s.audit.applied(f.Request.ID()); err == nil && applied {
-			err = errReplayed
-		}
-	}
+	authz, err := auth.Authorize(ctx, f.Request, f.Approvals)
 	if err != nil {
-		id := f.Request.BranchKeyID
-		e := s.audit.hasher.Denial(time.Now(), s.actor, "apply "+f.Request.Kind, id, "request "+f.Request.ID()+": "+denialWord(err))
-		if aerr := s.audit.record(e); aerr != nil {
-			return nil, errors.Join(err, aerr)
-		}
 		return nil, err
 	}
-	return approvers, nil
+	if err := a.execute(ctx, s, authz); err != nil {
+		e := s.audit.hasher.AdminChange(time.Now(), s.actor, "failed "+authz.Request.Action.String(), authz.Request.BranchKeyID, authz.Approvers)
+		e.Reason = custody.Reason(err)
+		return nil, errors.Join(fmt.Errorf("%w (the request is spent: propose it again)", err), s.audit.record(e))
+	}
+	return authz.Approvers, nil
 }
 
-// denialWord is the audit log's fixed word for a refusal.
-func denialWord(err error) string {
-	for _, c := range []struct {
-		err  error
-		word string
-	}{{errNotCustodian, "not a custodian"}, {errForgedApproval, "forged approval"}, {errDuplicateSigner, "duplicate signer"},
-		{errTooFewApprovals, "too few approvals"}, {errExpired, "expired"}, {errReplayed, "replayed"}} {
-		if errors.Is(err, c.err) {
-			return c.word
+// runnable refuses, before the request is spent, a change keyctl could
+// not carry out.
+func (a *app) runnable(ctx context.Context, s *session, c custody.Change) error {
+	switch c.Action {
+	case custody.ActionDisable, custody.ActionEnable:
+		if c.Version == "" {
+			return fmt.Errorf("keyctl %ss one version at a time; this request names a whole key", c.Action)
+		}
+	case custody.ActionRewrap:
+		if c.BranchKeyID != "" {
+			return fmt.Errorf("keyctl rewraps every key of the store; this request names one")
 		}
 	}
-	return "refused"
+	return nil
 }
 
-// appliedPrefix starts the reason of every applied change's audit record,
-// followed by the request's ID.
-const appliedPrefix = "applied request "
-
-// execute runs an authorized change and logs it with its approvers.
-func (a *app) execute(ctx context.Context, s *session, f *changeFile, approvers []string) error {
-	r := f.Request
-	var e audit.Event
-	now := time.Now()
-	switch r.Kind {
-	case kindRetire:
-		n, err := s.keys.SetMinDecryptionVersion(ctx, r.BranchKeyID, r.KeyVersion)
-		if err != nil {
-			return err
-		}
-		e = s.audit.hasher.AdminChange(now, s.actor, fmt.Sprintf("retire %d version(s) before %s", n, r.KeyVersion), r.BranchKeyID, approvers)
-	case kindDestroy:
-		op, err := a.destroy(ctx, s, r)
-		if err != nil {
-			return err
-		}
-		e = s.audit.hasher.Destruction(now, s.actor, op, r.BranchKeyID, approvers)
-	case kindDisable:
-		if _, err := s.kms.DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(r.KMSKeyARN)}); err != nil {
-			return fmt.Errorf("disabling the KMS key: %w", err)
-		}
-		e = s.audit.hasher.AdminChange(now, s.actor, "disable kms key", "", approvers)
-	case kindEnable:
-		if _, err := s.kms.EnableKey(ctx, &kms.EnableKeyInput{KeyId: aws.String(r.KMSKeyARN)}); err != nil {
-			return fmt.Errorf("enabling the KMS key: %w", err)
-		}
-		e = s.audit.hasher.AdminChange(now, s.actor, "enable kms key", "", approvers)
+// execute carries out an authorized change and records the outcome.
+func (a *app) execute(ctx context.Context, s *session, authz *custody.Authorization) error {
+	r := authz.Request
+	id, v := r.BranchKeyID, r.Version
+	var err error
+	switch r.Action {
+	case custody.ActionCreate:
+		_, err = s.keys.CreateBranchKey(ctx, id)
+	case custody.ActionRotate:
+		_, err = s.keys.Rotate(ctx, id)
+	case custody.ActionRetire, custody.ActionDisable:
+		err = s.store.SetState(ctx, id, v, keystore.StateDecryptOnly, keystore.StateRetired)
+	case custody.ActionEnable:
+		err = s.store.SetState(ctx, id, v, keystore.StateRetired, keystore.StateDecryptOnly)
+	case custody.ActionDestroyVersion:
+		err = destroyVersion(ctx, s, id, v)
+	case custody.ActionDestroyKey:
+		err = destroyKey(ctx, s, id)
+	case custody.ActionRewrap:
+		err = a.rewrap(ctx, s, authz)
+	case custody.ActionSetPolicy:
+		// Authorize installed it.
+	default:
+		err = fmt.Errorf("keyctl cannot carry out %s", r.Action)
 	}
-	e.Reason = appliedPrefix + r.ID()
-	if r.Reason != "" {
-		e.Reason += ": " + r.Reason
+	if err != nil {
+		return err
 	}
-	return s.audit.record(e)
+	op := "applied " + r.Action.String()
+	if r.Action == custody.ActionDestroyVersion || r.Action == custody.ActionDestroyKey {
+		return s.audit.record(s.audit.hasher.Destruction(time.Now(), s.actor, op, id, authz.Approvers))
+	}
+	return s.audit.record(s.audit.hasher.AdminChange(time.Now(), s.actor, op, id, authz.Approvers))
 }
 
-// applied reports whether the log holds the record of request id applied.
-func (l *auditLog) applied(id string) (bool, error) {
-	const batch = 1024
-	size := l.log.Size()
-	for start := int64(0); start < size; start += batch {
-		recs, err := l.log.Records(start, min(start+batch, size))
-		if err != nil {
-			return false, fmt.Errorf("reading the audit log: %w", err)
-		}
-		for _, b := range recs {
-			r, err := audit.ParseRecord(b)
-			if err != nil {
-				return false, fmt.Errorf("reading the audit log: %w", err)
-			}
-			if (r.Kind == audit.KindAdminChange || r.Kind == audit.KindDestruction) && strings.HasPrefix(r.Reason, appliedPrefix+id) {
-				return true, nil
-			}
-		}
+// direct carries out change c at once when the trust policy lets one
+// custodian make it alone (quorum 1): the identity proposes, approves and
+// applies it in one step. Otherwise it says how to propose it.
+func (a *app) direct(ctx context.Context, s *session, c custody.Change, kind string) ([]string, error) {
+	auth, err := s.authority()
+	if err != nil {
+		return nil, err
 	}
-	return false, nil
+	p, err := policyInForce(ctx, auth, c)
+	if err != nil {
+		return nil, err
+	}
+	if q := p.QuorumFor(c.Action); q > 1 {
+		return nil, usagef("%s needs %d custodians' approvals under the trust policy: keyctl propose %s ... -o FILE, then approve and apply", kind, q, kind)
+	}
+	r, err := auth.Propose(ctx, s.me.Name, c, directLifetime)
+	if err != nil {
+		return nil, err
+	}
+	f := &changeFile{Request: r}
+	if err := s.approve(ctx, f, time.Now()); err != nil {
+		return nil, err
+	}
+	return a.authorizeAndRun(ctx, s, f)
 }
+
+// directLifetime is how long a request made and applied in one step lives.
+const directLifetime = 10 * time.Minute

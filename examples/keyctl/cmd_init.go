@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,22 +15,19 @@ import (
 func (a *app) initCommand() *cobra.Command {
 	var (
 		logicalName, auditLoc, auditTable, auditName string
-		custodians                                   []string
-		quorum                                       int
 		dynamoEndpoint                               string
 	)
 	c := &cobra.Command{
 		Use:   "init",
-		Short: "write the configuration, the audit log's keys and the trust policy",
+		Short: "write the configuration and the audit log's keys",
 		Long: `init writes keyctl's configuration (mode 0600) and creates the audit log's
 keys next to it: the note signer key that signs checkpoints and the key the
 log hashes branch key ids under (both 0600), and the verifier key auditors
 use (0644). It refuses to replace an existing configuration or key.
 
-The trust policy is the custodians (--custodian NAME=PUBLIC_KEY, repeated,
-each key from "keyctl init identity") and the quorum: how many distinct
-custodians must approve a retire, disable, enable or destroy before apply
-runs it.
+The trust policy (who the custodians, services and auditors are, and how
+many custodians approve each kind of change) lives in the store: install
+the first with "keyctl propose set-policy", approved by its own custodians.
 
 --store, --kms-key, --region and --kms-endpoint (global flags) are saved in
 the configuration.`,
@@ -52,9 +48,8 @@ the configuration.`,
 				Region:           a.setting(a.flag("region"), "KEYCTL_REGION", a.getenv("AWS_REGION")),
 				KMSEndpoint:      a.setting(a.flag("kms-endpoint"), "KEYCTL_KMS_ENDPOINT", ""),
 				DynamoDBEndpoint: dynamoEndpoint,
-				Quorum:           quorum,
 			}
-			if err := a.initFill(cfg, path, auditLoc, auditTable, custodians); err != nil {
+			if err := a.initFill(cfg, path, auditLoc, auditTable); err != nil {
 				return err
 			}
 			if err := makeAuditKeys(&cfg.Audit, auditName); err != nil {
@@ -71,16 +66,14 @@ the configuration.`,
 	f.StringVar(&auditLoc, "audit", "", "the audit log: file:`DIR`, or postgres:URL for one log all custodians share (default: file:audit beside the configuration)")
 	f.StringVar(&auditTable, "audit-table", defaultAuditTable, "the PostgreSQL `table` of a postgres: audit log")
 	f.StringVar(&auditName, "audit-name", "phicrypt-keyctl-audit", "the audit log's `name` (its checkpoints' origin line)")
-	f.StringArrayVar(&custodians, "custodian", nil, "a custodian of the trust policy, `NAME=PUBLIC_KEY` (repeat)")
-	f.IntVar(&quorum, "quorum", 2, "how many custodians must approve a change")
 	f.StringVar(&dynamoEndpoint, "dynamodb-endpoint", "", "DynamoDB endpoint `URL` for a dynamodb: store outside AWS")
 	c.AddCommand(a.identityCommand())
 	return c
 }
 
 // initFill completes cfg: the store URL checked, the audit paths made
-// absolute, the custodians parsed.
-func (a *app) initFill(cfg *config, path, auditLoc, auditTable string, custodians []string) error {
+// absolute.
+func (a *app) initFill(cfg *config, path, auditLoc, auditTable string) error {
 	if cfg.Store == "" {
 		return usagef("init needs --store (file:DIR, sqlite:PATH, postgres:URL or dynamodb:TABLE)")
 	}
@@ -128,16 +121,6 @@ func (a *app) initFill(cfg *config, path, auditLoc, auditTable string, custodian
 		VerifierKeyFile: filepath.Join(dir, "audit-verifier.pub"),
 		HashKeyFile:     filepath.Join(dir, "audit-hash.key"),
 	}
-	for _, s := range custodians {
-		name, pub, ok := strings.Cut(s, "=")
-		if !ok {
-			return usagef("--custodian %q: want NAME=PUBLIC_KEY", s)
-		}
-		cfg.Custodians = append(cfg.Custodians, custodian{Name: name, PublicKey: pub})
-	}
-	if _, err := newTrustPolicy(cfg.Custodians, cfg.Quorum); err != nil {
-		return usageError{err.Error()}
-	}
 	return nil
 }
 
@@ -156,7 +139,6 @@ func (a *app) initLog(ctx context.Context, cfg *config) error {
 		}
 	}
 	e := l.hasher.AdminChange(time.Now(), actor, "init", "", nil)
-	e.Reason = trustReason(cfg)
 	if err := l.record(e); err != nil {
 		return err
 	}
@@ -167,27 +149,11 @@ func (a *app) initLog(ctx context.Context, cfg *config) error {
 		"audit_log":    redactURL(cfg.Audit.Log),
 		"checkpoint":   cfg.Audit.CheckpointFile,
 		"verifier_key": cfg.Audit.VerifierKeyFile,
-		"custodians":   len(cfg.Custodians),
-		"quorum":       cfg.Quorum,
 	}
 	return a.print(out, func() {
-		a.printf("wrote %s\naudit log in %s; auditors verify with %s\ntrust policy: %s\n",
-			path, redactURL(cfg.Audit.Log), cfg.Audit.VerifierKeyFile, trustReason(cfg))
+		a.printf("wrote %s\naudit log in %s; auditors verify with %s\nnext: install the trust policy with keyctl propose set-policy\n",
+			path, redactURL(cfg.Audit.Log), cfg.Audit.VerifierKeyFile)
 	})
-}
-
-// trustReason describes the trust policy in the audit log's reason field
-// (at most 256 bytes).
-func trustReason(cfg *config) string {
-	var names []string
-	for _, c := range cfg.Custodians {
-		names = append(names, c.Name)
-	}
-	s := fmt.Sprintf("quorum %d of %d: %s", cfg.Quorum, len(names), strings.Join(names, " "))
-	if len(s) > 256 {
-		s = s[:253] + "..."
-	}
-	return s
 }
 
 // identityCommand makes a custodian's Ed25519 signing key.
@@ -197,9 +163,9 @@ func (a *app) identityCommand() *cobra.Command {
 		Use:   "identity",
 		Short: "make a custodian's signing key (Ed25519, file mode 0600)",
 		Long: `identity makes a custodian's Ed25519 key pair and writes it to --out (mode
-0600, never replaced). It prints NAME=PUBLIC_KEY, what "keyctl init
---custodian" takes. Each custodian keeps their own file; approve signs
-change requests with it.`,
+0600, never replaced). It prints NAME=PUBLIC_KEY, what "keyctl propose
+set-policy --custodian" takes. Each custodian keeps their own file; approve
+signs change requests with it.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(_ *cobra.Command, _ []string) error {
 			if name == "" || out == "" {

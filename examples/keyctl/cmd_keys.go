@@ -43,19 +43,22 @@ func (a *app) createCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "create ID",
 		Short: "create a branch key (its first version, active)",
-		Args:  exactArgs(1, "one branch key ID"),
+		Long: `create makes a branch key: a change the trust policy lets one custodian make
+alone by default (quorum 1 for create), so keyctl proposes, approves with
+--identity and applies it in one step. Where the policy asks more
+approvals, propose it instead.`,
+		Args: exactArgs(1, "one branch key ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.open(cmd.Context(), needs{store: true, kms: true, audit: true})
+			s, err := a.open(cmd.Context(), needs{store: true, kms: true, audit: true, identity: true})
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			v, err := s.keys.CreateBranchKey(cmd.Context(), args[0])
-			if err != nil {
-				a.deny(s, "create", args[0], err)
+			if _, err := a.direct(cmd.Context(), s, custody.Change{Action: custody.ActionCreate, BranchKeyID: args[0]}, "create"); err != nil {
 				return err
 			}
-			if err := s.audit.record(s.audit.hasher.AdminChange(time.Now(), s.actor, "create", args[0], nil)); err != nil {
+			v, err := s.store.Active(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			return a.printVersion("created", v)
@@ -72,27 +75,6 @@ func (a *app) printVersion(what string, v keystore.BranchKeyVersion) error {
 	return a.print(out, func() {
 		a.printf("%s %s version %s (%s)\n", what, out.Fingerprint, v.Version, v.State)
 	})
-}
-
-// deny records a refused or failed administrative command in the audit
-// log. The reason is the error's kind, never its text (which could name
-// more than the log may hold).
-func (a *app) deny(s *session, op, id string, err error) {
-	reason := "failed"
-	switch {
-	case errors.Is(err, keystore.ErrExists):
-		reason = "exists"
-	case errors.Is(err, keystore.ErrNotFound):
-		reason = "not found"
-	case errors.Is(err, keystore.ErrConflict):
-		reason = "conflict"
-	case errors.Is(err, keystore.ErrInvalid):
-		reason = "invalid"
-	}
-	if id != "" && keystore.CheckID(id) != nil {
-		id = ""
-	}
-	_ = s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, op, id, reason))
 }
 
 func (a *app) listCommand() *cobra.Command {
@@ -202,8 +184,11 @@ func (a *app) rotateCommand() *cobra.Command {
 		Use:   "rotate [ID]",
 		Short: "rotate a branch key, or with --due every key due under a policy",
 		Long: `rotate ID makes a new active version of the branch key; the old one stays
-decrypt-only. rotate --due --max-age D --max-messages N rotates every key
-whose active version is due (custody.RotateDue); it is safe to run from
+decrypt-only. It is a change: keyctl makes it in one step where the trust
+policy sets rotate's quorum to 1 (--quorum-for rotate=1), and otherwise
+it must be proposed and approved. rotate --due --max-age D --max-messages N
+rotates every key whose active version is due (custody.RotateDue), which
+custodians may do alone (rotation by age or usage); it is safe to run from
 several hosts at once.`,
 		Args: rangeArgs(0, 1, "a branch key ID, or --due"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -213,7 +198,7 @@ several hosts at once.`,
 			if !due && (maxAge != 0 || maxMessages != 0) {
 				return usagef("--max-age and --max-messages go with --due")
 			}
-			s, err := a.open(cmd.Context(), needs{store: true, kms: true, audit: true})
+			s, err := a.open(cmd.Context(), needs{store: true, kms: true, audit: true, identity: true})
 			if err != nil {
 				return err
 			}
@@ -221,12 +206,11 @@ several hosts at once.`,
 			if due {
 				return a.rotateDue(cmd.Context(), s, custody.RotationPolicy{MaxAge: maxAge, MaxMessages: maxMessages})
 			}
-			v, err := s.keys.Rotate(cmd.Context(), args[0])
-			if err != nil {
-				a.deny(s, "rotate", args[0], err)
+			if _, err := a.direct(cmd.Context(), s, custody.Change{Action: custody.ActionRotate, BranchKeyID: args[0]}, "rotate"); err != nil {
 				return err
 			}
-			if err := s.audit.record(s.audit.hasher.AdminChange(time.Now(), s.actor, "rotate", args[0], nil)); err != nil {
+			v, err := s.store.Active(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			return a.printVersion("rotated", v)
@@ -241,6 +225,25 @@ several hosts at once.`,
 func (a *app) rotateDue(ctx context.Context, s *session, p custody.RotationPolicy) error {
 	if p.MaxAge < 0 || p.MaxAge == 0 && p.MaxMessages == 0 {
 		return usagef("--due needs --max-age or --max-messages")
+	}
+	// Rotation by age or usage is a custodian's own use, not a change:
+	// the policy of every key must allow it.
+	auth, err := s.authority()
+	if err != nil {
+		return err
+	}
+	ids, err := s.store.IDs(ctx)
+	if err != nil {
+		return err
+	}
+	act := custody.ActionRotateByAge
+	if p.MaxAge == 0 {
+		act = custody.ActionRotateByUsage
+	}
+	for _, id := range ids {
+		if err := auth.Check(ctx, s.actor, id, act); err != nil {
+			return err
+		}
 	}
 	rep, err := s.keys.RotateDue(ctx, p)
 	e := s.audit.hasher.AdminChange(time.Now(), s.actor, "rotate-due", "", nil)

@@ -68,11 +68,13 @@ func (f *kmsPolicyFlags) config(cfg *config) (custody.KMSKeyPolicyConfig, error)
 func (a *app) policyCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "policy",
-		Short: "generate and check KMS key policies that separate custodians from services",
-		Args:  exactArgs(0, "a subcommand: generate or check"),
-		RunE:  func(*cobra.Command, []string) error { return usagef("policy needs a subcommand: generate or check") },
+		Short: "generate and check KMS key policies; show the trust policies in force",
+		Args:  exactArgs(0, "a subcommand: generate, check or show"),
+		RunE: func(*cobra.Command, []string) error {
+			return usagef("policy needs a subcommand: generate, check or show")
+		},
 	}
-	c.AddCommand(a.policyGenerateCommand(), a.policyCheckCommand())
+	c.AddCommand(a.policyGenerateCommand(), a.policyCheckCommand(), a.policyShowCommand())
 	return c
 }
 
@@ -204,4 +206,46 @@ the account root or a wildcard principal. It exits 1 if it finds any.`,
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+func (a *app) policyShowCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show",
+		Short: "show the trust policies installed in the store (custodians, quorums)",
+		Long: `show prints every trust policy installed in the store (custody.Authority.Policies,
+each verified): its scope (a fingerprint unless "*"), revision, digest,
+custodians, services and auditors (names and key fingerprints) and the
+quorum of each kind of change. Compare the digest with the one your team
+keeps out of band: a writer of the store who bypassed keyctl could have
+installed a policy of their own (the audit log records every installation).`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.open(cmd.Context(), needs{store: true})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			auth, err := s.authority()
+			if err != nil {
+				return err
+			}
+			ps, err := auth.Policies(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := []policyJSON{}
+			for _, p := range ps {
+				out = append(out, newPolicyJSON(p))
+			}
+			return a.print(map[string]any{"policies": out}, func() {
+				if len(out) == 0 {
+					a.printf("no trust policy installed: keyctl propose set-policy\n")
+				}
+				for _, p := range out {
+					a.printf("scope %s revision %d digest %s\n  custodians: %s\n  services: %s\n  auditors: %s\n  quorum: %v\n",
+						p.Scope, p.Revision, p.Digest, strings.Join(p.Custodians, ", "), strings.Join(p.Services, ", "), strings.Join(p.Auditors, ", "), p.Quorum)
+				}
+			})
+		},
+	}
 }

@@ -2,12 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,11 +17,15 @@ import (
 )
 
 // rewrapCheckpoint is the rewrap checkpoint file (JSON, mode 0600; it
-// names a branch key id): the last version settled under To.
+// names a branch key id): the authorized rewrap request and the last
+// version settled. The request's id is recorded as applied in the store,
+// which is what lets an interrupted rewrap resume without a new quorum:
+// the file cannot authorize a rewrap the custodians did not.
 type rewrapCheckpoint struct {
+	Request     string `json:"request"` // base64 of custody.Request.MarshalBinary
 	To          string `json:"to"`
-	BranchKeyID string `json:"branch_key_id"`
-	Version     string `json:"version"`
+	BranchKeyID string `json:"branch_key_id,omitempty"`
+	Version     string `json:"version,omitempty"`
 }
 
 // checkpointEvery is how often rewrap saves its position: resuming is only
@@ -29,77 +34,47 @@ type rewrapCheckpoint struct {
 const checkpointEvery = time.Second
 
 func (a *app) rewrapCommand() *cobra.Command {
-	var to, cpPath string
+	var to string
 	var restart bool
 	c := &cobra.Command{
 		Use:   "rewrap --to ARN",
 		Short: "move every branch key version under another KMS key (KMS ReEncrypt), resumable",
 		Long: `rewrap moves every version of every branch key under the KMS key --to with KMS
 ReEncrypt (custody.Rewrap): the branch keys never leave KMS in plaintext and
-no data is touched. It first sets kms_key_arn in the configuration to --to,
-so new versions are made under it. Progress shows as a bar on a terminal and
-as plain lines otherwise. The position is saved to --checkpoint; after an
-interruption, run the same command again and it resumes there (versions
-already moved would be skipped anyway). The custodian needs
-kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one.`,
+no data is touched. It is a change: keyctl makes it in one step where the
+trust policy sets rewrap's quorum to 1, and otherwise "keyctl propose rewrap
+--to ARN" must be approved, and apply runs it. It sets kms_key_arn in the
+configuration to --to, so new versions are made under it.
+
+Progress shows as a bar on a terminal and as plain lines otherwise. The
+position is saved to --checkpoint with the authorized request; after an
+interruption, run "keyctl rewrap --to ARN" again and it resumes there, under
+the same authorization (the store records it as applied). The custodian
+needs kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !strings.HasPrefix(to, "arn:") || !strings.Contains(to, ":key/") {
-				return usagef("rewrap needs --to, a KMS key ARN (arn:...:key/ID)")
+			if to == "" {
+				return usagef("rewrap needs --to, a KMS key ARN")
 			}
-			if err := a.setKMSKey(to); err != nil {
-				return err
-			}
-			s, err := a.open(cmd.Context(), needs{store: true, kms: true, audit: true})
+			ctx := cmd.Context()
+			s, err := a.open(ctx, needs{store: true, kms: true, audit: true, identity: true})
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			if cpPath == "" {
-				path, _ := a.configFile()
-				cpPath = filepath.Join(filepath.Dir(path), "rewrap.checkpoint")
-			}
-			resume, err := readRewrapCheckpoint(cpPath, to, restart)
+			cp, err := a.readRewrapCheckpoint(to, restart)
 			if err != nil {
 				return err
 			}
-			prog, err := a.newProgress("rewrap", "versions")
+			if cp != nil {
+				err = a.resumeRewrap(ctx, s, cp)
+			} else {
+				_, err = a.direct(ctx, s, custody.Change{Action: custody.ActionRewrap, KMSKeyARN: to}, "rewrap")
+			}
 			if err != nil {
 				return err
 			}
-			var last *rewrapCheckpoint
-			var saved time.Time
-			opts := custody.RewrapOptions{
-				EncryptionContext: s.keys.EncryptionContext,
-				Resume:            resume,
-				Progress:          prog.Set,
-				Checkpoint: func(id, version string) error {
-					last = &rewrapCheckpoint{To: to, BranchKeyID: id, Version: version}
-					if time.Since(saved) < checkpointEvery {
-						return nil
-					}
-					saved = time.Now()
-					return writeRewrapCheckpoint(cpPath, last)
-				},
-			}
-			rep, err := custody.Rewrap(cmd.Context(), s.store, s.kms, to, opts)
-			prog.Finish()
-			if err != nil {
-				if last != nil {
-					if cerr := writeRewrapCheckpoint(cpPath, last); cerr != nil {
-						return errors.Join(err, cerr)
-					}
-				}
-				return fmt.Errorf("%w (run the same command again to resume)", err)
-			}
-			if err := os.Remove(cpPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-			e := s.audit.hasher.AdminChange(time.Now(), s.actor, "rewrap", "", nil)
-			e.Reason = fmt.Sprintf("rewrapped %d already %d by-other %d resumed %d of %d", rep.Rewrapped, rep.AlreadyMoved, rep.MovedByOther, rep.Resumed, rep.Total)
-			if err := s.audit.record(e); err != nil {
-				return err
-			}
+			rep := s.rewrapReport
 			out := map[string]any{"to": to, "total": rep.Total, "rewrapped": rep.Rewrapped, "already_moved": rep.AlreadyMoved, "moved_by_other": rep.MovedByOther, "resumed": rep.Resumed}
 			return a.print(out, func() {
 				a.printf("%d version(s): %d rewrapped, %d already under the key, %d moved by another process, %d skipped on resume\n",
@@ -108,9 +83,101 @@ kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one.`,
 		},
 	}
 	c.Flags().StringVar(&to, "to", "", "the new KMS key `ARN`")
-	c.Flags().StringVar(&cpPath, "checkpoint", "", "save and resume the position in `FILE` (default: rewrap.checkpoint beside the configuration)")
-	c.Flags().BoolVar(&restart, "restart", false, "ignore a checkpoint left by an earlier rewrap")
+	c.Flags().StringVar(&a.rewrapCheckpoint, "checkpoint", "", "save and resume the position in `FILE` (default: rewrap.checkpoint beside the configuration)")
+	c.Flags().BoolVar(&restart, "restart", false, "ignore a checkpoint left by an earlier rewrap (a new rewrap then needs its own authorization)")
 	return c
+}
+
+// checkpointPath is the rewrap checkpoint file.
+func (a *app) checkpointPath() string {
+	if a.rewrapCheckpoint != "" {
+		return a.rewrapCheckpoint
+	}
+	path, _ := a.configFile()
+	return filepath.Join(filepath.Dir(path), "rewrap.checkpoint")
+}
+
+// rewrap carries out an authorized rewrap request.
+func (a *app) rewrap(ctx context.Context, s *session, authz *custody.Authorization) error {
+	raw, err := authz.Request.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	cp := &rewrapCheckpoint{Request: base64.StdEncoding.EncodeToString(raw), To: authz.Request.KMSKeyARN}
+	return a.runRewrap(ctx, s, cp)
+}
+
+// resumeRewrap continues the rewrap cp saved, once the store confirms its
+// request was authorized.
+func (a *app) resumeRewrap(ctx context.Context, s *session, cp *rewrapCheckpoint) error {
+	raw, err := base64.StdEncoding.DecodeString(cp.Request)
+	if err != nil {
+		return fmt.Errorf("the rewrap checkpoint's request is not base64")
+	}
+	r, err := custody.ParseRequest(raw)
+	if err != nil {
+		return fmt.Errorf("the rewrap checkpoint's request: %w", err)
+	}
+	id, err := r.ID()
+	if err != nil {
+		return err
+	}
+	if r.Action != custody.ActionRewrap || r.KMSKeyARN != cp.To {
+		return fmt.Errorf("the rewrap checkpoint names a request that is not a rewrap to %s", cp.To)
+	}
+	if _, err := s.records().GetRecord(ctx, custody.RecordAppliedRequest, id.String()); err != nil {
+		return fmt.Errorf("the rewrap checkpoint's request %s was never authorized in this store: %w", id, err)
+	}
+	e := s.audit.hasher.AdminChange(time.Now(), s.actor, "resume rewrap", "", nil)
+	e.Reason = "request " + id.String()
+	if err := s.audit.record(e); err != nil {
+		return err
+	}
+	return a.runRewrap(ctx, s, cp)
+}
+
+// runRewrap moves every version under cp.To from cp's position on.
+func (a *app) runRewrap(ctx context.Context, s *session, cp *rewrapCheckpoint) error {
+	if err := a.setKMSKey(cp.To); err != nil {
+		return err
+	}
+	path := a.checkpointPath()
+	if err := writeRewrapCheckpoint(path, cp); err != nil {
+		return err
+	}
+	var resume *custody.RewrapPosition
+	if cp.BranchKeyID != "" {
+		resume = &custody.RewrapPosition{BranchKeyID: cp.BranchKeyID, Version: cp.Version}
+	}
+	prog, err := a.newProgress("rewrap", "versions")
+	if err != nil {
+		return err
+	}
+	last := *cp
+	var saved time.Time
+	opts := custody.RewrapOptions{
+		EncryptionContext: s.keys.EncryptionContext,
+		Resume:            resume,
+		Progress:          prog.Set,
+		Checkpoint: func(id, version string) error {
+			last.BranchKeyID, last.Version = id, version
+			if time.Since(saved) < checkpointEvery {
+				return nil
+			}
+			saved = time.Now()
+			return writeRewrapCheckpoint(path, &last)
+		},
+	}
+	rep, err := custody.Rewrap(ctx, s.store, s.kms, cp.To, opts)
+	prog.Finish()
+	if err != nil {
+		return errors.Join(fmt.Errorf("%w (run keyctl rewrap --to %s again to resume)", err, cp.To), writeRewrapCheckpoint(path, &last))
+	}
+	s.rewrapReport = &rep
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // setKMSKey saves arn as the configuration's KMS key.
@@ -130,9 +197,10 @@ func (a *app) setKMSKey(arn string) error {
 	return cfg.save(path)
 }
 
-// readRewrapCheckpoint returns where to resume a rewrap to arn: nil when
-// there is no checkpoint (or restart).
-func readRewrapCheckpoint(path, arn string, restart bool) (*custody.RewrapPosition, error) {
+// readRewrapCheckpoint returns the checkpoint of an unfinished rewrap to
+// arn: nil when there is none (or restart).
+func (a *app) readRewrapCheckpoint(arn string, restart bool) (*rewrapCheckpoint, error) {
+	path := a.checkpointPath()
 	if restart {
 		return nil, nil
 	}
@@ -152,7 +220,7 @@ func readRewrapCheckpoint(path, arn string, restart bool) (*custody.RewrapPositi
 	if cp.To != arn {
 		return nil, usagef("the checkpoint %s is of a rewrap to another KMS key; finish that one, or give --restart", path)
 	}
-	return &custody.RewrapPosition{BranchKeyID: cp.BranchKeyID, Version: cp.Version}, nil
+	return &cp, nil
 }
 
 func writeRewrapCheckpoint(path string, cp *rewrapCheckpoint) error {

@@ -39,10 +39,6 @@ type config struct {
 	// Identity is the default custodian identity file (init identity).
 	Identity string      `json:"identity,omitempty"`
 	Audit    auditConfig `json:"audit"`
-	// Custodians and Quorum are the trust policy that approves changes:
-	// Quorum distinct custodians must sign a change before apply runs it.
-	Custodians []custodian `json:"custodians"`
-	Quorum     int         `json:"quorum"`
 }
 
 // auditConfig says where the audit log is and which keys it uses.
@@ -60,13 +56,6 @@ type auditConfig struct {
 	VerifierKeyFile string `json:"verifier_key_file"`
 	// HashKeyFile holds the key the log hashes branch key ids under (0600).
 	HashKeyFile string `json:"hash_key_file"`
-}
-
-// custodian is one member of the trust policy: a name and an Ed25519
-// public key (standard base64).
-type custodian struct {
-	Name      string `json:"name"`
-	PublicKey string `json:"public_key"`
 }
 
 // loadConfig reads and checks the configuration at path.

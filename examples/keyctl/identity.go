@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/phicrypt/phicrypt/custody"
 )
 
 // maxNameLen caps a custodian's name (the audit log's actor field is 128
@@ -79,8 +81,11 @@ func (id *identity) PublicKey() string {
 	return base64.StdEncoding.EncodeToString(id.key.Public().(ed25519.PublicKey))
 }
 
-// Sign signs msg.
-func (id *identity) Sign(msg []byte) []byte { return ed25519.Sign(id.key, msg) }
+// public is the identity's public key.
+func (id *identity) public() ed25519.PublicKey { return id.key.Public().(ed25519.PublicKey) }
+
+// signer approves change requests with the identity's key.
+func (id *identity) signer() (*custody.Signer, error) { return custody.NewSigner(id.Name, id.key) }
 
 // checkName accepts a custodian name: 1 to maxNameLen bytes of letters,
 // digits and "-._@".

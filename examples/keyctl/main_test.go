@@ -129,6 +129,9 @@ type world struct {
 	// sharedAuditLog puts the audit log in the store's PostgreSQL schema
 	// when the store is there.
 	sharedAuditLog bool
+	// identity is the custodian identity keyctl runs as unless a command
+	// gives --identity (KEYCTL_IDENTITY).
+	asWho string
 }
 
 // Principals, as kmsmock names them from the access key id.
@@ -152,10 +155,18 @@ func kmsClient(endpoint, principal string) *kms.Client {
 // writes (before init: no configuration yet): the custodian administers it
 // and makes branch keys, the service unwraps them. Cross-key ReEncrypt is
 // on, for the rewrap tests.
-func (w *world) createKMSKey() string {
+func (w *world) createKMSKey() string { return w.createKMSKeyWith(true) }
+
+// createKMSKeyWith makes a KMS key under the generated policy, with
+// cross-key ReEncrypt for custodians or without.
+func (w *world) createKMSKeyWith(crossKey bool) string {
 	t := w.t
-	doc := w.ok("policy", "generate", "--account", kmsmock.DefaultAccount, "--logical-store-name", "phicrypt",
-		"--custodian-arn", user(custodianPrincipal), "--service-arn", user(servicePrincipal), "--allow-cross-key-reencrypt")
+	args := []string{"policy", "generate", "--account", kmsmock.DefaultAccount, "--logical-store-name", "phicrypt",
+		"--custodian-arn", user(custodianPrincipal), "--service-arn", user(servicePrincipal)}
+	if crossKey {
+		args = append(args, "--allow-cross-key-reencrypt")
+	}
+	doc := w.ok(args...)
 	out, err := kmsClient(w.kmsURL, custodianPrincipal).CreateKey(t.Context(), &kms.CreateKeyInput{
 		Policy: aws.String(doc), Description: aws.String("keyctl test"),
 	})
@@ -184,6 +195,7 @@ func (w *world) env() []string {
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(w.dir, "no-aws-credentials"),
 		"AWS_EC2_METADATA_DISABLED=true",
 		"KEYCTL_CONFIG=" + w.config,
+		"KEYCTL_IDENTITY=" + w.asWho,
 	}
 }
 
@@ -252,16 +264,16 @@ func (w *world) identity(name string) string {
 	return path
 }
 
-// initTeam makes alice, bob and carol custodians with a quorum of 2, and
-// mallory an identity outside the trust policy.
-func (w *world) initTeam() map[string]string {
+// initTeam writes the configuration and installs the trust policy:
+// alice, bob and carol are custodians, two of whom approve every change
+// but create and rotate (one); svc is the service; mallory has an identity
+// and no role. keyctl runs as alice unless told otherwise.
+func (w *world) initTeam(extra ...string) map[string]string {
 	ids := map[string]string{}
-	for _, n := range []string{"alice", "bob", "carol", "mallory"} {
+	for _, n := range []string{"alice", "bob", "carol", "mallory", "svc"} {
 		ids[n] = w.identity(n)
 	}
-	args := []string{"init", "--store", w.store, "--kms-key", w.keyARN, "--kms-endpoint", w.kmsURL, "--region", kmsmock.DefaultRegion,
-		"--custodian", "alice=" + w.pubKeys["alice"], "--custodian", "bob=" + w.pubKeys["bob"], "--custodian", "carol=" + w.pubKeys["carol"],
-		"--quorum", "2"}
+	args := []string{"init", "--store", w.store, "--kms-key", w.keyARN, "--kms-endpoint", w.kmsURL, "--region", kmsmock.DefaultRegion}
 	if w.sharedAuditLog && strings.HasPrefix(w.store, "postgres:") {
 		args = append(args, "--audit", w.store)
 	}
@@ -271,5 +283,14 @@ func (w *world) initTeam() map[string]string {
 		require.NoError(w.t, err)
 		require.Equal(w.t, os.FileMode(0o600), fi.Mode().Perm(), "%s must be private", f)
 	}
+	w.asWho = ids["alice"]
+	req := filepath.Join(w.dir, "policy.json")
+	w.ok(append([]string{"propose", "set-policy", "-o", req,
+		"--custodian", "alice=" + w.pubKeys["alice"], "--custodian", "bob=" + w.pubKeys["bob"], "--custodian", "carol=" + w.pubKeys["carol"],
+		"--service", "svc=" + w.pubKeys["svc"] + "@" + user(servicePrincipal),
+		"--quorum", "2", "--quorum-for", "create=1", "--quorum-for", "rotate=1"}, extra...)...)
+	w.ok("approve", req)
+	w.ok("approve", req, "--identity", ids["bob"])
+	w.ok("apply", req)
 	return ids
 }

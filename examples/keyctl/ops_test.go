@@ -1,17 +1,20 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/phicrypt/phicrypt/custody"
+	"github.com/phicrypt/phicrypt/kmsmock"
 )
 
 type listed struct {
@@ -23,28 +26,50 @@ type listed struct {
 	} `json:"keys"`
 }
 
-// TestRewrapResumesAndBackupRestores: rewrap resumes from a checkpoint and
-// reports progress as lines off a terminal; backup and restore carry every
-// key into an empty store.
+// TestRewrapResumesAndBackupRestores: a rewrap stopped midway (a KMS key
+// whose policy does not yet allow ReEncrypt to another key) resumes from its
+// checkpoint under the same authorization and reports progress as lines off
+// a terminal; backup and restore carry every key into an empty store.
 func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	w := newWorld(t)
-	w.initTeam()
-	for _, id := range []string{"tenant-a", "tenant-b", "tenant-c"} {
+	w.initTeam("--quorum-for", "rewrap=1")
+	for _, id := range []string{"tenant-a", "tenant-b"} {
 		w.ok("create", id)
 	}
 	w.ok("rotate", "tenant-a")
-	var first struct {
-		Versions []versionJSON `json:"versions"`
-	}
-	w.okJSON(&first, "show", "tenant-a")
-	require.Len(t, first.Versions, 2)
+	// tenant-c's version is under a KMS key whose policy refuses
+	// custodians ReEncrypt to any other key.
+	strict := w.createKMSKeyWith(false)
+	w.ok("create", "tenant-c", "--kms-key", strict)
 
-	// An interrupted rewrap left its position after tenant-a's first
-	// version: the next run resumes after it.
 	newARN := w.createKMSKey()
-	cp, _ := json.Marshal(rewrapCheckpoint{To: newARN, BranchKeyID: "tenant-a", Version: first.Versions[0].Version})
-	require.NoError(t, os.WriteFile(filepath.Join(w.dir, "keyctl", "rewrap.checkpoint"), cp, 0o600))
-	out, errOut, code := w.run("rewrap", "--to", newARN, "--json", "--progress", "lines")
+	out, errOut, code := w.run("rewrap", "--to", newARN, "--progress", "lines")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, errOut, "AccessDenied")
+	require.Contains(t, errOut, "rewrap: 3/4 versions\n")
+	cpPath := filepath.Join(w.dir, "keyctl", "rewrap.checkpoint")
+	var cp rewrapCheckpoint
+	b, err := os.ReadFile(cpPath)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &cp))
+	require.Equal(t, "tenant-b", cp.BranchKeyID)
+
+	// A checkpoint cannot authorize a rewrap: one naming a request the
+	// store never applied is refused.
+	forged := cp
+	forged.Request = forgedRewrapRequest(t, newARN)
+	fb, _ := json.Marshal(forged)
+	require.NoError(t, os.WriteFile(cpPath, fb, 0o600))
+	w.fails(1, "never authorized", "rewrap", "--to", newARN, "--progress", "none")
+	require.NoError(t, os.WriteFile(cpPath, b, 0o600))
+
+	// The strict key's policy is widened (a reviewed change of the KMS
+	// key policy); the rewrap resumes after tenant-b.
+	doc := w.ok("policy", "generate", "--account", kmsmock.DefaultAccount, "--custodian-arn", user(custodianPrincipal),
+		"--service-arn", user(servicePrincipal), "--allow-cross-key-reencrypt")
+	_, err = kmsClient(w.kmsURL, custodianPrincipal).PutKeyPolicy(t.Context(), &kms.PutKeyPolicyInput{KeyId: aws.String(strict), Policy: aws.String(doc)})
+	require.NoError(t, err)
+	out, errOut, code = w.run("rewrap", "--to", newARN, "--json", "--progress", "lines")
 	require.Equal(t, 0, code, errOut)
 	var rep struct {
 		Total, Rewrapped, Resumed int
@@ -52,15 +77,15 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
 	require.Equal(t, 4, rep.Total)
-	require.Equal(t, 1, rep.Resumed)
-	require.Equal(t, 3, rep.Rewrapped)
-	require.Contains(t, errOut, "rewrap: 4/4 versions\n")
-	_, err := os.Stat(filepath.Join(w.dir, "keyctl", "rewrap.checkpoint"))
-	require.ErrorIs(t, err, os.ErrNotExist, "a finished rewrap removes its checkpoint")
-	// The skipped version moves on a full run; the others are not redone.
-	w.okJSON(&rep, "rewrap", "--to", newARN, "--progress", "none")
+	require.Equal(t, 3, rep.Resumed)
 	require.Equal(t, 1, rep.Rewrapped)
-	require.Equal(t, 3, rep.AlreadyMoved)
+	require.Contains(t, errOut, "rewrap: 4/4 versions\n")
+	_, err = os.Stat(cpPath)
+	require.ErrorIs(t, err, os.ErrNotExist, "a finished rewrap removes its checkpoint")
+	// A new rewrap is a new change: everything is under the key already.
+	w.okJSON(&rep, "rewrap", "--to", newARN, "--progress", "none")
+	require.Equal(t, 0, rep.Rewrapped)
+	require.Equal(t, 4, rep.AlreadyMoved)
 
 	// New versions are made under the new key.
 	w.ok("create", "tenant-d")
@@ -104,44 +129,69 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	require.NotEmpty(t, proof.Proof)
 	w.fails(2, "--index", "audit", "prove", "--index", "100000")
 	older := filepath.Join(w.dir, "older-checkpoint")
-	b, err := os.ReadFile(filepath.Join(w.dir, "keyctl", "audit-checkpoint"))
+	b, err = os.ReadFile(filepath.Join(w.dir, "keyctl", "audit-checkpoint"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(older, b, 0o600))
 	w.ok("rotate", "tenant-b")
 	require.Contains(t, w.ok("audit", "verify", "--since", older), "verified")
 }
 
-// TestDisableEnable: disabling the KMS key is a quorum change; while it is
-// disabled nothing new is wrapped under it.
+// TestDisableEnable: disabling a version is a quorum change; while it is
+// disabled it is retired, and enabling it makes it decrypt-only again.
 func TestDisableEnable(t *testing.T) {
 	w := newWorld(t)
 	w.sharedAuditLog = true // in PostgreSQL when there is one
 	ids := w.initTeam()
+	w.ok("create", "tenant-x")
+	var shown struct{ Versions []versionJSON }
+	w.okJSON(&shown, "show", "tenant-x")
+	v1 := shown.Versions[0].Version
+	w.ok("rotate", "tenant-x")
+
 	req := filepath.Join(w.dir, "disable.json")
-	w.ok("disable", "-o", req, "--reason", "suspected compromise", "--identity", ids["carol"])
+	w.fails(2, "needs --version", "disable", "tenant-x", "-o", req)
+	w.ok("disable", "tenant-x", "--version", v1, "-o", req, "--identity", ids["carol"])
 	w.ok("approve", req, "--identity", ids["carol"])
 	w.ok("approve", req, "--identity", ids["alice"])
 	var applied struct{ Approvers []string }
 	w.okJSON(&applied, "apply", req)
 	require.Equal(t, []string{"alice", "carol"}, applied.Approvers)
-	md, err := kmsClient(w.kmsURL, custodianPrincipal).DescribeKey(t.Context(), &kms.DescribeKeyInput{KeyId: aws.String(w.keyARN)})
-	require.NoError(t, err)
-	require.Equal(t, types.KeyStateDisabled, md.KeyMetadata.KeyState)
-	w.fails(1, "Disabled", "create", "tenant-x")
+	w.okJSON(&shown, "show", "tenant-x")
+	require.Equal(t, "retired", shown.Versions[0].State)
 
 	req = filepath.Join(w.dir, "enable.json")
-	w.ok("enable", "-o", req, "--identity", ids["bob"])
+	w.ok("enable", "tenant-x", "--version", v1, "-o", req, "--identity", ids["bob"])
 	w.ok("approve", req, "--identity", ids["bob"])
 	w.ok("approve", req, "--identity", ids["carol"])
 	w.ok("apply", req)
-	w.ok("create", "tenant-x")
+	w.okJSON(&shown, "show", "tenant-x")
+	require.Equal(t, "decrypt_only", shown.Versions[0].State)
+
+	// The trust policy shows in policy show; services cannot propose.
+	var pol struct {
+		Policies []policyJSON `json:"policies"`
+	}
+	w.okJSON(&pol, "policy", "show")
+	require.Len(t, pol.Policies, 1)
+	require.Equal(t, "*", pol.Policies[0].Scope)
+	require.Equal(t, 2, pol.Policies[0].Quorum["destroy-key"])
+	require.Equal(t, 1, pol.Policies[0].Quorum["create"])
+	require.Len(t, pol.Policies[0].Custodians, 3)
+	w.fails(1, "not permit", "create", "tenant-y", "--identity", ids["svc"])
 
 	var verified struct{ Records []recordJSON }
-	w.okJSON(&verified, "audit", "verify")
+	w.okJSON(&verified, "audit", "verify", "--records", "-1")
 	ops := []string{}
 	for _, r := range verified.Records {
 		ops = append(ops, r.Operation)
 	}
-	require.True(t, slices.Contains(ops, "disable kms key") && slices.Contains(ops, "enable kms key"), "%v", ops)
-	require.False(t, slices.ContainsFunc(verified.Records, func(r recordJSON) bool { return strings.Contains(r.Reason, "tenant-x") }))
+	require.True(t, slices.Contains(ops, "applied disable") && slices.Contains(ops, "applied enable") && slices.Contains(ops, "applied set-policy"), "%v", ops)
+}
+
+// forgedRewrapRequest is a well-formed rewrap request no one authorized.
+func forgedRewrapRequest(t *testing.T, to string) string {
+	r := &custody.Request{Change: custody.Change{Action: custody.ActionRewrap, KMSKeyARN: to}, Proposer: "mallory", Expiry: time.Now().Add(time.Hour).Truncate(time.Second)}
+	raw, err := r.MarshalBinary()
+	require.NoError(t, err)
+	return base64.StdEncoding.EncodeToString(raw)
 }

@@ -26,16 +26,20 @@ type app struct {
 	json        bool
 	progress    string
 	root        *cobra.Command
+	// rewrapCheckpoint is rewrap's --checkpoint.
+	rewrapCheckpoint string
 }
 
 const rootLong = `keyctl is the key custodians' tool for phicrypt branch keys.
 
-Custodians create and rotate branch keys directly. Changes that lose access
-(retire, disable, enable, destroy) are proposals: one custodian writes a
-request file, custodians sign it with their own identity (approve), and
-apply runs it once the quorum of the trust policy has signed. Every
-administrative command writes an event, with its approvers, to the
-verifiable audit log.
+Every change to a branch key (create, rotate, retire, disable, enable,
+destroy, rewrap) and to the trust policy (set-policy) is a change request
+that the trust policy's quorum of custodians must sign: one custodian
+proposes it (a change file), custodians approve it with their Ed25519
+identity, and apply carries it out (custody.Authority). Where the policy
+lets one custodian make a change alone (create, and rotate or rewrap if it
+says so), create, rotate and rewrap do it in one step. Every change, every
+refusal and every approver goes to the verifiable audit log.
 
 keyctl has no path to plaintext: there is no decrypt command, branch keys are
 never unwrapped, and the KMS principal keyctl runs as (the custodian's own
@@ -173,15 +177,6 @@ func (a *app) loadConfig() (*config, error) {
 	}
 	c.Identity = a.setting(a.flag("identity"), "KEYCTL_IDENTITY", c.Identity)
 	return c, nil
-}
-
-// loadIdentity reads the custodian's identity (--identity, or the
-// configuration's).
-func (a *app) loadIdentity(c *config) (*identity, error) {
-	if c.Identity == "" {
-		return nil, usagef("no custodian identity: give --identity FILE (keyctl init identity makes one)")
-	}
-	return loadIdentity(c.Identity)
 }
 
 // exactArgs is cobra.ExactArgs with a usage error.

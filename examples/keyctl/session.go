@@ -25,6 +25,8 @@ import (
 // needs says what a command opens.
 type needs struct {
 	store, kms, audit bool
+	// identity: the custodian's identity is required (s.me).
+	identity bool
 }
 
 // session is what one command works with: the configuration, the store,
@@ -37,8 +39,11 @@ type session struct {
 	store  keystore.Store
 	keys   *custody.BranchKeys
 	audit  *auditLog
+	me     *identity // the custodian's identity, if configured
 	actor  string
 	closer []func() error
+	// rewrapReport is what the rewrap this session ran did.
+	rewrapReport *custody.RewrapReport
 }
 
 // open loads the configuration and opens what n asks for. Close the
@@ -79,6 +84,13 @@ func (a *app) open(ctx context.Context, n needs) (s *session, err error) {
 			return s, err
 		}
 	}
+	if cfg.Identity != "" {
+		if s.me, err = loadIdentity(cfg.Identity); err != nil {
+			return s, err
+		}
+	} else if n.identity {
+		return s, usagef("no custodian identity: give --identity FILE (keyctl init identity makes one)")
+	}
 	if n.audit {
 		if s.actor, err = a.actorName(ctx, s); err != nil {
 			return s, err
@@ -105,12 +117,8 @@ func (s *session) Close() error {
 // when one is configured, else the AWS access key id the KMS calls are
 // signed with (kmsmock and IAM name the principal by it).
 func (a *app) actorName(ctx context.Context, s *session) (string, error) {
-	if s.cfg.Identity != "" {
-		id, err := loadIdentity(s.cfg.Identity)
-		if err != nil {
-			return "", err
-		}
-		return id.Name, nil
+	if s.me != nil {
+		return s.me.Name, nil
 	}
 	if s.aws.Credentials == nil {
 		return "", errors.New(noCredentials)
@@ -192,4 +200,24 @@ func (s *session) openStore(ctx context.Context) error {
 	s.store = st
 	s.closer = append(s.closer, st.Close)
 	return nil
+}
+
+// records is the store's records (every store of this module has them).
+func (s *session) records() keystore.Records {
+	recs, _ := s.store.(keystore.Records)
+	return recs
+}
+
+// authority is the custody.Authority over the store's records, auditing
+// to the session's log when it has one.
+func (s *session) authority() (*custody.Authority, error) {
+	recs, ok := s.store.(keystore.Records)
+	if !ok {
+		return nil, errors.New("this store keeps no records, so it cannot hold trust policies")
+	}
+	cfg := custody.AuthorityConfig{Store: recs}
+	if s.audit != nil {
+		cfg.Audit, cfg.Hasher = s.audit, s.audit.hasher
+	}
+	return custody.NewAuthority(cfg)
 }
