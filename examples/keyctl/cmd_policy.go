@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -65,6 +66,33 @@ func (f *kmsPolicyFlags) config(cfg *config) (custody.KMSKeyPolicyConfig, error)
 	}, nil
 }
 
+// noPrincipals reports whether no principal ARN was given.
+func (f *kmsPolicyFlags) noPrincipals() bool {
+	return len(f.custodians)+len(f.services)+len(f.auditors) == 0
+}
+
+// fromTrustPolicy fills pc's principals from the trust policy that governs
+// every key ("*"): the IAM principals its custodians, services and
+// auditors name (custody.Policy.AWSPrincipals), so the KMS key policy
+// grants what the custodians signed.
+func (a *app) fromTrustPolicy(ctx context.Context, pc *custody.KMSKeyPolicyConfig) error {
+	s, err := a.open(ctx, needs{store: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	auth, err := s.authority()
+	if err != nil {
+		return err
+	}
+	p, err := policyInForce(ctx, auth, custody.Change{Action: custody.ActionRewrap})
+	if err != nil {
+		return fmt.Errorf("no principal ARNs given and %w: give --custodian-arn and --service-arn", err)
+	}
+	pc.Custodians, pc.Services, pc.Auditors = p.AWSPrincipals()
+	return nil
+}
+
 func (a *app) policyCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "policy",
@@ -87,6 +115,8 @@ func (a *app) policyGenerateCommand() *cobra.Command {
 custodians administer it and make and move branch keys but are denied
 Decrypt, Encrypt, GenerateDataKey and CreateGrant; services use it under the
 encryption context and are denied administration; auditors read metadata.
+Without --custodian-arn, --service-arn and --auditor-arn, the principals are
+the IAM ARNs the trust policy in force for every key ("*") names.
 The same flags give the same bytes. Put it on the key with PutKeyPolicy (a
 reviewed change), then check it with "keyctl policy check".`,
 		Args: exactArgs(0, "no arguments"),
@@ -103,6 +133,11 @@ reviewed change), then check it with "keyctl policy check".`,
 			pc, err := f.config(cfg)
 			if err != nil {
 				return err
+			}
+			if cfg != nil && f.noPrincipals() {
+				if err := a.fromTrustPolicy(cmd.Context(), &pc); err != nil {
+					return err
+				}
 			}
 			doc, err := custody.GenerateKMSKeyPolicy(pc)
 			if err != nil {
@@ -137,7 +172,9 @@ configured key) or a policy document (--file) and reports every statement
 that breaks separation of duty for the principals given
 (custody.CheckKMSKeyPolicy): a custodian that may decrypt or use the key,
 a service that may administer it, an auditor that may do more than read,
-the account root or a wildcard principal. It exits 1 if it finds any.`,
+the account root or a wildcard principal. It exits 1 if it finds any.
+Without principal flags, the principals are those of the trust policy in
+force for every key ("*").`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file != "" && key != "" {
@@ -155,6 +192,11 @@ the account root or a wildcard principal. It exits 1 if it finds any.`,
 			pc, err := f.config(s.cfg)
 			if err != nil {
 				return err
+			}
+			if f.noPrincipals() {
+				if err := a.fromTrustPolicy(cmd.Context(), &pc); err != nil {
+					return err
+				}
 			}
 			subject := file
 			if file != "" {

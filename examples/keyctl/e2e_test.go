@@ -190,6 +190,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 	w.okJSON(&check, "policy", "check", "--custodian-arn", user(custodianPrincipal), "--service-arn", user(servicePrincipal), "--allow-cross-key-reencrypt")
 	require.True(t, check.OK, "%+v", check.Violations)
+	// The same principals, from the signed trust policy.
+	w.okJSON(&check, "policy", "check", "--allow-cross-key-reencrypt")
+	require.True(t, check.OK, "%+v", check.Violations)
+	require.Equal(t, w.ok("policy", "generate", "--allow-cross-key-reencrypt"),
+		w.ok("policy", "generate", "--custodian-arn", user(custodianPrincipal), "--service-arn", user(servicePrincipal), "--allow-cross-key-reencrypt"))
 	bad := filepath.Join(w.dir, "bad-policy.json")
 	require.NoError(t, os.WriteFile(bad, []byte(`{"Version":"2012-10-17","Statement":[{"Sid":"oops","Effect":"Allow",
  "Principal":{"AWS":"`+user(custodianPrincipal)+`"},"Action":["kms:Decrypt","kms:DescribeKey"],"Resource":"*"}]}`), 0o600))

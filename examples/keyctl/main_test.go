@@ -286,7 +286,7 @@ func (w *world) initTeam(extra ...string) map[string]string {
 	w.asWho = ids["alice"]
 	req := filepath.Join(w.dir, "policy.json")
 	w.ok(append([]string{"propose", "set-policy", "-o", req,
-		"--custodian", "alice=" + w.pubKeys["alice"], "--custodian", "bob=" + w.pubKeys["bob"], "--custodian", "carol=" + w.pubKeys["carol"],
+		"--custodian", "alice=" + w.pubKeys["alice"] + "@" + user(custodianPrincipal), "--custodian", "bob=" + w.pubKeys["bob"], "--custodian", "carol=" + w.pubKeys["carol"],
 		"--service", "svc=" + w.pubKeys["svc"] + "@" + user(servicePrincipal),
 		"--quorum", "2", "--quorum-for", "create=1", "--quorum-for", "rotate=1"}, extra...)...)
 	w.ok("approve", req)
