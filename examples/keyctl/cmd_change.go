@@ -362,7 +362,14 @@ again.`,
 
 // authorizeAndRun authorizes f and carries it out.
 func (a *app) authorizeAndRun(ctx context.Context, s *session, f *changeFile) ([]string, error) {
-	if err := a.runnable(ctx, s, f.Request.Change); err != nil {
+	// A replay goes straight to Authorize, which refuses it and logs the
+	// denial; any other request is checked first, so that a change the
+	// store shows would fail does not spend it.
+	if _, err := s.records().GetRecord(ctx, custody.RecordAppliedRequest, f.id()); !errors.Is(err, keystore.ErrNotFound) {
+		if err != nil {
+			return nil, err
+		}
+	} else if err := a.runnable(ctx, s, f.Request.Change); err != nil {
 		return nil, err
 	}
 	auth, err := s.authority()
@@ -382,7 +389,9 @@ func (a *app) authorizeAndRun(ctx context.Context, s *session, f *changeFile) ([
 }
 
 // runnable refuses, before the request is spent, a change keyctl could
-// not carry out.
+// not carry out, or that the store shows would fail now (another process
+// may still change the store in between: then the change fails after it
+// was authorized, and is proposed again).
 func (a *app) runnable(ctx context.Context, s *session, c custody.Change) error {
 	switch c.Action {
 	case custody.ActionDisable, custody.ActionEnable:
@@ -392,6 +401,32 @@ func (a *app) runnable(ctx context.Context, s *session, c custody.Change) error 
 	case custody.ActionRewrap:
 		if c.BranchKeyID != "" {
 			return fmt.Errorf("keyctl rewraps every key of the store; this request names one")
+		}
+	}
+	want := map[custody.Action]keystore.State{
+		custody.ActionRetire: keystore.StateDecryptOnly, custody.ActionDisable: keystore.StateDecryptOnly,
+		custody.ActionEnable: keystore.StateRetired,
+	}
+	switch c.Action {
+	case custody.ActionCreate:
+		if _, err := s.store.List(ctx, c.BranchKeyID); err == nil {
+			return keystore.ErrExists
+		}
+	case custody.ActionRetire, custody.ActionDisable, custody.ActionEnable:
+		v, err := s.store.Get(ctx, c.BranchKeyID, c.Version)
+		if err != nil {
+			return err
+		}
+		if v.State != want[c.Action] {
+			return fmt.Errorf("%w: %s needs a %s version; version %s is %s", keystore.ErrConflict, c.Action, want[c.Action], c.Version, v.State)
+		}
+	case custody.ActionRotate, custody.ActionDestroyKey:
+		if _, err := s.store.List(ctx, c.BranchKeyID); err != nil {
+			return err
+		}
+	case custody.ActionDestroyVersion:
+		if _, err := s.store.Get(ctx, c.BranchKeyID, c.Version); err != nil {
+			return err
 		}
 	}
 	return nil
