@@ -84,6 +84,9 @@ func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (Rota
 // rotateIfDue rotates branch key id if policy says it is due, counting it.
 func (b *BranchKeys) rotateIfDue(ctx context.Context, id string, policy RotationPolicy, rep *RotationReport) error {
 	active, err := b.cfg.Store.Active(ctx, id)
+	if errors.Is(err, keystore.ErrDestroyed) {
+		return nil // crypto-shredded: nothing to rotate
+	}
 	if err != nil {
 		return wrapStep(err, "reading the active version of %s", keystore.Fingerprint(id))
 	}

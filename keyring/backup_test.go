@@ -148,7 +148,7 @@ func TestRestoreRefusesDamagedBackups(t *testing.T) {
 		{"unknown field", editBackup(t, backup, func(doc map[string]any) { doc["plaintext"] = "x" }), keystore.ErrBackupCorrupt},
 		{"trailing data", append(bytes.Clone(backup), []byte(`{"format":"phicrypt-branch-key-backup"}`)...), keystore.ErrBackupCorrupt},
 		{"not JSON", []byte("PK\x03\x04 a zip file"), keystore.ErrBackupCorrupt},
-		{"newer format version", editBackup(t, backup, func(doc map[string]any) { doc["version"] = 3 }), keystore.ErrUnsupportedBackup},
+		{"newer format version", editBackup(t, backup, func(doc map[string]any) { doc["version"] = 4 }), keystore.ErrUnsupportedBackup},
 		{"another format", editBackup(t, backup, func(doc map[string]any) { doc["format"] = "vault-transit-backup" }), keystore.ErrUnsupportedBackup},
 		{"version missing", editBackup(t, backup, func(doc map[string]any) { delete(doc, "version") }), keystore.ErrUnsupportedBackup},
 	} {
