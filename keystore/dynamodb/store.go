@@ -68,6 +68,16 @@ type API interface {
 // the KMS key it was made with (phicrypt does not use beacon keys; AWS's
 // Database Encryption SDK does, for searchable encryption).
 //
+// # Crypto-shredding
+//
+// Destroy and DestroyKey remove the wrapped keys from AWS's items (the
+// version's enc; for a key, also the branch:ACTIVE copy, and the
+// beacon:ACTIVE item is deleted), leaving tombstones that AWS's hierarchical
+// keyring cannot unwrap and that keep the id from being created again.
+// DestroyKey is not one transaction: see its documentation. DynamoDB's
+// point-in-time recovery, backups, exports and Streams records made before
+// keep the old items for their retention (docs/OPERATIONS.md).
+//
 // Transactions are safe to retry: the SDK gives every TransactWriteItems
 // call a client request token, so a retry of one that committed succeeds
 // again instead of failing its conditions. AddUsage's UpdateItem is not
