@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keystore"
@@ -48,4 +50,32 @@ func TestDestroy(t *testing.T) {
 	rep, err := custodian.RotateDue(ctx, custody.RotationPolicy{MaxAge: 365 * 24 * time.Hour})
 	require.NoError(t, err, "a destroyed key is not a failure")
 	require.Equal(t, custody.RotationReport{Checked: 2, Rotated: 1}, rep)
+}
+
+// Rewrap moves every live version and counts destroyed ones, which hold no
+// material, without a KMS call; a destroyed version is no minimum
+// decryption version.
+func TestRewrapSkipsDestroyed(t *testing.T) {
+	ctx := context.Background()
+	e := testkeys.New(t, testkeys.Options{})
+	v1 := e.Create(t, "patient-A")
+	custodian := testkeys.Custodian(t, e.Keys)
+	_, err := custodian.Rotate(ctx, "patient-A")
+	require.NoError(t, err)
+	require.NoError(t, custodian.DestroyVersion(ctx, "patient-A", v1.Version))
+	_, err = custodian.SetMinDecryptionVersion(ctx, "patient-A", v1.Version)
+	require.ErrorIs(t, err, keystore.ErrInvalid)
+
+	key, err := e.Client.CreateKey(ctx, &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	newARN := aws.ToString(key.KeyMetadata.Arn)
+	calls := e.KMS.Calls("ReEncrypt")
+	rep, err := custody.Rewrap(ctx, e.Store, e.Client, newARN, custody.RewrapOptions{EncryptionContext: e.Keys.EncryptionContext})
+	require.NoError(t, err)
+	require.Equal(t, custody.RewrapReport{Total: 2, Rewrapped: 1, Destroyed: 1}, rep)
+	require.Equal(t, calls+1, e.KMS.Calls("ReEncrypt"))
+	got, err := e.Store.Get(ctx, "patient-A", v1.Version)
+	require.NoError(t, err)
+	require.Equal(t, keystore.StateDestroyed, got.State)
+	require.Empty(t, got.Ciphertext)
 }
