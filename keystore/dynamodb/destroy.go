@@ -2,6 +2,7 @@ package dynamodb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -61,6 +62,11 @@ func (s *Store) Destroy(ctx context.Context, id, version string) error {
 		case cur.State == keystore.StateDestroyed:
 			return nil
 		case cur.State == keystore.StateActive:
+			if _, err := s.Active(ctx, id); errors.Is(err, keystore.ErrDestroyed) {
+				// A DestroyKey stopped midway: the key is marked destroyed
+				// and this was its active version. Finish the job.
+				return s.DestroyKey(ctx, id)
+			}
 			return keystore.ActiveDestroyError(id, version)
 		}
 		// Another write held an item (a rotation made it inactive just
@@ -77,7 +83,10 @@ func (s *Store) Destroy(ctx context.Context, id, version string) error {
 // destroys each version, the one that was active included, one
 // transaction each. A crash midway leaves the key unusable but some
 // versions still holding their wrapped keys (List shows which); calling
-// DestroyKey again finishes it. nil for a key already destroyed.
+// DestroyKey again finishes it (so does Destroy of the version that was
+// active). Until then Get and List show that version as it was, active
+// and with its wrapped key, while Active says keystore.ErrDestroyed. nil
+// for a key already destroyed.
 func (s *Store) DestroyKey(ctx context.Context, id string) error {
 	if err := s.use(); err != nil {
 		return err

@@ -95,3 +95,50 @@ func queryPartition(table, id string) *awsdynamodb.QueryInput {
 		ConsistentRead:            aws.Bool(true),
 	}
 }
+
+// TestDestroyKeyResumes: a DestroyKey that stopped after its first step
+// (branch:ACTIVE a tombstone, beacon deleted, versions still wrapped)
+// leaves the key unusable, and DestroyKey, or Destroy of the version that
+// was active, finishes it.
+func TestDestroyKeyResumes(t *testing.T) {
+	for _, finish := range []string{"DestroyKey", "Destroy"} {
+		t.Run(finish, func(t *testing.T) {
+			c, table, s := freshTable(t)
+			ctx := t.Context()
+			v1 := newVersion("tenant")
+			require.NoError(t, s.CreateWithCopies(ctx, v1, randomBytes(184), randomBytes(184)))
+			v2 := newVersion("tenant")
+			require.NoError(t, s.RotateWithCopy(ctx, "tenant", v1.Version, v2, randomBytes(184)))
+			// The first step, as a crash would leave it.
+			act := item(t, c, table, "tenant", "branch:ACTIVE")
+			delete(act, "enc")
+			act["phicrypt-state"] = S("destroyed")
+			put(t, c, table, act)
+			_, err := c.DeleteItem(ctx, &awsdynamodb.DeleteItemInput{TableName: &table, Key: map[string]types.AttributeValue{
+				"branch-key-id": S("tenant"), "type": S("beacon:ACTIVE")}})
+			require.NoError(t, err)
+
+			_, err = s.Active(ctx, "tenant")
+			require.ErrorIs(t, err, keystore.ErrDestroyed, "unusable from the first step")
+			err = s.RotateWithCopy(ctx, "tenant", v2.Version, newVersion("tenant"), randomBytes(184))
+			require.ErrorIs(t, err, keystore.ErrDestroyed, "no rotation brings it back")
+			got, err := s.Get(ctx, "tenant", v2.Version)
+			require.NoError(t, err)
+			require.Equal(t, keystore.StateActive, got.State, "not yet erased")
+
+			if finish == "DestroyKey" {
+				require.NoError(t, s.DestroyKey(ctx, "tenant"))
+			} else {
+				require.NoError(t, s.Destroy(ctx, "tenant", v2.Version))
+			}
+			list, err := s.List(ctx, "tenant")
+			require.NoError(t, err)
+			require.Len(t, list, 2)
+			for _, v := range list {
+				require.Equal(t, keystore.StateDestroyed, v.State)
+				require.Empty(t, v.Ciphertext)
+				require.NotContains(t, item(t, c, table, "tenant", "branch:version:"+v.Version), "enc")
+			}
+		})
+	}
+}
