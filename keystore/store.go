@@ -60,7 +60,8 @@ type Store interface {
 	// the active version changes only through Rotate, so naming StateActive
 	// (or from == to) is ErrInvalid. ErrNotFound if the version does not
 	// exist, ErrConflict if it is not in state from (an active version is
-	// never in DecryptOnly or Retired, so it cannot be retired this way).
+	// never in DecryptOnly or Retired, so it cannot be retired this way;
+	// nor can a destroyed one be brought back).
 	SetState(ctx context.Context, id, version string, from, to State) error
 	// Rewrap replaces a version's wrapped key and KMS key ARN (after KMS
 	// ReEncrypt), on condition that its stored ciphertext is still
@@ -313,11 +314,12 @@ func (v BranchKeyVersion) Normalized() BranchKeyVersion {
 }
 
 // CheckTransition reports whether SetState may move a version from from to
-// to (ErrInvalid if not): only between DecryptOnly and Retired.
+// to (ErrInvalid if not): only between DecryptOnly and Retired, so never
+// into or out of StateDestroyed.
 func CheckTransition(from, to State) error {
 	ok := func(s State) bool { return s == StateDecryptOnly || s == StateRetired }
 	if !ok(from) || !ok(to) || from == to {
-		return fmt.Errorf("%w: SetState moves a version between decrypt_only and retired, not %v to %v; the active version changes only through Rotate",
+		return fmt.Errorf("%w: SetState moves a version between decrypt_only and retired, not %v to %v; the active version changes only through Rotate, and a version is destroyed only through Destroy",
 			ErrInvalid, from, to)
 	}
 	return nil
