@@ -177,7 +177,10 @@ func TestShredWithinCacheTTL(t *testing.T) {
 	require.Zero(t, cache.Stats().StaleServes, "a destroyed key is a refusal, never served stale")
 }
 
-// Errors of a destroyed per-patient key name it by fingerprint only.
+// After a custodian destroys a patient's branch key, a service drops what
+// its caches hold of it at once: the keyring's branch keys (Forget) and the
+// data keys wrapped under them (ForgetBranchKey, which says how many it
+// evicted; none here, as nothing was encrypted).
 func ExampleCache_ForgetBranchKey() {
 	cache, _ := phicrypt.NewCache(phicrypt.CacheConfig{MaxAge: time.Minute})
 	defer cache.Close()
