@@ -65,6 +65,9 @@ type RewrapReport struct {
 	MovedByOther int
 	// Resumed versions came before RewrapOptions.Resume and were not read.
 	Resumed int
+	// Destroyed versions hold no material (crypto-shredded): nothing to
+	// move.
+	Destroyed int
 }
 
 // rewrapAttempts bounds how often one version is re-read and re-encrypted
@@ -168,6 +171,10 @@ type rewrapper struct {
 // the version afresh first, and again after a lost compare-and-swap, so a
 // version another process moved since the plan was made costs no KMS call.
 func (rw *rewrapper) settle(ctx context.Context, v keystore.BranchKeyVersion, rep *RewrapReport) error {
+	if v.State == keystore.StateDestroyed {
+		rep.Destroyed++
+		return nil
+	}
 	if v.KMSKeyARN == rw.arn {
 		rep.AlreadyMoved++
 		return nil
@@ -176,6 +183,10 @@ func (rw *rewrapper) settle(ctx context.Context, v keystore.BranchKeyVersion, re
 		cur, err := rw.store.Get(ctx, v.BranchKeyID, v.Version)
 		if err != nil {
 			return wrapStep(err, "rewrap: reading %s version %s", keystore.Fingerprint(v.BranchKeyID), v.Version)
+		}
+		if cur.State == keystore.StateDestroyed {
+			rep.Destroyed++ // destroyed since the plan was made
+			return nil
 		}
 		if cur.KMSKeyARN == rw.arn {
 			rep.MovedByOther++

@@ -84,6 +84,9 @@ func (b *BranchKeys) RotateDue(ctx context.Context, policy RotationPolicy) (Rota
 // rotateIfDue rotates branch key id if policy says it is due, counting it.
 func (b *BranchKeys) rotateIfDue(ctx context.Context, id string, policy RotationPolicy, rep *RotationReport) error {
 	active, err := b.cfg.Store.Active(ctx, id)
+	if errors.Is(err, keystore.ErrDestroyed) {
+		return nil // crypto-shredded: nothing to rotate
+	}
 	if err != nil {
 		return wrapStep(err, "reading the active version of %s", keystore.Fingerprint(id))
 	}
@@ -124,8 +127,8 @@ func (b *BranchKeys) SetMinDecryptionVersion(ctx context.Context, id, version st
 	switch {
 	case at < 0:
 		return 0, keystore.VersionNotFoundError(id, version)
-	case all[at].State == keystore.StateRetired:
-		return 0, refuse(keystore.ErrInvalid, "version %s of %s is retired; the minimum decryption version must still decrypt", version, keystore.Fingerprint(id))
+	case all[at].State == keystore.StateRetired || all[at].State == keystore.StateDestroyed:
+		return 0, refuse(keystore.ErrInvalid, "version %s of %s is %v; the minimum decryption version must still decrypt", version, keystore.Fingerprint(id), all[at].State)
 	}
 	retired := 0
 	for _, v := range all[:at] { // List is oldest first

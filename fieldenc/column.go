@@ -210,6 +210,9 @@ func (c *Column) openSlow(ctx context.Context, dst []byte, p parsed, rowID []byt
 		if found || err != nil {
 			return out, err
 		}
+		if err := ls.destroyedError(p.ref); err != nil {
+			return nil, err
+		}
 		var again bool
 		if ls, again, err = c.t.rereadLive(ctx, ls); err != nil {
 			return nil, err

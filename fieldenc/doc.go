@@ -44,6 +44,16 @@
 // when its MaxUsesPerVersion is reached, which must stay at or below 2^32
 // since nonces are random.
 //
+// Crypto-shredding: once a custodian destroys a branch key version
+// (custody.BranchKeys.DestroyVersion), Open of a value sealed under it
+// fails with keyring.ErrKeyDestroyed (errors.Is; not ErrWrongField or
+// ErrUnknownKey), and IndexValues and EqualValues leave it out, so rows
+// sealed under it stop matching any search. Once the whole key is
+// destroyed (DestroyKey; one branch key per patient makes that "forget
+// this patient"), Seal, Open, IndexValues and EqualValues all fail with
+// keyring.ErrKeyDestroyed. A process sees the destroy within the keyring's
+// CacheTTL, or at once after keyring.Hierarchical.Forget and Table.Forget.
+//
 // What it is not: a way to search ranges or substrings of encrypted data
 // (neither is safe with these constructions), or a document store: seal
 // whole documents and objects with the phicrypt package. A plaintext taken

@@ -87,11 +87,13 @@ type versionKeys struct {
 	remaining atomic.Int64
 }
 
-// liveSet is which versions can decrypt, read from the store.
+// liveSet is which versions can decrypt, read from the store, and which
+// have been destroyed (so a value under one says so).
 type liveSet struct {
-	versions []liveVersion
-	readAt   time.Time
-	expired  atomic.Bool
+	versions  []liveVersion
+	destroyed []liveVersion
+	readAt    time.Time
+	expired   atomic.Bool
 }
 
 type liveVersion struct {
@@ -304,17 +306,9 @@ func (t *Table) readLive(ctx context.Context) (*liveSet, error) {
 	if ls := t.live.Load(); ls != nil && !ls.expired.Load() {
 		return ls, nil
 	}
-	vs, err := t.cfg.Keys.LiveVersions(ctx, t.cfg.BranchKeyID)
+	ls, err := t.readVersions(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("fieldenc: reading the live branch key versions: %w", err)
-	}
-	ls := &liveSet{readAt: time.Now()}
-	for _, v := range vs {
-		ref, err := refOf(v.Version)
-		if err != nil {
-			return nil, err
-		}
-		ls.versions = append(ls.versions, liveVersion{version: v.Version, ref: ref})
+		return nil, err
 	}
 	expireAt(&ls.expired, time.Now().Add(min(liveRefresh, t.cfg.Keys.CacheTTL())))
 	t.live.Store(ls)

@@ -40,6 +40,9 @@ type branchKeyCache struct {
 	entries map[string]*cacheEntry
 	lru     *list.List // of *cacheEntry, most recently used first
 	closed  bool
+	// generation counts forget calls: a load that began before one does
+	// not cache what it read (it may predate a destroy).
+	generation uint64
 
 	// counters keeps each branch key's usage counter across reloads of its
 	// active-version entry (expiry, eviction), so the uses it reserved in
@@ -204,7 +207,7 @@ func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) 
 	return c.get(ctx, activeName(id), func(ctx context.Context) (*cacheEntry, error) {
 		v, err := bk.cfg.Store.Active(ctx, id)
 		if err != nil {
-			return nil, wrapStep(err, "reading the active version of %s", keystore.Fingerprint(id))
+			return nil, wrapStep(asKeyDestroyed(err, id, ""), "reading the active version of %s", keystore.Fingerprint(id))
 		}
 		writer, capAt := v, time.Time{}
 		if now := c.now(); now.Before(v.CreatedAt.Add(c.window)) {
@@ -267,8 +270,11 @@ func (c *branchKeyCache) material(ctx context.Context, bk *BranchKeys, v keystor
 				return nil, wrapStep(err, "reading version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
 			}
 		}
-		if rec.State == keystore.StateRetired {
+		switch rec.State {
+		case keystore.StateRetired:
 			return nil, fmt.Errorf("%w: version %s of %s", ErrVersionRetired, v.Version, keystore.Fingerprint(v.BranchKeyID))
+		case keystore.StateDestroyed:
+			return nil, keyDestroyedError(v.BranchKeyID, v.Version)
 		}
 		key, err := bk.Unwrap(ctx, rec)
 		if err != nil {
@@ -426,22 +432,25 @@ func (c *branchKeyCache) loader(name string, load func(context.Context) (*cacheE
 			c.mu.Unlock()
 			return e, nil
 		}
+		gen := c.generation
 		c.mu.Unlock()
 		e, err := load(ctx)
 		if err != nil {
 			return nil, err
 		}
-		c.insert(name, e)
+		c.insert(name, e, gen)
 		return e, nil
 	}
 }
 
 // insert adds e under name, replacing what was there, evicting the least
-// recently used beyond capacity, and arming the timer that wipes e.
-func (c *branchKeyCache) insert(name string, e *cacheEntry) {
+// recently used beyond capacity, and arming the timer that wipes e. An
+// entry loaded from before a forget (gen, the generation its load began
+// in, is not the current one) is wiped instead: its waiters load again.
+func (c *branchKeyCache) insert(name string, e *cacheEntry, gen uint64) {
 	var evicted []*cacheEntry
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || gen != c.generation {
 		c.mu.Unlock()
 		e.wipe()
 		return

@@ -134,21 +134,24 @@ func (h *Hierarchical) handle(v keystore.BranchKeyVersion, ent *cacheEntry, unti
 // LiveVersions returns the versions of branch key id that can still
 // decrypt: the active one first, then the decrypt-only ones, newest first.
 // It reads the store on every call and leaves out the wrapped material
-// (Ciphertext is nil). keystore.ErrNotFound if id does not exist.
+// (Ciphertext is nil). keystore.ErrNotFound if id does not exist,
+// ErrKeyDestroyed if the key has been destroyed.
 func (h *Hierarchical) LiveVersions(ctx context.Context, id string) ([]keystore.BranchKeyVersion, error) {
-	all, err := h.bk.cfg.Store.List(ctx, id)
+	all, err := h.Versions(ctx, id)
 	if err != nil {
-		return nil, wrapStep(err, "listing the versions of %s", keystore.Fingerprint(id))
+		return nil, err
 	}
 	live := make([]keystore.BranchKeyVersion, 0, len(all))
 	for _, v := range slices.Backward(all) {
-		v.Ciphertext = nil
 		switch v.State {
 		case keystore.StateActive:
 			live = slices.Insert(live, 0, v)
 		case keystore.StateDecryptOnly:
 			live = append(live, v)
 		}
+	}
+	if len(live) == 0 {
+		return nil, keyDestroyedError(id, "") // only a destroyed key has no active version
 	}
 	return live, nil
 }

@@ -147,12 +147,16 @@ func (b *BranchKeys) EncryptionContext(v keystore.BranchKeyVersion) map[string]s
 }
 
 // Unwrap asks KMS to decrypt version v's material (branch-key-store.md "AWS
-// KMS Branch Key Decryption"). It does not look at v.State: deciding whether
-// a retired version may be used is the caller's business. The caller owns the
-// returned Secret and should Wipe it when done.
+// KMS Branch Key Decryption"). Deciding whether a retired version may be
+// used is the caller's business; a destroyed one (a tombstone, with no
+// material) is ErrKeyDestroyed. The caller owns the returned Secret and
+// should Wipe it when done.
 func (b *BranchKeys) Unwrap(ctx context.Context, v keystore.BranchKeyVersion) (Secret, error) {
 	if err := v.Validate(0); err != nil {
 		return nil, err
+	}
+	if v.State == keystore.StateDestroyed {
+		return nil, keyDestroyedError(v.BranchKeyID, v.Version) // a tombstone: nothing to unwrap
 	}
 	// The stored kms-arn is the key to ask (the spec's Discovery rule), so
 	// versions rewrapped under another key still unwrap; it must be a key

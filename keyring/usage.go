@@ -217,7 +217,7 @@ func (h *Hierarchical) reserveBlock(ctx context.Context, rec keystore.BranchKeyV
 		return false, nil
 	}
 	if err != nil {
-		return false, wrapStep(err, "counting uses of version %s of %s", rec.Version, keystore.Fingerprint(rec.BranchKeyID))
+		return false, wrapStep(asKeyDestroyed(err, rec.BranchKeyID, rec.Version), "counting uses of version %s of %s", rec.Version, keystore.Fingerprint(rec.BranchKeyID))
 	}
 	u.known = total
 	// This reservation is uses total-n+1 .. total; those up to the cap may

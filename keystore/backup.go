@@ -37,11 +37,16 @@ import (
 //
 // Version 1 is version 2 without "usage" (and its digests without it):
 // Restore still reads it, restoring every usage counter as 0. Version 3 is
-// version 2 with the store's records (backup_records.go). Export writes
-// version 3 for a store that holds records, version 2 otherwise.
+// version 2 that may hold the store's records (backup_records.go) and
+// tombstones: versions in state "destroyed" with an empty ciphertext
+// (Store.Destroy), and keys whose versions are all destroyed
+// (Store.DestroyKey). Export writes version 3 for a store that holds
+// records or a tombstone, version 2 otherwise, so that an older phicrypt
+// refuses such a backup as too new rather than as corrupt.
 const (
-	backupFormat  = "phicrypt-branch-key-backup"
-	backupVersion = 2
+	backupFormat           = "phicrypt-branch-key-backup"
+	backupVersion          = 2
+	backupVersionTombstone = backupVersionRecords // version 3 also holds tombstones
 )
 
 // Caps on what Restore reads.
@@ -106,6 +111,11 @@ type backupManifest struct {
 // bucket). The backup names branch key ids, which may be PHI: protect it
 // as the store itself.
 //
+// A destroyed version (Store.Destroy, DestroyKey) is exported as the store
+// keeps it, a tombstone without wrapped material, so a backup made after a
+// destroy holds nothing of it; backups made before still do (see
+// docs/OPERATIONS.md "Crypto-shredding").
+//
 // Each branch key is read in one List call, so its versions are
 // consistent; the backup is not one point in time across keys. Export
 // while nothing rotates, or accept that a key rotated during the export
@@ -122,25 +132,36 @@ func Export(ctx context.Context, store Store, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	version := backupVersionFor(named)
 	ids, err := store.IDs(ctx)
 	if err != nil {
 		return wrapStep(err, "export: listing branch keys")
 	}
-	doc := backupDoc{Format: backupFormat, Version: version, Records: []backupRecord{}}
-	var digests [][sha256.Size]byte
+	var all []BranchKeyVersion
+	tombstones := false
 	for _, id := range ids {
 		vs, err := store.List(ctx, id)
 		if err != nil {
 			return wrapStep(err, "export: listing %s", Fingerprint(id))
 		}
 		for _, v := range vs {
-			v = v.Normalized()
-			d := recordDigest(version, v)
-			digests = append(digests, d)
-			doc.Records = append(doc.Records, backupRecord{BranchKeyID: v.BranchKeyID, Version: v.Version, KMSKeyARN: v.KMSKeyARN,
-				Ciphertext: v.Ciphertext, CreatedAt: v.CreatedAt, State: v.State, Usage: &v.Usage, SHA256: hex.EncodeToString(d[:])})
+			if v.State == StateDestroyed {
+				tombstones = true
+			}
 		}
+		all = append(all, vs...)
+	}
+	version := backupVersionFor(named)
+	if tombstones {
+		version = backupVersionTombstone
+	}
+	doc := backupDoc{Format: backupFormat, Version: version, Records: []backupRecord{}}
+	var digests [][sha256.Size]byte
+	for _, v := range all {
+		v = v.Normalized()
+		d := recordDigest(version, v)
+		digests = append(digests, d)
+		doc.Records = append(doc.Records, backupRecord{BranchKeyID: v.BranchKeyID, Version: v.Version, KMSKeyARN: v.KMSKeyARN,
+			Ciphertext: v.Ciphertext, CreatedAt: v.CreatedAt, State: v.State, Usage: &v.Usage, SHA256: hex.EncodeToString(d[:])})
 	}
 	var namedDigests [][sha256.Size]byte
 	doc.NamedRecords, namedDigests = encodeRecords(version, named)
@@ -258,6 +279,9 @@ func verifyBackup(doc backupDoc) ([]BranchKeyVersion, []Record, error) {
 		if err := v.Validate(0); err != nil {
 			return nil, nil, fmt.Errorf("%w: record %d is not a valid branch key version: %w", ErrBackupCorrupt, i, err)
 		}
+		if v.State == StateDestroyed && doc.Version < backupVersionTombstone {
+			return nil, nil, fmt.Errorf("%w: record %d: a version %d backup holds no destroyed versions", ErrBackupCorrupt, i, doc.Version)
+		}
 		digests[i] = recordDigest(doc.Version, v.Normalized())
 		if !hexEqual(rec.SHA256, digests[i][:]) {
 			return nil, nil, fmt.Errorf("%w: record %d does not match its digest", ErrBackupCorrupt, i)
@@ -280,7 +304,7 @@ func verifyBackup(doc backupDoc) ([]BranchKeyVersion, []Record, error) {
 
 // checkBackupOrder checks what a store can hold and Export writes: keys
 // grouped and sorted, versions unique, exactly one active version per key
-// and it the newest.
+// and it the newest, or none in a destroyed key (every version destroyed).
 func checkBackupOrder(records []BranchKeyVersion) error {
 	groups := groupByKey(records)
 	for i, key := range groups {
@@ -288,6 +312,15 @@ func checkBackupOrder(records []BranchKeyVersion) error {
 			return fmt.Errorf("%w: branch keys are out of order or split", ErrBackupCorrupt)
 		}
 		seen := map[string]bool{}
+		if keyDestroyed(key) {
+			for _, v := range key {
+				if seen[v.Version] {
+					return fmt.Errorf("%w: %s has version %s twice", ErrBackupCorrupt, Fingerprint(v.BranchKeyID), v.Version)
+				}
+				seen[v.Version] = true
+			}
+			continue
+		}
 		for j, v := range key {
 			if seen[v.Version] {
 				return fmt.Errorf("%w: %s has version %s twice", ErrBackupCorrupt, Fingerprint(v.BranchKeyID), v.Version)
@@ -315,25 +348,53 @@ func groupByKey(records []BranchKeyVersion) [][]BranchKeyVersion {
 	return groups
 }
 
-// restoreKey rebuilds one branch key from its versions, oldest first.
+// keyDestroyed reports whether every version of a key is destroyed.
+func keyDestroyed(key []BranchKeyVersion) bool {
+	for _, v := range key {
+		if v.State != StateDestroyed {
+			return false
+		}
+	}
+	return true
+}
+
+// restoreKey rebuilds one branch key from its versions, oldest first. A
+// tombstone is added with a one-byte placeholder in place of its wrapped
+// key (the Store API adds only live versions) and destroyed at the end, so
+// the store ends holding the tombstone and no material.
 func restoreKey(ctx context.Context, store Store, key []BranchKeyVersion) error {
 	id := key[0].BranchKeyID
-	first := key[0]
-	first.State = StateActive
-	if err := store.Create(ctx, first); err != nil {
-		return wrapStep(err, "restore of %s", Fingerprint(id))
-	}
-	for i, v := range key[1:] {
+	for i, v := range key {
 		v.State = StateActive
-		if err := store.Rotate(ctx, id, key[i].Version, v); err != nil {
+		if len(v.Ciphertext) == 0 {
+			v.Ciphertext = []byte{0}
+		}
+		var err error
+		if i == 0 {
+			err = store.Create(ctx, v)
+		} else {
+			err = store.Rotate(ctx, id, key[i-1].Version, v)
+		}
+		if err != nil {
 			return wrapStep(err, "restore of %s version %s", Fingerprint(id), v.Version)
 		}
 	}
+	if keyDestroyed(key) {
+		if err := store.DestroyKey(ctx, id); err != nil {
+			return wrapStep(err, "restore of %s: destroying it", Fingerprint(id))
+		}
+		return nil
+	}
 	for _, v := range key {
-		if v.State == StateRetired {
-			if err := store.SetState(ctx, id, v.Version, StateDecryptOnly, StateRetired); err != nil {
-				return wrapStep(err, "restore of %s version %s: retiring", Fingerprint(id), v.Version)
-			}
+		var err error
+		switch v.State {
+		case StateRetired:
+			err = store.SetState(ctx, id, v.Version, StateDecryptOnly, StateRetired)
+		case StateDestroyed:
+			err = store.Destroy(ctx, id, v.Version)
+		}
+		if err != nil {
+			return wrapStep(err, "restore of %s version %s: setting its state", Fingerprint(id), v.Version)
 		}
 	}
 	return nil

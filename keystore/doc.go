@@ -20,6 +20,12 @@
 // policies and the ids of applied change requests, each changed only by
 // compare-and-swap on its revision.
 //
+// Crypto-shredding: Store.Destroy and DestroyKey erase a version's (or a
+// whole key's) wrapped material and keep a tombstone (StateDestroyed, no
+// Ciphertext), so that data under it fails as destroyed, not as unknown;
+// each store's documentation says what it overwrites and what it cannot
+// reach, and docs/OPERATIONS.md "Crypto-shredding" gathers it.
+//
 // A store never sees plaintext key material (only what KMS wrapped), and
 // never the KMS: it is storage with conditional writes. It is not for
 // encrypting data; keyring and phicrypt are.

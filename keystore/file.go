@@ -46,9 +46,16 @@ type FileStore struct {
 }
 
 // fileSchema is the version of fileDocument this phicrypt writes. Schema 2
-// added each version's usage counter; a reader takes schema 1 (usage 0) and
-// 2 and refuses any other, and every write upgrades a document to 2.
-const fileSchema = 2
+// added each version's usage counter; schema 3, written only for a document
+// holding a destroyed version, adds that state (so an older phicrypt
+// refuses it as too new instead of calling it damaged, which could lead an
+// operator to restore the destroyed material from a backup). A reader takes
+// schemas 1 (usage 0) to 3 and refuses any other, and every write upgrades
+// a document to 2, or 3.
+const (
+	fileSchema          = 2
+	fileSchemaTombstone = 3
+)
 
 // fileDocument is a branch key as the file store writes it.
 type fileDocument struct {
@@ -62,7 +69,7 @@ type fileDocument struct {
 type fileVersion struct {
 	Version    string    `json:"version"`
 	KMSKeyARN  string    `json:"kms_key_arn"`
-	Ciphertext []byte    `json:"ciphertext"` // base64
+	Ciphertext []byte    `json:"ciphertext"` // base64; null for a destroyed version
 	CreatedAt  time.Time `json:"created_at"`
 	State      State     `json:"state"`
 	Usage      uint64    `json:"usage,omitempty"` // absent: 0 (and in schema 1)
@@ -134,6 +141,9 @@ func (s *FileStore) Rotate(ctx context.Context, id, expectedActive string, next 
 	}
 	return s.modify(ctx, id, func(d *fileDocument) error {
 		active := d.active()
+		if active < 0 {
+			return KeyDestroyedError(id)
+		}
 		if d.Versions[active].Version != expectedActive {
 			return fmt.Errorf("%w: %s: the active version is no longer %s", ErrConflict, Fingerprint(id), expectedActive)
 		}
@@ -151,6 +161,9 @@ func (s *FileStore) Active(ctx context.Context, id string) (BranchKeyVersion, er
 	d, err := s.readExisting(ctx, id)
 	if err != nil {
 		return BranchKeyVersion{}, err
+	}
+	if d.active() < 0 {
+		return BranchKeyVersion{}, KeyDestroyedError(id)
 	}
 	return d.record(d.active()), nil
 }
@@ -243,6 +256,9 @@ func (s *FileStore) Rewrap(ctx context.Context, id, version string, oldCiphertex
 		if i < 0 {
 			return VersionNotFoundError(id, version)
 		}
+		if d.Versions[i].State == StateDestroyed {
+			return DestroyedError(id, version)
+		}
 		if !bytes.Equal(d.Versions[i].Ciphertext, oldCiphertext) {
 			return fmt.Errorf("%w: %s version %s no longer holds the expected wrapped key", ErrConflict, Fingerprint(id), version)
 		}
@@ -264,8 +280,11 @@ func (s *FileStore) AddUsage(ctx context.Context, id, version string, n uint64) 
 		if i < 0 {
 			return VersionNotFoundError(id, version)
 		}
-		if d.Versions[i].State == StateRetired {
+		switch d.Versions[i].State {
+		case StateRetired:
 			return RetiredUsageError(id, version)
+		case StateDestroyed:
+			return DestroyedError(id, version)
 		}
 		total = AddUsage(d.Versions[i].Usage, n)
 		d.Versions[i].Usage = total
@@ -303,7 +322,8 @@ func (d *fileDocument) find(version string) int {
 	return slices.IndexFunc(d.Versions, func(v fileVersion) bool { return v.Version == version })
 }
 
-// active returns the index of the active version; validate guarantees one.
+// active returns the index of the active version, or -1 when the key is
+// destroyed; validate guarantees one otherwise.
 func (d *fileDocument) active() int {
 	return slices.IndexFunc(d.Versions, func(v fileVersion) bool { return v.State == StateActive })
 }
@@ -320,7 +340,7 @@ func (d *fileDocument) validate(path string) error {
 	if len(d.Versions) == 0 {
 		return bad("it has no versions")
 	}
-	active := 0
+	active, destroyed := 0, 0
 	seen := make(map[string]bool, len(d.Versions))
 	for _, fv := range d.Versions {
 		v := BranchKeyVersion{BranchKeyID: d.BranchKeyID, Version: fv.Version, KMSKeyARN: fv.KMSKeyARN,
@@ -332,11 +352,18 @@ func (d *fileDocument) validate(path string) error {
 			return bad("a version appears twice")
 		}
 		seen[fv.Version] = true
-		if fv.State == StateActive {
+		switch fv.State {
+		case StateActive:
 			active++
+		case StateDestroyed:
+			destroyed++
 		}
 	}
-	if active != 1 {
+	if destroyed > 0 && d.Schema < fileSchemaTombstone {
+		return bad(fmt.Sprintf("schema %d has no destroyed versions", d.Schema))
+	}
+	// A destroyed key (DestroyKey) has no active version: all are destroyed.
+	if active != 1 && (active != 0 || destroyed != len(d.Versions)) {
 		return bad(fmt.Sprintf("it has %d active versions, not 1", active))
 	}
 	return nil
@@ -414,9 +441,9 @@ func (s *FileStore) readFile(path, want string) (*fileDocument, error) {
 	if err := json.Unmarshal(b, &head); err != nil || head.Schema == 0 {
 		return nil, fmt.Errorf("keystore: file store document of %s is not a phicrypt branch key document", docRef(path))
 	}
-	if head.Schema != 1 && head.Schema != fileSchema {
+	if head.Schema < 1 || head.Schema > fileSchemaTombstone {
 		return nil, fmt.Errorf("%w: file store document of %s has schema %d; this phicrypt reads schemas 1 to %d",
-			ErrUnsupportedSchema, docRef(path), head.Schema, fileSchema)
+			ErrUnsupportedSchema, docRef(path), head.Schema, fileSchemaTombstone)
 	}
 	var d fileDocument
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -475,16 +502,27 @@ func (s *FileStore) update(ctx context.Context, id string, decide func(*fileDocu
 			return err
 		}
 		if err := decide(cur); err != nil {
+			if errors.Is(err, errUnchanged) {
+				return nil
+			}
 			return err
 		}
 		return s.write(path, build())
 	})
 }
 
+// errUnchanged, from a decide or change function, ends an update with
+// success and no write: the document already is as asked (a retried
+// Destroy).
+var errUnchanged = errors.New("keystore: file store: nothing to change")
+
 // write replaces path with d, in the current schema, atomically and
 // durably.
 func (s *FileStore) write(path string, d *fileDocument) error {
 	d.Schema = fileSchema
+	if slices.ContainsFunc(d.Versions, func(v fileVersion) bool { return v.State == StateDestroyed }) {
+		d.Schema = fileSchemaTombstone
+	}
 	b, err := json.MarshalIndent(d, "", "\t")
 	if err != nil {
 		return fmt.Errorf("keystore: file store: encoding a document: %w", err)

@@ -25,7 +25,7 @@ func fileBackend() storetest.Backend {
 		},
 		FutureSchema: func(t *testing.T, loc string) {
 			for _, path := range fileDocuments(t, loc) {
-				editFileDocument(t, path, func(doc map[string]any) { doc["schema"] = 3 })
+				editFileDocument(t, path, func(doc map[string]any) { doc["schema"] = 4 })
 			}
 		},
 	}

@@ -124,5 +124,5 @@ func testSQLRecordsAfterMigration(t *testing.T, b storetest.Backend, loc string,
 		versions = append(versions, v)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []int{1, 2, 3}, versions)
+	require.Equal(t, []int{1, 2, 3, 4}, versions)
 }

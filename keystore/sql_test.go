@@ -16,7 +16,8 @@ import (
 // testSQLSchema checks, with raw SQL on the store's own database, that the
 // schema itself holds the invariants, whatever a client does: one active
 // version per branch key, known states only, the caps, no negative usage;
-// and that schemas 1 to 3 are recorded once each.
+// a destroyed version without ciphertext and nothing else without it; and
+// that schemas 1 to 4 are recorded once each.
 func testSQLSchema(t *testing.T, s keystore.Store, db *sql.DB) {
 	ctx := t.Context()
 	v0 := storetest.NewVersion("tenant", keystore.StateActive)
@@ -33,7 +34,7 @@ func testSQLSchema(t *testing.T, s keystore.Store, db *sql.DB) {
 		versions = append(versions, v)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []int{1, 2, 3}, versions)
+	require.Equal(t, []int{1, 2, 3, 4}, versions)
 
 	_, err = db.ExecContext(ctx, `UPDATE phicrypt_branch_key_versions SET state = 'active' WHERE version = $1`, v0.Version)
 	require.Error(t, err, "the partial unique index allows one active version")
@@ -44,7 +45,17 @@ func testSQLSchema(t *testing.T, s keystore.Store, db *sql.DB) {
 	_, err = db.ExecContext(ctx, insert, "tenant", keystore.NewBranchKeyVersion(), testARN, []byte{1}, 0, "active")
 	require.Error(t, err, "a second active version")
 	_, err = db.ExecContext(ctx, insert, "tenant", keystore.NewBranchKeyVersion(), testARN, []byte{1}, 0, "destroyed")
+	require.Error(t, err, "a destroyed version with material")
+	_, err = db.ExecContext(ctx, insert, "tenant", keystore.NewBranchKeyVersion(), testARN, []byte{}, 0, "retired")
+	require.Error(t, err, "a live version without material")
+	_, err = db.ExecContext(ctx, insert, "tenant", keystore.NewBranchKeyVersion(), testARN, []byte{1}, 0, "shredded")
 	require.Error(t, err, "an unknown state")
+	require.NoError(t, s.Destroy(ctx, "tenant", v0.Version))
+	_, err = db.ExecContext(ctx, `UPDATE phicrypt_branch_key_versions SET ciphertext = $1 WHERE version = $2`, []byte{1}, v0.Version)
+	require.Error(t, err, "material back into a destroyed version")
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT length(ciphertext) FROM phicrypt_branch_key_versions WHERE version = $1`, v0.Version).Scan(&n))
+	require.Zero(t, n, "the destroyed version's row holds no ciphertext")
 	_, err = db.ExecContext(ctx, insert, "tenant", keystore.NewBranchKeyVersion(), testARN, wrappedKey(keystore.MaxWrappedBranchKeyLen+1), 0, "retired")
 	require.Error(t, err, "an oversized ciphertext")
 	_, err = db.ExecContext(ctx, insert, "nobody", keystore.NewBranchKeyVersion(), testARN, []byte{1}, 0, "active")
@@ -78,7 +89,7 @@ func testConcurrentOpen(t *testing.T, b storetest.Backend, loc string, db *sql.D
 	}
 	var count int
 	require.NoError(t, db.QueryRowContext(t.Context(), `SELECT count(*) FROM phicrypt_schema_migrations`).Scan(&count))
-	require.Equal(t, 3, count, "schemas 1 to 3, once each")
+	require.Equal(t, 4, count, "schemas 1 to 4, once each")
 }
 
 func futureSQLSchema(t *testing.T, db *sql.DB) {
@@ -127,7 +138,7 @@ var (
 // testSQLMigrationFromSchema1 builds a schema 1 store by hand, with three
 // versions of one key (retired, decrypt-only, active), opens it, and checks
 // that it migrated in place: everything intact, usage 0, counting works,
-// and schemas 2 and 3 are recorded once however often the store is opened.
+// and schemas 2 to 4 are recorded once however often the store is opened.
 func testSQLMigrationFromSchema1(t *testing.T, b storetest.Backend, loc string, db *sql.DB, schema1 []string) {
 	ctx := t.Context()
 	stmts := append([]string{`CREATE TABLE phicrypt_schema_migrations (version INTEGER PRIMARY KEY, applied_at_us BIGINT NOT NULL)`}, schema1...)
@@ -164,6 +175,14 @@ func testSQLMigrationFromSchema1(t *testing.T, b storetest.Backend, loc string, 
 		require.ErrorIs(t, err, keystore.ErrConflict, "the retired version")
 		require.NoError(t, s.Close())
 	}
+	// Schema 3 lets a migrated store destroy.
+	s, err := b.Open(ctx, loc)
+	require.NoError(t, err)
+	require.NoError(t, s.Destroy(ctx, "tenant", want[1].Version))
+	got, err := s.Get(ctx, "tenant", want[1].Version)
+	require.NoError(t, err)
+	storetest.RequireVersion(t, want[1].Tombstone(), got)
+	require.NoError(t, s.Close())
 	var versions []int
 	rows, err := db.QueryContext(ctx, `SELECT version FROM phicrypt_schema_migrations ORDER BY version`)
 	require.NoError(t, err)
@@ -174,7 +193,7 @@ func testSQLMigrationFromSchema1(t *testing.T, b storetest.Backend, loc string, 
 		versions = append(versions, v)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []int{1, 2, 3}, versions)
+	require.Equal(t, []int{1, 2, 3, 4}, versions)
 }
 
 const testARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -1,10 +1,16 @@
 package keystore_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/phicrypt/phicrypt/keystore"
@@ -67,4 +73,66 @@ func TestSQLiteStoreFileAtPath(t *testing.T) {
 	s := mustOpen(t, b, loc)
 	require.NoError(t, s.Create(t.Context(), storetest.NewVersion("tenant", keystore.StateActive)))
 	require.FileExists(t, loc, "the database is at the path given, special characters and all")
+}
+
+// TestSQLiteStoreDestroyErasesFile: after Destroy, neither the database
+// file nor its WAL holds the destroyed wrapped key (secure_delete zeroes
+// what the update frees, and the checkpoint moves it into the file),
+// while a live version's is still there.
+func TestSQLiteStoreDestroyErasesFile(t *testing.T) {
+	b := sqliteBackend()
+	loc := b.Fresh(t)
+	s := mustOpen(t, b, loc)
+	ctx := t.Context()
+	for _, size := range []int{184, 6000} { // in the row, and in overflow pages
+		id := fmt.Sprintf("patient-%d", size)
+		v0 := storetest.NewVersion(id, keystore.StateActive)
+		v0.Ciphertext = wrappedKey(size)
+		require.NoError(t, s.Create(ctx, v0))
+		v1 := storetest.NewVersion(id, keystore.StateActive)
+		v1.Ciphertext = wrappedKey(size)
+		require.NoError(t, s.Rotate(ctx, id, v0.Version, v1))
+		require.True(t, fileHolds(t, loc, v0.Ciphertext[:64]), "before: the material is in the file")
+
+		require.NoError(t, s.Destroy(ctx, id, v0.Version))
+		require.False(t, fileHolds(t, loc, v0.Ciphertext[:64]), "the destroyed material is gone from the database and its WAL")
+		require.True(t, fileHolds(t, loc, v1.Ciphertext[:64]), "the live version's material is kept")
+		require.NoError(t, s.DestroyKey(ctx, id))
+		require.False(t, fileHolds(t, loc, v1.Ciphertext[:64]))
+	}
+}
+
+// fileHolds reports whether the database at path, or its WAL, contains b.
+func fileHolds(t *testing.T, path string, b []byte) bool {
+	for _, p := range []string{path, path + "-wal"} {
+		data, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		require.NoError(t, err)
+		if bytes.Contains(data, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSQLiteStoreRefusesHandleWithoutSecureDelete: New needs DSN's
+// secure_delete, without which freed pages keep destroyed material.
+func TestSQLiteStoreRefusesHandleWithoutSecureDelete(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.db")
+	dsn := strings.Replace(sqlite.DSN(path), "&_pragma=secure_delete%281%29", "", 1)
+	require.NotEqual(t, sqlite.DSN(path), dsn)
+	db, err := sql.Open("sqlite", dsn)
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = sqlite.New(t.Context(), db)
+	require.ErrorContains(t, err, "secure_delete")
+
+	ok, err := sql.Open("sqlite", sqlite.DSN(path))
+	require.NoError(t, err)
+	defer ok.Close()
+	s, err := sqlite.New(t.Context(), ok)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
 }

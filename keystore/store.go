@@ -29,8 +29,8 @@ import (
 // conditional (compare-and-swap) so that two processes rotating at once can
 // never both win: the loser gets ErrConflict and should re-read.
 //
-// Errors wrap ErrExists, ErrNotFound, ErrConflict, ErrInvalid or
-// ErrUnsupportedSchema (test with errors.Is). They never contain ciphertext
+// Errors wrap ErrExists, ErrNotFound, ErrConflict, ErrInvalid, ErrDestroyed
+// or ErrUnsupportedSchema (test with errors.Is). They never contain ciphertext
 // and never the branch key id itself, which may be derived from PHI (a
 // patient number): they name a branch key by its fingerprint, the first
 // four bytes of SHA-256(id) in hex.
@@ -60,7 +60,8 @@ type Store interface {
 	// the active version changes only through Rotate, so naming StateActive
 	// (or from == to) is ErrInvalid. ErrNotFound if the version does not
 	// exist, ErrConflict if it is not in state from (an active version is
-	// never in DecryptOnly or Retired, so it cannot be retired this way).
+	// never in DecryptOnly or Retired, so it cannot be retired this way;
+	// nor can a destroyed one be brought back).
 	SetState(ctx context.Context, id, version string, from, to State) error
 	// Rewrap replaces a version's wrapped key and KMS key ARN (after KMS
 	// ReEncrypt), on condition that its stored ciphertext is still
@@ -75,6 +76,26 @@ type Store interface {
 	// atomic across processes sharing the store. ErrNotFound if the version
 	// does not exist, ErrInvalid for n out of range.
 	AddUsage(ctx context.Context, id, version string, n uint64) (total uint64, err error)
+	// Destroy erases the wrapped material of one version of branch key id
+	// (crypto-shredding) and marks it StateDestroyed; the record stays as a
+	// tombstone that Get and List return without Ciphertext. The active
+	// version cannot be destroyed alone (ErrConflict: rotate first, or
+	// destroy the whole key with DestroyKey). Destroying a destroyed
+	// version succeeds again, so a retry is safe. ErrNotFound if the
+	// version does not exist. What "erased" means differs by back end:
+	// each one's documentation says what it overwrites and what (old row
+	// versions, freed file blocks, backups) it cannot reach.
+	Destroy(ctx context.Context, id, version string) error
+	// DestroyKey destroys every version of branch key id, the active one
+	// included, as Destroy does each. Afterwards Active is ErrDestroyed;
+	// Rotate, AddUsage and Rewrap are ErrDestroyed, SetState ErrConflict;
+	// Get and List return the tombstones; Create with the same id is
+	// ErrExists (an id is never reused, so nothing new is ever readable
+	// under a destroyed key's id). A back end that cannot do it in one
+	// atomic step says so and what a crash midway leaves; calling
+	// DestroyKey again finishes it, and on a destroyed key returns nil.
+	// ErrNotFound if id does not exist.
+	DestroyKey(ctx context.Context, id string) error
 	// Close releases the store's resources. The Store is unusable after.
 	Close() error
 }
@@ -90,7 +111,8 @@ type BranchKeyVersion struct {
 	// KMSKeyARN is the KMS key that wrapped Ciphertext.
 	KMSKeyARN string
 	// Ciphertext is the branch key material as KMS wrapped it: at most
-	// MaxWrappedBranchKeyLen bytes, not empty.
+	// MaxWrappedBranchKeyLen bytes, not empty; empty exactly when State is
+	// StateDestroyed (a tombstone).
 	Ciphertext []byte
 	// CreatedAt is when the version was made. Stores keep it in UTC to the
 	// microsecond (what PostgreSQL keeps), between years 1 and 9999.
@@ -127,11 +149,17 @@ const (
 	StateDecryptOnly
 	// StateRetired: no longer used, even to decrypt.
 	StateRetired
+	// StateDestroyed: the version's wrapped material has been erased
+	// (Store.Destroy, Store.DestroyKey: crypto-shredding). The record stays
+	// as a tombstone without Ciphertext, so that what was under it fails
+	// as destroyed, not as unknown. It is final: no state leads out of it.
+	StateDestroyed
 )
 
-var stateNames = [...]string{StateActive: "active", StateDecryptOnly: "decrypt_only", StateRetired: "retired"}
+var stateNames = [...]string{StateActive: "active", StateDecryptOnly: "decrypt_only", StateRetired: "retired", StateDestroyed: "destroyed"}
 
-// String returns the state's stored name: active, decrypt_only or retired.
+// String returns the state's stored name: active, decrypt_only, retired or
+// destroyed.
 func (s State) String() string {
 	if !s.valid() {
 		return fmt.Sprintf("State(%d)", uint8(s))
@@ -139,7 +167,7 @@ func (s State) String() string {
 	return stateNames[s]
 }
 
-func (s State) valid() bool { return s >= StateActive && s <= StateRetired }
+func (s State) valid() bool { return s >= StateActive && s <= StateDestroyed }
 
 // MarshalText implements encoding.TextMarshaler.
 func (s State) MarshalText() ([]byte, error) {
@@ -153,14 +181,14 @@ func (s State) MarshalText() ([]byte, error) {
 func (s *State) UnmarshalText(b []byte) error {
 	st, ok := parseState(string(b))
 	if !ok {
-		return fmt.Errorf("%w: no such branch key state (want active, decrypt_only or retired)", ErrInvalid)
+		return fmt.Errorf("%w: no such branch key state (want active, decrypt_only, retired or destroyed)", ErrInvalid)
 	}
 	*s = st
 	return nil
 }
 
 func parseState(name string) (State, bool) {
-	for s := StateActive; s <= StateRetired; s++ {
+	for s := StateActive; s <= StateDestroyed; s++ {
 		if stateNames[s] == name {
 			return s, true
 		}
@@ -179,6 +207,9 @@ var (
 	// ErrInvalid: a request the store refuses whatever it holds: a field
 	// out of range, a cap exceeded, a transition Store does not allow.
 	ErrInvalid = errors.New("keystore: invalid branch key store request")
+	// ErrDestroyed: the branch key, or the version asked for, has been
+	// destroyed (crypto-shredded); its material is gone for good.
+	ErrDestroyed = errors.New("keystore: the branch key or version has been destroyed (crypto-shredded)")
 	// ErrUnsupportedSchema: the store was written by a newer phicrypt (or is
 	// not a phicrypt store); upgrade phicrypt rather than overwrite it.
 	ErrUnsupportedSchema = errors.New("keystore: the store's schema version is unknown to this phicrypt; upgrade phicrypt")
@@ -256,7 +287,7 @@ func (v BranchKeyVersion) Validate(want State) error {
 	if err := CheckVersion(v.Version); err != nil {
 		return err
 	}
-	if err := CheckWrapped(v.KMSKeyARN, v.Ciphertext); err != nil {
+	if err := checkMaterial(v); err != nil {
 		return err
 	}
 	if y := v.CreatedAt.UTC().Year(); v.CreatedAt.IsZero() || y < 1 || y > 9999 {
@@ -283,11 +314,12 @@ func (v BranchKeyVersion) Normalized() BranchKeyVersion {
 }
 
 // CheckTransition reports whether SetState may move a version from from to
-// to (ErrInvalid if not): only between DecryptOnly and Retired.
+// to (ErrInvalid if not): only between DecryptOnly and Retired, so never
+// into or out of StateDestroyed.
 func CheckTransition(from, to State) error {
 	ok := func(s State) bool { return s == StateDecryptOnly || s == StateRetired }
 	if !ok(from) || !ok(to) || from == to {
-		return fmt.Errorf("%w: SetState moves a version between decrypt_only and retired, not %v to %v; the active version changes only through Rotate",
+		return fmt.Errorf("%w: SetState moves a version between decrypt_only and retired, not %v to %v; the active version changes only through Rotate, and a version is destroyed only through Destroy",
 			ErrInvalid, from, to)
 	}
 	return nil

@@ -204,6 +204,9 @@ type cacheEntry struct {
 	expires int64 // unix nanoseconds
 	// validFor is the keyring's bound on the materials (zero: none).
 	validFor time.Duration
+	// branchKeys are the branch key ids its encrypted data keys name
+	// (ForgetBranchKey).
+	branchKeys []string
 	// timer evicts the entry when it expires (after StaleIfError, when
 	// set), so an expired key is wiped whether or not the cache is used.
 	timer    *time.Timer

@@ -61,7 +61,7 @@ func (e *Encryptor) encryptFill(ec map[string]string) func(context.Context) (*ca
 		if err != nil {
 			return nil, err
 		}
-		return &cacheEntry{dataKey: m.dataKey, edks: m.edks, validFor: m.validFor}, nil
+		return &cacheEntry{dataKey: m.dataKey, edks: m.edks, validFor: m.validFor, branchKeys: branchKeysOf(m.edks)}, nil
 	}
 }
 
@@ -134,7 +134,7 @@ func (e *Encryptor) decryptionMaterials(ctx context.Context, o *opened, h *heade
 			if err != nil {
 				return nil, err
 			}
-			return &cacheEntry{dataKey: m.dataKey, context: m.context, validFor: m.validFor}, nil
+			return &cacheEntry{dataKey: m.dataKey, context: m.context, validFor: m.validFor, branchKeys: branchKeysOf(edks)}, nil
 		})
 		if err != nil {
 			return materials{}, err

@@ -41,12 +41,19 @@ const (
 	typeMetaPrefix = "phicrypt:version:"
 	attrSchema     = "phicrypt-schema" // N, 1
 	attrUsage      = "usage"           // N, the usage counter
-	attrState      = "state"           // S, decrypt_only or retired; absent: not retired
+	attrState      = "state"           // S, decrypt_only, retired or destroyed; absent: decrypt_only
 	metaSchema     = "1"
 
 	stateDecryptOnly = "decrypt_only"
 	stateRetired     = "retired"
+	stateDestroyed   = "destroyed"
 )
+
+// attrTombstone marks one of AWS's items (branch:version, branch:ACTIVE)
+// whose wrapped key phicrypt has erased (Store.Destroy, DestroyKey): its
+// "enc" attribute is removed and this one, "destroyed", added. AWS's
+// readers then find no wrapped key and fail; phicrypt reads a tombstone.
+const attrTombstone = "phicrypt-state"
 
 // Caps on what is read from the table, which may be hostile.
 const (
@@ -107,32 +114,48 @@ func metaItem(v keystore.BranchKeyVersion) map[string]types.AttributeValue {
 }
 
 // decodeVersion reads an AWS branch:version item of branch key id as a
-// version (its State left zero). Only what phicrypt can unwrap is accepted:
+// version (its State left zero, or StateDestroyed for a tombstone, which
+// has no Ciphertext). Only what phicrypt can unwrap is accepted:
 // hierarchy version 1, exactly the spec's attributes (AWS's readers bind
 // every attribute into the KMS encryption context, and phicrypt rebuilds
 // only the spec's six), and a create-time that formats back to itself.
 func decodeVersion(id, version string, it map[string]types.AttributeValue) (keystore.BranchKeyVersion, error) {
 	v := keystore.BranchKeyVersion{BranchKeyID: id, Version: version}
-	if err := checkAWSItem(id, versionType(version), it, false); err != nil {
+	tomb, err := checkAWSItem(id, versionType(version), it, false)
+	if err != nil {
 		return v, err
 	}
-	v.Ciphertext = it[attrEnc].(*types.AttributeValueMemberB).Value
+	if tomb {
+		v.State = keystore.StateDestroyed
+	} else {
+		v.Ciphertext = it[attrEnc].(*types.AttributeValueMemberB).Value
+	}
 	v.KMSKeyARN = it[attrKMSARN].(*types.AttributeValueMemberS).Value
 	v.CreatedAt, _ = time.Parse(createTimeLayout, it[attrCreateTime].(*types.AttributeValueMemberS).Value)
 	return v, nil
 }
 
-// activeVersion reads the branch:ACTIVE item of id: the version it names.
-func activeVersion(id string, it map[string]types.AttributeValue) (string, error) {
-	if err := checkAWSItem(id, typeActive, it, true); err != nil {
-		return "", err
+// activeVersion reads the branch:ACTIVE item of id: the version it names,
+// and whether the item is a tombstone (the key is destroyed; the version
+// is the one that was active).
+func activeVersion(id string, it map[string]types.AttributeValue) (string, bool, error) {
+	tomb, err := checkAWSItem(id, typeActive, it, true)
+	if err != nil {
+		return "", false, err
 	}
-	return strings.TrimPrefix(it[attrVersion].(*types.AttributeValueMemberS).Value, typeVersionPrefix), nil
+	return strings.TrimPrefix(it[attrVersion].(*types.AttributeValueMemberS).Value, typeVersionPrefix), tomb, nil
 }
 
 // checkAWSItem checks that it is AWS item typ of branch key id, as
-// phicrypt can read it; active says it is the branch:ACTIVE item.
-func checkAWSItem(id, typ string, it map[string]types.AttributeValue, active bool) error {
+// phicrypt can read it; active says it is the branch:ACTIVE item. tomb
+// reports a tombstone: no enc, and attrTombstone in its place.
+func checkAWSItem(id, typ string, it map[string]types.AttributeValue, active bool) (tomb bool, err error) {
+	err = checkAWSItemAttrs(id, typ, it, active)
+	_, tomb = it[attrTombstone]
+	return tomb && err == nil, err
+}
+
+func checkAWSItemAttrs(id, typ string, it map[string]types.AttributeValue, active bool) error {
 	ref := keyRef(id)
 	if len(it) > maxItemAttrs {
 		return fmt.Errorf("%w: item %s of %s has %d attributes", ErrCorrupt, typ, ref, len(it))
@@ -150,8 +173,14 @@ func checkAWSItem(id, typ string, it map[string]types.AttributeValue, active boo
 	if got, ok := str(it, attrType, maxTypeLen); !ok || got != typ {
 		return fmt.Errorf("%w: item %s of %s has another type", ErrCorrupt, typ, ref)
 	}
-	enc, ok := it[attrEnc].(*types.AttributeValueMemberB)
-	if !ok || len(enc.Value) == 0 || len(enc.Value) > keystore.MaxWrappedBranchKeyLen {
+	if mark, ok := it[attrTombstone]; ok {
+		if sv, ok := mark.(*types.AttributeValueMemberS); !ok || sv.Value != stateDestroyed {
+			return fmt.Errorf("%w: item %s of %s has an unknown %s", keystore.ErrUnsupportedSchema, typ, ref, attrTombstone)
+		}
+		if _, ok := it[attrEnc]; ok {
+			return fmt.Errorf("%w: item %s of %s is marked destroyed but holds a wrapped key", ErrCorrupt, typ, ref)
+		}
+	} else if enc, ok := it[attrEnc].(*types.AttributeValueMemberB); !ok || len(enc.Value) == 0 || len(enc.Value) > keystore.MaxWrappedBranchKeyLen {
 		return fmt.Errorf("%w: item %s of %s has no wrapped key of 1 to %d bytes", ErrCorrupt, typ, ref, keystore.MaxWrappedBranchKeyLen)
 	}
 	if arn, ok := str(it, attrKMSARN, keystore.MaxKMSKeyARNLen); !ok || arn == "" {
@@ -182,8 +211,9 @@ func checkAWSItem(id, typ string, it map[string]types.AttributeValue, active boo
 
 // meta is what phicrypt's item of a version says.
 type meta struct {
-	usage   uint64
-	retired bool
+	usage     uint64
+	retired   bool
+	destroyed bool
 }
 
 // decodeMeta reads phicrypt's item of a version; a missing item (a version
@@ -216,6 +246,8 @@ func decodeMeta(id string, it map[string]types.AttributeValue) (meta, error) {
 		switch {
 		case ok && sv.Value == stateRetired:
 			m.retired = true
+		case ok && sv.Value == stateDestroyed:
+			m.destroyed = true
 		case ok && sv.Value == stateDecryptOnly:
 		default:
 			return m, fmt.Errorf("%w: a phicrypt item of %s has an unknown state", keystore.ErrUnsupportedSchema, ref)

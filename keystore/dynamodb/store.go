@@ -68,6 +68,16 @@ type API interface {
 // the KMS key it was made with (phicrypt does not use beacon keys; AWS's
 // Database Encryption SDK does, for searchable encryption).
 //
+// # Crypto-shredding
+//
+// Destroy and DestroyKey remove the wrapped keys from AWS's items (the
+// version's enc; for a key, also the branch:ACTIVE copy, and the
+// beacon:ACTIVE item is deleted), leaving tombstones that AWS's hierarchical
+// keyring cannot unwrap and that keep the id from being created again.
+// DestroyKey is not one transaction: see its documentation. DynamoDB's
+// point-in-time recovery, backups, exports and Streams records made before
+// keep the old items for their retention (docs/OPERATIONS.md).
+//
 // Transactions are safe to retry: the SDK gives every TransactWriteItems
 // call a client request token, so a retry of one that committed succeeds
 // again instead of failing its conditions. AddUsage's UpdateItem is not
@@ -190,8 +200,8 @@ func (s *Store) RotateWithCopy(ctx context.Context, id, expectedActive string, n
 		{Put: &types.Put{
 			TableName:                 &s.table,
 			Item:                      awsItem(next, typeActive, activeCopy),
-			ConditionExpression:       aws.String("#v = :expected"),
-			ExpressionAttributeNames:  map[string]string{"#v": attrVersion},
+			ConditionExpression:       aws.String("#v = :expected AND attribute_not_exists(#tomb)"),
+			ExpressionAttributeNames:  map[string]string{"#v": attrVersion, "#tomb": attrTombstone},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":expected": avS(versionType(expectedActive))},
 		}},
 	}})
@@ -206,8 +216,8 @@ func (s *Store) RotateWithCopy(ctx context.Context, id, expectedActive string, n
 	case codes[0] == "ConditionalCheckFailed":
 		return fmt.Errorf("%w: %s already has version %s", keystore.ErrExists, keyRef(id), next.Version)
 	}
-	if _, err := s.activeItem(ctx, id); err != nil {
-		return err // ErrNotFound: no such branch key
+	if _, err := s.Active(ctx, id); err != nil {
+		return err // ErrNotFound: no such branch key; ErrDestroyed
 	}
 	return fmt.Errorf("%w: %s version %s is no longer active", keystore.ErrConflict, keyRef(id), expectedActive)
 }
@@ -253,9 +263,12 @@ func (s *Store) Active(ctx context.Context, id string) (keystore.BranchKeyVersio
 		if err != nil {
 			return keystore.BranchKeyVersion{}, err
 		}
-		version, err := activeVersion(id, it)
+		version, tomb, err := activeVersion(id, it)
 		if err != nil {
 			return keystore.BranchKeyVersion{}, err
+		}
+		if tomb {
+			return keystore.BranchKeyVersion{}, keystore.KeyDestroyedError(id)
 		}
 		v, err := s.get(ctx, id, version)
 		if errors.Is(err, keystore.ErrNotFound) {
@@ -309,17 +322,21 @@ func (s *Store) get(ctx context.Context, id, version string) (keystore.BranchKey
 	if len(out.Responses[2].Item) == 0 {
 		return keystore.BranchKeyVersion{}, fmt.Errorf("%w: %s has versions but no branch:ACTIVE item", ErrCorrupt, keyRef(id))
 	}
-	active, err := activeVersion(id, out.Responses[2].Item)
+	active, _, err := activeVersion(id, out.Responses[2].Item)
 	if err != nil {
 		return keystore.BranchKeyVersion{}, err
 	}
-	v.State, v.Usage = state(version, active, m), m.usage
+	v.State, v.Usage = state(v, active, m), m.usage
 	return v, nil
 }
 
-func state(version, active string, m meta) keystore.State {
+// state is the state of v (as decodeVersion read it) when the
+// branch:ACTIVE item names active and phicrypt's item says m.
+func state(v keystore.BranchKeyVersion, active string, m meta) keystore.State {
 	switch {
-	case version == active:
+	case v.State == keystore.StateDestroyed || m.destroyed:
+		return keystore.StateDestroyed
+	case v.Version == active:
 		return keystore.StateActive
 	case m.retired:
 		return keystore.StateRetired
@@ -350,7 +367,7 @@ func (s *Store) List(ctx context.Context, id string) ([]keystore.BranchKeyVersio
 		}
 		switch {
 		case typ == typeActive:
-			if active, err = activeVersion(id, it); err != nil {
+			if active, _, err = activeVersion(id, it); err != nil {
 				return nil, err
 			}
 		case strings.HasPrefix(typ, typeVersionPrefix):
@@ -378,7 +395,7 @@ func (s *Store) List(ctx context.Context, id string) ([]keystore.BranchKeyVersio
 	}
 	found := false
 	for i := range versions {
-		versions[i].State = state(versions[i].Version, active, metas[versions[i].Version])
+		versions[i].State = state(versions[i], active, metas[versions[i].Version])
 		versions[i].Usage = metas[versions[i].Version].usage
 		found = found || versions[i].Version == active
 	}

@@ -151,8 +151,10 @@ func (s *Store) rewrap(ctx context.Context, id, version string, oldCiphertext []
 	case isTransactionConflict(codes):
 		return fmt.Errorf("%w: version %s of %s is being changed by another process", keystore.ErrConflict, version, keyRef(id))
 	case codes[0] == "ConditionalCheckFailed":
-		if _, err := s.Get(ctx, id, version); err != nil {
+		if cur, err := s.Get(ctx, id, version); err != nil {
 			return err // ErrNotFound
+		} else if cur.State == keystore.StateDestroyed {
+			return keystore.DestroyedError(id, version)
 		}
 		return fmt.Errorf("%w: the wrapped key of version %s of %s changed (another rewrap won)", keystore.ErrConflict, version, keyRef(id))
 	case activeCopy == nil:
@@ -180,10 +182,10 @@ func (s *Store) AddUsage(ctx context.Context, id, version string, n uint64) (uin
 			TableName:                &s.table,
 			Key:                      key(id, metaType(version)),
 			UpdateExpression:         aws.String("ADD #u :n"),
-			ConditionExpression:      aws.String("attribute_exists(#id) AND #sc = :one AND (attribute_not_exists(#st) OR #st <> :retired)"),
+			ConditionExpression:      aws.String("attribute_exists(#id) AND #sc = :one AND (attribute_not_exists(#st) OR NOT #st IN (:retired, :destroyed))"),
 			ExpressionAttributeNames: map[string]string{"#u": attrUsage, "#id": attrID, "#sc": attrSchema, "#st": attrState},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":n": avN(strconv.FormatUint(n, 10)), ":one": avN(metaSchema), ":retired": avS(stateRetired)},
+				":n": avN(strconv.FormatUint(n, 10)), ":one": avN(metaSchema), ":retired": avS(stateRetired), ":destroyed": avS(stateDestroyed)},
 			ReturnValues: types.ReturnValueUpdatedNew,
 		})
 		if err == nil {
@@ -223,6 +225,9 @@ func (s *Store) whyNotCounted(ctx context.Context, id, version string) error {
 		}
 		if m.retired {
 			return fmt.Errorf("%w: %s version %s is retired; nothing may be encrypted under it", keystore.ErrConflict, keyRef(id), version)
+		}
+		if m.destroyed {
+			return keystore.DestroyedError(id, version)
 		}
 		return nil
 	}

@@ -31,6 +31,16 @@ type Store = sqlstore.Store
 // FOR UPDATE) before checking their condition; migrations hold a
 // transaction-scoped advisory lock, so instances starting together migrate
 // once.
+//
+// Crypto-shredding (Store.Destroy, DestroyKey) updates the version's row
+// to an empty ciphertext in one transaction; every instance's next read
+// sees the tombstone. What it cannot reach: PostgreSQL's MVCC keeps the
+// old row version (and its TOAST data) in the table's pages until VACUUM
+// reclaims it and later writes overwrite the space; the WAL, WAL archives
+// and replicas hold the old row until they are recycled; and backups made
+// before hold it for their retention. Run VACUUM on
+// phicrypt_branch_key_versions after a destroy, and see docs/OPERATIONS.md
+// "Crypto-shredding".
 func New(ctx context.Context, db *sql.DB) (*Store, error) {
 	return sqlstore.Open(ctx, db, dialect(), false)
 }
@@ -76,6 +86,15 @@ func dialect() *sqlstore.Dialect {
 					updated_at_us BIGINT NOT NULL,
 					PRIMARY KEY (kind, name)
 				)`,
+			},
+			{ // schema 4: destroyed versions (Store.Destroy), without ciphertext
+				`ALTER TABLE phicrypt_branch_key_versions
+					DROP CONSTRAINT phicrypt_branch_key_versions_state_check,
+					DROP CONSTRAINT phicrypt_branch_key_versions_ciphertext_check,
+					ADD CONSTRAINT phicrypt_branch_key_versions_state_check
+						CHECK (state IN ('active', 'decrypt_only', 'retired', 'destroyed')),
+					ADD CONSTRAINT phicrypt_branch_key_versions_ciphertext_check
+						CHECK (octet_length(ciphertext) <= 6144 AND (state = 'destroyed') = (octet_length(ciphertext) = 0))`,
 			},
 		},
 		LockMigrations:  postgresMigrationLock,

@@ -29,9 +29,21 @@ type Store = sqlstore.Store
 // the database.
 //
 // The database runs in WAL mode with synchronous=FULL (a committed rotation
-// survives power loss) and foreign keys on, and every transaction begins
-// IMMEDIATE: a writer takes the write lock before it reads, and writers
-// wait up to ten seconds for one another instead of failing.
+// survives power loss), foreign keys and secure_delete on, and every
+// transaction begins IMMEDIATE: a writer takes the write lock before it
+// reads, and writers wait up to ten seconds for one another instead of
+// failing.
+//
+// Crypto-shredding (Store.Destroy, DestroyKey) updates the version's row
+// without its ciphertext. secure_delete makes SQLite overwrite with zeros
+// the content it frees (the old cell, and the overflow pages a wrapped key
+// of more than a few hundred bytes takes), so the new pages hold none of
+// it; the destroy then checkpoints the WAL (TRUNCATE), which copies those
+// pages over the database file's old ones and empties the WAL file. What
+// it cannot reach: blocks the file system freed (the truncated WAL's, a
+// VACUUM's), a checkpoint kept from completing by a reader of an older
+// snapshot (the next checkpoint completes it), and copies of the file
+// (backups, snapshots) made before.
 func Open(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -51,14 +63,15 @@ func DSN(path string) string {
 	// A file: URI, so that no character of the path is read as a parameter.
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + url.Values{
 		"_txlock": {"immediate"},
-		"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"},
+		"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "secure_delete(1)"},
 	}.Encode()
 }
 
 // New makes the store in the application's database db and brings its
 // schema up to date; Close leaves db open. db must have been opened with
 // the settings of DSN (IMMEDIATE transactions, a busy timeout, WAL,
-// foreign keys): the store relies on them for its conditional writes.
+// foreign keys, secure_delete): the store relies on them for its
+// conditional writes and its erasure.
 func New(ctx context.Context, db *sql.DB) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("keystore: sqlite store: the database handle is nil")
@@ -79,10 +92,13 @@ func checkHandle(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	defer conn.Close()
-	var fk, busy int
+	var fk, busy, secure int
 	var journal, file string
 	if err := conn.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
 		return fmt.Errorf("reading its settings (is this a SQLite database?): %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&secure); err != nil {
+		return err
 	}
 	if err := conn.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&busy); err != nil {
 		return err
@@ -98,13 +114,16 @@ func checkHandle(ctx context.Context, db *sql.DB) error {
 	switch {
 	case file == "":
 		return errors.New("the database is in memory (or temporary): each connection would see a different one; open a file with sqlite.DSN(path)")
-	case fk != 1 || busy <= 0 || journal != "wal":
-		return errors.New("the database was not opened with the store's settings (foreign keys, a busy timeout, WAL, IMMEDIATE transactions); open it with sqlite.DSN(path)")
+	case fk != 1 || busy <= 0 || journal != "wal" || secure != 1:
+		return errors.New("the database was not opened with the store's settings (foreign keys, a busy timeout, WAL, secure_delete, IMMEDIATE transactions); open it with sqlite.DSN(path)")
 	}
 	return nil
 }
 
 var _ keystore.Store = (*Store)(nil)
+
+// sqlColumns are the columns of a version row but seq, as schema 2 has them.
+const sqlColumns = `branch_key_id, version, kms_key_arn, ciphertext, created_at_us, state, usage`
 
 func dialect() *sqlstore.Dialect {
 	return &sqlstore.Dialect{
@@ -142,7 +161,30 @@ func dialect() *sqlstore.Dialect {
 					PRIMARY KEY (kind, name)
 				)`,
 			},
+			// schema 4: destroyed versions (Store.Destroy). SQLite cannot
+			// change a CHECK constraint, so the table is rebuilt (its
+			// documented procedure: make, copy, drop, rename).
+			{
+				`CREATE TABLE phicrypt_branch_key_versions_v4 (
+					seq INTEGER PRIMARY KEY AUTOINCREMENT,
+					branch_key_id TEXT NOT NULL REFERENCES phicrypt_branch_keys (branch_key_id),
+					version TEXT NOT NULL CHECK (length(version) = 36),
+					kms_key_arn TEXT NOT NULL,
+					ciphertext BLOB NOT NULL CHECK (length(ciphertext) <= 6144 AND (state = 'destroyed') = (length(ciphertext) = 0)),
+					created_at_us INTEGER NOT NULL,
+					state TEXT NOT NULL CHECK (state IN ('active', 'decrypt_only', 'retired', 'destroyed')),
+					usage BIGINT NOT NULL DEFAULT 0 CHECK (usage >= 0),
+					UNIQUE (branch_key_id, version)
+				)`,
+				`INSERT INTO phicrypt_branch_key_versions_v4 (seq, ` + sqlColumns + `)
+					SELECT seq, ` + sqlColumns + ` FROM phicrypt_branch_key_versions`,
+				`DROP TABLE phicrypt_branch_key_versions`,
+				`ALTER TABLE phicrypt_branch_key_versions_v4 RENAME TO phicrypt_branch_key_versions`,
+				`CREATE UNIQUE INDEX phicrypt_branch_key_one_active
+					ON phicrypt_branch_key_versions (branch_key_id) WHERE state = 'active'`,
+			},
 		},
+		AfterDestroy:    `PRAGMA wal_checkpoint(TRUNCATE)`,
 		UniqueViolation: sqliteUniqueViolation,
 		// Two processes creating one database file can race switching it to
 		// WAL, and the loser sees SQLITE_BUSY without waiting.

@@ -12,7 +12,8 @@
 // It checks every promise of the Store interface: conditional writes under
 // concurrency (goroutines, and two OS processes racing on one store),
 // states, usage counters, caps, copies, context cancellation, errors that
-// name no branch key id, and refusal of a schema from a newer phicrypt.
+// name no branch key id, refusal of a schema from a newer phicrypt, and
+// crypto-shredding (Destroy, DestroyKey, tombstones in backups).
 package storetest
 
 import (
@@ -110,7 +111,8 @@ func RequireVersion(t *testing.T, want, got keystore.BranchKeyVersion) {
 }
 
 // RequireOneActive checks the invariant: exactly one active version, the
-// newest, every other decrypt-only or retired; it returns the versions.
+// newest, every other decrypt-only, retired or destroyed; it returns the
+// versions.
 func RequireOneActive(t *testing.T, s keystore.Store, id string) []keystore.BranchKeyVersion {
 	t.Helper()
 	ctx := t.Context()
@@ -121,7 +123,7 @@ func RequireOneActive(t *testing.T, s keystore.Store, id string) []keystore.Bran
 		if v.State == keystore.StateActive {
 			active++
 		} else {
-			require.Contains(t, []keystore.State{keystore.StateDecryptOnly, keystore.StateRetired}, v.State)
+			require.Contains(t, []keystore.State{keystore.StateDecryptOnly, keystore.StateRetired, keystore.StateDestroyed}, v.State)
 		}
 	}
 	require.Equal(t, 1, active, "active versions")
@@ -163,6 +165,7 @@ func Run(t *testing.T, b Backend) {
 		loc := b.Fresh(t)
 		testConcurrentAddUsage(t, b, b.open(t, loc), b.open(t, loc))
 	})
+	runDestroy(t, b)
 }
 
 func testCreateGetList(t *testing.T, s keystore.Store) {
@@ -658,7 +661,7 @@ func testContextCanceled(t *testing.T, s keystore.Store) {
 // same first version (so exactly one of those two wins, whatever the
 // timing), then keep rotating from whatever is active as fast as they can.
 const (
-	childModeEnv    = "PHICRYPT_STORE_CHILD_MODE" // "rotation", "usage" or "records"
+	childModeEnv    = "PHICRYPT_STORE_CHILD_MODE" // "rotation", "usage", "records" or "destroy"
 	childLocEnv     = "PHICRYPT_STORE_CHILD_LOC"
 	childBarrierEnv = "PHICRYPT_STORE_CHILD_BARRIER"
 	childFirstEnv   = "PHICRYPT_STORE_CHILD_FIRST"
@@ -721,12 +724,15 @@ func runTwoProcessRotation(t *testing.T, b Backend, childTest, loc string) {
 // RunTwoProcesses races two OS processes on one store made by b: both
 // rotate one branch key from the same version and on (exactly one wins
 // each race, and the history holds every win and nothing else), then both
-// add usage to one version (the total is exactly what they added). Each
+// add usage to one version (the total is exactly what they added), then
+// one destroys the key while the other rotates it (the rotator ends on
+// keystore.ErrDestroyed and every version is a tombstone). Each
 // process is the test binary running childTest, a test of the caller's
 // that calls Child(t, b) and does nothing otherwise.
 func RunTwoProcesses(t *testing.T, b Backend, childTest string) {
 	t.Run("Rotation", func(t *testing.T) { runTwoProcessRotation(t, b, childTest, b.Fresh(t)) })
 	t.Run("Usage", func(t *testing.T) { runTwoProcessUsage(t, b, childTest, b.Fresh(t)) })
+	t.Run("Destroy", func(t *testing.T) { runTwoProcessDestroy(t, b, childTest, b.Fresh(t)) })
 }
 
 // Child is the body of the child test RunTwoProcesses starts; in any other
@@ -739,6 +745,8 @@ func Child(t *testing.T, b Backend) {
 		usageChild(t, b)
 	case "records":
 		recordsChild(t, b)
+	case "destroy":
+		destroyChild(t, b)
 	}
 }
 

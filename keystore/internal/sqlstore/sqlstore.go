@@ -24,8 +24,9 @@ import (
 //	phicrypt_records            (kind, name, value, revision, updated_at_us)
 //
 // Schema 1 made the tables; schema 2 added usage (BIGINT, default 0);
-// schema 3 added phicrypt_records (records.go). An older store migrates in
-// place when opened.
+// schema 3 added phicrypt_records (records.go); schema 4 allows the state
+// 'destroyed', with an empty ciphertext (crypto-shredding, Store.Destroy).
+// An older store migrates in place when opened.
 //
 // with a partial unique index that allows one row with state 'active' per
 // branch key, so the database itself refuses a second active version
@@ -62,6 +63,10 @@ type Dialect struct {
 	// Check, if set, refuses a database handle whose settings the store's
 	// conditional writes cannot rely on, with advice.
 	Check func(ctx context.Context, db *sql.DB) error
+	// AfterDestroy, if set, runs after a Destroy or DestroyKey committed,
+	// to push the erasure further than the row (SQLite checkpoints its
+	// WAL). Its failure does not undo the destroy and is not reported.
+	AfterDestroy string
 }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS phicrypt_schema_migrations (
@@ -76,7 +81,7 @@ const sqlVersionColumns = `branch_key_id, version, kms_key_arn, ciphertext, crea
 // statement: atomic whatever other connections do.
 const sqlAddUsage = `UPDATE phicrypt_branch_key_versions
 	SET usage = CASE WHEN usage <= $1 THEN usage + $2 ELSE $3 END
-	WHERE branch_key_id = $4 AND version = $5 AND state <> 'retired'
+	WHERE branch_key_id = $4 AND version = $5 AND state NOT IN ('retired', 'destroyed')
 	RETURNING usage`
 
 // Open migrates db to the newest schema d knows and returns the store. It
@@ -174,6 +179,9 @@ func (s *Store) Rotate(ctx context.Context, id, expectedActive string, next keys
 		var active string
 		err := tx.QueryRowContext(ctx, `SELECT version FROM phicrypt_branch_key_versions
 			WHERE branch_key_id = $1 AND state = 'active'`, id).Scan(&active)
+		if errors.Is(err, sql.ErrNoRows) {
+			return keystore.KeyDestroyedError(id) // only a destroyed key has none
+		}
 		if err != nil {
 			return s.wrap("reading the active version", err) // a branch key always has one
 		}
@@ -203,7 +211,7 @@ func (s *Store) Active(ctx context.Context, id string) (keystore.BranchKeyVersio
 		WHERE branch_key_id = $1 AND state = 'active'`, id)
 	v, err := s.scanVersion(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return keystore.BranchKeyVersion{}, keystore.NotFoundError(id)
+		return keystore.BranchKeyVersion{}, s.noActive(ctx, s.db, id)
 	}
 	return v, err
 }
@@ -298,8 +306,10 @@ func (s *Store) Rewrap(ctx context.Context, id, version string, oldCiphertext []
 	if n, err := s.affected(res, err, "rewrapping a version"); err != nil || n == 1 {
 		return err
 	}
-	if _, err := s.getVersion(ctx, s.db, id, version); err != nil {
+	if cur, err := s.getVersion(ctx, s.db, id, version); err != nil {
 		return err
+	} else if cur.State == keystore.StateDestroyed {
+		return keystore.DestroyedError(id, version)
 	}
 	return fmt.Errorf("%w: %s version %s no longer holds the expected wrapped key", keystore.ErrConflict, keystore.Fingerprint(id), version)
 }
@@ -326,8 +336,11 @@ func (s *Store) AddUsage(ctx context.Context, id, version string, n uint64) (uin
 		if err != nil {
 			return 0, err
 		}
-		if cur.State == keystore.StateRetired {
+		switch cur.State {
+		case keystore.StateRetired:
 			return 0, keystore.RetiredUsageError(id, version)
+		case keystore.StateDestroyed:
+			return 0, keystore.DestroyedError(id, version)
 		}
 		// Moved out of retired between the two statements: count again.
 	}
@@ -376,6 +389,9 @@ func (s *Store) scanVersion(r rowScanner) (keystore.BranchKeyVersion, error) {
 		return keystore.BranchKeyVersion{}, s.wrap("reading a version", err)
 	}
 	v.CreatedAt = time.UnixMicro(created).UTC()
+	if len(v.Ciphertext) == 0 {
+		v.Ciphertext = nil // a tombstone: some drivers scan an empty value as []byte{}
+	}
 	if usage < 0 {
 		return keystore.BranchKeyVersion{}, fmt.Errorf("keystore: %s store: %s has a damaged version: a negative usage", s.d.Name, keystore.Fingerprint(v.BranchKeyID))
 	}
