@@ -1,18 +1,13 @@
 package main
 
-import (
-	"context"
-	"errors"
-)
+import "context"
 
-// destroyVersion crypto-shreds one version.
+// destroyVersion crypto-shreds one version (custody.BranchKeys.DestroyVersion).
 func destroyVersion(ctx context.Context, s *session, id, version string) error {
-	_, _, _, _ = ctx, s, id, version
-	return errors.New("destroy is not available in this build: the store has no destroyed state yet")
+	return s.keys.DestroyVersion(ctx, id, version)
 }
 
-// destroyKey crypto-shreds every version of a key.
+// destroyKey crypto-shreds every version of a key (custody.BranchKeys.DestroyKey).
 func destroyKey(ctx context.Context, s *session, id string) error {
-	_, _, _ = ctx, s, id
-	return errors.New("destroy is not available in this build: the store has no destroyed state yet")
+	return s.keys.DestroyKey(ctx, id)
 }

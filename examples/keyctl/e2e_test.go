@@ -214,11 +214,11 @@ func TestEndToEnd(t *testing.T) {
 
 // changeUnderTest is the change the quorum test proposes.
 func changeUnderTest(id, first, second, out string) (kind string, args []string) {
-	return "retire", []string{"retire", id, "--version", first, "-o", out}
+	return "destroy-version", []string{"destroy", id, "--version", first, "-o", out}
 }
 
 // wantState is the state of the first version after the change.
-const wantState = "retired"
+const wantState = "destroyed"
 
 func checkChangeApplied(t *testing.T, w *world, kind, id, firstVersion string) {
 	var show struct {

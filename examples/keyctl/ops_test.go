@@ -136,9 +136,10 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	require.Contains(t, w.ok("audit", "verify", "--since", older), "verified")
 }
 
-// TestDisableEnable: disabling a version is a quorum change; while it is
-// disabled it is retired, and enabling it makes it decrypt-only again.
-func TestDisableEnable(t *testing.T) {
+// TestDisableEnableDestroyKey: disabling a version is a quorum change;
+// while it is disabled it is retired, and enabling it makes it
+// decrypt-only again. Destroying the whole key shreds every version.
+func TestDisableEnableDestroyKey(t *testing.T) {
 	w := newWorld(t)
 	w.sharedAuditLog = true // in PostgreSQL when there is one
 	ids := w.initTeam()
@@ -179,13 +180,32 @@ func TestDisableEnable(t *testing.T) {
 	require.Len(t, pol.Policies[0].Custodians, 3)
 	w.fails(1, "not permit", "create", "tenant-y", "--identity", ids["svc"])
 
+	// Destroying the whole key: every version is crypto-shredded.
+	req = filepath.Join(w.dir, "destroy-key.json")
+	w.ok("destroy", "tenant-x", "-o", req)
+	w.ok("approve", req)
+	w.ok("approve", req, "--identity", ids["carol"])
+	w.ok("apply", req)
+	w.okJSON(&shown, "show", "tenant-x")
+	require.Len(t, shown.Versions, 2)
+	for _, v := range shown.Versions {
+		require.Equal(t, "destroyed", v.State)
+		require.Zero(t, v.WrappedBytes, "a destroyed version keeps no wrapped key")
+	}
+	var l listed
+	w.okJSON(&l, "list")
+	require.Len(t, l.Keys, 1)
+	require.Empty(t, l.Keys[0].ActiveVersion)
+	w.fails(1, "destroyed", "rotate", "tenant-x")
+
 	var verified struct{ Records []recordJSON }
 	w.okJSON(&verified, "audit", "verify", "--records", "-1")
 	ops := []string{}
 	for _, r := range verified.Records {
 		ops = append(ops, r.Operation)
 	}
-	require.True(t, slices.Contains(ops, "applied disable") && slices.Contains(ops, "applied enable") && slices.Contains(ops, "applied set-policy"), "%v", ops)
+	require.True(t, slices.Contains(ops, "applied disable") && slices.Contains(ops, "applied enable") && slices.Contains(ops, "applied set-policy") &&
+		slices.Contains(ops, "applied destroy-key"), "%v", ops)
 }
 
 // forgedRewrapRequest is a well-formed rewrap request no one authorized.
