@@ -165,6 +165,13 @@ func TestEndToEnd(t *testing.T) {
 		require.True(t, slices.ContainsFunc(denials, func(d string) bool { return strings.HasSuffix(d, want) }), "no denial %q in %v", want, denials)
 	}
 	require.Contains(t, w.ok("audit", "verify"), "approvers:alice,bob")
+	// An auditor needs no configuration and no secret: the log, the
+	// verifier key and a checkpoint.
+	cfgDir := filepath.Join(w.dir, "keyctl")
+	auditor := []string{"--config", filepath.Join(w.dir, "none.json"), "--log", "file:" + filepath.Join(cfgDir, "audit"),
+		"--verifier-key", filepath.Join(cfgDir, "audit-verifier.pub"), "--checkpoint", filepath.Join(cfgDir, "audit-checkpoint")}
+	require.Contains(t, w.ok(append([]string{"audit", "verify"}, auditor...)...), "verified")
+	w.ok(append([]string{"audit", "prove", "--index", "1"}, auditor...)...)
 
 	// The custodian's KMS principal is refused Decrypt of the branch key
 	// it made; the service's unwraps it.

@@ -60,7 +60,16 @@ func (a *app) open(ctx context.Context, n needs) (s *session, err error) {
 			s = nil
 		}
 	}()
-	if n.kms || n.audit || storeNeedsAWS(cfg.Store) {
+	if cfg.Identity != "" {
+		if s.me, err = loadIdentity(cfg.Identity); err != nil {
+			return s, err
+		}
+	} else if n.identity {
+		return s, usagef("no custodian identity: give --identity FILE (keyctl init identity makes one)")
+	}
+	// AWS: for KMS, a DynamoDB store, or to name the actor of audit
+	// records by its access key when there is no identity.
+	if n.kms || n.audit && s.me == nil || storeNeedsAWS(cfg.Store) {
 		if s.aws, err = awsConfig(ctx, cfg.Region); err != nil {
 			return s, err
 		}
@@ -83,13 +92,6 @@ func (a *app) open(ctx context.Context, n needs) (s *session, err error) {
 		if err != nil {
 			return s, err
 		}
-	}
-	if cfg.Identity != "" {
-		if s.me, err = loadIdentity(cfg.Identity); err != nil {
-			return s, err
-		}
-	} else if n.identity {
-		return s, usagef("no custodian identity: give --identity FILE (keyctl init identity makes one)")
 	}
 	if n.audit {
 		if s.actor, err = a.actorName(ctx, s); err != nil {
