@@ -134,6 +134,13 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	require.NoError(t, os.WriteFile(older, b, 0o600))
 	w.ok("rotate", "tenant-b")
 	require.Contains(t, w.ok("audit", "verify", "--since", older), "verified")
+
+	// Rotation by age: a custodian's own use; the service may not.
+	var due struct{ Checked, Rotated int }
+	w.okJSON(&due, "rotate", "--due", "--max-age", "1ns")
+	require.Equal(t, 4, due.Checked)
+	require.Equal(t, 4, due.Rotated)
+	w.fails(1, "not permit", "rotate", "--due", "--max-age", "1ns", "--identity", filepath.Join(w.dir, "svc.key"))
 }
 
 // TestDisableEnableDestroyKey: disabling a version is a quorum change;
