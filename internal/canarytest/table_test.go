@@ -16,6 +16,7 @@ import (
 	"github.com/phicrypt/phicrypt/fieldenc"
 	"github.com/phicrypt/phicrypt/internal/testkeys"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/dynamodb"
 	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/phicrypt/phicrypt/kmsmock"
@@ -227,6 +228,24 @@ var types = map[string]entry{
 		a, err := custody.NewAuthority(custody.AuthorityConfig{Store: w.store, Audit: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w)})
 		w.must(err)
 		return []any{a}
+	}},
+	"custody.KMSKeyAdmin": {noSecret: "an interface: values format as their own type does"},
+	"custody.ExecutorConfig": {build: func(w *world) []any {
+		a, err := custody.NewAuthority(custody.AuthorityConfig{Store: w.store, Audit: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w)})
+		w.must(err)
+		return []any{&custody.ExecutorConfig{Authority: a, Keys: testkeys.Custodian(w.t, w.bk), KMS: w.client, ReEncrypter: w.client}}
+	}},
+	"custody.Executor": {build: func(w *world) []any {
+		a, err := custody.NewAuthority(custody.AuthorityConfig{Store: w.store, Audit: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w)})
+		w.must(err)
+		x, err := custody.NewExecutor(custody.ExecutorConfig{Authority: a, Keys: testkeys.Custodian(w.t, w.bk), KMS: w.client, ReEncrypter: w.client})
+		w.must(err)
+		return []any{x}
+	}},
+	"custody.Applied": {build: func(w *world) []any {
+		r := custodyRequests(w)
+		v := keystore.BranchKeyVersion{BranchKeyID: canaryID, Version: keystore.NewBranchKeyVersion(), Ciphertext: []byte(canaryKey)}
+		return []any{&custody.Applied{Authorization: &custody.Authorization{Request: r[0], Approvers: []string{"alice"}, Policy: custodyPolicy(w)}, Version: v}}
 	}},
 	"custody.Authorization": {build: func(w *world) []any {
 		r := custodyRequests(w)
