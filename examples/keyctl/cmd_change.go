@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -60,8 +61,8 @@ func (a *app) proposeCommand() *cobra.Command {
 		Long: `propose writes a change request of KIND for branch key ID:
   create ID, rotate ID
   retire ID --version V          V no longer decrypts
-  disable ID --version V         V stops decrypting until enabled again
-  enable ID --version V
+  disable ID [--version V]       disable the KMS key wrapping ID (or V)
+  enable ID [--version V]        enable it again
   destroy ID [--version V]       crypto-shred V, or every version of ID
   rewrap [ID] --to ARN           move ID's versions (or every key's) under ARN
   set-policy --custodian NAME=PUBLIC_KEY ... --quorum N [--scope S]
@@ -105,13 +106,16 @@ under it fails to decrypt, in every process. It cannot be undone.`, true)
 }
 
 func (a *app) disableCommand() *cobra.Command {
-	return a.shortcut("disable", "disable ID --version V", "propose disabling a branch key version (reversible)",
-		"disable proposes that version V of the branch key stop decrypting until enabled again (it is retired in the store; enable makes it decrypt-only again).", true)
+	return a.shortcut("disable", "disable ID [--version V]", "propose disabling the KMS key that wraps a branch key (stops every unwrap under it)",
+		`disable proposes disabling (KMS DisableKey) the KMS key that wraps the branch key's
+active version, or version V: an emergency stop, reversible with enable. Every
+branch key wrapped by that KMS key stops unwrapping, in every service, once
+their caches expire.`, true)
 }
 
 func (a *app) enableCommand() *cobra.Command {
-	return a.shortcut("enable", "enable ID --version V", "propose enabling a disabled branch key version again",
-		"enable proposes that the disabled (retired) version V of the branch key decrypt again.", true)
+	return a.shortcut("enable", "enable ID [--version V]", "propose enabling the KMS key that wraps a branch key again",
+		"enable proposes enabling (KMS EnableKey) the KMS key that wraps the branch key's active version, or version V.", true)
 }
 
 // changeFor builds the change that kind asks for.
@@ -126,9 +130,9 @@ func changeFor(kind, id string, p proposalFlags) (custody.Change, error) {
 		if p.version == "" {
 			c.Action = custody.ActionDestroyKey
 		}
-	case custody.ActionRetire, custody.ActionDisable, custody.ActionEnable:
+	case custody.ActionRetire:
 		if p.version == "" {
-			return c, usagef("%s needs --version V (keyctl %ss one version at a time)", kind, kind)
+			return c, usagef("retire needs --version V")
 		}
 	case custody.ActionRewrap:
 		if p.to == "" {
@@ -360,65 +364,74 @@ again.`,
 	}
 }
 
-// authorizeAndRun authorizes f and carries it out.
+// authorizeAndRun hands f to custody.Executor.Apply, which authorizes it
+// (spending the request, and logging the change with its approvers or the
+// refusal) and only then carries it out.
 func (a *app) authorizeAndRun(ctx context.Context, s *session, f *changeFile) ([]string, error) {
-	// A replay goes straight to Authorize, which refuses it and logs the
+	// A replay goes straight to Apply, which refuses it and logs the
 	// denial; any other request is checked first, so that a change the
 	// store shows would fail does not spend it.
 	if _, err := s.records().GetRecord(ctx, custody.RecordAppliedRequest, f.id()); !errors.Is(err, keystore.ErrNotFound) {
 		if err != nil {
 			return nil, err
 		}
-	} else if err := a.runnable(ctx, s, f.Request.Change); err != nil {
+	} else if err := runnable(ctx, s, f.Request.Change); err != nil {
 		return nil, err
 	}
 	auth, err := s.authority()
 	if err != nil {
 		return nil, err
 	}
-	authz, err := auth.Authorize(ctx, f.Request, f.Approvals)
+	cfg := custody.ExecutorConfig{Authority: auth, Keys: s.keys, KMS: s.kms, ReEncrypter: s.kms}
+	var finish func(error) error
+	if f.Request.Action == custody.ActionRewrap {
+		if cfg.Rewrap, finish, err = a.rewrapRun(s, f.Request); err != nil {
+			return nil, err
+		}
+	}
+	x, err := custody.NewExecutor(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.execute(ctx, s, authz); err != nil {
-		e := s.audit.hasher.AdminChange(time.Now(), s.actor, "failed "+authz.Request.Action.String(), authz.Request.BranchKeyID, authz.Approvers)
-		e.Reason = custody.Reason(err)
-		return nil, errors.Join(fmt.Errorf("%w (the request is spent: propose it again)", err), s.audit.record(e))
+	applied, err := x.Apply(ctx, f.Request, f.Approvals)
+	switch {
+	case finish == nil:
+	case err == nil || errors.Is(err, custody.ErrNotCarriedOut):
+		err = finish(err)
+		if applied != nil {
+			s.rewrapReport = applied.Rewrap
+		}
+	default: // refused: nothing ran, and no checkpoint may outlive it
+		if rerr := os.Remove(a.checkpointPath()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
 	}
-	return authz.Approvers, nil
+	if err != nil {
+		if errors.Is(err, custody.ErrNotCarriedOut) && f.Request.Action != custody.ActionRewrap {
+			err = fmt.Errorf("%w (the request is spent: propose it again)", err)
+		}
+		return nil, err
+	}
+	return applied.Authorization.Approvers, nil
 }
 
-// runnable refuses, before the request is spent, a change keyctl could
-// not carry out, or that the store shows would fail now (another process
-// may still change the store in between: then the change fails after it
-// was authorized, and is proposed again).
-func (a *app) runnable(ctx context.Context, s *session, c custody.Change) error {
-	switch c.Action {
-	case custody.ActionDisable, custody.ActionEnable:
-		if c.Version == "" {
-			return fmt.Errorf("keyctl %ss one version at a time; this request names a whole key", c.Action)
-		}
-	case custody.ActionRewrap:
-		if c.BranchKeyID != "" {
-			return fmt.Errorf("keyctl rewraps every key of the store; this request names one")
-		}
-	}
-	want := map[custody.Action]keystore.State{
-		custody.ActionRetire: keystore.StateDecryptOnly, custody.ActionDisable: keystore.StateDecryptOnly,
-		custody.ActionEnable: keystore.StateRetired,
-	}
+// runnable refuses, before the request is spent, a change that the store
+// shows would fail now (another process may still change the store in
+// between: then the change fails after it was authorized, and is proposed
+// again).
+func runnable(ctx context.Context, s *session, c custody.Change) error {
 	switch c.Action {
 	case custody.ActionCreate:
 		if _, err := s.store.List(ctx, c.BranchKeyID); err == nil {
 			return keystore.ErrExists
 		}
-	case custody.ActionRetire, custody.ActionDisable, custody.ActionEnable:
+	case custody.ActionRetire:
 		v, err := s.store.Get(ctx, c.BranchKeyID, c.Version)
 		if err != nil {
 			return err
 		}
-		if v.State != want[c.Action] {
-			return fmt.Errorf("%w: %s needs a %s version; version %s is %s", keystore.ErrConflict, c.Action, want[c.Action], c.Version, v.State)
+		if v.State != keystore.StateDecryptOnly {
+			return fmt.Errorf("%w: retire needs a decrypt_only version; version %s is %s", keystore.ErrConflict, c.Version, v.State)
 		}
 	case custody.ActionRotate, custody.ActionDestroyKey:
 		if _, err := s.store.List(ctx, c.BranchKeyID); err != nil {
@@ -428,43 +441,19 @@ func (a *app) runnable(ctx context.Context, s *session, c custody.Change) error 
 		if _, err := s.store.Get(ctx, c.BranchKeyID, c.Version); err != nil {
 			return err
 		}
+	case custody.ActionDisable, custody.ActionEnable:
+		if c.Version != "" {
+			_, err := s.store.Get(ctx, c.BranchKeyID, c.Version)
+			return err
+		}
+		_, err := s.store.Active(ctx, c.BranchKeyID)
+		return err
+	case custody.ActionRewrap:
+		if c.BranchKeyID != "" {
+			return errors.New("keyctl rewraps every key of the store; this request names one")
+		}
 	}
 	return nil
-}
-
-// execute carries out an authorized change and records the outcome.
-func (a *app) execute(ctx context.Context, s *session, authz *custody.Authorization) error {
-	r := authz.Request
-	id, v := r.BranchKeyID, r.Version
-	var err error
-	switch r.Action {
-	case custody.ActionCreate:
-		_, err = s.keys.CreateBranchKey(ctx, id)
-	case custody.ActionRotate:
-		_, err = s.keys.Rotate(ctx, id)
-	case custody.ActionRetire, custody.ActionDisable:
-		err = s.store.SetState(ctx, id, v, keystore.StateDecryptOnly, keystore.StateRetired)
-	case custody.ActionEnable:
-		err = s.store.SetState(ctx, id, v, keystore.StateRetired, keystore.StateDecryptOnly)
-	case custody.ActionDestroyVersion:
-		err = destroyVersion(ctx, s, id, v)
-	case custody.ActionDestroyKey:
-		err = destroyKey(ctx, s, id)
-	case custody.ActionRewrap:
-		err = a.rewrap(ctx, s, authz)
-	case custody.ActionSetPolicy:
-		// Authorize installed it.
-	default:
-		err = fmt.Errorf("keyctl cannot carry out %s", r.Action)
-	}
-	if err != nil {
-		return err
-	}
-	op := "applied " + r.Action.String()
-	if r.Action == custody.ActionDestroyVersion || r.Action == custody.ActionDestroyKey {
-		return s.audit.record(s.audit.hasher.Destruction(time.Now(), s.actor, op, id, authz.Approvers))
-	}
-	return s.audit.record(s.audit.hasher.AdminChange(time.Now(), s.actor, op, id, authz.Approvers))
 }
 
 // direct carries out change c at once when the trust policy lets one

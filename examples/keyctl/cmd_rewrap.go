@@ -97,16 +97,6 @@ func (a *app) checkpointPath() string {
 	return filepath.Join(filepath.Dir(path), "rewrap.checkpoint")
 }
 
-// rewrap carries out an authorized rewrap request.
-func (a *app) rewrap(ctx context.Context, s *session, authz *custody.Authorization) error {
-	raw, err := authz.Request.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	cp := &rewrapCheckpoint{Request: base64.StdEncoding.EncodeToString(raw), To: authz.Request.KMSKeyARN}
-	return a.runRewrap(ctx, s, cp)
-}
-
 // resumeRewrap continues the rewrap cp saved, once the store confirms its
 // request was authorized.
 func (a *app) resumeRewrap(ctx context.Context, s *session, cp *rewrapCheckpoint) error {
@@ -133,51 +123,65 @@ func (a *app) resumeRewrap(ctx context.Context, s *session, cp *rewrapCheckpoint
 	if err := s.audit.record(e); err != nil {
 		return err
 	}
-	return a.runRewrap(ctx, s, cp)
+	opts, finish, err := a.rewrapRun(s, r, cp)
+	if err != nil {
+		return err
+	}
+	rep, err := custody.Rewrap(ctx, s.store, s.kms, cp.To, opts)
+	s.rewrapReport = &rep
+	return finish(err)
 }
 
-// runRewrap moves every version under cp.To from cp's position on.
-func (a *app) runRewrap(ctx context.Context, s *session, cp *rewrapCheckpoint) error {
-	if err := a.setKMSKey(cp.To); err != nil {
-		return err
+// rewrapRun prepares a rewrap for request r: the checkpoint file holds r
+// (and, as the rewrap goes, its position; resume starts from it), progress
+// goes to stderr. finish, given the outcome of a rewrap that ran, makes r's
+// KMS key the configuration's, and removes the checkpoint after a success
+// or saves the last position after a failure.
+func (a *app) rewrapRun(s *session, r *custody.Request, resume ...*rewrapCheckpoint) (custody.RewrapOptions, func(error) error, error) {
+	var opts custody.RewrapOptions
+	raw, err := r.MarshalBinary()
+	if err != nil {
+		return opts, nil, err
+	}
+	last := rewrapCheckpoint{Request: base64.StdEncoding.EncodeToString(raw), To: r.KMSKeyARN}
+	if len(resume) > 0 && resume[0].BranchKeyID != "" {
+		last.BranchKeyID, last.Version = resume[0].BranchKeyID, resume[0].Version
+		opts.Resume = &custody.RewrapPosition{BranchKeyID: last.BranchKeyID, Version: last.Version}
 	}
 	path := a.checkpointPath()
-	if err := writeRewrapCheckpoint(path, cp); err != nil {
-		return err
-	}
-	var resume *custody.RewrapPosition
-	if cp.BranchKeyID != "" {
-		resume = &custody.RewrapPosition{BranchKeyID: cp.BranchKeyID, Version: cp.Version}
+	if err := writeRewrapCheckpoint(path, &last); err != nil {
+		return opts, nil, err
 	}
 	prog, err := a.newProgress("rewrap", "versions")
 	if err != nil {
-		return err
+		return opts, nil, err
 	}
-	last := *cp
 	var saved time.Time
-	opts := custody.RewrapOptions{
-		EncryptionContext: s.keys.EncryptionContext,
-		Resume:            resume,
-		Progress:          prog.Set,
-		Checkpoint: func(id, version string) error {
-			last.BranchKeyID, last.Version = id, version
-			if time.Since(saved) < checkpointEvery {
-				return nil
-			}
-			saved = time.Now()
-			return writeRewrapCheckpoint(path, &last)
-		},
+	opts.EncryptionContext = s.keys.EncryptionContext
+	opts.Progress = prog.Set
+	opts.Checkpoint = func(id, version string) error {
+		last.BranchKeyID, last.Version = id, version
+		if time.Since(saved) < checkpointEvery {
+			return nil
+		}
+		saved = time.Now()
+		return writeRewrapCheckpoint(path, &last)
 	}
-	rep, err := custody.Rewrap(ctx, s.store, s.kms, cp.To, opts)
-	prog.Finish()
-	if err != nil {
-		return errors.Join(fmt.Errorf("%w (run keyctl rewrap --to %s again to resume)", err, cp.To), writeRewrapCheckpoint(path, &last))
+	finish := func(err error) error {
+		prog.Finish()
+		// Versions are moving under the new key: make new ones there too.
+		if serr := a.setKMSKey(r.KMSKeyARN); serr != nil {
+			return errors.Join(err, serr)
+		}
+		if err != nil {
+			return errors.Join(fmt.Errorf("%w (run keyctl rewrap --to %s again to resume)", err, r.KMSKeyARN), writeRewrapCheckpoint(path, &last))
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
 	}
-	s.rewrapReport = &rep
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
+	return opts, finish, nil
 }
 
 // setKMSKey saves arn as the configuration's KMS key.
