@@ -33,7 +33,8 @@ type AuditConfig struct {
 	Now func() time.Time
 }
 
-func (c AuditConfig) check() error {
+// Validate reports whether c names a log, a hasher and an actor.
+func (c AuditConfig) Validate() error {
 	if c.Log == nil || c.Hasher == nil {
 		return errors.New("keyring: AuditConfig needs a Log and a Hasher")
 	}
@@ -43,7 +44,9 @@ func (c AuditConfig) check() error {
 	return nil
 }
 
-func (c AuditConfig) now() time.Time {
+// Time is the time a record made now carries (AuditConfig.Now, default
+// time.Now).
+func (c AuditConfig) Time() time.Time {
 	if c.Now != nil {
 		return c.Now()
 	}
@@ -75,14 +78,14 @@ func NewAuditedKMS(client KMSClient, cfg AuditConfig) (*AuditedKMS, error) {
 	if client == nil {
 		return nil, errors.New("keyring: NewAuditedKMS needs a client")
 	}
-	if err := cfg.check(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &AuditedKMS{client: client, cfg: cfg}, nil
 }
 
 func (a *AuditedKMS) record(op string, ec map[string]string, callErr error) error {
-	e := a.cfg.Hasher.KeyUse(a.cfg.now(), a.cfg.Actor, op, ec[bkContextID], ec)
+	e := a.cfg.Hasher.KeyUse(a.cfg.Time(), a.cfg.Actor, op, ec[bkContextID], ec)
 	if callErr != nil {
 		e.Reason = "failed"
 		var api smithy.APIError
@@ -167,7 +170,7 @@ func staleHook(user func(StaleUse), cfg *AuditConfig) (func(id string, u StaleUs
 		}
 		return func(_ string, u StaleUse) { user(u) }, nil
 	}
-	if err := cfg.check(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	c := *cfg
@@ -176,7 +179,7 @@ func staleHook(user func(StaleUse), cfg *AuditConfig) (func(id string, u StaleUs
 		if errors.Is(u.Err, context.DeadlineExceeded) {
 			reason = "store read timed out"
 		}
-		_, _ = c.Log.Append(c.Hasher.StaleServe(c.now(), c.Actor, id, reason))
+		_, _ = c.Log.Append(c.Hasher.StaleServe(c.Time(), c.Actor, id, reason))
 		if user != nil {
 			user(u)
 		}

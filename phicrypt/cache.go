@@ -73,8 +73,14 @@ type CacheConfig struct {
 	// such as a disabled key or denied access). Every such use is counted
 	// and reported to OnStaleUse.
 	StaleIfError time.Duration
-	// OnStaleUse is called for every stale use (for the audit log).
+	// OnStaleUse is called for every stale use.
 	OnStaleUse func(StaleUse)
+	// Audit, when set, records every stale use in an audit log
+	// (audit.KindStaleServe), once per branch key the entry's data key is
+	// wrapped under (by keyed digest; once without a key for other
+	// keyrings). A record that cannot be stored is dropped: a stale serve
+	// must not block.
+	Audit *keyring.AuditConfig
 	// LoadTimeout bounds one keyring call on a miss (default 30 s). The
 	// call is shared by every caller waiting for the same entry and runs
 	// detached from their cancellation; each caller waits only as long as
@@ -136,6 +142,11 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	}
 	if cfg.RefreshAhead < 0 || cfg.RefreshAhead >= cfg.MaxAge || cfg.StaleIfError < 0 || cfg.LoadTimeout < 0 {
 		return nil, errors.New("phicrypt: CacheConfig.RefreshAhead must be below MaxAge, and neither it, StaleIfError nor LoadTimeout negative")
+	}
+	if cfg.Audit != nil {
+		if err := cfg.Audit.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	c := &Cache{cfg: cfg, loads: flight.New[string, *cacheEntry](cfg.LoadTimeout), now: clockNanos(cfg.Now)}
 	empty := map[string]*cacheEntry{}
@@ -373,6 +384,15 @@ func (c *Cache) stale(key []byte, size uint64, err error) (*cacheEntry, error) {
 	c.stats.staleServes.Add(1)
 	if c.cfg.OnStaleUse != nil {
 		c.cfg.OnStaleUse(StaleUse{ExpiredFor: time.Duration(now - e.expires), Err: err})
+	}
+	if a := c.cfg.Audit; a != nil {
+		ids := e.branchKeys
+		if len(ids) == 0 {
+			ids = []string{""}
+		}
+		for _, id := range ids {
+			_, _ = a.Log.Append(a.Hasher.StaleServe(a.Time(), a.Actor, id, "data key served past its age: keyring unavailable"))
+		}
 	}
 	return e, nil
 }

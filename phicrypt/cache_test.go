@@ -14,10 +14,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/audit"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // kmsEncryptor returns an Encryptor over a KMS key in a fresh kmsmock, with
@@ -303,8 +305,10 @@ func TestCacheStaleIfError(t *testing.T) {
 	clock := newManualClock()
 	var uses []phicrypt.StaleUse
 	var mu sync.Mutex
+	log := memoryAuditLog(t)
 	cache := newCache(t, phicrypt.CacheConfig{MaxAge: time.Minute, StaleIfError: 5 * time.Minute, Now: clock.now,
-		OnStaleUse: func(u phicrypt.StaleUse) { mu.Lock(); uses = append(uses, u); mu.Unlock() }})
+		OnStaleUse: func(u phicrypt.StaleUse) { mu.Lock(); uses = append(uses, u); mu.Unlock() },
+		Audit:      &keyring.AuditConfig{Log: log, Hasher: log.hasher, Actor: "svc"}})
 	enc, l, arn := kmsEncryptor(t, cache, oneAttempt)
 	ec := map[string]string{"tenant": "a"}
 	_, err := enc.Encrypt(ctx, []byte("x"), ec)
@@ -319,6 +323,11 @@ func TestCacheStaleIfError(t *testing.T) {
 	require.Len(t, uses, 1)
 	require.InDelta(t, float64(time.Minute), float64(uses[0].ExpiredFor), float64(time.Second))
 	mu.Unlock()
+	recs := log.parsed(t)
+	require.Len(t, recs, 1, "the stale serve is in the audit log")
+	require.Equal(t, audit.KindStaleServe, recs[0].Kind)
+	require.Equal(t, "svc", recs[0].Actor)
+	require.True(t, recs[0].Key.IsZero(), "a KMS keyring's entry names no branch key")
 
 	clock.advance(5 * time.Minute) // beyond the stale window
 	_, err = enc.Encrypt(ctx, []byte("x"), ec)
@@ -421,4 +430,36 @@ func TestCacheNeverExpiresWithStaleWindow(t *testing.T) {
 		}
 		require.Equal(t, int64(2), l.Calls("GenerateDataKey"), "stale window %v", stale)
 	}
+}
+
+// auditLogForTest is an audit log in memory with its hasher.
+type auditLogForTest struct {
+	*audit.Log
+	hasher *audit.Hasher
+}
+
+func memoryAuditLog(t *testing.T) auditLogForTest {
+	t.Helper()
+	skey, _, err := note.GenerateKey(nil, "audit.test/phicrypt")
+	require.NoError(t, err)
+	signer, err := note.NewSigner(skey)
+	require.NoError(t, err)
+	l, err := audit.NewLog(audit.Config{Sink: audit.NewMemorySink(), Signer: signer})
+	require.NoError(t, err)
+	h, err := audit.NewHasher(make([]byte, audit.MinHashKeySize))
+	require.NoError(t, err)
+	return auditLogForTest{l, h}
+}
+
+func (l auditLogForTest) parsed(t *testing.T) []audit.Record {
+	t.Helper()
+	raw, err := l.Records(0, l.Size())
+	require.NoError(t, err)
+	var out []audit.Record
+	for _, b := range raw {
+		r, err := audit.ParseRecord(b)
+		require.NoError(t, err)
+		out = append(out, r)
+	}
+	return out
 }

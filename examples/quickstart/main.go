@@ -4,7 +4,10 @@
 // through the real aws-sdk-go-v2 KMS client, then encrypts and decrypts a
 // message and a stream in the AWS Encryption SDK format with the KMS keyring,
 // caches data keys, rotates a branch key, and seals a patient row into
-// SQLite with fieldenc, finding it again by blind index.
+// SQLite with fieldenc, finding it again by blind index; then, as key
+// custodians, installs a signed policy, destroys one patient's key with
+// two of three custodians' approvals (crypto-shredding), and verifies the
+// audit log with its public key alone.
 //
 //	go run ./examples/quickstart
 package main
@@ -98,7 +101,10 @@ func run(ctx context.Context, out io.Writer) error {
 	if err := patients(ctx, out, admin, aws.ToString(key.KeyMetadata.Arn)); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "16. KMS calls in all: %v; trail events: %d\n", l.CallCounts(), len(l.Trail()))
+	if err := custodyDemo(ctx, out, l); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "23. KMS calls in all: %v; trail events: %d\n", l.CallCounts(), len(l.Trail()))
 	return nil
 }
 
