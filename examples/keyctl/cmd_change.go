@@ -407,7 +407,7 @@ func (a *app) authorizeAndRun(ctx context.Context, s *session, f *changeFile) ([
 		}
 	}
 	if err != nil {
-		if errors.Is(err, custody.ErrNotCarriedOut) && f.Request.Action != custody.ActionRewrap {
+		if errors.Is(err, custody.ErrNotCarriedOut) && f.Request.Action != custody.ActionRewrap && len(f.Approvals) > 1 {
 			err = fmt.Errorf("%w (the request is spent: propose it again)", err)
 		}
 		return nil, err
