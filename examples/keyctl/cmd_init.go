@@ -15,7 +15,7 @@ import (
 func (a *app) initCommand() *cobra.Command {
 	var (
 		logicalName, auditLoc, auditTable, auditName string
-		dynamoEndpoint                               string
+		dynamoEndpoint, auditKeys                    string
 	)
 	c := &cobra.Command{
 		Use:   "init",
@@ -24,6 +24,10 @@ func (a *app) initCommand() *cobra.Command {
 keys next to it: the note signer key that signs checkpoints and the key the
 log hashes branch key ids under (both 0600), and the verifier key auditors
 use (0644). It refuses to replace an existing configuration or key.
+
+Custodians who share one audit log (postgres:URL) share its keys: the
+first runs init, the others copy audit-signer.key, audit-hash.key and
+audit-verifier.pub to a private directory and give it as --audit-keys.
 
 The trust policy (who the custodians, services and auditors are, and how
 many custodians approve each kind of change) lives in the store: install
@@ -52,7 +56,11 @@ the configuration.`,
 			if err := a.initFill(cfg, path, auditLoc, auditTable); err != nil {
 				return err
 			}
-			if err := makeAuditKeys(&cfg.Audit, auditName); err != nil {
+			if auditKeys != "" {
+				if err := useAuditKeys(&cfg.Audit, auditKeys); err != nil {
+					return err
+				}
+			} else if err := makeAuditKeys(&cfg.Audit, auditName); err != nil {
 				return err
 			}
 			if err := cfg.save(path); err != nil {
@@ -66,6 +74,7 @@ the configuration.`,
 	f.StringVar(&auditLoc, "audit", "", "the audit log: file:`DIR`, or postgres:URL for one log all custodians share (default: file:audit beside the configuration)")
 	f.StringVar(&auditTable, "audit-table", defaultAuditTable, "the PostgreSQL `table` of a postgres: audit log")
 	f.StringVar(&auditName, "audit-name", "phicrypt-keyctl-audit", "the audit log's `name` (its checkpoints' origin line)")
+	f.StringVar(&auditKeys, "audit-keys", "", "use the audit log's keys in `DIR` (another custodian's configuration directory, for a shared log) instead of making new ones")
 	f.StringVar(&dynamoEndpoint, "dynamodb-endpoint", "", "DynamoDB endpoint `URL` for a dynamodb: store outside AWS")
 	c.AddCommand(a.identityCommand())
 	return c
@@ -124,8 +133,27 @@ func (a *app) initFill(cfg *config, path, auditLoc, auditTable string) error {
 	return nil
 }
 
-// initLog writes the log's first record, naming the trust policy, and
-// prints where everything is.
+// useAuditKeys points c at the audit keys in dir, checking they are there
+// and the secret ones private.
+func useAuditKeys(c *auditConfig, dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	c.SignerKeyFile = filepath.Join(dir, "audit-signer.key")
+	c.VerifierKeyFile = filepath.Join(dir, "audit-verifier.pub")
+	c.HashKeyFile = filepath.Join(dir, "audit-hash.key")
+	if _, err := readSigner(c.SignerKeyFile); err != nil {
+		return err
+	}
+	if _, err := readHasher(c.HashKeyFile); err != nil {
+		return err
+	}
+	_, err = readVerifierKey(c.VerifierKeyFile)
+	return err
+}
+
+// initLog writes an init record to the log and prints where everything is.
 func (a *app) initLog(ctx context.Context, cfg *config) error {
 	l, err := openAuditLog(ctx, cfg.Audit)
 	if err != nil {

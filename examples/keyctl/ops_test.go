@@ -216,6 +216,24 @@ func TestDisableEnableDestroyKey(t *testing.T) {
 	for _, op := range []string{"set-policy", "create", "rotate", "disable", "enable", "destroy-key", "destroy key"} {
 		require.Contains(t, ops, op)
 	}
+
+	// A second custodian's keyctl, configured on the same store and log
+	// with the log's keys: its records join the same verifiable log.
+	var cfg config
+	b, err := os.ReadFile(w.config)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &cfg))
+	bobConfig := filepath.Join(w.dir, "bob", "config.json")
+	w.ok("--config", bobConfig, "init", "--store", w.store, "--kms-key", w.keyARN, "--kms-endpoint", w.kmsURL,
+		"--audit", cfg.Audit.Log, "--audit-table", cfg.Audit.Table, "--audit-keys", filepath.Dir(w.config))
+	w.ok("--config", bobConfig, "create", "tenant-z", "--identity", ids["bob"])
+	var both struct {
+		CheckpointSize int64 `json:"checkpoint_size"`
+		LogSize        int64 `json:"log_size"`
+	}
+	w.okJSON(&both, "audit", "verify", "--checkpoint", filepath.Join(w.dir, "bob", "audit-checkpoint"))
+	require.Equal(t, both.LogSize, both.CheckpointSize, "bob's checkpoint covers the whole shared log")
+	require.Greater(t, both.LogSize, int64(len(verified.Records)))
 }
 
 // forgedRewrapRequest is a well-formed rewrap request no one authorized.
