@@ -469,7 +469,7 @@ func (a *app) direct(ctx context.Context, s *session, c custody.Change, kind str
 		return nil, err
 	}
 	if q := p.QuorumFor(c.Action); q > 1 {
-		return nil, usagef("%s needs %d custodians' approvals under the trust policy: keyctl propose %s ... -o FILE, then approve and apply", kind, q, kind)
+		return nil, fmt.Errorf("%s needs %d custodians' approvals under the trust policy: keyctl propose %s ... -o FILE, then approve and apply", kind, q, kind)
 	}
 	r, err := auth.Propose(ctx, s.me.Name, c, directLifetime)
 	if err != nil {

@@ -157,8 +157,17 @@ func TestDisableEnableDestroyKey(t *testing.T) {
 	w.ok("create", "tenant-x")
 	w.ok("rotate", "tenant-x")
 	var shown struct{ Versions []versionJSON }
+	// Under this policy a rewrap needs two custodians: it is proposed.
+	w.fails(1, "needs 2 custodians' approvals", "rewrap", "--to", w.keyARN)
+	req := filepath.Join(w.dir, "rewrap.json")
+	w.ok("propose", "rewrap", "--to", w.keyARN, "-o", req)
+	w.ok("approve", req)
+	w.ok("approve", req, "--identity", ids["bob"])
+	_, errOut, code := w.run("apply", req, "--progress", "lines")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "rewrap: 2/2 versions\n")
 
-	req := filepath.Join(w.dir, "disable.json")
+	req = filepath.Join(w.dir, "disable.json")
 	w.ok("disable", "tenant-x", "-o", req, "--identity", ids["carol"])
 	w.ok("approve", req, "--identity", ids["carol"])
 	w.ok("approve", req, "--identity", ids["alice"])
