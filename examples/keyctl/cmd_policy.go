@@ -71,10 +71,12 @@ func (f *kmsPolicyFlags) noPrincipals() bool {
 	return len(f.custodians)+len(f.services)+len(f.auditors) == 0
 }
 
-// fromTrustPolicy fills pc's principals from the trust policy that governs
-// every key ("*"): the IAM principals its custodians, services and
-// auditors name (custody.Policy.AWSPrincipals), so the KMS key policy
-// grants what the custodians signed.
+// fromTrustPolicy fills pc from the trust policy that governs every key
+// ("*"), with custody.Policy.KMSKeyPolicyConfig: the IAM principals its
+// custodians, services and auditors name, and services' rotation where the
+// policy allows it. So the KMS key policy grants what the custodians
+// signed. The flags still add cross-key ReEncrypt, required context keys
+// and the account root.
 func (a *app) fromTrustPolicy(ctx context.Context, pc *custody.KMSKeyPolicyConfig) error {
 	s, err := a.open(ctx, needs{store: true})
 	if err != nil {
@@ -89,7 +91,13 @@ func (a *app) fromTrustPolicy(ctx context.Context, pc *custody.KMSKeyPolicyConfi
 	if err != nil {
 		return fmt.Errorf("no principal ARNs given and %w: give --custodian-arn and --service-arn", err)
 	}
-	pc.Custodians, pc.Services, pc.Auditors = p.AWSPrincipals()
+	from := p.KMSKeyPolicyConfig(pc.Account, pc.LogicalStoreName)
+	from.BranchKeyStore = pc.BranchKeyStore
+	from.RequiredContextKeys = pc.RequiredContextKeys
+	from.AllowCrossKeyReEncrypt = pc.AllowCrossKeyReEncrypt
+	from.AccountRootAdministers = pc.AccountRootAdministers
+	from.ServicesRotateBranchKeys = from.ServicesRotateBranchKeys || pc.ServicesRotateBranchKeys
+	*pc = from
 	return nil
 }
 
