@@ -1,18 +1,25 @@
 // Command keyctl is the key custodians' tool: it creates, rotates and
-// rewraps branch keys, proposes and applies the changes that need a quorum
-// of custodians (retire, disable, enable, destroy), generates and checks KMS
-// key policies, verifies the audit log and backs the store up.
+// rewraps branch keys, carries out the changes a quorum of custodians
+// approved (retire, disable, enable, destroy, rewrap, the trust policy),
+// generates and checks KMS key policies, verifies the audit log and backs
+// the store up.
 //
-//	keyctl init --store file:/var/lib/phi/keys --kms-key ARN --custodian alice=PUB ...
+//	keyctl init identity --name alice --out alice.key
+//	keyctl init --store file:/var/lib/phi/keys --kms-key ARN --identity alice.key
+//	keyctl propose set-policy --custodian alice=PUB --custodian bob=PUB ... --quorum 2 -o policy.json
+//	keyctl approve policy.json; keyctl approve policy.json --identity bob.key; keyctl apply policy.json
 //	keyctl create tenant-7
-//	keyctl rotate tenant-7
 //	keyctl destroy tenant-7 --version V -o destroy.json   # a proposal
-//	keyctl approve destroy.json --identity alice.key      # each custodian
+//	keyctl approve destroy.json --identity bob.key        # each custodian
 //	keyctl apply destroy.json                             # once M of N signed
 //	keyctl audit verify
 //
+// Changes go through custody.Authority and custody.Executor: a request,
+// Ed25519 approvals by custodians of the trust policy in force, then the
+// change, each step in the verifiable audit log.
+//
 // keyctl has no path to plaintext: it has no decrypt command, it never
-// unwraps a branch key (custody.BranchKeys only asks KMS for
+// unwraps a branch key (custody only asks KMS for
 // GenerateDataKeyWithoutPlaintext and ReEncrypt), and the KMS principal
 // it runs as is the custodian's own, which the key policy keyctl generates
 // refuses Decrypt.
