@@ -164,10 +164,9 @@ func (x *Executor) perform(ctx context.Context, auth *Authorization, out *Applie
 		if x.cfg.ReEncrypter == nil {
 			return errors.New("no KMS client to rewrap with (ExecutorConfig.ReEncrypter)")
 		}
-		if c.BranchKeyID != "" {
-			return errors.New("a rewrap moves every branch key of the store; propose it without a branch key id (under the \"*\" policy)")
-		}
-		rep, err := Rewrap(ctx, keys.Store(), x.cfg.ReEncrypter, c.KMSKeyARN, x.cfg.Rewrap)
+		opts := x.cfg.Rewrap
+		opts.BranchKeyID = c.BranchKeyID
+		rep, err := Rewrap(ctx, keys.Store(), x.cfg.ReEncrypter, c.KMSKeyARN, opts)
 		out.Rewrap = &rep
 		return err
 	}

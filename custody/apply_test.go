@@ -15,6 +15,7 @@ import (
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/phicrypt"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // executorWorld: kmsmock, a file store holding testKey, the "*" policy of
@@ -154,4 +155,97 @@ func TestExecutorReportsAChangeNotCarriedOut(t *testing.T) {
 	require.Equal(t, "authorized but not carried out", last.Reason)
 	_, err = w.env.Store.Active(ctx, testKey)
 	require.NoError(t, err, "the active version is intact")
+}
+
+// An outsider cannot take over keys a stricter policy governs by
+// installing a broader first policy ("*") signed by itself: a set-policy
+// needs the quorum of every installed policy of a narrower scope too.
+// And changes that reach beyond the key they name (disabling or enabling
+// the shared KMS key, a store-wide rewrap) need every policy's quorum.
+func TestChangesReachingOtherScopesNeedTheirQuorums(t *testing.T) {
+	ctx := context.Background()
+	e := testkeys.New(t, testkeys.Options{})
+	e.Create(t, testKey)
+	e.Create(t, "other-key")
+	w := newWorld(t, e.Store.(custody.RecordStore))
+	w.install(w.basePolicy("tenant-*"), w.alice, w.bob)
+	keys := testkeys.Custodian(t, e.Keys)
+	x, err := custody.NewExecutor(custody.ExecutorConfig{Authority: w.auth, Keys: keys, KMS: e.Client, ReEncrypter: e.Client})
+	require.NoError(t, err)
+
+	// mallory's own "*" policy: refused without tenant-*'s quorum.
+	grab := &custody.Policy{Scope: "*", Revision: 1, Custodians: []custody.Principal{w.mallory.Principal()},
+		Quorum: map[custody.Action]int{custody.ActionSetPolicy: 1}}
+	r, err := w.auth.Propose(ctx, "mallory", custody.Change{Action: custody.ActionSetPolicy, NewPolicy: grab}, time.Hour)
+	require.NoError(t, err)
+	_, err = w.auth.Authorize(ctx, r, approve(t, r, w.mallory))
+	requireOnly(t, err, custody.ErrTooFewApprovals)
+	// With tenant-*'s custodians agreeing, a "*" policy goes in.
+	star := w.basePolicy("*")
+	star.Custodians = []custody.Principal{w.carol.Principal(), w.mallory.Principal()}
+	star.Revision = 1
+	r, err = w.auth.Propose(ctx, "carol", custody.Change{Action: custody.ActionSetPolicy, NewPolicy: star}, time.Hour)
+	require.NoError(t, err)
+	_, err = w.auth.Authorize(ctx, r, approve(t, r, w.carol, w.mallory, w.alice))
+	require.NoError(t, err)
+
+	// Disabling the KMS key that wraps other-key (governed by "*") also
+	// stops tenant-* keys: tenant-*'s quorum is needed too.
+	r, err = w.auth.Propose(ctx, "carol", custody.Change{Action: custody.ActionDisable, BranchKeyID: "other-key"}, time.Hour)
+	require.NoError(t, err)
+	_, err = x.Apply(ctx, r, approve(t, r, w.carol, w.mallory))
+	requireOnly(t, err, custody.ErrTooFewApprovals)
+	r, err = w.auth.Propose(ctx, "carol", custody.Change{Action: custody.ActionDisable, BranchKeyID: "other-key"}, time.Hour)
+	require.NoError(t, err)
+	_, err = x.Apply(ctx, r, approve(t, r, w.carol, w.mallory, w.alice, w.bob))
+	require.NoError(t, err)
+	d, err := e.Client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(e.ARN)})
+	require.NoError(t, err)
+	require.Equal(t, types.KeyStateDisabled, d.KeyMetadata.KeyState)
+
+	// A store-wide rewrap likewise; a rewrap of one key needs only its own.
+	newKey, err := e.Client.CreateKey(ctx, &kms.CreateKeyInput{})
+	require.NoError(t, err)
+	newARN := aws.ToString(newKey.KeyMetadata.Arn)
+	r, err = w.auth.Propose(ctx, "carol", custody.Change{Action: custody.ActionEnable, BranchKeyID: "other-key"}, time.Hour)
+	require.NoError(t, err)
+	_, err = x.Apply(ctx, r, approve(t, r, w.carol, w.mallory, w.alice, w.bob))
+	require.NoError(t, err)
+	r, err = w.auth.Propose(ctx, "carol", custody.Change{Action: custody.ActionRewrap, KMSKeyARN: newARN}, time.Hour)
+	require.NoError(t, err)
+	_, err = x.Apply(ctx, r, approve(t, r, w.carol, w.mallory))
+	requireOnly(t, err, custody.ErrTooFewApprovals)
+	r, err = w.auth.Propose(ctx, "carol", custody.Change{Action: custody.ActionRewrap, BranchKeyID: "other-key", KMSKeyARN: newARN}, time.Hour)
+	require.NoError(t, err)
+	applied, err := x.Apply(ctx, r, approve(t, r, w.carol, w.mallory))
+	require.NoError(t, err)
+	require.Equal(t, 1, applied.Rewrap.Rewrapped, "only other-key moved")
+	v, err := e.Store.Active(ctx, testKey)
+	require.NoError(t, err)
+	require.Equal(t, e.ARN, v.KMSKeyARN, "tenant-* keys were not touched")
+}
+
+// "The audit log records every installation": when the log refuses the
+// record, the policy is not installed.
+func TestNoPolicyInstalledWithoutItsAuditRecord(t *testing.T) {
+	ctx := context.Background()
+	e := testkeys.New(t, testkeys.Options{})
+	sink, err := audit.OpenFileSink(t.TempDir())
+	require.NoError(t, err)
+	w := newWorld(t, e.Store.(custody.RecordStore))
+	skey, _, err := note.GenerateKey(nil, "audit.test/closed")
+	require.NoError(t, err)
+	signer, err := note.NewSigner(skey)
+	require.NoError(t, err)
+	log, err := audit.NewLog(audit.Config{Sink: sink, Signer: signer})
+	require.NoError(t, err)
+	require.NoError(t, sink.Close())
+	auth, err := custody.NewAuthority(custody.AuthorityConfig{Store: e.Store.(custody.RecordStore), Audit: log, Hasher: w.hasher})
+	require.NoError(t, err)
+	r, err := auth.Propose(ctx, "alice", custody.Change{Action: custody.ActionSetPolicy, NewPolicy: w.basePolicy("*")}, time.Hour)
+	require.NoError(t, err)
+	_, err = auth.Authorize(ctx, r, approve(t, r, w.alice, w.bob))
+	require.ErrorContains(t, err, "audit log refused")
+	_, err = auth.PolicyFor(ctx, testKey)
+	require.ErrorIs(t, err, custody.ErrNoPolicy)
 }

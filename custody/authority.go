@@ -105,6 +105,8 @@ type Authorization struct {
 	// Policy is the policy in force for the change (for a set-policy
 	// change, the policy it replaced, nil if none).
 	Policy *Policy
+
+	install installing
 }
 
 // installed is a verified stored policy and its store revision.
@@ -325,16 +327,16 @@ func (a *Authority) Authorize(ctx context.Context, r *Request, approvals []Appro
 	if err != nil {
 		return nil, a.deny(r.Proposer, r.Action, r.target(), err)
 	}
-	if a.cfg.Audit == nil {
-		return auth, nil
-	}
-	e := a.cfg.Hasher.AdminChange(a.cfg.Now(), r.Proposer, r.Action.String(), r.target(), auth.Approvers)
-	if _, err := a.cfg.Audit.Append(e); err != nil {
-		installedNote := ""
-		if r.Action == ActionSetPolicy {
-			installedNote = " (the policy is installed)"
+	if a.cfg.Audit != nil {
+		e := a.cfg.Hasher.AdminChange(a.cfg.Now(), r.Proposer, r.Action.String(), r.target(), auth.Approvers)
+		if _, err := a.cfg.Audit.Append(e); err != nil {
+			return nil, fmt.Errorf("custody: %s was authorized and recorded as applied, but the audit log refused the record; nothing was carried out (a policy is not installed): %w", r.Action, err)
 		}
-		return nil, fmt.Errorf("custody: %s was authorized and recorded as applied, but the audit log refused the record%s; carry out nothing: %w", r.Action, installedNote, err)
+	}
+	if r.Action == ActionSetPolicy {
+		if err := a.install(ctx, r, auth.install); err != nil {
+			return nil, a.deny(r.Proposer, r.Action, r.target(), err)
+		}
 	}
 	return auth, nil
 }
@@ -363,6 +365,7 @@ func (a *Authority) authorize(ctx context.Context, r *Request, approvals []Appro
 	if err != nil {
 		return nil, err
 	}
+	quorums = alsoAffected(list, r.Change, quorums)
 	if err := proposerPolicy(in, r.Change).Allows(r.Proposer, r.Action); err != nil {
 		return nil, err
 	}
@@ -370,10 +373,11 @@ func (a *Authority) authorize(ctx context.Context, r *Request, approvals []Appro
 	if err != nil {
 		return nil, err
 	}
-	if err := a.apply(ctx, r, id, in, signed{request: enc, approvals: approvals}); err != nil {
+	value, err := a.spend(ctx, id, signed{request: enc, approvals: approvals})
+	if err != nil {
 		return nil, err
 	}
-	auth := &Authorization{Request: r, ID: id, Approvers: approvers}
+	auth := &Authorization{Request: r, ID: id, Approvers: approvers, install: installing{in: in, value: value}}
 	if in != nil {
 		auth.Policy = in.policy
 	}
@@ -424,28 +428,69 @@ func checkInForce(in *installed, r *Request) ([]*Policy, error) {
 	return append(quorums, r.NewPolicy), nil
 }
 
-// apply records r as applied, refusing a replay, and installs a new
-// policy. The applied record is written first: a request whose policy
-// write then loses a race is spent, and is proposed again.
-func (a *Authority) apply(ctx context.Context, r *Request, id RequestID, in *installed, s signed) error {
+// alsoAffected adds to quorums every other installed policy whose keys
+// the change reaches beyond the one key it names: a set-policy reaches
+// every key of its scope, so every installed policy of a narrower (or the
+// same) scope must approve it too, or a first policy for "*" would take
+// over keys a stricter policy governs; a store-wide rewrap reaches every
+// key, and disabling or enabling the KMS key that wraps a branch key
+// reaches every branch key under that KMS key, so those need the quorum of
+// every installed policy.
+func alsoAffected(list []installed, c Change, quorums []*Policy) []*Policy {
+	add := func(p *Policy) {
+		for _, q := range quorums {
+			if q == p {
+				return
+			}
+		}
+		quorums = append(quorums, p)
+	}
+	for i := range list {
+		p := list[i].policy
+		switch {
+		case c.Action == ActionSetPolicy && c.NewPolicy != nil && c.NewPolicy.coversScope(p.Scope):
+			add(p)
+		case c.Action == ActionDisable || c.Action == ActionEnable || c.Action == ActionRewrap && c.BranchKeyID == "":
+			add(p)
+		}
+	}
+	return quorums
+}
+
+// installing is what installing an authorized set-policy needs: the
+// policy it replaces (if any) and the stored value.
+type installing struct {
+	in    *installed
+	value []byte
+}
+
+// spend records the request as applied, refusing a replay, and returns
+// the stored value (the request and its approvals). The applied record is
+// written first: a request whose change then fails is spent, and is
+// proposed again.
+func (a *Authority) spend(ctx context.Context, id RequestID, s signed) ([]byte, error) {
 	value, err := s.marshal()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	_, err = a.cfg.Store.PutRecord(ctx, RecordAppliedRequest, id.String(), value, 0)
 	switch {
 	case errors.Is(err, keystore.ErrExists):
-		return fmt.Errorf("%w: request %s was applied already", ErrReplayed, id)
+		return nil, fmt.Errorf("%w: request %s was applied already", ErrReplayed, id)
 	case err != nil:
-		return wrapStep(err, "recording the request as applied")
-	case r.Action != ActionSetPolicy:
-		return nil
+		return nil, wrapStep(err, "recording the request as applied")
 	}
+	return value, nil
+}
+
+// install stores an authorized set-policy's policy, on condition that the
+// policy it replaces is still the one installed.
+func (a *Authority) install(ctx context.Context, r *Request, i installing) error {
 	var expected uint64
-	if in != nil && in.policy.Scope == r.NewPolicy.Scope {
-		expected = in.record
+	if i.in != nil && i.in.policy.Scope == r.NewPolicy.Scope {
+		expected = i.in.record
 	}
-	_, err = a.cfg.Store.PutRecord(ctx, RecordPolicy, r.NewPolicy.Scope, value, expected)
+	_, err := a.cfg.Store.PutRecord(ctx, RecordPolicy, r.NewPolicy.Scope, i.value, expected)
 	switch {
 	case errors.Is(err, keystore.ErrExists) || errors.Is(err, keystore.ErrConflict):
 		return fmt.Errorf("%w: another policy for %s was installed meanwhile", ErrStalePolicy, scopeName(r.NewPolicy.Scope))

@@ -343,13 +343,18 @@ func (p *Policy) checkUnique() error {
 }
 
 // checkSeparation refuses a principal who is both custodian and service,
-// matched by name or by public key.
+// matched by name, by public key or by the AWS principal it acts as in KMS
+// (ARNs compared without regard to case, as IAM names are).
 func (p *Policy) checkSeparation() error {
 	for _, c := range p.Custodians {
 		for _, s := range p.Services {
-			if c.Name == s.Name || bytes.Equal(c.PublicKey, s.PublicKey) {
+			sameAWS := c.AWSPrincipal != "" && strings.EqualFold(c.AWSPrincipal, s.AWSPrincipal)
+			if c.Name == s.Name || bytes.Equal(c.PublicKey, s.PublicKey) || sameAWS {
 				who := c.Name
-				if c.Name != s.Name {
+				switch {
+				case c.Name != s.Name && sameAWS:
+					who = c.Name + " (same AWS principal as " + s.Name + ")"
+				case c.Name != s.Name:
 					who = c.Name + " (same key as " + s.Name + ")"
 				}
 				return fmt.Errorf("%w: principal %s holds both the custodian and the service role; give each role its own principal and key", ErrRoleConflict, who)

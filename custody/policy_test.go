@@ -41,6 +41,10 @@ func TestPolicyValidate(t *testing.T) {
 		{"custodian and service by key", func(p *custody.Policy) {
 			p.Services = append(p.Services, custody.Principal{Name: "alice-svc", PublicKey: p.Custodians[1].PublicKey})
 		}, custody.ErrRoleConflict, []string{"alice", "alice-svc", "custodian", "service"}},
+		{"custodian and service by AWS principal", func(p *custody.Policy) {
+			p.Custodians[1].AWSPrincipal = "arn:aws:iam::111122223333:role/ops"
+			p.Services[0].AWSPrincipal = "arn:aws:iam::111122223333:role/OPS"
+		}, custody.ErrRoleConflict, []string{"alice", "svc", "AWS principal", "custodian", "service"}},
 		{"no custodian", func(p *custody.Policy) { p.Custodians = nil }, custody.ErrInvalid, nil},
 		{"revision 0", func(p *custody.Policy) { p.Revision = 0 }, custody.ErrInvalid, nil},
 		{"empty scope", func(p *custody.Policy) { p.Scope = "" }, custody.ErrInvalid, nil},

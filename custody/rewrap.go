@@ -22,6 +22,9 @@ type KMSReEncrypter interface {
 
 // RewrapOptions configures Rewrap. EncryptionContext is required.
 type RewrapOptions struct {
+	// BranchKeyID, when set, limits Rewrap to the versions of that one
+	// branch key; empty moves every branch key of the store.
+	BranchKeyID string
 	// EncryptionContext returns the KMS encryption context bound to a
 	// version's material: pass the EncryptionContext method of the
 	// BranchKeys that made the versions (same LogicalStoreName). Rewrap
@@ -102,7 +105,7 @@ func Rewrap(ctx context.Context, store keystore.Store, client KMSReEncrypter, ne
 	if opts.EncryptionContext == nil {
 		return RewrapReport{}, refuse(keystore.ErrInvalid, "RewrapOptions.EncryptionContext is required (the EncryptionContext method of the BranchKeys that made the versions)")
 	}
-	plan, err := rewrapPlan(ctx, store)
+	plan, err := rewrapPlan(ctx, store, opts.BranchKeyID)
 	if err != nil {
 		return RewrapReport{}, err
 	}
@@ -129,11 +132,15 @@ func Rewrap(ctx context.Context, store keystore.Store, client KMSReEncrypter, ne
 	return rep, nil
 }
 
-// rewrapPlan lists every version of every branch key in Rewrap's order.
-func rewrapPlan(ctx context.Context, store keystore.Store) ([]keystore.BranchKeyVersion, error) {
-	ids, err := store.IDs(ctx)
-	if err != nil {
-		return nil, wrapStep(err, "rewrap: listing branch keys")
+// rewrapPlan lists every version of every branch key in Rewrap's order,
+// or of branch key only when it is not empty.
+func rewrapPlan(ctx context.Context, store keystore.Store, only string) ([]keystore.BranchKeyVersion, error) {
+	ids := []string{only}
+	if only == "" {
+		var err error
+		if ids, err = store.IDs(ctx); err != nil {
+			return nil, wrapStep(err, "rewrap: listing branch keys")
+		}
 	}
 	var plan []keystore.BranchKeyVersion
 	for _, id := range ids {
