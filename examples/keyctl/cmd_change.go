@@ -437,6 +437,12 @@ func runnable(ctx context.Context, s *session, c custody.Change) error {
 		if _, err := s.store.List(ctx, c.BranchKeyID); err != nil {
 			return err
 		}
+	case custody.ActionRewrap:
+		if c.BranchKeyID != "" {
+			if _, err := s.store.List(ctx, c.BranchKeyID); err != nil {
+				return err
+			}
+		}
 	case custody.ActionDestroyVersion:
 		if _, err := s.store.Get(ctx, c.BranchKeyID, c.Version); err != nil {
 			return err
@@ -448,10 +454,6 @@ func runnable(ctx context.Context, s *session, c custody.Change) error {
 		}
 		_, err := s.store.Active(ctx, c.BranchKeyID)
 		return err
-	case custody.ActionRewrap:
-		if c.BranchKeyID != "" {
-			return errors.New("keyctl rewraps every key of the store; this request names one")
-		}
 	}
 	return nil
 }

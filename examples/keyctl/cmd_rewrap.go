@@ -37,24 +37,29 @@ func (a *app) rewrapCommand() *cobra.Command {
 	var to string
 	var restart bool
 	c := &cobra.Command{
-		Use:   "rewrap --to ARN",
-		Short: "move every branch key version under another KMS key (KMS ReEncrypt), resumable",
-		Long: `rewrap moves every version of every branch key under the KMS key --to with KMS
-ReEncrypt (custody.Rewrap): the branch keys never leave KMS in plaintext and
-no data is touched. It is a change: keyctl makes it in one step where the
-trust policy sets rewrap's quorum to 1, and otherwise "keyctl propose rewrap
---to ARN" must be approved, and apply runs it. It sets kms_key_arn in the
-configuration to --to, so new versions are made under it.
+		Use:   "rewrap [ID] --to ARN",
+		Short: "move every branch key version (or one key's) under another KMS key (KMS ReEncrypt), resumable",
+		Long: `rewrap moves every version of every branch key (or of branch key ID) under the
+KMS key --to with KMS ReEncrypt (custody.Rewrap): the branch keys never leave
+KMS in plaintext and no data is touched. It is a change: keyctl makes it in
+one step where the trust policy sets rewrap's quorum to 1, and otherwise
+"keyctl propose rewrap [ID] --to ARN" must be approved, and apply runs it. A
+rewrap of every key sets kms_key_arn in the configuration to --to, so new
+versions are made under it.
 
 Progress shows as a bar on a terminal and as plain lines otherwise. The
 position is saved to --checkpoint with the authorized request; after an
 interruption, run "keyctl rewrap --to ARN" again and it resumes there, under
 the same authorization (the store records it as applied). The custodian
 needs kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one.`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: rangeArgs(0, 1, "at most one branch key ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return usagef("rewrap needs --to, a KMS key ARN")
+			}
+			id := ""
+			if len(args) == 1 {
+				id = args[0]
 			}
 			ctx := cmd.Context()
 			s, err := a.open(ctx, needs{store: true, kms: true, audit: true, identity: true})
@@ -67,9 +72,9 @@ needs kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one.`,
 				return err
 			}
 			if cp != nil {
-				err = a.resumeRewrap(ctx, s, cp)
+				err = a.resumeRewrap(ctx, s, cp, id)
 			} else {
-				_, err = a.direct(ctx, s, custody.Change{Action: custody.ActionRewrap, KMSKeyARN: to}, "rewrap")
+				_, err = a.direct(ctx, s, custody.Change{Action: custody.ActionRewrap, BranchKeyID: id, KMSKeyARN: to}, "rewrap")
 			}
 			if err != nil {
 				return err
@@ -97,9 +102,9 @@ func (a *app) checkpointPath() string {
 	return filepath.Join(filepath.Dir(path), "rewrap.checkpoint")
 }
 
-// resumeRewrap continues the rewrap cp saved, once the store confirms its
-// request was authorized.
-func (a *app) resumeRewrap(ctx context.Context, s *session, cp *rewrapCheckpoint) error {
+// resumeRewrap continues the rewrap cp saved (of branch key id, or of
+// every key), once the store confirms its request was authorized.
+func (a *app) resumeRewrap(ctx context.Context, s *session, cp *rewrapCheckpoint, branchKeyID string) error {
 	raw, err := base64.StdEncoding.DecodeString(cp.Request)
 	if err != nil {
 		return fmt.Errorf("the rewrap checkpoint's request is not base64")
@@ -112,13 +117,13 @@ func (a *app) resumeRewrap(ctx context.Context, s *session, cp *rewrapCheckpoint
 	if err != nil {
 		return err
 	}
-	if r.Action != custody.ActionRewrap || r.KMSKeyARN != cp.To {
-		return fmt.Errorf("the rewrap checkpoint names a request that is not a rewrap to %s", cp.To)
+	if r.Action != custody.ActionRewrap || r.KMSKeyARN != cp.To || r.BranchKeyID != branchKeyID {
+		return usagef("the rewrap checkpoint is of another rewrap (%s); finish that one, or give --restart", r)
 	}
 	if _, err := s.records().GetRecord(ctx, custody.RecordAppliedRequest, id.String()); err != nil {
 		return fmt.Errorf("the rewrap checkpoint's request %s was never authorized in this store: %w", id, err)
 	}
-	e := s.audit.hasher.AdminChange(time.Now(), s.actor, "resume rewrap", "", nil)
+	e := s.audit.hasher.AdminChange(time.Now(), s.actor, "resume rewrap", r.BranchKeyID, nil)
 	e.Reason = "request " + id.String()
 	if err := s.audit.record(e); err != nil {
 		return err
@@ -144,6 +149,7 @@ func (a *app) rewrapRun(s *session, r *custody.Request, resume ...*rewrapCheckpo
 		return opts, nil, err
 	}
 	last := rewrapCheckpoint{Request: base64.StdEncoding.EncodeToString(raw), To: r.KMSKeyARN}
+	opts.BranchKeyID = r.BranchKeyID
 	if len(resume) > 0 && resume[0].BranchKeyID != "" {
 		last.BranchKeyID, last.Version = resume[0].BranchKeyID, resume[0].Version
 		opts.Resume = &custody.RewrapPosition{BranchKeyID: last.BranchKeyID, Version: last.Version}
@@ -169,12 +175,15 @@ func (a *app) rewrapRun(s *session, r *custody.Request, resume ...*rewrapCheckpo
 	}
 	finish := func(err error) error {
 		prog.Finish()
-		// Versions are moving under the new key: make new ones there too.
-		if serr := a.setKMSKey(r.KMSKeyARN); serr != nil {
-			return errors.Join(err, serr)
+		// Every key's versions are moving under the new key: make new
+		// ones there too.
+		if r.BranchKeyID == "" {
+			if serr := a.setKMSKey(r.KMSKeyARN); serr != nil {
+				return errors.Join(err, serr)
+			}
 		}
 		if err != nil {
-			return errors.Join(fmt.Errorf("%w (run keyctl rewrap --to %s again to resume)", err, r.KMSKeyARN), writeRewrapCheckpoint(path, &last))
+			return errors.Join(fmt.Errorf("%w (run the same keyctl rewrap again to resume)", err), writeRewrapCheckpoint(path, &last))
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err

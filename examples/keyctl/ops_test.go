@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phicrypt/phicrypt/custody"
+	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/kmsmock"
 )
 
@@ -144,6 +145,26 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	require.Equal(t, 4, due.Checked)
 	require.Equal(t, 4, due.Rotated)
 	w.fails(1, "not permit", "rotate", "--due", "--max-age", "1ns", "--identity", filepath.Join(w.dir, "svc.key"))
+
+	// One key's rewrap moves only its versions and leaves the configured
+	// KMS key alone.
+	third := w.createKMSKey()
+	w.okJSON(&rep, "rewrap", "tenant-a", "--to", third, "--progress", "none")
+	require.Equal(t, 3, rep.Total)
+	require.Equal(t, 3, rep.Rewrapped)
+	w.okJSON(&l, "list")
+	for _, k := range l.Keys {
+		want := newARN
+		if k.Versions == 3 && k.Fingerprint == keystore.Fingerprint("tenant-a") {
+			want = third
+		}
+		require.Equal(t, want, k.KMSKeyARN, k.Fingerprint)
+	}
+	var made struct {
+		KMSKeyARN string `json:"kms_key_arn"`
+	}
+	w.okJSON(&made, "create", "tenant-e")
+	require.Equal(t, newARN, made.KMSKeyARN)
 }
 
 // TestDisableEnableDestroyKey: disabling the KMS key that wraps a branch
