@@ -527,6 +527,17 @@ func (s *FileStore) write(path string, d *fileDocument) error {
 	if err != nil {
 		return fmt.Errorf("keystore: file store: encoding a document: %w", err)
 	}
+	if err := s.replaceAtomically(path, b, "a document"); err != nil {
+		return err
+	}
+	return s.syncDir()
+}
+
+// replaceAtomically writes b and a newline to a temporary file in the
+// store's directory (where OpenFileStore removes one a crash left), fsyncs
+// it and renames it over path. Making the rename durable (an fsync of
+// path's directory) is the caller's. what names the file in errors.
+func (s *FileStore) replaceAtomically(path string, b []byte, what string) error {
 	tmp, err := os.CreateTemp(s.dir, fileTmpPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("keystore: file store: %w", err)
@@ -539,19 +550,19 @@ func (s *FileStore) write(path string, d *fileDocument) error {
 		}
 	}()
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("keystore: file store: writing a document: %w", err)
+		return fmt.Errorf("keystore: file store: writing %s: %w", what, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("keystore: file store: syncing a document: %w", err)
+		return fmt.Errorf("keystore: file store: syncing %s: %w", what, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("keystore: file store: writing a document: %w", err)
+		return fmt.Errorf("keystore: file store: writing %s: %w", what, err)
 	}
 	if err := replaceFile(tmp.Name(), path); err != nil {
-		return fmt.Errorf("keystore: file store: replacing a document: %w", err)
+		return fmt.Errorf("keystore: file store: replacing %s: %w", what, err)
 	}
 	committed = true
-	return s.syncDir()
+	return nil
 }
 
 // syncDir makes the rename itself durable.

@@ -228,30 +228,9 @@ func (s *FileStore) writeRecord(kind, path string, r fileRecord) error {
 	if err := s.makeRecordDirs(kind); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.dir, fileTmpPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("keystore: file store: %w", err)
+	if err := s.replaceAtomically(path, b, "a record"); err != nil {
+		return err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("keystore: file store: writing a record: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("keystore: file store: syncing a record: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("keystore: file store: writing a record: %w", err)
-	}
-	if err := replaceFile(tmp.Name(), path); err != nil {
-		return fmt.Errorf("keystore: file store: replacing a record: %w", err)
-	}
-	committed = true
 	// Only the new entry must be durable: if a crash brings back the
 	// temporary file's old entry, OpenFileStore removes it.
 	if err := syncDirectory(filepath.Dir(path)); err != nil {
