@@ -3,11 +3,13 @@ package custody_test
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/phicrypt/phicrypt/audit"
 	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
@@ -74,4 +76,60 @@ func TestServiceRotatesOnlyWhereThePolicySaysSo(t *testing.T) {
 		}
 		h.Close()
 	}
+}
+
+// The attack table's "a custodian decrypting", KMS side: under the KMS key
+// policy made from the signed policy, KMS denies the custodian's Decrypt
+// of a branch key, and the denial is recorded twice over: in KMS's own
+// trail (CloudTrail's part) and, where the custodian's client is audited,
+// in the audit log with the error code.
+func TestCustodianDecryptDeniedByKMSAndAudited(t *testing.T) {
+	ctx := context.Background()
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	user := func(name string) string { return "arn:aws:iam::" + l.Account() + ":user/" + name }
+	store, err := keystore.OpenFileStore(t.TempDir())
+	require.NoError(t, err)
+	defer store.Close()
+	w := newWorld(t, store)
+	p := w.basePolicy("*")
+	p.Revision = 1
+	p.Custodians[0].AWSPrincipal = user("alice")
+	p.Services[0].AWSPrincipal = user("svc")
+	doc, err := custody.GenerateKMSKeyPolicy(p.KMSKeyPolicyConfig(l.Account(), "attack-store"))
+	require.NoError(t, err)
+	aliceKMS := l.Client("alice")
+	key, err := aliceKMS.CreateKey(ctx, &kms.CreateKeyInput{Policy: aws.String(string(doc))})
+	require.NoError(t, err)
+	audited, err := keyring.NewAuditedKMS(aliceKMS, keyring.AuditConfig{Log: w.log, Hasher: w.hasher, Actor: "alice"})
+	require.NoError(t, err)
+	cfg := keyring.BranchKeysConfig{Store: store, Client: aliceKMS, KMSKeyARN: aws.ToString(key.KeyMetadata.Arn), LogicalStoreName: "attack-store"}
+	keys, err := custody.NewBranchKeys(cfg)
+	require.NoError(t, err)
+	v, err := keys.CreateBranchKey(ctx, testKey)
+	require.NoError(t, err)
+
+	cfg.Client = audited
+	asCustodian, err := keyring.NewBranchKeys(cfg)
+	require.NoError(t, err)
+	_, err = asCustodian.Unwrap(ctx, v)
+	require.Error(t, err)
+	require.True(t, isAccessDenied(err), "KMS denies it: %v", err)
+
+	last := w.lastRecord()
+	require.Equal(t, audit.KindKeyUse, last.Kind)
+	require.Equal(t, "alice", last.Actor)
+	require.Equal(t, "failed: AccessDeniedException", last.Reason)
+	require.Equal(t, w.hasher.BranchKey(testKey), last.Key)
+	var denied bool
+	for _, ev := range l.Trail() {
+		if ev.Principal == user("alice") && ev.Operation == "Decrypt" && ev.Result == "AccessDeniedException" {
+			denied = true
+		}
+	}
+	require.True(t, denied, "KMS's trail records the denied Decrypt")
+}
+
+func isAccessDenied(err error) bool {
+	var api interface{ ErrorCode() string }
+	return errors.As(err, &api) && api.ErrorCode() == "AccessDeniedException"
 }

@@ -202,6 +202,10 @@ var types = map[string]entry{
 	"keystore/postgres.Store":    {noSecret: "the same type as keystore/sqlite.Store (the shared SQL store), which has its own entry"},
 	"keystore/storetest.Backend": {noSecret: "test configuration: a name and constructor functions"},
 
+	// keystore/postgres: database roles (GrantStatements)
+	"keystore/postgres.Role":        {noSecret: "an enumeration"},
+	"keystore/postgres.GrantConfig": {noSecret: "a duty, a database role's name and a schema's name"},
+
 	// custody: roles, signed policies, quorum-signed change requests
 	"custody.Action":          {noSecret: "an enumeration"},
 	"custody.Role":            {noSecret: "an enumeration"},

@@ -25,7 +25,9 @@ type Store = sqlstore.Store
 // New makes the store's tables in db (a search_path in the connection
 // selects the schema) and brings them up to date; Close leaves db open. It
 // refuses a database whose schema is newer than this phicrypt knows
-// (keystore.ErrUnsupportedSchema).
+// (keystore.ErrUnsupportedSchema). A schema already current is only read,
+// so a role without the right to change it (a service's or a custodian's,
+// GrantStatements) opens it; the role that owns the tables migrates.
 //
 // Writes run at READ COMMITTED and lock the branch key's row (SELECT ...
 // FOR UPDATE) before checking their condition; migrations hold a
@@ -101,6 +103,9 @@ func dialect() *sqlstore.Dialect {
 		LockKeySuffix:   " FOR UPDATE",
 		UniqueViolation: postgresUniqueViolation,
 		Check:           checkHandle,
+
+		PermissionDenied:    postgresPermissionDenied,
+		ErrPermissionDenied: ErrPermissionDenied,
 	}
 }
 

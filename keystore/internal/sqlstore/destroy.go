@@ -23,7 +23,7 @@ func (s *Store) Destroy(ctx context.Context, id, version string) error {
 	}
 	changed := false
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.lockKey(ctx, tx, id); err != nil {
+		if err := s.lockKey(ctx, tx, id, "destroying a version"); err != nil {
 			return err
 		}
 		cur, err := s.getVersion(ctx, tx, id, version)
@@ -55,7 +55,7 @@ func (s *Store) DestroyKey(ctx context.Context, id string) error {
 	}
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.lockKey(ctx, tx, id); err != nil {
+		if err := s.lockKey(ctx, tx, id, "destroying a branch key"); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, sqlDestroy+`WHERE branch_key_id = $2 AND state <> 'destroyed'`, []byte{}, id)

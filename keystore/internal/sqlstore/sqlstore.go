@@ -67,6 +67,13 @@ type Dialect struct {
 	// to push the erasure further than the row (SQLite checkpoints its
 	// WAL). Its failure does not undo the destroy and is not reported.
 	AfterDestroy string
+	// PermissionDenied, if set, reports a database error that says the
+	// session's role lacks a privilege; the store's error then wraps
+	// ErrPermissionDenied as well, and names the operation.
+	PermissionDenied func(err error) bool
+	// ErrPermissionDenied is the sentinel that errors PermissionDenied
+	// reports wrap.
+	ErrPermissionDenied error
 }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS phicrypt_schema_migrations (
@@ -117,7 +124,40 @@ func Open(ctx context.Context, db *sql.DB, d *Dialect, closeDB bool) (*Store, er
 	return s, nil
 }
 
+// sqlSchemaVersion reads the newest migration applied.
+const sqlSchemaVersion = `SELECT COALESCE(MAX(version), 0) FROM phicrypt_schema_migrations`
+
+// migrate brings the schema up to date. A schema already current needs no
+// lock and no DDL, so it reads the version first: a role that may not
+// change the schema (a service's, keystore/postgres.GrantStatements) opens
+// a store whose owner migrated it. Anything else (no migrations table,
+// an older schema, a failed read) takes the locked path, which checks
+// again under the lock.
 func (s *Store) migrate(ctx context.Context) error {
+	var current int
+	if err := s.db.QueryRowContext(ctx, sqlSchemaVersion).Scan(&current); err == nil {
+		if err := s.checkSchema(current); err != nil || current == len(s.d.Migrations) {
+			return err
+		}
+	}
+	err := s.migrateLocked(ctx)
+	if s.d.ErrPermissionDenied != nil && errors.Is(err, s.d.ErrPermissionDenied) {
+		return fmt.Errorf("%w; a role without the right to change the schema opens only a store whose schema is current (%d): open it once with the role that owns its tables, which migrates it",
+			err, len(s.d.Migrations))
+	}
+	return err
+}
+
+// checkSchema refuses a schema newer than d knows.
+func (s *Store) checkSchema(current int) error {
+	if current > len(s.d.Migrations) {
+		return fmt.Errorf("%w: the %s store has schema %d; this phicrypt knows schemas up to %d",
+			keystore.ErrUnsupportedSchema, s.d.Name, current, len(s.d.Migrations))
+	}
+	return nil
+}
+
+func (s *Store) migrateLocked(ctx context.Context) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if s.d.LockMigrations != "" {
 			if _, err := tx.ExecContext(ctx, s.d.LockMigrations); err != nil {
@@ -128,12 +168,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			return s.wrap("creating the migrations table", err)
 		}
 		var current int
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM phicrypt_schema_migrations`).Scan(&current); err != nil {
+		if err := tx.QueryRowContext(ctx, sqlSchemaVersion).Scan(&current); err != nil {
 			return s.wrap("reading the schema version", err)
 		}
-		if current > len(s.d.Migrations) {
-			return fmt.Errorf("%w: the %s store has schema %d; this phicrypt knows schemas up to %d",
-				keystore.ErrUnsupportedSchema, s.d.Name, current, len(s.d.Migrations))
+		if err := s.checkSchema(current); err != nil {
+			return err
 		}
 		for v := current + 1; v <= len(s.d.Migrations); v++ {
 			for _, stmt := range s.d.Migrations[v-1] {
@@ -173,7 +212,7 @@ func (s *Store) Rotate(ctx context.Context, id, expectedActive string, next keys
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.lockKey(ctx, tx, id); err != nil {
+		if err := s.lockKey(ctx, tx, id, "rotating a branch key"); err != nil {
 			return err
 		}
 		var active string
@@ -408,15 +447,15 @@ func (s *Store) scanVersion(r rowScanner) (keystore.BranchKeyVersion, error) {
 }
 
 // lockKey makes sure branch key id exists and, where the dialect needs it,
-// locks its row until the transaction ends.
-func (s *Store) lockKey(ctx context.Context, tx *sql.Tx, id string) error {
+// locks its row until the transaction ends; what names the operation.
+func (s *Store) lockKey(ctx context.Context, tx *sql.Tx, id, what string) error {
 	var got string
 	err := tx.QueryRowContext(ctx, `SELECT branch_key_id FROM phicrypt_branch_keys WHERE branch_key_id = $1`+s.d.LockKeySuffix, id).Scan(&got)
 	if errors.Is(err, sql.ErrNoRows) {
 		return keystore.NotFoundError(id)
 	}
 	if err != nil {
-		return s.wrap("locking a branch key", err)
+		return s.wrap(what+": locking the branch key", err)
 	}
 	return nil
 }
@@ -475,6 +514,10 @@ func (s *Store) expectOne(res sql.Result, err error, what string) error {
 // wrap adds context to a database error. Driver errors name constraints and
 // SQL states, not row values (PostgreSQL keeps those in the error's Detail,
 // which its Error method leaves out), so no ciphertext reaches the message.
+// A missing privilege also wraps the dialect's ErrPermissionDenied.
 func (s *Store) wrap(what string, err error) error {
+	if s.d.PermissionDenied != nil && s.d.PermissionDenied(err) {
+		return fmt.Errorf("keystore: %s store: %s: %w: %w", s.d.Name, what, s.d.ErrPermissionDenied, err)
+	}
 	return fmt.Errorf("keystore: %s store: %s: %w", s.d.Name, what, err)
 }
