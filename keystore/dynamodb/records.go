@@ -1,7 +1,9 @@
 package dynamodb
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,7 +22,8 @@ import (
 //
 //	branch-key-id  "\x00phicrypt:records:<kind>"  (S)
 //	type           "record:<name>"                (S)
-//	phicrypt-schema 1 (N), value (B), revision (N), updated-at (S, as create-time)
+//	phicrypt-schema 1 (N), value (B), revision (N), updated-at (S, as create-time),
+//	put-token (B, 16 random bytes: which PutRecord call wrote it)
 //
 // The partition key begins with NUL, which no branch key id phicrypt
 // accepts contains, and no AWS KeyStore makes such an id; its sort keys
@@ -36,8 +39,9 @@ const (
 	attrValue             = "value"      // B
 	attrRevision          = "revision"   // N
 	attrUpdatedAt         = "updated-at" // S, createTimeLayout
+	attrPutToken          = "put-token"  // B, 16 random bytes per PutRecord call
 	recordSchema          = "1"
-	recordAttrs           = 6
+	recordAttrs           = 7
 	maxRevisionLen        = 19 // digits of math.MaxInt64
 )
 
@@ -81,6 +85,13 @@ func (s *Store) PutRecord(ctx context.Context, kind, name string, value []byte, 
 	it[attrValue] = avB(value)
 	it[attrRevision] = avN(strconv.FormatUint(expected+1, 10))
 	it[attrUpdatedAt] = avS(keystore.RecordNow().Format(createTimeLayout))
+	// The token tells this call's own write from another's: PutItem takes
+	// no idempotency token, so when the SDK retries a write whose answer
+	// was lost, the retry fails its condition against the item the first
+	// attempt stored. A record holding this call's token is that write.
+	token := make([]byte, 16)
+	rand.Read(token)
+	it[attrPutToken] = avB(token)
 	in := &dynamodb.PutItemInput{TableName: &s.table, Item: it}
 	if expected == 0 {
 		in.ConditionExpression = aws.String("attribute_not_exists(#id)")
@@ -96,11 +107,21 @@ func (s *Store) PutRecord(ctx context.Context, kind, name string, value []byte, 
 		return expected + 1, nil
 	case !isConditionFailed(err):
 		return 0, wrap("storing a "+keystore.RecordRef(kind, name), err)
+	}
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: recordKey(kind, name), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return 0, wrap("reading a "+keystore.RecordRef(kind, name), err)
+	}
+	if t, ok := out.Item[attrPutToken].(*types.AttributeValueMemberB); ok && bytes.Equal(t.Value, token) {
+		if r, ok := out.Item[attrRevision].(*types.AttributeValueMemberN); ok && r.Value == strconv.FormatUint(expected+1, 10) {
+			return expected + 1, nil // a retried attempt of this call's own write
+		}
+	}
+	switch {
 	case expected == 0:
 		return 0, keystore.RecordExistsError(kind, name)
-	}
-	if _, err := s.GetRecord(ctx, kind, name); err != nil {
-		return 0, err // ErrNotFound
+	case len(out.Item) == 0:
+		return 0, keystore.RecordNotFoundError(kind, name)
 	}
 	return 0, keystore.RecordConflictError(kind, name, expected)
 }
@@ -222,6 +243,9 @@ func decodeRecord(kind string, it map[string]types.AttributeValue) (keystore.Rec
 		return keystore.Record{}, bad("has an unreadable update time")
 	}
 	r.UpdatedAt = t
+	if tok, ok := it[attrPutToken].(*types.AttributeValueMemberB); !ok || len(tok.Value) != 16 {
+		return keystore.Record{}, bad("has no put token")
+	}
 	if err := r.Validate(); err != nil {
 		return keystore.Record{}, bad("is out of range: " + err.Error())
 	}

@@ -30,7 +30,7 @@ func TestRecordLayout(t *testing.T) {
 	require.EqualValues(t, 2, rev)
 
 	got := item(t, c, table, "\x00phicrypt:records:policy", "record:tenant")
-	require.Equal(t, []string{"branch-key-id", "phicrypt-schema", "revision", "type", "updated-at", "value"}, names(got))
+	require.Equal(t, []string{"branch-key-id", "phicrypt-schema", "put-token", "revision", "type", "updated-at", "value"}, names(got))
 	require.Equal(t, N("1"), got["phicrypt-schema"])
 	require.Equal(t, N("2"), got["revision"])
 	require.Equal(t, B([]byte{0, 1, 2}), got["value"])
