@@ -13,23 +13,41 @@ import (
 	"github.com/phicrypt/phicrypt/keystore"
 )
 
+// fullStore is a store with its records (the trust policies and the ids
+// of applied change requests), which backups must carry: a wrapper that
+// hid them would back up keys without their governance.
+type fullStore interface {
+	keystore.Store
+	keystore.Records
+	keystore.RecordKindLister
+}
+
+// withRecords returns s as a fullStore, or an error if it keeps no records.
+func withRecords(s keystore.Store) (fullStore, error) {
+	f, ok := s.(fullStore)
+	if !ok {
+		return nil, errors.New("this store keeps no records (trust policies, applied requests): keyctl backs up and restores only stores that do")
+	}
+	return f, nil
+}
+
 // exportCounter reports a backup's progress: Export lists the ids once,
 // then reads each key with List.
 type exportCounter struct {
-	keystore.Store
+	fullStore
 	prog        progress
 	done, total int
 }
 
 func (c *exportCounter) IDs(ctx context.Context) ([]string, error) {
-	ids, err := c.Store.IDs(ctx)
+	ids, err := c.fullStore.IDs(ctx)
 	c.total = len(ids)
 	c.prog.Set(0, c.total)
 	return ids, err
 }
 
 func (c *exportCounter) List(ctx context.Context, id string) ([]keystore.BranchKeyVersion, error) {
-	vs, err := c.Store.List(ctx, id)
+	vs, err := c.fullStore.List(ctx, id)
 	c.done++
 	c.prog.Set(c.done, c.total)
 	return vs, err
@@ -38,13 +56,13 @@ func (c *exportCounter) List(ctx context.Context, id string) ([]keystore.BranchK
 // restoreCounter reports a restore's progress: Restore creates each key
 // with Create (the total is not known until it is done).
 type restoreCounter struct {
-	keystore.Store
+	fullStore
 	prog progress
 	done int
 }
 
 func (c *restoreCounter) Create(ctx context.Context, v keystore.BranchKeyVersion) error {
-	err := c.Store.Create(ctx, v)
+	err := c.fullStore.Create(ctx, v)
 	c.done++
 	c.prog.Set(c.done, -1)
 	return err
@@ -72,7 +90,11 @@ Progress shows as a bar on a terminal and as plain lines otherwise.`,
 			if err != nil {
 				return err
 			}
-			cs := &exportCounter{Store: s.store, prog: prog}
+			full, err := withRecords(s.store)
+			if err != nil {
+				return err
+			}
+			cs := &exportCounter{fullStore: full, prog: prog}
 			err = writeBackup(cmd.Context(), cs, args[0])
 			prog.Finish()
 			if err != nil {
@@ -139,7 +161,11 @@ versions unwrap only under the logical store name they were made with.`,
 			if err != nil {
 				return err
 			}
-			cs := &restoreCounter{Store: s.store, prog: prog}
+			full, err := withRecords(s.store)
+			if err != nil {
+				return err
+			}
+			cs := &restoreCounter{fullStore: full, prog: prog}
 			err = keystore.Restore(cmd.Context(), cs, f)
 			prog.Finish()
 			if err != nil {

@@ -116,6 +116,15 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	var l2 listed
 	w.okJSON(&l2, "list", "--store", other)
 	require.Equal(t, l, l2)
+	// The backup carries the governance too: the trust policy is in force
+	// in the restored store, so nobody outside it can install their own.
+	var pol, pol2 struct {
+		Policies []policyJSON `json:"policies"`
+	}
+	w.okJSON(&pol, "policy", "show")
+	w.okJSON(&pol2, "policy", "show", "--store", other)
+	require.NotEmpty(t, pol.Policies)
+	require.Equal(t, pol, pol2)
 
 	// audit prove: an inclusion proof and a consistency proof, checked
 	// by keyctl; audit verify --since an older checkpoint.
