@@ -385,7 +385,7 @@ func (a *app) authorizeAndRun(ctx context.Context, s *session, f *changeFile) ([
 	cfg := custody.ExecutorConfig{Authority: auth, Keys: s.keys, KMS: s.kms, ReEncrypter: s.kms}
 	var finish func(error) error
 	if f.Request.Action == custody.ActionRewrap {
-		if cfg.Rewrap, finish, err = a.rewrapRun(s, f.Request); err != nil {
+		if cfg.Rewrap, finish, err = a.rewrapRun(ctx, s, f.Request); err != nil {
 			return nil, err
 		}
 	}

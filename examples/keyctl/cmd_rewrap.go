@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phicrypt/phicrypt/custody"
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // rewrapCheckpoint is the rewrap checkpoint file (JSON, mode 0600; it
@@ -123,12 +124,16 @@ func (a *app) resumeRewrap(ctx context.Context, s *session, cp *rewrapCheckpoint
 	if _, err := s.records().GetRecord(ctx, custody.RecordAppliedRequest, id.String()); err != nil {
 		return fmt.Errorf("the rewrap checkpoint's request %s was never authorized in this store: %w", id, err)
 	}
+	if err := mayResume(ctx, s, r, id); err != nil {
+		e := s.audit.hasher.Denial(time.Now(), s.actor, "resume rewrap", r.BranchKeyID, "resume refused")
+		return errors.Join(err, s.audit.record(e))
+	}
 	e := s.audit.hasher.AdminChange(time.Now(), s.actor, "resume rewrap", r.BranchKeyID, nil)
 	e.Reason = "request " + id.String()
 	if err := s.audit.record(e); err != nil {
 		return err
 	}
-	opts, finish, err := a.rewrapRun(s, r, cp)
+	opts, finish, err := a.rewrapRun(ctx, s, r, cp)
 	if err != nil {
 		return err
 	}
@@ -142,9 +147,13 @@ func (a *app) resumeRewrap(ctx context.Context, s *session, cp *rewrapCheckpoint
 // goes to stderr. finish, given the outcome of a rewrap that ran, makes r's
 // KMS key the configuration's, and removes the checkpoint after a success
 // or saves the last position after a failure.
-func (a *app) rewrapRun(s *session, r *custody.Request, resume ...*rewrapCheckpoint) (custody.RewrapOptions, func(error) error, error) {
+func (a *app) rewrapRun(ctx context.Context, s *session, r *custody.Request, resume ...*rewrapCheckpoint) (custody.RewrapOptions, func(error) error, error) {
 	var opts custody.RewrapOptions
 	raw, err := r.MarshalBinary()
+	if err != nil {
+		return opts, nil, err
+	}
+	id, err := r.ID()
 	if err != nil {
 		return opts, nil, err
 	}
@@ -184,6 +193,11 @@ func (a *app) rewrapRun(s *session, r *custody.Request, resume ...*rewrapCheckpo
 		}
 		if err != nil {
 			return errors.Join(fmt.Errorf("%w (run the same keyctl rewrap again to resume)", err), writeRewrapCheckpoint(path, &last))
+		}
+		// A finished rewrap is recorded in the store, so that no
+		// checkpoint, kept or forged, can run its request again.
+		if _, err := s.records().PutRecord(ctx, recordRewrapFinished, id.String(), []byte{1}, 0); err != nil && !errors.Is(err, keystore.ErrExists) {
+			return fmt.Errorf("the rewrap finished but could not be recorded as finished: %w", err)
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -245,4 +259,36 @@ func writeRewrapCheckpoint(path string, cp *rewrapCheckpoint) error {
 		return fmt.Errorf("saving the rewrap checkpoint: %w", err)
 	}
 	return nil
+}
+
+// recordRewrapFinished is the record kind keyctl writes when a rewrap
+// request has run to its end (name: the request id).
+const recordRewrapFinished = "keyctl-rewrap-finished"
+
+// mayResume refuses to resume a rewrap whose approval no longer holds: a
+// checkpoint names an authorized request, but only the approvers' intent
+// at the time, so a resume must still be within the request's expiry,
+// under the same policy, by a custodian of it, and of a rewrap that has
+// not finished (a finished one is recorded in the store).
+func mayResume(ctx context.Context, s *session, r *custody.Request, id custody.RequestID) error {
+	if !time.Now().Before(r.Expiry) {
+		return fmt.Errorf("%w: the rewrap's approval expired at %s; propose it again", custody.ErrExpired, r.Expiry.UTC().Format(time.RFC3339))
+	}
+	if _, err := s.records().GetRecord(ctx, recordRewrapFinished, id.String()); err == nil {
+		return fmt.Errorf("%w: rewrap request %s has finished; propose a new one", custody.ErrReplayed, id)
+	} else if !errors.Is(err, keystore.ErrNotFound) {
+		return err
+	}
+	auth, err := s.authority()
+	if err != nil {
+		return err
+	}
+	p, err := auth.PolicyFor(ctx, r.BranchKeyID)
+	if err != nil {
+		return err
+	}
+	if d, err := p.Digest(); err != nil || d != r.PolicyDigest {
+		return fmt.Errorf("%w: the policy changed since the rewrap was approved; propose it again", custody.ErrStalePolicy)
+	}
+	return auth.Check(ctx, s.actor, r.BranchKeyID, custody.ActionRewrap)
 }

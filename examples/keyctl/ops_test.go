@@ -86,6 +86,11 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	require.Contains(t, errOut, "rewrap: 4/4 versions\n")
 	_, err = os.Stat(cpPath)
 	require.ErrorIs(t, err, os.ErrNotExist, "a finished rewrap removes its checkpoint")
+	// Nor can a kept (or rewritten) checkpoint of a finished rewrap run
+	// its approved request again: the store records it as finished.
+	require.NoError(t, os.WriteFile(cpPath, b, 0o600))
+	w.fails(1, "has finished", "rewrap", "--to", newARN, "--progress", "none")
+	require.NoError(t, os.Remove(cpPath))
 	// A new rewrap is a new change: everything is under the key already.
 	w.okJSON(&rep, "rewrap", "--to", newARN, "--progress", "none")
 	require.Equal(t, 0, rep.Rewrapped)
