@@ -177,6 +177,9 @@ func (r *Request) MarshalBinary() ([]byte, error) {
 }
 
 func (r *Request) check() error {
+	if r == nil {
+		return fmt.Errorf("%w: no request", ErrInvalid)
+	}
 	if err := checkName(r.Proposer); err != nil {
 		return fmt.Errorf("the proposer: %w", err)
 	}

@@ -201,3 +201,18 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// A nil request is refused, never a panic.
+func TestNilRequestIsRefused(t *testing.T) {
+	_, key, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	s, err := custody.NewSigner("alice", key)
+	require.NoError(t, err)
+	_, err = s.Approve(nil)
+	require.ErrorIs(t, err, custody.ErrInvalid)
+	var r *custody.Request
+	_, err = r.MarshalBinary()
+	require.ErrorIs(t, err, custody.ErrInvalid)
+	_, err = r.ID()
+	require.ErrorIs(t, err, custody.ErrInvalid)
+}
