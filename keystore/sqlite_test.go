@@ -136,3 +136,19 @@ func TestSQLiteStoreRefusesHandleWithoutSecureDelete(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 }
+
+// A database file sqlite.Open makes, and its WAL, are its owner's only:
+// they name branch key ids, which may be PHI.
+func TestSQLiteStoreFilesAreOwnerOnly(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	s, err := sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Create(ctx, storetest.NewVersion("patient-4711", keystore.StateActive)))
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		require.NoError(t, err)
+		require.Equal(t, fs.FileMode(0o600), fi.Mode().Perm(), p)
+	}
+}

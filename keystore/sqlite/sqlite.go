@@ -11,7 +11,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 
 	"github.com/phicrypt/phicrypt/keystore"
@@ -47,6 +49,14 @@ type Store = sqlstore.Store
 func Open(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
+		return nil, fmt.Errorf("keystore: sqlite store: %w", err)
+	}
+	// A new database file is made readable by its owner only (it names
+	// branch key ids, which may be PHI); SQLite gives its WAL and
+	// shared-memory files the database file's permissions.
+	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("keystore: sqlite store: %w", err)
 	}
 	db, err := sql.Open("sqlite", DSN(abs))
