@@ -292,8 +292,9 @@ installed a policy of their own (the audit log records every installation).`,
 					a.printf("no trust policy installed: keyctl propose set-policy\n")
 				}
 				for _, p := range out {
-					a.printf("scope %s revision %d digest %s\n  custodians: %s\n  services: %s\n  auditors: %s\n  quorum: %v\n",
-						p.Scope, p.Revision, p.Digest, strings.Join(p.Custodians, ", "), strings.Join(p.Services, ", "), strings.Join(p.Auditors, ", "), p.Quorum)
+					a.printf("scope %s revision %d digest %s\n  custodians: %s\n  services: %s\n  auditors: %s\n  quorum: %v\n  services may rotate: by usage %t, by age %t\n",
+						p.Scope, p.Revision, p.Digest, principalNames(p.Custodians), principalNames(p.Services), principalNames(p.Auditors), p.Quorum,
+						p.ServicesMayRotate.ByUsage, p.ServicesMayRotate.ByAge)
 				}
 			})
 		},

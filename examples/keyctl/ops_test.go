@@ -231,6 +231,12 @@ func TestDisableEnableDestroyKey(t *testing.T) {
 	require.Equal(t, 2, pol.Policies[0].Quorum["destroy-key"])
 	require.Equal(t, 1, pol.Policies[0].Quorum["create"])
 	require.Len(t, pol.Policies[0].Custodians, 3)
+	for _, c := range pol.Policies[0].Custodians {
+		require.Regexp(t, "^[0-9a-f]{64}$", c.PublicKey, "the whole Ed25519 key, to compare with the custodians' own")
+		require.NotEmpty(t, c.Name)
+		require.NotEmpty(t, c.KeyFingerprint)
+	}
+	require.False(t, pol.Policies[0].ServicesMayRotate.ByAge)
 	w.fails(1, "not permit", "create", "tenant-y", "--identity", ids["svc"])
 
 	// Destroying the whole key: every version is crypto-shredded.

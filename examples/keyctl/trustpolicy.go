@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -98,13 +99,43 @@ func actionByName(name string) (custody.Action, bool) {
 
 // policyJSON is a trust policy as policy show prints it.
 type policyJSON struct {
-	Scope      string         `json:"scope"`
-	Revision   uint64         `json:"revision"`
-	Digest     string         `json:"digest"`
-	Custodians []string       `json:"custodians"`
-	Services   []string       `json:"services"`
-	Auditors   []string       `json:"auditors"`
-	Quorum     map[string]int `json:"quorum"`
+	Scope             string          `json:"scope"`
+	Revision          uint64          `json:"revision"`
+	Digest            string          `json:"digest"`
+	Custodians        []principalJSON `json:"custodians"`
+	Services          []principalJSON `json:"services"`
+	Auditors          []principalJSON `json:"auditors"`
+	Quorum            map[string]int  `json:"quorum"`
+	ServicesMayRotate struct {
+		ByUsage bool `json:"by_usage"`
+		ByAge   bool `json:"by_age"`
+	} `json:"services_may_rotate"`
+}
+
+// principalJSON is a principal as policy show prints it: its name, its
+// Ed25519 public key (hex) and that key's fingerprint, and the AWS
+// principal it acts as in KMS, if any.
+type principalJSON struct {
+	Name           string `json:"name"`
+	PublicKey      string `json:"public_key"`
+	KeyFingerprint string `json:"key_fingerprint"`
+	AWSPrincipal   string `json:"aws_principal,omitempty"`
+}
+
+func (p principalJSON) String() string {
+	s := p.Name + " (" + p.KeyFingerprint
+	if p.AWSPrincipal != "" {
+		s += ", " + p.AWSPrincipal
+	}
+	return s + ")"
+}
+
+func principalNames(ps []principalJSON) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ", ")
 }
 
 func newPolicyJSON(p *custody.Policy) policyJSON {
@@ -112,16 +143,18 @@ func newPolicyJSON(p *custody.Policy) policyJSON {
 	if scope != "*" {
 		scope = keystore.Fingerprint(scope) // a scope may be a branch key id
 	}
-	j := policyJSON{Scope: scope, Revision: p.Revision, Custodians: []string{}, Services: []string{}, Auditors: []string{}, Quorum: map[string]int{}}
+	j := policyJSON{Scope: scope, Revision: p.Revision, Custodians: []principalJSON{}, Services: []principalJSON{}, Auditors: []principalJSON{}, Quorum: map[string]int{}}
+	j.ServicesMayRotate.ByUsage, j.ServicesMayRotate.ByAge = p.ServiceMayRotate.ByUsage, p.ServiceMayRotate.ByAge
 	if d, err := p.Digest(); err == nil {
 		j.Digest = fmt.Sprintf("%x", d)
 	}
 	for _, l := range []struct {
 		from []custody.Principal
-		into *[]string
+		into *[]principalJSON
 	}{{p.Custodians, &j.Custodians}, {p.Services, &j.Services}, {p.Auditors, &j.Auditors}} {
 		for _, pr := range l.from {
-			*l.into = append(*l.into, pr.String())
+			*l.into = append(*l.into, principalJSON{Name: pr.Name, PublicKey: hex.EncodeToString(pr.PublicKey),
+				KeyFingerprint: custody.KeyFingerprint(pr.PublicKey), AWSPrincipal: pr.AWSPrincipal})
 		}
 	}
 	for a := custody.Action(1); a.String() != "invalid"; a++ {
