@@ -115,6 +115,9 @@ Progress shows as a bar on a terminal and as plain lines otherwise.`,
 // writeBackup exports store to path through path.partial.
 func writeBackup(ctx context.Context, store keystore.Store, path string) error {
 	partial := path + ".partial"
+	if _, err := os.Lstat(path); err == nil {
+		return usagef("%s exists: a backup never overwrites a file; name a new one or move the old one away", path)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}

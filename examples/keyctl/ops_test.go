@@ -113,6 +113,7 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	fi, err := os.Stat(backup)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	w.fails(2, "never overwrites", "backup", backup)
 	w.fails(1, "restore needs an empty store", "restore", backup)
 	other := "sqlite:" + filepath.Join(w.dir, "restored.db")
 	var restored struct{ Keys int }
