@@ -225,13 +225,18 @@ that is not a custodian of the trust policy in force for the change.
 			if err != nil {
 				return err
 			}
-			s, err := a.open(cmd.Context(), needs{store: true, identity: true})
+			s, err := a.open(cmd.Context(), needs{store: true, identity: true, audit: true})
 			if err != nil {
 				return err
 			}
 			defer s.Close()
 			if err := s.approve(cmd.Context(), f, time.Now()); err != nil {
-				return err
+				reason := custody.Reason(err)
+				if errors.Is(err, errNotCustodian) {
+					reason = "not-custodian"
+				}
+				e := s.audit.hasher.Denial(time.Now(), s.me.Name, "approve "+f.Request.Action.String(), f.Request.BranchKeyID, reason)
+				return errors.Join(err, s.audit.record(e))
 			}
 			if out == "" {
 				out = args[0]

@@ -148,7 +148,7 @@ func TestEndToEnd(t *testing.T) {
 	w.okJSON(&verified, "audit", "verify", "--records", "-1")
 	require.True(t, verified.Verified)
 	var authorized, destroyed bool
-	var denials []string
+	var denials, refusedApprovals []string
 	for _, r := range verified.Records {
 		if r.Operation == kind && r.Kind == "admin-change" {
 			authorized = true
@@ -161,6 +161,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if r.Kind == "denial" {
 			denials = append(denials, r.Reason)
+			if strings.HasPrefix(r.Operation, "approve ") {
+				refusedApprovals = append(refusedApprovals, r.Actor)
+			}
 		}
 		require.NotContains(t, r.Operation+r.Reason, "patient-000", "the audit log must not hold branch key ids")
 	}
@@ -168,6 +171,7 @@ func TestEndToEnd(t *testing.T) {
 	for _, want := range []string{"too-few-approvals", "forged-approval", "not-custodian", "replayed"} {
 		require.True(t, slices.ContainsFunc(denials, func(d string) bool { return strings.HasSuffix(d, want) }), "no denial %q in %v", want, denials)
 	}
+	require.Contains(t, refusedApprovals, "mallory", "a refused approval is audited too")
 	require.Contains(t, w.ok("audit", "verify"), "approvers:alice,bob")
 	// An auditor needs no configuration and no secret: the log, the
 	// verifier key and a checkpoint.
