@@ -615,8 +615,8 @@ func (p Policy) String() string {
 		}
 		return "[" + strings.Join(s, " ") + "]"
 	}
-	return fmt.Sprintf("Policy{%s, revision %d, custodians %s, services %s, auditors %s, quorum %v, service may rotate %+v}",
-		scopeName(p.Scope), p.Revision, names(p.Custodians), names(p.Services), names(p.Auditors), p.quorumString(), p.ServiceMayRotate)
+	return fmt.Sprintf("Policy{%s, revision %d, custodians %s, services %s, auditors %s, quorum %v, services may rotate by usage %t, by age %t}",
+		scopeName(p.Scope), p.Revision, names(p.Custodians), names(p.Services), names(p.Auditors), p.quorumString(), p.ServiceMayRotate.ByUsage, p.ServiceMayRotate.ByAge)
 }
 
 func (p Policy) quorumString() string {
