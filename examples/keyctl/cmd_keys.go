@@ -198,6 +198,9 @@ several hosts at once.`,
 			if !due && (maxAge != 0 || maxMessages != 0) {
 				return usagef("--max-age and --max-messages go with --due")
 			}
+			if maxAge < 0 {
+				return usagef("--max-age must not be negative")
+			}
 			s, err := a.open(cmd.Context(), needs{store: true, kms: true, audit: true, identity: true})
 			if err != nil {
 				return err
@@ -223,7 +226,10 @@ several hosts at once.`,
 }
 
 func (a *app) rotateDue(ctx context.Context, s *session, p custody.RotationPolicy) error {
-	if p.MaxAge < 0 || p.MaxAge == 0 && p.MaxMessages == 0 {
+	if p.MaxAge < 0 {
+		return usagef("--max-age must not be negative")
+	}
+	if p.MaxAge == 0 && p.MaxMessages == 0 {
 		return usagef("--due needs --max-age or --max-messages")
 	}
 	// Rotation by age or usage is a custodian's own use, not a change:

@@ -46,6 +46,8 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	w.fails(2, `unknown command "decrypt"`, "decrypt")
 	w.fails(2, "unknown flag", "list", "--no-such-flag")
 	w.fails(2, "want one branch key ID", "create")
+	w.fails(2, "want auto, bar, lines or none", "list", "--progress", "weird")
+	w.fails(2, "--max-age must not be negative", "rotate", "--due", "--max-age", "-1h")
 	require.NotContains(t, strings.ToLower(out), "\n  decrypt")
 }
 

@@ -69,6 +69,15 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	a.root = root
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	// A bad --progress is a usage error for every command, whether or not
+	// it has a long operation to show.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		switch a.progress {
+		case "auto", "bar", "lines", "none":
+			return nil
+		}
+		return usagef("--progress %q: want auto, bar, lines or none", a.progress)
+	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configPath, "config", "", "configuration `file` (env KEYCTL_CONFIG; default $XDG_CONFIG_HOME/keyctl/config.json)")
 	pf.StringVar(&a.store, "store", "", "branch key `store`: file:DIR, sqlite:PATH, postgres:URL or dynamodb:TABLE (env KEYCTL_STORE)")
