@@ -121,7 +121,13 @@ func writeBackup(ctx context.Context, store keystore.Store, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A partial file left by an interrupted backup (or anything else at
+	// that name, a symbolic link included) is removed, not written
+	// through; the new one is made fresh, 0600.
+	if err := os.Remove(partial); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("writing the backup: %w", err)
+	}
+	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("writing the backup: %w", err)
 	}
@@ -135,7 +141,15 @@ func writeBackup(ctx context.Context, store keystore.Store, path string) error {
 	if err != nil {
 		return fmt.Errorf("writing the backup (run the same command again to start over): %w", err)
 	}
-	return os.Rename(partial, path)
+	// A hard link, unlike a rename, never replaces a file that appeared
+	// at path meanwhile.
+	if err := os.Link(partial, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return usagef("%s appeared while the backup was written: a backup never overwrites a file; the backup is in %s", path, partial)
+		}
+		return fmt.Errorf("writing the backup: %w", err)
+	}
+	return os.Remove(partial)
 }
 
 func (a *app) restoreCommand() *cobra.Command {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -174,8 +175,18 @@ func (a *app) rewrapRun(ctx context.Context, s *session, r *custody.Request, res
 	var saved time.Time
 	opts.EncryptionContext = s.keys.EncryptionContext
 	opts.Progress = prog.Set
-	opts.Checkpoint = func(id, version string) error {
-		last.BranchKeyID, last.Version = id, version
+	marked := len(resume) > 0
+	opts.Checkpoint = func(bk, version string) error {
+		if !marked {
+			// The rewrap is authorized and under way (Rewrap calls this
+			// only after the Executor authorized it): it is now the one
+			// that may resume.
+			if err := markCurrentRewrap(ctx, s, id); err != nil {
+				return err
+			}
+			marked = true
+		}
+		last.BranchKeyID, last.Version = bk, version
 		if time.Since(saved) < checkpointEvery {
 			return nil
 		}
@@ -290,5 +301,75 @@ func mayResume(ctx context.Context, s *session, r *custody.Request, id custody.R
 	if d, err := p.Digest(); err != nil || d != r.PolicyDigest {
 		return fmt.Errorf("%w: the policy changed since the rewrap was approved; propose it again", custody.ErrStalePolicy)
 	}
-	return auth.Check(ctx, s.actor, r.BranchKeyID, custody.ActionRewrap)
+	// Only the rewrap started last may resume, and only while every
+	// installed policy is as it was when it started: a later rewrap, or
+	// any policy change (a narrower policy whose quorum a new rewrap
+	// would need, say), ends it.
+	cur, err := s.records().GetRecord(ctx, recordRewrapCurrent, "current")
+	if err != nil && !errors.Is(err, keystore.ErrNotFound) {
+		return err
+	}
+	set, err := policySetDigest(ctx, auth)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(cur.Value, append(id[:], set[:]...)) {
+		return fmt.Errorf("%w: a later rewrap or a policy change superseded this one; propose it again", custody.ErrStalePolicy)
+	}
+	// The resuming custodian proves it is one by name and key.
+	if s.me == nil || !isCustodian(p, s.me.Name, s.me.public()) {
+		return fmt.Errorf("%w: resuming a rewrap takes a custodian of its policy (by name and key)", custody.ErrNotCustodian)
+	}
+	return nil
+}
+
+// recordRewrapCurrent names the rewrap keyctl started last (one record,
+// "current"): the request id and the digest of every installed policy
+// then.
+const recordRewrapCurrent = "keyctl-rewrap-current"
+
+// policySetDigest is SHA-256 over every installed policy's digest, in the
+// order Authority.Policies gives them.
+func policySetDigest(ctx context.Context, auth *custody.Authority) ([32]byte, error) {
+	ps, err := auth.Policies(ctx)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	h := sha256.New()
+	for _, p := range ps {
+		d, err := p.Digest()
+		if err != nil {
+			return [32]byte{}, err
+		}
+		h.Write(d[:])
+	}
+	return [32]byte(h.Sum(nil)), nil
+}
+
+// markCurrentRewrap records r as the rewrap started last.
+func markCurrentRewrap(ctx context.Context, s *session, id custody.RequestID) error {
+	auth, err := s.authority()
+	if err != nil {
+		return err
+	}
+	set, err := policySetDigest(ctx, auth)
+	if err != nil {
+		return err
+	}
+	value := append(id[:], set[:]...)
+	for range 5 {
+		var expected uint64
+		cur, err := s.records().GetRecord(ctx, recordRewrapCurrent, "current")
+		switch {
+		case err == nil:
+			expected = cur.Revision
+		case !errors.Is(err, keystore.ErrNotFound):
+			return err
+		}
+		_, err = s.records().PutRecord(ctx, recordRewrapCurrent, "current", value, expected)
+		if !errors.Is(err, keystore.ErrConflict) && !errors.Is(err, keystore.ErrExists) {
+			return err
+		}
+	}
+	return errors.New("recording the rewrap as current: the store kept changing")
 }

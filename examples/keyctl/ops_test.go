@@ -67,6 +67,12 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	w.fails(1, "never authorized", "rewrap", "--to", newARN, "--progress", "none")
 	require.NoError(t, os.WriteFile(cpPath, b, 0o600))
 
+	// Someone who names themselves after a custodian, with a key of their
+	// own, cannot resume it: a custodian proves it by name and key.
+	fake := filepath.Join(w.dir, "fake-alice.key")
+	w.ok("init", "identity", "--name", "alice", "--out", fake)
+	w.fails(1, "takes a custodian of its policy", "rewrap", "--to", newARN, "--progress", "none", "--identity", fake)
+
 	// The strict key's policy is widened (a reviewed change of the KMS
 	// key policy); the rewrap resumes after tenant-b.
 	doc := w.ok("policy", "generate", "--account", kmsmock.DefaultAccount, "--custodian-arn", user(custodianPrincipal),
@@ -114,6 +120,19 @@ func TestRewrapResumesAndBackupRestores(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	w.fails(2, "never overwrites", "backup", backup)
+	// A symbolic link at the partial file's name is not written through.
+	victim := filepath.Join(w.dir, "victim")
+	require.NoError(t, os.WriteFile(victim, []byte("not a backup"), 0o644))
+	second := filepath.Join(w.dir, "backup", "second.bak")
+	require.NoError(t, os.Symlink(victim, second+".partial"))
+	w.ok("backup", second, "--progress", "none")
+	got, err := os.ReadFile(victim)
+	require.NoError(t, err)
+	require.Equal(t, "not a backup", string(got))
+	fi, err = os.Lstat(second)
+	require.NoError(t, err)
+	require.True(t, fi.Mode().IsRegular())
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	w.fails(1, "restore needs an empty store", "restore", backup)
 	other := "sqlite:" + filepath.Join(w.dir, "restored.db")
 	var restored struct{ Keys int }
