@@ -295,6 +295,10 @@ func (e *Encryptor) EncryptAppend(ctx context.Context, dst, plaintext []byte, ec
 	if uint64(n) >= maxSeq {
 		return nil, fmt.Errorf("%w: the plaintext needs more frames than a message holds", ErrLimit)
 	}
+	// Size the output once: AES-GCM's Seal grows a full slice only to
+	// what one frame needs, so appending frame by frame would copy the
+	// whole message again for every frame.
+	dst = slices.Grow(dst, encryptedBodySize(len(plaintext), n, e.frameLength, s.signer != nil))
 	seq := uint32(1)
 	for ; int(seq) <= n; seq++ {
 		off := int(seq-1) * e.frameLength
@@ -308,4 +312,20 @@ func (e *Encryptor) EncryptAppend(ctx context.Context, dst, plaintext []byte, ec
 		}
 	}
 	return dst, nil
+}
+
+// maxFooterLength bounds a footer: a 2-byte length and an ECDSA P-384
+// signature in ASN.1 DER (at most 104 bytes).
+const maxFooterLength = 2 + 104
+
+// encryptedBodySize is the size of the framed body (and footer, if signed)
+// of a message of plaintextLen bytes in n full frames of frameLength and a
+// final frame.
+func encryptedBodySize(plaintextLen, n, frameLength int, signed bool) int {
+	const frame = 4 + ivLength + tagLength // sequence number, IV, tag
+	size := n*(frame+frameLength) + 4 + frame + 4 + (plaintextLen - n*frameLength)
+	if signed {
+		size += maxFooterLength
+	}
+	return size
 }
