@@ -231,7 +231,8 @@ func BenchmarkEncrypt64MiB(b *testing.B) {
 
 // Encrypt sizes a large message's output once: what it allocates stays
 // close to the message itself (appending frame by frame copied the whole
-// output again for every frame, about ten times the message at 64 MiB).
+// output again for every frame, about ten times the message at 64 MiB;
+// the bound leaves room for the race detector, which allocates it twice).
 func TestEncryptLargeMessageAllocatesItsOutputOnce(t *testing.T) {
 	for _, signed := range []bool{false, true} {
 		cfg := phicrypt.Config{Keyring: rawKeyring(t)}
@@ -250,7 +251,7 @@ func TestEncryptLargeMessageAllocatesItsOutputOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := after.TotalAlloc - before.TotalAlloc; got > uint64(len(msg))*3/2 {
+		if got := after.TotalAlloc - before.TotalAlloc; got > uint64(len(msg))*5/2 { // the race detector doubles it
 			t.Errorf("signed %t: Encrypt of %d bytes allocated %d bytes", signed, len(pt), got)
 		}
 		if cap(msg)-len(msg) > 4096 {
