@@ -255,6 +255,13 @@ func (e *Encryptor) begin(ctx context.Context, st *encryptState, dst []byte, ec 
 	aead, commit := e.kdf.derive(e.suite, mat.dataKey, h.messageID, st.commit[:0])
 	h.commitKey = commit
 	start := len(dst)
+	if size >= 0 {
+		// Size the whole message once (header, body, footer): AES-GCM's
+		// Seal grows a full slice only to what one frame needs, so
+		// appending frame by frame would copy the message again for
+		// every frame, and the header would regrow field by field.
+		dst = slices.Grow(dst, headerBodyLen(&h, aad)+tagLength+encryptedBodySize(size, e.frameLength, sg != nil))
+	}
 	dst = appendHeaderBody(dst, &h, aad)
 	if len(dst)-start+tagLength > e.lim.maxHeaderBytes {
 		return nil, nil, fmt.Errorf("%w: the header would be %d bytes, more than MaxHeaderBytes; readers would refuse it", ErrLimit, len(dst)-start+tagLength)
@@ -295,10 +302,6 @@ func (e *Encryptor) EncryptAppend(ctx context.Context, dst, plaintext []byte, ec
 	if uint64(n) >= maxSeq {
 		return nil, fmt.Errorf("%w: the plaintext needs more frames than a message holds", ErrLimit)
 	}
-	// Size the output once: AES-GCM's Seal grows a full slice only to
-	// what one frame needs, so appending frame by frame would copy the
-	// whole message again for every frame.
-	dst = slices.Grow(dst, encryptedBodySize(len(plaintext), n, e.frameLength, s.signer != nil))
 	seq := uint32(1)
 	for ; int(seq) <= n; seq++ {
 		off := int(seq-1) * e.frameLength
@@ -319,11 +322,15 @@ func (e *Encryptor) EncryptAppend(ctx context.Context, dst, plaintext []byte, ec
 const maxFooterLength = 2 + 104
 
 // encryptedBodySize is the size of the framed body (and footer, if signed)
-// of a message of plaintextLen bytes in n full frames of frameLength and a
-// final frame.
-func encryptedBodySize(plaintextLen, n, frameLength int, signed bool) int {
+// of a message of plaintextLen bytes in frames of frameLength: full frames
+// and a final frame, which is never empty unless the plaintext is.
+func encryptedBodySize(plaintextLen int64, frameLength int, signed bool) int {
 	const frame = 4 + ivLength + tagLength // sequence number, IV, tag
-	size := n*(frame+frameLength) + 4 + frame + 4 + (plaintextLen - n*frameLength)
+	n := int(plaintextLen) / frameLength
+	if n > 0 && int(plaintextLen)%frameLength == 0 {
+		n--
+	}
+	size := n*(frame+frameLength) + 4 + frame + 4 + (int(plaintextLen) - n*frameLength)
 	if signed {
 		size += maxFooterLength
 	}

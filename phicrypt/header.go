@@ -62,6 +62,15 @@ func appendHeaderBody(dst []byte, h *header, aad []byte) []byte {
 	return append(dst, h.commitKey...)
 }
 
+// headerBodyLen is the length appendHeaderBody appends for h and aad.
+func headerBodyLen(h *header, aad []byte) int {
+	n := 1 + 2 + len(h.messageID) + 2 + len(aad) + 2 + 1 + 4 + len(h.commitKey)
+	for _, e := range h.edks {
+		n += 2 + len(e.ProviderID) + 2 + len(e.ProviderInfo) + 2 + len(e.Ciphertext)
+	}
+	return n
+}
+
 func appendShortBytes(dst, b []byte) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(b)))
 	return append(dst, b...)
