@@ -41,6 +41,7 @@ const (
 	typeMetaPrefix = "phicrypt:version:"
 	attrSchema     = "phicrypt-schema" // N, 1
 	attrUsage      = "usage"           // N, the usage counter
+	attrWriteToken = "write-token"     // B, 16 random bytes: which create or rotation wrote the item
 	attrState      = "state"           // S, decrypt_only, retired or destroyed; absent: decrypt_only
 	metaSchema     = "1"
 

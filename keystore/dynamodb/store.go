@@ -1,8 +1,10 @@
 package dynamodb
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -155,15 +157,19 @@ func (s *Store) CreateWithCopies(ctx context.Context, v keystore.BranchKeyVersio
 	if err := checkCiphertext("the wrapped beacon key", beacon); err != nil {
 		return err
 	}
+	token := newWriteToken()
 	_, err := s.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		s.putNew(awsItem(v, versionType(v.Version), v.Ciphertext)),
 		s.putNew(awsItem(v, typeActive, activeCopy)),
 		s.putNew(awsItem(v, typeBeacon, beacon)),
-		s.putNew(metaItem(v)),
+		s.putNew(withToken(metaItem(v), token)),
 	}})
 	if codes := cancelCodes(err); codes != nil {
 		if isTransactionConflict(codes) {
 			return fmt.Errorf("%w: %s is being created by another process", keystore.ErrConflict, keyRef(v.BranchKeyID))
+		}
+		if s.wroteOwn(ctx, v, token) {
+			return nil
 		}
 		return fmt.Errorf("%w: %s", keystore.ErrExists, keyRef(v.BranchKeyID))
 	}
@@ -194,9 +200,10 @@ func (s *Store) RotateWithCopy(ctx context.Context, id, expectedActive string, n
 	if err := checkNew(next, activeCopy); err != nil {
 		return err
 	}
+	token := newWriteToken()
 	_, err := s.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		s.putNew(awsItem(next, versionType(next.Version), next.Ciphertext)),
-		s.putNew(metaItem(next)),
+		s.putNew(withToken(metaItem(next), token)),
 		{Put: &types.Put{
 			TableName:                 &s.table,
 			Item:                      awsItem(next, typeActive, activeCopy),
@@ -213,6 +220,8 @@ func (s *Store) RotateWithCopy(ctx context.Context, id, expectedActive string, n
 		return nil
 	case isTransactionConflict(codes):
 		return fmt.Errorf("%w: another process is rotating %s", keystore.ErrConflict, keyRef(id))
+	case s.wroteOwn(ctx, next, token):
+		return nil
 	case codes[0] == "ConditionalCheckFailed":
 		return fmt.Errorf("%w: %s already has version %s", keystore.ErrExists, keyRef(id), next.Version)
 	}
@@ -482,4 +491,34 @@ func (s *Store) IDs(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
+}
+
+// wroteOwn reports whether phicrypt's item of version v carries token:
+// the transaction whose conditions failed was refused only because an
+// earlier attempt of this same call had been applied (the SDK retries a
+// write whose answer was lost, and a DynamoDB that no longer holds the
+// request's idempotency token finds the items the first attempt wrote).
+// Each call draws its own token, so a second call with the same version
+// is still ErrExists.
+func (s *Store) wroteOwn(ctx context.Context, v keystore.BranchKeyVersion, token []byte) bool {
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(v.BranchKeyID, metaType(v.Version)), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return false
+	}
+	t, ok := out.Item[attrWriteToken].(*types.AttributeValueMemberB)
+	return ok && bytes.Equal(t.Value, token)
+}
+
+// newWriteToken draws the token a create or rotation leaves on
+// phicrypt's item of the new version.
+func newWriteToken() []byte {
+	t := make([]byte, 16)
+	rand.Read(t)
+	return t
+}
+
+// withToken adds a write token to phicrypt's item.
+func withToken(it map[string]types.AttributeValue, token []byte) map[string]types.AttributeValue {
+	it[attrWriteToken] = avB(token)
+	return it
 }

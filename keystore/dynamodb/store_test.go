@@ -144,6 +144,10 @@ func TestLayout(t *testing.T) {
 	w["version"] = S("branch:version:" + v1.Version)
 	require.Equal(t, w, got)
 	got = item(t, c, table, "tenant", "phicrypt:version:"+v1.Version)
+	token, ok := got["write-token"].(*types.AttributeValueMemberB)
+	require.True(t, ok, "the create's write token")
+	require.Len(t, token.Value, 16)
+	delete(got, "write-token")
 	require.Equal(t, map[string]types.AttributeValue{
 		"branch-key-id": S("tenant"), "type": S("phicrypt:version:" + v1.Version), "phicrypt-schema": N("1"), "usage": N("0"),
 	}, got)
