@@ -3,6 +3,9 @@ package phicrypt
 import (
 	"crypto/cipher"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
 )
 
 // Body layout (data-format/message-body.md), framed:
@@ -114,13 +117,13 @@ type rawFrame struct {
 func (fr *frameReader) next() (rawFrame, error) {
 	head, err := fr.src.next(4)
 	if err != nil {
-		return rawFrame{}, malformed(StageFrame, "the message ends before its final frame")
+		return rawFrame{}, readFailure(err, StageFrame, "the message ends before its final frame")
 	}
 	f := rawFrame{seq: binary.BigEndian.Uint32(head)}
 	if f.seq == finalMarker {
 		f.final = true
 		if head, err = fr.src.next(4); err != nil {
-			return rawFrame{}, malformed(StageFrame, "the message ends inside its final frame")
+			return rawFrame{}, readFailure(err, StageFrame, "the message ends inside its final frame")
 		}
 		f.seq = binary.BigEndian.Uint32(head)
 	}
@@ -128,13 +131,13 @@ func (fr *frameReader) next() (rawFrame, error) {
 		return rawFrame{}, authFailed(StageFrame, "a frame is out of order")
 	}
 	if f.iv, err = fr.src.next(ivLength); err != nil {
-		return rawFrame{}, malformed(StageFrame, "the message ends inside a frame")
+		return rawFrame{}, readFailure(err, StageFrame, "the message ends inside a frame")
 	}
 	n := fr.frameLength
 	if f.final {
 		lb, err := fr.src.next(4)
 		if err != nil {
-			return rawFrame{}, malformed(StageFrame, "the message ends inside its final frame")
+			return rawFrame{}, readFailure(err, StageFrame, "the message ends inside its final frame")
 		}
 		if n = binary.BigEndian.Uint32(lb); n > fr.frameLength {
 			return rawFrame{}, malformed(StageFrame, "the final frame is longer than the frame length")
@@ -143,7 +146,7 @@ func (fr *frameReader) next() (rawFrame, error) {
 		return rawFrame{}, malformed(StageFrame, "the message has too many frames")
 	}
 	if f.sealed, err = fr.src.next(int(n) + tagLength); err != nil {
-		return rawFrame{}, malformed(StageFrame, "the message ends inside a frame")
+		return rawFrame{}, readFailure(err, StageFrame, "the message ends inside a frame")
 	}
 	fr.seq++
 	return f, nil
@@ -154,4 +157,21 @@ func (f rawFrame) kind() string {
 		return aadFinalFrame
 	}
 	return aadFrame
+}
+
+// readFailure is the error for a source that gave fewer bytes than a field
+// needs: the message is malformed when the source ended, and the source's
+// own error (a failed download, say) is returned when it failed, so a
+// network error is not reported as a damaged message. A MessageError from
+// the source (a limit) is returned as it is.
+func readFailure(err error, stage Stage, what string) error {
+	var me *MessageError
+	switch {
+	case errors.As(err, &me):
+		return err
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return malformed(stage, what)
+	default:
+		return fmt.Errorf("phicrypt: reading the message's %s: %w", stage, err)
+	}
 }

@@ -136,11 +136,7 @@ func (p *headerParser) bytes(n int) []byte {
 	}
 	b, err := p.src.next(n)
 	if err != nil {
-		if _, ok := err.(*MessageError); ok {
-			p.err = err
-		} else {
-			p.err = malformed(StageHeader, "the message ends inside its header")
-		}
+		p.err = readFailure(err, StageHeader, "the message ends inside its header")
 		return nil
 	}
 	return b

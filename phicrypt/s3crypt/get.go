@@ -1,0 +1,323 @@
+package s3crypt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/phicrypt/phicrypt/phicrypt"
+)
+
+// Reader is the plaintext of an object, decrypted as it is read. Close
+// must be called; it stops the download.
+type Reader struct {
+	r       io.Reader
+	ec      map[string]string
+	cancel  context.CancelFunc
+	bucket  string
+	key     string
+	failed  error
+	version string
+}
+
+// Read implements io.Reader. The last Read returns io.EOF only after the
+// message's final frame (and signature, for signed suites) verified.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.failed != nil {
+		return 0, r.failed
+	}
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.failed = wrap("get", r.bucket, r.key, err)
+		return n, r.failed
+	}
+	return n, err
+}
+
+// Close stops the download.
+func (r *Reader) Close() error {
+	r.cancel()
+	return nil
+}
+
+// EncryptionContext returns the object's encryption context.
+func (r *Reader) EncryptionContext() map[string]string { return maps.Clone(r.ec) }
+
+// VersionID is the S3 version read, when the bucket keeps versions.
+func (r *Reader) VersionID() string { return r.version }
+
+// Get opens the object bucket/key for reading. expect lists context pairs
+// the object must carry. The header is authenticated before Get returns;
+// the body is downloaded in parts (PartSize, Concurrency at once) and
+// decrypted as it is read, each frame authenticated before its plaintext is
+// returned. Objects of the Amazon S3 Encryption Client are read whole (up
+// to LegacyConfig.MaxObjectBytes) and authenticated before the first byte
+// is returned.
+func (c *Client) Get(ctx context.Context, bucket, key string, expect map[string]string) (*Reader, error) {
+	r, err := c.get(ctx, bucket, key, expect)
+	return r, wrap("get", bucket, key, err)
+}
+
+func (c *Client) get(ctx context.Context, bucket, key string, expect map[string]string) (*Reader, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	out, err := c.tm.GetObject(ctx, &transfermanager.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if isLegacy(out.Metadata) {
+		pt, ec, err := c.readLegacy(ctx, bucket, key, out)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		return &Reader{r: bytes.NewReader(pt), ec: ec, cancel: cancel, bucket: bucket, key: key, version: aws.ToString(out.VersionID)}, nil
+	}
+	pr, err := c.enc.NewReader(ctx, out.Body, expect)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &Reader{r: pr, ec: pr.EncryptionContext(), cancel: cancel, bucket: bucket, key: key, version: aws.ToString(out.VersionID)}, nil
+}
+
+// Object is one stored object opened for ranged reads: its header
+// authenticated, its layout known. It implements io.ReaderAt over the
+// plaintext; each ReadAt is one ranged GET of the frames it touches, made
+// only if the object still has the ETag the header came from. It is safe
+// for concurrent use.
+type Object struct {
+	c         *Client
+	bucket    string
+	key       string
+	etag      string
+	versionID string
+	header    []byte // as fetched, to open again with other expected pairs
+	msg       *phicrypt.Message
+	layout    phicrypt.Layout
+}
+
+// Size is the plaintext's length, from the object's length. An object cut
+// short at a frame boundary is noticed when a read reaches its end, where
+// the last frame is not the final one (or, when the plaintext length was
+// recorded at Put, at once).
+func (o *Object) Size() int64 { return o.layout.PlaintextSize }
+
+// ETag is the S3 ETag of the object version the header came from.
+func (o *Object) ETag() string { return o.etag }
+
+// EncryptionContext returns the object's encryption context.
+func (o *Object) EncryptionContext() map[string]string { return o.msg.EncryptionContext() }
+
+// ReadAt implements io.ReaderAt over the plaintext.
+func (o *Object) ReadAt(p []byte, off int64) (int, error) {
+	return o.readAt(context.Background(), p, off)
+}
+
+func (o *Object) readAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, wrap("read", o.bucket, o.key, errors.New("negative offset"))
+	}
+	n := min(int64(len(p)), max(o.layout.PlaintextSize-off, 0))
+	// Frames are decrypted whole: past n they need room p does not
+	// lend (its capacity beyond its length is the caller's).
+	out, err := o.read(ctx, p[:0:n], off, n)
+	if err != nil {
+		return 0, err
+	}
+	if len(out) > 0 && &out[0] != &p[0] {
+		copy(p, out)
+		clear(out)
+	}
+	if len(out) < len(p) {
+		return len(out), io.EOF
+	}
+	return len(out), nil
+}
+
+// read appends plaintext [off, off+n) to dst with one ranged GET.
+func (o *Object) read(ctx context.Context, dst []byte, off, n int64) ([]byte, error) {
+	if n == 0 {
+		return dst, nil
+	}
+	start, end := o.layout.Span(off, n)
+	out, err := o.c.s3.GetObject(ctx, &s3.GetObjectInput{
+		Bucket:  aws.String(o.bucket),
+		Key:     aws.String(o.key),
+		Range:   aws.String(fmt.Sprintf("bytes=%d-%d", start, end-1)),
+		IfMatch: aws.String(o.etag),
+	})
+	if err != nil {
+		return dst, wrap("read", o.bucket, o.key, err)
+	}
+	defer out.Body.Close()
+	buf := make([]byte, end-start)
+	if _, err := io.ReadFull(out.Body, buf); err != nil {
+		return dst, wrap("read", o.bucket, o.key, fmt.Errorf("%w: the ranged GET returned fewer bytes than asked: %w", ErrTruncated, err))
+	}
+	res, err := o.msg.OpenFrames(dst, o.layout, start, buf, off, n)
+	if err != nil {
+		if errors.Is(err, phicrypt.ErrMalformed) && end == o.layout.MessageSize {
+			err = fmt.Errorf("%w: %w", ErrTruncated, err)
+		}
+		return dst, wrap("read", o.bucket, o.key, err)
+	}
+	return res, nil
+}
+
+// GetRange returns plaintext bytes [off, off+n) of the object bucket/key,
+// fewer only where the object ends first (an offset at or past the end
+// returns none). It fetches the header once per object version (cached,
+// see Config.HeaderCacheTTL) and the frames the range touches with one
+// ranged GET; every frame used is authenticated.
+func (c *Client) GetRange(ctx context.Context, bucket, key string, off, n int64, expect map[string]string) ([]byte, error) {
+	if off < 0 || n < 0 {
+		return nil, wrap("read", bucket, key, errors.New("negative offset or length"))
+	}
+	for attempt := 0; ; attempt++ {
+		o, err := c.Open(ctx, bucket, key, expect)
+		if err != nil {
+			return nil, err
+		}
+		k := min(n, max(o.layout.PlaintextSize-off, 0))
+		out, err := o.read(ctx, make([]byte, 0, k), off, k)
+		if err != nil && isPreconditionFailed(err) {
+			// The object changed since its header was cached.
+			c.cache.drop(o)
+			if attempt == 0 {
+				continue
+			}
+			return nil, wrap("read", bucket, key, fmt.Errorf("%w: %w", ErrChanged, err))
+		}
+		return out, err
+	}
+}
+
+// Open opens the object bucket/key for ranged reads. expect lists context
+// pairs the object must carry. A header opened before (within
+// HeaderCacheTTL) is reused without any request; otherwise one ranged GET
+// fetches the header (its length recorded in the metadata; more is fetched
+// if the metadata lies) and the keyring unwraps the data key.
+func (c *Client) Open(ctx context.Context, bucket, key string, expect map[string]string) (*Object, error) {
+	if o := c.cache.get(bucket, key); o != nil {
+		if o.msg.MatchesContext(expect) {
+			return o, nil
+		}
+		// Expected pairs the header does not store are authenticated by
+		// its tag: open the cached bytes again with them.
+		msg, err := c.enc.OpenHeader(ctx, o.header, expect)
+		if err != nil {
+			return nil, wrap("open", bucket, key, err)
+		}
+		o2 := *o
+		o2.msg = msg
+		return &o2, nil
+	}
+	o, err := c.open(ctx, bucket, key, expect)
+	if err != nil {
+		return nil, wrap("open", bucket, key, err)
+	}
+	c.cache.put(o)
+	return o, nil
+}
+
+func (c *Client) open(ctx context.Context, bucket, key string, expect map[string]string) (*Object, error) {
+	want := int64(firstHeaderFetch)
+	etag := ""
+	var header []byte
+	var meta map[string]string
+	var total int64
+	versionID := ""
+	for {
+		in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Range: aws.String(fmt.Sprintf("bytes=0-%d", want-1))}
+		if etag != "" {
+			in.IfMatch = aws.String(etag)
+		}
+		out, err := c.s3.GetObject(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		if etag == "" {
+			etag, meta, versionID = aws.ToString(out.ETag), out.Metadata, aws.ToString(out.VersionId)
+			if isLegacy(meta) {
+				out.Body.Close()
+				return nil, errors.New("ranged reads of objects written by the Amazon S3 Encryption Client are not offered (its ranged reads are unauthenticated); use Get, or Migrate the object")
+			}
+			if h, ok := recorded(meta, metaHeaderLen); ok && h > want && h <= maxHeaderFetch {
+				// The metadata says how long the header is: fetch that.
+				out.Body.Close()
+				want = h
+				continue
+			}
+		}
+		total, err = totalSize(out)
+		if err != nil {
+			out.Body.Close()
+			return nil, err
+		}
+		header, err = io.ReadAll(io.LimitReader(out.Body, want))
+		out.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		_, err = c.enc.HeaderLength(header)
+		if errors.Is(err, phicrypt.ErrShortHeader) && int64(len(header)) == want && want < maxHeaderFetch && want < total {
+			want = min(want*4, maxHeaderFetch)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+	msg, err := c.enc.OpenHeader(ctx, header, expect)
+	if err != nil {
+		return nil, err
+	}
+	if msg.Signed() {
+		return nil, ErrSignedRange
+	}
+	hl := msg.HeaderLength()
+	header = header[:hl]
+	layout, err := msg.Layout(total)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTruncated, err)
+	}
+	if want, ok := recorded(meta, metaPlaintext); ok && want != layout.PlaintextSize {
+		return nil, fmt.Errorf("%w: the object holds %d bytes of plaintext; %d were stored", ErrTruncated, layout.PlaintextSize, want)
+	}
+	return &Object{c: c, bucket: bucket, key: key, etag: etag, versionID: versionID, header: header, msg: msg, layout: layout}, nil
+}
+
+// totalSize reads the object's length from a ranged GET's Content-Range
+// ("bytes a-b/total"), or its Content-Length when the whole object came.
+func totalSize(out *s3.GetObjectOutput) (int64, error) {
+	cr := aws.ToString(out.ContentRange)
+	if cr == "" {
+		return aws.ToInt64(out.ContentLength), nil
+	}
+	i := strings.LastIndexByte(cr, '/')
+	if i < 0 {
+		return 0, errors.New("the server's Content-Range has no total length")
+	}
+	n, err := strconv.ParseInt(cr[i+1:], 10, 64)
+	if err != nil || n < 0 {
+		return 0, errors.New("the server's Content-Range has no total length")
+	}
+	return n, nil
+}
+
+func isPreconditionFailed(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || strings.Contains(ae.ErrorCode(), "412"))
+}
