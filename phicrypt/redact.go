@@ -46,3 +46,9 @@ func (*Cache) Format(f fmt.State, _ rune) { formatRedacted(f, "phicrypt.Cache") 
 
 // LogValue implements slog.LogValuer.
 func (*Cache) LogValue() slog.Value { return slog.StringValue("phicrypt.Cache") }
+
+// Format implements fmt.Formatter: "phicrypt.Message" whatever the verb.
+func (Message) Format(f fmt.State, _ rune) { formatRedacted(f, "phicrypt.Message") }
+
+// LogValue implements slog.LogValuer.
+func (Message) LogValue() slog.Value { return slog.StringValue("phicrypt.Message") }

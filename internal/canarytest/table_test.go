@@ -21,6 +21,7 @@ import (
 	"github.com/phicrypt/phicrypt/keystore/sqlite"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
+	"github.com/phicrypt/phicrypt/phicrypt/s3crypt"
 	"golang.org/x/mod/sumdb/note"
 	_ "modernc.org/sqlite"
 )
@@ -73,6 +74,39 @@ var types = map[string]entry{
 	"phicrypt.Reader":   {build: func(w *world) []any { return []any{w.reader()} }},
 	"phicrypt.ReaderAt": {build: func(w *world) []any { return []any{w.readerAt()} }},
 	"phicrypt.Stage":    {noSecret: "an enumeration"},
+	"phicrypt.Message": {build: func(w *world) []any {
+		m, err := w.enc.OpenHeader(w.ctx, w.message, canaryContext())
+		w.must(err)
+		return []any{m}
+	}},
+	"phicrypt.Layout": {noSecret: "sizes and counts of a message's frames"},
+
+	// phicrypt/s3crypt
+	"phicrypt/s3crypt.Client": {build: func(w *world) []any { return []any{w.s3().c} }},
+	"phicrypt/s3crypt.Config": {build: func(w *world) []any {
+		return []any{&s3crypt.Config{S3: w.s3().client, Encryptor: w.enc}}
+	}},
+	"phicrypt/s3crypt.Object": {build: func(w *world) []any {
+		s := w.s3()
+		o, err := s.c.Open(w.ctx, s.env.Bucket, "canary", canaryContext())
+		w.must(err)
+		_, err = o.ReadAt(make([]byte, 20), 3)
+		w.must(err)
+		return []any{o}
+	}},
+	"phicrypt/s3crypt.Reader": {build: func(w *world) []any {
+		s := w.s3()
+		r, err := s.c.Get(w.ctx, s.env.Bucket, "canary", canaryContext())
+		w.must(err)
+		_, err = io.ReadFull(r, make([]byte, 1))
+		w.must(err)
+		w.t.Cleanup(func() { r.Close() })
+		return []any{r}
+	}},
+	"phicrypt/s3crypt.PutOptions":    {noSecret: "a size, a content type and ETag conditions"},
+	"phicrypt/s3crypt.PutResult":     {noSecret: "an ETag, a version id and sizes"},
+	"phicrypt/s3crypt.MigrateResult": {noSecret: "an ETag, a version id and sizes"},
+
 	"phicrypt.StaleUse": {build: func(w *world) []any {
 		return []any{&phicrypt.StaleUse{ExpiredFor: time.Second, Err: w.keyringError()}}
 	}},

@@ -3,6 +3,7 @@ package s3crypt
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -126,11 +127,35 @@ func (c *Client) Forget(bucket, key string) { c.cache.forget(bucket, key) }
 // ForgetAll drops every cached header.
 func (c *Client) ForgetAll() { c.cache.forgetAll() }
 
-// Format implements fmt.Formatter: "s3crypt.Client" whatever the verb.
-func (*Client) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("s3crypt.Client")) }
+// Redaction: a Client caches opened headers (derived keys, encryption
+// contexts), an Object holds one, a Reader buffers plaintext. Each prints
+// only its kind under every fmt verb and in log/slog, and encoding/json
+// sees no exported fields.
+
+// Format implements fmt.Formatter: "s3crypt.Config" whatever the verb (its
+// S3 client holds credentials, which fmt would walk into).
+func (Config) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "s3crypt.Config") }
 
 // LogValue implements slog.LogValuer.
-func (*Client) LogValue() slog.Value { return slog.StringValue("s3crypt.Client") }
+func (Config) LogValue() slog.Value { return slog.StringValue("s3crypt.Config") }
+
+// Format implements fmt.Formatter: "s3crypt.Client" whatever the verb.
+func (Client) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "s3crypt.Client") }
+
+// LogValue implements slog.LogValuer.
+func (Client) LogValue() slog.Value { return slog.StringValue("s3crypt.Client") }
+
+// Format implements fmt.Formatter: "s3crypt.Object" whatever the verb.
+func (Object) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "s3crypt.Object") }
+
+// LogValue implements slog.LogValuer.
+func (Object) LogValue() slog.Value { return slog.StringValue("s3crypt.Object") }
+
+// Format implements fmt.Formatter: "s3crypt.Reader" whatever the verb.
+func (Reader) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "s3crypt.Reader") }
+
+// LogValue implements slog.LogValuer.
+func (Reader) LogValue() slog.Value { return slog.StringValue("s3crypt.Reader") }
 
 // Object metadata, as S3 user metadata (x-amz-meta-...). None of it is
 // trusted: it plans reads, the message authenticates them.

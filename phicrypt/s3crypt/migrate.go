@@ -49,13 +49,11 @@ func (c *Client) readLegacy(ctx context.Context, bucket, key string, out *transf
 
 const maxInstructionBytes = 64 << 10
 
-// MigrateResult describes an object rewritten by Migrate.
+// MigrateResult describes an object rewritten by Migrate. The new object
+// carries the legacy object's encryption context, without the Amazon S3
+// Encryption Client's reserved entries, plus the extra pairs given.
 type MigrateResult struct {
 	PutResult
-	// EncryptionContext is the context the new object carries: the
-	// legacy object's, without the Amazon S3 Encryption Client's reserved
-	// entries.
-	EncryptionContext map[string]string
 }
 
 // Migrate rewrites an object of the Amazon S3 Encryption Client as a
@@ -99,5 +97,5 @@ func (c *Client) migrate(ctx context.Context, bucket, key string, extra map[stri
 	if err != nil {
 		return nil, err
 	}
-	return &MigrateResult{PutResult: *res, EncryptionContext: ec}, nil
+	return &MigrateResult{PutResult: *res}, nil
 }
