@@ -161,6 +161,11 @@ func (o *Object) read(ctx context.Context, dst []byte, off, n int64) ([]byte, er
 		return dst, wrap("read", o.bucket, o.key, err)
 	}
 	defer out.Body.Close()
+	if aws.ToString(out.ETag) != o.etag {
+		// A server that ignores If-Match on GET still names the version
+		// it sent.
+		return dst, wrap("read", o.bucket, o.key, errStale)
+	}
 	buf := make([]byte, end-start)
 	if _, err := io.ReadFull(out.Body, buf); err != nil {
 		return dst, wrap("read", o.bucket, o.key, fmt.Errorf("%w: the ranged GET returned fewer bytes than asked: %w", ErrTruncated, err))
@@ -188,6 +193,14 @@ func (c *Client) GetRange(ctx context.Context, bucket, key string, off, n int64,
 		o, err := c.Open(ctx, bucket, key, expect)
 		if err != nil {
 			return nil, err
+		}
+		if attempt == 0 && off+n > o.layout.PlaintextSize {
+			// A range past the end of a cached object: the object may
+			// have grown since, so open it afresh.
+			c.cache.drop(o)
+			if o, err = c.Open(ctx, bucket, key, expect); err != nil {
+				return nil, err
+			}
 		}
 		k := min(n, max(o.layout.PlaintextSize-off, 0))
 		out, err := o.read(ctx, make([]byte, 0, k), off, k)
@@ -317,7 +330,11 @@ func totalSize(out *s3.GetObjectOutput) (int64, error) {
 	return n, nil
 }
 
+// errStale: a ranged GET returned another version of the object than the
+// one whose header is cached.
+var errStale = errors.New("the object's ETag is no longer the one its header came from")
+
 func isPreconditionFailed(err error) bool {
 	var ae smithy.APIError
-	return errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || strings.Contains(ae.ErrorCode(), "412"))
+	return errors.Is(err, errStale) || errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || strings.Contains(ae.ErrorCode(), "412"))
 }
