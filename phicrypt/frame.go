@@ -85,6 +85,24 @@ func (fc *frameCrypto) seal(dst []byte, seq uint32, final bool, pt []byte) []byt
 	return fc.aead.Seal(dst, fc.iv[:], pt, fc.aad)
 }
 
+// sealInPlace seals a frame laid out in frame: its prefix, n bytes of
+// plaintext, and room for the tag (see FrameSealer.SealFrame).
+func (fc *frameCrypto) sealInPlace(frame []byte, seq uint32, final bool, n int) {
+	kind, prefix := aadFrame, frame[:0]
+	if final {
+		kind = aadFinalFrame
+		prefix = binary.BigEndian.AppendUint32(prefix, finalMarker)
+	}
+	fc.setup(kind, seq, uint64(n))
+	prefix = binary.BigEndian.AppendUint32(prefix, seq)
+	prefix = append(prefix, fc.iv[:]...)
+	if final {
+		prefix = binary.BigEndian.AppendUint32(prefix, uint32(n))
+	}
+	pt := frame[len(prefix) : len(prefix)+n]
+	fc.aead.Seal(pt[:0], fc.iv[:], pt, fc.aad)
+}
+
 // open authenticates and decrypts one frame's ciphertext and tag, appending
 // the plaintext to dst. On failure nothing is appended.
 func (fc *frameCrypto) open(dst []byte, kind string, seq uint32, iv, sealed []byte) ([]byte, bool) {

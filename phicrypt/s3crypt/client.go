@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -32,6 +33,9 @@ type Config struct {
 	// (default 3). Memory of a Put or Get is about (Concurrency+1)·PartSize
 	// whatever the object's size.
 	Concurrency int
+	// Workers seal the frames of each part in parallel as the part is
+	// filled (default GOMAXPROCS, at most 64).
+	Workers int
 	// HeaderCacheSize bounds how many opened headers ranged reads keep
 	// (default 256; negative turns the cache off). A cached header holds
 	// its message's derived key.
@@ -62,13 +66,14 @@ const (
 
 // Client stores and reads encrypted objects. It is safe for concurrent use.
 type Client struct {
-	s3     *s3.Client
-	enc    *phicrypt.Encryptor
-	tm     *transfermanager.Client
-	part   int64
-	conc   int
-	legacy *LegacyConfig
-	cache  *headerCache
+	s3      *s3.Client
+	enc     *phicrypt.Encryptor
+	tm      *transfermanager.Client
+	part    int64
+	conc    int
+	workers int
+	legacy  *LegacyConfig
+	cache   *headerCache
 }
 
 // New checks cfg and returns a Client.
@@ -89,6 +94,13 @@ func New(cfg Config) (*Client, error) {
 	}
 	if conc < 1 || conc > maxConcurrency {
 		return nil, fmt.Errorf("s3crypt: Concurrency %d is outside [1, %d]", conc, maxConcurrency)
+	}
+	workers := cfg.Workers
+	if workers == 0 {
+		workers = min(runtime.GOMAXPROCS(0), maxConcurrency)
+	}
+	if workers < 1 || workers > maxConcurrency {
+		return nil, fmt.Errorf("s3crypt: Workers %d is outside [1, %d]", workers, maxConcurrency)
 	}
 	if cfg.Legacy != nil {
 		if err := cfg.Legacy.validate(); err != nil {
@@ -116,7 +128,7 @@ func New(cfg Config) (*Client, error) {
 		// uploaded with.
 		o.GetObjectType = tmtypes.GetObjectRanges
 	})
-	return &Client{s3: cfg.S3, enc: cfg.Encryptor, tm: tm, part: part, conc: conc, legacy: cfg.Legacy,
+	return &Client{s3: cfg.S3, enc: cfg.Encryptor, tm: tm, part: part, conc: conc, workers: workers, legacy: cfg.Legacy,
 		cache: newHeaderCache(size, ttl)}, nil
 }
 

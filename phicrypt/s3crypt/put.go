@@ -1,7 +1,6 @@
 package s3crypt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -46,39 +45,26 @@ func (c *Client) Put(ctx context.Context, bucket, key string, body io.Reader, ec
 	return res, wrap("put", bucket, key, err)
 }
 
-func (c *Client) put(ctx context.Context, bucket, key string, body io.Reader, ec map[string]string, opts *PutOptions) (*PutResult, error) {
+func (c *Client) put(ctx context.Context, bucket, key string, src io.Reader, ec map[string]string, opts *PutOptions) (*PutResult, error) {
 	if opts == nil {
 		opts = &PutOptions{}
 	}
 	if opts.SizeKnown && opts.Size < 0 {
 		return nil, errors.New("negative Size")
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The writer writes the header as it is made; catch it, so its length
-	// can go in the metadata before the upload starts.
-	sink := &headerSink{}
-	w, err := c.enc.NewWriter(ctx, sink, ec)
+	fs, err := c.enc.NewFrameSealer(ctx, ec)
 	if err != nil {
 		return nil, err
 	}
-	header := sink.buf.Bytes()
-	pr, pw := io.Pipe()
-	sink.w = pw
-	counted := &countingReader{r: body}
-	go func() {
-		_, err := io.Copy(w, counted)
-		if err == nil && opts.SizeKnown && counted.n != opts.Size {
-			err = ErrSizeMismatch
-		}
-		if err == nil {
-			err = w.Close()
-		}
-		pw.CloseWithError(err) // nil closes with io.EOF
-	}()
+	header := fs.Header()
+	want := int64(-1)
+	if opts.SizeKnown {
+		want = opts.Size
+	}
+	body := newSealingReader(src, fs, c.workers, want)
 	meta := map[string]string{
 		metaFormat:      formatESDKv2,
-		metaFrameLength: strconv.FormatInt(c.frameLength(header), 10),
+		metaFrameLength: strconv.Itoa(fs.FrameLength()),
 		metaHeaderLen:   strconv.Itoa(len(header)),
 	}
 	if opts.SizeKnown {
@@ -87,7 +73,7 @@ func (c *Client) put(ctx context.Context, bucket, key string, body io.Reader, ec
 	in := &transfermanager.UploadObjectInput{
 		Bucket:   aws.String(bucket),
 		Key:      aws.String(key),
-		Body:     io.MultiReader(bytes.NewReader(header), pr),
+		Body:     body,
 		Metadata: meta,
 	}
 	if opts.ContentType != "" {
@@ -100,51 +86,10 @@ func (c *Client) put(ctx context.Context, bucket, key string, body io.Reader, ec
 		in.IfMatch = aws.String(opts.IfMatch)
 	}
 	out, err := c.tm.UploadObject(ctx, in)
-	// Stop the sealing goroutine if the upload ended early.
-	pr.CloseWithError(errUploadEnded)
 	if err != nil {
 		return nil, err
 	}
 	c.cache.forget(bucket, key)
-	n := counted.n
-	return &PutResult{ETag: aws.ToString(out.ETag), VersionID: aws.ToString(out.VersionID), Size: n,
+	return &PutResult{ETag: aws.ToString(out.ETag), VersionID: aws.ToString(out.VersionID), Size: body.plain,
 		ObjectSize: aws.ToInt64(out.ContentLength)}, nil
-}
-
-var errUploadEnded = errors.New("s3crypt: the upload ended")
-
-// frameLength reads the frame length from a header this package's
-// Encryptor just wrote (version 2: it follows the content type, before the
-// 32-byte commitment and the 16-byte tag).
-func (c *Client) frameLength(header []byte) int64 {
-	if len(header) < 4+32+16 {
-		return 0
-	}
-	b := header[len(header)-16-32-4:]
-	return int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
-}
-
-// headerSink keeps what is written before w is set (the header), then
-// passes writes on to w.
-type headerSink struct {
-	buf bytes.Buffer
-	w   io.Writer
-}
-
-func (s *headerSink) Write(p []byte) (int, error) {
-	if s.w == nil {
-		return s.buf.Write(p)
-	}
-	return s.w.Write(p)
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
