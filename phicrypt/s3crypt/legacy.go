@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"strings"
 	"unicode/utf8"
@@ -76,6 +77,18 @@ const (
 	// bytes of plaintext).
 	maxLegacyObject = 64 << 30
 )
+
+// Format implements fmt.Formatter: the key ids and settings, whatever the
+// verb, never the KMS client (whose fields hold its credentials).
+func (c LegacyConfig) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.summary()) }
+
+// LogValue implements slog.LogValuer, as Format.
+func (c LegacyConfig) LogValue() slog.Value { return slog.StringValue(c.summary()) }
+
+func (c LegacyConfig) summary() string {
+	return fmt.Sprintf("s3crypt.LegacyConfig{KeyIDs: %q, AllowInstructionFile: %t, AllowKMSv1: %t, MaxObjectBytes: %d}",
+		c.KeyIDs, c.AllowInstructionFile, c.AllowKMSv1, c.MaxObjectBytes)
+}
 
 // validate checks c and fills its defaults.
 func (c *LegacyConfig) validate() error {

@@ -633,6 +633,9 @@ func TestLegacyConfigValidate(t *testing.T) {
 	require.EqualValues(t, 256<<20, cfg.MaxObjectBytes)
 	require.False(t, cfg.AllowInstructionFile)
 	require.False(t, cfg.AllowKMSv1)
+	for _, text := range []string{fmt.Sprint(cfg), fmt.Sprintf("%#v", *cfg), fmt.Sprintf("%+v", cfg)} {
+		require.Equal(t, `s3crypt.LegacyConfig{KeyIDs: ["`+e.keyA+`"], AllowInstructionFile: false, AllowKMSv1: false, MaxObjectBytes: 268435456}`, text)
+	}
 	for name, bad := range map[string]LegacyConfig{
 		"no KMS":        {KeyIDs: []string{e.keyA}},
 		"no keys":       {KMS: e.client},
