@@ -328,8 +328,8 @@ func openLegacyObject(ctx context.Context, cfg *LegacyConfig, obj legacyObject) 
 	return pt, env.userContext(), nil
 }
 
-// legacyEnvelope is what an object's metadata (and instruction file) says about
-// its encryption, checked.
+// legacyEnvelope is what an object's metadata (and instruction file) says
+// about its encryption, checked.
 type legacyEnvelope struct {
 	v3  bool
 	edk []byte
@@ -378,9 +378,9 @@ func readLegacyEnvelope(cfg *LegacyConfig, meta map[string]string, instruction [
 	}
 }
 
-// locateLegacyEnvelope returns the envelope's fields: the object's metadata when
-// it holds the whole envelope, else the instruction file's fields (merged,
-// for V3, with the fields the metadata keeps).
+// locateLegacyEnvelope returns the envelope's fields: the object's
+// metadata when it holds the whole envelope, else the instruction file's
+// fields (merged, for V3, with the fields the metadata keeps).
 func locateLegacyEnvelope(cfg *LegacyConfig, meta map[string]string, instruction []byte) (map[string]string, error) {
 	n := 0
 	for _, k := range []string{mkEDKV1, mkEDKV2, mkEDKV3} {
@@ -434,8 +434,8 @@ func locateLegacyEnvelope(cfg *LegacyConfig, meta map[string]string, instruction
 	return fields, legacyCheckPlainSize(meta, fields)
 }
 
-// mergeLegacyV3Instruction joins a V3 instruction file's fields with the fields
-// the metadata keeps (metadata-strategy.md, "V3 Instruction Files").
+// mergeLegacyV3Instruction joins a V3 instruction file's fields with the
+// fields the metadata keeps (metadata-strategy.md, "V3 Instruction Files").
 func mergeLegacyV3Instruction(meta, fields map[string]string) (map[string]string, error) {
 	if k := s3ecFirst(fields, s3ecV3MetadataOnly); k != "" {
 		return nil, fmt.Errorf("%w: the instruction file holds %s, which only the metadata may hold", ErrInstructionMismatch, k)
@@ -468,9 +468,9 @@ func legacyCheckPlainSize(meta, fields map[string]string) error {
 	return nil
 }
 
-// parseLegacyInstruction reads an instruction file: one JSON object whose values
-// are strings (the S3 Encryption Client for Go also writes the tag length
-// and plaintext size as numbers).
+// parseLegacyInstruction reads an instruction file: one JSON object whose
+// values are strings (the S3 Encryption Client for Go also reads the tag
+// length and plaintext size as numbers).
 func parseLegacyInstruction(b []byte) (map[string]string, error) {
 	if len(b) > legacyMaxInstructionBytes {
 		return nil, fmt.Errorf("%w: the instruction file is longer than %d bytes", ErrLegacyFormat, legacyMaxInstructionBytes)
@@ -669,9 +669,10 @@ func decodeS3Value(s string) (string, bool) {
 	return string(b), true
 }
 
-// parseLegacyStringMap parses one JSON object whose values are strings (or, with
-// numbers, also JSON integers, kept as written) into a map, refusing
-// duplicate names, nesting, trailing data and more than maxEntries names.
+// parseLegacyStringMap parses one JSON object whose values are strings
+// (or, with numbers, also JSON integers, kept as written) into a map,
+// refusing duplicate names, nesting, trailing data and more than
+// maxEntries names.
 // It reports no detail: the input may hold encryption-context values.
 func parseLegacyStringMap(b []byte, maxEntries int, numbers bool) (map[string]string, bool) {
 	dec := json.NewDecoder(bytes.NewReader(b))

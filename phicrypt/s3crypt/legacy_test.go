@@ -439,15 +439,38 @@ func TestLegacyKeyNotAllowed(t *testing.T) {
 	}
 }
 
-// countingKMS counts the Decrypt calls that reach the real client.
+// countingKMS records the Decrypt calls it passes to the real client.
 type countingKMS struct {
 	KMSDecrypter
-	calls []string
+	calls    []string
+	contexts []map[string]string
 }
 
 func (c *countingKMS) Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error) {
 	c.calls = append(c.calls, aws.ToString(in.KeyId))
+	c.contexts = append(c.contexts, maps.Clone(in.EncryptionContext))
 	return c.KMSDecrypter.Decrypt(ctx, in, optFns...)
+}
+
+// TestLegacyKMSRequest checks the Decrypt call itself: the allowed key
+// named, the encryption context exactly as stored, reserved entry included
+// (s3-kms-keyring.md, "Kms+Context").
+func TestLegacyKMSRequest(t *testing.T) {
+	e := newS3ECEnv(t)
+	for alg, obj := range map[string]legacyObject{
+		"AES/GCM/NoPadding": e.writeV2(t, e.keyA, []byte("pt"), userEC),
+		"115":               e.writeV3(t, e.keyA, []byte("pt"), userEC),
+	} {
+		counter := &countingKMS{KMSDecrypter: e.client}
+		cfg := &LegacyConfig{KMS: counter, KeyIDs: []string{e.keyB, e.keyA}}
+		require.NoError(t, cfg.validate())
+		_, _, err := openLegacy(e.ctx, cfg, obj)
+		require.NoError(t, err)
+		require.Equal(t, []string{e.keyB, e.keyA}, counter.calls, "each allowed key in order, until one unwraps")
+		for _, ec := range counter.contexts {
+			require.Equal(t, withAlg(userEC, alg), ec)
+		}
+	}
 }
 
 // TestLegacyKMSv1 reads the legacy "kms" mode: the encryption context is
