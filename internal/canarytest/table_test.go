@@ -111,6 +111,13 @@ var types = map[string]entry{
 		return []any{&phicrypt.StaleUse{ExpiredFor: time.Second, Err: w.keyringError()}}
 	}},
 	"phicrypt.Suite": {noSecret: "an enumeration"},
+	// phicrypt/s3crypt: reading objects of the Amazon S3 Encryption Client.
+	// The client signs with the canary secret; the config must not show it.
+	"phicrypt/s3crypt.LegacyConfig": {build: func(w *world) []any {
+		client := kmsmock.NewClient(w.kms.URL, "us-east-1", "AKIDCANARY", canaryCred)
+		return []any{&s3crypt.LegacyConfig{KMS: client, KeyIDs: []string{w.arn}, AllowInstructionFile: true}}
+	}},
+	"phicrypt/s3crypt.KMSDecrypter": {noSecret: "an interface: values format as their own type does"},
 	"keyring.StaleUse": {build: func(w *world) []any {
 		return []any{&keyring.StaleUse{BranchKey: "branch key #00000000", Version: "v", ExpiredFor: time.Second, Err: w.keyringError()}}
 	}},
