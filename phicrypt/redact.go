@@ -52,3 +52,9 @@ func (Message) Format(f fmt.State, _ rune) { formatRedacted(f, "phicrypt.Message
 
 // LogValue implements slog.LogValuer.
 func (Message) LogValue() slog.Value { return slog.StringValue("phicrypt.Message") }
+
+// Format implements fmt.Formatter: "phicrypt.FrameSealer" whatever the verb.
+func (FrameSealer) Format(f fmt.State, _ rune) { formatRedacted(f, "phicrypt.FrameSealer") }
+
+// LogValue implements slog.LogValuer.
+func (FrameSealer) LogValue() slog.Value { return slog.StringValue("phicrypt.FrameSealer") }

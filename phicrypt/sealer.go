@@ -27,7 +27,7 @@ type FrameSealer struct {
 	st       encryptState
 	s        *sealed
 	frameLen int
-	crypto   sync.Pool // *frameCrypto, one per goroutine sealing
+	crypto   *sync.Pool // *frameCrypto, one per goroutine sealing
 }
 
 // NewFrameSealer begins a message under the encryption context ec: its
@@ -40,8 +40,12 @@ func (e *Encryptor) NewFrameSealer(ctx context.Context, ec map[string]string) (*
 		return nil, err
 	}
 	f.s = s
+	// The cache key (the serialized context behind a prefix) is not needed
+	// after the header.
+	clear(f.st.key)
+	f.st.key = nil
 	aead, id := s.frames.aead, s.messageID
-	f.crypto.New = func() any { return newFrameCrypto(aead, id) }
+	f.crypto = &sync.Pool{New: func() any { return newFrameCrypto(aead, id) }}
 	return f, nil
 }
 

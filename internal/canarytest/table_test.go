@@ -80,6 +80,11 @@ var types = map[string]entry{
 		return []any{m}
 	}},
 	"phicrypt.Layout": {noSecret: "sizes and counts of a message's frames"},
+	"phicrypt.FrameSealer": {build: func(w *world) []any {
+		f, err := w.enc.NewFrameSealer(w.ctx, canaryContext())
+		w.must(err)
+		return []any{f}
+	}},
 
 	// phicrypt/s3crypt
 	"phicrypt/s3crypt.Client": {build: func(w *world) []any { return []any{w.s3().c} }},

@@ -47,7 +47,7 @@ func New(t testing.TB) *Env {
 	if os.Getenv("PHICRYPT_S3_URL") != "" {
 		return MinIO(t)
 	}
-	fake := gofakes3.New(s3mem.New())
+	fake := gofakes3.New(replacing{s3mem.New()})
 	srv := httptest.NewServer(fake.Server())
 	t.Cleanup(srv.Close)
 	e := &Env{URL: srv.URL, access: "s3test", secret: "s3test-secret", Bytes: new(atomic.Int64), Requests: new(atomic.Int64)}
@@ -147,4 +147,23 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	k, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(k))
 	return k, err
+}
+
+// replacing is the in-memory backend with S3's overwrite semantics: an
+// object put over another replaces it whole (gofakes3 carries the old
+// object's metadata over, its checksums included).
+type replacing struct{ gofakes3.Backend }
+
+func (r replacing) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, cond *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
+	if cond != nil {
+		info := gofakes3.ConditionalObjectInfo{}
+		if obj, err := r.Backend.HeadObject(bucket, key); err == nil {
+			info.Exists, info.Hash = true, obj.Hash
+		}
+		if err := gofakes3.CheckPutConditions(cond, &info); err != nil {
+			return gofakes3.PutObjectResult{}, err
+		}
+	}
+	_, _ = r.Backend.DeleteObject(bucket, key)
+	return r.Backend.PutObject(bucket, key, meta, input, size, nil)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -211,8 +212,8 @@ func wrap(op, bucket, key string, err error) error {
 		return nil
 	}
 	var oe *objectError
-	if errors.As(err, &oe) {
-		return err
+	if errors.As(err, &oe) || strings.Contains(err.Error(), "s3://"+bucket+"/"+key+":") {
+		return err // it names the object already
 	}
 	return &objectError{op: op, bucket: bucket, key: key, err: err}
 }

@@ -75,7 +75,7 @@ func (c *Client) get(ctx context.Context, bucket, key string, expect map[string]
 		cancel()
 		return nil, err
 	}
-	if isLegacy(out.Metadata) {
+	if isLegacy(out.Metadata) || c.unmarkedLegacy(ctx, bucket, key, out.Metadata) {
 		pt, ec, err := c.readLegacy(ctx, bucket, key, out)
 		if err != nil {
 			cancel()

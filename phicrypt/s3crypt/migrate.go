@@ -20,35 +20,54 @@ func (c *Client) readLegacy(ctx context.Context, bucket, key string, out *transf
 	}
 	limit := c.legacy.MaxObjectBytes
 	if n := aws.ToInt64(out.ContentLength); n > limit {
-		return nil, nil, fmt.Errorf("the object is %d bytes; LegacyConfig.MaxObjectBytes is %d", n, limit)
+		return nil, nil, fmt.Errorf("%w: the object is %d bytes; the maximum is %d", ErrLegacyTooLarge, n, limit)
 	}
 	body, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
 	if err != nil {
 		return nil, nil, err
 	}
 	if int64(len(body)) > limit {
-		return nil, nil, fmt.Errorf("the object is more than LegacyConfig.MaxObjectBytes (%d)", limit)
+		return nil, nil, fmt.Errorf("%w: the object is more than %d bytes", ErrLegacyTooLarge, limit)
 	}
 	obj := legacyObject{Bucket: bucket, Key: key, Metadata: out.Metadata, Body: body}
 	if c.legacy.AllowInstructionFile && needsInstruction(out.Metadata) {
-		ins, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(instructionKey(key))})
-		if err != nil {
-			return nil, nil, fmt.Errorf("the instruction file cannot be read: %w", err)
-		}
-		obj.Instruction, err = io.ReadAll(io.LimitReader(ins.Body, maxInstructionBytes+1))
-		ins.Body.Close()
+		ins, err := c.instructionFile(ctx, bucket, key)
 		if err != nil {
 			return nil, nil, err
 		}
-		if len(obj.Instruction) > maxInstructionBytes {
-			return nil, nil, errors.New("the instruction file is larger than 64 KiB")
-		}
+		obj.Instruction = ins
 	}
 	return openLegacy(ctx, c.legacy, obj)
 }
 
-const maxInstructionBytes = 64 << 10
+// instructionFile reads the instruction file of bucket/key, capped.
+func (c *Client) instructionFile(ctx context.Context, bucket, key string) ([]byte, error) {
+	ins, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(instructionKey(key))})
+	if err != nil {
+		return nil, fmt.Errorf("the instruction file cannot be read: %w", err)
+	}
+	defer ins.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(ins.Body, legacyMaxInstructionBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > legacyMaxInstructionBytes {
+		return nil, fmt.Errorf("%w: the instruction file is larger than %d bytes", ErrLegacyFormat, legacyMaxInstructionBytes)
+	}
+	return b, nil
+}
 
+// unmarkedLegacy reports whether an object whose metadata marks neither
+// format has an instruction file (an S3 Encryption Client V1 or V2 object
+// may keep its whole envelope there); only asked when the LegacyConfig
+// allows instruction files.
+func (c *Client) unmarkedLegacy(ctx context.Context, bucket, key string, meta map[string]string) bool {
+	if c.legacy == nil || !c.legacy.AllowInstructionFile || meta[metaFormat] != "" || isLegacy(meta) {
+		return false
+	}
+	_, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(instructionKey(key))})
+	return err == nil
+}
 // MigrateResult describes an object rewritten by Migrate. The new object
 // carries the legacy object's encryption context, without the Amazon S3
 // Encryption Client's reserved entries, plus the extra pairs given.
@@ -75,8 +94,8 @@ func (c *Client) migrate(ctx context.Context, bucket, key string, extra map[stri
 	if err != nil {
 		return nil, err
 	}
-	if !isLegacy(out.Metadata) {
-		return nil, errors.New("the object carries no Amazon S3 Encryption Client metadata")
+	if !isLegacy(out.Metadata) && !c.unmarkedLegacy(ctx, bucket, key, out.Metadata) {
+		return nil, errors.New("the object carries no Amazon S3 Encryption Client metadata and has no instruction file")
 	}
 	pt, ec, err := c.readLegacy(ctx, bucket, key, out)
 	if err != nil {
