@@ -104,8 +104,7 @@ func TestTamperedFrameFailsOnlyReadsThatTouchIt(t *testing.T) {
 	}
 	// Flip a byte of frame 5 (plaintext 5000..5999).
 	body[hl+5*(1000+32)+100] ^= 1
-	// (Under another key: the in-process server keeps an overwritten
-	// object's old checksum.)
+	// A copy under another key, so the original stays readable.
 	s.rawPut(t, "t2", body, meta)
 	s.c.ForgetAll()
 	if _, err := s.c.GetRange(ctx, s.s3.Bucket, "t2", 5500, 10, nil); !errors.Is(err, phicrypt.ErrAuthentication) {
