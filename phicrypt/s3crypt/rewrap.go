@@ -43,9 +43,10 @@ type RewrapResult struct {
 // The object is rewritten only if it is still the version whose header was
 // read: every request after the first carries its ETag (If-Match on reads,
 // CopySourceIfMatch on copies, If-Match on the final PutObject or
-// CompleteMultipartUpload), so a concurrent overwrite is never lost;
-// Rewrap then fails with an error wrapping ErrChanged and may be called
-// again. An object smaller than twice PartSize is downloaded whole and put
+// CompleteMultipartUpload, which MinIO honours as S3 does), so a
+// concurrent overwrite is never lost; Rewrap then fails with an error
+// wrapping ErrChanged and may be called again. (A signed object's download
+// cut short by an overwrite is told apart from a damaged object by a HEAD.) An object smaller than twice PartSize is downloaded whole and put
 // again. A larger one becomes a multipart upload whose first part is the
 // new header and the first PartSize bytes of the old body (one ranged GET)
 // and whose other parts S3 copies from the old object (UploadPartCopy), so
@@ -59,7 +60,7 @@ type RewrapResult struct {
 func (c *Client) Rewrap(ctx context.Context, bucket, key string, to keyring.Keyring, expect map[string]string) (*RewrapResult, error) {
 	res, err := c.rewrap(ctx, bucket, key, to, expect)
 	if err != nil {
-		if isPreconditionFailed(err) || isNoSuchKey(err) {
+		if !errors.Is(err, ErrChanged) && (isPreconditionFailed(err) || isNoSuchKey(err)) {
 			err = fmt.Errorf("%w: %w", ErrChanged, err)
 		}
 		return nil, wrap("rewrap", bucket, key, err)
@@ -83,7 +84,7 @@ type rewrapSource struct {
 
 func (c *Client) rewrap(ctx context.Context, bucket, key string, to keyring.Keyring, expect map[string]string) (*RewrapResult, error) {
 	if to == nil {
-		return nil, errors.New("Rewrap needs a keyring to wrap the data key with")
+		return nil, errors.New("the keyring to wrap the data key with is nil")
 	}
 	src, err := c.rewrapSource(ctx, bucket, key)
 	if err != nil {
@@ -91,7 +92,13 @@ func (c *Client) rewrap(ctx context.Context, bucket, key string, to keyring.Keyr
 	}
 	newHeader, err := c.enc.RewrapHeader(ctx, src.header, expect, to)
 	if errors.Is(err, phicrypt.ErrSignedRewrap) {
-		return c.rewrapSigned(ctx, src, to, expect)
+		res, err := c.rewrapSigned(ctx, src, to, expect)
+		if err != nil && c.changed(ctx, src) {
+			// A stream cut short because the object was overwritten
+			// under it is a change, not a damaged object.
+			err = fmt.Errorf("%w: %w", ErrChanged, err)
+		}
+		return res, err
 	}
 	if err != nil {
 		return nil, err
@@ -147,6 +154,17 @@ func (c *Client) rewrapSource(ctx context.Context, bucket, key string) (*rewrapS
 	}
 }
 
+// changed reports whether the object is no longer the version src read
+// (overwritten or deleted), as far as a HEAD can tell.
+func (c *Client) changed(ctx context.Context, src *rewrapSource) bool {
+	head, err := c.s3.HeadObject(context.WithoutCancel(ctx), &s3.HeadObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key)})
+	if err != nil {
+		var ae smithy.APIError
+		return errors.As(err, &ae) && (ae.ErrorCode() == "NotFound" || ae.ErrorCode() == "NoSuchKey")
+	}
+	return aws.ToString(head.ETag) != src.etag
+}
+
 // rangeOf downloads bytes [off, end) of the source object's version.
 func (c *Client) rangeOf(ctx context.Context, src *rewrapSource, off, end int64) ([]byte, error) {
 	b := make([]byte, max(end-off, 0))
@@ -176,6 +194,7 @@ func (c *Client) rangeInto(ctx context.Context, src *rewrapSource, dst []byte, o
 // [off, end) of the old object: the request bodies are seekable, so the
 // SDK can sign and retry them.
 func (c *Client) withHeader(ctx context.Context, src *rewrapSource, newHeader []byte, off, end int64) ([]byte, error) {
+	runHook(ctx, hookBeforeBody)
 	buf := make([]byte, int64(len(newHeader))+end-off)
 	copy(buf, newHeader)
 	return buf, c.rangeInto(ctx, src, buf[len(newHeader):], off)
@@ -232,6 +251,7 @@ func (c *Client) rewrapCopy(ctx context.Context, src *rewrapSource, newHeader []
 		return nil, err
 	}
 	parts[0] = types.CompletedPart{PartNumber: aws.Int32(1), ETag: p1.ETag}
+	runHook(ctx, hookBeforeCopy)
 	if err := c.copyParts(ctx, src, uploadID, ranges, parts[1:]); err != nil {
 		return nil, err
 	}
@@ -337,6 +357,7 @@ func (c *Client) rewrapSigned(ctx context.Context, src *rewrapSource, to keyring
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	runHook(ctx, hookBeforeBody)
 	out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
 		Range: aws.String(fmt.Sprintf("bytes=%d-%d", src.headerLen, src.total-1)), IfMatch: aws.String(src.etag)})
 	if err != nil {
@@ -432,6 +453,13 @@ func isNoSuchKey(err error) bool {
 // A test's hook, in the context Rewrap is given (rewrap_export_test.go):
 // called with the name of the step about to run.
 type rewrapHookKey struct{}
+
+// hookBeforeBody names the step that downloads the old body (all of it, or
+// the first PartSize bytes).
+const hookBeforeBody = "before-body"
+
+// hookBeforeCopy names the step that copies the old body's other parts.
+const hookBeforeCopy = "before-copy"
 
 // hookBeforeComplete names the step that writes the new object (PutObject,
 // CompleteMultipartUpload, or the signed object's upload).

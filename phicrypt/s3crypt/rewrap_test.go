@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -190,10 +191,15 @@ func TestRewrapConcurrentOverwriteMinIO(t *testing.T) {
 		name  string
 		suite phicrypt.Suite
 		size  int
+		step  string // when the object is overwritten
 	}{
-		{"small", phicrypt.SuiteCommitted, 1000},
-		{"large", phicrypt.SuiteCommitted, 12 << 20},
-		{"signed", phicrypt.SuiteCommittedSigned, 1000},
+		{"small", phicrypt.SuiteCommitted, 1000, s3crypt.RewrapStepComplete},
+		{"large", phicrypt.SuiteCommitted, 12 << 20, s3crypt.RewrapStepComplete},
+		{"small before body", phicrypt.SuiteCommitted, 1000, s3crypt.RewrapStepBody},
+		{"large before body", phicrypt.SuiteCommitted, 12 << 20, s3crypt.RewrapStepBody},
+		{"large before copy", phicrypt.SuiteCommitted, 12 << 20, s3crypt.RewrapStepCopy},
+		{"signed", phicrypt.SuiteCommittedSigned, 1000, s3crypt.RewrapStepComplete},
+		{"signed large", phicrypt.SuiteCommittedSigned, 12 << 20, s3crypt.RewrapStepBody},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newRewrapSetup(t, s3test.MinIO(t), c.suite)
@@ -203,7 +209,7 @@ func TestRewrapConcurrentOverwriteMinIO(t *testing.T) {
 			var steps []string
 			ctx := s3crypt.WithRewrapHook(context.Background(), func(step string) {
 				steps = append(steps, step)
-				if step == s3crypt.RewrapStepComplete {
+				if step == c.step {
 					s.put(t, "obj", newer, ec)
 				}
 			})
@@ -211,7 +217,7 @@ func TestRewrapConcurrentOverwriteMinIO(t *testing.T) {
 			if !errors.Is(err, s3crypt.ErrChanged) {
 				t.Fatalf("Rewrap over a concurrent overwrite: %v, want ErrChanged", err)
 			}
-			if len(steps) != 1 {
+			if !slices.Contains(steps, c.step) {
 				t.Fatalf("hook steps %v", steps)
 			}
 			r, err := s.c.Get(context.Background(), s.s3.Bucket, "obj", ec)
@@ -272,4 +278,22 @@ func framedBodySize(n, f int) int {
 		full--
 	}
 	return full*(4+12+f+16) + 4 + 4 + 12 + 4 + (n - full*f) + 16
+}
+
+func TestRewrapSignedRefusesAlteredBody(t *testing.T) {
+	s := newRewrapSetup(t, s3test.New(t), phicrypt.SuiteCommittedSigned)
+	ctx := context.Background()
+	ec := map[string]string{"tenant": "clinic-7"}
+	s.put(t, "obj", randomBytes(t, 200<<10), ec)
+	msg, meta := s.rawGet(t, "obj")
+	bad := bytes.Clone(msg)
+	bad[len(bad)/2] ^= 1 // inside a frame: only the signature notices before decryption
+	s.rawPut(t, "obj", bad, meta)
+	_, err := s.c.Rewrap(ctx, s.s3.Bucket, "obj", s.to, ec)
+	if !errors.Is(err, phicrypt.ErrAuthentication) {
+		t.Fatalf("Rewrap of an altered signed body: %v, want ErrAuthentication", err)
+	}
+	if now, _ := s.rawGet(t, "obj"); !bytes.Equal(now, bad) {
+		t.Fatal("a refused Rewrap changed the object")
+	}
 }
