@@ -123,6 +123,11 @@ var types = map[string]entry{
 		return []any{&s3crypt.LegacyConfig{KMS: client, KeyIDs: []string{w.arn}, AllowInstructionFile: true}}
 	}},
 	"phicrypt/s3crypt.KMSDecrypter": {noSecret: "an interface: values format as their own type does"},
+	// Rewrap: the rewrap of a signed message holds its new
+	// header (the canary context in the clear) and a new signing key.
+	"phicrypt.SignedRewrap":         {build: func(w *world) []any { return []any{w.signedRewrap()} }},
+	"phicrypt/s3crypt.RewrapResult": {noSecret: "an ETag, a version id and byte counts"},
+	// End of the Rewrap block.
 	"keyring.StaleUse": {build: func(w *world) []any {
 		return []any{&keyring.StaleUse{BranchKey: "branch key #00000000", Version: "v", ExpiredFor: time.Second, Err: w.keyringError()}}
 	}},

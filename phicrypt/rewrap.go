@@ -1,0 +1,268 @@
+package phicrypt
+
+import (
+	"bytes"
+	"context"
+	"crypto/cipher"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"unicode/utf8"
+
+	"github.com/phicrypt/phicrypt/internal/wire"
+	"github.com/phicrypt/phicrypt/keyring"
+)
+
+// Rewrapping moves a message's data key to another keyring without
+// touching its body. The body's frames are sealed under a key derived from
+// the data key and the message id (Encryptor.derive), and their additional
+// data holds neither the encryption context nor the encrypted data keys
+// (data-format/message-body-aad.md), so a header with the same suite,
+// message id, frame length and commitment key but other encrypted data keys
+// opens the same frames. Only the header tag, whose additional data is the
+// header body, is computed again, under the same derived key.
+
+// ErrSignedRewrap is returned by RewrapHeader for a signed message: its
+// signature covers the header, so the body must pass through RewrapSigned.
+var ErrSignedRewrap = errors.New("phicrypt: a signed message's signature covers its header and body; rewrap it with RewrapSigned")
+
+// RewrapHeader returns a new header for the message whose header begins
+// header (more of the message may follow it; HeaderLength tells where the
+// old header ends), holding the same data key wrapped by to instead of the
+// message's own encrypted data keys. The old header is authenticated
+// exactly as Decrypt does it (commitment policy, expected context, this
+// Encryptor's keyring, key commitment, header tag); to then wraps the same
+// data key under the same encryption context, and the new header keeps the
+// suite, message id, context, frame length and commitment key, with a new
+// header tag. Every frame of the old body stays valid after the new header,
+// so the message is the old header replaced by the new one.
+//
+// Only framed messages of format version 2 and unsigned suites are
+// rewrapped here: a signed message's signature covers the header
+// (ErrSignedRewrap; see RewrapSigned), and a version 1 message (legacy
+// suites) has no commitment key to keep and must be encrypted again.
+func (e *Encryptor) RewrapHeader(ctx context.Context, header []byte, expect map[string]string, to keyring.Keyring) ([]byte, error) {
+	u, err := e.unwrapForRewrap(ctx, header, expect, false)
+	if err != nil {
+		return nil, err
+	}
+	defer u.dataKey.Wipe()
+	edks, err := e.wrapAgain(ctx, to, u)
+	if err != nil {
+		return nil, err
+	}
+	return e.sealRewrapped(u, edks, u.h.contextRaw)
+}
+
+// unwrapped is an authenticated header with its data key, for rewrapping.
+type unwrapped struct {
+	h        *header
+	raw      []byte // the old header as read
+	dataKey  keyring.Secret
+	context  map[string]string // the whole context, auth-only pairs included
+	authOnly []byte            // the serialized pairs expected but not stored
+	aead     cipher.AEAD
+}
+
+// unwrapForRewrap parses and authenticates the header that begins prefix
+// as openInto does, keeping a copy of the data key, which the caller must
+// wipe.
+func (e *Encryptor) unwrapForRewrap(ctx context.Context, prefix []byte, expect map[string]string, signed bool) (*unwrapped, error) {
+	h, raw, err := e.parsePrefix(prefix)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case h.suite.version != formatV2:
+		return nil, malformed(StageHeader, "a version 1 message (legacy suite) cannot be rewrapped: it has no commitment key to keep; decrypt and encrypt it again")
+	case !h.framed:
+		return nil, malformed(StageFrame, "only framed messages can be rewrapped")
+	case h.suite.signed && !signed:
+		return nil, ErrSignedRewrap
+	case !h.suite.signed && signed:
+		return nil, errors.New("phicrypt: RewrapSigned is for signed messages; use RewrapHeader")
+	}
+	// The parsed header points into prefix; keep a copy of its own.
+	raw = bytes.Clone(raw)
+	if h, raw, err = parseHeader(&sliceSource{b: raw}, &e.lim); err != nil {
+		return nil, err
+	}
+	if !e.policy.allowsDecrypt(h.suite) {
+		return nil, &MessageError{Stage: StageHeader, Err: ErrCommitmentPolicy,
+			What: "the message uses " + h.suite.id.String() + ", which has no key commitment; the policy " + e.policy.String() + " refuses it"}
+	}
+	full, authOnly, err := e.matchContext(h, expect)
+	if err != nil {
+		return nil, err
+	}
+	mat, err := e.decryptionMaterials(ctx, &opened{}, h, full)
+	if err != nil {
+		return nil, err
+	}
+	defer mat.release()
+	ec := mat.context
+	if ec == nil {
+		ec = h.contextMap()
+	}
+	aead, commit := e.kdf.derive(h.suite, mat.dataKey, h.messageID, nil)
+	if !checkCommitment(commit, h.commitKey) {
+		return nil, authFailed(StageCommitment, "the key commitment does not match the data key")
+	}
+	aad := append(bytes.Clone(h.body), authOnly...)
+	if _, err := aead.Open(nil, make([]byte, ivLength), h.tag, aad); err != nil {
+		return nil, authFailed(StageHeader, "the header tag does not verify")
+	}
+	return &unwrapped{h: h, raw: raw, dataKey: keyring.Secret(bytes.Clone(mat.dataKey)), context: maps.Clone(ec),
+		authOnly: authOnly, aead: aead}, nil
+}
+
+// wrapAgain asks to to wrap u's data key under u's context, with the checks
+// keyringEncrypt makes of a keyring's output.
+func (e *Encryptor) wrapAgain(ctx context.Context, to keyring.Keyring, u *unwrapped) ([]keyring.EncryptedDataKey, error) {
+	if to == nil {
+		return nil, errors.New("phicrypt: rewrap needs a keyring to wrap the data key with")
+	}
+	m := &keyring.EncryptionMaterials{SuiteID: uint16(u.h.suite.id), DataKeyLength: dataKeyLength,
+		EncryptionContext: maps.Clone(u.context), DataKey: keyring.Secret(bytes.Clone(u.dataKey))}
+	if err := to.OnEncrypt(ctx, m); err != nil {
+		m.DataKey.Wipe()
+		return nil, keyringError(err)
+	}
+	defer m.DataKey.Wipe()
+	if subtle.ConstantTimeCompare(m.DataKey, u.dataKey) != 1 {
+		return nil, errors.New("phicrypt: the keyring replaced the data key it was given to wrap")
+	}
+	if len(m.EncryptedDataKeys) == 0 {
+		return nil, errors.New("phicrypt: the keyring returned no encrypted data key")
+	}
+	if len(m.EncryptedDataKeys) > e.lim.maxEDKs {
+		return nil, fmt.Errorf("%w: the keyring made %d encrypted data keys; the maximum is %d", ErrLimit, len(m.EncryptedDataKeys), e.lim.maxEDKs)
+	}
+	for _, edk := range m.EncryptedDataKeys {
+		if edk.ProviderID == "" || !utf8.ValidString(edk.ProviderID) || len(edk.ProviderID) > 0xffff ||
+			len(edk.ProviderInfo) > 0xffff || len(edk.Ciphertext) > 0xffff {
+			return nil, errors.New("phicrypt: the keyring made an encrypted data key the format cannot hold (empty or non-UTF-8 provider id, or a field over 65535 bytes)")
+		}
+	}
+	return m.EncryptedDataKeys, nil
+}
+
+// sealRewrapped builds the new header: u's suite, message id, frame length
+// and commitment key, the stored context aad and edks, and a header tag
+// under u's derived key over the body and the auth-only pairs.
+func (e *Encryptor) sealRewrapped(u *unwrapped, edks []keyring.EncryptedDataKey, aad []byte) ([]byte, error) {
+	if len(aad) > 0xffff {
+		return nil, fmt.Errorf("%w: the encryption context is serialized in more than 65535 bytes", ErrContext)
+	}
+	nh := header{suite: u.h.suite, messageID: u.h.messageID, edks: edks, framed: true,
+		frameLength: u.h.frameLength, commitKey: u.h.commitKey}
+	n := headerBodyLen(&nh, aad)
+	if n+tagLength > e.lim.maxHeaderBytes {
+		return nil, fmt.Errorf("%w: the new header would be %d bytes, more than MaxHeaderBytes; readers would refuse it", ErrLimit, n+tagLength)
+	}
+	out := appendHeaderBody(make([]byte, 0, n+len(u.authOnly)+tagLength), &nh, aad)
+	tag := u.aead.Seal(nil, make([]byte, ivLength), nil, append(bytes.Clone(out), u.authOnly...))
+	return append(out, tag...), nil
+}
+
+// SignedRewrap rewraps a signed message (suite 0x0578): its signature
+// covers the header and the body, so a new signing key pair signs the
+// message again. Header is the new header; the body follows it unchanged,
+// passed through Write; Footer checks the old signature over the old
+// header and that body and returns the new footer. It is not safe for
+// concurrent use.
+type SignedRewrap struct {
+	header []byte
+	old    *verifier
+	signer *signer
+	done   bool
+}
+
+// RewrapSigned starts rewrapping a signed message whose header begins
+// header, as RewrapHeader does for unsigned ones: the old header is
+// authenticated, the data key is wrapped by to, and the new header keeps
+// the suite, message id, frame length and commitment key. Since the
+// signature covers the whole message, a new ECDSA P-384 key pair is made:
+// its public key replaces aws-crypto-public-key in the encryption context
+// (so the stored context changes in that pair only), the new encrypted data
+// keys are made under that context, and the new private key signs the new
+// header and the old body when Footer is called; it is then dropped.
+func (e *Encryptor) RewrapSigned(ctx context.Context, header []byte, expect map[string]string, to keyring.Keyring) (*SignedRewrap, error) {
+	u, err := e.unwrapForRewrap(ctx, header, expect, true)
+	if err != nil {
+		return nil, err
+	}
+	defer u.dataKey.Wipe()
+	old, err := newVerifier(u.context[publicKeyContextKey])
+	if err != nil {
+		return nil, malformed(StageHeader, "the signature verification key is "+err.Error())
+	}
+	old.write(u.raw)
+	sg, err := newSigner()
+	if err != nil {
+		return nil, err
+	}
+	u.context[publicKeyContextKey] = sg.publicKey()
+	stored := maps.Clone(u.h.contextMap())
+	stored[publicKeyContextKey] = sg.publicKey()
+	aad, err := wire.AppendContext(nil, stored)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrContext, err)
+	}
+	edks, err := e.wrapAgain(ctx, to, u)
+	if err != nil {
+		return nil, err
+	}
+	nh, err := e.sealRewrapped(u, edks, aad)
+	if err != nil {
+		return nil, err
+	}
+	sg.write(nh)
+	return &SignedRewrap{header: nh, old: old, signer: sg}, nil
+}
+
+// Header returns the new header. The caller must not modify it.
+func (s *SignedRewrap) Header() []byte { return s.header }
+
+// Write feeds body bytes: the old message's frames exactly as stored, from
+// the end of its header up to (not including) its footer, in order and in
+// any number of calls. It never fails.
+func (s *SignedRewrap) Write(body []byte) (int, error) {
+	if s.done {
+		return 0, errors.New("phicrypt: SignedRewrap.Write after Footer")
+	}
+	s.old.write(body)
+	s.signer.write(body)
+	return len(body), nil
+}
+
+// Footer checks old, the old message's footer (its two-byte length and
+// signature), against the old header and the body written, and returns
+// the new footer, which signs the new header and the same body. A body
+// altered by anyone without the old signing key fails here, so it is never
+// signed anew. Footer may be called once.
+func (s *SignedRewrap) Footer(old []byte) ([]byte, error) {
+	if s.done {
+		return nil, errors.New("phicrypt: SignedRewrap.Footer called twice")
+	}
+	s.done = true
+	o := &opened{verifier: s.old}
+	if err := o.checkFooter(&sliceSource{b: old}); err != nil {
+		return nil, err
+	}
+	if len(old) != 2+(int(old[0])<<8|int(old[1])) {
+		return nil, malformed(StageSignature, "trailing bytes follow the signature")
+	}
+	footer, err := s.signer.appendFooter(nil)
+	s.signer = nil // the private key signs one message
+	return footer, err
+}
+
+// Format implements fmt.Formatter: "phicrypt.SignedRewrap" whatever the
+// verb (the header holds the encryption context, the signer a private key).
+func (SignedRewrap) Format(f fmt.State, _ rune) { formatRedacted(f, "phicrypt.SignedRewrap") }
+
+// LogValue implements slog.LogValuer.
+func (SignedRewrap) LogValue() slog.Value { return slog.StringValue("phicrypt.SignedRewrap") }

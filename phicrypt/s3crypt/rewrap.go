@@ -1,0 +1,496 @@
+package s3crypt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/url"
+	"strconv"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/phicrypt"
+)
+
+// RewrapResult describes an object Rewrap rewrote.
+type RewrapResult struct {
+	// ETag and VersionID are the new object's.
+	ETag, VersionID string
+	// Downloaded is the bytes Rewrap fetched from the object; Copied the
+	// bytes S3 copied from the old object into the new one without them
+	// leaving the server (UploadPartCopy).
+	Downloaded, Copied int64
+}
+
+// Rewrap moves the object bucket/key to another keyring without
+// decrypting its body: this Client's Encryptor authenticates the object's
+// header (expect lists context pairs it must carry) and unwraps its data
+// key, to wraps the same data key, and the object is written again as the
+// new header followed by the old body, byte for byte (the body's frames do
+// not depend on the wrapped keys). Afterwards a Client whose keyring holds
+// only to's keys reads it; the old keyring no longer does, though older
+// versions, where the bucket keeps them, are left as they were.
+//
+// The object is rewritten only if it is still the version whose header was
+// read: every request after the first carries its ETag (If-Match on reads,
+// CopySourceIfMatch on copies, If-Match on the final PutObject or
+// CompleteMultipartUpload, which MinIO honours as S3 does), so a
+// concurrent overwrite is never lost; Rewrap then fails with an error
+// wrapping ErrChanged and may be called again. (A signed object's download
+// cut short by an overwrite is told apart from a damaged object by a HEAD.) An object smaller than twice PartSize is downloaded whole and put
+// again. A larger one becomes a multipart upload whose first part is the
+// new header and the first PartSize bytes of the old body (one ranged GET)
+// and whose other parts S3 copies from the old object (UploadPartCopy), so
+// only about PartSize bytes travel. A signed object (suite 0x0578) is
+// downloaded and uploaded whole, since its signature covers every byte: its
+// old signature is checked as it streams through and a new signing key
+// signs it. The Content-Type and the user metadata are kept (the recorded
+// header length updated); tags, ACLs, storage class and other system
+// metadata are not copied. A failed Rewrap aborts its multipart upload and
+// leaves the object as it was.
+func (c *Client) Rewrap(ctx context.Context, bucket, key string, to keyring.Keyring, expect map[string]string) (*RewrapResult, error) {
+	res, err := c.rewrap(ctx, bucket, key, to, expect)
+	if err != nil {
+		if !errors.Is(err, ErrChanged) && (isPreconditionFailed(err) || isNoSuchKey(err)) {
+			err = fmt.Errorf("%w: %w", ErrChanged, err)
+		}
+		return nil, wrap("rewrap", bucket, key, err)
+	}
+	c.cache.forget(bucket, key)
+	return res, nil
+}
+
+// rewrapSource is the object being rewrapped, as its HEAD and header
+// fetch found it.
+type rewrapSource struct {
+	bucket, key string
+	etag        string
+	contentType *string
+	meta        map[string]string
+	total       int64
+	header      []byte // the old header and possibly more
+	headerLen   int64
+	downloaded  int64
+}
+
+func (c *Client) rewrap(ctx context.Context, bucket, key string, to keyring.Keyring, expect map[string]string) (*RewrapResult, error) {
+	if to == nil {
+		return nil, errors.New("the keyring to wrap the data key with is nil")
+	}
+	src, err := c.rewrapSource(ctx, bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	newHeader, err := c.enc.RewrapHeader(ctx, src.header, expect, to)
+	if errors.Is(err, phicrypt.ErrSignedRewrap) {
+		res, err := c.rewrapSigned(ctx, src, to, expect)
+		if err != nil && c.changed(ctx, src) {
+			// A stream cut short because the object was overwritten
+			// under it is a change, not a damaged object.
+			err = fmt.Errorf("%w: %w", ErrChanged, err)
+		}
+		return res, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	meta := maps.Clone(src.meta)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[metaHeaderLen] = strconv.Itoa(len(newHeader))
+	if src.total < 2*c.part {
+		return c.rewrapWhole(ctx, src, newHeader, meta)
+	}
+	return c.rewrapCopy(ctx, src, newHeader, meta)
+}
+
+// rewrapSource finds the object's ETag, length and metadata with a HEAD,
+// then fetches its header with ranged GETs of that ETag: the recorded
+// header length first, more if the metadata is wrong.
+func (c *Client) rewrapSource(ctx context.Context, bucket, key string) (*rewrapSource, error) {
+	head, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, err
+	}
+	src := &rewrapSource{bucket: bucket, key: key, etag: aws.ToString(head.ETag), contentType: head.ContentType,
+		meta: head.Metadata, total: aws.ToInt64(head.ContentLength)}
+	if isLegacy(src.meta) {
+		return nil, errors.New("the object was written by the Amazon S3 Encryption Client, whose format has no separate header to rewrap; Migrate it first")
+	}
+	if src.etag == "" {
+		return nil, errors.New("the server returned no ETag, so the rewrite could not be made conditional")
+	}
+	want := int64(firstHeaderFetch)
+	if h, ok := recorded(src.meta, metaHeaderLen); ok && h > 0 && h <= maxHeaderFetch {
+		want = h
+	}
+	for {
+		want = min(want, src.total)
+		b, err := c.rangeOf(ctx, src, 0, want)
+		if err != nil {
+			return nil, err
+		}
+		src.header = b
+		hl, err := c.enc.HeaderLength(b)
+		if errors.Is(err, phicrypt.ErrShortHeader) && want < maxHeaderFetch && want < src.total {
+			want = min(max(want*4, firstHeaderFetch), maxHeaderFetch)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		src.headerLen = int64(hl)
+		return src, nil
+	}
+}
+
+// changed reports whether the object is no longer the version src read
+// (overwritten or deleted), as far as a HEAD can tell.
+func (c *Client) changed(ctx context.Context, src *rewrapSource) bool {
+	head, err := c.s3.HeadObject(context.WithoutCancel(ctx), &s3.HeadObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key)})
+	if err != nil {
+		var ae smithy.APIError
+		return errors.As(err, &ae) && (ae.ErrorCode() == "NotFound" || ae.ErrorCode() == "NoSuchKey")
+	}
+	return aws.ToString(head.ETag) != src.etag
+}
+
+// rangeOf downloads bytes [off, end) of the source object's version.
+func (c *Client) rangeOf(ctx context.Context, src *rewrapSource, off, end int64) ([]byte, error) {
+	b := make([]byte, max(end-off, 0))
+	return b, c.rangeInto(ctx, src, b, off)
+}
+
+// rangeInto fills dst with the source object's bytes from off on.
+func (c *Client) rangeInto(ctx context.Context, src *rewrapSource, dst []byte, off int64) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
+		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+int64(len(dst))-1)), IfMatch: aws.String(src.etag)})
+	if err != nil {
+		return err
+	}
+	defer out.Body.Close()
+	n, err := io.ReadFull(out.Body, dst)
+	src.downloaded += int64(n)
+	if err != nil {
+		return fmt.Errorf("%w: the ranged GET returned fewer bytes than asked: %w", ErrTruncated, err)
+	}
+	return nil
+}
+
+// withHeader returns a buffer of the new header followed by bytes
+// [off, end) of the old object: the request bodies are seekable, so the
+// SDK can sign and retry them.
+func (c *Client) withHeader(ctx context.Context, src *rewrapSource, newHeader []byte, off, end int64) ([]byte, error) {
+	runHook(ctx, hookBeforeBody)
+	buf := make([]byte, int64(len(newHeader))+end-off)
+	copy(buf, newHeader)
+	return buf, c.rangeInto(ctx, src, buf[len(newHeader):], off)
+}
+
+// rewrapWhole puts the new header and the old body as one object.
+func (c *Client) rewrapWhole(ctx context.Context, src *rewrapSource, newHeader []byte, meta map[string]string) (*RewrapResult, error) {
+	obj, err := c.withHeader(ctx, src, newHeader, src.headerLen, src.total)
+	if err != nil {
+		return nil, err
+	}
+	runHook(ctx, hookBeforeComplete)
+	out, err := c.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
+		Body: bytes.NewReader(obj), ContentLength: aws.Int64(int64(len(obj))), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+		Metadata: meta, ContentType: src.contentType, IfMatch: aws.String(src.etag)})
+	if err != nil {
+		return nil, err
+	}
+	return &RewrapResult{ETag: aws.ToString(out.ETag), VersionID: aws.ToString(out.VersionId), Downloaded: src.downloaded}, nil
+}
+
+// S3's limits on multipart uploads.
+const maxParts = 10000
+
+// rewrapCopy writes the new object as a multipart upload: part 1 is the
+// new header and the first PartSize bytes of the old body, the other parts
+// are copied by S3 from the old object.
+func (c *Client) rewrapCopy(ctx context.Context, src *rewrapSource, newHeader []byte, meta map[string]string) (res *RewrapResult, err error) {
+	first, err := c.withHeader(ctx, src, newHeader, src.headerLen, src.headerLen+c.part)
+	if err != nil {
+		return nil, err
+	}
+	ranges, err := copyRanges(src.headerLen+c.part, src.total, c.part)
+	if err != nil {
+		return nil, err
+	}
+	up, err := c.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
+		Metadata: meta, ContentType: src.contentType})
+	if err != nil {
+		return nil, err
+	}
+	uploadID := up.UploadId
+	defer func() {
+		if err != nil {
+			// The caller's context may be what ended the upload.
+			_, _ = c.s3.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
+				Bucket: aws.String(src.bucket), Key: aws.String(src.key), UploadId: uploadID})
+		}
+	}()
+	parts := make([]types.CompletedPart, 1+len(ranges))
+	p1, err := c.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key), UploadId: uploadID,
+		PartNumber: aws.Int32(1), Body: bytes.NewReader(first), ContentLength: aws.Int64(int64(len(first)))})
+	if err != nil {
+		return nil, err
+	}
+	parts[0] = types.CompletedPart{PartNumber: aws.Int32(1), ETag: p1.ETag}
+	runHook(ctx, hookBeforeCopy)
+	if err := c.copyParts(ctx, src, uploadID, ranges, parts[1:]); err != nil {
+		return nil, err
+	}
+	runHook(ctx, hookBeforeComplete)
+	out, err := c.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
+		UploadId: uploadID, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}, IfMatch: aws.String(src.etag)})
+	if err != nil {
+		return nil, err
+	}
+	copied := src.total - src.headerLen - c.part
+	return &RewrapResult{ETag: aws.ToString(out.ETag), VersionID: aws.ToString(out.VersionId), Downloaded: src.downloaded, Copied: copied}, nil
+}
+
+// byteRange is [start, end) of the old object.
+type byteRange struct{ start, end int64 }
+
+// copyRanges splits [start, end) into parts S3 accepts: at least 5 MiB
+// each but the last, at most 5 GiB, at most 9999 of them (part 1 is the
+// uploaded one). A short tail joins the part before it.
+func copyRanges(start, end, partSize int64) ([]byteRange, error) {
+	n := end - start
+	if n <= 0 {
+		return nil, nil
+	}
+	size := max(partSize, (n+maxParts-2)/(maxParts-1))
+	if size > maxPartSize {
+		return nil, fmt.Errorf("the object is too large to copy in %d parts", maxParts)
+	}
+	var out []byteRange
+	for off := start; off < end; off += size {
+		out = append(out, byteRange{off, min(off+size, end)})
+	}
+	if k := len(out); k > 1 && out[k-1].end-out[k-1].start < minPartSize {
+		merged := byteRange{out[k-2].start, out[k-1].end}
+		out = out[:k-1]
+		if merged.end-merged.start <= maxPartSize {
+			out[k-2] = merged
+		} else {
+			mid := merged.start + (merged.end-merged.start)/2
+			out[k-2] = byteRange{merged.start, mid}
+			out = append(out, byteRange{mid, merged.end})
+		}
+	}
+	return out, nil
+}
+
+// copyParts copies ranges of the old object into parts 2, 3, ... of the
+// upload, Concurrency at a time, filling parts.
+func (c *Client) copyParts(ctx context.Context, src *rewrapSource, uploadID *string, ranges []byteRange, parts []types.CompletedPart) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	copySource := url.PathEscape(src.bucket + "/" + src.key)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan int)
+	)
+	for range min(c.conc, len(ranges)) {
+		wg.Go(func() {
+			for i := range next {
+				r := ranges[i]
+				out, err := c.s3.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
+					UploadId: uploadID, PartNumber: aws.Int32(int32(i + 2)), CopySource: aws.String(copySource),
+					CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", r.start, r.end-1)), CopySourceIfMatch: aws.String(src.etag)})
+				if err == nil && (out.CopyPartResult == nil || out.CopyPartResult.ETag == nil) {
+					err = errors.New("the server's UploadPartCopy answer has no ETag")
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+						cancel()
+					}
+					mu.Unlock()
+					continue
+				}
+				parts[i] = types.CompletedPart{PartNumber: aws.Int32(int32(i + 2)), ETag: out.CopyPartResult.ETag}
+			}
+		})
+	}
+	for i := range ranges {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// rewrapSigned streams a signed object through phicrypt.SignedRewrap: the
+// new header, the old body as stored, and the new footer, uploaded with
+// If-Match on the old ETag.
+func (c *Client) rewrapSigned(ctx context.Context, src *rewrapSource, to keyring.Keyring, expect map[string]string) (*RewrapResult, error) {
+	sr, err := c.enc.RewrapSigned(ctx, src.header, expect, to)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runHook(ctx, hookBeforeBody)
+	out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
+		Range: aws.String(fmt.Sprintf("bytes=%d-%d", src.headerLen, src.total-1)), IfMatch: aws.String(src.etag)})
+	if err != nil {
+		return nil, err
+	}
+	defer out.Body.Close()
+	counted := &countingReader{r: out.Body}
+	newHeader := sr.Header()
+	meta := maps.Clone(src.meta)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[metaHeaderLen] = strconv.Itoa(len(newHeader))
+	frameLen := c.frameLength(src.header[:src.headerLen])
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(passSigned(pw, counted, sr, frameLen))
+	}()
+	runHook(ctx, hookBeforeComplete)
+	up, err := c.tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
+		Body: io.MultiReader(bytes.NewReader(newHeader), pr), Metadata: meta, ContentType: src.contentType, IfMatch: aws.String(src.etag)})
+	pr.CloseWithError(errUploadEnded)
+	if err != nil {
+		return nil, err
+	}
+	return &RewrapResult{ETag: aws.ToString(up.ETag), VersionID: aws.ToString(up.VersionID), Downloaded: src.downloaded + counted.n}, nil
+}
+
+// passSigned copies a signed message's body from r to w frame by frame,
+// feeding it to sr, then reads the old footer and writes the new one.
+func passSigned(w io.Writer, r io.Reader, sr *phicrypt.SignedRewrap, frameLen int64) error {
+	if frameLen <= 0 {
+		return errors.New("the header's frame length is not positive")
+	}
+	buf := make([]byte, 4+12+4+frameLen+16)
+	pass := func(b []byte) error {
+		if _, err := io.ReadFull(r, b); err != nil {
+			return fmt.Errorf("%w: the object ends inside its body: %w", ErrTruncated, err)
+		}
+		_, _ = sr.Write(b)
+		_, err := w.Write(b)
+		return err
+	}
+	for {
+		seq := buf[:4]
+		if err := pass(seq); err != nil {
+			return err
+		}
+		if !bytes.Equal(seq, []byte{0xff, 0xff, 0xff, 0xff}) {
+			if err := pass(buf[:12+frameLen+16]); err != nil {
+				return err
+			}
+			continue
+		}
+		// The final frame: sequence number, IV, content length, content, tag.
+		head := buf[:4+12+4]
+		if err := pass(head); err != nil {
+			return err
+		}
+		n := int64(head[16])<<24 | int64(head[17])<<16 | int64(head[18])<<8 | int64(head[19])
+		if n > frameLen {
+			return errors.New("the final frame is longer than the frame length")
+		}
+		if err := pass(buf[:n+16]); err != nil {
+			return err
+		}
+		break
+	}
+	old, err := io.ReadAll(io.LimitReader(r, 2+maxFooterBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(old) > 2+maxFooterBytes {
+		return fmt.Errorf("%w: bytes follow the signature", ErrTruncated)
+	}
+	footer, err := sr.Footer(old)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(footer)
+	return err
+}
+
+// maxFooterBytes bounds a signature read from an object (a DER P-384
+// signature is at most 104 bytes).
+const maxFooterBytes = 128
+
+func isNoSuchKey(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "NoSuchKey"
+}
+
+// A test's hook, in the context Rewrap is given (rewrap_export_test.go):
+// called with the name of the step about to run.
+type rewrapHookKey struct{}
+
+// hookBeforeBody names the step that downloads the old body (all of it, or
+// the first PartSize bytes).
+const hookBeforeBody = "before-body"
+
+// hookBeforeCopy names the step that copies the old body's other parts.
+const hookBeforeCopy = "before-copy"
+
+// hookBeforeComplete names the step that writes the new object (PutObject,
+// CompleteMultipartUpload, or the signed object's upload).
+const hookBeforeComplete = "before-complete"
+
+func runHook(ctx context.Context, step string) {
+	if f, ok := ctx.Value(rewrapHookKey{}).(func(string)); ok {
+		f(step)
+	}
+}
+
+var errUploadEnded = errors.New("s3crypt: the upload ended")
+
+// frameLength reads the frame length from an authenticated version 2
+// header: it follows the content type, before the 32-byte commitment and
+// the 16-byte tag.
+func (c *Client) frameLength(header []byte) int64 {
+	if len(header) < 4+32+16 {
+		return 0
+	}
+	b := header[len(header)-16-32-4:]
+	return int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
