@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/phicrypt/phicrypt/internal/wire"
+	"github.com/phicrypt/phicrypt/keyring"
 )
 
 // opened is a message whose header has been authenticated.
@@ -19,6 +20,7 @@ type opened struct {
 	frames   *frameCrypto
 	aead     cipher.AEAD
 	verifier *verifier // nil for unsigned suites
+	authOnly []byte    // serialized expected pairs the header does not store
 
 	// Scratch, so that opening allocates nothing of its own.
 	fc     frameCrypto
@@ -41,6 +43,13 @@ func (e *Encryptor) open(ctx context.Context, h *header, rawHeader []byte, expec
 
 // openInto is open into a caller's (pooled) opened.
 func (e *Encryptor) openInto(ctx context.Context, o *opened, h *header, rawHeader []byte, expect map[string]string) error {
+	return e.openKeeping(ctx, o, h, rawHeader, expect, nil)
+}
+
+// openKeeping is openInto that, when keep is not nil, sets it to a copy of
+// the data key once the header has verified (rewrapping needs the key
+// itself); the caller wipes it.
+func (e *Encryptor) openKeeping(ctx context.Context, o *opened, h *header, rawHeader []byte, expect map[string]string, keep *keyring.Secret) error {
 	if !e.policy.allowsDecrypt(h.suite) {
 		return &MessageError{Stage: StageHeader, Err: ErrCommitmentPolicy,
 			What: "the message uses " + h.suite.id.String() + ", which has no key commitment; the policy " + e.policy.String() + " refuses it"}
@@ -71,6 +80,10 @@ func (e *Encryptor) openInto(ctx context.Context, o *opened, h *header, rawHeade
 	}
 	if _, err := aead.Open(nil, iv, h.tag, aad); err != nil {
 		return authFailed(StageHeader, "the header tag does not verify")
+	}
+	o.authOnly = authOnly
+	if keep != nil {
+		*keep = keyring.Secret(slices.Clone(mat.dataKey))
 	}
 	if h.suite.signed {
 		v, err := newVerifier(o.context[publicKeyContextKey])

@@ -74,18 +74,26 @@ func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string) (m
 		m.DataKey.Wipe()
 		return materials{}, errors.New("phicrypt: the keyring returned no data key or no encrypted data key")
 	}
-	if len(m.EncryptedDataKeys) > e.lim.maxEDKs {
+	if err := e.checkEDKs(m.EncryptedDataKeys); err != nil {
 		m.DataKey.Wipe()
-		return materials{}, fmt.Errorf("%w: the keyring made %d encrypted data keys; the maximum is %d", ErrLimit, len(m.EncryptedDataKeys), e.lim.maxEDKs)
-	}
-	for _, edk := range m.EncryptedDataKeys {
-		if edk.ProviderID == "" || !utf8.ValidString(edk.ProviderID) || len(edk.ProviderID) > 0xffff ||
-			len(edk.ProviderInfo) > 0xffff || len(edk.Ciphertext) > 0xffff {
-			m.DataKey.Wipe()
-			return materials{}, errors.New("phicrypt: the keyring made an encrypted data key the format cannot hold (empty or non-UTF-8 provider id, or a field over 65535 bytes)")
-		}
+		return materials{}, err
 	}
 	return materials{dataKey: m.DataKey, edks: m.EncryptedDataKeys, validFor: m.ValidFor}, nil
+}
+
+// checkEDKs checks a keyring's encrypted data keys against the limit on
+// their number and what the header format can hold.
+func (e *Encryptor) checkEDKs(edks []keyring.EncryptedDataKey) error {
+	if len(edks) > e.lim.maxEDKs {
+		return fmt.Errorf("%w: the keyring made %d encrypted data keys; the maximum is %d", ErrLimit, len(edks), e.lim.maxEDKs)
+	}
+	for _, edk := range edks {
+		if edk.ProviderID == "" || !utf8.ValidString(edk.ProviderID) || len(edk.ProviderID) > 0xffff ||
+			len(edk.ProviderInfo) > 0xffff || len(edk.Ciphertext) > 0xffff {
+			return errors.New("phicrypt: the keyring made an encrypted data key the format cannot hold (empty or non-UTF-8 provider id, or a field over 65535 bytes)")
+		}
+	}
+	return nil
 }
 
 // keyringError is a keyring's failure to make a data key, naming the

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"unicode/utf8"
 
 	"github.com/phicrypt/phicrypt/internal/wire"
 	"github.com/phicrypt/phicrypt/keyring"
@@ -89,33 +88,16 @@ func (e *Encryptor) unwrapForRewrap(ctx context.Context, prefix []byte, expect m
 	if h, raw, err = parseHeader(&sliceSource{b: raw}, &e.lim); err != nil {
 		return nil, err
 	}
-	if !e.policy.allowsDecrypt(h.suite) {
-		return nil, &MessageError{Stage: StageHeader, Err: ErrCommitmentPolicy,
-			What: "the message uses " + h.suite.id.String() + ", which has no key commitment; the policy " + e.policy.String() + " refuses it"}
-	}
-	full, authOnly, err := e.matchContext(h, expect)
-	if err != nil {
+	o := &opened{}
+	var dataKey keyring.Secret
+	if err := e.openKeeping(ctx, o, h, raw, expect, &dataKey); err != nil {
 		return nil, err
 	}
-	mat, err := e.decryptionMaterials(ctx, &opened{}, h, full)
-	if err != nil {
-		return nil, err
-	}
-	defer mat.release()
-	ec := mat.context
+	ec := o.context
 	if ec == nil {
 		ec = h.contextMap()
 	}
-	aead, commit := e.kdf.derive(h.suite, mat.dataKey, h.messageID, nil)
-	if !checkCommitment(commit, h.commitKey) {
-		return nil, authFailed(StageCommitment, "the key commitment does not match the data key")
-	}
-	aad := append(bytes.Clone(h.body), authOnly...)
-	if _, err := aead.Open(nil, make([]byte, ivLength), h.tag, aad); err != nil {
-		return nil, authFailed(StageHeader, "the header tag does not verify")
-	}
-	return &unwrapped{h: h, raw: raw, dataKey: keyring.Secret(bytes.Clone(mat.dataKey)), context: maps.Clone(ec),
-		authOnly: authOnly, aead: aead}, nil
+	return &unwrapped{h: h, raw: raw, dataKey: dataKey, context: maps.Clone(ec), authOnly: o.authOnly, aead: o.aead}, nil
 }
 
 // wrapAgain asks to to wrap u's data key under u's context, with the checks
@@ -137,14 +119,8 @@ func (e *Encryptor) wrapAgain(ctx context.Context, to keyring.Keyring, u *unwrap
 	if len(m.EncryptedDataKeys) == 0 {
 		return nil, errors.New("phicrypt: the keyring returned no encrypted data key")
 	}
-	if len(m.EncryptedDataKeys) > e.lim.maxEDKs {
-		return nil, fmt.Errorf("%w: the keyring made %d encrypted data keys; the maximum is %d", ErrLimit, len(m.EncryptedDataKeys), e.lim.maxEDKs)
-	}
-	for _, edk := range m.EncryptedDataKeys {
-		if edk.ProviderID == "" || !utf8.ValidString(edk.ProviderID) || len(edk.ProviderID) > 0xffff ||
-			len(edk.ProviderInfo) > 0xffff || len(edk.Ciphertext) > 0xffff {
-			return nil, errors.New("phicrypt: the keyring made an encrypted data key the format cannot hold (empty or non-UTF-8 provider id, or a field over 65535 bytes)")
-		}
+	if err := e.checkEDKs(m.EncryptedDataKeys); err != nil {
+		return nil, err
 	}
 	return m.EncryptedDataKeys, nil
 }
