@@ -68,6 +68,7 @@ func (c *Client) unmarkedLegacy(ctx context.Context, bucket, key string, meta ma
 	_, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(instructionKey(key))})
 	return err == nil
 }
+
 // MigrateResult describes an object rewritten by Migrate. The new object
 // carries the legacy object's encryption context, without the Amazon S3
 // Encryption Client's reserved entries, plus the extra pairs given.
