@@ -194,7 +194,7 @@ func (c *Client) GetRange(ctx context.Context, bucket, key string, off, n int64,
 		if err != nil {
 			return nil, err
 		}
-		if attempt == 0 && off+n > o.layout.PlaintextSize {
+		if attempt == 0 && n > o.layout.PlaintextSize-off {
 			// A range past the end of a cached object: the object may
 			// have grown since, so open it afresh.
 			c.cache.drop(o)

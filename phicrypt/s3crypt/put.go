@@ -12,12 +12,12 @@ import (
 
 // PutOptions are optional settings of Put.
 type PutOptions struct {
-	// Size is the plaintext's length when known (-1 or 0 with
-	// SizeKnown false: unknown). When known it is recorded in the object's
-	// metadata, so a ranged reader notices an object cut short or
-	// extended before reading its end, and Put fails with ErrSizeMismatch
-	// if the body's length differs (nothing is stored then).
-	Size      int64
+	// Size is the plaintext's length, when SizeKnown says it is known.
+	// It is then recorded in the object's metadata, so a ranged reader
+	// notices an object cut short or extended before reading its end,
+	// and Put fails with ErrSizeMismatch (storing nothing) if the body's
+	// length differs.
+	Size int64
 	SizeKnown bool
 	// ContentType is stored as the object's Content-Type (it describes
 	// the ciphertext's plaintext; leave it empty when even that is
