@@ -17,7 +17,7 @@ type PutOptions struct {
 	// notices an object cut short or extended before reading its end,
 	// and Put fails with ErrSizeMismatch (storing nothing) if the body's
 	// length differs.
-	Size int64
+	Size      int64
 	SizeKnown bool
 	// ContentType is stored as the object's Content-Type (it describes
 	// the ciphertext's plaintext; leave it empty when even that is
