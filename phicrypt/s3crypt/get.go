@@ -1,6 +1,7 @@
 package s3crypt
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -17,6 +18,9 @@ import (
 
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
+
+// downloadBuffer is how much of a download Get reads at once.
+const downloadBuffer = 1 << 20
 
 // Reader is the plaintext of an object, decrypted as it is read. Close
 // must be called; it stops the download.
@@ -83,7 +87,9 @@ func (c *Client) get(ctx context.Context, bucket, key string, expect map[string]
 		}
 		return &Reader{r: bytes.NewReader(pt), ec: ec, cancel: cancel, bucket: bucket, key: key, version: aws.ToString(out.VersionID)}, nil
 	}
-	pr, err := c.enc.NewReader(ctx, out.Body, expect)
+	// The transfer manager's reader is costly per call; a message reader
+	// reads a frame at a time, so read it in larger pieces.
+	pr, err := c.enc.NewReader(ctx, bufio.NewReaderSize(out.Body, downloadBuffer), expect)
 	if err != nil {
 		cancel()
 		return nil, err
