@@ -60,9 +60,10 @@ const (
 	defaultCacheTTL    = time.Minute
 	// maxHeaderFetch caps the bytes fetched to find a header.
 	maxHeaderFetch = 1 << 20
-	// firstHeaderFetch is the first guess at a header's length when the
-	// metadata records none.
-	firstHeaderFetch = 4 << 10
+	// firstHeaderFetch is the first ranged GET of an object: a header
+	// with a few KMS-wrapped keys fits; its response's metadata says how
+	// much more to fetch when one does not.
+	firstHeaderFetch = 1 << 10
 )
 
 // Client stores and reads encrypted objects. It is safe for concurrent use.

@@ -251,71 +251,96 @@ func (c *Client) Open(ctx context.Context, bucket, key string, expect map[string
 }
 
 func (c *Client) open(ctx context.Context, bucket, key string, expect map[string]string) (*Object, error) {
-	want := int64(firstHeaderFetch)
-	etag := ""
-	var header []byte
-	var meta map[string]string
-	var total int64
-	versionID := ""
-	for {
-		in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Range: aws.String(fmt.Sprintf("bytes=0-%d", want-1))}
-		if etag != "" {
-			in.IfMatch = aws.String(etag)
-		}
-		out, err := c.s3.GetObject(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		if etag == "" {
-			etag, meta, versionID = aws.ToString(out.ETag), out.Metadata, aws.ToString(out.VersionId)
-			if isLegacy(meta) {
-				out.Body.Close()
-				return nil, errors.New("ranged reads of objects written by the Amazon S3 Encryption Client are not offered (its ranged reads are unauthenticated); use Get, or Migrate the object")
-			}
-			if h, ok := recorded(meta, metaHeaderLen); ok && h > want && h <= maxHeaderFetch {
-				// The metadata says how long the header is: fetch that.
-				out.Body.Close()
-				want = h
-				continue
-			}
-		}
-		total, err = totalSize(out)
-		if err != nil {
-			out.Body.Close()
-			return nil, err
-		}
-		header, err = io.ReadAll(io.LimitReader(out.Body, want))
-		out.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		_, err = c.enc.HeaderLength(header)
-		if errors.Is(err, phicrypt.ErrShortHeader) && int64(len(header)) == want && want < maxHeaderFetch && want < total {
-			want = min(want*4, maxHeaderFetch)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		break
+	src, err := c.fetchHeader(ctx, bucket, key)
+	if err != nil {
+		return nil, err
 	}
-	msg, err := c.enc.OpenHeader(ctx, header, expect)
+	msg, err := c.enc.OpenHeader(ctx, src.header, expect)
 	if err != nil {
 		return nil, err
 	}
 	if msg.Signed() {
 		return nil, ErrSignedRange
 	}
-	hl := msg.HeaderLength()
-	header = header[:hl]
-	layout, err := msg.Layout(total)
+	layout, err := msg.Layout(src.total)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTruncated, err)
 	}
-	if want, ok := recorded(meta, metaPlaintext); ok && want != layout.PlaintextSize {
+	if want, ok := recorded(src.meta, metaPlaintext); ok && want != layout.PlaintextSize {
 		return nil, fmt.Errorf("%w: the object holds %d bytes of plaintext; %d were stored", ErrTruncated, layout.PlaintextSize, want)
 	}
-	return &Object{c: c, bucket: bucket, key: key, etag: etag, versionID: versionID, header: header, msg: msg, layout: layout}, nil
+	return &Object{c: c, bucket: bucket, key: key, etag: src.etag, versionID: src.versionID,
+		header: src.header[:src.headerLen], msg: msg, layout: layout}, nil
+}
+
+// source is one version of an object as its header fetch found it.
+type source struct {
+	bucket, key string
+	etag        string
+	versionID   string
+	contentType *string
+	meta        map[string]string
+	total       int64  // the object's length
+	header      []byte // the header and possibly more of the body
+	headerLen   int64
+	downloaded  int64 // bytes fetched from the object
+}
+
+// fetchHeader fetches an object's header with ranged GETs: the length its
+// metadata records (or a first guess), more if that was not enough (the
+// metadata is not trusted), every GET after the first conditional on the
+// first one's ETag. The first response also gives the ETag, the length
+// and the metadata, so no HEAD is needed.
+func (c *Client) fetchHeader(ctx context.Context, bucket, key string) (*source, error) {
+	src := &source{bucket: bucket, key: key}
+	want := int64(firstHeaderFetch)
+	for {
+		in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Range: aws.String(fmt.Sprintf("bytes=0-%d", want-1))}
+		if src.etag != "" {
+			in.IfMatch = aws.String(src.etag)
+		}
+		out, err := c.s3.GetObject(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		if src.etag == "" {
+			src.etag, src.meta, src.versionID, src.contentType = aws.ToString(out.ETag), out.Metadata, aws.ToString(out.VersionId), out.ContentType
+			if src.total, err = totalSize(out); err != nil {
+				out.Body.Close()
+				return nil, err
+			}
+			if isLegacy(src.meta) {
+				out.Body.Close()
+				return nil, errors.New("the object was written by the Amazon S3 Encryption Client: ranged reads and rewrap are not offered for it (its format has no separate header, and its own ranged reads are unauthenticated); use Get, or Migrate it first")
+			}
+			if src.etag == "" {
+				out.Body.Close()
+				return nil, errors.New("the server returned no ETag, so later requests could not be made conditional on this version")
+			}
+			if h, ok := recorded(src.meta, metaHeaderLen); ok && h > want && h <= maxHeaderFetch && h <= src.total {
+				// The metadata says how long the header is: fetch that.
+				out.Body.Close()
+				want = h
+				continue
+			}
+		}
+		src.header, err = io.ReadAll(io.LimitReader(out.Body, want))
+		out.Body.Close()
+		src.downloaded += int64(len(src.header))
+		if err != nil {
+			return nil, err
+		}
+		hl, err := c.enc.HeaderLength(src.header)
+		if errors.Is(err, phicrypt.ErrShortHeader) && int64(len(src.header)) == want && want < maxHeaderFetch && want < src.total {
+			want = min(want*4, maxHeaderFetch)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		src.headerLen = int64(hl)
+		return src, nil
+	}
 }
 
 // totalSize reads the object's length from a ranged GET's Content-Range

@@ -69,24 +69,11 @@ func (c *Client) Rewrap(ctx context.Context, bucket, key string, to keyring.Keyr
 	return res, nil
 }
 
-// rewrapSource is the object being rewrapped, as its HEAD and header
-// fetch found it.
-type rewrapSource struct {
-	bucket, key string
-	etag        string
-	contentType *string
-	meta        map[string]string
-	total       int64
-	header      []byte // the old header and possibly more
-	headerLen   int64
-	downloaded  int64
-}
-
 func (c *Client) rewrap(ctx context.Context, bucket, key string, to keyring.Keyring, expect map[string]string) (*RewrapResult, error) {
 	if to == nil {
 		return nil, errors.New("the keyring to wrap the data key with is nil")
 	}
-	src, err := c.rewrapSource(ctx, bucket, key)
+	src, err := c.fetchHeader(ctx, bucket, key)
 	if err != nil {
 		return nil, err
 	}
@@ -114,49 +101,9 @@ func (c *Client) rewrap(ctx context.Context, bucket, key string, to keyring.Keyr
 	return c.rewrapCopy(ctx, src, newHeader, meta)
 }
 
-// rewrapSource finds the object's ETag, length and metadata with a HEAD,
-// then fetches its header with ranged GETs of that ETag: the recorded
-// header length first, more if the metadata is wrong.
-func (c *Client) rewrapSource(ctx context.Context, bucket, key string) (*rewrapSource, error) {
-	head, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-	if err != nil {
-		return nil, err
-	}
-	src := &rewrapSource{bucket: bucket, key: key, etag: aws.ToString(head.ETag), contentType: head.ContentType,
-		meta: head.Metadata, total: aws.ToInt64(head.ContentLength)}
-	if isLegacy(src.meta) {
-		return nil, errors.New("the object was written by the Amazon S3 Encryption Client, whose format has no separate header to rewrap; Migrate it first")
-	}
-	if src.etag == "" {
-		return nil, errors.New("the server returned no ETag, so the rewrite could not be made conditional")
-	}
-	want := int64(firstHeaderFetch)
-	if h, ok := recorded(src.meta, metaHeaderLen); ok && h > 0 && h <= maxHeaderFetch {
-		want = h
-	}
-	for {
-		want = min(want, src.total)
-		b, err := c.rangeOf(ctx, src, 0, want)
-		if err != nil {
-			return nil, err
-		}
-		src.header = b
-		hl, err := c.enc.HeaderLength(b)
-		if errors.Is(err, phicrypt.ErrShortHeader) && want < maxHeaderFetch && want < src.total {
-			want = min(max(want*4, firstHeaderFetch), maxHeaderFetch)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		src.headerLen = int64(hl)
-		return src, nil
-	}
-}
-
 // changed reports whether the object is no longer the version src read
 // (overwritten or deleted), as far as a HEAD can tell.
-func (c *Client) changed(ctx context.Context, src *rewrapSource) bool {
+func (c *Client) changed(ctx context.Context, src *source) bool {
 	head, err := c.s3.HeadObject(context.WithoutCancel(ctx), &s3.HeadObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key)})
 	if err != nil {
 		var ae smithy.APIError
@@ -166,13 +113,13 @@ func (c *Client) changed(ctx context.Context, src *rewrapSource) bool {
 }
 
 // rangeOf downloads bytes [off, end) of the source object's version.
-func (c *Client) rangeOf(ctx context.Context, src *rewrapSource, off, end int64) ([]byte, error) {
+func (c *Client) rangeOf(ctx context.Context, src *source, off, end int64) ([]byte, error) {
 	b := make([]byte, max(end-off, 0))
 	return b, c.rangeInto(ctx, src, b, off)
 }
 
 // rangeInto fills dst with the source object's bytes from off on.
-func (c *Client) rangeInto(ctx context.Context, src *rewrapSource, dst []byte, off int64) error {
+func (c *Client) rangeInto(ctx context.Context, src *source, dst []byte, off int64) error {
 	if len(dst) == 0 {
 		return nil
 	}
@@ -193,15 +140,21 @@ func (c *Client) rangeInto(ctx context.Context, src *rewrapSource, dst []byte, o
 // withHeader returns a buffer of the new header followed by bytes
 // [off, end) of the old object: the request bodies are seekable, so the
 // SDK can sign and retry them.
-func (c *Client) withHeader(ctx context.Context, src *rewrapSource, newHeader []byte, off, end int64) ([]byte, error) {
+func (c *Client) withHeader(ctx context.Context, src *source, newHeader []byte, off, end int64) ([]byte, error) {
 	runHook(ctx, hookBeforeBody)
 	buf := make([]byte, int64(len(newHeader))+end-off)
 	copy(buf, newHeader)
-	return buf, c.rangeInto(ctx, src, buf[len(newHeader):], off)
+	rest := buf[len(newHeader):]
+	if off < int64(len(src.header)) {
+		// The header fetch brought the body's first bytes already.
+		k := copy(rest, src.header[off:])
+		rest, off = rest[k:], off+int64(k)
+	}
+	return buf, c.rangeInto(ctx, src, rest, off)
 }
 
 // rewrapWhole puts the new header and the old body as one object.
-func (c *Client) rewrapWhole(ctx context.Context, src *rewrapSource, newHeader []byte, meta map[string]string) (*RewrapResult, error) {
+func (c *Client) rewrapWhole(ctx context.Context, src *source, newHeader []byte, meta map[string]string) (*RewrapResult, error) {
 	obj, err := c.withHeader(ctx, src, newHeader, src.headerLen, src.total)
 	if err != nil {
 		return nil, err
@@ -222,7 +175,7 @@ const maxParts = 10000
 // rewrapCopy writes the new object as a multipart upload: part 1 is the
 // new header and the first PartSize bytes of the old body, the other parts
 // are copied by S3 from the old object.
-func (c *Client) rewrapCopy(ctx context.Context, src *rewrapSource, newHeader []byte, meta map[string]string) (res *RewrapResult, err error) {
+func (c *Client) rewrapCopy(ctx context.Context, src *source, newHeader []byte, meta map[string]string) (res *RewrapResult, err error) {
 	first, err := c.withHeader(ctx, src, newHeader, src.headerLen, src.headerLen+c.part)
 	if err != nil {
 		return nil, err
@@ -300,7 +253,7 @@ func copyRanges(start, end, partSize int64) ([]byteRange, error) {
 
 // copyParts copies ranges of the old object into parts 2, 3, ... of the
 // upload, Concurrency at a time, filling parts.
-func (c *Client) copyParts(ctx context.Context, src *rewrapSource, uploadID *string, ranges []byteRange, parts []types.CompletedPart) error {
+func (c *Client) copyParts(ctx context.Context, src *source, uploadID *string, ranges []byteRange, parts []types.CompletedPart) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	copySource := url.PathEscape(src.bucket + "/" + src.key)
@@ -350,7 +303,7 @@ func (c *Client) copyParts(ctx context.Context, src *rewrapSource, uploadID *str
 // rewrapSigned streams a signed object through phicrypt.SignedRewrap: the
 // new header, the old body as stored, and the new footer, uploaded with
 // If-Match on the old ETag.
-func (c *Client) rewrapSigned(ctx context.Context, src *rewrapSource, to keyring.Keyring, expect map[string]string) (*RewrapResult, error) {
+func (c *Client) rewrapSigned(ctx context.Context, src *source, to keyring.Keyring, expect map[string]string) (*RewrapResult, error) {
 	sr, err := c.enc.RewrapSigned(ctx, src.header, expect, to)
 	if err != nil {
 		return nil, err
@@ -358,13 +311,20 @@ func (c *Client) rewrapSigned(ctx context.Context, src *rewrapSource, to keyring
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	runHook(ctx, hookBeforeBody)
-	out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
-		Range: aws.String(fmt.Sprintf("bytes=%d-%d", src.headerLen, src.total-1)), IfMatch: aws.String(src.etag)})
-	if err != nil {
-		return nil, err
+	// The body: what the header fetch brought beyond the header, then the
+	// rest.
+	counted := &countingReader{r: bytes.NewReader(nil)}
+	body := io.Reader(bytes.NewReader(src.header[src.headerLen:]))
+	if fetched := int64(len(src.header)); fetched < src.total {
+		out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
+			Range: aws.String(fmt.Sprintf("bytes=%d-%d", fetched, src.total-1)), IfMatch: aws.String(src.etag)})
+		if err != nil {
+			return nil, err
+		}
+		defer out.Body.Close()
+		counted.r = out.Body
+		body = io.MultiReader(body, counted)
 	}
-	defer out.Body.Close()
-	counted := &countingReader{r: out.Body}
 	newHeader := sr.Header()
 	meta := maps.Clone(src.meta)
 	if meta == nil {
@@ -374,7 +334,7 @@ func (c *Client) rewrapSigned(ctx context.Context, src *rewrapSource, to keyring
 	frameLen := c.frameLength(src.header[:src.headerLen])
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(passSigned(pw, counted, sr, frameLen))
+		pw.CloseWithError(passSigned(pw, body, sr, frameLen))
 	}()
 	runHook(ctx, hookBeforeComplete)
 	up, err := c.tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
