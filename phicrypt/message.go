@@ -133,6 +133,17 @@ func (m *Message) Layout(size int64) (Layout, error) {
 	if m.Signed() {
 		return Layout{}, malformed(StageSignature, "a signed message's layout depends on its signature's length, and a ranged read could not verify the signature")
 	}
+	return LayoutOf(size, m.headerLen, m.frameLen)
+}
+
+// LayoutOf is Message.Layout for an unsigned message whose header has not
+// been opened: from its size, header length and frame length alone. It
+// checks only that the lengths fit together.
+func LayoutOf(size, headerLen, frameLen int64) (Layout, error) {
+	if frameLen <= 0 || frameLen > maxFrameLengthLimit || headerLen <= 0 {
+		return Layout{}, malformed(StageFrame, "the frame or header length is out of range")
+	}
+	m := struct{ headerLen, frameLen int64 }{headerLen, frameLen}
 	body := size - m.headerLen - finalFrameOverhead
 	if body < 0 {
 		return Layout{}, malformed(StageFrame, "the message ends before its final frame")

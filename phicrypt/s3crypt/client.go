@@ -58,6 +58,8 @@ const (
 	maxConcurrency     = 64
 	defaultCacheSize   = 256
 	defaultCacheTTL    = time.Minute
+	// abortTimeout bounds the clean-up of a failed upload.
+	abortTimeout = 30 * time.Second
 	// maxHeaderFetch caps the bytes fetched to find a header.
 	maxHeaderFetch = 1 << 20
 	// firstHeaderFetch is the first ranged GET of an object: a header
@@ -126,6 +128,9 @@ func New(cfg Config) (*Client, error) {
 		o.MultipartUploadThreshold = part
 		o.Concurrency = conc
 		o.GetObjectBufferSize = part * int64(conc)
+		// A failed upload is aborted under a context of its own, so a
+		// cancelled Put leaves no multipart upload behind.
+		o.FailTimeout = abortTimeout
 		// Ranges of PartSize, whatever part sizes the object was
 		// uploaded with.
 		o.GetObjectType = tmtypes.GetObjectRanges
@@ -235,6 +240,11 @@ var (
 	// ErrLegacyNotAllowed: the object was written by the Amazon S3
 	// Encryption Client and the Client has no LegacyConfig.
 	ErrLegacyNotAllowed = errors.New("s3crypt: the object was written by the Amazon S3 Encryption Client; set Config.Legacy to read it")
+	// ErrLegacyRange: ranged reads and Rewrap are refused for objects of
+	// the Amazon S3 Encryption Client: its format has no separate header,
+	// and its own ranged reads are unauthenticated. Use Get, or Migrate
+	// the object first.
+	ErrLegacyRange = errors.New("s3crypt: ranged reads and rewrap are not offered for objects of the Amazon S3 Encryption Client; use Get, or Migrate the object first")
 	// ErrSizeMismatch: Put was told a size the body did not have.
 	ErrSizeMismatch = errors.New("s3crypt: the body's length is not the size given")
 )

@@ -42,7 +42,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	n, err := r.r.Read(p)
 	if err != nil && err != io.EOF {
-		r.failed = wrap("get", r.bucket, r.key, err)
+		r.failed = wrap("get", r.bucket, r.key, classify(err))
 		return n, r.failed
 	}
 	return n, err
@@ -164,13 +164,13 @@ func (o *Object) read(ctx context.Context, dst []byte, off, n int64) ([]byte, er
 		IfMatch: aws.String(o.etag),
 	})
 	if err != nil {
-		return dst, wrap("read", o.bucket, o.key, err)
+		return dst, wrap("read", o.bucket, o.key, classify(err))
 	}
 	defer out.Body.Close()
 	if aws.ToString(out.ETag) != o.etag {
 		// A server that ignores If-Match on GET still names the version
 		// it sent.
-		return dst, wrap("read", o.bucket, o.key, errStale)
+		return dst, wrap("read", o.bucket, o.key, classify(errStale))
 	}
 	buf := make([]byte, end-start)
 	if _, err := io.ReadFull(out.Body, buf); err != nil {
@@ -216,7 +216,7 @@ func (c *Client) GetRange(ctx context.Context, bucket, key string, off, n int64,
 			if attempt == 0 {
 				continue
 			}
-			return nil, wrap("read", bucket, key, fmt.Errorf("%w: %w", ErrChanged, err))
+			return nil, wrap("read", bucket, key, classify(err))
 		}
 		return out, err
 	}
@@ -262,12 +262,9 @@ func (c *Client) open(ctx context.Context, bucket, key string, expect map[string
 	if msg.Signed() {
 		return nil, ErrSignedRange
 	}
-	layout, err := msg.Layout(src.total)
+	layout, err := src.checkLength(msg.Layout(src.total))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrTruncated, err)
-	}
-	if want, ok := recorded(src.meta, metaPlaintext); ok && want != layout.PlaintextSize {
-		return nil, fmt.Errorf("%w: the object holds %d bytes of plaintext; %d were stored", ErrTruncated, layout.PlaintextSize, want)
+		return nil, err
 	}
 	return &Object{c: c, bucket: bucket, key: key, etag: src.etag, versionID: src.versionID,
 		header: src.header[:src.headerLen], msg: msg, layout: layout}, nil
@@ -286,6 +283,19 @@ type source struct {
 	downloaded  int64 // bytes fetched from the object
 }
 
+// checkLength refuses an object whose length fits no message (l and err
+// are a Layout's results) or disagrees with the plaintext length Put
+// recorded.
+func (src *source) checkLength(l phicrypt.Layout, err error) (phicrypt.Layout, error) {
+	if err != nil {
+		return l, fmt.Errorf("%w: %w", ErrTruncated, err)
+	}
+	if want, ok := recorded(src.meta, metaPlaintext); ok && want != l.PlaintextSize {
+		return l, fmt.Errorf("%w: the object holds %d bytes of plaintext; %d were stored", ErrTruncated, l.PlaintextSize, want)
+	}
+	return l, nil
+}
+
 // fetchHeader fetches an object's header with ranged GETs: the length its
 // metadata records (or a first guess), more if that was not enough (the
 // metadata is not trusted), every GET after the first conditional on the
@@ -301,7 +311,10 @@ func (c *Client) fetchHeader(ctx context.Context, bucket, key string) (*source, 
 		}
 		out, err := c.s3.GetObject(ctx, in)
 		if err != nil {
-			return nil, err
+			if isInvalidRange(err) {
+				return nil, fmt.Errorf("%w: the object is empty, so it holds no message: %w", phicrypt.ErrMalformed, err)
+			}
+			return nil, classify(err)
 		}
 		if src.etag == "" {
 			src.etag, src.meta, src.versionID, src.contentType = aws.ToString(out.ETag), out.Metadata, aws.ToString(out.VersionId), out.ContentType
@@ -311,7 +324,10 @@ func (c *Client) fetchHeader(ctx context.Context, bucket, key string) (*source, 
 			}
 			if isLegacy(src.meta) {
 				out.Body.Close()
-				return nil, errors.New("the object was written by the Amazon S3 Encryption Client: ranged reads and rewrap are not offered for it (its format has no separate header, and its own ranged reads are unauthenticated); use Get, or Migrate it first")
+				if c.legacy == nil {
+					return nil, fmt.Errorf("%w; %w", ErrLegacyRange, ErrLegacyNotAllowed)
+				}
+				return nil, ErrLegacyRange
 			}
 			if src.etag == "" {
 				out.Body.Close()
@@ -331,9 +347,15 @@ func (c *Client) fetchHeader(ctx context.Context, bucket, key string) (*source, 
 			return nil, err
 		}
 		hl, err := c.enc.HeaderLength(src.header)
-		if errors.Is(err, phicrypt.ErrShortHeader) && int64(len(src.header)) == want && want < maxHeaderFetch && want < src.total {
-			want = min(want*4, maxHeaderFetch)
-			continue
+		if errors.Is(err, phicrypt.ErrShortHeader) {
+			if int64(len(src.header)) == want && want < maxHeaderFetch && want < src.total {
+				want = min(want*4, maxHeaderFetch)
+				continue
+			}
+			if int64(len(src.header)) >= src.total {
+				return nil, fmt.Errorf("%w: the object ends inside its header: %w", phicrypt.ErrMalformed, err)
+			}
+			return nil, fmt.Errorf("%w: the header is longer than %d bytes: %w", phicrypt.ErrLimit, maxHeaderFetch, err)
 		}
 		if err != nil {
 			return nil, err
@@ -361,9 +383,28 @@ func totalSize(out *s3.GetObjectOutput) (int64, error) {
 	return n, nil
 }
 
+// classify adds this package's sentinel to a failure of a read whose
+// cause has one: a body that ends early or runs on (ErrTruncated), an
+// object replaced while it was read (ErrChanged).
+func classify(err error) error {
+	var me *phicrypt.MessageError
+	switch {
+	case errors.As(err, &me) && me.Stage == phicrypt.StageFrame && errors.Is(err, phicrypt.ErrMalformed) && !errors.Is(err, ErrTruncated):
+		return fmt.Errorf("%w: %w", ErrTruncated, err)
+	case isPreconditionFailed(err) && !errors.Is(err, ErrChanged):
+		return fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	return err
+}
+
 // errStale: a ranged GET returned another version of the object than the
 // one whose header is cached.
 var errStale = errors.New("the object's ETag is no longer the one its header came from")
+
+func isInvalidRange(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange"
+}
 
 func isPreconditionFailed(err error) bool {
 	var ae smithy.APIError

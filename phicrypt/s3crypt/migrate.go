@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -107,6 +108,9 @@ func (c *Client) migrate(ctx context.Context, bucket, key string, extra map[stri
 		ec = map[string]string{}
 	}
 	for k, v := range extra {
+		if strings.HasPrefix(k, "aws:") || strings.HasPrefix(k, "aws-crypto-") || k == "kms_cmk_id" {
+			return nil, fmt.Errorf("the extra context key %q is reserved", k)
+		}
 		if old, ok := ec[k]; ok && old != v {
 			return nil, fmt.Errorf("the extra context key %q is already in the object's context with another value", k)
 		}

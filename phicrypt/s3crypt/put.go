@@ -3,6 +3,7 @@ package s3crypt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 
@@ -52,6 +53,9 @@ func (c *Client) put(ctx context.Context, bucket, key string, src io.Reader, ec 
 	if opts.SizeKnown && opts.Size < 0 {
 		return nil, errors.New("negative Size")
 	}
+	if src == nil {
+		return nil, errors.New("the body is nil")
+	}
 	fs, err := c.enc.NewFrameSealer(ctx, ec)
 	if err != nil {
 		return nil, err
@@ -87,6 +91,9 @@ func (c *Client) put(ctx context.Context, bucket, key string, src io.Reader, ec 
 	}
 	out, err := c.tm.UploadObject(ctx, in)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w: %w", cerr, err)
+		}
 		return nil, err
 	}
 	c.cache.forget(bucket, key)

@@ -90,6 +90,11 @@ func (c *Client) rewrap(ctx context.Context, bucket, key string, to keyring.Keyr
 	if err != nil {
 		return nil, err
 	}
+	// The body is copied unread: refuse an object whose length shows it
+	// was cut short or extended, rather than carry the damage forward.
+	if _, err := src.checkLength(phicrypt.LayoutOf(src.total, src.headerLen, c.frameLength(src.header[:src.headerLen]))); err != nil {
+		return nil, err
+	}
 	meta := maps.Clone(src.meta)
 	if meta == nil {
 		meta = map[string]string{}
