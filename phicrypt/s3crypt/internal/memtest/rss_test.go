@@ -25,9 +25,18 @@ import (
 	"github.com/phicrypt/phicrypt/phicrypt/s3crypt"
 )
 
+// objectSize is 1 GiB, or 64 MiB under the race detector, whose shadow
+// memory makes the bound meaningless (the full suite checks it again
+// without -race) and whose slowness would make 1 GiB take minutes.
+var objectSize = func() int64 {
+	if raceEnabled {
+		return 64 << 20
+	}
+	return 1 << 30
+}()
+
 const (
-	objectSize = 1 << 30
-	frameLen   = 64 << 10
+	frameLen = 64 << 10
 	// limit is the peak resident memory allowed for a 1 GiB upload and
 	// download with the default transfer settings.
 	limit = 64 << 20
@@ -70,7 +79,7 @@ func TestS3MemoryIsBounded(t *testing.T) {
 	t.Logf("uploaded and downloaded %d MiB; peak RSS %.1f MiB", objectSize>>20, float64(peak)/(1<<20))
 	max := int64(limit)
 	if raceEnabled {
-		max = 3 * limit // shadow memory; the bound itself is checked without -race
+		max = 8 * limit // shadow memory; the bound itself is checked without -race
 	}
 	if peak > max {
 		t.Fatalf("peak RSS %d MiB exceeds %d MiB", peak>>20, max>>20)
@@ -172,8 +181,8 @@ func rangedReads(t *testing.T, c *s3crypt.Client, enc *phicrypt.Encryptor, env *
 			t.Errorf("%s: %d requests; a read of a cached object makes one", what, calls)
 		}
 	}
-	check("first read", 300_000_001, true)
-	check("second read", 700_000_003, false)
+	check("first read", objectSize/3+1, true)
+	check("second read", objectSize*2/3+3, false)
 	check("read at the end", objectSize-mib, false)
 }
 
