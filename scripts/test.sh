@@ -186,6 +186,9 @@ step "interop with the AWS Encryption SDK for Go (interop/goesdk)"
 step "quickstart"
 go run ./examples/quickstart
 
+step "s3objects example against MinIO"
+go run ./examples/s3objects -bucket phicrypt-s3objects
+
 step "fuzz (10 s per target; a failing input is saved under testdata/fuzz)"
 for pkg in ./kmsmock/ ./phicrypt/ ./fieldenc/ ./internal/siv/ ./internal/blind/ ./audit/ ./custody/; do
 	for target in $(go test -list 'Fuzz.*' "$pkg" | grep '^Fuzz'); do
