@@ -169,6 +169,13 @@ go test -count=1 -run 'Alloc' ./...
 step "streaming memory bound, without the race detector's overhead (1 GiB)"
 PHICRYPT_FULL_SUITE=1 go test -count=1 -run '^TestStreamingMemoryIsBounded$' -v ./phicrypt/internal/memtest/ | grep -E 'peak RSS|^(ok|FAIL)'
 
+step "S3 memory bound, without the race detector's overhead (1 GiB through MinIO)"
+if ! PHICRYPT_FULL_SUITE=1 go test -count=1 -run '^TestS3MemoryIsBounded$' -v ./phicrypt/s3crypt/internal/memtest/ >"$work/s3mem.log" 2>&1; then
+	cat "$work/s3mem.log" >&2
+	exit 1
+fi
+grep -E 'peak RSS|moved|^ok' "$work/s3mem.log"
+
 step "interop with the AWS Encryption SDK for JavaScript"
 PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" \
 	go test -race -count=1 -tags interop ./interop/
