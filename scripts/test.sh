@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, vet, race-enabled unit and integration
-# tests, the kmsmock binary and moto_server as real KMS endpoints, the
-# quickstart, and short fuzz runs. It starts every server it needs on
-# 127.0.0.1 and stops them on exit, whatever happens.
+# tests, the kmsmock binary and moto_server as real KMS endpoints, MinIO as
+# the S3 the s3crypt tests store objects in, the examples, and short fuzz
+# runs. It starts every server it needs on 127.0.0.1 and stops them on exit,
+# whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=$(mktemp -d)
 pids=()
 cleanup() {
+	status=$?
+	# MinIO logs only errors (--quiet); show them when the run failed.
+	if [ "$status" -ne 0 ] && [ -s "$work/minio.log" ]; then
+		echo "MinIO's log (last 50 lines of $work/minio.log):" >&2
+		tail -n 50 "$work/minio.log" >&2
+	fi
 	# PostgreSQL (scripts/postgres.sh), if it was started.
 	if declare -F postgres_stop >/dev/null; then postgres_stop || true; fi
 	for pid in "${pids[@]}"; do
@@ -72,6 +79,16 @@ fi
 "$staticcheck_bin/staticcheck" -version
 "$staticcheck_bin/staticcheck" ./...
 
+# MinIO at a pinned version, built once per machine into the same cache
+# (the first build takes minutes; later runs reuse the binary).
+step "MinIO"
+minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
+minio_bin="${PHICRYPT_TOOL_CACHE:-$HOME/.cache/phicrypt-tools}/minio-${minio_version##*-}"
+if [ ! -x "$minio_bin/minio" ]; then
+	GOBIN="$minio_bin" go install "github.com/minio/minio@$minio_version"
+fi
+echo "minio $minio_version at $minio_bin/minio"
+
 step "start the kmsmock binary"
 go build -o "$work/kmsmock" ./kmsmock/cmd/kmsmock
 "$work/kmsmock" -addr 127.0.0.1:0 -log-level warn >"$work/kmsmock.out" 2>"$work/kmsmock.err" &
@@ -100,6 +117,46 @@ source scripts/postgres.sh
 postgres_start # exports PHICRYPT_POSTGRES_URL; cleanup stops it
 # --- end PostgreSQL ---
 
+# --- MinIO, the S3 of the s3crypt, interop and example runs ---
+step "start MinIO"
+minio_port=$(free_port)
+minio_console_port=$(free_port)
+mkdir "$work/minio-data"
+# Random root credentials, new each run (MinIO wants at least 8 characters).
+minio_user=$(python3 -c 'import secrets; print("phicrypt-" + secrets.token_hex(8))')
+minio_password=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+MINIO_ROOT_USER="$minio_user" MINIO_ROOT_PASSWORD="$minio_password" MINIO_UPDATE=off \
+	"$minio_bin/minio" server --quiet --anonymous \
+	--address "127.0.0.1:$minio_port" --console-address "127.0.0.1:$minio_console_port" \
+	"$work/minio-data" >"$work/minio.log" 2>&1 &
+minio_pid=$!
+pids+=("$minio_pid")
+minio_up=
+for _ in $(seq 1 120); do
+	if curl -sf -o /dev/null "http://127.0.0.1:$minio_port/minio/health/live"; then
+		minio_up=1
+		break
+	fi
+	kill -0 "$minio_pid" 2>/dev/null || break
+	sleep 0.5
+done
+if [ -z "$minio_up" ]; then
+	# The cleanup shows MinIO's log.
+	if kill -0 "$minio_pid" 2>/dev/null; then
+		echo "MinIO did not become live at http://127.0.0.1:$minio_port/minio/health/live within 60 s" >&2
+	else
+		echo "MinIO ($minio_bin/minio) exited before it became live" >&2
+	fi
+	exit 1
+fi
+echo "MinIO at http://127.0.0.1:$minio_port"
+# internal/s3test reads these; exported, so every go test and example below
+# stores its objects in this MinIO.
+export PHICRYPT_S3_URL="http://127.0.0.1:$minio_port"
+export PHICRYPT_S3_ACCESS_KEY="$minio_user"
+export PHICRYPT_S3_SECRET_KEY="$minio_password"
+# --- end MinIO ---
+
 step "go test -race ./..."
 PHICRYPT_FULL_SUITE=1 \
 	PHICRYPT_KMSMOCK_URL="$kmsmock_url" \
@@ -111,6 +168,13 @@ go test -count=1 -run 'Alloc' ./...
 
 step "streaming memory bound, without the race detector's overhead (1 GiB)"
 PHICRYPT_FULL_SUITE=1 go test -count=1 -run '^TestStreamingMemoryIsBounded$' -v ./phicrypt/internal/memtest/ | grep -E 'peak RSS|^(ok|FAIL)'
+
+step "S3 memory bound, without the race detector's overhead (1 GiB through MinIO)"
+if ! PHICRYPT_FULL_SUITE=1 go test -count=1 -run '^TestS3MemoryIsBounded$' -v ./phicrypt/s3crypt/internal/memtest/ >"$work/s3mem.log" 2>&1; then
+	cat "$work/s3mem.log" >&2
+	exit 1
+fi
+grep -E 'peak RSS|moved|^ok' "$work/s3mem.log"
 
 step "interop with the AWS Encryption SDK for JavaScript"
 PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" \
@@ -128,6 +192,9 @@ step "interop with the AWS Encryption SDK for Go (interop/goesdk)"
 
 step "quickstart"
 go run ./examples/quickstart
+
+step "s3objects example against MinIO"
+go run ./examples/s3objects -bucket phicrypt-s3objects
 
 step "fuzz (10 s per target; a failing input is saved under testdata/fuzz)"
 for pkg in ./kmsmock/ ./phicrypt/ ./fieldenc/ ./internal/siv/ ./internal/blind/ ./audit/ ./custody/; do
