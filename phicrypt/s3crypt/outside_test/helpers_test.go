@@ -171,3 +171,7 @@ func noPanic(t *testing.T, name string, f func()) {
 	}()
 	f()
 }
+
+func deleteInput(bucket, key string) *s3.DeleteObjectInput {
+	return &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+}
