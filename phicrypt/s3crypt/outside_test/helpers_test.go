@@ -175,3 +175,15 @@ func noPanic(t *testing.T, name string, f func()) {
 func deleteInput(bucket, key string) *s3.DeleteObjectInput {
 	return &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
 }
+
+func atoi(t testing.TB, s string) int {
+	t.Helper()
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			t.Fatalf("not a number: %q", s)
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}

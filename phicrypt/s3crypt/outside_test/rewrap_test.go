@@ -1,0 +1,186 @@
+package outside_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/phicrypt/phicrypt/internal/s3test"
+	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/phicrypt"
+	"github.com/phicrypt/phicrypt/phicrypt/s3crypt"
+)
+
+func rawAES(t *testing.T, name string) (keyring.Keyring, *s3crypt.Client, *rig) {
+	t.Helper()
+	kr, err := keyring.NewRawAES("review", name, rnd(32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr, nil, nil
+}
+
+func clientFor(t *testing.T, r *rig, kr keyring.Keyring) *s3crypt.Client {
+	t.Helper()
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: kr, FrameLength: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s3crypt.New(s3crypt.Config{S3: r.raw, Encryptor: enc, PartSize: 5 * mib, Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestRewrapMovesKeys: small and multipart objects are rewrapped to a raw
+// AES keyring, then again to another; after each, only the newest keyring
+// reads them (whole and ranged, through a Client whose header was cached
+// before), and the plaintext and context are unchanged.
+func TestRewrapMovesKeys(t *testing.T) {
+	env := s3test.MinIO(t)
+	r := newRig(t, env, 4096, smallParts)
+	ctx := context.Background()
+	ec := map[string]string{"tenant": "a"}
+	k1, _, _ := rawAES(t, "k1")
+	k2, _, _ := rawAES(t, "k2")
+	c1, c2 := clientFor(t, r, k1), clientFor(t, r, k2)
+	for _, size := range []int{0, 5000, 12*mib + 333} {
+		key := "rw/" + string(rune('a'+size%26))
+		pt := rnd(size)
+		r.put(t, key, pt, ec)
+		// Cache the header in a reader that keeps the old keyring.
+		oldReader := r.another(t)
+		if _, err := oldReader.GetRange(ctx, r.bucket, key, 0, 10, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.c.Rewrap(ctx, r.bucket, key, k1, ec); err != nil {
+			t.Fatalf("size %d: Rewrap: %v", size, err)
+		}
+		if _, err := r.getAll(ctx, r.c, key, nil); !errors.Is(err, phicrypt.ErrNoKey) {
+			t.Errorf("size %d: old keyring Get after Rewrap: %v, want ErrNoKey", size, err)
+		}
+		if _, err := oldReader.GetRange(ctx, r.bucket, key, 0, 10, nil); !errors.Is(err, phicrypt.ErrNoKey) {
+			t.Errorf("size %d: old keyring GetRange (header cached before) after Rewrap: %v, want ErrNoKey", size, err)
+		}
+		checkReads(t, r, c1, key, pt, ec)
+		// Rewrap again, by the Client holding k1.
+		if _, err := c1.Rewrap(ctx, r.bucket, key, k2, ec); err != nil {
+			t.Fatalf("size %d: second Rewrap: %v", size, err)
+		}
+		if _, err := c1.GetRange(ctx, r.bucket, key, 0, 10, nil); !errors.Is(err, phicrypt.ErrNoKey) {
+			t.Errorf("size %d: k1 GetRange after the second Rewrap: %v, want ErrNoKey", size, err)
+		}
+		checkReads(t, r, c2, key, pt, ec)
+		// Rewrapping with a keyring that cannot open it fails and changes
+		// nothing.
+		_, _, before := r.rawGet(t, key)
+		if _, err := c1.Rewrap(ctx, r.bucket, key, k1, nil); !errors.Is(err, phicrypt.ErrNoKey) {
+			t.Errorf("size %d: Rewrap by a Client without the key: %v, want ErrNoKey", size, err)
+		}
+		if _, _, after := r.rawGet(t, key); after != before {
+			t.Errorf("size %d: a failed Rewrap changed the object", size)
+		}
+	}
+	if k := r.uploads(t); k != 0 {
+		t.Errorf("%d multipart uploads left behind", k)
+	}
+}
+
+func checkReads(t *testing.T, r *rig, c *s3crypt.Client, key string, pt []byte, ec map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := r.getAll(ctx, c, key, ec)
+	if err != nil || !bytes.Equal(got, pt) {
+		t.Errorf("%s: Get after Rewrap: %d bytes, %v", key, len(got), err)
+	}
+	for _, off := range []int64{0, int64(len(pt)) / 2, int64(len(pt)) - 3} {
+		if off < 0 {
+			continue
+		}
+		b, err := c.GetRange(ctx, r.bucket, key, off, 5000, ec)
+		if err != nil || !bytes.Equal(b, pt[off:min(off+5000, int64(len(pt)))]) {
+			t.Errorf("%s: GetRange(%d) after Rewrap: %v", key, off, err)
+		}
+	}
+}
+
+// TestRewrapRefusals: a wrong expectation, a tampered header, a
+// signed-range-free path: Rewrap fails and the object is left as it was.
+func TestRewrapRefusals(t *testing.T) {
+	env := s3test.MinIO(t)
+	r := newRig(t, env, 4096, smallParts)
+	ctx := context.Background()
+	k1, _, _ := rawAES(t, "k1")
+	ec := map[string]string{"tenant": "a"}
+	for _, size := range []int{5000, 12 * mib} {
+		key := "rr/" + string(rune('a'+size%26))
+		pt := rnd(size)
+		r.put(t, key, pt, ec)
+		_, _, etag := r.rawGet(t, key)
+		for _, e := range []map[string]string{{"tenant": "b"}, {"tenant": "a", "extra": "x"}} {
+			if _, err := r.c.Rewrap(ctx, r.bucket, key, k1, e); !errors.Is(err, phicrypt.ErrContext) && !errors.Is(err, phicrypt.ErrAuthentication) {
+				// FAILS (minor defect) for the expect with an extra pair the
+				// header does not store: the pair is handed to KMS Decrypt as
+				// encryption context, KMS refuses, and the error wraps
+				// phicrypt.ErrNoKey instead of ErrContext (a needless KMS call,
+				// a misleading sentinel); the object is left as it was.
+				t.Errorf("size %d: Rewrap with a wrong expect (keys %v): %v", size, keysOf(e), err)
+			}
+		}
+		if _, _, now := r.rawGet(t, key); now != etag {
+			t.Errorf("size %d: a refused Rewrap changed the object", size)
+		}
+		// Tampered header (its tag).
+		body, meta, _ := r.rawGet(t, key)
+		hl := atoi(t, meta["phicrypt-header-length"])
+		r.rawPut(t, key+"-hdr", flip(body, hl-2), meta)
+		_, _, etag2 := r.rawGet(t, key+"-hdr")
+		if _, err := r.c.Rewrap(ctx, r.bucket, key+"-hdr", k1, nil); !errors.Is(err, phicrypt.ErrAuthentication) {
+			t.Errorf("size %d: Rewrap of a tampered header: %v, want ErrAuthentication", size, err)
+		}
+		if _, _, now := r.rawGet(t, key+"-hdr"); now != etag2 {
+			t.Errorf("size %d: a failed Rewrap changed the tampered object", size)
+		}
+		// Tampered body: Rewrap does not decrypt it (documented), but the
+		// result must still fail authentication where it was altered.
+		r.rawPut(t, key+"-body", flip(body, hl+10), meta)
+		if _, err := r.c.Rewrap(ctx, r.bucket, key+"-body", k1, nil); err == nil {
+			c1 := clientFor(t, r, k1)
+			if b, err := c1.GetRange(ctx, r.bucket, key+"-body", 0, 10, nil); !errors.Is(err, phicrypt.ErrAuthentication) {
+				t.Errorf("size %d: rewrapped tampered body read: %d bytes, %v", size, len(b), err)
+			}
+		}
+		// Truncated object (final frame cut).
+		r.rawPut(t, key+"-cut", body[:len(body)-30], meta)
+		_, _, etag3 := r.rawGet(t, key+"-cut")
+		_, err := r.c.Rewrap(ctx, r.bucket, key+"-cut", k1, nil)
+		if err == nil {
+			c1 := clientFor(t, r, k1)
+			b, rerr := c1.GetRange(ctx, r.bucket, key+"-cut", 0, 1<<40, nil)
+			_, gerr := r.getAll(ctx, c1, key+"-cut", nil)
+			_, _, m2 := func() ([]byte, map[string]string, string) { b, m, e := r.rawGet(t, key+"-cut"); return b, m, e }()
+			t.Logf("size %d: truncated object rewrapped; ranged read after: %d bytes, %v; Get: %v; plaintext-length meta now %q", size, len(b), rerr, gerr, m2)
+		}
+		// FAILS (minor defect): Rewrap does not check the object's length
+		// against its recorded plaintext length (which Open refuses with
+		// ErrTruncated), so it rewrites a damaged object as a new version;
+		// the damage stays detectable (logged above) but a damaged object
+		// should be refused, as every other reader refuses it.
+		if err == nil {
+			t.Errorf("size %d: Rewrap of a truncated object succeeded (recorded plaintext length disagrees)", size)
+		} else if !isOneOf(err, messageErrs...) {
+			t.Errorf("size %d: Rewrap of a truncated object: %v, want a message sentinel", size, err)
+		}
+		if _, _, now := r.rawGet(t, key+"-cut"); now != etag3 {
+			t.Errorf("size %d: a failed Rewrap changed the truncated object", size)
+		}
+	}
+	if _, err := r.c.Rewrap(ctx, r.bucket, "rr/missing", k1, nil); err == nil {
+		t.Error("Rewrap of a missing object: no error")
+	}
+	if k := r.uploads(t); k != 0 {
+		t.Errorf("%d multipart uploads left behind", k)
+	}
+}
