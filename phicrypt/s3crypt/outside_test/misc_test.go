@@ -1,0 +1,158 @@
+package outside_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/phicrypt/phicrypt/internal/s3test"
+	"github.com/phicrypt/phicrypt/phicrypt"
+	"github.com/phicrypt/phicrypt/phicrypt/s3crypt"
+)
+
+// TestBadArguments: nil body, empty names, nil options: errors, no panic.
+func TestBadArguments(t *testing.T) {
+	env := s3test.New(t)
+	r := newRig(t, env, 4096)
+	ctx := context.Background()
+	noPanic(t, "Put(nil body)", func() {
+		// FAILS (defect): Put with a nil body panics with a nil pointer
+		// dereference on the caller's goroutine instead of returning an
+		// error ("Bad input: clear error, never a panic").
+		if _, err := r.c.Put(ctx, r.bucket, "nilbody", nil, nil, nil); err == nil {
+			t.Error("Put with a nil body: no error")
+		}
+	})
+	noPanic(t, "Put(empty key)", func() {
+		if _, err := r.c.Put(ctx, r.bucket, "", bytes.NewReader([]byte("x")), nil, nil); err == nil {
+			t.Error("Put with an empty key: no error")
+		}
+	})
+	noPanic(t, "GetRange(missing)", func() {
+		if _, err := r.c.GetRange(ctx, r.bucket, "missing", 0, 1, nil); err == nil {
+			t.Error("GetRange of a missing object: no error")
+		}
+	})
+	noPanic(t, "Get(missing bucket)", func() {
+		if _, err := r.c.Get(ctx, r.bucket+"-nope", "k", nil); err == nil {
+			t.Error("Get from a missing bucket: no error")
+		}
+	})
+	if _, err := s3crypt.New(s3crypt.Config{}); err == nil {
+		t.Error("New(Config{}): no error")
+	}
+	for _, cfg := range []s3crypt.Config{
+		{S3: r.raw, Encryptor: r.enc, PartSize: 1},
+		{S3: r.raw, Encryptor: r.enc, Concurrency: -1},
+		{S3: r.raw, Encryptor: r.enc, Workers: 1000},
+		{S3: r.raw, Encryptor: r.enc, Legacy: &s3crypt.LegacyConfig{}},
+	} {
+		if _, err := s3crypt.New(cfg); err == nil {
+			t.Errorf("New(%+v): no error", cfg)
+		}
+	}
+	// A Reader read after Close: an error (or EOF), no panic, and no
+	// plaintext past what was returned before.
+	r.put(t, "rc", rnd(300_000), nil)
+	rd, err := r.c.Get(ctx, r.bucket, "rc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = rd.Read(make([]byte, 10))
+	_ = rd.Close()
+	noPanic(t, "Read after Close", func() {
+		// What a Read after Close returns is not promised (here: the
+		// buffered rest, then io.EOF); only that it does not panic.
+		_, _ = io.ReadAll(rd)
+	})
+	noPanic(t, "Close twice", func() { _ = rd.Close() })
+}
+
+// TestSignedObjects: a signed message is read whole by Get and refused by
+// ranged reads with ErrSignedRange; Rewrap moves it to another keyring.
+func TestSignedObjects(t *testing.T) {
+	env := s3test.MinIO(t)
+	r := newRig(t, env, 4096, smallParts)
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: r.kr, FrameLength: 4096, Suite: phicrypt.SuiteCommittedSigned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := r.another(t, func(c *s3crypt.Config) { c.Encryptor = enc; c.PartSize = 5 * mib })
+	ctx := context.Background()
+	ec := map[string]string{"tenant": "a"}
+	for _, size := range []int{0, 100, 11 * mib} {
+		key := "signed/" + string(rune('a'+size%26))
+		pt := rnd(size)
+		if _, err := cs.Put(ctx, r.bucket, key, bytes.NewReader(pt), ec, nil); err != nil {
+			t.Fatalf("Put signed: %v", err)
+		}
+		got, err := r.getAll(ctx, r.c, key, ec)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Errorf("size %d: Get signed: %v", size, err)
+		}
+		if _, err := r.c.GetRange(ctx, r.bucket, key, 0, 10, ec); !errors.Is(err, s3crypt.ErrSignedRange) {
+			t.Errorf("size %d: GetRange signed: %v, want ErrSignedRange", size, err)
+		}
+		if _, err := r.c.Open(ctx, r.bucket, key, ec); !errors.Is(err, s3crypt.ErrSignedRange) {
+			t.Errorf("size %d: Open signed: %v, want ErrSignedRange", size, err)
+		}
+		k1, _, _ := rawAES(t, "k1")
+		if _, err := r.c.Rewrap(ctx, r.bucket, key, k1, ec); err != nil {
+			t.Fatalf("size %d: Rewrap signed: %v", size, err)
+		}
+		got, err = r.getAll(ctx, clientFor(t, r, k1), key, ec)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Errorf("size %d: Get signed after Rewrap: %v", size, err)
+		}
+		if _, err := r.getAll(ctx, r.c, key, ec); !errors.Is(err, phicrypt.ErrNoKey) {
+			t.Errorf("size %d: old keyring after Rewrap: %v", size, err)
+		}
+		// A signed object's flipped byte near its end fails Get.
+		body, meta, _ := r.rawGet(t, key)
+		r.rawPut(t, key+"-t", flip(body, len(body)-5), meta)
+		if _, err := r.getAll(ctx, clientFor(t, r, k1), key+"-t", ec); !isOneOf(err, messageErrs...) {
+			t.Errorf("size %d: Get of a signed object with a bad signature: %v", size, err)
+		}
+	}
+}
+
+// TestRewrapRacingOverwrite: an overwrite during Rewrap is never lost:
+// afterwards the key holds the overwrite's plaintext.
+func TestRewrapRacingOverwrite(t *testing.T) {
+	env := s3test.MinIO(t)
+	r := newRig(t, env, 64<<10, smallParts)
+	ctx := context.Background()
+	k1, _, _ := rawAES(t, "k1")
+	writer := r.another(t, smallParts)
+	for i, delay := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 60 * time.Millisecond, 150 * time.Millisecond} {
+		key := "race/" + string(rune('a'+i))
+		r.put(t, key, rnd(12*mib), nil)
+		next := rnd(3000)
+		var wg sync.WaitGroup
+		var rwErr error
+		wg.Go(func() { _, rwErr = r.c.Rewrap(ctx, r.bucket, key, k1, nil) })
+		wg.Go(func() {
+			time.Sleep(delay)
+			if _, err := writer.Put(ctx, r.bucket, key, bytes.NewReader(next), nil, nil); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Wait()
+		if rwErr != nil && !errors.Is(rwErr, s3crypt.ErrChanged) {
+			t.Errorf("delay %v: Rewrap: %v, want nil or ErrChanged", delay, rwErr)
+		}
+		got, err := r.getAll(ctx, r.another(t), key, nil)
+		if err != nil || !bytes.Equal(got, next) {
+			// Either the Rewrap finished first (then the overwrite, under
+			// the old keyring, is current) or it was refused.
+			t.Errorf("delay %v: the overwrite was lost (Rewrap err %v; read %d bytes, %v)", delay, rwErr, len(got), err)
+		}
+	}
+	if k := r.uploads(t); k != 0 {
+		t.Errorf("%d multipart uploads left behind", k)
+	}
+}
