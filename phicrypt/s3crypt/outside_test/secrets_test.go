@@ -95,9 +95,11 @@ func TestNoSecretsInErrorsOrOutput(t *testing.T) {
 		o.Credentials = credentials.NewStaticCredentialsProvider(credAccess, credSecret, sessToken)
 	})
 	cbad, _ := s3crypt.New(s3crypt.Config{S3: bad, Encryptor: r.enc})
-	add(cbad.Put(ctx, r.bucket, "b", strings.NewReader(ptSecret), ec, nil))
-	add(cbad.GetRange(ctx, r.bucket, "s", 0, 10, ec))
-	add(cbad.Get(ctx, r.bucket, "s", ec))
+	if env.Real { // the in-process S3 checks no signatures
+		add(cbad.Put(ctx, r.bucket, "b", strings.NewReader(ptSecret), ec, nil))
+		add(cbad.GetRange(ctx, r.bucket, "s", 0, 10, ec))
+		add(cbad.Get(ctx, r.bucket, "s", ec))
+	}
 	for i, err := range errs {
 		if err == nil {
 			continue
