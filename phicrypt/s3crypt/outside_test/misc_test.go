@@ -156,3 +156,45 @@ func TestRewrapRacingOverwrite(t *testing.T) {
 		t.Errorf("%d multipart uploads left behind", k)
 	}
 }
+
+// TestConcurrentPutsAndReads: one Client, many goroutines putting and
+// reading different keys and overwriting a shared one (run with -race).
+func TestConcurrentPutsAndReads(t *testing.T) {
+	env := s3test.New(t)
+	r := newRig(t, env, 4096, func(c *s3crypt.Config) { c.HeaderCacheSize = 3 })
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 12 {
+		wg.Go(func() {
+			key := "cc/" + string(rune('a'+g))
+			pt := rnd(20000 + g)
+			if _, err := r.c.Put(ctx, r.bucket, key, bytes.NewReader(pt), nil, nil); err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range 5 {
+				off := int64(i * 3000)
+				b, err := r.c.GetRange(ctx, r.bucket, key, off, 2000, nil)
+				if err != nil || !bytes.Equal(b, pt[off:off+2000]) {
+					t.Errorf("%s: GetRange(%d): %v", key, off, err)
+				}
+			}
+			// The shared key: every read returns one whole version.
+			shared := bytes.Repeat([]byte{byte(g)}, 9000)
+			if _, err := r.c.Put(ctx, r.bucket, "cc/shared", bytes.NewReader(shared), nil, nil); err != nil {
+				t.Error(err)
+			}
+			b, err := r.c.GetRange(ctx, r.bucket, "cc/shared", 4000, 5000, nil)
+			if err != nil {
+				if !errors.Is(err, s3crypt.ErrChanged) {
+					t.Errorf("shared: %v", err)
+				}
+				return
+			}
+			if len(b) != 5000 || !bytes.Equal(b, bytes.Repeat(b[:1], 5000)) {
+				t.Errorf("shared: %d bytes mixing versions", len(b))
+			}
+		})
+	}
+	wg.Wait()
+}

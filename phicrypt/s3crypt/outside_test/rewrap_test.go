@@ -184,3 +184,30 @@ func TestRewrapRefusals(t *testing.T) {
 		t.Errorf("%d multipart uploads left behind", k)
 	}
 }
+
+// TestRewrapTransfer: a large object's Rewrap downloads about PartSize
+// bytes and copies the rest inside S3, as RewrapResult and the wire say.
+func TestRewrapTransfer(t *testing.T) {
+	env := s3test.MinIO(t)
+	r := newRig(t, env, 64<<10, smallParts)
+	ctx := context.Background()
+	k1, _, _ := rawAES(t, "k1")
+	pt := rnd(23 * mib)
+	r.put(t, "big", pt, nil)
+	before := env.Bytes.Load()
+	res, err := r.c.Rewrap(ctx, r.bucket, "big", k1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := env.Bytes.Load() - before
+	if res.Copied < 15*mib {
+		t.Errorf("Copied %d, want most of the object", res.Copied)
+	}
+	if res.Downloaded > 5*mib+64<<10 || moved > 5*mib+256<<10 {
+		t.Errorf("Downloaded %d, %d bytes on the wire; want about PartSize", res.Downloaded, moved)
+	}
+	got, err := r.getAll(ctx, clientFor(t, r, k1), "big", nil)
+	if err != nil || !bytes.Equal(got, pt) {
+		t.Errorf("Get after Rewrap: %v", err)
+	}
+}
