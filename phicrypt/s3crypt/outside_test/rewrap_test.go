@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/phicrypt/phicrypt/internal/s3test"
 	"github.com/phicrypt/phicrypt/keyring"
@@ -209,5 +210,33 @@ func TestRewrapTransfer(t *testing.T) {
 	got, err := r.getAll(ctx, clientFor(t, r, k1), "big", nil)
 	if err != nil || !bytes.Equal(got, pt) {
 		t.Errorf("Get after Rewrap: %v", err)
+	}
+}
+
+// TestRewrapCancelled: a Rewrap whose context is cancelled part way leaves
+// the object as it was and no multipart upload behind.
+func TestRewrapCancelled(t *testing.T) {
+	env := s3test.MinIO(t)
+	r := newRig(t, env, 64<<10, smallParts)
+	k1, _, _ := rawAES(t, "k1")
+	pt := rnd(40 * mib)
+	r.put(t, "rc", pt, nil)
+	_, _, etag := r.rawGet(t, "rc")
+	for _, d := range []time.Duration{30 * time.Millisecond, 80 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		_, err := r.c.Rewrap(ctx, r.bucket, "rc", k1, nil)
+		cancel()
+		if err == nil {
+			t.Logf("Rewrap finished within %v", d)
+			break
+		}
+		if _, _, now := r.rawGet(t, "rc"); now != etag {
+			t.Errorf("%v: a cancelled Rewrap changed the object", d)
+		}
+		// FAILS (defect) if uploads are left: the abort is sent with the
+		// cancelled context, as in Put.
+		if k := r.uploads(t); k != 0 {
+			t.Errorf("%v: %d multipart uploads left behind by a cancelled Rewrap (err %v)", d, k, err)
+		}
 	}
 }
