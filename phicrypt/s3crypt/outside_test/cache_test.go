@@ -229,3 +229,37 @@ func TestCacheDeletedObject(t *testing.T) {
 		t.Errorf("ReadAt of a deleted object: %d, %v", n, err)
 	}
 }
+
+// TestGetOverwrittenMidDownload: an object overwritten while Get streams
+// it (several parts) yields either the whole old plaintext or an error,
+// never bytes of the new version.
+func TestGetOverwrittenMidDownload(t *testing.T) {
+	env := s3test.MinIO(t)
+	r := newRig(t, env, 64<<10, smallParts, func(c *s3crypt.Config) { c.Concurrency = 1 })
+	ctx := context.Background()
+	old := rnd(40 * mib)
+	r.put(t, "mid", old, nil)
+	rd, err := r.c.Get(ctx, r.bucket, "mid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	head := make([]byte, 1*mib)
+	if _, err := io.ReadFull(rd, head); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.another(t).Put(ctx, r.bucket, "mid", bytes.NewReader(rnd(40*mib)), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(rd)
+	got := append(head, rest...)
+	if !bytes.Equal(got, old[:min(len(got), len(old))]) {
+		t.Fatalf("Get returned bytes that are not the old object's (%d bytes, err %v)", len(got), err)
+	}
+	if err == nil && len(got) != len(old) {
+		t.Fatalf("Get ended early without an error")
+	}
+	if err != nil {
+		t.Logf("Get of an object overwritten mid-download: %v (ErrChanged: %v)", err, errors.Is(err, s3crypt.ErrChanged))
+	}
+}
