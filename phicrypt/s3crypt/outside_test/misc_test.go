@@ -198,3 +198,75 @@ func TestConcurrentPutsAndReads(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestReadsDuringOverwriteStorm: while another Client overwrites a key
+// continuously, every GetRange and ReadAt returns one whole version or an
+// error wrapping ErrChanged (the documented sentinel for "the object
+// changed while it was read").
+func TestReadsDuringOverwriteStorm(t *testing.T) {
+	env := s3test.New(t)
+	r := newRig(t, env, 4096)
+	ctx := context.Background()
+	writer := r.another(t)
+	r.put(t, "storm", bytes.Repeat([]byte{0}, 30000), nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := writer.Put(ctx, r.bucket, "storm", bytes.NewReader(bytes.Repeat([]byte{byte(i)}, 30000)), nil, nil); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	other := 0
+	for i := 0; i < 150; i++ {
+		b, err := r.c.GetRange(ctx, r.bucket, "storm", 1000, 20000, nil)
+		if err != nil {
+			if !errors.Is(err, s3crypt.ErrChanged) {
+				other++
+				if other <= 3 {
+					t.Errorf("GetRange during overwrites: %v, want ErrChanged", err)
+				}
+			}
+			continue
+		}
+		if len(b) != 20000 || !bytes.Equal(b, bytes.Repeat(b[:1], 20000)) {
+			t.Fatalf("GetRange mixed versions")
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// TestContextMapsAreCopies: the maps EncryptionContext returns are the
+// caller's; changing one changes nothing cached.
+func TestContextMapsAreCopies(t *testing.T) {
+	env := s3test.New(t)
+	r := newRig(t, env, 4096)
+	ctx := context.Background()
+	ec := map[string]string{"tenant": "a"}
+	r.put(t, "ecm", rnd(100), ec)
+	ec["tenant"] = "changed after Put"
+	o, err := r.c.Open(ctx, r.bucket, "ecm", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := o.EncryptionContext()
+	m["tenant"] = "b"
+	m["extra"] = "x"
+	if got := o.EncryptionContext(); got["tenant"] != "a" || len(got) != 1 {
+		t.Errorf("Object.EncryptionContext changed through a returned map: %v", keysOf(got))
+	}
+	if _, err := r.c.GetRange(ctx, r.bucket, "ecm", 0, 10, map[string]string{"tenant": "a"}); err != nil {
+		t.Errorf("GetRange after changing a returned map: %v", err)
+	}
+	if _, err := r.c.GetRange(ctx, r.bucket, "ecm", 0, 10, map[string]string{"tenant": "b"}); err == nil {
+		t.Error("GetRange expecting the value written into a returned map: no error")
+	}
+}
