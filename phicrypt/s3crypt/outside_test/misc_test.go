@@ -204,7 +204,9 @@ func TestConcurrentPutsAndReads(t *testing.T) {
 // error wrapping ErrChanged (the documented sentinel for "the object
 // changed while it was read").
 func TestReadsDuringOverwriteStorm(t *testing.T) {
-	env := s3test.New(t)
+	// MinIO only: the in-process S3 replaces an object non-atomically
+	// (a read in between gets 404).
+	env := s3test.MinIO(t)
 	r := newRig(t, env, 4096)
 	ctx := context.Background()
 	writer := r.another(t)

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/phicrypt/phicrypt/internal/s3test"
 	"github.com/phicrypt/phicrypt/keyring"
@@ -237,6 +241,53 @@ func TestRewrapCancelled(t *testing.T) {
 		// cancelled context, as in Put.
 		if k := r.uploads(t); k != 0 {
 			t.Errorf("%v: %d multipart uploads left behind by a cancelled Rewrap (err %v)", d, k, err)
+		}
+	}
+}
+
+// TestRewrapKeepsMetadata: Content-Type and user metadata survive Rewrap
+// (small and multipart paths), and the recorded header length is the new
+// header's.
+func TestRewrapKeepsMetadata(t *testing.T) {
+	env := s3test.MinIO(t)
+	r := newRig(t, env, 64<<10, smallParts)
+	ctx := context.Background()
+	k1, _, _ := rawAES(t, "k1")
+	for _, size := range []int{1000, 12 * mib} {
+		key := "meta/" + string(rune('a'+size%26))
+		pt := rnd(size)
+		if _, err := r.c.Put(ctx, r.bucket, key, bytes.NewReader(pt), nil, &s3crypt.PutOptions{ContentType: "application/dicom", Size: int64(size), SizeKnown: true}); err != nil {
+			t.Fatal(err)
+		}
+		body, meta, _ := r.rawGet(t, key)
+		meta["department"] = "radiology"
+		_, err := r.raw.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+			Metadata: meta, ContentType: aws.String("application/dicom")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.c.Rewrap(ctx, r.bucket, key, k1, nil); err != nil {
+			t.Fatal(err)
+		}
+		head, err := r.raw.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aws.ToString(head.ContentType) != "application/dicom" {
+			t.Errorf("size %d: Content-Type after Rewrap %q", size, aws.ToString(head.ContentType))
+		}
+		if head.Metadata["department"] != "radiology" {
+			t.Errorf("size %d: user metadata lost: %v", size, head.Metadata)
+		}
+		if head.Metadata["phicrypt-plaintext-length"] != strconv.Itoa(size) {
+			t.Errorf("size %d: plaintext length metadata %q", size, head.Metadata["phicrypt-plaintext-length"])
+		}
+		nb, _, _ := r.rawGet(t, key)
+		hl := atoi(t, head.Metadata["phicrypt-header-length"])
+		// The old body follows the new header byte for byte.
+		oldHL := atoi(t, meta["phicrypt-header-length"])
+		if !bytes.Equal(nb[hl:], body[oldHL:]) {
+			t.Errorf("size %d: recorded header length %d does not end the new header (or the body changed)", size, hl)
 		}
 	}
 }
