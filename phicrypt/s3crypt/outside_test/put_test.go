@@ -157,7 +157,19 @@ func TestPutIfNoneMatch(t *testing.T) {
 		if err != nil || !bytes.Equal(got, first) {
 			t.Errorf("size %d: the first object was replaced: %v", size, err)
 		}
-		// IfMatch with a wrong ETag fails too.
+		// IfMatch with the current ETag stores.
+		cur, err := r.c.Open(ctx, r.bucket, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		third := rnd(size)
+		if _, err := r.c.Put(ctx, r.bucket, key, bytes.NewReader(third), nil, &s3crypt.PutOptions{IfMatch: cur.ETag()}); err != nil {
+			t.Errorf("size %d: Put with the current ETag as IfMatch: %v", size, err)
+		}
+		if got, err := r.getAll(ctx, r.c, key, nil); err != nil || !bytes.Equal(got, third) {
+			t.Errorf("size %d: after a Put with IfMatch: %v", size, err)
+		}
+		// IfMatch with a wrong ETag fails.
 		if _, err := r.c.Put(ctx, r.bucket, key, bytes.NewReader(rnd(size)), nil, &s3crypt.PutOptions{IfMatch: `"0123456789abcdef0123456789abcdef"`}); err == nil {
 			t.Errorf("size %d: Put with a wrong IfMatch succeeded", size)
 		}
