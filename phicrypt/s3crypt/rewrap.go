@@ -77,15 +77,21 @@ func (c *Client) rewrap(ctx context.Context, bucket, key string, to keyring.Keyr
 	if err != nil {
 		return nil, err
 	}
+	res, err := c.rewrapSource(ctx, src, to, expect)
+	if err != nil && !errors.Is(err, ErrChanged) && !isPreconditionFailed(err) && c.changed(ctx, src) {
+		// A request that failed because the object was overwritten under
+		// it (a stream cut short, a connection the server dropped on a
+		// failed condition) is a change, not a damaged object.
+		err = fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	return res, err
+}
+
+// rewrapSource rewrites the object version src.
+func (c *Client) rewrapSource(ctx context.Context, src *source, to keyring.Keyring, expect map[string]string) (*RewrapResult, error) {
 	newHeader, err := c.enc.RewrapHeader(ctx, src.header, expect, to)
 	if errors.Is(err, phicrypt.ErrSignedRewrap) {
-		res, err := c.rewrapSigned(ctx, src, to, expect)
-		if err != nil && c.changed(ctx, src) {
-			// A stream cut short because the object was overwritten
-			// under it is a change, not a damaged object.
-			err = fmt.Errorf("%w: %w", ErrChanged, err)
-		}
-		return res, err
+		return c.rewrapSigned(ctx, src, to, expect)
 	}
 	if err != nil {
 		return nil, err

@@ -75,10 +75,8 @@ func TestObjectAfterOverwrite(t *testing.T) {
 		t.Fatalf("ReadAt of an overwritten object: %d bytes, no error (old bytes: %v)", n, bytes.Equal(p, first[1000:1100]))
 	}
 	// ErrChanged's doc: "the object changed while it was being read (its
-	// ETag no longer matches the header's)". FAILS (minor defect): an
-	// Object's ReadAt returns S3's raw 412 PreconditionFailed (or, on a
-	// server ignoring If-Match, an unexported error), which wraps no
-	// s3crypt sentinel, so a caller cannot tell "reopen" from a failure.
+	// ETag no longer matches the header's)": an Object's ReadAt wraps it,
+	// so a caller can tell "reopen" from a failure.
 	if !errors.Is(err, s3crypt.ErrChanged) {
 		t.Errorf("ReadAt of an overwritten object: %v, want an error wrapping ErrChanged", err)
 	}

@@ -38,9 +38,7 @@ func TestLegacyWithoutConfig(t *testing.T) {
 	}
 	// Config.Legacy's doc: "Legacy, when set, lets Get, GetRange and
 	// Migrate read objects written by the Amazon S3 Encryption Client.
-	// Without it they are refused." FAILS (minor defect): GetRange and
-	// Open refuse with an unexported error that wraps no sentinel, not
-	// ErrLegacyNotAllowed (with or without Config.Legacy).
+	// Without it they are refused": ranged reads wrap ErrLegacyNotAllowed.
 	if _, err := r.c.GetRange(ctx, r.bucket, "s3ec", 0, 10, nil); !errors.Is(err, s3crypt.ErrLegacyNotAllowed) {
 		t.Errorf("GetRange: %v, want ErrLegacyNotAllowed", err)
 	}

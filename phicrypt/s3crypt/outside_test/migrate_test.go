@@ -106,12 +106,9 @@ func TestMigrateLegacy(t *testing.T) {
 	if _, _, now := r.rawGet(t, "leg"); now != etag {
 		t.Error("a refused Migrate changed the object")
 	}
-	// FAILS for "aws:x-amz-cek-alg" (minor, arguable): Migrate strips the
-	// S3EC's reserved entries from the legacy context and only then checks
-	// that extra does not override it, so an extra pair can put the
-	// reserved key back with another value ("extra, which may not override
-	// it"); the new object then claims a content algorithm it was not
-	// written with. It should be refused like an override.
+	// An extra pair may not put back a reserved key the S3EC's context
+	// held (with another value, the new object would claim a content
+	// algorithm it was not written with): refused like an override.
 	for _, reserved := range []string{"aws-crypto-public-key", "aws:x-amz-cek-alg"} {
 		if _, err := lc.Migrate(ctx, r.bucket, "leg", map[string]string{reserved: ctxSecret2}); err == nil {
 			t.Errorf("Migrate with the reserved extra key %q: no error", reserved)

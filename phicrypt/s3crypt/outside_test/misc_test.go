@@ -21,9 +21,7 @@ func TestBadArguments(t *testing.T) {
 	r := newRig(t, env, 4096)
 	ctx := context.Background()
 	noPanic(t, "Put(nil body)", func() {
-		// FAILS (defect): Put with a nil body panics with a nil pointer
-		// dereference on the caller's goroutine instead of returning an
-		// error ("Bad input: clear error, never a panic").
+		// A nil body is an error, not a panic.
 		if _, err := r.c.Put(ctx, r.bucket, "nilbody", nil, nil, nil); err == nil {
 			t.Error("Put with a nil body: no error")
 		}

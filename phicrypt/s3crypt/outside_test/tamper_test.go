@@ -183,11 +183,7 @@ func TestTruncatedAndExtended(t *testing.T) {
 			tr.store(t, "unrecorded/"+tc.name, tc.body, noLen)
 			tr.mustFail(t, "no recorded length, read to the end", "unrecorded/"+tc.name, 0, 1<<40, nil, s3crypt.ErrTruncated)
 			// Get: README "an object cut short or extended fails with
-			// ErrTruncated". FAILS (defect): Get wraps only
-			// phicrypt.ErrMalformed ("the message ends before its final
-			// frame", "trailing bytes follow the message"), never
-			// s3crypt.ErrTruncated, even when the plaintext length was
-			// recorded; ranged reads of the same objects do wrap it.
+			// ErrTruncated", Get as ranged reads.
 			tr.getFails(t, "Get", "recorded/"+tc.name, nil, s3crypt.ErrTruncated)
 			tr.getFails(t, "Get (no recorded length)", "unrecorded/"+tc.name, nil, s3crypt.ErrTruncated)
 		})
@@ -271,12 +267,8 @@ func TestNotAMessage(t *testing.T) {
 		{"zeros", make([]byte, 100000), nil},
 		{"header-only-v2-byte", []byte{0x02}, nil},
 	} {
-		// FAILS (defect) for "empty", "empty-with-meta" and
-		// "header-only-v2-byte": the ranged open of an empty object returns
-		// S3's raw 416 InvalidRange error, and of an object shorter than a
-		// header an error wrapping only phicrypt.ErrShortHeader; neither
-		// wraps phicrypt.ErrMalformed or s3crypt.ErrTruncated, so a caller
-		// cannot tell "not a message" from an S3 failure. (Get wraps
+		// An empty object, or one shorter than a header, is "not a
+		// message" (ErrMalformed), not an S3 failure. (Get wraps
 		// ErrMalformed for the same objects.)
 		t.Run(tc.name, func(t *testing.T) {
 			tr.store(t, "nm/"+tc.name, tc.body, tc.meta)
@@ -288,9 +280,7 @@ func TestNotAMessage(t *testing.T) {
 	// the header claims to be far longer than it is.
 	huge := bytes.Clone(tr.body)
 	huge[35], huge[36] = 0xFF, 0xFF
-	// FAILS (defect): GetRange's error wraps only phicrypt.ErrShortHeader
-	// (the object ends inside the claimed header), not ErrMalformed or
-	// ErrTruncated.
+	// The object ends inside the claimed header: ErrMalformed.
 	tr.store(t, "nm/huge-aad", huge, tr.meta)
 	tr.mustFail(t, "huge AAD length", "nm/huge-aad", 0, 10, nil, messageErrs...)
 	tr.getFails(t, "huge AAD length", "nm/huge-aad", nil, messageErrs...)
