@@ -168,3 +168,34 @@ func TestLegacyObjectsRefusedThroughTheClient(t *testing.T) {
 		t.Fatalf("over MaxObjectBytes: %v", err)
 	}
 }
+
+// Migrate writes the new object only if the key still holds the legacy
+// object it read: an overwrite in between is kept, and Migrate fails with
+// ErrChanged.
+func TestMigrateKeepsAConcurrentOverwrite(t *testing.T) {
+	e := newS3ECEnv(t)
+	env := s3test.MinIO(t) // conditional writes; the in-process server ignores some
+	c := legacyClient(t, e, env, false)
+	pt := randBytes(t, 10_000)
+	store(t, env, "o", e.writeV3(t, e.keyA, pt, userEC))
+	newer := []byte("written by another client meanwhile")
+	ctx := WithRewrapHook(context.Background(), func(step string) {
+		if step == RewrapStepComplete {
+			if _, err := env.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String("o"),
+				Body: bytes.NewReader(newer)}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if _, err := c.Migrate(ctx, env.Bucket, "o", nil); !errors.Is(err, ErrChanged) {
+		t.Fatalf("Migrate over a concurrent overwrite: %v", err)
+	}
+	out, err := env.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String("o")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	if got, _ := io.ReadAll(out.Body); !bytes.Equal(got, newer) {
+		t.Fatal("the overwrite was lost")
+	}
+}

@@ -116,10 +116,11 @@ func (c *Client) migrate(ctx context.Context, bucket, key string, extra map[stri
 		}
 		ec[k] = v
 	}
+	runHook(ctx, hookBeforeComplete)
 	res, err := c.put(ctx, bucket, key, bytes.NewReader(pt), ec,
 		&PutOptions{Size: int64(len(pt)), SizeKnown: true, IfMatch: aws.ToString(out.ETag)})
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	return &MigrateResult{PutResult: *res}, nil
 }
