@@ -123,12 +123,6 @@ func (c *Client) changed(ctx context.Context, src *source) bool {
 	return aws.ToString(head.ETag) != src.etag
 }
 
-// rangeOf downloads bytes [off, end) of the source object's version.
-func (c *Client) rangeOf(ctx context.Context, src *source, off, end int64) ([]byte, error) {
-	b := make([]byte, max(end-off, 0))
-	return b, c.rangeInto(ctx, src, b, off)
-}
-
 // rangeInto fills dst with the source object's bytes from off on.
 func (c *Client) rangeInto(ctx context.Context, src *source, dst []byte, off int64) error {
 	if len(dst) == 0 {
