@@ -197,7 +197,7 @@ step "s3objects example against MinIO"
 go run ./examples/s3objects -bucket phicrypt-s3objects
 
 step "fuzz (10 s per target; a failing input is saved under testdata/fuzz)"
-for pkg in ./kmsmock/ ./phicrypt/ ./fieldenc/ ./internal/siv/ ./internal/blind/ ./audit/ ./custody/; do
+for pkg in ./kmsmock/ ./phicrypt/ ./phicrypt/s3crypt/ ./fieldenc/ ./internal/siv/ ./internal/blind/ ./audit/ ./custody/; do
 	for target in $(go test -list 'Fuzz.*' "$pkg" | grep '^Fuzz'); do
 		go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s "$pkg"
 	done
