@@ -15,6 +15,7 @@ import (
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/phicrypt/phicrypt/internal/flight"
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
 
@@ -78,6 +79,7 @@ type Client struct {
 	workers int
 	legacy  *LegacyConfig
 	cache   *headerCache
+	opens   *flight.Group[objectKey, *Object]
 }
 
 // New checks cfg and returns a Client.
@@ -136,7 +138,7 @@ func New(cfg Config) (*Client, error) {
 		o.GetObjectType = tmtypes.GetObjectRanges
 	})
 	return &Client{s3: cfg.S3, enc: cfg.Encryptor, tm: tm, part: part, conc: conc, workers: workers, legacy: cfg.Legacy,
-		cache: newHeaderCache(size, ttl)}, nil
+		cache: newHeaderCache(size, ttl), opens: flight.New[objectKey, *Object](flight.DefaultTimeout)}, nil
 }
 
 // Forget drops the cached header of one object, so the next ranged read

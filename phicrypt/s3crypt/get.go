@@ -81,7 +81,11 @@ func (c *Client) get(ctx context.Context, bucket, key string, expect map[string]
 	}
 	if isLegacy(out.Metadata) || c.unmarkedLegacy(ctx, bucket, key, out.Metadata) {
 		pt, ec, err := c.readLegacy(ctx, bucket, key, out)
+		if err == nil {
+			err = checkLegacyContext(ec, expect)
+		}
 		if err != nil {
+			clear(pt)
 			cancel()
 			return nil, err
 		}
@@ -125,12 +129,14 @@ func (o *Object) ETag() string { return o.etag }
 // EncryptionContext returns the object's encryption context.
 func (o *Object) EncryptionContext() map[string]string { return o.msg.EncryptionContext() }
 
-// ReadAt implements io.ReaderAt over the plaintext.
+// ReadAt implements io.ReaderAt over the plaintext. It cannot be
+// cancelled: against a server that may stall, use ReadAtContext.
 func (o *Object) ReadAt(p []byte, off int64) (int, error) {
-	return o.readAt(context.Background(), p, off)
+	return o.ReadAtContext(context.Background(), p, off)
 }
 
-func (o *Object) readAt(ctx context.Context, p []byte, off int64) (int, error) {
+// ReadAtContext is ReadAt under ctx.
+func (o *Object) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, wrap("read", o.bucket, o.key, errors.New("negative offset"))
 	}
@@ -172,10 +178,14 @@ func (o *Object) read(ctx context.Context, dst []byte, off, n int64) ([]byte, er
 		// it sent.
 		return dst, wrap("read", o.bucket, o.key, classify(errStale))
 	}
-	buf := make([]byte, end-start)
-	if _, err := io.ReadFull(out.Body, buf); err != nil {
-		return dst, wrap("read", o.bucket, o.key, fmt.Errorf("%w: the ranged GET returned fewer bytes than asked: %w", ErrTruncated, err))
+	// Read what arrives, up to the range's length: memory follows the
+	// bytes received, not the length the server claims.
+	var body bytes.Buffer
+	body.Grow(int(min(end-start, initialRoom)))
+	if k, err := io.CopyN(&body, out.Body, end-start); err != nil || k != end-start {
+		return dst, wrap("read", o.bucket, o.key, fmt.Errorf("%w: the ranged GET returned fewer bytes than asked: %v", ErrTruncated, err))
 	}
+	buf := body.Bytes()
 	res, err := o.msg.OpenFrames(dst, o.layout, start, buf, off, n)
 	if err != nil {
 		if errors.Is(err, phicrypt.ErrMalformed) && end == o.layout.MessageSize {
@@ -200,16 +210,18 @@ func (c *Client) GetRange(ctx context.Context, bucket, key string, off, n int64,
 		if err != nil {
 			return nil, err
 		}
-		if attempt == 0 && n > o.layout.PlaintextSize-off {
-			// A range past the end of a cached object: the object may
-			// have grown since, so open it afresh.
+		if attempt == 0 && n > o.layout.PlaintextSize-off && !c.current(ctx, o) {
+			// A range past the end of a cached object that has changed
+			// since (it may have grown): open it afresh.
 			c.cache.drop(o)
 			if o, err = c.Open(ctx, bucket, key, expect); err != nil {
 				return nil, err
 			}
 		}
 		k := min(n, max(o.layout.PlaintextSize-off, 0))
-		out, err := o.read(ctx, make([]byte, 0, k), off, k)
+		// Room grows with the bytes that arrive, not with the length the
+		// server claims for the object.
+		out, err := o.read(ctx, make([]byte, 0, min(k, initialRoom)), off, k)
 		if err != nil && isPreconditionFailed(err) {
 			// The object changed since its header was cached.
 			c.cache.drop(o)
@@ -222,32 +234,61 @@ func (c *Client) GetRange(ctx context.Context, bucket, key string, off, n int64,
 	}
 }
 
+// initialRoom bounds what a read reserves before any byte has arrived.
+const initialRoom = 1 << 20
+
+// current reports whether o's object still has o's ETag (a HEAD: no body,
+// no keyring call).
+func (c *Client) current(ctx context.Context, o *Object) bool {
+	head, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(o.bucket), Key: aws.String(o.key)})
+	return err == nil && aws.ToString(head.ETag) == o.etag
+}
+
 // Open opens the object bucket/key for ranged reads. expect lists context
 // pairs the object must carry. A header opened before (within
 // HeaderCacheTTL) is reused without any request; otherwise one ranged GET
 // fetches the header (its length recorded in the metadata; more is fetched
 // if the metadata lies) and the keyring unwraps the data key.
 func (c *Client) Open(ctx context.Context, bucket, key string, expect map[string]string) (*Object, error) {
-	if o := c.cache.get(bucket, key); o != nil {
-		if o.msg.MatchesContext(expect) {
+	o := c.cache.get(bucket, key)
+	if o == nil {
+		// One header fetch and keyring call per object for every caller
+		// that wants it at the same time.
+		var err error
+		o, err, _ = c.opens.Do(ctx, objectKey{bucket, key}, func(ctx context.Context) (*Object, error) {
+			if o := c.cache.get(bucket, key); o != nil {
+				return o, nil
+			}
+			o, err := c.open(ctx, bucket, key, nil)
+			if err == nil {
+				c.cache.put(o)
+			}
+			return o, err
+		})
+		if err != nil {
+			if len(expect) == 0 {
+				return nil, wrap("open", bucket, key, err)
+			}
+			// A message whose context holds pairs it does not store opens
+			// only with them: try the caller's.
+			if o, err = c.open(ctx, bucket, key, expect); err != nil {
+				return nil, wrap("open", bucket, key, err)
+			}
 			return o, nil
 		}
-		// Expected pairs the header does not store are authenticated by
-		// its tag: open the cached bytes again with them.
-		msg, err := c.enc.OpenHeader(ctx, o.header, expect)
-		if err != nil {
-			return nil, wrap("open", bucket, key, err)
-		}
-		o2 := *o
-		o2.msg = msg
-		return &o2, nil
 	}
-	o, err := c.open(ctx, bucket, key, expect)
+	if o.msg.MatchesContext(expect) {
+		return o, nil
+	}
+	// Expected pairs the header does not store are authenticated by its
+	// tag: open the cached bytes again with them.
+	msg, err := c.enc.OpenHeader(ctx, o.header, expect)
 	if err != nil {
 		return nil, wrap("open", bucket, key, err)
 	}
-	c.cache.put(o)
-	return o, nil
+	o2 := *o
+	o2.msg = msg
+	return &o2, nil
 }
 
 func (c *Client) open(ctx context.Context, bucket, key string, expect map[string]string) (*Object, error) {

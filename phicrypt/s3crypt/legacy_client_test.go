@@ -96,14 +96,14 @@ func TestLegacyObjectsThroughTheClient(t *testing.T) {
 		if _, err := c.GetRange(ctx, env.Bucket, key, 0, 10, nil); err == nil {
 			t.Fatalf("%s: a ranged read of a legacy object succeeded", key)
 		}
-		if _, err := c.Migrate(ctx, env.Bucket, key, map[string]string{"migrated": "yes"}); err != nil {
+		if _, err := c.Migrate(ctx, env.Bucket, key, map[string]string{"tenant": "north"}, map[string]string{"migrated": "yes"}); err != nil {
 			t.Fatalf("%s: Migrate: %v", key, err)
 		}
 		got, err = c.GetRange(ctx, env.Bucket, key, 1000, 5000, map[string]string{"tenant": "north", "migrated": "yes"})
 		if err != nil || !bytes.Equal(got, pt[1000:6000]) {
 			t.Fatalf("%s: a ranged read after Migrate: %v", key, err)
 		}
-		if _, err := c.Migrate(ctx, env.Bucket, key, nil); err == nil {
+		if _, err := c.Migrate(ctx, env.Bucket, key, nil, nil); err == nil {
 			t.Fatalf("%s: a phicrypt object was migrated again", key)
 		}
 	}
@@ -125,7 +125,7 @@ func TestLegacyObjectsRefusedThroughTheClient(t *testing.T) {
 	if _, err := plain.Get(ctx, env.Bucket, "v3", nil); !errors.Is(err, ErrLegacyNotAllowed) {
 		t.Fatalf("Get without Legacy: %v", err)
 	}
-	if _, err := plain.Migrate(ctx, env.Bucket, "v3", nil); !errors.Is(err, ErrLegacyNotAllowed) {
+	if _, err := plain.Migrate(ctx, env.Bucket, "v3", nil, nil); !errors.Is(err, ErrLegacyNotAllowed) {
 		t.Fatalf("Migrate without Legacy: %v", err)
 	}
 	// AES-CBC, whatever the rest says.
@@ -187,7 +187,7 @@ func TestMigrateKeepsAConcurrentOverwrite(t *testing.T) {
 			}
 		}
 	})
-	if _, err := c.Migrate(ctx, env.Bucket, "o", nil); !errors.Is(err, ErrChanged) {
+	if _, err := c.Migrate(ctx, env.Bucket, "o", nil, nil); !errors.Is(err, ErrChanged) {
 		t.Fatalf("Migrate over a concurrent overwrite: %v", err)
 	}
 	out, err := env.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String("o")})

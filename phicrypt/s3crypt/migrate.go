@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/phicrypt/phicrypt/phicrypt"
 )
 
 // readLegacy reads and authenticates a whole object of the Amazon S3
@@ -39,6 +41,21 @@ func (c *Client) readLegacy(ctx context.Context, bucket, key string, out *transf
 		obj.Instruction = ins
 	}
 	return openLegacy(ctx, c.legacy, obj)
+}
+
+// checkLegacyContext requires every pair of expect in a legacy object's
+// authenticated context ec, as phicrypt requires them of a message.
+func checkLegacyContext(ec, expect map[string]string) error {
+	for k, v := range expect {
+		got, ok := ec[k]
+		if !ok {
+			return fmt.Errorf("%w: the object's context lacks the expected key %q", phicrypt.ErrContext, k)
+		}
+		if got != v {
+			return fmt.Errorf("%w: the object's value for context key %q is not the expected one", phicrypt.ErrContext, k)
+		}
+	}
+	return nil
 }
 
 // instructionFile reads the instruction file of bucket/key, capped.
@@ -79,16 +96,19 @@ type MigrateResult struct {
 
 // Migrate rewrites an object of the Amazon S3 Encryption Client as a
 // phicrypt object under the same key, with the same encryption context
-// (plus extra, which may not override it). The legacy object is read whole
+// (plus extra, which may not override it). expect lists pairs the legacy
+// object's authenticated context must carry (as Get's): without them a
+// bucket writer could have put another object under this key, and extra
+// would then label it as this one. The legacy object is read whole
 // and authenticated first; the new object is stored only if the key still
 // holds the object that was read (If-Match on its ETag), so a concurrent
 // overwrite is not lost. The old object is left to the bucket's versioning.
-func (c *Client) Migrate(ctx context.Context, bucket, key string, extra map[string]string) (*MigrateResult, error) {
-	res, err := c.migrate(ctx, bucket, key, extra)
+func (c *Client) Migrate(ctx context.Context, bucket, key string, expect, extra map[string]string) (*MigrateResult, error) {
+	res, err := c.migrate(ctx, bucket, key, expect, extra)
 	return res, wrap("migrate", bucket, key, err)
 }
 
-func (c *Client) migrate(ctx context.Context, bucket, key string, extra map[string]string) (*MigrateResult, error) {
+func (c *Client) migrate(ctx context.Context, bucket, key string, expect, extra map[string]string) (*MigrateResult, error) {
 	if c.legacy == nil {
 		return nil, ErrLegacyNotAllowed
 	}
@@ -104,6 +124,9 @@ func (c *Client) migrate(ctx context.Context, bucket, key string, extra map[stri
 		return nil, err
 	}
 	defer clear(pt)
+	if err := checkLegacyContext(ec, expect); err != nil {
+		return nil, err
+	}
 	if ec == nil {
 		ec = map[string]string{}
 	}

@@ -33,7 +33,7 @@ func TestLegacyWithoutConfig(t *testing.T) {
 	if _, err := r.getAll(ctx, r.c, "s3ec", nil); !errors.Is(err, s3crypt.ErrLegacyNotAllowed) {
 		t.Errorf("Get: %v, want ErrLegacyNotAllowed", err)
 	}
-	if _, err := r.c.Migrate(ctx, r.bucket, "s3ec", nil); !errors.Is(err, s3crypt.ErrLegacyNotAllowed) {
+	if _, err := r.c.Migrate(ctx, r.bucket, "s3ec", nil, nil); !errors.Is(err, s3crypt.ErrLegacyNotAllowed) {
 		t.Errorf("Migrate: %v, want ErrLegacyNotAllowed", err)
 	}
 	// Config.Legacy's doc: "Legacy, when set, lets Get, GetRange and
@@ -72,7 +72,7 @@ func TestMigrateNonLegacy(t *testing.T) {
 	pt := rnd(3000)
 	r.put(t, "phi", pt, map[string]string{"tenant": "a"})
 	_, _, etag := r.rawGet(t, "phi")
-	if _, err := lc.Migrate(ctx, r.bucket, "phi", nil); err == nil {
+	if _, err := lc.Migrate(ctx, r.bucket, "phi", nil, nil); err == nil {
 		t.Error("Migrate of a phicrypt object: no error")
 	}
 	if _, _, now := r.rawGet(t, "phi"); now != etag {
@@ -83,15 +83,15 @@ func TestMigrateNonLegacy(t *testing.T) {
 		t.Errorf("Get with Config.Legacy of a phicrypt object: %v", err)
 	}
 	r.rawPut(t, "plain", []byte("plain text, not encrypted"), nil)
-	if _, err := lc.Migrate(ctx, r.bucket, "plain", nil); err == nil {
+	if _, err := lc.Migrate(ctx, r.bucket, "plain", nil, nil); err == nil {
 		t.Error("Migrate of a plain object: no error")
 	}
-	if _, err := lc.Migrate(ctx, r.bucket, "missing", nil); err == nil {
+	if _, err := lc.Migrate(ctx, r.bucket, "missing", nil, nil); err == nil {
 		t.Error("Migrate of a missing object: no error")
 	}
 	// A fake S3EC object: its data key does not unwrap.
 	r.rawPut(t, "fake", rnd(1000), s3ecV2Meta())
-	if _, err := lc.Migrate(ctx, r.bucket, "fake", nil); !errors.Is(err, s3crypt.ErrLegacyKey) && !errors.Is(err, s3crypt.ErrLegacyFormat) {
+	if _, err := lc.Migrate(ctx, r.bucket, "fake", nil, nil); !errors.Is(err, s3crypt.ErrLegacyKey) && !errors.Is(err, s3crypt.ErrLegacyFormat) {
 		t.Errorf("Migrate of a fake S3EC object: %v, want ErrLegacyKey or ErrLegacyFormat", err)
 	}
 	if _, err := r.getAll(ctx, lc, "fake", nil); !errors.Is(err, s3crypt.ErrLegacyKey) && !errors.Is(err, s3crypt.ErrLegacyFormat) {

@@ -79,7 +79,7 @@ func TestMigrateLegacy(t *testing.T) {
 		t.Errorf("Get of a tampered V2 object: %v", err)
 	}
 	errs = append(errs, err)
-	_, err = lc.Migrate(ctx, r.bucket, "leg-t", nil)
+	_, err = lc.Migrate(ctx, r.bucket, "leg-t", nil, nil)
 	if !errors.Is(err, s3crypt.ErrLegacyAuthentication) {
 		t.Errorf("Migrate of a tampered V2 object: %v", err)
 	}
@@ -98,7 +98,7 @@ func TestMigrateLegacy(t *testing.T) {
 	}
 	// Migrate with an extra pair overriding the context.
 	_, _, etag := r.rawGet(t, "leg")
-	_, err = lc.Migrate(ctx, r.bucket, "leg", map[string]string{"tenant": ctxSecret2})
+	_, err = lc.Migrate(ctx, r.bucket, "leg", nil, map[string]string{"tenant": ctxSecret2})
 	if err == nil {
 		t.Error("Migrate with an extra pair overriding the context: no error")
 	}
@@ -110,7 +110,7 @@ func TestMigrateLegacy(t *testing.T) {
 	// held (with another value, the new object would claim a content
 	// algorithm it was not written with): refused like an override.
 	for _, reserved := range []string{"aws-crypto-public-key", "aws:x-amz-cek-alg"} {
-		if _, err := lc.Migrate(ctx, r.bucket, "leg", map[string]string{reserved: ctxSecret2}); err == nil {
+		if _, err := lc.Migrate(ctx, r.bucket, "leg", nil, map[string]string{reserved: ctxSecret2}); err == nil {
 			t.Errorf("Migrate with the reserved extra key %q: no error", reserved)
 			putS3ECv2(t, r, "leg", pt, ec)
 		} else {
@@ -123,7 +123,7 @@ func TestMigrateLegacy(t *testing.T) {
 		}
 	}
 	// Migrate, then read without Legacy.
-	res, err := lc.Migrate(ctx, r.bucket, "leg", map[string]string{"source": "s3ec"})
+	res, err := lc.Migrate(ctx, r.bucket, "leg", nil, map[string]string{"source": "s3ec"})
 	if err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
@@ -143,7 +143,7 @@ func TestMigrateLegacy(t *testing.T) {
 	if err != nil || !bytes.Equal(b, pt[65000:]) {
 		t.Errorf("GetRange after Migrate: %v", err)
 	}
-	if _, err := lc.Migrate(ctx, r.bucket, "leg", nil); err == nil {
+	if _, err := lc.Migrate(ctx, r.bucket, "leg", nil, nil); err == nil {
 		t.Error("Migrate of an object already migrated: no error")
 	}
 	_, hm, _ := r.rawGet(t, "leg")

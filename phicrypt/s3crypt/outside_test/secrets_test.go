@@ -89,7 +89,7 @@ func TestNoSecretsInErrorsOrOutput(t *testing.T) {
 	lc := r.another(t, func(c *s3crypt.Config) {
 		c.Legacy = &s3crypt.LegacyConfig{KMS: r.kms, KeyIDs: []string{r.keyARN}}
 	})
-	add(lc.Migrate(ctx, r.bucket, "s", map[string]string{"tenant": ctxSecret2}))
+	add(lc.Migrate(ctx, r.bucket, "s", nil, map[string]string{"tenant": ctxSecret2}))
 	// Bad S3 credentials.
 	bad := env.Client(func(o *s3.Options) {
 		o.Credentials = credentials.NewStaticCredentialsProvider(credAccess, credSecret, sessToken)
