@@ -300,3 +300,13 @@ func (r *rig) storeWithInstruction(t testing.TB, key string, o legacyObj) {
 	r.rawPut(t, key, o.body, meta)
 	r.rawPut(t, key+".instruction", []byte(mustJSON(t, ins)), nil)
 }
+
+func readAll(t testing.TB, rc io.ReadCloser) []byte {
+	t.Helper()
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
