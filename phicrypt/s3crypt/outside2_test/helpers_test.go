@@ -310,3 +310,13 @@ func readAll(t testing.TB, rc io.ReadCloser) []byte {
 	}
 	return b
 }
+
+// uploadsPending counts the bucket's unfinished multipart uploads.
+func (r *rig) uploadsPending(t testing.TB) int {
+	t.Helper()
+	out, err := r.raw.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(r.bucket)})
+	if err != nil {
+		t.Fatalf("ListMultipartUploads: %v", err)
+	}
+	return len(out.Uploads)
+}
