@@ -31,6 +31,12 @@ func (c *decryptCounter) Decrypt(ctx context.Context, in *kms.DecryptInput, opt 
 // ranged reads of one object through a fresh Client share one header
 // open (STYLE.md 16: one single-flight helper for every cache).
 //
+// FAILS (tail reads): a GetRange whose range runs past the end of a cached
+// object drops the cached header and opens it again, one KMS call per
+// read, even though the object did not change (its ETag could tell).
+// Expected: reopen only when a conditional request says the object
+// changed.
+//
 // FAILS (concurrent part): each of the 16 concurrent GetRange calls opens
 // the header itself, so a burst of readers of one object costs one KMS
 // call each until the first result is cached (a thundering herd against
@@ -79,6 +85,24 @@ func TestKMSCallsPerRead(t *testing.T) {
 		if n := kc.n.Load(); n > 1 {
 			t.Errorf("%s of a tampered header made %d KMS calls", name, n)
 		}
+	}
+
+	// A cached object's reads that run past its end (a reader asking for
+	// "the rest", the last bytes of a log) reopen the header each time,
+	// in case the object grew (get.go, GetRange's attempt 0).
+	c = fresh()
+	if _, err := c.GetRange(ctx, base.bucket, "obj", 0, 10, ec); err != nil {
+		t.Fatal(err)
+	}
+	kc.n.Store(0)
+	for range 10 {
+		if got, err := c.GetRange(ctx, base.bucket, "obj", int64(len(pt)-10), 1<<20, ec); err != nil || len(got) != 10 {
+			t.Fatalf("tail read: %d bytes, %v", len(got), err)
+		}
+	}
+	t.Logf("10 tail reads of a cached, unchanged object: %d KMS calls", kc.n.Load())
+	if n := kc.n.Load(); n > 0 {
+		t.Errorf("10 reads past the end of a cached, unchanged object made %d KMS Decrypt calls (README: later reads make no keyring call)", n)
 	}
 
 	kc.n.Store(0)
