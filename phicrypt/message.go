@@ -236,3 +236,34 @@ func (m *Message) OpenFrames(dst []byte, l Layout, start int64, b []byte, off, n
 	clear(dst[s0+int(n):])
 	return dst[:s0+int(n)], nil
 }
+
+// FinalFrameStart is where the final frame begins: the message bytes
+// [FinalFrameStart, MessageSize) are the final frame.
+func (l Layout) FinalFrameStart() int64 { return l.frameStart(l.Frames) }
+
+// CheckFinal authenticates the final frame, given as the message bytes
+// from FinalFrameStart to the end: its marker, sequence number, length and
+// tag. A message cut short at a frame boundary, or extended by frames,
+// fails, since its last frame was not sealed as the final one at that
+// place. The frame's plaintext is decrypted into scratch and cleared.
+func (m *Message) CheckFinal(l Layout, b []byte) error {
+	if l.frameLen != m.frameLen || l.headerLen != m.headerLen {
+		return errors.New("phicrypt: the layout is not this message's")
+	}
+	src := &sliceSource{b: b}
+	fr := &frameReader{src: src, frameLength: uint32(l.frameLen), seq: uint32(l.Frames + 1)}
+	f, err := fr.next()
+	if err != nil {
+		return err
+	}
+	if !f.final || int64(len(f.sealed)-tagLength) != l.FinalLength || src.off != len(b) {
+		return malformed(StageFrame, "the message does not end with its final frame where its length puts it")
+	}
+	fc := newFrameCrypto(m.o.aead, m.o.h.messageID)
+	out, ok := fc.open(make([]byte, 0, len(f.sealed)), f.kind(), f.seq, f.iv, f.sealed)
+	clear(out)
+	if !ok {
+		return authFailed(StageFrame, "the final frame does not authenticate")
+	}
+	return nil
+}

@@ -43,20 +43,34 @@ var ErrSignedRewrap = errors.New("phicrypt: a signed message's signature covers 
 // (ErrSignedRewrap; see RewrapSigned), and a version 1 message (legacy
 // suites) has no commitment key to keep and must be encrypted again.
 func (e *Encryptor) RewrapHeader(ctx context.Context, header []byte, expect map[string]string, to keyring.Keyring) ([]byte, error) {
+	h, _, err := e.RewrapHeaderMessage(ctx, header, expect, to)
+	return h, err
+}
+
+// RewrapHeaderMessage is RewrapHeader that also returns the old header
+// opened, so the caller can authenticate frames of the body it carries
+// over (its final frame, proving the body whole) without another keyring
+// call. The frames open the same under either header.
+func (e *Encryptor) RewrapHeaderMessage(ctx context.Context, header []byte, expect map[string]string, to keyring.Keyring) ([]byte, *Message, error) {
 	u, err := e.unwrapForRewrap(ctx, header, expect, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer u.dataKey.Wipe()
 	edks, err := e.wrapAgain(ctx, to, u)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return e.sealRewrapped(u, edks, u.h.contextRaw)
+	nh, err := e.sealRewrapped(u, edks, u.h.contextRaw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nh, &Message{o: u.o, headerLen: int64(len(u.raw)), frameLen: int64(u.h.frameLength)}, nil
 }
 
 // unwrapped is an authenticated header with its data key, for rewrapping.
 type unwrapped struct {
+	o        *opened
 	h        *header
 	raw      []byte // the old header as read
 	dataKey  keyring.Secret
@@ -97,7 +111,7 @@ func (e *Encryptor) unwrapForRewrap(ctx context.Context, prefix []byte, expect m
 	if ec == nil {
 		ec = h.contextMap()
 	}
-	return &unwrapped{h: h, raw: raw, dataKey: dataKey, context: maps.Clone(ec), authOnly: o.authOnly, aead: o.aead}, nil
+	return &unwrapped{o: o, h: h, raw: raw, dataKey: dataKey, context: maps.Clone(ec), authOnly: o.authOnly, aead: o.aead}, nil
 }
 
 // wrapAgain asks to to wrap u's data key under u's context, with the checks

@@ -1,7 +1,6 @@
 package s3crypt
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,15 +11,11 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
-
-// downloadBuffer is how much of a download Get reads at once.
-const downloadBuffer = 1 << 20
 
 // Reader is the plaintext of an object, decrypted as it is read. Close
 // must be called; it stops the download.
@@ -73,32 +68,28 @@ func (c *Client) Get(ctx context.Context, bucket, key string, expect map[string]
 }
 
 func (c *Client) get(ctx context.Context, bucket, key string, expect map[string]string) (*Reader, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	out, err := c.tm.GetObject(ctx, &transfermanager.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	d, err := c.startDownload(ctx, bucket, key)
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	if isLegacy(out.Metadata) || c.unmarkedLegacy(ctx, bucket, key, out.Metadata) {
-		pt, ec, err := c.readLegacy(ctx, bucket, key, out)
+	if isLegacy(d.meta) || c.unmarkedLegacy(ctx, bucket, key, d.meta) {
+		pt, ec, err := c.readLegacy(ctx, bucket, key, d)
+		d.close()
 		if err == nil {
 			err = checkLegacyContext(ec, expect)
 		}
 		if err != nil {
 			clear(pt)
-			cancel()
 			return nil, err
 		}
-		return &Reader{r: bytes.NewReader(pt), ec: ec, cancel: cancel, bucket: bucket, key: key, version: aws.ToString(out.VersionID)}, nil
+		return &Reader{r: bytes.NewReader(pt), ec: ec, cancel: func() {}, bucket: bucket, key: key, version: d.versionID}, nil
 	}
-	// The transfer manager's reader is costly per call; a message reader
-	// reads a frame at a time, so read it in larger pieces.
-	pr, err := c.enc.NewReader(ctx, bufio.NewReaderSize(out.Body, downloadBuffer), expect)
+	pr, err := c.enc.NewReader(ctx, d, expect)
 	if err != nil {
-		cancel()
+		d.close()
 		return nil, err
 	}
-	return &Reader{r: pr, ec: pr.EncryptionContext(), cancel: cancel, bucket: bucket, key: key, version: aws.ToString(out.VersionID)}, nil
+	return &Reader{r: pr, ec: pr.EncryptionContext(), cancel: d.close, bucket: bucket, key: key, version: d.versionID}, nil
 }
 
 // Object is one stored object opened for ranged reads: its header
@@ -266,7 +257,7 @@ func (c *Client) Open(ctx context.Context, bucket, key string, expect map[string
 			return o, err
 		})
 		if err != nil {
-			if len(expect) == 0 {
+			if len(expect) == 0 || !errors.Is(err, phicrypt.ErrNoKey) {
 				return nil, wrap("open", bucket, key, err)
 			}
 			// A message whose context holds pairs it does not store opens

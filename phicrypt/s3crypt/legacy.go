@@ -346,7 +346,9 @@ type legacyEnvelope struct {
 func (e *legacyEnvelope) userContext() map[string]string {
 	out := make(map[string]string, len(e.kmsContext))
 	for k, v := range e.kmsContext {
-		if k != s3ecContextCEKAlg && k != s3ecContextKMSKeyID {
+		// kms_cmk_id is the client's own entry only in the "kms" (V1)
+		// mode; under kms+context it is a pair the writer chose.
+		if k != s3ecContextCEKAlg && (k != s3ecContextKMSKeyID || e.keyHint == "") {
 			out[k] = v
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/phicrypt/phicrypt/phicrypt"
@@ -17,23 +16,23 @@ import (
 
 // readLegacy reads and authenticates a whole object of the Amazon S3
 // Encryption Client, whose GetObject (out) has begun.
-func (c *Client) readLegacy(ctx context.Context, bucket, key string, out *transfermanager.GetObjectOutput) ([]byte, map[string]string, error) {
+func (c *Client) readLegacy(ctx context.Context, bucket, key string, out *download) ([]byte, map[string]string, error) {
 	if c.legacy == nil {
 		return nil, nil, ErrLegacyNotAllowed
 	}
 	limit := c.legacy.MaxObjectBytes
-	if n := aws.ToInt64(out.ContentLength); n > limit {
+	if n := out.total; n > limit {
 		return nil, nil, fmt.Errorf("%w: the object is %d bytes; the maximum is %d", ErrLegacyTooLarge, n, limit)
 	}
-	body, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
+	body, err := io.ReadAll(io.LimitReader(out, limit+1))
 	if err != nil {
 		return nil, nil, err
 	}
 	if int64(len(body)) > limit {
 		return nil, nil, fmt.Errorf("%w: the object is more than %d bytes", ErrLegacyTooLarge, limit)
 	}
-	obj := legacyObject{Bucket: bucket, Key: key, Metadata: out.Metadata, Body: body}
-	if c.legacy.AllowInstructionFile && needsInstruction(out.Metadata) {
+	obj := legacyObject{Bucket: bucket, Key: key, Metadata: out.meta, Body: body}
+	if c.legacy.AllowInstructionFile && needsInstruction(out.meta) {
 		ins, err := c.instructionFile(ctx, bucket, key)
 		if err != nil {
 			return nil, nil, err
@@ -112,11 +111,12 @@ func (c *Client) migrate(ctx context.Context, bucket, key string, expect, extra 
 	if c.legacy == nil {
 		return nil, ErrLegacyNotAllowed
 	}
-	out, err := c.tm.GetObject(ctx, &transfermanager.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	out, err := c.startDownload(ctx, bucket, key)
 	if err != nil {
 		return nil, err
 	}
-	if !isLegacy(out.Metadata) && !c.unmarkedLegacy(ctx, bucket, key, out.Metadata) {
+	defer out.close()
+	if !isLegacy(out.meta) && !c.unmarkedLegacy(ctx, bucket, key, out.meta) {
 		return nil, errors.New("the object carries no Amazon S3 Encryption Client metadata and has no instruction file")
 	}
 	pt, ec, err := c.readLegacy(ctx, bucket, key, out)
@@ -141,7 +141,7 @@ func (c *Client) migrate(ctx context.Context, bucket, key string, expect, extra 
 	}
 	runHook(ctx, hookBeforeComplete)
 	res, err := c.put(ctx, bucket, key, bytes.NewReader(pt), ec,
-		&PutOptions{Size: int64(len(pt)), SizeKnown: true, IfMatch: aws.ToString(out.ETag)})
+		&PutOptions{Size: int64(len(pt)), SizeKnown: true, IfMatch: out.etag})
 	if err != nil {
 		return nil, classify(err)
 	}

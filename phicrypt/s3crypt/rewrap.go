@@ -78,6 +78,9 @@ func (c *Client) rewrap(ctx context.Context, bucket, key string, to keyring.Keyr
 		return nil, err
 	}
 	res, err := c.rewrapSource(ctx, src, to, expect)
+	if err == nil {
+		err = c.followsSource(ctx, src, res.VersionID)
+	}
 	if err != nil && !errors.Is(err, ErrChanged) && !isPreconditionFailed(err) && c.changed(ctx, src) {
 		// A request that failed because the object was overwritten under
 		// it (a stream cut short, a connection the server dropped on a
@@ -89,17 +92,25 @@ func (c *Client) rewrap(ctx context.Context, bucket, key string, to keyring.Keyr
 
 // rewrapSource rewrites the object version src.
 func (c *Client) rewrapSource(ctx context.Context, src *source, to keyring.Keyring, expect map[string]string) (*RewrapResult, error) {
-	newHeader, err := c.enc.RewrapHeader(ctx, src.header, expect, to)
+	newHeader, old, err := c.enc.RewrapHeaderMessage(ctx, src.header, expect, to)
 	if errors.Is(err, phicrypt.ErrSignedRewrap) {
 		return c.rewrapSigned(ctx, src, to, expect)
 	}
 	if err != nil {
 		return nil, err
 	}
-	// The body is copied unread: refuse an object whose length shows it
-	// was cut short or extended, rather than carry the damage forward.
-	if _, err := src.checkLength(phicrypt.LayoutOf(src.total, src.headerLen, c.frameLength(src.header[:src.headerLen]))); err != nil {
+	// The body is carried over unread: refuse an object whose length
+	// shows it cut short or extended, or whose last frame is not the final
+	// frame sealed there, rather than carry the damage forward.
+	layout, err := src.checkLength(old.Layout(src.total))
+	if err != nil {
 		return nil, err
+	}
+	checkEnd := func(final []byte) error {
+		if err := old.CheckFinal(layout, final); err != nil {
+			return fmt.Errorf("%w: %w", ErrTruncated, err)
+		}
+		return nil
 	}
 	meta := maps.Clone(src.meta)
 	if meta == nil {
@@ -107,9 +118,50 @@ func (c *Client) rewrapSource(ctx context.Context, src *source, to keyring.Keyri
 	}
 	meta[metaHeaderLen] = strconv.Itoa(len(newHeader))
 	if src.total < 2*c.part {
-		return c.rewrapWhole(ctx, src, newHeader, meta)
+		return c.rewrapWhole(ctx, src, newHeader, meta, func(obj []byte) error {
+			return checkEnd(obj[int64(len(newHeader))+layout.FinalFrameStart()-src.headerLen:])
+		})
+	}
+	final := make([]byte, src.total-layout.FinalFrameStart())
+	if err := c.rangeInto(ctx, src, final, layout.FinalFrameStart()); err != nil {
+		return nil, err
+	}
+	if err := checkEnd(final); err != nil {
+		return nil, err
 	}
 	return c.rewrapCopy(ctx, src, newHeader, meta)
+}
+
+// followsSource checks, on a versioned bucket, that the version just
+// written directly follows the version src read. A server whose
+// conditional write is not atomic with its commit (MinIO on versioned
+// buckets) can let another writer's version land in between; the new
+// version then hides it, and Rewrap reports ErrChanged, naming nothing
+// but the fact: the other version is kept in the bucket's history.
+func (c *Client) followsSource(ctx context.Context, src *source, written string) error {
+	if written == "" || src.versionID == "" {
+		return nil // not versioned
+	}
+	out, err := c.s3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(src.bucket), Prefix: aws.String(src.key), MaxKeys: aws.Int32(100)})
+	if err != nil {
+		return fmt.Errorf("the object's versions cannot be listed to check that no write came between: %w", err)
+	}
+	var ids []string // this key's versions, newest first
+	for _, v := range out.Versions {
+		if aws.ToString(v.Key) == src.key {
+			ids = append(ids, aws.ToString(v.VersionId))
+		}
+	}
+	for i, id := range ids {
+		if id != written {
+			continue
+		}
+		if i+1 < len(ids) && ids[i+1] != src.versionID {
+			return fmt.Errorf("%w: another version was written between the one rewrapped and the rewrite, which now hides it (it is kept in the bucket's version history)", ErrChanged)
+		}
+		return nil
+	}
+	return nil
 }
 
 // changed reports whether the object is no longer the version src read
@@ -159,9 +211,12 @@ func (c *Client) withHeader(ctx context.Context, src *source, newHeader []byte, 
 }
 
 // rewrapWhole puts the new header and the old body as one object.
-func (c *Client) rewrapWhole(ctx context.Context, src *source, newHeader []byte, meta map[string]string) (*RewrapResult, error) {
+func (c *Client) rewrapWhole(ctx context.Context, src *source, newHeader []byte, meta map[string]string, check func(obj []byte) error) (*RewrapResult, error) {
 	obj, err := c.withHeader(ctx, src, newHeader, src.headerLen, src.total)
 	if err != nil {
+		return nil, err
+	}
+	if err := check(obj); err != nil {
 		return nil, err
 	}
 	runHook(ctx, hookBeforeComplete)

@@ -31,17 +31,9 @@ func (c *decryptCounter) Decrypt(ctx context.Context, in *kms.DecryptInput, opt 
 // ranged reads of one object through a fresh Client share one header
 // open (STYLE.md 16: one single-flight helper for every cache).
 //
-// FAILS (tail reads): a GetRange whose range runs past the end of a cached
-// object drops the cached header and opens it again, one KMS call per
-// read, even though the object did not change (its ETag could tell).
-// Expected: reopen only when a conditional request says the object
-// changed.
+// (This failed before the review's fixes; it now holds.)
 //
-// FAILS (concurrent part): each of the 16 concurrent GetRange calls opens
-// the header itself, so a burst of readers of one object costs one KMS
-// call each until the first result is cached (a thundering herd against
-// KMS request quotas). Expected: concurrent opens of one object share one
-// keyring call.
+// (This failed before the review's fixes; it now holds.)
 func TestKMSCallsPerRead(t *testing.T) {
 	env := s3test.New(t)
 	base := newRig(t, env)

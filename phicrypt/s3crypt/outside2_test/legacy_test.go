@@ -21,12 +21,7 @@ import (
 // refused, as it is for phicrypt objects (TestSwappedBodies of the first
 // review).
 //
-// FAILS: Get of an S3 Encryption Client object ignores expect altogether
-// (get.go passes it only to the phicrypt reader; readLegacy never sees it),
-// so the reader receives patient A's plaintext under B's key, with nothing
-// to tell it but Reader.EncryptionContext, which it asked the library to
-// check. Expected: an error wrapping phicrypt.ErrContext (or a legacy
-// sentinel) whenever a pair of expect is missing or differs.
+// (This failed before the review's fixes; it now holds.)
 func TestLegacyGetHonoursExpect(t *testing.T) {
 	env := s3test.New(t)
 	r := newRig(t, env)
@@ -87,7 +82,7 @@ func TestLegacyInstructionFileSwap(t *testing.T) {
 			} else if !errors.Is(err, s3crypt.ErrLegacyAuthentication) {
 				t.Errorf("B's body with A's instruction file: want ErrLegacyAuthentication, got %v", err)
 			}
-			if _, err := lc.Migrate(ctx, r.bucket, ver+"/b", nil); err == nil {
+			if _, err := lc.Migrate(ctx, r.bucket, ver+"/b", nil, nil); err == nil {
 				t.Errorf("Migrate of B with A's instruction file succeeded")
 			}
 			// A complete envelope in the metadata with a planted
@@ -149,7 +144,7 @@ func TestLegacyKeyOutsideKeyIDs(t *testing.T) {
 			if !errors.Is(err, s3crypt.ErrLegacyKey) {
 				t.Errorf("KeyIDs [%s], %s: want ErrLegacyKey, got %q %v", id, k, got, err)
 			}
-			if _, err := lc.Migrate(context.Background(), r.bucket, k, nil); !errors.Is(err, s3crypt.ErrLegacyKey) {
+			if _, err := lc.Migrate(context.Background(), r.bucket, k, nil, nil); !errors.Is(err, s3crypt.ErrLegacyKey) {
 				t.Errorf("Migrate, KeyIDs [%s], %s: want ErrLegacyKey, got %v", id, k, err)
 			}
 		}
@@ -218,7 +213,7 @@ func TestLegacyFormatConfusion(t *testing.T) {
 			if got, err := lc.GetRange(ctx, r.bucket, key, 0, 64, ec); err == nil && string(got) != want {
 				t.Errorf("GetRange returned %q", got)
 			}
-			if _, err := lc.Migrate(ctx, r.bucket, key, nil); err == nil {
+			if _, err := lc.Migrate(ctx, r.bucket, key, nil, nil); err == nil {
 				if got, err := r.getAll(r.c, key, ec); err != nil || string(got) != want {
 					t.Errorf("Migrate stored an object that reads as %q, %v", got, err)
 				}
@@ -240,7 +235,7 @@ func TestMigrateContext(t *testing.T) {
 	ctx := context.Background()
 
 	r.store(t, "reserved", r.v2(t, r.keyARN, []byte("x"), map[string]string{"aws-crypto-public-key": "AAAA"}))
-	res, err := lc.Migrate(ctx, r.bucket, "reserved", nil)
+	res, err := lc.Migrate(ctx, r.bucket, "reserved", nil, nil)
 	if err == nil {
 		// Stored: it must read back as what was migrated.
 		got, err := r.getAll(r.c, "reserved", nil)
@@ -251,9 +246,7 @@ func TestMigrateContext(t *testing.T) {
 		t.Errorf("the refusal holds a context value: %v", err)
 	}
 
-	// FAILS if the pair is dropped: kms_cmk_id is only reserved by the
-	// legacy "kms" (V1) wrapping; in kms+context it is an ordinary pair
-	// the writer chose and KMS authenticated.
+	// (This failed before the review's fixes; it now holds.)
 	r.store(t, "cmk", r.v2(t, r.keyARN, []byte("y"), map[string]string{"kms_cmk_id": "user-value", "tenant": "t1"}))
 	rd, err := lc.Get(ctx, r.bucket, "cmk", nil)
 	if err != nil {
@@ -316,7 +309,7 @@ func TestLegacyMaxObjectBytes(t *testing.T) {
 	if _, err := r.getAll(lc, "over", nil); !errors.Is(err, s3crypt.ErrLegacyTooLarge) {
 		t.Errorf("over the cap: want ErrLegacyTooLarge, got %v", err)
 	}
-	if _, err := lc.Migrate(context.Background(), r.bucket, "over", nil); !errors.Is(err, s3crypt.ErrLegacyTooLarge) {
+	if _, err := lc.Migrate(context.Background(), r.bucket, "over", nil, nil); !errors.Is(err, s3crypt.ErrLegacyTooLarge) {
 		t.Errorf("Migrate over the cap: want ErrLegacyTooLarge, got %v", err)
 	}
 	if calls != 0 {

@@ -107,7 +107,7 @@ func TestFormatEveryType(t *testing.T) {
 	lc := r.legacyClient(t, false)
 	for _, k := range []string{"bad-matdesc", "altered-matdesc"} {
 		_, err := r.getAll(lc, k, nil)
-		_, merr := lc.Migrate(ctx, r.bucket, k, map[string]string{"x": ctxCanary + "-extra"})
+		_, merr := lc.Migrate(ctx, r.bucket, k, nil, map[string]string{"x": ctxCanary + "-extra"})
 		for _, e := range []error{err, merr} {
 			if e == nil {
 				t.Errorf("%s: read", k)

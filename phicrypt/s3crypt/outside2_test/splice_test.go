@@ -204,7 +204,7 @@ func TestVersionedBucket(t *testing.T) {
 	lc := r.legacyClient(t, false)
 	o := r.v2(t, r.keyARN, []byte("legacy"), ec)
 	lv := r.rawPut(t, "legacy", o.body, o.env)
-	mr, err := lc.Migrate(ctx, r.bucket, "legacy", nil)
+	mr, err := lc.Migrate(ctx, r.bucket, "legacy", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
