@@ -43,9 +43,15 @@ type RewrapResult struct {
 // The object is rewritten only if it is still the version whose header was
 // read: every request after the first carries its ETag (If-Match on reads,
 // CopySourceIfMatch on copies, If-Match on the final PutObject or
-// CompleteMultipartUpload, which MinIO honours as S3 does), so a
+// CompleteMultipartUpload), so where the server checks that condition
+// atomically with the write (Amazon S3; MinIO on unversioned buckets) a
 // concurrent overwrite is never lost; Rewrap then fails with an error
-// wrapping ErrChanged and may be called again. (A signed object's download
+// wrapping ErrChanged and may be called again. MinIO on a versioned bucket
+// checks it before committing: a concurrent write can land just before the
+// rewrite and be hidden by it (kept in the version history); Rewrap lists
+// the versions after writing and reports ErrChanged when it sees one there.
+// Before anything is written the object's final frame is authenticated,
+// so an object cut short or extended is refused (ErrTruncated). (A signed object's download
 // cut short by an overwrite is told apart from a damaged object by a HEAD.) An object smaller than twice PartSize is downloaded whole and put
 // again. A larger one becomes a multipart upload whose first part is the
 // new header and the first PartSize bytes of the old body (one ranged GET)
