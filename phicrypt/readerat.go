@@ -34,7 +34,9 @@ type ReaderAt struct {
 func (e *Encryptor) NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, expect map[string]string) (*ReaderAt, error) {
 	br := getMessageReader(io.NewSectionReader(src, 0, size))
 	defer putMessageReader(br)
-	hs := &headerSource{r: br, limit: e.lim.maxHeaderBytes}
+	// Room for a typical header, so reading it field by field does not
+	// regrow the buffer.
+	hs := &headerSource{r: br, buf: make([]byte, 0, min(1<<10, e.lim.maxHeaderBytes)), limit: e.lim.maxHeaderBytes}
 	h, raw, err := parseHeader(hs, &e.lim)
 	if err != nil {
 		return nil, err

@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -178,8 +178,10 @@ func BenchmarkStreamDecrypt64MiBRead(b *testing.B) {
 // The machine these run on is shared: a neighbour's burst can slow one
 // benchmark of a -count series and not the next. The paired benchmarks
 // below run the raw baseline and phicrypt alternately within each
-// iteration and report phicrypt's time as a multiple of the raw one
-// (x-raw), which such bursts disturb much less:
+// iteration, time every run, and report phicrypt's time as a multiple of
+// the baseline's: x-raw compares the medians, x-raw-p10 the 10th
+// percentiles (runs that no neighbour interrupted). 1.25 is 0.8x the
+// baseline's throughput.
 //
 //	go test ./phicrypt/ -run '^$' -bench 'VsRaw' -count 5
 
@@ -209,39 +211,33 @@ func (o *rawOpener) open(b *testing.B, out []byte) {
 }
 
 // paired runs ours and each baseline alternately and reports ours as a
-// multiple of each: time(ours)/time(baseline), so 1.25 is 0.8x the
-// baseline's throughput. x-raw compares wall-clock time; x-raw-cpu the CPU
-// time of the benchmark's thread (on Linux), which other processes on the
-// machine disturb less.
+// multiple of each (see above).
 func paired(b *testing.B, size int64, ours func(), baselines ...baseline) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var oursT, oursCPU time.Duration
-	rawT := make([]time.Duration, len(baselines))
-	rawCPU := make([]time.Duration, len(baselines))
-	timed := func(run func(), wall, cpu *time.Duration) {
-		c0, _ := threadCPU()
+	var oursT []time.Duration
+	rawT := make([][]time.Duration, len(baselines))
+	timed := func(run func(), into *[]time.Duration) {
 		t := time.Now()
 		run()
-		*wall += time.Since(t)
-		c1, _ := threadCPU()
-		*cpu += c1 - c0
+		*into = append(*into, time.Since(t))
 	}
 	b.SetBytes(size)
 	b.ReportAllocs()
 	for b.Loop() {
 		for i, bl := range baselines {
-			timed(bl.run, &rawT[i], &rawCPU[i])
+			timed(bl.run, &rawT[i])
 		}
-		timed(ours, &oursT, &oursCPU)
+		timed(ours, &oursT)
 	}
-	_, haveCPU := threadCPU()
 	for i, bl := range baselines {
-		b.ReportMetric(float64(oursT)/float64(rawT[i]), bl.unit)
-		if haveCPU && rawCPU[i] > 0 {
-			b.ReportMetric(float64(oursCPU)/float64(rawCPU[i]), bl.unit+"-cpu")
-		}
+		b.ReportMetric(quantile(oursT, 0.5)/quantile(rawT[i], 0.5), bl.unit)
+		b.ReportMetric(quantile(oursT, 0.1)/quantile(rawT[i], 0.1), bl.unit+"-p10")
 	}
+}
+
+// quantile returns the q-quantile of ds (which it sorts).
+func quantile(ds []time.Duration, q float64) float64 {
+	slices.Sort(ds)
+	return float64(ds[int(q*float64(len(ds)-1))])
 }
 
 type baseline struct {
