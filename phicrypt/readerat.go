@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"math/bits"
 	"sync"
 )
 
@@ -26,14 +27,16 @@ type ReaderAt struct {
 	regular   int64 // number of regular frames
 	finalLen  int64 // plaintext bytes in the final frame
 	size      int64
-	scratch   sync.Pool
 }
 
 // NewReaderAt opens the message of size bytes in src. expect lists context
 // pairs the message must carry.
 func (e *Encryptor) NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, expect map[string]string) (*ReaderAt, error) {
-	br := bufio.NewReaderSize(io.NewSectionReader(src, 0, size), 16<<10)
-	hs := &headerSource{r: br, limit: e.lim.maxHeaderBytes}
+	br := getMessageReader(io.NewSectionReader(src, 0, size))
+	defer putMessageReader(br)
+	// Room for a typical header, so reading it field by field does not
+	// regrow the buffer.
+	hs := &headerSource{r: br, buf: make([]byte, 0, min(1<<10, e.lim.maxHeaderBytes)), limit: e.lim.maxHeaderBytes}
 	h, raw, err := parseHeader(hs, &e.lim)
 	if err != nil {
 		return nil, err
@@ -46,40 +49,86 @@ func (e *Encryptor) NewReaderAt(ctx context.Context, src io.ReaderAt, size int64
 		return nil, err
 	}
 	r := &ReaderAt{o: o, src: src, headerLen: int64(len(raw)), frameLen: int64(h.frameLength)}
+	sc := r.getScratch()
+	defer putScratch(sc)
 	if o.verifier != nil {
-		err = r.layoutSigned(br)
+		err = r.layoutSigned(br, sc)
 	} else {
-		err = r.layoutUnsigned(size)
+		err = r.layoutUnsigned(size, sc)
 	}
 	if err != nil {
 		return nil, err
 	}
 	r.size = r.regular*r.frameLen + r.finalLen
-	r.scratch.New = func() any {
-		return &rangeScratch{fc: newFrameCrypto(o.aead, h.messageID), buf: make([]byte, 0, r.frameLen+finalFrameOverhead), plain: make([]byte, 0, r.frameLen)}
-	}
 	// The final frame's tag binds its sequence number and "Final Frame":
 	// authenticating it now proves the layout, so a message cut short
 	// and given a forged final frame is refused before any read.
-	sc := r.scratch.Get().(*rangeScratch)
-	_, err = r.frame(sc, r.regular)
-	r.scratch.Put(sc)
-	if err != nil {
+	if _, err := r.frame(sc, r.regular, nil); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
+// rangeScratch is the scratch of one ReadAt: a buffer for one frame (and a
+// footer), in which a frame wanted only in part is decrypted in place, and
+// the frame crypto.
 type rangeScratch struct {
-	fc         *frameCrypto
-	buf, plain []byte
+	fc    frameCrypto
+	buf   []byte
+	src   sliceSource // over buf
+	class int
+	dirty int // bytes at the start of buf that may hold plaintext
+}
+
+// rangeScratches recycles rangeScratch between all ReaderAts, whatever
+// their Encryptor, one pool per size class (a frame length rounded up to a
+// power of two, up to maxFrameLengthLimit), so opening a ReaderAt for one
+// ranged read does not allocate and fault in a frame buffer of its own.
+// It is package-level state only as the standard library's buffer pools
+// are: what it holds is cleared before it goes back (no plaintext, no AEAD
+// stays pooled), and no result depends on it.
+var rangeScratches [31]sync.Pool
+
+// messageReaders recycles the buffered readers through which NewReaderAt
+// reads a header (and, for signed suites, the whole message once): they
+// hold only bytes of the message as stored, and drop their source when they
+// go back.
+var messageReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
+func getMessageReader(src io.Reader) *bufio.Reader {
+	br := messageReaders.Get().(*bufio.Reader)
+	br.Reset(src)
+	return br
+}
+
+func putMessageReader(br *bufio.Reader) {
+	br.Reset(nil)
+	messageReaders.Put(br)
+}
+
+func (r *ReaderAt) getScratch() *rangeScratch {
+	class := bits.Len64(uint64(r.frameLen - 1))
+	sc, ok := rangeScratches[class].Get().(*rangeScratch)
+	if !ok {
+		sc = &rangeScratch{class: class, buf: make([]byte, 0, streamBufferSize(1<<class))}
+	}
+	sc.fc.init(r.o.aead, r.o.h.messageID)
+	return sc
+}
+
+func putScratch(sc *rangeScratch) {
+	clear(sc.buf[:sc.dirty])
+	sc.dirty = 0
+	sc.fc.init(nil, nil)
+	sc.src = sliceSource{}
+	rangeScratches[sc.class].Put(sc)
 }
 
 // layoutUnsigned finds the frames from the body's length alone: a body is
 // n regular frames of frameLen+32 bytes and a final frame of 40+L bytes with
 // 0 <= L <= frameLen, which has exactly one solution. The final frame's
 // marker, number and length are checked here, and its tag on every read.
-func (r *ReaderAt) layoutUnsigned(size int64) error {
+func (r *ReaderAt) layoutUnsigned(size int64, sc *rangeScratch) error {
 	body := size - r.headerLen - finalFrameOverhead
 	if body < 0 {
 		return malformed(StageFrame, "the message ends before its final frame")
@@ -89,8 +138,8 @@ func (r *ReaderAt) layoutUnsigned(size int64) error {
 	if r.finalLen > r.frameLen || r.regular >= maxSeq {
 		return malformed(StageFrame, "the body's length fits no sequence of frames")
 	}
-	var head [4 + 4 + ivLength + 4]byte
-	if _, err := r.src.ReadAt(head[:], r.finalOffset()); err != nil {
+	head := sc.buf[:4+4+ivLength+4]
+	if _, err := r.src.ReadAt(head, r.finalOffset()); err != nil {
 		return malformed(StageFrame, "the final frame cannot be read")
 	}
 	if binary.BigEndian.Uint32(head[:]) != finalMarker || int64(binary.BigEndian.Uint32(head[4:])) != r.regular+1 ||
@@ -101,9 +150,10 @@ func (r *ReaderAt) layoutUnsigned(size int64) error {
 }
 
 // layoutSigned walks every frame, hashing as it goes, verifies the
-// signature, and records the layout.
-func (r *ReaderAt) layoutSigned(br *bufio.Reader) error {
-	ss := &streamSource{r: br, buf: make([]byte, 0, streamBufferSize(uint32(r.frameLen))), hash: r.o.verifier}
+// signature, and records the layout. The frames are read into sc's buffer,
+// ciphertext only.
+func (r *ReaderAt) layoutSigned(br *bufio.Reader, sc *rangeScratch) error {
+	ss := &streamSource{r: br, buf: sc.buf[:0], hash: r.o.verifier}
 	fr := &frameReader{src: ss, frameLength: uint32(r.frameLen), seq: 1}
 	for {
 		ss.reset()
@@ -137,7 +187,10 @@ func (r *ReaderAt) Size() int64 { return r.size }
 // EncryptionContext returns the message's encryption context.
 func (r *ReaderAt) EncryptionContext() map[string]string { return r.o.publicContext() }
 
-// ReadAt implements io.ReaderAt over the plaintext.
+// ReadAt implements io.ReaderAt over the plaintext. Frames that p holds
+// whole are decrypted straight into it. On an error, p holds the
+// authenticated plaintext of the n bytes returned and no plaintext of the
+// frame that failed.
 func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, malformed(StageFrame, "negative offset")
@@ -145,16 +198,29 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if off >= r.size {
 		return 0, io.EOF
 	}
-	sc := r.scratch.Get().(*rangeScratch)
-	defer r.scratch.Put(sc)
+	sc := r.getScratch()
+	defer putScratch(sc)
 	n := 0
 	for n < len(p) && off < r.size {
 		idx := off / r.frameLen
-		plain, err := r.frame(sc, idx)
-		if err != nil {
-			return n, err
+		at := off - idx*r.frameLen // where the range starts in this frame
+		whole := r.frameLen
+		if idx == r.regular {
+			whole = r.finalLen
 		}
-		k := copy(p[n:], plain[off-idx*r.frameLen:])
+		var k int
+		if at == 0 && whole <= int64(len(p)-n) {
+			if _, err := r.frame(sc, idx, p[n:n]); err != nil {
+				return n, err
+			}
+			k = int(whole)
+		} else {
+			plain, err := r.frame(sc, idx, nil)
+			if err != nil {
+				return n, err
+			}
+			k = copy(p[n:], plain[at:])
+		}
 		if k == 0 {
 			return n, malformed(StageFrame, "a frame is shorter than the layout says")
 		}
@@ -167,8 +233,10 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// frame reads and authenticates frame idx (0-based) into sc.plain.
-func (r *ReaderAt) frame(sc *rangeScratch, idx int64) ([]byte, error) {
+// frame reads and authenticates frame idx (0-based). Its plaintext is
+// appended to dst, which must have room for it, or decrypted in place in
+// sc.buf when dst is nil. On failure nothing is left in either.
+func (r *ReaderAt) frame(sc *rangeScratch, idx int64, dst []byte) ([]byte, error) {
 	final := idx == r.regular
 	var at, n int64
 	if final {
@@ -178,11 +246,11 @@ func (r *ReaderAt) frame(sc *rangeScratch, idx int64) ([]byte, error) {
 	}
 	buf := sc.buf[:n]
 	// io.ReaderAt may report io.EOF with a full read at the end of src.
-	if k, err := r.src.ReadAt(buf, at); k < len(buf) {
-		_ = err
+	if k, _ := r.src.ReadAt(buf, at); k < len(buf) {
 		return nil, malformed(StageFrame, "a frame cannot be read")
 	}
-	src := &sliceSource{b: buf}
+	src := &sc.src
+	*src = sliceSource{b: buf}
 	fr := &frameReader{src: src, frameLength: uint32(r.frameLen), seq: uint32(idx + 1)}
 	f, err := fr.next()
 	if err != nil {
@@ -191,10 +259,14 @@ func (r *ReaderAt) frame(sc *rangeScratch, idx int64) ([]byte, error) {
 	if f.final != final || src.off != len(buf) {
 		return nil, malformed(StageFrame, "a frame is not where the layout puts it")
 	}
-	out, ok := sc.fc.open(sc.plain[:0], f.kind(), f.seq, f.iv, f.sealed)
+	if dst == nil {
+		dst = f.sealed[:0]
+		sc.dirty = max(sc.dirty, int(n))
+	}
+	out, ok := sc.fc.open(dst, f.kind(), f.seq, f.iv, f.sealed)
 	if !ok {
+		clear(dst[:len(f.sealed)-tagLength]) // AES-GCM clears it already; this does not rely on that
 		return nil, authFailed(StageFrame, "a frame does not authenticate")
 	}
-	sc.plain = out
 	return out, nil
 }
