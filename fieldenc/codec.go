@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -25,9 +26,10 @@ type Codec[T any] struct {
 type bound struct {
 	t       *Table
 	p       *plan
-	cols    []*Column     // per p.fields
-	indexes []*blindIndex // per p.indexes
-	scratch sync.Pool     // *[]byte plaintext buffers
+	cols    []*Column               // per p.fields
+	indexes []*blindIndex           // per p.indexes
+	scratch sync.Pool               // *[]byte plaintext buffers
+	keys    atomic.Pointer[rowKeys] // cols' keys under the last version sealed with
 }
 
 // NewCodec returns the Codec of T under t, compiling T on first use.
@@ -198,7 +200,8 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	count := int64(0)
 	base := sv.Addr().UnsafePointer()
 	for i, f := range b.p.fields {
-		var s sealing
+		s := &fields[i]
+		*s = sealing{}
 		ok := true
 		if f.direct {
 			s.at = unsafe.Add(base, f.offset)
@@ -218,7 +221,6 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 		if !s.null {
 			count++
 		}
-		fields[i] = s
 	}
 	vk, err := b.t.takeActive(ctx, max(count, 1))
 	if err != nil {
@@ -234,16 +236,27 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	buf = buf[:n0+nonceLen*len(fields)]
 	nonces := buf[n0:]
 	rand.Read(nonces)
-	aadArea := buf[len(buf):len(buf):cap(buf)]
 	used = len(buf) + maxAAD
-	rowID := buf[:rowEnd]
+	// Each randomized field's AAD is its column's prefix then the row part
+	// (the row identity, length-prefixed). The row part is written once, at
+	// the end of the AAD area; each field's prefix goes just before it.
+	aadArea := buf[len(buf):used:used]
+	rowPart := len(aadArea)
+	if rowEnd > 0 {
+		rowPart -= 2 + rowEnd
+		appendLenPrefixed(aadArea[rowPart:rowPart], buf[:rowEnd])
+	}
+	keys, err := b.keysUnder(ctx, vk, fields)
+	if err != nil {
+		return err
+	}
 	// Seal everything into one new buffer before writing anything, so an
 	// error leaves v as it was (Seal is all or nothing); each field keeps a
 	// capped slice of it.
 	size := 0
-	for i, s := range fields {
-		if !s.null {
-			size += b.cols[i].Overhead() + len(s.pt)
+	for i := range fields {
+		if !fields[i].null {
+			size += b.cols[i].Overhead() + len(fields[i].pt)
 		}
 	}
 	out := make([]byte, 0, size)
@@ -252,20 +265,16 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	if len(fields) > len(sealedArr) {
 		sealed = make([][]byte, 0, len(fields))
 	}
-	for i, s := range fields {
-		if s.null {
+	for i := range fields {
+		if fields[i].null {
 			sealed = append(sealed, nil)
 			continue
 		}
-		ck, err := b.cols[i].keysFor(ctx, vk)
-		if err != nil {
-			return err
-		}
-		pt, start := s.pt, len(out)
+		ck, pt, start := keys[i], fields[i].pt, len(out)
 		if b.cols[i].kind == Deterministic {
 			out = ck.sealDeterministic(out, pt)
 		} else {
-			aad := ck.appendAAD(aadArea, rowID)
+			aad := ck.aadBefore(aadArea, rowPart)
 			out = ck.sealWith(out, pt, nonces[i*nonceLen:(i+1)*nonceLen], aad)
 		}
 		sealed = append(sealed, out[start:len(out):len(out)])
@@ -285,12 +294,12 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 			x.enc.set(tv, macs[i], x.bits)
 		}
 	}
-	for i, s := range fields {
+	for i := range fields {
 		if sealed[i] != nil {
 			if f := b.p.fields[i]; f.direct {
-				f.setSealedAt(s.at, sealed[i])
+				f.setSealedAt(fields[i].at, sealed[i])
 			} else {
-				f.access.setSealed(s.fv, sealed[i])
+				f.access.setSealed(fields[i].fv, sealed[i])
 			}
 		}
 	}

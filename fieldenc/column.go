@@ -263,6 +263,11 @@ func (c *Column) keysFor(ctx context.Context, vk *versionKeys) (*colKeys, error)
 	if ck := c.active.Load(); ck != nil && ck.vk == vk {
 		return ck, nil
 	}
+	// A hit returns before the closure below is made: it escapes, and
+	// would cost an allocation per field sealed.
+	if ck, ok := c.keys.lookup(vk); ok {
+		return ck, nil
+	}
 	return c.keys.get(ctx, vk, func(ctx context.Context) (*colKeys, error) { return c.derive(ctx, vk) })
 }
 
