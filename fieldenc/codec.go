@@ -90,7 +90,26 @@ func (c *Codec[T]) Seal(ctx context.Context, v *T) error {
 	if v == nil {
 		return errors.New("fieldenc: Seal of a nil pointer")
 	}
-	return c.b.seal(ctx, reflect.ValueOf(v).Elem())
+	_, err := c.b.seal(ctx, reflect.ValueOf(v).Elem(), nil)
+	return err
+}
+
+// SealAppend is Seal with the sealed forms appended to dst, as
+// cipher.AEAD.Seal appends, instead of written to memory of their own: v's
+// encrypted fields then point into the returned slice, so a caller sealing
+// row after row into one buffer allocates nothing for them (blind indexes
+// still allocate their values). On error it returns nil and leaves v's
+// fields as they were.
+//
+// The sealed forms belong to v: reuse the buffer (buf[:0]) for another row
+// only once v's sealed values are no longer needed (v is written to the
+// database, say), since sealing into it again overwrites them, even when
+// that SealAppend fails.
+func (c *Codec[T]) SealAppend(ctx context.Context, dst []byte, v *T) ([]byte, error) {
+	if v == nil {
+		return nil, errors.New("fieldenc: SealAppend of a nil pointer")
+	}
+	return c.b.seal(ctx, reflect.ValueOf(v).Elem(), dst)
 }
 
 // Open opens v's sealed fields in place. NULL fields stay NULL; in
@@ -109,7 +128,8 @@ func (t *Table) Seal(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	return b.seal(ctx, rv)
+	_, err = b.seal(ctx, rv, nil)
+	return err
 }
 
 // Open opens the struct v points to, compiling its type on first use.
@@ -166,7 +186,9 @@ type sealing struct {
 	null bool
 }
 
-func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
+// seal seals the struct sv, appending the sealed forms to dst (which the
+// fields then point into) and returning it; nil on error.
+func (b *bound) seal(ctx context.Context, sv reflect.Value, dst []byte) ([]byte, error) {
 	bp := b.scratch.Get().(*[]byte)
 	// Sized once for everything a row writes here (row id, encoded
 	// plaintexts of non-string types, nonces, one AAD), so the buffer never
@@ -175,7 +197,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	var err error
 	if b.p.randomized {
 		if buf, err = b.rowID(sv, buf); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// The scratch may hold row ids and encoded plaintexts: clear all of it,
@@ -189,7 +211,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 		b.scratch.Put(bp)
 	}()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rowEnd := len(buf)
 	var fieldsArr [16]sealing
@@ -212,10 +234,10 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 		s.null = s.null || !ok
 		if ok {
 			if err != nil {
-				return &FieldError{Path: f.path, Err: err}
+				return nil, &FieldError{Path: f.path, Err: err}
 			}
 			if len(s.pt) > MaxPlaintext {
-				return &FieldError{Path: f.path, Err: ErrTooLarge}
+				return nil, &FieldError{Path: f.path, Err: ErrTooLarge}
 			}
 		}
 		if !s.null {
@@ -224,7 +246,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	}
 	vk, err := b.t.takeActive(ctx, max(count, 1))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Room in the scratch buffer for every nonce (one read of crypto/rand
 	// for the row) and for the longest AAD, built in turn for each field.
@@ -248,18 +270,22 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	}
 	keys, err := b.keysUnder(ctx, vk, fields)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// Seal everything into one new buffer before writing anything, so an
-	// error leaves v as it was (Seal is all or nothing); each field keeps a
-	// capped slice of it.
+	// Seal everything into one buffer (dst's spare room, or new memory)
+	// before writing anything, so an error leaves v as it was (Seal is all
+	// or nothing); each field keeps a capped slice of it.
 	size := 0
 	for i := range fields {
 		if !fields[i].null {
 			size += b.cols[i].Overhead() + len(fields[i].pt)
 		}
 	}
-	out := make([]byte, 0, size)
+	out := dst
+	if cap(dst)-len(dst) < size {
+		out = make([]byte, len(dst), len(dst)+size)
+		copy(out, dst)
+	}
 	var sealedArr [16][]byte
 	sealed := sealedArr[:0]
 	if len(fields) > len(sealedArr) {
@@ -281,7 +307,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	}
 	macs, err := b.sums(ctx, vk, fields)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Nothing below fails: v is written whole.
 	for i, x := range b.p.indexes {
@@ -303,7 +329,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 			}
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // sums computes every blind index of the row under vk; nil where a source

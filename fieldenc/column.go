@@ -108,8 +108,10 @@ func (ck *colKeys) sealRandomized(dst, plaintext, rowID []byte) []byte {
 // (fresh from crypto/rand) and AAD.
 func (ck *colKeys) sealWith(dst, plaintext, nonce, aad []byte) []byte {
 	ret, out := grow(dst, randomized+len(plaintext))
-	copy(out, ck.aad[:headerLen])
-	copy(out[headerLen:], nonce)
+	// Copies of fixed size compile to a few moves, not calls of memmove
+	// (twenty calls in a row of ten fields).
+	*(*[headerLen]byte)(out) = [headerLen]byte(ck.aad)
+	*(*[nonceLen]byte)(out[headerLen:]) = [nonceLen]byte(nonce)
 	ck.gcm.Seal(out[:headerLen+nonceLen], out[headerLen:headerLen+nonceLen], plaintext, aad)
 	return ret
 }
