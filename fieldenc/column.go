@@ -158,8 +158,8 @@ func (c *Column) Open(ctx context.Context, dst, sealed, rowID []byte) ([]byte, e
 	// The fast path: a well-formed value under the active version.
 	if ck := c.active.Load(); ck != nil && len(sealed) >= c.Overhead() && len(sealed) <= maxSealed &&
 		len(rowID) <= MaxRowIDLen && sealed[0] == c.version() && keyRef(sealed[1:headerLen]) == ck.vk.ref && !ck.vk.expired.Load() {
-		p := parsed{version: sealed[0], ref: ck.vk.ref, body: sealed[headerLen:]}
-		if out, err := ck.open(dst, p, rowID); err == nil {
+		// The kind settles the version: no parsed value to build and pass.
+		if out, err := ck.openBody(dst, c.kind == Deterministic, sealed[headerLen:], rowID); err == nil {
 			return out, nil
 		}
 	}
@@ -184,15 +184,21 @@ func (c *Column) version() byte {
 }
 
 func (ck *colKeys) open(dst []byte, p parsed, rowID []byte) ([]byte, error) {
-	if p.version == versionDeterministic {
-		out, err := ck.siv.Open(dst, p.body, ck.aad)
+	return ck.openBody(dst, p.version == versionDeterministic, p.body, rowID)
+}
+
+// openBody opens a value's body (all after the header), deterministic or
+// randomized.
+func (ck *colKeys) openBody(dst []byte, deterministic bool, body, rowID []byte) ([]byte, error) {
+	if deterministic {
+		out, err := ck.siv.Open(dst, body, ck.aad)
 		if err != nil {
 			return nil, ErrWrongField
 		}
 		return out, nil
 	}
 	aad, bp := ck.aadFor(rowID)
-	out, err := ck.gcm.Open(dst, p.body[:nonceLen], p.body[nonceLen:], aad)
+	out, err := ck.gcm.Open(dst, body[:nonceLen], body[nonceLen:], aad)
 	ck.putAAD(bp)
 	if err != nil {
 		return nil, ErrWrongField
