@@ -99,7 +99,9 @@ func (c *Codec[T]) Seal(ctx context.Context, v *T) error {
 // encrypted fields then point into the returned slice, so a caller sealing
 // row after row into one buffer allocates nothing for them (blind indexes
 // still allocate their values). On error it returns nil and leaves v's
-// fields as they were.
+// fields as they were. When dst's room holds one of v's plaintexts, the
+// sealed forms go to new memory instead, so a plaintext is never
+// overwritten before it is sealed.
 //
 // The sealed forms belong to v: reuse the buffer (buf[:0]) for another row
 // only once v's sealed values are no longer needed (v is written to the
@@ -282,7 +284,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value, dst []byte) ([]byte,
 		}
 	}
 	out := dst
-	if cap(dst)-len(dst) < size {
+	if cap(dst)-len(dst) < size || holdsPlaintext(dst[len(dst):len(dst)+size], fields) {
 		out = make([]byte, len(dst), len(dst)+size)
 		copy(out, dst)
 	}
@@ -330,6 +332,25 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value, dst []byte) ([]byte,
 		}
 	}
 	return out, nil
+}
+
+// holdsPlaintext reports whether room shares memory with a plaintext of
+// fields: sealing into it would overwrite a plaintext not yet sealed.
+func holdsPlaintext(room []byte, fields []sealing) bool {
+	if len(room) == 0 {
+		return false
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(room)))
+	hi := lo + uintptr(len(room))
+	for i := range fields {
+		if pt := fields[i].pt; !fields[i].null && len(pt) > 0 {
+			p := uintptr(unsafe.Pointer(unsafe.SliceData(pt)))
+			if p < hi && lo < p+uintptr(len(pt)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sums computes every blind index of the row under vk; nil where a source

@@ -172,3 +172,26 @@ func TestStructSealAllocs(t *testing.T) {
 	require.Zero(t, sealAppend, "SealAppend")
 	require.Len(t, buf, 10*(64+33))
 }
+
+// A buffer whose room holds a plaintext of the row (the row's bytes were
+// read into it, say) is left alone: the plaintext is sealed as it was,
+// not overwritten first by another field's sealed form.
+func TestSealAppendKeepsPlaintextInDst(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	tbl := e.table(t, fieldenc.Config{})
+	codec, err := fieldenc.NewCodec[rowOfTwo](tbl)
+	require.NoError(t, err)
+	notes, err := tbl.Column("notes", fieldenc.Randomized)
+	require.NoError(t, err)
+	buf := make([]byte, 0, 1024)
+	inBuf := append(buf[10:10], "notes held in the buffer"...) // where Plan's sealed form would go
+	v := rowOfTwo{ID: "r1", Plan: fieldenc.Of("p"), Notes: fieldenc.Of(inBuf), MRN: fieldenc.Of("m")}
+	out, err := codec.SealAppend(ctx, buf, &v)
+	require.NoError(t, err)
+	require.NotSame(t, &buf[:1][0], &out[:1][0], "sealed into new memory")
+	require.Equal(t, "notes held in the buffer", string(inBuf), "the plaintext is untouched")
+	pt, err := notes.Open(ctx, nil, v.Notes.Ciphertext(), []byte("r1"))
+	require.NoError(t, err)
+	require.Equal(t, "notes held in the buffer", string(pt))
+}
