@@ -123,9 +123,11 @@ func TestSealAppendFailureLeavesRow(t *testing.T) {
 	e := newEnv(t, zeroHC())
 	codec, err := fieldenc.NewCodec[rowOfTwo](e.table(t, fieldenc.Config{}))
 	require.NoError(t, err)
-	v := rowOfTwo{Notes: fieldenc.Of([]byte("n")), Plan: fieldenc.Of("p")} // no row id
+	const secret = "canary-plaintext-7f3a"
+	v := rowOfTwo{Notes: fieldenc.Of([]byte(secret)), Plan: fieldenc.Of(secret)} // no row id
 	out, err := codec.SealAppend(ctx, make([]byte, 0, 512), &v)
 	require.Error(t, err)
+	require.NotContains(t, err.Error(), secret)
 	require.Nil(t, out)
 	require.Nil(t, v.Notes.Ciphertext())
 	require.Nil(t, v.Plan.Ciphertext())
