@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -25,9 +26,10 @@ type Codec[T any] struct {
 type bound struct {
 	t       *Table
 	p       *plan
-	cols    []*Column     // per p.fields
-	indexes []*blindIndex // per p.indexes
-	scratch sync.Pool     // *[]byte plaintext buffers
+	cols    []*Column               // per p.fields
+	indexes []*blindIndex           // per p.indexes
+	scratch sync.Pool               // *[]byte plaintext buffers
+	keys    atomic.Pointer[rowKeys] // cols' keys under the last version sealed with
 }
 
 // NewCodec returns the Codec of T under t, compiling T on first use.
@@ -88,7 +90,28 @@ func (c *Codec[T]) Seal(ctx context.Context, v *T) error {
 	if v == nil {
 		return errors.New("fieldenc: Seal of a nil pointer")
 	}
-	return c.b.seal(ctx, reflect.ValueOf(v).Elem())
+	_, err := c.b.seal(ctx, reflect.ValueOf(v).Elem(), nil)
+	return err
+}
+
+// SealAppend is Seal with the sealed forms appended to dst, as
+// cipher.AEAD.Seal appends, instead of written to memory of their own: v's
+// encrypted fields then point into the returned slice, so a caller sealing
+// row after row into one buffer allocates nothing for them (blind indexes
+// still allocate their values). On error it returns nil and leaves v's
+// fields as they were. When dst's room holds one of v's plaintexts, the
+// sealed forms go to new memory instead, so a plaintext is never
+// overwritten before it is sealed.
+//
+// The sealed forms belong to v: reuse the buffer (buf[:0]) for another row
+// only once v's sealed values are no longer needed (v is written to the
+// database, say), since sealing into it again overwrites them, even when
+// that SealAppend fails.
+func (c *Codec[T]) SealAppend(ctx context.Context, dst []byte, v *T) ([]byte, error) {
+	if v == nil {
+		return nil, errors.New("fieldenc: SealAppend of a nil pointer")
+	}
+	return c.b.seal(ctx, reflect.ValueOf(v).Elem(), dst)
 }
 
 // Open opens v's sealed fields in place. NULL fields stay NULL; in
@@ -107,7 +130,8 @@ func (t *Table) Seal(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	return b.seal(ctx, rv)
+	_, err = b.seal(ctx, rv, nil)
+	return err
 }
 
 // Open opens the struct v points to, compiling its type on first use.
@@ -164,7 +188,9 @@ type sealing struct {
 	null bool
 }
 
-func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
+// seal seals the struct sv, appending the sealed forms to dst (which the
+// fields then point into) and returning it; nil on error.
+func (b *bound) seal(ctx context.Context, sv reflect.Value, dst []byte) ([]byte, error) {
 	bp := b.scratch.Get().(*[]byte)
 	// Sized once for everything a row writes here (row id, encoded
 	// plaintexts of non-string types, nonces, one AAD), so the buffer never
@@ -173,7 +199,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	var err error
 	if b.p.randomized {
 		if buf, err = b.rowID(sv, buf); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// The scratch may hold row ids and encoded plaintexts: clear all of it,
@@ -187,7 +213,7 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 		b.scratch.Put(bp)
 	}()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rowEnd := len(buf)
 	var fieldsArr [16]sealing
@@ -198,7 +224,8 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	count := int64(0)
 	base := sv.Addr().UnsafePointer()
 	for i, f := range b.p.fields {
-		var s sealing
+		s := &fields[i]
+		*s = sealing{}
 		ok := true
 		if f.direct {
 			s.at = unsafe.Add(base, f.offset)
@@ -209,20 +236,19 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 		s.null = s.null || !ok
 		if ok {
 			if err != nil {
-				return &FieldError{Path: f.path, Err: err}
+				return nil, &FieldError{Path: f.path, Err: err}
 			}
 			if len(s.pt) > MaxPlaintext {
-				return &FieldError{Path: f.path, Err: ErrTooLarge}
+				return nil, &FieldError{Path: f.path, Err: ErrTooLarge}
 			}
 		}
 		if !s.null {
 			count++
 		}
-		fields[i] = s
 	}
 	vk, err := b.t.takeActive(ctx, max(count, 1))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Room in the scratch buffer for every nonce (one read of crypto/rand
 	// for the row) and for the longest AAD, built in turn for each field.
@@ -234,45 +260,56 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 	buf = buf[:n0+nonceLen*len(fields)]
 	nonces := buf[n0:]
 	rand.Read(nonces)
-	aadArea := buf[len(buf):len(buf):cap(buf)]
 	used = len(buf) + maxAAD
-	rowID := buf[:rowEnd]
-	// Seal everything into one new buffer before writing anything, so an
-	// error leaves v as it was (Seal is all or nothing); each field keeps a
-	// capped slice of it.
+	// Each randomized field's AAD is its column's prefix then the row part
+	// (the row identity, length-prefixed). The row part is written once, at
+	// the end of the AAD area; each field's prefix goes just before it.
+	aadArea := buf[len(buf):used:used]
+	rowPart := len(aadArea)
+	if rowEnd > 0 {
+		rowPart -= 2 + rowEnd
+		appendLenPrefixed(aadArea[rowPart:rowPart], buf[:rowEnd])
+	}
+	keys, err := b.keysUnder(ctx, vk, fields)
+	if err != nil {
+		return nil, err
+	}
+	// Seal everything into one buffer (dst's spare room, or new memory)
+	// before writing anything, so an error leaves v as it was (Seal is all
+	// or nothing); each field keeps a capped slice of it.
 	size := 0
-	for i, s := range fields {
-		if !s.null {
-			size += b.cols[i].Overhead() + len(s.pt)
+	for i := range fields {
+		if !fields[i].null {
+			size += b.cols[i].Overhead() + len(fields[i].pt)
 		}
 	}
-	out := make([]byte, 0, size)
+	out := dst
+	if cap(dst)-len(dst) < size || holdsPlaintext(dst[len(dst):len(dst)+size], fields) {
+		out = make([]byte, len(dst), len(dst)+size)
+		copy(out, dst)
+	}
 	var sealedArr [16][]byte
 	sealed := sealedArr[:0]
 	if len(fields) > len(sealedArr) {
 		sealed = make([][]byte, 0, len(fields))
 	}
-	for i, s := range fields {
-		if s.null {
+	for i := range fields {
+		if fields[i].null {
 			sealed = append(sealed, nil)
 			continue
 		}
-		ck, err := b.cols[i].keysFor(ctx, vk)
-		if err != nil {
-			return err
-		}
-		pt, start := s.pt, len(out)
+		ck, pt, start := keys[i], fields[i].pt, len(out)
 		if b.cols[i].kind == Deterministic {
 			out = ck.sealDeterministic(out, pt)
 		} else {
-			aad := ck.appendAAD(aadArea, rowID)
+			aad := ck.aadBefore(aadArea, rowPart)
 			out = ck.sealWith(out, pt, nonces[i*nonceLen:(i+1)*nonceLen], aad)
 		}
 		sealed = append(sealed, out[start:len(out):len(out)])
 	}
 	macs, err := b.sums(ctx, vk, fields)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Nothing below fails: v is written whole.
 	for i, x := range b.p.indexes {
@@ -285,16 +322,35 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value) error {
 			x.enc.set(tv, macs[i], x.bits)
 		}
 	}
-	for i, s := range fields {
+	for i := range fields {
 		if sealed[i] != nil {
 			if f := b.p.fields[i]; f.direct {
-				f.setSealedAt(s.at, sealed[i])
+				f.setSealedAt(fields[i].at, sealed[i])
 			} else {
-				f.access.setSealed(s.fv, sealed[i])
+				f.access.setSealed(fields[i].fv, sealed[i])
 			}
 		}
 	}
-	return nil
+	return out, nil
+}
+
+// holdsPlaintext reports whether room shares memory with a plaintext of
+// fields: sealing into it would overwrite a plaintext not yet sealed.
+func holdsPlaintext(room []byte, fields []sealing) bool {
+	if len(room) == 0 {
+		return false
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(room)))
+	hi := lo + uintptr(len(room))
+	for i := range fields {
+		if pt := fields[i].pt; !fields[i].null && len(pt) > 0 {
+			p := uintptr(unsafe.Pointer(unsafe.SliceData(pt)))
+			if p < hi && lo < p+uintptr(len(pt)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sums computes every blind index of the row under vk; nil where a source

@@ -26,6 +26,10 @@
 //	ids, err := codec.IndexValues(ctx, "ssn_bidx", "123-45-6789") // WHERE ssn_bidx IN (ids...)
 //	err = codec.Open(ctx, &p)                                    // after SELECT
 //
+// A loop sealing many rows can reuse one buffer for the sealed forms, as
+// with cipher.AEAD.Seal, and allocate nothing per row: buf, err =
+// codec.SealAppend(ctx, buf[:0], &p), then INSERT p before the next row.
+//
 // Every value is AES-256-GCM under a key derived (HKDF-SHA-256) from the
 // branch key version, the table and the column, with a random nonce; the
 // AAD binds the format version, the key reference, the table, the column

@@ -219,7 +219,7 @@ func (j *Reencrypt[T]) reseal(ctx context.Context, tx *sql.Tx, row *T, active st
 	if err := b.open(ctx, sv); err != nil {
 		return false, err
 	}
-	if err := b.seal(ctx, sv); err != nil {
+	if _, err := b.seal(ctx, sv, nil); err != nil {
 		return false, err
 	}
 	if b.stale(sv, ref) {

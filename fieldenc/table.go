@@ -150,6 +150,10 @@ func (t *Table) dropKeys() {
 		}
 		return true
 	})
+	t.codecs.Range(func(_, v any) bool {
+		v.(*bound).keys.Store(nil)
+		return true
+	})
 }
 
 // String names the table without its branch key id (which may be PHI).
