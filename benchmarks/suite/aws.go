@@ -20,29 +20,41 @@ type awsPeer struct {
 }
 
 func newAWSPeer(b *testing.B, env *Env) *awsPeer {
-	c, err := esdk.NewClient(esdktypes.AwsEncryptionSdkConfig{})
+	p, err := makeAWSPeer(env)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return p
+}
+
+func makeAWSPeer(env *Env) (*awsPeer, error) {
+	c, err := esdk.NewClient(esdktypes.AwsEncryptionSdkConfig{})
+	if err != nil {
+		return nil, err
+	}
 	m, err := mpl.NewClient(mpltypes.MaterialProvidersConfig{})
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	kr, err := m.CreateRawAesKeyring(context.Background(), mpltypes.CreateRawAesKeyringInput{
 		KeyNamespace: rawNamespace, KeyName: rawName, WrappingKey: env.RawKey(),
 		WrappingAlg: mpltypes.AesWrappingAlgAlgAes256GcmIv12Tag16,
 	})
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
-	return &awsPeer{client: c, keyring: kr}
+	return &awsPeer{client: c, keyring: kr}, nil
 }
 
 func (p *awsPeer) encrypt(pt []byte, suite string) ([]byte, error) {
+	return p.encryptContext(pt, suite, nil)
+}
+
+func (p *awsPeer) encryptContext(pt []byte, suite string, ec map[string]string) ([]byte, error) {
 	id := mpltypes.ESDKAlgorithmSuiteId(suite)
 	fl := int64(phicrypt.DefaultFrameLength)
 	out, err := p.client.Encrypt(context.Background(), esdktypes.EncryptInput{
-		Plaintext: pt, AlgorithmSuiteId: &id, FrameLength: &fl, Keyring: p.keyring,
+		Plaintext: pt, AlgorithmSuiteId: &id, FrameLength: &fl, Keyring: p.keyring, EncryptionContext: ec,
 	})
 	if err != nil {
 		return nil, err

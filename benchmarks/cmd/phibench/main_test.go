@@ -143,3 +143,14 @@ func TestFlagsRefuseBadInput(t *testing.T) {
 		t.Errorf("sweep read as frame lengths %v, workers %v", c.opts.FrameLengths, c.opts.Workers)
 	}
 }
+
+func TestPercentilesInterpolate(t *testing.T) {
+	xs := []float64{5, 1, 4, 2, 3} // sorted 1..5
+	p50, p95, p99 := percentiles(xs)
+	if p50 != 3 || p95 != 4.8 || p99 != 4.96 {
+		t.Errorf("percentiles %v %v %v, want 3 4.8 4.96", p50, p95, p99)
+	}
+	if a, b, c := percentiles(nil); a != 0 || b != 0 || c != 0 {
+		t.Errorf("empty input gave %v %v %v", a, b, c)
+	}
+}
