@@ -8,7 +8,7 @@
 // Flags:
 //
 //	-quick            the goals' sizes with a short benchtime (under 3 minutes on 2 cores)
-//	-benchtime D      time per case, or Nx iterations (default 1s, 300ms with -quick)
+//	-benchtime D      time per case, or Nx iterations (default 1s, 500ms with -quick)
 //	-run REGEXP       only the cases whose name matches
 //	-json FILE        records {"impl", "op", "suite", "size_bytes", "workers", "ns_per_op", ...}
 //	-aws-json FILE    results in the schema of aws/aws-encryption-sdk's esdk-performance-testing
@@ -110,7 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("phibench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&c.quick, "quick", false, "the goals' sizes with a short benchtime (under 3 minutes on 2 cores)")
-	fs.StringVar(&c.benchtime, "benchtime", "", "time per case, or Nx iterations (default 1s, 300ms with -quick)")
+	fs.StringVar(&c.benchtime, "benchtime", "", "time per case, or Nx iterations (default 1s, 500ms with -quick)")
 	run := fs.String("run", "", "only the cases whose name matches this regular expression")
 	fs.StringVar(&c.jsonFile, "json", "", "write the records as a JSON array to `file`")
 	fs.StringVar(&c.awsJSON, "aws-json", "", "write results in the schema of AWS's esdk-performance-testing to `file`")
@@ -127,7 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.benchtime == "" {
 		c.benchtime = "1s"
 		if c.quick {
-			c.benchtime = "300ms"
+			c.benchtime = "500ms"
 		}
 	}
 	if *run != "" {

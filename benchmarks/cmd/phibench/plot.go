@@ -69,8 +69,8 @@ func drawPlot(path string, rows []row) error {
 	p.X.Label.Text = "message size (bytes)"
 	p.Y.Label.Text = "MB/s"
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
-	p.Legend.Top, p.Legend.Left = true, true
+	p.X.Tick.Marker, p.Y.Tick.Marker = sizeTicks{}, plot.LogTicks{Prec: -1}
+	p.Legend.Top, p.Legend.Left = false, false // the lower right is empty: small messages are slow
 	p.Add(plotter.NewGrid())
 	drawn := 0
 	for _, s := range plotSeries {
@@ -98,4 +98,22 @@ func drawPlot(path string, rows []row) error {
 		return errors.New("no message results to draw")
 	}
 	return p.Save(8*vg.Inch, 5*vg.Inch, path)
+}
+
+// sizeTicks mark the message sizes (64 B to 64 MiB) by name.
+type sizeTicks struct{}
+
+func (sizeTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ts []plot.Tick
+	for n := int64(16); n <= 1<<30; n *= 4 {
+		if float64(n) < lo || float64(n) > hi {
+			continue
+		}
+		label := ""
+		if n == 64 || n == suite.KiB || n == 64*suite.KiB || n == suite.MiB || n == 64*suite.MiB {
+			label = suite.SizeName(n)
+		}
+		ts = append(ts, plot.Tick{Value: float64(n), Label: label})
+	}
+	return ts
 }
