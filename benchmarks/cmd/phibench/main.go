@@ -8,7 +8,8 @@
 // Flags:
 //
 //	-quick            the goals' sizes with a short benchtime (under 3 minutes on 2 cores)
-//	-benchtime D      time per case, or Nx iterations (default 1s, 500ms with -quick)
+//	-benchtime D      time per case, or Nx iterations (default 1s, 250ms with -quick)
+//	-count N          rounds over every case, keeping each case's fastest (default 3)
 //	-run REGEXP       only the cases whose name matches
 //	-json FILE        records {"impl", "op", "suite", "size_bytes", "workers", "ns_per_op", ...}
 //	-aws-json FILE    results in the schema of aws/aws-encryption-sdk's esdk-performance-testing
@@ -50,6 +51,7 @@ func main() {
 type config struct {
 	quick     bool
 	benchtime string
+	count     int
 	only      *regexp.Regexp
 	jsonFile  string
 	awsJSON   string
@@ -110,7 +112,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("phibench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&c.quick, "quick", false, "the goals' sizes with a short benchtime (under 3 minutes on 2 cores)")
-	fs.StringVar(&c.benchtime, "benchtime", "", "time per case, or Nx iterations (default 1s, 500ms with -quick)")
+	fs.StringVar(&c.benchtime, "benchtime", "", "time per case, or Nx iterations (default 1s, 250ms with -quick)")
+	fs.IntVar(&c.count, "count", 3, "rounds over every case, keeping each case's fastest (the machine may be shared)")
 	run := fs.String("run", "", "only the cases whose name matches this regular expression")
 	fs.StringVar(&c.jsonFile, "json", "", "write the records as a JSON array to `file`")
 	fs.StringVar(&c.awsJSON, "aws-json", "", "write results in the schema of AWS's esdk-performance-testing to `file`")
@@ -124,10 +127,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	c.opts.Quick = c.quick
+	if c.count < 1 || c.count > 100 {
+		return c, errors.New("-count: want 1 to 100")
+	}
 	if c.benchtime == "" {
 		c.benchtime = "1s"
 		if c.quick {
-			c.benchtime = "500ms"
+			c.benchtime = "250ms"
 		}
 	}
 	if *run != "" {
@@ -177,7 +183,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	start := time.Now()
 	rows, failed := measure(c, cases, stderr)
-	fmt.Fprintf(stderr, "phibench: %d cases in %v\n", len(rows), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stderr, "phibench: %d cases, %d rounds in %v\n", len(rows), c.count, time.Since(start).Round(time.Millisecond))
 	printTable(stdout, rows)
 	if c.jsonFile != "" {
 		if err := writeJSON(c.jsonFile, rows); err != nil {
@@ -200,33 +206,66 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// measure runs every case, printing a progress line per case.
+// measure runs every case c.count times, in rounds (so that a slow spell
+// of a shared machine does not fall on one case's every run), and keeps
+// each case's fastest result and largest peak RSS. It prints a progress
+// line per case and round.
 func measure(c config, cases []suite.Case, stderr io.Writer) ([]row, int) {
+	best := make([]*row, len(cases))
+	failedCase := make([]bool, len(cases))
+	for round := 1; round <= c.count; round++ {
+		for i, cs := range cases {
+			if failedCase[i] {
+				continue
+			}
+			fmt.Fprintf(stderr, "[%d/%d round %d/%d] %s ... ", i+1, len(cases), round, c.count, cs.Name)
+			r, n, err := measureOne(c, cs)
+			if err != nil {
+				failedCase[i] = true
+				fmt.Fprintf(stderr, "FAILED: %v\n", err)
+				continue
+			}
+			fmt.Fprintf(stderr, "%s ns/op, %d iterations\n", fmtFloat(r.NsPerOp), n)
+			if best[i] == nil {
+				best[i] = &r
+				continue
+			}
+			rss := max(best[i].PeakRSSBytes, r.PeakRSSBytes)
+			if r.NsPerOp < best[i].NsPerOp {
+				*best[i] = r
+			}
+			best[i].PeakRSSBytes = rss
+		}
+	}
 	var rows []row
 	failed := 0
-	for i, cs := range cases {
-		fmt.Fprintf(stderr, "[%d/%d] %s ... ", i+1, len(cases), cs.Name)
-		var res testing.BenchmarkResult
-		var rss int64
-		var err error
-		if cs.Streaming && c.rss {
-			res, rss, err = runChild(c, cs.Name)
-		} else {
-			res = testing.Benchmark(cs.Bench)
-		}
-		if err == nil && res.N == 0 {
-			err = errors.New("the case failed")
-		}
-		if err != nil {
+	for i := range cases {
+		if failedCase[i] {
 			failed++
-			fmt.Fprintf(stderr, "FAILED: %v\n", err)
-			continue
+		} else {
+			rows = append(rows, *best[i])
 		}
-		r := newRow(cs, res, rss)
-		rows = append(rows, r)
-		fmt.Fprintf(stderr, "%s ns/op, %d iterations\n", fmtFloat(r.NsPerOp), res.N)
 	}
 	return rows, failed
+}
+
+// measureOne runs cs once (in a child when it streams and c.rss is set).
+func measureOne(c config, cs suite.Case) (row, int, error) {
+	var res testing.BenchmarkResult
+	var rss int64
+	var err error
+	if cs.Streaming && c.rss {
+		res, rss, err = runChild(c, cs.Name)
+	} else {
+		res = testing.Benchmark(cs.Bench)
+	}
+	if err == nil && res.N == 0 {
+		err = errors.New("the case failed")
+	}
+	if err != nil {
+		return row{}, 0, err
+	}
+	return newRow(cs, res, rss), res.N, nil
 }
 
 func writeJSON(path string, rows []row) error {

@@ -42,11 +42,11 @@ func TestQuickRunWritesTheSchema(t *testing.T) {
 	only := `^(raw-gcm/(seal|open)/1KiB|phicrypt/message-(en|de)crypt/1KiB|tink/aead-encrypt/1KiB|aws-esdk-go/message-encrypt/1KiB|` +
 		`phicrypt/cached-encrypt/1KiB|phicrypt/field-seal/64B|phicrypt/stream-encrypt/64MiB/w1|raw-gcm/seal/1MiB)$`
 	var stdout, stderr bytes.Buffer
-	err := run([]string{"-quick", "-benchtime", "1x", "-run", only, "-json", jsonPath, "-plot", plotPath}, &stdout, &stderr)
+	err := run([]string{"-quick", "-benchtime", "1x", "-count", "2", "-run", only, "-json", jsonPath, "-plot", plotPath}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("phibench: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "[10/10] ") {
+	if !strings.Contains(stderr.String(), "[10/10 round 2/2] ") {
 		t.Errorf("want a progress line per case, stderr:\n%s", stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "phicrypt/message-encrypt/1KiB") || !strings.Contains(stdout.String(), "×AWS ESDK") {
@@ -128,6 +128,7 @@ func TestFlagsRefuseBadInput(t *testing.T) {
 		{"-sweep", "workers=0"},
 		{"-sweep", "frame-length=4q"},
 		{"-plot", "out.pdf"},
+		{"-count", "0"},
 		{"-run", "("},
 		{"stray"},
 	} {
