@@ -16,6 +16,9 @@
 //	-plot FILE        throughput against size (.svg or .png)
 //	-sweep K=V,V,...  frame-length=4k,64k,1m or workers=1,2,4 (repeatable): a tuning sweep
 //	-rss=false        run streaming cases in-process (no peak RSS)
+//	-latency=false    skip the cache latency experiment (1 KiB Encrypt
+//	                  percentiles with kmsmock 20 ms away, refresh-ahead off
+//	                  and on; also skipped with -run or -sweep)
 //
 // Streaming cases run in a child process (phibench re-executed with a
 // hidden first argument) so that their peak RSS is their own.
@@ -57,6 +60,7 @@ type config struct {
 	awsJSON   string
 	plotFile  string
 	rss       bool
+	latency   bool
 	opts      suite.Options
 }
 
@@ -119,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.awsJSON, "aws-json", "", "write results in the schema of AWS's esdk-performance-testing to `file`")
 	fs.StringVar(&c.plotFile, "plot", "", "draw throughput against size to `file` (.svg or .png)")
 	fs.BoolVar(&c.rss, "rss", true, "run streaming cases in a child process and record its peak RSS")
+	fs.BoolVar(&c.latency, "latency", true, "run the cache latency experiment (refresh-ahead off and on; skipped with -run or -sweep)")
 	fs.Var(sweepFlag{&c.opts}, "sweep", "tuning sweep: frame-length=4k,64k,1m or workers=1,2,4 (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -185,6 +190,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rows, failed := measure(c, cases, stderr)
 	fmt.Fprintf(stderr, "phibench: %d cases, %d rounds in %v\n", len(rows), c.count, time.Since(start).Round(time.Millisecond))
 	printTable(stdout, rows)
+	var lat []latencyRun
+	if c.latency && c.only == nil && len(c.opts.FrameLengths) == 0 && len(c.opts.Workers) == 0 {
+		if lat, err = measureLatency(env, c.quick, stderr); err != nil {
+			return fmt.Errorf("latency: %w", err)
+		}
+		printLatency(stdout, c.quick, lat)
+	}
 	if c.jsonFile != "" {
 		if err := writeJSON(c.jsonFile, rows); err != nil {
 			return err
@@ -193,6 +205,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.plotFile != "" {
 		if err := drawPlot(c.plotFile, rows); err != nil {
 			return fmt.Errorf("-plot: %w", err)
+		}
+		if len(lat) > 0 {
+			if err := drawLatency(latencyPlotPath(c.plotFile), lat); err != nil {
+				return fmt.Errorf("-plot: %w", err)
+			}
 		}
 	}
 	if c.awsJSON != "" {
