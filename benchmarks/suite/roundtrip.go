@@ -1,0 +1,76 @@
+package suite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	esdktypes "github.com/aws/aws-encryption-sdk/releases/go/encryption-sdk/awscryptographyencryptionsdksmithygeneratedtypes"
+	"github.com/phicrypt/phicrypt/phicrypt"
+)
+
+// RoundTrip encrypts pt under ec, decrypts the message, checks that the
+// plaintext came back, and returns how long each half took: one cycle of
+// AWS's esdk-performance-testing.
+type RoundTrip func(pt []byte, ec map[string]string) (encrypt, decrypt time.Duration, err error)
+
+var errRoundTrip = errors.New("suite: the round trip returned another plaintext")
+
+// PhicryptRoundTrip is a RoundTrip of phicrypt's Encrypt and Decrypt under
+// the raw AES keyring, suite 0x0478 and the default frame length.
+func PhicryptRoundTrip(env *Env) (RoundTrip, error) {
+	kr, err := rawAESKeyring(env)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: kr})
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	return func(pt []byte, ec map[string]string) (time.Duration, time.Duration, error) {
+		t0 := time.Now()
+		msg, err := enc.Encrypt(ctx, pt, ec)
+		if err != nil {
+			return 0, 0, err
+		}
+		t1 := time.Now()
+		got, _, err := enc.Decrypt(ctx, msg, ec)
+		if err != nil {
+			return 0, 0, err
+		}
+		t2 := time.Now()
+		if !bytes.Equal(got, pt) {
+			return 0, 0, errRoundTrip
+		}
+		return t1.Sub(t0), t2.Sub(t1), nil
+	}, nil
+}
+
+// AWSRoundTrip is a RoundTrip of the AWS Go ESDK under its raw AES keyring
+// over the same key, suite 0x0478 and phicrypt's default frame length.
+func AWSRoundTrip(env *Env) (RoundTrip, error) {
+	p, err := makeAWSPeer(env)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	return func(pt []byte, ec map[string]string) (time.Duration, time.Duration, error) {
+		t0 := time.Now()
+		msg, err := p.encryptContext(pt, Suite0478, ec)
+		if err != nil {
+			return 0, 0, err
+		}
+		t1 := time.Now()
+		out, err := p.client.Decrypt(ctx, esdktypes.DecryptInput{Ciphertext: msg, Keyring: p.keyring})
+		if err != nil {
+			return 0, 0, err
+		}
+		t2 := time.Now()
+		if !bytes.Equal(out.Plaintext, pt) {
+			return 0, 0, errRoundTrip
+		}
+		return t1.Sub(t0), t2.Sub(t1), nil
+	}, nil
+}
