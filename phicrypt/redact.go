@@ -23,10 +23,10 @@ func (Reader) Format(f fmt.State, _ rune) { formatRedacted(f, "phicrypt.Reader")
 func (Reader) LogValue() slog.Value { return slog.StringValue("phicrypt.Reader") }
 
 // Format implements fmt.Formatter: "phicrypt.ReaderAt" whatever the verb.
-func (*ReaderAt) Format(f fmt.State, _ rune) { formatRedacted(f, "phicrypt.ReaderAt") }
+func (ReaderAt) Format(f fmt.State, _ rune) { formatRedacted(f, "phicrypt.ReaderAt") }
 
 // LogValue implements slog.LogValuer.
-func (*ReaderAt) LogValue() slog.Value { return slog.StringValue("phicrypt.ReaderAt") }
+func (ReaderAt) LogValue() slog.Value { return slog.StringValue("phicrypt.ReaderAt") }
 
 // Format implements fmt.Formatter: the stream writer NewWriter returns
 // prints "phicrypt.Writer" whatever the verb.
