@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -47,7 +48,7 @@ func New(t testing.TB) *Env {
 	if os.Getenv("PHICRYPT_S3_URL") != "" {
 		return MinIO(t)
 	}
-	fake := gofakes3.New(replacing{s3mem.New()})
+	fake := gofakes3.New(replacing{Backend: s3mem.New(), mu: new(sync.RWMutex)})
 	srv := httptest.NewServer(fake.Server())
 	t.Cleanup(srv.Close)
 	e := &Env{URL: srv.URL, access: "s3test", secret: "s3test-secret", Bytes: new(atomic.Int64), Requests: new(atomic.Int64)}
@@ -151,10 +152,17 @@ func (b *countingBody) Read(p []byte) (int, error) {
 
 // replacing is the in-memory backend with S3's overwrite semantics: an
 // object put over another replaces it whole (gofakes3 carries the old
-// object's metadata over, its checksums included).
-type replacing struct{ gofakes3.Backend }
+// object's metadata over, its checksums included), atomically for readers
+// (the old object is deleted and the new one put under a lock that reads
+// share).
+type replacing struct {
+	gofakes3.Backend
+	mu *sync.RWMutex
+}
 
 func (r replacing) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, cond *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if cond != nil {
 		info := gofakes3.ConditionalObjectInfo{}
 		if obj, err := r.Backend.HeadObject(bucket, key); err == nil {
@@ -166,4 +174,16 @@ func (r replacing) PutObject(bucket, key string, meta map[string]string, input i
 	}
 	_, _ = r.Backend.DeleteObject(bucket, key)
 	return r.Backend.PutObject(bucket, key, meta, input, size, nil)
+}
+
+func (r replacing) GetObject(bucket, key string, rng *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.Backend.GetObject(bucket, key, rng)
+}
+
+func (r replacing) HeadObject(bucket, key string) (*gofakes3.Object, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.Backend.HeadObject(bucket, key)
 }
