@@ -11,8 +11,8 @@ import (
 // frame (and the signature) and must be called; it does not close dst.
 // Memory use is bounded whatever the message size: two frames with one
 // worker; with Workers > 1 (frames sealed in parallel, output identical in
-// layout), two batches of up to max(Workers, min(16·Workers, 4 MiB/frame
-// length)) frames.
+// layout), two windows of up to max(Workers, min(16·Workers, 4 MiB/frame
+// length)) frames, one of buffered plaintext and one of sealed frames.
 func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]string) (io.WriteCloser, error) {
 	s, header, err := e.begin(ctx, new(encryptState), nil, ec, -1) // the stream keeps its state
 	if err != nil {
@@ -20,8 +20,8 @@ func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]
 	}
 	w := &writer{dst: dst, s: s, frameLen: e.frameLength, seq: 1, workers: e.workers, batchSize: 1, bufs: e.frames}
 	if e.workers > 1 {
-		// Several frames per worker per batch amortise the hand-off, up to
-		// maxBatchBytes of plaintext.
+		// Several frames per worker in flight keep every worker busy while
+		// the frames are written in order, up to maxBatchBytes of them.
 		w.batchSize = max(e.workers, min(e.workers*framesPerWorker, maxBatchBytes/e.frameLength))
 	}
 	// Buffers are allocated when first used: a writer fed whole frames
@@ -31,8 +31,10 @@ func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]
 	for range e.workers - 1 {
 		w.crypto = append(w.crypto, newFrameCrypto(s.frames.aead, s.messageID))
 	}
-	w.batch = make([][]byte, w.batchSize)
-	w.sealed = make([][]byte, w.batchSize)
+	w.slots = make([]sealSlot, w.batchSize)
+	for i := range w.slots {
+		w.slots[i].done = make(chan struct{}, 1)
+	}
 	// begin has already fed the header to the signer.
 	if _, err := dst.Write(header); err != nil {
 		return nil, err
@@ -46,25 +48,34 @@ type writer struct {
 	frameLen int
 	seq      uint32
 	workers  int
-	// batchSize frames are sealed together.
+	// batchSize is the number of whole frames buffered before they are
+	// sealed, and of sealed frames in flight.
 	batchSize int
-	// pending holds whole frames waiting to be sealed, then the frame being
-	// filled (pending[full]). A full frame is sealed only once more
-	// plaintext arrives, since the last frame of a message is the final
-	// frame and is sealed differently.
+	// pending[:full] are whole frames waiting to be sealed; pending[full]
+	// is the frame being filled, never whole. Whole frames are sealed only
+	// once more plaintext arrives, since the last frame of a message is the
+	// final frame and is sealed differently. When full == batchSize, the
+	// frame being filled is empty.
 	pending [][]byte
 	full    int
 	crypto  []*frameCrypto // one per worker; they share the AEAD
-	sealed  [][]byte       // one output buffer per worker
-	batch   [][]byte       // frames being sealed together
+	slots   []sealSlot     // sealed frames in flight, frame i in slots[i % len]
+	frames  frameList      // the frames being sealed (a field, so as not to escape per call)
 	bufs    *framePool
 	err     error
 	closed  bool
 }
 
-// framesPerWorker is how many frames each worker seals per batch, and
-// maxBatchBytes bounds a batch's plaintext (and so the writer's memory:
-// about two batches, plaintext and sealed).
+// sealSlot holds one sealed frame until it is written; done carries one
+// token from the worker that sealed it to the writing goroutine.
+type sealSlot struct {
+	out  []byte
+	done chan struct{}
+}
+
+// framesPerWorker is how many frames each worker has in flight, and
+// maxBatchBytes bounds the frames buffered or in flight (and so the
+// writer's memory: about two windows, plaintext and sealed).
 const (
 	framesPerWorker = 16
 	maxBatchBytes   = 4 << 20
@@ -77,96 +88,143 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	n := 0
-	for len(p) > 0 {
-		// With nothing buffered, seal whole frames straight from p, as
-		// long as more plaintext follows them.
-		if w.full == 0 && len(w.pending[0]) == 0 && len(p) > w.frameLen {
-			k := min(w.batchSize, (len(p)-1)/w.frameLen)
-			for i := range k {
-				w.batch[i] = p[i*w.frameLen : (i+1)*w.frameLen]
-			}
-			if w.err = w.seal(w.batch[:k]); w.err != nil {
-				return n, w.err
-			}
-			p, n = p[k*w.frameLen:], n+k*w.frameLen
-			continue
-		}
-		cur := w.pending[w.full]
-		if len(cur) == w.frameLen {
-			// More plaintext follows, so this frame is not the final one.
-			// Seal the buffered frames once a batch is complete, or at once
-			// when p holds whole frames, which can then be sealed without
-			// copying.
-			w.full++
-			if w.full == w.batchSize || len(p) > w.frameLen {
-				if w.err = w.flush(w.full); w.err != nil {
-					return n, w.err
-				}
-			}
-			continue
-		}
-		if cur == nil {
-			cur = w.bufs.get()
-		}
+	n := len(p)
+	// Top up the frame being filled.
+	if cur := w.pending[w.full]; len(cur) > 0 {
 		k := copy(cur[len(cur):w.frameLen], p)
-		w.pending[w.full] = cur[:len(cur)+k]
-		p, n = p[k:], n+k
+		w.pending[w.full], p = cur[:len(cur)+k], p[k:]
+		if len(cur)+k == w.frameLen {
+			w.full++
+		}
+	}
+	if len(p) == 0 {
+		return n, nil
+	}
+	// More plaintext follows the buffered whole frames, so none of them is
+	// the final frame. Seal them together with p's whole frames but its
+	// last (which may be final) straight from p, in one run; or, when p
+	// holds no more than a frame, only once the buffer is full.
+	if m := (len(p) - 1) / w.frameLen; m > 0 || w.full == w.batchSize {
+		w.frames = frameList{list: w.pending[:w.full], flat: p[:m*w.frameLen], size: w.frameLen}
+		w.err = w.seal(&w.frames)
+		w.frames = frameList{} // p is the caller's again
+		if w.err != nil {
+			return 0, w.err
+		}
+		for i := range w.full {
+			w.pending[i] = w.pending[i][:0]
+		}
+		w.full, p = 0, p[m*w.frameLen:]
+	}
+	// What is left (1 to frameLen bytes) starts the frame being filled,
+	// which is empty here.
+	cur := w.pending[w.full]
+	if cur == nil {
+		cur = w.bufs.get()
+	}
+	w.pending[w.full] = cur[:copy(cur[:w.frameLen], p)]
+	if len(p) == w.frameLen {
+		w.full++
 	}
 	return n, nil
 }
 
-// seal seals frames as consecutive regular frames, in parallel when there
-// are several, and writes them in order.
-func (w *writer) seal(frames [][]byte) error {
-	k := len(frames)
+// frameList is a run of whole frames to seal: buffered ones (list), then
+// those of a caller's slice (flat, a multiple of size long).
+type frameList struct {
+	list [][]byte
+	flat []byte
+	size int
+}
+
+func (f *frameList) len() int { return len(f.list) + len(f.flat)/f.size }
+
+func (f *frameList) frame(i int) []byte {
+	if i < len(f.list) {
+		return f.list[i]
+	}
+	i -= len(f.list)
+	return f.flat[i*f.size : (i+1)*f.size]
+}
+
+// seal seals frames as consecutive regular frames and writes them in order.
+func (w *writer) seal(frames *frameList) error {
+	k := frames.len()
+	if k == 0 {
+		return nil
+	}
 	if uint64(w.seq)+uint64(k) > maxSeq {
 		return ErrLimit
 	}
+	var err error
 	if k > 1 && w.workers > 1 {
-		var wg sync.WaitGroup
-		for i := 1; i < min(w.workers, k); i++ {
-			wg.Go(func() { w.sealShare(i, frames) })
-		}
-		w.sealShare(0, frames)
-		wg.Wait()
+		err = w.sealParallel(frames, k)
 	} else {
-		w.sealShare(0, frames)
+		for i := 0; i < k && err == nil; i++ {
+			err = w.emit(w.sealInto(0, w.crypto[0], w.seq+uint32(i), frames.frame(i)))
+		}
 	}
 	w.seq += uint32(k)
-	for i := range k {
-		if err := w.emit(w.sealed[i]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
-// sealShare is worker i's share of a batch: frames i, i+workers,
-// i+2·workers, ... (the calling goroutine is worker 0).
-func (w *writer) sealShare(i int, frames [][]byte) {
-	for j := i; j < len(frames); j += w.workers {
-		if w.sealed[j] == nil {
-			w.sealed[j] = w.bufs.get()
-		}
-		w.sealed[j] = w.crypto[i].seal(w.sealed[j][:0], w.seq+uint32(j), false, frames[j])
+// sealInto seals one regular frame into slot i's buffer.
+func (w *writer) sealInto(i int, fc *frameCrypto, seq uint32, pt []byte) []byte {
+	sl := &w.slots[i]
+	if sl.out == nil {
+		sl.out = w.bufs.get()
 	}
+	sl.out = fc.seal(sl.out[:0], seq, false, pt)
+	return sl.out
 }
 
-// flush seals the first k pending frames and moves the frame being filled
-// to the front.
-func (w *writer) flush(k int) error {
-	if err := w.seal(w.pending[:k]); err != nil {
-		return err
+// sealParallel seals k frames with up to Workers goroutines, the calling
+// one among them, and writes each as soon as it and those before it are
+// sealed, so that writing overlaps sealing. Workers take frames one at a
+// time from a queue (whoever is free takes the next), and at most
+// len(w.slots) frames are sealed and not yet written. The other workers
+// live for this call only: nothing is left running between calls, and the
+// caller's plaintext is not used after it returns.
+func (w *writer) sealParallel(frames *frameList, k int) error {
+	window := len(w.slots)
+	jobs := make(chan int, window)
+	var wg sync.WaitGroup
+	for h := 1; h < min(w.workers, k); h++ {
+		fc := w.crypto[h]
+		wg.Go(func() {
+			for i := range jobs {
+				w.sealInto(i%window, fc, w.seq+uint32(i), frames.frame(i))
+				w.slots[i%window].done <- struct{}{}
+			}
+		})
 	}
-	// Rotate: the sealed buffers go to the back, the rest move forward.
-	copy(w.batch, w.pending[:k])
-	copy(w.pending, w.pending[k:])
-	for i := range k {
-		w.pending[len(w.pending)-k+i] = w.batch[i][:0]
+	var err error
+	// next frames have been queued, written of them have been written;
+	// after a write fails, the queued frames are still waited for (they
+	// read the plaintext and the slots) and none is written or queued.
+	next, written, limit := 0, 0, k
+	for written < next || next < limit {
+		for ; next < limit && next-written < window; next++ {
+			jobs <- next // never blocks: at most window are queued
+		}
+		done := w.slots[written%window].done
+		select {
+		case i := <-jobs:
+			w.sealInto(i%window, w.crypto[0], w.seq+uint32(i), frames.frame(i))
+			w.slots[i%window].done <- struct{}{}
+			continue
+		case <-done:
+		}
+		if err == nil {
+			if err = w.emit(w.slots[written%window].out); err != nil {
+				limit = next
+			}
+		}
+		written++
 	}
-	w.full -= k
-	return nil
+	close(jobs)
+	wg.Wait()
+	return err
 }
 
 func (w *writer) emit(b []byte) error {
@@ -187,27 +245,25 @@ func (w *writer) Close() error {
 	if w.err != nil {
 		return w.err
 	}
-	// Buffered frames: pending[0..full) are whole; pending[full] is the
-	// frame being filled. An empty frame being filled after whole ones
-	// means the message ends on a frame boundary: the last whole frame
-	// becomes the final frame.
+	// An empty frame being filled after whole ones means the message ends
+	// on a frame boundary: the last whole frame becomes the final frame.
 	last := w.full
 	if len(w.pending[last]) == 0 && last > 0 {
 		last--
 	}
-	if last > 0 {
-		if w.err = w.flush(last); w.err != nil {
-			return w.err
-		}
+	w.frames = frameList{list: w.pending[:last], size: w.frameLen}
+	if w.err = w.seal(&w.frames); w.err != nil {
+		return w.err
 	}
 	if w.seq > maxSeq {
 		w.err = ErrLimit
 		return w.err
 	}
-	if w.sealed[0] == nil {
-		w.sealed[0] = w.bufs.get()
+	if w.slots[0].out == nil {
+		w.slots[0].out = w.bufs.get()
 	}
-	out := w.s.frames.seal(w.sealed[0][:0], w.seq, true, w.pending[0])
+	out := w.s.frames.seal(w.slots[0].out[:0], w.seq, true, w.pending[last])
+	w.slots[0].out = out
 	if w.err = w.emit(out); w.err != nil {
 		return w.err
 	}
@@ -235,10 +291,10 @@ func (w *writer) recycle() {
 			w.pending[i] = nil
 		}
 	}
-	for i, b := range w.sealed {
-		if b != nil {
+	for i := range w.slots {
+		if b := w.slots[i].out; b != nil {
 			w.bufs.put(b)
-			w.sealed[i] = nil
+			w.slots[i].out = nil
 		}
 	}
 }
