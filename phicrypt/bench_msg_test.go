@@ -79,3 +79,18 @@ func BenchmarkDecrypt1KiBCachedAppend(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkOpen1KiBCached(b *testing.B) {
+	enc := cachedEncryptor(b)
+	msg, err := enc.Encrypt(context.Background(), make([]byte, 1024), benchContext)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := enc.Open(context.Background(), nil, msg, benchContext); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
