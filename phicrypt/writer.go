@@ -11,8 +11,9 @@ import (
 // frame (and the signature) and must be called; it does not close dst.
 // Memory use is bounded whatever the message size: two frames with one
 // worker; with Workers > 1 (frames sealed in parallel, output identical in
-// layout), two windows of up to max(Workers, min(16·Workers, 4 MiB/frame
-// length)) frames, one of buffered plaintext and one of sealed frames.
+// layout), up to max(Workers, min(16·Workers, 4 MiB/frame length)) frames of
+// buffered plaintext and 4·Workers (at most as many) sealed frames waiting
+// to be written.
 func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]string) (io.WriteCloser, error) {
 	s, header, err := e.begin(ctx, new(encryptState), nil, ec, -1) // the stream keeps its state
 	if err != nil {
@@ -31,7 +32,7 @@ func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]
 	for range e.workers - 1 {
 		w.crypto = append(w.crypto, newFrameCrypto(s.frames.aead, s.messageID))
 	}
-	w.slots = make([]sealSlot, w.batchSize)
+	w.slots = make([]sealSlot, min(w.batchSize, slotsPerWorker*e.workers))
 	for i := range w.slots {
 		w.slots[i].done = make(chan struct{}, 1)
 	}
@@ -79,6 +80,10 @@ type sealSlot struct {
 const (
 	framesPerWorker = 16
 	maxBatchBytes   = 4 << 20
+	// slotsPerWorker is how many sealed frames per worker may wait to be
+	// written: enough that no worker waits for the writing of another's
+	// frame, few enough that they stay in cache.
+	slotsPerWorker = 4
 )
 
 func (w *writer) Write(p []byte) (int, error) {
@@ -207,14 +212,16 @@ func (w *writer) sealParallel(frames *frameList, k int) error {
 		for ; next < limit && next-written < window; next++ {
 			jobs <- next // never blocks: at most window are queued
 		}
-		done := w.slots[written%window].done
+		// Seal a queued frame, if any; otherwise wait for the next frame
+		// to write, which another worker is sealing.
 		select {
 		case i := <-jobs:
 			w.sealInto(i%window, w.crypto[0], w.seq+uint32(i), frames.frame(i))
 			w.slots[i%window].done <- struct{}{}
 			continue
-		case <-done:
+		default:
 		}
+		<-w.slots[written%window].done
 		if err == nil {
 			if err = w.emit(w.slots[written%window].out); err != nil {
 				limit = next
