@@ -208,7 +208,20 @@ func (w *writer) sealParallel(frames *frameList, k int) error {
 	// after a write fails, the queued frames are still waited for (they
 	// read the plaintext and the slots) and none is written or queued.
 	next, written, limit := 0, 0, k
+	write := func() {
+		if err == nil {
+			if err = w.emit(w.slots[written%window].out); err != nil {
+				limit = next
+			}
+		}
+		written++
+	}
 	for written < next || next < limit {
+		// Write the frames sealed so far, in order, then queue more for
+		// the workers to take up to the window.
+		for written < next && tryRecv(w.slots[written%window].done) {
+			write()
+		}
 		for ; next < limit && next-written < window; next++ {
 			jobs <- next // never blocks: at most window are queued
 		}
@@ -221,17 +234,24 @@ func (w *writer) sealParallel(frames *frameList, k int) error {
 			continue
 		default:
 		}
-		<-w.slots[written%window].done
-		if err == nil {
-			if err = w.emit(w.slots[written%window].out); err != nil {
-				limit = next
-			}
+		if written < next {
+			<-w.slots[written%window].done
+			write()
 		}
-		written++
 	}
 	close(jobs)
 	wg.Wait()
 	return err
+}
+
+// tryRecv takes a token from c if one is there.
+func tryRecv(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 func (w *writer) emit(b []byte) error {
