@@ -3,7 +3,9 @@ package phicrypt
 import (
 	"context"
 	"io"
+	"runtime"
 	"sync"
+	"time"
 )
 
 // NewWriter returns a WriteCloser that encrypts what is written to it into a
@@ -13,7 +15,10 @@ import (
 // worker; with Workers > 1 (frames sealed in parallel, output identical in
 // layout), up to max(Workers, min(16·Workers, 4 MiB/frame length)) frames of
 // buffered plaintext and 4·Workers (at most as many) sealed frames waiting
-// to be written.
+// to be written. The other Workers-1 goroutines start with the first
+// frames sealed in parallel and stop at Close (or when a writer dropped
+// without Close is collected); between writes they poll for about 100 µs
+// before they sleep.
 func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]string) (io.WriteCloser, error) {
 	s, header, err := e.begin(ctx, new(encryptState), nil, ec, -1) // the stream keeps its state
 	if err != nil {
@@ -62,9 +67,13 @@ type writer struct {
 	crypto  []*frameCrypto // one per worker; they share the AEAD
 	slots   []sealSlot     // sealed frames in flight, frame i in slots[i % len]
 	frames  frameList      // the frames being sealed (a field, so as not to escape per call)
-	bufs    *framePool
-	err     error
-	closed  bool
+	// runs hands each parallel run to the other workers, once started;
+	// stopWorkers closes them when the writer is collected without Close.
+	runs        []chan *sealRun
+	stopWorkers runtime.Cleanup
+	bufs        *framePool
+	err         error
+	closed      bool
 }
 
 // sealSlot holds one sealed frame until it is written; done carries one
@@ -175,9 +184,12 @@ func (w *writer) seal(frames *frameList) error {
 
 // sealInto seals one regular frame into slot i's buffer.
 func (w *writer) sealInto(i int, fc *frameCrypto, seq uint32, pt []byte) []byte {
-	sl := &w.slots[i]
+	return sealIntoSlot(&w.slots[i], w.bufs, fc, seq, pt)
+}
+
+func sealIntoSlot(sl *sealSlot, bufs *framePool, fc *frameCrypto, seq uint32, pt []byte) []byte {
 	if sl.out == nil {
-		sl.out = w.bufs.get()
+		sl.out = bufs.get()
 	}
 	sl.out = fc.seal(sl.out[:0], seq, false, pt)
 	return sl.out
@@ -188,20 +200,20 @@ func (w *writer) sealInto(i int, fc *frameCrypto, seq uint32, pt []byte) []byte 
 // sealed, so that writing overlaps sealing. Workers take frames one at a
 // time from a queue (whoever is free takes the next), and at most
 // len(w.slots) frames are sealed and not yet written. The other workers
-// live for this call only: nothing is left running between calls, and the
-// caller's plaintext is not used after it returns.
+// are the writer's own (startWorkers); a run is over, and the caller's
+// plaintext no longer read, once every frame is written.
 func (w *writer) sealParallel(frames *frameList, k int) error {
 	window := len(w.slots)
+	if w.runs == nil {
+		w.startWorkers()
+	}
 	jobs := make(chan int, window)
-	var wg sync.WaitGroup
-	for h := 1; h < min(w.workers, k); h++ {
-		fc := w.crypto[h]
-		wg.Go(func() {
-			for i := range jobs {
-				w.sealInto(i%window, fc, w.seq+uint32(i), frames.frame(i))
-				w.slots[i%window].done <- struct{}{}
-			}
-		})
+	r := &sealRun{jobs: jobs, frames: *frames, slots: w.slots, bufs: w.bufs, seq: w.seq}
+	for _, runs := range w.runs[:min(len(w.runs), k-1)] {
+		select {
+		case runs <- r:
+		default: // a worker far behind skips the run; the others seal it
+		}
 	}
 	var err error
 	// next frames have been queued, written of them have been written;
@@ -235,13 +247,85 @@ func (w *writer) sealParallel(frames *frameList, k int) error {
 		default:
 		}
 		if written < next {
-			<-w.slots[written%window].done
+			spinRecv(w.slots[written%window].done)
 			write()
 		}
 	}
-	close(jobs)
-	wg.Wait()
+	close(jobs) // every frame is written: the workers are done with the run
 	return err
+}
+
+// sealRun is one sealParallel call as the other workers see it. It holds
+// nothing of the writer itself, so that a writer dropped without Close can
+// be collected, and its workers stopped.
+type sealRun struct {
+	jobs   chan int
+	frames frameList
+	slots  []sealSlot
+	bufs   *framePool
+	seq    uint32
+}
+
+// startWorkers starts the writer's other Workers-1 workers. Close stops
+// them; so does the collection of a writer dropped without Close.
+func (w *writer) startWorkers() {
+	w.runs = make([]chan *sealRun, w.workers-1)
+	for h := range w.runs {
+		w.runs[h] = make(chan *sealRun, 4)
+		go sealWorker(w.runs[h], w.crypto[h+1])
+	}
+	w.stopWorkers = runtime.AddCleanup(w, closeAll, w.runs)
+}
+
+func closeAll(runs []chan *sealRun) {
+	for _, c := range runs {
+		close(c)
+	}
+}
+
+// sealWorker seals the frames it takes from each run's queue until runs is
+// closed.
+func sealWorker(runs <-chan *sealRun, fc *frameCrypto) {
+	for {
+		r, ok := spinRecv(runs)
+		if !ok {
+			return
+		}
+		window := len(r.slots)
+		for {
+			i, ok := spinRecv(r.jobs)
+			if !ok {
+				break
+			}
+			sealIntoSlot(&r.slots[i%window], r.bufs, fc, r.seq+uint32(i), r.frames.frame(i))
+			r.slots[i%window].done <- struct{}{}
+		}
+	}
+}
+
+// workerSpin is how long a worker, or the writing goroutine, polls for
+// its next run, frame or sealed frame before it sleeps. Handing over to a
+// sleeping goroutine costs a thread wake-up, tens of microseconds (longer on
+// virtual machines) where a frame takes about ten to seal, and the woken
+// goroutine waits in the waker's run queue meanwhile; polling keeps every
+// hand-off of a busy writer, and of back-to-back writes, within
+// microseconds.
+const workerSpin = 100 * time.Microsecond
+
+// spinRecv receives from c, polling for up to workerSpin before blocking.
+func spinRecv[T any](c <-chan T) (T, bool) {
+	for deadline := time.Now().Add(workerSpin); ; {
+		select {
+		case v, ok := <-c:
+			return v, ok
+		default:
+		}
+		if !time.Now().Before(deadline) {
+			v, ok := <-c
+			return v, ok
+		}
+		runtime.Gosched()
+	}
 }
 
 // tryRecv takes a token from c if one is there.
@@ -269,6 +353,7 @@ func (w *writer) Close() error {
 		return w.err
 	}
 	w.closed = true
+	defer w.stop()
 	if w.err != nil {
 		return w.err
 	}
@@ -306,6 +391,15 @@ func (w *writer) Close() error {
 	}
 	w.recycle()
 	return nil
+}
+
+// stop ends the other workers, if any were started.
+func (w *writer) stop() {
+	if w.runs != nil {
+		w.stopWorkers.Stop()
+		closeAll(w.runs)
+		w.runs = nil
+	}
 }
 
 // recycle clears the plaintext buffers and returns every buffer to the

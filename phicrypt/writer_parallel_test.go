@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/phicrypt/phicrypt/phicrypt"
 	"github.com/stretchr/testify/require"
@@ -102,4 +105,44 @@ func TestParallelWriterDestinationFails(t *testing.T) {
 			require.LessOrEqual(t, dst.n, limit)
 		}
 	}
+}
+
+// A parallel writer's workers live as long as it: Close stops them, and so
+// does the collection of a writer dropped without Close (after a failed
+// write, say). No goroutine is left behind either way.
+func TestParallelWriterWorkersStop(t *testing.T) {
+	ctx := context.Background()
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(t), FrameLength: 64, Workers: 4})
+	require.NoError(t, err)
+	base := runtime.NumGoroutine()
+	pt := randomBytes(100 * 64)
+	w, err := enc.NewWriter(ctx, io.Discard, nil)
+	require.NoError(t, err)
+	_, err = w.Write(pt)
+	require.NoError(t, err)
+	require.Greater(t, runtime.NumGoroutine(), base, "the workers run between writes")
+	require.NoError(t, w.Close())
+	require.True(t, goroutinesDownTo(base, false), "Close leaves workers running")
+
+	func() {
+		w, err := enc.NewWriter(ctx, io.Discard, nil)
+		require.NoError(t, err)
+		_, err = w.Write(pt)
+		require.NoError(t, err)
+	}() // dropped without Close
+	require.True(t, goroutinesDownTo(base, true), "an abandoned writer's workers keep running")
+}
+
+// goroutinesDownTo waits up to five seconds for the number of goroutines to
+// fall to n, collecting garbage meanwhile if gc is set.
+func goroutinesDownTo(n int, gc bool) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if gc {
+			runtime.GC()
+		}
+		if runtime.NumGoroutine() <= n {
+			return true
+		}
+	}
+	return false
 }
