@@ -219,7 +219,7 @@ func (w *writer) sealParallel(frames *frameList, k int) error {
 	// next frames have been queued, written of them have been written;
 	// after a write fails, the queued frames are still waited for (they
 	// read the plaintext and the slots) and none is written or queued.
-	next, written, limit := 0, 0, k
+	next, written, limit, closed := 0, 0, k, false
 	write := func() {
 		if err == nil {
 			if err = w.emit(w.slots[written%window].out); err != nil {
@@ -237,21 +237,32 @@ func (w *writer) sealParallel(frames *frameList, k int) error {
 		for ; next < limit && next-written < window; next++ {
 			jobs <- next // never blocks: at most window are queued
 		}
+		if next == limit && !closed {
+			// Every frame is queued: a worker finding the queue empty is
+			// done with the run, and waits for the next one, rather than
+			// for this one's end.
+			close(jobs)
+			closed = true
+		}
 		// Seal a queued frame, if any; otherwise wait for the next frame
 		// to write, which another worker is sealing.
 		select {
-		case i := <-jobs:
-			w.sealInto(i%window, w.crypto[0], w.seq+uint32(i), frames.frame(i))
-			w.slots[i%window].done <- struct{}{}
-			continue
+		case i, ok := <-jobs:
+			if ok {
+				w.sealInto(i%window, w.crypto[0], w.seq+uint32(i), frames.frame(i))
+				w.slots[i%window].done <- struct{}{}
+				continue
+			}
 		default:
 		}
 		if written < next {
-			spinRecv(w.slots[written%window].done)
+			<-w.slots[written%window].done
 			write()
 		}
 	}
-	close(jobs) // every frame is written: the workers are done with the run
+	if !closed {
+		close(jobs)
+	}
 	return err
 }
 
@@ -292,24 +303,20 @@ func sealWorker(runs <-chan *sealRun, fc *frameCrypto) {
 			return
 		}
 		window := len(r.slots)
-		for {
-			i, ok := spinRecv(r.jobs)
-			if !ok {
-				break
-			}
+		for i := range r.jobs {
 			sealIntoSlot(&r.slots[i%window], r.bufs, fc, r.seq+uint32(i), r.frames.frame(i))
 			r.slots[i%window].done <- struct{}{}
 		}
 	}
 }
 
-// workerSpin is how long a worker, or the writing goroutine, polls for
-// its next run, frame or sealed frame before it sleeps. Handing over to a
-// sleeping goroutine costs a thread wake-up, tens of microseconds (longer on
-// virtual machines) where a frame takes about ten to seal, and the woken
-// goroutine waits in the waker's run queue meanwhile; polling keeps every
-// hand-off of a busy writer, and of back-to-back writes, within
-// microseconds.
+// workerSpin is how long a worker polls for its next run before it sleeps.
+// Waking a sleeping goroutine costs a thread wake-up, tens of microseconds
+// (about 90 here, on a virtual machine) where a frame takes about ten to
+// seal, and the woken goroutine waits in the waker's run queue meanwhile:
+// a writer fed back-to-back writes would pay it at every Write. Within a
+// run, a worker finding the queue empty sleeps: polling there only takes
+// time from the goroutine about to fill it when cores are scarce.
 const workerSpin = 100 * time.Microsecond
 
 // spinRecv receives from c, polling for up to workerSpin before blocking.
