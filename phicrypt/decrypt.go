@@ -177,14 +177,34 @@ func (e *Encryptor) Decrypt(ctx context.Context, msg []byte, expect map[string]s
 func (e *Encryptor) DecryptAppend(ctx context.Context, dst, msg []byte, expect map[string]string) ([]byte, map[string]string, error) {
 	st := e.getDecryptState()
 	defer e.putDecryptState(st)
+	out, err := e.decryptInto(ctx, st, dst, msg, expect)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, st.o.publicContext(), nil
+}
+
+// Open is DecryptAppend without the returned context, for callers that
+// check the pairs they rely on through expect, as cipher.AEAD's Open takes
+// its additional data. With the data key in the Cache, it allocates only
+// the message's AES-GCM instance, and the plaintext when dst lacks room.
+func (e *Encryptor) Open(ctx context.Context, dst, msg []byte, expect map[string]string) ([]byte, error) {
+	st := e.getDecryptState()
+	defer e.putDecryptState(st)
+	return e.decryptInto(ctx, st, dst, msg, expect)
+}
+
+// decryptInto is DecryptAppend up to the returned context, with its
+// scratch in st.
+func (e *Encryptor) decryptInto(ctx context.Context, st *decryptState, dst, msg []byte, expect map[string]string) ([]byte, error) {
 	src, h, o := &st.src, &st.h, &st.o
 	src.b = msg
 	raw, err := parseHeaderInto(h, src, &e.lim)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := e.openInto(ctx, o, h, raw, expect); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	start := len(dst)
 	// The plaintext is shorter than the rest of the message: growing dst
@@ -201,9 +221,9 @@ func (e *Encryptor) DecryptAppend(ctx context.Context, dst, msg []byte, expect m
 	}
 	if err != nil {
 		clear(out[start:])
-		return nil, nil, err
+		return nil, err
 	}
-	return out, o.publicContext(), nil
+	return out, nil
 }
 
 // decryptState is the scratch of one DecryptAppend call, from a pool. What

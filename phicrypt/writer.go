@@ -3,7 +3,9 @@ package phicrypt
 import (
 	"context"
 	"io"
+	"runtime"
 	"sync"
+	"time"
 )
 
 // NewWriter returns a WriteCloser that encrypts what is written to it into a
@@ -11,8 +13,12 @@ import (
 // frame (and the signature) and must be called; it does not close dst.
 // Memory use is bounded whatever the message size: two frames with one
 // worker; with Workers > 1 (frames sealed in parallel, output identical in
-// layout), two batches of up to max(Workers, min(16·Workers, 4 MiB/frame
-// length)) frames.
+// layout), up to max(Workers, min(16·Workers, 4 MiB/frame length)) frames of
+// buffered plaintext and 4·Workers (at most as many) sealed frames waiting
+// to be written. The other Workers-1 goroutines start with the first
+// frames sealed in parallel and stop at Close (or when a writer dropped
+// without Close is collected); between writes they poll for about 100 µs
+// before they sleep.
 func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]string) (io.WriteCloser, error) {
 	s, header, err := e.begin(ctx, new(encryptState), nil, ec, -1) // the stream keeps its state
 	if err != nil {
@@ -20,8 +26,8 @@ func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]
 	}
 	w := &writer{dst: dst, s: s, frameLen: e.frameLength, seq: 1, workers: e.workers, batchSize: 1, bufs: e.frames}
 	if e.workers > 1 {
-		// Several frames per worker per batch amortise the hand-off, up to
-		// maxBatchBytes of plaintext.
+		// Several frames per worker in flight keep every worker busy while
+		// the frames are written in order, up to maxBatchBytes of them.
 		w.batchSize = max(e.workers, min(e.workers*framesPerWorker, maxBatchBytes/e.frameLength))
 	}
 	// Buffers are allocated when first used: a writer fed whole frames
@@ -31,8 +37,10 @@ func (e *Encryptor) NewWriter(ctx context.Context, dst io.Writer, ec map[string]
 	for range e.workers - 1 {
 		w.crypto = append(w.crypto, newFrameCrypto(s.frames.aead, s.messageID))
 	}
-	w.batch = make([][]byte, w.batchSize)
-	w.sealed = make([][]byte, w.batchSize)
+	w.slots = make([]sealSlot, min(w.batchSize, slotsPerWorker*e.workers))
+	for i := range w.slots {
+		w.slots[i].done = make(chan struct{}, 1)
+	}
 	// begin has already fed the header to the signer.
 	if _, err := dst.Write(header); err != nil {
 		return nil, err
@@ -46,28 +54,45 @@ type writer struct {
 	frameLen int
 	seq      uint32
 	workers  int
-	// batchSize frames are sealed together.
+	// batchSize is the number of whole frames buffered before they are
+	// sealed, and of sealed frames in flight.
 	batchSize int
-	// pending holds whole frames waiting to be sealed, then the frame being
-	// filled (pending[full]). A full frame is sealed only once more
-	// plaintext arrives, since the last frame of a message is the final
-	// frame and is sealed differently.
+	// pending[:full] are whole frames waiting to be sealed; pending[full]
+	// is the frame being filled, never whole. Whole frames are sealed only
+	// once more plaintext arrives, since the last frame of a message is the
+	// final frame and is sealed differently. When full == batchSize, the
+	// frame being filled is empty.
 	pending [][]byte
 	full    int
 	crypto  []*frameCrypto // one per worker; they share the AEAD
-	sealed  [][]byte       // one output buffer per worker
-	batch   [][]byte       // frames being sealed together
-	bufs    *framePool
-	err     error
-	closed  bool
+	slots   []sealSlot     // sealed frames in flight, frame i in slots[i % len]
+	frames  frameList      // the frames being sealed (a field, so as not to escape per call)
+	// runs hands each parallel run to the other workers, once started;
+	// stopWorkers closes them when the writer is collected without Close.
+	runs        []chan *sealRun
+	stopWorkers runtime.Cleanup
+	bufs        *framePool
+	err         error
+	closed      bool
 }
 
-// framesPerWorker is how many frames each worker seals per batch, and
-// maxBatchBytes bounds a batch's plaintext (and so the writer's memory:
-// about two batches, plaintext and sealed).
+// sealSlot holds one sealed frame until it is written; done carries one
+// token from the worker that sealed it to the writing goroutine.
+type sealSlot struct {
+	out  []byte
+	done chan struct{}
+}
+
+// framesPerWorker is how many frames each worker has in flight, and
+// maxBatchBytes bounds the frames buffered or in flight (and so the
+// writer's memory: about two windows, plaintext and sealed).
 const (
 	framesPerWorker = 16
 	maxBatchBytes   = 4 << 20
+	// slotsPerWorker is how many sealed frames per worker may wait to be
+	// written: enough that no worker waits for the writing of another's
+	// frame, few enough that they stay in cache.
+	slotsPerWorker = 4
 )
 
 func (w *writer) Write(p []byte) (int, error) {
@@ -77,96 +102,247 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	n := 0
-	for len(p) > 0 {
-		// With nothing buffered, seal whole frames straight from p, as
-		// long as more plaintext follows them.
-		if w.full == 0 && len(w.pending[0]) == 0 && len(p) > w.frameLen {
-			k := min(w.batchSize, (len(p)-1)/w.frameLen)
-			for i := range k {
-				w.batch[i] = p[i*w.frameLen : (i+1)*w.frameLen]
-			}
-			if w.err = w.seal(w.batch[:k]); w.err != nil {
-				return n, w.err
-			}
-			p, n = p[k*w.frameLen:], n+k*w.frameLen
-			continue
-		}
-		cur := w.pending[w.full]
-		if len(cur) == w.frameLen {
-			// More plaintext follows, so this frame is not the final one.
-			// Seal the buffered frames once a batch is complete, or at once
-			// when p holds whole frames, which can then be sealed without
-			// copying.
-			w.full++
-			if w.full == w.batchSize || len(p) > w.frameLen {
-				if w.err = w.flush(w.full); w.err != nil {
-					return n, w.err
-				}
-			}
-			continue
-		}
-		if cur == nil {
-			cur = w.bufs.get()
-		}
+	n := len(p)
+	// Top up the frame being filled.
+	if cur := w.pending[w.full]; len(cur) > 0 {
 		k := copy(cur[len(cur):w.frameLen], p)
-		w.pending[w.full] = cur[:len(cur)+k]
-		p, n = p[k:], n+k
+		w.pending[w.full], p = cur[:len(cur)+k], p[k:]
+		if len(cur)+k == w.frameLen {
+			w.full++
+		}
+	}
+	if len(p) == 0 {
+		return n, nil
+	}
+	// More plaintext follows the buffered whole frames, so none of them is
+	// the final frame. Seal them together with p's whole frames but its
+	// last (which may be final) straight from p, in one run; or, when p
+	// holds no more than a frame, only once the buffer is full.
+	if m := (len(p) - 1) / w.frameLen; m > 0 || w.full == w.batchSize {
+		w.frames = frameList{list: w.pending[:w.full], flat: p[:m*w.frameLen], size: w.frameLen}
+		w.err = w.seal(&w.frames)
+		w.frames = frameList{} // p is the caller's again
+		if w.err != nil {
+			return 0, w.err
+		}
+		for i := range w.full {
+			w.pending[i] = w.pending[i][:0]
+		}
+		w.full, p = 0, p[m*w.frameLen:]
+	}
+	// What is left (1 to frameLen bytes) starts the frame being filled,
+	// which is empty here.
+	cur := w.pending[w.full]
+	if cur == nil {
+		cur = w.bufs.get()
+	}
+	w.pending[w.full] = cur[:copy(cur[:w.frameLen], p)]
+	if len(p) == w.frameLen {
+		w.full++
 	}
 	return n, nil
 }
 
-// seal seals frames as consecutive regular frames, in parallel when there
-// are several, and writes them in order.
-func (w *writer) seal(frames [][]byte) error {
-	k := len(frames)
+// frameList is a run of whole frames to seal: buffered ones (list), then
+// those of a caller's slice (flat, a multiple of size long).
+type frameList struct {
+	list [][]byte
+	flat []byte
+	size int
+}
+
+func (f *frameList) len() int { return len(f.list) + len(f.flat)/f.size }
+
+func (f *frameList) frame(i int) []byte {
+	if i < len(f.list) {
+		return f.list[i]
+	}
+	i -= len(f.list)
+	return f.flat[i*f.size : (i+1)*f.size]
+}
+
+// seal seals frames as consecutive regular frames and writes them in order.
+func (w *writer) seal(frames *frameList) error {
+	k := frames.len()
+	if k == 0 {
+		return nil
+	}
 	if uint64(w.seq)+uint64(k) > maxSeq {
 		return ErrLimit
 	}
+	var err error
 	if k > 1 && w.workers > 1 {
-		var wg sync.WaitGroup
-		for i := 1; i < min(w.workers, k); i++ {
-			wg.Go(func() { w.sealShare(i, frames) })
-		}
-		w.sealShare(0, frames)
-		wg.Wait()
+		err = w.sealParallel(frames, k)
 	} else {
-		w.sealShare(0, frames)
+		for i := 0; i < k && err == nil; i++ {
+			err = w.emit(w.sealInto(0, w.crypto[0], w.seq+uint32(i), frames.frame(i)))
+		}
 	}
 	w.seq += uint32(k)
-	for i := range k {
-		if err := w.emit(w.sealed[i]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
-// sealShare is worker i's share of a batch: frames i, i+workers,
-// i+2·workers, ... (the calling goroutine is worker 0).
-func (w *writer) sealShare(i int, frames [][]byte) {
-	for j := i; j < len(frames); j += w.workers {
-		if w.sealed[j] == nil {
-			w.sealed[j] = w.bufs.get()
+// sealInto seals one regular frame into slot i's buffer.
+func (w *writer) sealInto(i int, fc *frameCrypto, seq uint32, pt []byte) []byte {
+	return sealIntoSlot(&w.slots[i], w.bufs, fc, seq, pt)
+}
+
+func sealIntoSlot(sl *sealSlot, bufs *framePool, fc *frameCrypto, seq uint32, pt []byte) []byte {
+	if sl.out == nil {
+		sl.out = bufs.get()
+	}
+	sl.out = fc.seal(sl.out[:0], seq, false, pt)
+	return sl.out
+}
+
+// sealParallel seals k frames with up to Workers goroutines, the calling
+// one among them, and writes each as soon as it and those before it are
+// sealed, so that writing overlaps sealing. Workers take frames one at a
+// time from a queue (whoever is free takes the next), and at most
+// len(w.slots) frames are sealed and not yet written. The other workers
+// are the writer's own (startWorkers); a run is over, and the caller's
+// plaintext no longer read, once every frame is written.
+func (w *writer) sealParallel(frames *frameList, k int) error {
+	window := len(w.slots)
+	if w.runs == nil {
+		w.startWorkers()
+	}
+	jobs := make(chan int, window)
+	r := &sealRun{jobs: jobs, frames: *frames, slots: w.slots, bufs: w.bufs, seq: w.seq}
+	for _, runs := range w.runs[:min(len(w.runs), k-1)] {
+		select {
+		case runs <- r:
+		default: // a worker far behind skips the run; the others seal it
 		}
-		w.sealed[j] = w.crypto[i].seal(w.sealed[j][:0], w.seq+uint32(j), false, frames[j])
+	}
+	var err error
+	// next frames have been queued, written of them have been written;
+	// after a write fails, the queued frames are still waited for (they
+	// read the plaintext and the slots) and none is written or queued.
+	next, written, limit, closed := 0, 0, k, false
+	write := func() {
+		if err == nil {
+			if err = w.emit(w.slots[written%window].out); err != nil {
+				limit = next
+			}
+		}
+		written++
+	}
+	for written < next || next < limit {
+		// Write the frames sealed so far, in order, then queue more for
+		// the workers to take up to the window.
+		for written < next && tryRecv(w.slots[written%window].done) {
+			write()
+		}
+		for ; next < limit && next-written < window; next++ {
+			jobs <- next // never blocks: at most window are queued
+		}
+		if next == limit && !closed {
+			// Every frame is queued: a worker finding the queue empty is
+			// done with the run, and waits for the next one, rather than
+			// for this one's end.
+			close(jobs)
+			closed = true
+		}
+		// Seal a queued frame, if any; otherwise wait for the next frame
+		// to write, which another worker is sealing.
+		select {
+		case i, ok := <-jobs:
+			if ok {
+				w.sealInto(i%window, w.crypto[0], w.seq+uint32(i), frames.frame(i))
+				w.slots[i%window].done <- struct{}{}
+				continue
+			}
+		default:
+		}
+		if written < next {
+			<-w.slots[written%window].done
+			write()
+		}
+	}
+	if !closed {
+		close(jobs)
+	}
+	return err
+}
+
+// sealRun is one sealParallel call as the other workers see it. It holds
+// nothing of the writer itself, so that a writer dropped without Close can
+// be collected, and its workers stopped.
+type sealRun struct {
+	jobs   chan int
+	frames frameList
+	slots  []sealSlot
+	bufs   *framePool
+	seq    uint32
+}
+
+// startWorkers starts the writer's other Workers-1 workers. Close stops
+// them; so does the collection of a writer dropped without Close.
+func (w *writer) startWorkers() {
+	w.runs = make([]chan *sealRun, w.workers-1)
+	for h := range w.runs {
+		w.runs[h] = make(chan *sealRun, 4)
+		go sealWorker(w.runs[h], w.crypto[h+1])
+	}
+	w.stopWorkers = runtime.AddCleanup(w, closeAll, w.runs)
+}
+
+func closeAll(runs []chan *sealRun) {
+	for _, c := range runs {
+		close(c)
 	}
 }
 
-// flush seals the first k pending frames and moves the frame being filled
-// to the front.
-func (w *writer) flush(k int) error {
-	if err := w.seal(w.pending[:k]); err != nil {
-		return err
+// sealWorker seals the frames it takes from each run's queue until runs is
+// closed.
+func sealWorker(runs <-chan *sealRun, fc *frameCrypto) {
+	for {
+		r, ok := spinRecv(runs)
+		if !ok {
+			return
+		}
+		window := len(r.slots)
+		for i := range r.jobs {
+			sealIntoSlot(&r.slots[i%window], r.bufs, fc, r.seq+uint32(i), r.frames.frame(i))
+			r.slots[i%window].done <- struct{}{}
+		}
 	}
-	// Rotate: the sealed buffers go to the back, the rest move forward.
-	copy(w.batch, w.pending[:k])
-	copy(w.pending, w.pending[k:])
-	for i := range k {
-		w.pending[len(w.pending)-k+i] = w.batch[i][:0]
+}
+
+// workerSpin is how long a worker polls for its next run before it sleeps.
+// Waking a sleeping goroutine costs a thread wake-up, tens of microseconds
+// (about 90 here, on a virtual machine) where a frame takes about ten to
+// seal, and the woken goroutine waits in the waker's run queue meanwhile:
+// a writer fed back-to-back writes would pay it at every Write. Within a
+// run, a worker finding the queue empty sleeps: polling there only takes
+// time from the goroutine about to fill it when cores are scarce.
+const workerSpin = 100 * time.Microsecond
+
+// spinRecv receives from c, polling for up to workerSpin before blocking.
+func spinRecv[T any](c <-chan T) (T, bool) {
+	for deadline := time.Now().Add(workerSpin); ; {
+		select {
+		case v, ok := <-c:
+			return v, ok
+		default:
+		}
+		if !time.Now().Before(deadline) {
+			v, ok := <-c
+			return v, ok
+		}
+		runtime.Gosched()
 	}
-	w.full -= k
-	return nil
+}
+
+// tryRecv takes a token from c if one is there.
+func tryRecv(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 func (w *writer) emit(b []byte) error {
@@ -184,30 +360,29 @@ func (w *writer) Close() error {
 		return w.err
 	}
 	w.closed = true
+	defer w.stop()
 	if w.err != nil {
 		return w.err
 	}
-	// Buffered frames: pending[0..full) are whole; pending[full] is the
-	// frame being filled. An empty frame being filled after whole ones
-	// means the message ends on a frame boundary: the last whole frame
-	// becomes the final frame.
+	// An empty frame being filled after whole ones means the message ends
+	// on a frame boundary: the last whole frame becomes the final frame.
 	last := w.full
 	if len(w.pending[last]) == 0 && last > 0 {
 		last--
 	}
-	if last > 0 {
-		if w.err = w.flush(last); w.err != nil {
-			return w.err
-		}
+	w.frames = frameList{list: w.pending[:last], size: w.frameLen}
+	if w.err = w.seal(&w.frames); w.err != nil {
+		return w.err
 	}
 	if w.seq > maxSeq {
 		w.err = ErrLimit
 		return w.err
 	}
-	if w.sealed[0] == nil {
-		w.sealed[0] = w.bufs.get()
+	if w.slots[0].out == nil {
+		w.slots[0].out = w.bufs.get()
 	}
-	out := w.s.frames.seal(w.sealed[0][:0], w.seq, true, w.pending[0])
+	out := w.s.frames.seal(w.slots[0].out[:0], w.seq, true, w.pending[last])
+	w.slots[0].out = out
 	if w.err = w.emit(out); w.err != nil {
 		return w.err
 	}
@@ -225,6 +400,15 @@ func (w *writer) Close() error {
 	return nil
 }
 
+// stop ends the other workers, if any were started.
+func (w *writer) stop() {
+	if w.runs != nil {
+		w.stopWorkers.Stop()
+		closeAll(w.runs)
+		w.runs = nil
+	}
+}
+
 // recycle clears the plaintext buffers and returns every buffer to the
 // Encryptor's pool.
 func (w *writer) recycle() {
@@ -235,10 +419,10 @@ func (w *writer) recycle() {
 			w.pending[i] = nil
 		}
 	}
-	for i, b := range w.sealed {
-		if b != nil {
+	for i := range w.slots {
+		if b := w.slots[i].out; b != nil {
 			w.bufs.put(b)
-			w.sealed[i] = nil
+			w.slots[i].out = nil
 		}
 	}
 }

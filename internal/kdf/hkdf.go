@@ -1,10 +1,15 @@
 // Package kdf implements HKDF (RFC 5869) over caller-owned hash states, so
 // that deriving per-message keys on a hot path allocates nothing. It computes
 // exactly what crypto/hkdf computes (the tests prove it); crypto/hkdf builds a
-// new HMAC, and so several hash states, on every call.
+// new HMAC, and so several hash states, on every call. A committing suite's
+// derivation (an Extract and two Expands under one PRK) costs the ten
+// SHA-512 blocks the construction needs and little more: Extract's salt is
+// keyed once without saving states, and only the PRK's pad states are saved
+// and restored, when a hash does not already hold them.
 package kdf
 
 import (
+	"crypto/subtle"
 	"encoding"
 	"hash"
 )
@@ -31,6 +36,23 @@ type HMAC struct {
 	// again (HKDF-Expand's PRK) costs no pad blocks.
 	keyed            bool
 	innerAt, outerAt []byte
+	// innerFresh and outerFresh say that a hash holds exactly the state
+	// after its pad (nothing written since), so using it needs no restore.
+	innerFresh, outerFresh bool
+}
+
+// maxBlockSize is the largest block of the hashes HMAC pads word-wise
+// (SHA-512's); larger blocks are padded byte by byte.
+const maxBlockSize = 128
+
+var ipadBytes, opadBytes = padBlock(0x36), padBlock(0x5c)
+
+func padBlock(b byte) *[maxBlockSize]byte {
+	var p [maxBlockSize]byte
+	for i := range p {
+		p[i] = b
+	}
+	return &p
 }
 
 // NewHMAC returns an HMAC over the hash that newHash makes.
@@ -48,9 +70,10 @@ func NewHMAC(newHash func() hash.Hash) *HMAC {
 func (h *HMAC) Size() int { return h.inner.Size() }
 
 // Key starts a MAC under key. Keys longer than the hash's block size are
-// hashed first, as RFC 2104 requires.
+// hashed first, as RFC 2104 requires. It saves the states after the pads,
+// when the hash can, so that Rekey costs no pad blocks.
 func (h *HMAC) Key(key []byte) {
-	h.setPads(key)
+	h.start(key)
 	h.keyed = false
 	si, ok1 := h.inner.(stateHash)
 	so, ok2 := h.outer.(stateHash)
@@ -59,23 +82,14 @@ func (h *HMAC) Key(key []byte) {
 	}
 	var err1, err2 error
 	h.innerAt, err1 = si.AppendBinary(h.innerAt[:0])
-	h.outer.Reset()
-	h.outer.Write(h.opad)
 	h.outerAt, err2 = so.AppendBinary(h.outerAt[:0])
 	h.keyed = err1 == nil && err2 == nil
 }
 
-// Rekey starts another MAC under the key of the last Key call.
-func (h *HMAC) Rekey() {
-	if si, ok := h.inner.(stateHash); h.keyed && ok && si.UnmarshalBinary(h.innerAt) == nil {
-		return
-	}
-	h.inner.Reset()
-	h.inner.Write(h.ipad)
-}
-
-// setPads computes the pads for key and starts the inner hash.
-func (h *HMAC) setPads(key []byte) {
+// start computes the pads for key and feeds them to the inner and outer
+// hashes, saving nothing: a key used once (HKDF-Extract's salt) needs no
+// saved states.
+func (h *HMAC) start(key []byte) {
 	if len(key) > h.blockSize {
 		h.outer.Reset()
 		h.outer.Write(key)
@@ -83,26 +97,54 @@ func (h *HMAC) setPads(key []byte) {
 	}
 	clear(h.ipad)
 	copy(h.ipad, key)
-	copy(h.opad, h.ipad)
-	for i := range h.ipad {
-		h.ipad[i] ^= 0x36
-		h.opad[i] ^= 0x5c
+	if h.blockSize <= maxBlockSize {
+		subtle.XORBytes(h.opad, h.ipad, opadBytes[:h.blockSize])
+		subtle.XORBytes(h.ipad, h.ipad, ipadBytes[:h.blockSize])
+	} else {
+		copy(h.opad, h.ipad)
+		for i := range h.ipad {
+			h.ipad[i] ^= 0x36
+			h.opad[i] ^= 0x5c
+		}
+	}
+	h.inner.Reset()
+	h.inner.Write(h.ipad)
+	h.outer.Reset()
+	h.outer.Write(h.opad)
+	h.innerFresh, h.outerFresh = true, true
+}
+
+// Rekey starts another MAC under the key of the last Key call.
+func (h *HMAC) Rekey() {
+	if h.innerFresh {
+		return
+	}
+	h.innerFresh = true
+	if si, ok := h.inner.(stateHash); h.keyed && ok && si.UnmarshalBinary(h.innerAt) == nil {
+		return
 	}
 	h.inner.Reset()
 	h.inner.Write(h.ipad)
 }
 
 // Write adds message bytes.
-func (h *HMAC) Write(p []byte) { h.inner.Write(p) }
+func (h *HMAC) Write(p []byte) {
+	h.innerFresh = false
+	h.inner.Write(p)
+}
 
 // Sum appends the MAC to dst.
 func (h *HMAC) Sum(dst []byte) []byte {
 	inner := h.inner.Sum(h.sum[:0])
-	if so, ok := h.outer.(stateHash); !h.keyed || !ok || so.UnmarshalBinary(h.outerAt) != nil {
-		h.outer.Reset()
-		h.outer.Write(h.opad)
+	h.innerFresh = false
+	if !h.outerFresh {
+		if so, ok := h.outer.(stateHash); !h.keyed || !ok || so.UnmarshalBinary(h.outerAt) != nil {
+			h.outer.Reset()
+			h.outer.Write(h.opad)
+		}
 	}
 	h.outer.Write(inner)
+	h.outerFresh = false
 	return h.outer.Sum(dst)
 }
 
@@ -112,7 +154,7 @@ func (h *HMAC) Wipe() {
 	clear(h.opad)
 	clear(h.innerAt)
 	clear(h.outerAt)
-	h.keyed = false
+	h.keyed, h.innerFresh, h.outerFresh = false, false, false
 	clear(h.sum[:cap(h.sum)])
 	h.inner.Reset()
 	h.outer.Reset()
@@ -124,7 +166,8 @@ func (h *HMAC) Extract(prk, salt, ikm []byte) []byte {
 	if len(salt) == 0 {
 		salt = h.zeros
 	}
-	h.Key(salt)
+	h.start(salt)
+	h.keyed = false // the salt's pads are used once: nothing to save
 	h.Write(ikm)
 	return h.Sum(prk)
 }

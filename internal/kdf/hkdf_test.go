@@ -2,8 +2,11 @@ package kdf
 
 import (
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha3"
 	"crypto/sha512"
 	"hash"
 	"testing"
@@ -105,4 +108,73 @@ func BenchmarkDeriveReusable(b *testing.B) {
 		h.Expand(out[:0], p, 32, suite, derive)
 		h.ExpandAgain(out[:0], 32, commit)
 	}
+}
+
+// BenchmarkSHA512TenBlocks is the floor of a committing suite's derivation:
+// ten SHA-512 compressions (Extract: two pad blocks, the data key's block,
+// the outer block; the two Expands: the PRK's two pad blocks once, then an
+// inner and an outer block each). Quote BenchmarkDerive* against it.
+func BenchmarkSHA512TenBlocks(b *testing.B) {
+	d := sha512.New()
+	msg := make([]byte, 9*128) // nine blocks, and the padding makes a tenth
+	sum := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Reset()
+		d.Write(msg)
+		sum = d.Sum(sum[:0])
+	}
+}
+
+// The HMAC keeps track of which hash holds a fresh pad state; any order of
+// Key, Rekey, Write, Sum, Extract and Expand must still give exactly
+// crypto/hmac's and crypto/hkdf's results. SHA3-256 (a 136-byte block, padded
+// byte by byte) and SHA-1 (no SHA-2 state) cover the other paths.
+func TestInterleavedUseMatchesStandardLibrary(t *testing.T) {
+	hashes := map[string]func() hash.Hash{
+		"sha256": sha256.New, "sha512": sha512.New, "sha1": sha1.New,
+		"sha3-256": func() hash.Hash { return sha3.New256() },
+	}
+	for name, newHash := range hashes {
+		h := NewHMAC(newHash)
+		for round := range 30 {
+			key, msg1, msg2 := random(round*7%200), random(round*13%300), random(round%5)
+			h.Key(key)
+			h.Write(msg1)
+			got1 := h.Sum(nil)
+			h.Rekey()
+			h.Rekey() // twice: still the key's pads alone
+			h.Write(random(9))
+			h.Rekey() // an abandoned MAC leaves nothing behind
+			h.Write(msg2)
+			got2 := h.Sum(nil)
+			h.Rekey()
+			h.Write(msg1)
+			got3 := h.Sum(nil)
+			if !hmac.Equal(got1, stdHMAC(newHash, key, msg1)) || !hmac.Equal(got2, stdHMAC(newHash, key, msg2)) || !hmac.Equal(got3, got1) {
+				t.Fatalf("%s round %d: HMAC differs from crypto/hmac", name, round)
+			}
+			// An Extract between Expands under another PRK, then
+			// ExpandAgain, which must use the latest Expand's PRK.
+			ikm, salt, info := random(32), random(round*11%150), random(round%9)
+			prk := h.Extract(nil, salt, ikm)
+			wantPRK, _ := hkdf.Extract(newHash, ikm, salt)
+			okm := h.Expand(nil, prk, h.Size(), info)
+			h.Extract(nil, random(16), random(16))
+			again := h.Expand(nil, prk, h.Size()/2, []byte("x"))
+			again2 := h.ExpandAgain(nil, h.Size(), info)
+			want, _ := hkdf.Expand(newHash, wantPRK, string(info), h.Size())
+			wantX, _ := hkdf.Expand(newHash, wantPRK, "x", h.Size()/2)
+			if !hmac.Equal(prk, wantPRK) || !hmac.Equal(okm, want) || !hmac.Equal(again2, want) || !hmac.Equal(again, wantX) {
+				t.Fatalf("%s round %d: HKDF differs from crypto/hkdf", name, round)
+			}
+		}
+		h.Wipe()
+	}
+}
+
+func stdHMAC(newHash func() hash.Hash, key, msg []byte) []byte {
+	m := hmac.New(newHash, key)
+	m.Write(msg)
+	return m.Sum(nil)
 }
