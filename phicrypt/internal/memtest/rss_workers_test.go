@@ -8,9 +8,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 
 	"github.com/phicrypt/phicrypt/phicrypt"
@@ -25,25 +23,9 @@ func TestParallelStreamingMemoryIsBounded(t *testing.T) {
 	if os.Getenv("PHICRYPT_FULL_SUITE") != "" {
 		size = 1 << 30
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestParallelStreamingMemoryChild$")
-	cmd.Env = append(os.Environ(), "PHICRYPT_RSS_PARALLEL_CHILD_BYTES="+strconv.FormatInt(size, 10))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		t.Fatal("no resource usage for the child")
-	}
-	peak := int64(ru.Maxrss) << 10 // Linux reports KiB
+	peak := childPeakRSS(t, "TestParallelStreamingMemoryChild", "PHICRYPT_RSS_PARALLEL_CHILD_BYTES="+strconv.FormatInt(size, 10))
 	t.Logf("streamed %d MiB through a 4-worker writer and a reader; peak RSS %.1f MiB", size>>20, float64(peak)/(1<<20))
-	limit := int64(32 << 20)
-	if raceEnabled {
-		limit = 96 << 20 // shadow memory; the 32 MiB bound is checked without -race
-	}
-	if peak > limit {
-		t.Fatalf("peak RSS %d MiB exceeds %d MiB", peak>>20, limit>>20)
-	}
+	checkPeak(t, peak)
 }
 
 // TestParallelStreamingMemoryChild is the child of
