@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -138,6 +139,35 @@ func (c *Client) rewrapSource(ctx context.Context, src *source, to keyring.Keyri
 	return c.rewrapCopy(ctx, src, newHeader, meta)
 }
 
+// abortUpload aborts a multipart upload under a context of its own, and
+// again while the server still lists it: a part copy the caller's
+// cancellation cut short on the client may still be running on the
+// server, and finish after the first abort.
+func (c *Client) abortUpload(ctx context.Context, src *source, uploadID *string) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	for range 5 {
+		_, _ = c.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(src.bucket), Key: aws.String(src.key), UploadId: uploadID})
+		ups, err := c.s3.ListMultipartUploads(actx, &s3.ListMultipartUploadsInput{Bucket: aws.String(src.bucket), Prefix: aws.String(src.key)})
+		if err != nil {
+			return
+		}
+		left := false
+		for _, u := range ups.Uploads {
+			left = left || aws.ToString(u.UploadId) == aws.ToString(uploadID)
+		}
+		if !left {
+			return
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-actx.Done():
+			return
+		}
+	}
+}
+
 // followsSource checks, on a versioned bucket, that the version just
 // written directly follows the version src read. A server whose
 // conditional write is not atomic with its commit (MinIO on versioned
@@ -250,8 +280,13 @@ func (c *Client) rewrapCopy(ctx context.Context, src *source, newHeader []byte, 
 	if err != nil {
 		return nil, err
 	}
-	up, err := c.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
+	// Created under a context of its own: a cancellation that arrived
+	// while the server created the upload would leave an upload whose id
+	// was never read, and so never aborted.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	up, err := c.s3.CreateMultipartUpload(cctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
 		Metadata: meta, ContentType: src.contentType})
+	ccancel()
 	if err != nil {
 		return nil, err
 	}
@@ -259,10 +294,12 @@ func (c *Client) rewrapCopy(ctx context.Context, src *source, newHeader []byte, 
 	defer func() {
 		if err != nil {
 			// The caller's context may be what ended the upload.
-			_, _ = c.s3.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
-				Bucket: aws.String(src.bucket), Key: aws.String(src.key), UploadId: uploadID})
+			c.abortUpload(ctx, src, uploadID)
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	parts := make([]types.CompletedPart, 1+len(ranges))
 	p1, err := c.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key), UploadId: uploadID,
 		PartNumber: aws.Int32(1), Body: bytes.NewReader(first), ContentLength: aws.Int64(int64(len(first)))})
