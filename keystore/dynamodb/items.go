@@ -42,6 +42,7 @@ const (
 	attrSchema     = "phicrypt-schema" // N, 1
 	attrUsage      = "usage"           // N, the usage counter
 	attrWriteToken = "write-token"     // B, 16 random bytes: which create or rotation wrote the item
+	attrUsageToken = "usage-token"     // B, 16 random bytes: which AddUsage counted last
 	attrState      = "state"           // S, decrypt_only, retired or destroyed; absent: decrypt_only
 	metaSchema     = "1"
 

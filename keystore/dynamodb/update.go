@@ -1,6 +1,7 @@
 package dynamodb
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -177,15 +178,21 @@ func (s *Store) AddUsage(ctx context.Context, id, version string, n uint64) (uin
 	if n < 1 || n > keystore.MaxUsageIncrement {
 		return 0, fmt.Errorf("%w: AddUsage adds 1 to %d uses, not %d", keystore.ErrInvalid, uint64(keystore.MaxUsageIncrement), n)
 	}
+	// The count carries a token of this call: when the SDK retries an
+	// update whose answer was lost after it was applied, the retry finds
+	// the token and fails its condition, and the count is read instead
+	// of being added twice.
+	token := newWriteToken()
 	for range 3 {
 		out, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                &s.table,
 			Key:                      key(id, metaType(version)),
-			UpdateExpression:         aws.String("ADD #u :n"),
-			ConditionExpression:      aws.String("attribute_exists(#id) AND #sc = :one AND (attribute_not_exists(#st) OR NOT #st IN (:retired, :destroyed))"),
-			ExpressionAttributeNames: map[string]string{"#u": attrUsage, "#id": attrID, "#sc": attrSchema, "#st": attrState},
+			UpdateExpression:         aws.String("ADD #u :n SET #ut = :tok"),
+			ConditionExpression:      aws.String("attribute_exists(#id) AND #sc = :one AND (attribute_not_exists(#st) OR NOT #st IN (:retired, :destroyed)) AND (attribute_not_exists(#ut) OR #ut <> :tok)"),
+			ExpressionAttributeNames: map[string]string{"#u": attrUsage, "#id": attrID, "#sc": attrSchema, "#st": attrState, "#ut": attrUsageToken},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":n": avN(strconv.FormatUint(n, 10)), ":one": avN(metaSchema), ":retired": avS(stateRetired), ":destroyed": avS(stateDestroyed)},
+				":n": avN(strconv.FormatUint(n, 10)), ":one": avN(metaSchema), ":retired": avS(stateRetired), ":destroyed": avS(stateDestroyed),
+				":tok": avB(token)},
 			ReturnValues: types.ReturnValueUpdatedNew,
 		})
 		if err == nil {
@@ -202,6 +209,9 @@ func (s *Store) AddUsage(ctx context.Context, id, version string, n uint64) (uin
 		if !isConditionFailed(err) {
 			return 0, wrap("counting the usage of version "+version+" of "+keyRef(id), err)
 		}
+		if total, ok := s.countedOwn(ctx, id, version, token); ok {
+			return total, nil
+		}
 		if err := s.whyNotCounted(ctx, id, version); err != nil {
 			return 0, err
 		}
@@ -213,6 +223,26 @@ func (s *Store) AddUsage(ctx context.Context, id, version string, n uint64) (uin
 // whyNotCounted explains a failed AddUsage condition: the version is
 // retired (ErrConflict), of an unknown schema, or missing (ErrNotFound); or
 // it has no phicrypt item yet, which it then makes.
+// countedOwn reports whether phicrypt's item of the version carries this
+// call's usage token (an earlier attempt of the same update was applied),
+// and the count it holds now.
+func (s *Store) countedOwn(ctx context.Context, id, version string, token []byte) (uint64, bool) {
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(id, metaType(version)), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return 0, false
+	}
+	t, ok := out.Item[attrUsageToken].(*types.AttributeValueMemberB)
+	if !ok || !bytes.Equal(t.Value, token) {
+		return 0, false
+	}
+	u, ok := out.Item[attrUsage].(*types.AttributeValueMemberN)
+	if !ok || len(u.Value) > maxNumberLen {
+		return 0, false
+	}
+	total, err := parseUsage(u.Value)
+	return total, err == nil
+}
+
 func (s *Store) whyNotCounted(ctx context.Context, id, version string) error {
 	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(id, metaType(version)), ConsistentRead: aws.Bool(true)})
 	if err != nil {
