@@ -209,6 +209,23 @@ var types = map[string]entry{
 		return []any{m}
 	}},
 	"keyring.RawAES": {build: func(w *world) []any { return []any{w.raw} }},
+	// keyring: the post-quantum escrow keyring. The private key's seed is
+	// the key canary; the recovery keyring holds that key.
+	"keyring.HPKEEscrowPrivateKey": {build: func(w *world) []any {
+		k, err := keyring.ParseHPKEEscrowPrivateKey([]byte(canaryKey))
+		w.must(err)
+		return []any{k}
+	}},
+	"keyring.HPKEEscrow": {build: func(w *world) []any {
+		k, err := keyring.ParseHPKEEscrowPrivateKey([]byte(canaryKey))
+		w.must(err)
+		rec, err := keyring.NewHPKEEscrowRecovery("canary-escrow", k)
+		w.must(err)
+		svc, err := keyring.NewHPKEEscrow("canary-escrow", k.PublicKey())
+		w.must(err)
+		return []any{rec, svc}
+	}},
+	"keyring.HPKEEscrowPublicKey": {noSecret: "an escrow public key, public by design (derived from the seed, which it cannot give back)"},
 	"custody.RewrapOptions": {build: func(w *world) []any {
 		return []any{&custody.RewrapOptions{Resume: &custody.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}}
 	}},
