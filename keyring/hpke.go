@@ -25,10 +25,39 @@ const HPKEEscrowProviderID = "phicrypt-hpke"
 // only custodians, with the private key (NewHPKEEscrowRecovery), can.
 var ErrHPKEEscrowPublicOnly = errors.New("keyring: the HPKE escrow keyring holds only the public key and cannot unwrap; custodians unwrap with the escrow private key (NewHPKEEscrowRecovery)")
 
-// The one HPKE suite the escrow keyring writes and reads (RFC 9180 and
-// draft-ietf-hpke-pq identifiers). PHI is kept for decades, so an escrowed
-// data key must stay secret against an adversary who records messages now
-// and has a quantum computer later:
+// The one HPKE suite (RFC 9180 and draft-ietf-hpke-pq identifiers; see
+// HPKEEscrow for why this one) and the sizes it fixes.
+const (
+	hpkeEscrowVersion = 0x01
+	hpkeEscrowKEMID   = 0x647A // MLKEM768-X25519
+	hpkeEscrowKDFID   = 0x0001 // HKDF-SHA256
+	hpkeEscrowAEADID  = 0x0002 // AES-256-GCM
+
+	hpkeEscrowEncSize = 1120 // ML-KEM-768 ciphertext (1088) + X25519 share (32)
+	hpkeEscrowTagSize = 16
+	// hpkeEscrowInfoHeader is the provider info before the key name:
+	// version, KEM, KDF and AEAD ids.
+	hpkeEscrowInfoHeader = 7
+)
+
+// HPKEEscrowMaxNameLength caps an escrow key name, so that provider info
+// stays small and bounded.
+const HPKEEscrowMaxNameLength = 255
+
+func hpkeEscrowKEM() hpke.KEM   { return hpke.MLKEM768X25519() }
+func hpkeEscrowKDF() hpke.KDF   { return hpke.HKDFSHA256() }
+func hpkeEscrowAEAD() hpke.AEAD { return hpke.AES256GCM() }
+
+// HPKEEscrow seals data keys to an escrow public key with HPKE (RFC 9180,
+// base mode, single-shot), so that data stays recoverable when KMS access
+// is lost. Services carry the encrypt-only side (NewHPKEEscrow, the public
+// key) as a Multi child beside their KMS keyring; custodians reassemble the
+// private key only to recover (NewHPKEEscrowRecovery). It is safe for
+// concurrent use.
+//
+// The suite is fixed. PHI is kept for decades, so an escrowed data key must
+// stay secret against an adversary who records messages now and has a
+// quantum computer later:
 //
 //   - KEM MLKEM768-X25519 (X-Wing, 0x647A): a hybrid that holds while
 //     either ML-KEM-768 (FIPS 203, post-quantum, NIST category 3) or X25519
@@ -41,35 +70,8 @@ var ErrHPKEEscrowPublicOnly = errors.New("keyring: the HPKE escrow keyring holds
 //     of every phicrypt message. Each wrapped key is a single-shot HPKE
 //     context of its own, so a GCM nonce is never used twice.
 //
-// The suite ids travel in each key's provider info: a later suite is told
-// apart, and this keyring refuses any other.
-const (
-	hpkeEscrowVersion = 0x01
-	hpkeEscrowKEMID   = 0x647A
-	hpkeEscrowKDFID   = 0x0001
-	hpkeEscrowAEADID  = 0x0002
-
-	hpkeEscrowEncSize = 1120 // ML-KEM-768 ciphertext (1088) + X25519 share (32)
-	hpkeEscrowTagSize = 16
-	// hpkeEscrowInfoHeader is the provider info before the key name:
-	// version, KEM, KDF and AEAD ids.
-	hpkeEscrowInfoHeader = 7
-	// HPKEEscrowMaxNameLength caps a key name, so that provider info stays
-	// small and bounded.
-	HPKEEscrowMaxNameLength = 255
-)
-
-func hpkeEscrowKEM() hpke.KEM   { return hpke.MLKEM768X25519() }
-func hpkeEscrowKDF() hpke.KDF   { return hpke.HKDFSHA256() }
-func hpkeEscrowAEAD() hpke.AEAD { return hpke.AES256GCM() }
-
-// HPKEEscrow seals data keys to an escrow public key with HPKE (RFC 9180,
-// base mode, single-shot) over the hybrid post-quantum KEM MLKEM768-X25519,
-// so that data stays recoverable when KMS access is lost and the escrow
-// copy stays secret against a future quantum computer. Services carry the
-// encrypt-only side (NewHPKEEscrow, the public key) as a Multi child beside
-// their KMS keyring; custodians reassemble the private key only to recover
-// (NewHPKEEscrowRecovery). Each encrypted data key is
+// The suite ids travel in each key's provider info, so a later suite can
+// be told apart; this keyring refuses any other. Each encrypted data key is
 //
 //	provider id    "phicrypt-hpke" (HPKEEscrowProviderID)
 //	provider info  version (01) || KEM id (64 7A) || KDF id (00 01) || AEAD id (00 02) || key name
