@@ -129,7 +129,7 @@ func phiMessage(env *Env, m message) Case {
 				encryptLoop(b, enc, pt, m.alloc, nil)
 				return
 			}
-			decryptLoop(b, enc, encryptOnce(b, enc, pt), m.alloc, nil)
+			decryptLoop(b, enc, encryptOnce(b, enc, pt), m.size, m.alloc, nil)
 		},
 	}
 }
@@ -156,60 +156,45 @@ func encryptOnce(b *testing.B, enc *phicrypt.Encryptor, pt []byte) []byte {
 	return msg
 }
 
-// encryptLoop encrypts pt once (the first miss of a cache, and the output
-// buffer's size), then b.N times. The records use EncryptAppend into that
-// reused buffer, as raw GCM's seal reuses dst; alloc uses Encrypt, fresh
-// output each time. With counting set it reports the KMS calls of the
-// b.N messages.
-func encryptLoop(b *testing.B, enc *phicrypt.Encryptor, pt []byte, alloc bool, counting *keyring.CountingKMS) {
-	ctx := context.Background()
-	out, err := enc.EncryptAppend(ctx, nil, pt, nil)
+// appendLoop runs appendTo once with no buffer (the first miss of a
+// cache, and the output buffer's size), then measures size bytes an op:
+// appendTo into that reused buffer for the records, as raw GCM reuses dst,
+// or fresh when alloc, so the cost of a fresh output stays in the table.
+// With counting set it reports the KMS calls of the measured ops.
+func appendLoop(b *testing.B, size int64, alloc bool, counting *keyring.CountingKMS, appendTo func(dst []byte) ([]byte, error), fresh func() error) {
+	out, err := appendTo(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	before := totalCalls(counting)
-	b.SetBytes(int64(len(pt)))
-	b.ReportAllocs()
-	for b.Loop() {
+	measure(b, size, counting, func() error {
 		if alloc {
-			_, err = enc.Encrypt(ctx, pt, nil)
-		} else {
-			out, err = enc.EncryptAppend(ctx, out[:0], pt, nil)
+			return fresh()
 		}
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportKMS(b, counting, before)
+		out, err = appendTo(out[:0])
+		return err
+	})
 }
 
-// decryptLoop is encryptLoop's counterpart for msg. The records use Open
-// into a reused buffer: like cipher.AEAD's Open, which raw GCM's row
-// measures, it returns the plaintext alone and checks the context the
-// caller relies on through expect, as GCM checks its additional data.
-// DecryptAppend would also build the map of the message's context that it
-// returns, which raw GCM has no counterpart for; alloc uses Decrypt, which
-// returns that map and fresh output, so its cost stays in the table.
-func decryptLoop(b *testing.B, enc *phicrypt.Encryptor, msg []byte, alloc bool, counting *keyring.CountingKMS) {
+// encryptLoop measures EncryptAppend of pt (Encrypt when alloc).
+func encryptLoop(b *testing.B, enc *phicrypt.Encryptor, pt []byte, alloc bool, counting *keyring.CountingKMS) {
 	ctx := context.Background()
-	out, err := enc.Open(ctx, nil, msg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	before := totalCalls(counting)
-	b.SetBytes(int64(len(out)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if alloc {
-			_, _, err = enc.Decrypt(ctx, msg, nil)
-		} else {
-			out, err = enc.Open(ctx, out[:0], msg, nil)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportKMS(b, counting, before)
+	appendLoop(b, int64(len(pt)), alloc, counting,
+		func(dst []byte) ([]byte, error) { return enc.EncryptAppend(ctx, dst, pt, nil) },
+		func() error { _, err := enc.Encrypt(ctx, pt, nil); return err })
+}
+
+// decryptLoop measures Open of msg, whose plaintext is size bytes
+// (Decrypt when alloc). The records use Open: like cipher.AEAD's Open,
+// which raw GCM's row measures, it returns the plaintext alone and checks
+// the context the caller relies on through expect, as GCM checks its
+// additional data. DecryptAppend would also build the map of the
+// message's context that it returns, which raw GCM has no counterpart
+// for; Decrypt, in the alloc row, returns that map and fresh output.
+func decryptLoop(b *testing.B, enc *phicrypt.Encryptor, msg []byte, size int64, alloc bool, counting *keyring.CountingKMS) {
+	ctx := context.Background()
+	appendLoop(b, size, alloc, counting,
+		func(dst []byte) ([]byte, error) { return enc.Open(ctx, dst, msg, nil) },
+		func() error { _, _, err := enc.Decrypt(ctx, msg, nil); return err })
 }
 
 // CacheKMSLatency is what the kmsmock behind the cached-encrypt cases adds
@@ -304,7 +289,7 @@ func cachedDecrypt(env *Env) Case {
 		Suite: Suite0478, Size: KiB, KMSLatency: CacheKMSLatency, NoJSON: true,
 		Bench: func(b *testing.B) {
 			enc, counting := kmsEncryptor(b, env, CacheKMSLatency, newCache(b, hitCache))
-			decryptLoop(b, enc, encryptOnce(b, enc, env.Plaintext(KiB)), false, counting)
+			decryptLoop(b, enc, encryptOnce(b, enc, env.Plaintext(KiB)), KiB, false, counting)
 		},
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,7 +39,7 @@ const (
 // service that does not encrypt would send. Only when PHICRYPT_S3_URL is
 // set.
 func s3Cases(env *Env) []Case {
-	if os.Getenv(EnvS3) == "" {
+	if !given(EnvS3) {
 		return nil
 	}
 	var cs []Case
@@ -138,19 +137,15 @@ func s3Case(env *Env, op string, encrypted bool) Case {
 				off = s3Object / 2
 			}
 			buf := make([]byte, copyBuf)
-			b.SetBytes(size)
-			b.ReportAllocs()
-			for b.Loop() {
-				var err error
+			measure(b, size, nil, func() error {
 				if op == OpS3Put {
-					err = bk.put(ctx, env)
-				} else if n, gerr := bk.get(ctx, off, size, buf); gerr != nil || n != size {
-					err = fmt.Errorf("read %d bytes: %v", n, gerr)
+					return bk.put(ctx, env)
 				}
-				if err != nil {
-					b.Fatal(err)
+				if n, err := bk.get(ctx, off, size, buf); err != nil || n != size {
+					return fmt.Errorf("read %d bytes: %v", n, err)
 				}
-			}
+				return nil
+			})
 		},
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/phicrypt/phicrypt/keyring"
 )
 
 // The implementations a case measures, as the JSON records name them.
@@ -126,6 +128,23 @@ func sweepCases(env *Env, o Options) []Case {
 		cs = append(cs, phiStreamEncrypt(env, w, 0), phiEncrypt(env, 64*MiB, 0, w))
 	}
 	return dedup(cs)
+}
+
+// measure runs op b.N times on size bytes each, reporting allocations,
+// and the KMS calls counting saw per op when counting is not nil. The
+// cases of phicrypt and its peers loop through it; raw GCM's, which take
+// tens of nanoseconds at 64 bytes and are the baseline of every ratio,
+// keep their own loops without the call through op.
+func measure(b *testing.B, size int64, counting *keyring.CountingKMS, op func() error) {
+	before := totalCalls(counting)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportKMS(b, counting, before)
 }
 
 // SizeName writes n as 64B, 1KiB, 64MiB...

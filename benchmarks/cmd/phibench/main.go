@@ -175,12 +175,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return runConfig(c, stdout, stderr)
 }
 
+// newEnv sets the benchtime of c and makes the cases' Env.
+func newEnv(c config) (*suite.Env, error) {
+	if err := setBenchtime(c.benchtime); err != nil {
+		return nil, err
+	}
+	return suite.NewEnv()
+}
+
 // runConfig is run after the command line is parsed.
 func runConfig(c config, stdout, stderr io.Writer) error {
-	if err := setBenchtime(c.benchtime); err != nil {
-		return err
-	}
-	env, err := suite.NewEnv()
+	env, err := newEnv(c)
 	if err != nil {
 		return err
 	}
