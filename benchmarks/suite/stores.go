@@ -33,13 +33,13 @@ const (
 
 // The environment variables that point cases at servers, as the main
 // module's tests read them (scripts/test.sh exports them): moto_server's
-// DynamoDB, PostgreSQL, and an S3 endpoint with its credentials.
+// DynamoDB, PostgreSQL, and an S3 endpoint (whose credentials
+// internal/s3test reads from PHICRYPT_S3_ACCESS_KEY and
+// PHICRYPT_S3_SECRET_KEY).
 const (
-	EnvMoto        = "PHICRYPT_MOTO_URL"
-	EnvPostgres    = "PHICRYPT_POSTGRES_URL"
-	EnvS3          = "PHICRYPT_S3_URL"
-	EnvS3AccessKey = "PHICRYPT_S3_ACCESS_KEY"
-	EnvS3SecretKey = "PHICRYPT_S3_SECRET_KEY"
+	EnvMoto     = "PHICRYPT_MOTO_URL"
+	EnvPostgres = "PHICRYPT_POSTGRES_URL"
+	EnvS3       = "PHICRYPT_S3_URL"
 )
 
 // servers are the cases that need a server, and the variable naming it.
