@@ -192,9 +192,13 @@ step "interop with the AWS Encryption SDK for Go (interop/goesdk)"
 
 # Another nested module (Tink, the AWS Go ESDK and gonum/plot stay out of
 # phicrypt's graph): phibench's cases and command. Every benchmark runs
-# once so none can rot; phibench itself is timed by hand (README).
+# once so none can rot, the DynamoDB, PostgreSQL and S3 cases against the
+# servers above (PostgreSQL's and MinIO's variables are exported already);
+# phibench itself is timed by hand (README).
 step "benchmarks (phibench; each case once)"
-(cd benchmarks && go vet ./... && go test -count=1 ./... && go test -run '^$' -bench . -benchtime 1x ./...)
+(cd benchmarks && go vet ./... &&
+	PHICRYPT_FULL_SUITE=1 PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" go test -count=1 ./... &&
+	PHICRYPT_FULL_SUITE=1 PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" go test -run '^$' -bench . -benchtime 1x ./...)
 
 step "quickstart"
 go run ./examples/quickstart

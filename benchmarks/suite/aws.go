@@ -62,20 +62,24 @@ func (p *awsPeer) encryptContext(pt []byte, suite string, ec map[string]string) 
 	return out.Ciphertext, nil
 }
 
+func (p *awsPeer) decrypt(msg []byte) ([]byte, error) {
+	out, err := p.client.Decrypt(context.Background(), esdktypes.DecryptInput{Ciphertext: msg, Keyring: p.keyring})
+	if err != nil {
+		return nil, err
+	}
+	return out.Plaintext, nil
+}
+
 func awsEncrypt(env *Env, size int64, suite string) Case {
 	return Case{
 		Name: name(ImplAWS, "message-encrypt", size, suiteVariant(suite)), Impl: ImplAWS, Op: "message-encrypt",
 		Suite: suite, Size: size,
 		Bench: func(b *testing.B) {
-			p := newAWSPeer(b, env)
-			pt := env.Plaintext(size)
-			b.SetBytes(size)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := p.encrypt(pt, suite); err != nil {
-					b.Fatal(err)
-				}
-			}
+			p, pt := newAWSPeer(b, env), env.Plaintext(size)
+			measure(b, size, nil, func() error {
+				_, err := p.encrypt(pt, suite)
+				return err
+			})
 		},
 	}
 }
@@ -90,13 +94,10 @@ func awsDecrypt(env *Env, size int64, suite string) Case {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.SetBytes(size)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := p.client.Decrypt(context.Background(), esdktypes.DecryptInput{Ciphertext: msg, Keyring: p.keyring}); err != nil {
-					b.Fatal(err)
-				}
-			}
+			measure(b, size, nil, func() error {
+				_, err := p.decrypt(msg)
+				return err
+			})
 		},
 	}
 }

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/phicrypt/phicrypt/keyring"
-	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
 
@@ -35,20 +32,14 @@ func EncryptLatencies(env *Env, cfg LatencyConfig) ([]time.Duration, uint64, err
 	if cfg.Duration <= 0 || cfg.MaxAge <= 0 {
 		return nil, 0, errors.New("suite: EncryptLatencies needs a Duration and a MaxAge")
 	}
-	l, err := kmsmock.Start(kmsmock.Config{}, "")
+	l, client, arn, err := startKMS(cfg.KMSLatency)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer l.Close()
-	client := l.Client("svc")
 	ctx := context.Background()
-	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
-	if err != nil {
-		return nil, 0, err
-	}
-	l.SetFault("", kmsmock.Fault{Latency: cfg.KMSLatency})
 	counting := keyring.NewCountingKMS(client)
-	kr, err := keyring.NewKMS(keyring.KMSConfig{Client: counting, Generator: aws.ToString(key.KeyMetadata.Arn)})
+	kr, err := keyring.NewKMS(keyring.KMSConfig{Client: counting, Generator: arn})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -11,11 +11,7 @@ import (
 // Without refresh-ahead, the message that finds its entry expired waits
 // for kmsmock's injected latency; the refills show as KMS calls.
 func TestEncryptLatenciesSeeExpiries(t *testing.T) {
-	env, err := suite.NewEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env := newEnv(t)
 	const kmsLatency = 5 * time.Millisecond
 	for _, ahead := range []time.Duration{0, 30 * time.Millisecond} {
 		lat, calls, err := suite.EncryptLatencies(env, suite.LatencyConfig{

@@ -3,6 +3,7 @@ package suite
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"testing"
@@ -66,28 +67,72 @@ func itoa(n int) string {
 	return itoa(n/10) + itoa(n%10)
 }
 
+// streamCodec makes an implementation's encrypting writer and decrypting
+// reader of a stream.
+type streamCodec struct {
+	writer func(dst io.Writer) (io.WriteCloser, error)
+	reader func(src io.Reader) (io.Reader, error)
+}
+
+func phiStreams(enc *phicrypt.Encryptor) streamCodec {
+	ctx := context.Background()
+	return streamCodec{
+		writer: func(dst io.Writer) (io.WriteCloser, error) { return enc.NewWriter(ctx, dst, nil) },
+		reader: func(src io.Reader) (io.Reader, error) { return enc.NewReader(ctx, src, nil) },
+	}
+}
+
+func tinkStreams(s *streamsubtle.AESGCMHKDF) streamCodec {
+	return streamCodec{
+		writer: func(dst io.Writer) (io.WriteCloser, error) { return s.NewEncryptingWriter(dst, nil) },
+		reader: func(src io.Reader) (io.Reader, error) { return s.NewDecryptingReader(src, nil) },
+	}
+}
+
+// encrypt writes the StreamSize plaintext as one stream to dst.
+func (sc streamCodec) encrypt(env *Env, dst io.Writer) error {
+	w, err := sc.writer(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, newSource(env, StreamSize)); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
+// encryptBench encrypts the stream into io.Discard.
+func encryptBench(env *Env, sc streamCodec, b *testing.B) {
+	measure(b, StreamSize, nil, func() error { return sc.encrypt(env, io.Discard) })
+}
+
+// decryptBench decrypts a stream from a file written once, as a service
+// reads one from disk or the network.
+func decryptBench(env *Env, sc streamCodec, b *testing.B) {
+	f := tempFile(b, env, func(dst io.Writer) error { return sc.encrypt(env, dst) })
+	buf := make([]byte, copyBuf)
+	measure(b, StreamSize, nil, func() error {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		r, err := sc.reader(f)
+		if err != nil {
+			return err
+		}
+		if n, err := io.CopyBuffer(io.Discard, r, buf); err != nil || n != StreamSize {
+			return fmt.Errorf("read %d bytes: %v", n, err)
+		}
+		return nil
+	})
+}
+
 func phiStreamEncrypt(env *Env, workers, fl int) Case {
 	return Case{
 		Name: name(ImplPhicrypt, "stream-encrypt", StreamSize, workersVariant(workers), frameVariant(fl)),
 		Impl: ImplPhicrypt, Op: "stream-encrypt", Suite: Suite0478, Size: StreamSize, Workers: workers,
 		FrameLength: fl, Streaming: true,
 		Bench: func(b *testing.B) {
-			enc := encryptor(b, env, phicrypt.Config{Workers: workers, FrameLength: fl})
-			ctx := context.Background()
-			b.SetBytes(StreamSize)
-			b.ReportAllocs()
-			for b.Loop() {
-				w, err := enc.NewWriter(ctx, io.Discard, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.Copy(w, newSource(env, StreamSize)); err != nil {
-					b.Fatal(err)
-				}
-				if err := w.Close(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			encryptBench(env, phiStreams(encryptor(b, env, phicrypt.Config{Workers: workers, FrameLength: fl})), b)
 		},
 	}
 }
@@ -106,43 +151,13 @@ func tempFile(b *testing.B, env *Env, write func(io.Writer) error) *os.File {
 	return f
 }
 
-func rewind(b *testing.B, f *os.File) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		b.Fatal(err)
-	}
-}
-
 func phiStreamDecrypt(env *Env, fl int) Case {
 	return Case{
 		Name: name(ImplPhicrypt, "stream-decrypt", StreamSize, frameVariant(fl)),
 		Impl: ImplPhicrypt, Op: "stream-decrypt", Suite: Suite0478, Size: StreamSize, Workers: 1,
 		FrameLength: fl, Streaming: true,
 		Bench: func(b *testing.B) {
-			enc := encryptor(b, env, phicrypt.Config{FrameLength: fl})
-			ctx := context.Background()
-			f := tempFile(b, env, func(dst io.Writer) error {
-				w, err := enc.NewWriter(ctx, dst, nil)
-				if err != nil {
-					return err
-				}
-				if _, err := io.Copy(w, newSource(env, StreamSize)); err != nil {
-					return err
-				}
-				return w.Close()
-			})
-			buf := make([]byte, copyBuf)
-			b.SetBytes(StreamSize)
-			b.ReportAllocs()
-			for b.Loop() {
-				rewind(b, f)
-				r, err := enc.NewReader(ctx, f, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if n, err := io.CopyBuffer(io.Discard, r, buf); err != nil || n != StreamSize {
-					b.Fatalf("read %d bytes: %v", n, err)
-				}
-			}
+			decryptBench(env, phiStreams(encryptor(b, env, phicrypt.Config{FrameLength: fl})), b)
 		},
 	}
 }
@@ -157,39 +172,31 @@ func rangeRead(env *Env) Case {
 			enc := encryptor(b, env, phicrypt.Config{})
 			ctx := context.Background()
 			var msg bytes.Buffer
-			w, err := enc.NewWriter(ctx, &msg, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := io.Copy(w, newSource(env, StreamSize)); err != nil {
-				b.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
+			if err := phiStreams(enc).encrypt(env, &msg); err != nil {
 				b.Fatal(err)
 			}
 			src := bytes.NewReader(msg.Bytes())
 			buf := make([]byte, MiB)
-			b.SetBytes(MiB)
-			b.ReportAllocs()
-			for b.Loop() {
+			measure(b, MiB, nil, func() error {
 				r, err := enc.NewReaderAt(ctx, src, src.Size(), nil)
 				if err != nil {
-					b.Fatal(err)
+					return err
 				}
 				if n, err := r.ReadAt(buf, StreamSize/2); err != nil || n != MiB {
-					b.Fatalf("read %d bytes: %v", n, err)
+					return fmt.Errorf("read %d bytes: %v", n, err)
 				}
-			}
+				return nil
+			})
 		},
 	}
 }
 
-func tinkStream(b *testing.B, env *Env, segment int) *streamsubtle.AESGCMHKDF {
+func tinkStream(b *testing.B, env *Env, segment int) streamCodec {
 	s, err := streamsubtle.NewAESGCMHKDF(env.RawKey(), "SHA256", 32, segment, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return s
+	return tinkStreams(s)
 }
 
 func segmentVariant(seg int) string {
@@ -205,23 +212,7 @@ func tinkStreamEncrypt(env *Env, segment int) Case {
 	return Case{
 		Name: name(ImplTink, "stream-encrypt", StreamSize, segmentVariant(segment)), Impl: ImplTink, Op: "stream-encrypt",
 		Size: StreamSize, Workers: 1, Segment: segment, Streaming: true,
-		Bench: func(b *testing.B) {
-			s := tinkStream(b, env, segment)
-			b.SetBytes(StreamSize)
-			b.ReportAllocs()
-			for b.Loop() {
-				w, err := s.NewEncryptingWriter(io.Discard, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.Copy(w, newSource(env, StreamSize)); err != nil {
-					b.Fatal(err)
-				}
-				if err := w.Close(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		},
+		Bench: func(b *testing.B) { encryptBench(env, tinkStream(b, env, segment), b) },
 	}
 }
 
@@ -229,31 +220,6 @@ func tinkStreamDecrypt(env *Env, segment int) Case {
 	return Case{
 		Name: name(ImplTink, "stream-decrypt", StreamSize, segmentVariant(segment)), Impl: ImplTink, Op: "stream-decrypt",
 		Size: StreamSize, Workers: 1, Segment: segment, Streaming: true,
-		Bench: func(b *testing.B) {
-			s := tinkStream(b, env, segment)
-			f := tempFile(b, env, func(dst io.Writer) error {
-				w, err := s.NewEncryptingWriter(dst, nil)
-				if err != nil {
-					return err
-				}
-				if _, err := io.Copy(w, newSource(env, StreamSize)); err != nil {
-					return err
-				}
-				return w.Close()
-			})
-			buf := make([]byte, copyBuf)
-			b.SetBytes(StreamSize)
-			b.ReportAllocs()
-			for b.Loop() {
-				rewind(b, f)
-				r, err := s.NewDecryptingReader(f, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if n, err := io.CopyBuffer(io.Discard, r, buf); err != nil || n != StreamSize {
-					b.Fatalf("read %d bytes: %v", n, err)
-				}
-			}
-		},
+		Bench: func(b *testing.B) { decryptBench(env, tinkStream(b, env, segment), b) },
 	}
 }

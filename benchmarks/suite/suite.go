@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
+
+	"github.com/phicrypt/phicrypt/keyring"
 )
 
 // The implementations a case measures, as the JSON records name them.
@@ -47,6 +50,10 @@ type Case struct {
 	// NoJSON keeps the case in the table only (the record schema has no
 	// slot for it).
 	NoJSON bool
+	// KMSLatency is what the case's kmsmock adds to every call (0: none).
+	// A case that waits for it has no counterpart measured under the same
+	// latency, so the table gives it no ratios.
+	KMSLatency time.Duration
 	// Bench runs the case; it reports "kms-calls/op" through
 	// b.ReportMetric where KMS calls apply.
 	Bench func(b *testing.B)
@@ -61,8 +68,9 @@ type Options struct {
 	// 64 MiB) and drops 64 KiB and the second signed size.
 	Quick bool
 	// FrameLengths and Workers, when set, make a tuning sweep: phicrypt's
-	// streams (and 1 MiB messages for frame lengths) at each value, beside
-	// raw GCM, instead of the usual list.
+	// streams at each value, with 1 MiB messages for frame lengths and the
+	// 64 MiB in-memory message for workers, beside raw GCM, instead of the
+	// usual list.
 	FrameLengths []int
 	Workers      []int
 }
@@ -91,6 +99,8 @@ func Cases(env *Env, o Options) []Case {
 	cs = append(cs, fieldCases(env)...)
 	cs = append(cs, messageCases(env, o)...)
 	cs = append(cs, streamCases(env)...)
+	cs = append(cs, storeCases(env)...)
+	cs = append(cs, s3Cases(env)...)
 	return dedup(cs)
 }
 
@@ -111,13 +121,30 @@ func dedup(cs []Case) []Case {
 func sweepCases(env *Env, o Options) []Case {
 	cs := []Case{rawSeal(env, MiB, 1), rawOpen(env, MiB), rawSeal(env, StreamSize, 1), rawOpen(env, StreamSize)}
 	for _, fl := range o.FrameLengths {
-		cs = append(cs, phiEncrypt(env, MiB, fl), phiDecrypt(env, MiB, fl))
+		cs = append(cs, phiEncrypt(env, MiB, fl, 1), phiDecrypt(env, MiB, fl))
 		cs = append(cs, phiStreamEncrypt(env, 1, fl), phiStreamDecrypt(env, fl))
 	}
 	for _, w := range o.Workers {
-		cs = append(cs, phiStreamEncrypt(env, w, 0))
+		cs = append(cs, phiStreamEncrypt(env, w, 0), phiEncrypt(env, 64*MiB, 0, w))
 	}
 	return dedup(cs)
+}
+
+// measure runs op b.N times on size bytes each, reporting allocations,
+// and the KMS calls counting saw per op when counting is not nil. The
+// cases of phicrypt and its peers loop through it; raw GCM's, which take
+// tens of nanoseconds at 64 bytes and are the baseline of every ratio,
+// keep their own loops without the call through op.
+func measure(b *testing.B, size int64, counting *keyring.CountingKMS, op func() error) {
+	before := totalCalls(counting)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportKMS(b, counting, before)
 }
 
 // SizeName writes n as 64B, 1KiB, 64MiB...

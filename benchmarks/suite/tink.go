@@ -25,15 +25,11 @@ func tinkAEADEncrypt(env *Env, size int64) Case {
 	return Case{
 		Name: name(ImplTink, "aead-encrypt", size), Impl: ImplTink, Op: "aead-encrypt", Size: size,
 		Bench: func(b *testing.B) {
-			a := tinkAEAD(b, env)
-			pt := env.Plaintext(size)
-			b.SetBytes(size)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := a.Encrypt(pt, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
+			a, pt := tinkAEAD(b, env), env.Plaintext(size)
+			measure(b, size, nil, func() error {
+				_, err := a.Encrypt(pt, nil)
+				return err
+			})
 		},
 	}
 }
@@ -47,13 +43,10 @@ func tinkAEADDecrypt(env *Env, size int64) Case {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.SetBytes(size)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := a.Decrypt(ct, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
+			measure(b, size, nil, func() error {
+				_, err := a.Decrypt(ct, nil)
+				return err
+			})
 		},
 	}
 }
@@ -104,13 +97,10 @@ func tinkEnvelope(env *Env) Case {
 			}
 			a := aead.NewKMSEnvelopeAEAD2(aead.AES256GCMKeyTemplate(), kmsAEAD{client: client, arn: arn})
 			pt := env.Plaintext(KiB)
-			b.SetBytes(KiB)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := a.Encrypt(pt, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
+			measure(b, KiB, nil, func() error {
+				_, err := a.Encrypt(pt, nil)
+				return err
+			})
 			b.ReportMetric(1, KMSCallsMetric)
 		},
 	}

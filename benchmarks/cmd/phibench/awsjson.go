@@ -82,8 +82,7 @@ func planFor(quick bool) awsPlan {
 
 // writeAWSJSON runs the throughput, memory and concurrent tests of AWS's
 // harness for phicrypt and for the AWS Go ESDK, and writes the file.
-func writeAWSJSON(path string, env *suite.Env, c config, stderr io.Writer) error {
-	plan := planFor(c.quick)
+func writeAWSJSON(path string, env *suite.Env, plan awsPlan, stderr io.Writer) error {
 	impls := []struct {
 		lang string
 		make func(*suite.Env) (suite.RoundTrip, error)

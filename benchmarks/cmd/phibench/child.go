@@ -116,10 +116,7 @@ func runOne(name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := setBenchtime(c.benchtime); err != nil {
-		return err
-	}
-	env, err := suite.NewEnv()
+	env, err := newEnv(c)
 	if err != nil {
 		return err
 	}

@@ -62,6 +62,8 @@ type config struct {
 	rss       bool
 	latency   bool
 	opts      suite.Options
+	// awsPlan is what -aws-json runs (planFor(quick) unless a test sets it).
+	awsPlan awsPlan
 }
 
 // sweepFlag collects -sweep values.
@@ -151,6 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.plotFile != "" && !strings.HasSuffix(c.plotFile, ".svg") && !strings.HasSuffix(c.plotFile, ".png") {
 		return c, errors.New("-plot: the file must end in .svg or .png")
 	}
+	c.awsPlan = planFor(c.quick)
 	return c, nil
 }
 
@@ -169,14 +172,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return runConfig(c, stdout, stderr)
+}
+
+// newEnv sets the benchtime of c and makes the cases' Env.
+func newEnv(c config) (*suite.Env, error) {
 	if err := setBenchtime(c.benchtime); err != nil {
-		return err
+		return nil, err
 	}
-	env, err := suite.NewEnv()
+	return suite.NewEnv()
+}
+
+// runConfig is run after the command line is parsed.
+func runConfig(c config, stdout, stderr io.Writer) error {
+	env, err := newEnv(c)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
+	if len(c.opts.FrameLengths) == 0 && len(c.opts.Workers) == 0 {
+		for _, line := range suite.Unavailable() {
+			fmt.Fprintln(stderr, "phibench:", line)
+		}
+	}
 	var cases []suite.Case
 	for _, cs := range suite.Cases(env, c.opts) {
 		if c.only == nil || c.only.MatchString(cs.Name) {
@@ -213,7 +231,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if c.awsJSON != "" {
-		if err := writeAWSJSON(c.awsJSON, env, c, stderr); err != nil {
+		if err := writeAWSJSON(c.awsJSON, env, c.awsPlan, stderr); err != nil {
 			return fmt.Errorf("-aws-json: %w", err)
 		}
 	}

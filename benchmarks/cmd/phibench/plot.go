@@ -33,11 +33,12 @@ var plotSeries = []series{
 }
 
 // points are s's (size, MB/s) in rows: the default suite, one raw seal
-// per message, the raw AES keyring (no KMS calls) and the default frame.
+// per message, the raw AES keyring (no KMS calls), the default frame and
+// one worker.
 func (s series) points(rows []row) plotter.XYs {
 	var pts plotter.XYs
 	for _, r := range rows {
-		if r.Impl != s.impl || r.Op != s.op || r.noJSON || r.KMSCallsPerOp > 0 || isTen(r) || r.MBPerS <= 0 {
+		if r.Impl != s.impl || r.Op != s.op || r.noJSON || r.KMSCallsPerOp > 0 || r.Workers > 1 || isTen(r) || r.MBPerS <= 0 {
 			continue
 		}
 		if r.Suite != "" && r.Suite != suite.Suite0478 {

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 
 	"github.com/phicrypt/phicrypt/benchmarks/suite"
 )
@@ -29,12 +31,13 @@ type Record struct {
 // row is a Record with what the table needs besides.
 type row struct {
 	Record
-	name   string
-	noJSON bool
+	name       string
+	noJSON     bool
+	kmsLatency time.Duration
 }
 
 func newRow(c suite.Case, res testing.BenchmarkResult, rss int64) row {
-	r := row{name: c.Name, noJSON: c.NoJSON}
+	r := row{name: c.Name, noJSON: c.NoJSON, kmsLatency: c.KMSLatency}
 	r.Impl, r.Op, r.Suite, r.Workers = c.Impl, c.Op, c.Suite, c.Workers
 	r.SizeBytes = c.Size * int64(max(c.Count, 1))
 	r.NsPerOp = float64(res.T.Nanoseconds()) / float64(res.N)
@@ -58,11 +61,28 @@ func encryptSide(op string) bool {
 	return false
 }
 
-// peer is the op and size of r's counterpart in impl ("" when it has none).
-func peer(r row, impl string) (op string, size int64) {
-	if r.Impl == impl || r.Op == "blind-index" {
-		return "", 0
+// peer is the op and size of r's counterpart in the column of impl ("" when
+// it has none), and the implementation that has it: impl, or plain S3 for
+// the s3 rows in the raw column.
+func peer(r row, impl string) (peerImpl, op string, size int64) {
+	if r.Impl == impl || r.Op == "blind-index" || r.Op == "store-read" || r.Impl == suite.ImplPlainS3 {
+		return "", "", 0
 	}
+	if r.kmsLatency > 0 && r.KMSCallsPerOp > 0 {
+		return "", "", 0 // no counterpart waited for the same KMS latency
+	}
+	if strings.HasPrefix(r.Op, "s3-") {
+		if impl != suite.ImplRawGCM {
+			return "", "", 0
+		}
+		return suite.ImplPlainS3, r.Op, r.SizeBytes
+	}
+	op, size = peerOp(r, impl)
+	return impl, op, size
+}
+
+// peerOp is peer for the rows that compare with impl itself.
+func peerOp(r row, impl string) (op string, size int64) {
 	enc := encryptSide(r.Op)
 	stream := r.Op == "stream-encrypt" || r.Op == "stream-decrypt"
 	switch impl {
@@ -103,13 +123,15 @@ func peer(r row, impl string) (op string, size int64) {
 // ratio is r's time per byte over its counterpart's in impl (the fastest
 // if several match, such as Tink's two segment sizes), or NaN.
 func ratio(rows []row, r row, impl string) float64 {
-	op, size := peer(r, impl)
+	peerImpl, op, size := peer(r, impl)
 	if op == "" {
 		return math.NaN()
 	}
 	best := math.NaN()
 	for _, p := range rows {
-		if p.Impl != impl || p.Op != op || p.SizeBytes != size || p.noJSON {
+		// Table-only rows are no counterparts, but for plain S3's, which
+		// have no record.
+		if p.Impl != peerImpl || p.Op != op || p.SizeBytes != size || (p.noJSON && p.Impl != suite.ImplPlainS3) {
 			continue
 		}
 		if impl == suite.ImplAWS && p.Suite != r.Suite && !(r.Op == "cached-encrypt" && p.Suite == suite.Suite0478) {
@@ -170,5 +192,6 @@ func printTable(w io.Writer, rows []row) {
 			fmtRatio(ratio(rows, r, suite.ImplRawGCM)), fmtRatio(ratio(rows, r, suite.ImplTink)), fmtRatio(ratio(rows, r, suite.ImplAWS)))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "Ratios are time per byte over the counterpart's in the same run (below 1 is faster); streams compare with a 1 MiB raw seal or open.")
+	fmt.Fprintln(w, "Ratios are time per byte over the counterpart's in the same run (below 1 is faster); streams compare with a 1 MiB raw seal or open,")
+	fmt.Fprintln(w, "s3 rows with plain S3 requests of the same size on the same endpoint (in the raw column); rows that wait for kmsmock's added latency have none.")
 }
