@@ -138,7 +138,8 @@ type RawRSAConfig struct {
 // yields a random data key instead of an error, so the message then fails
 // its header authentication exactly as under a wrong key, and no caller
 // learns which check failed. Such a keyring therefore takes the first
-// encrypted data key of its namespace and name and does not try others.
+// encrypted data key of its namespace and name (and of the modulus's
+// length) and does not try others: give each RSA key its own name.
 type RawRSA struct {
 	namespace string
 	name      string
@@ -298,6 +299,11 @@ func (r *RawRSA) OnDecrypt(_ context.Context, m *DecryptionMaterials, edks []Enc
 // of n bytes.
 func (r *RawRSA) unwrap(ct []byte, n int) (Secret, error) {
 	if r.padding == RSAPaddingPKCS1v15 {
+		// A short session key could be guessed, and the guess would tell
+		// a random key from the real one; every ESDK suite has 16 or more.
+		if n < 16 {
+			return nil, fmt.Errorf("%s: PKCS #1 v1.5 unwraps only data keys of 16 bytes or more, not %d", r, n)
+		}
 		// RFC 3218 section 2.3.2: start from a random key, which the
 		// function replaces, in constant time, only if the padding is
 		// right and the key n bytes long. Its error covers only what is

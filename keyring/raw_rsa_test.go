@@ -247,6 +247,11 @@ func TestRawRSAPKCS1v15RevealsNothing(t *testing.T) {
 			require.NotEqual(t, dk, []byte(dm.DataKey))
 		})
 	}
+	// A suite's key length is public: v1.5 refuses a key short enough to guess.
+	short16 := &keyring.DecryptionMaterials{SuiteID: testSuite, DataKeyLength: 15}
+	require.ErrorIs(t, dec.OnDecrypt(ctx, short16, []keyring.EncryptedDataKey{{ProviderID: "ns", ProviderInfo: []byte("k"), Ciphertext: good}}), keyring.ErrUnwrapFailed)
+	require.Nil(t, short16.DataKey)
+
 	// The modulus is public; the keyring refuses another length outright.
 	dm := decMaterials(nil)
 	require.ErrorIs(t, dec.OnDecrypt(ctx, dm, []keyring.EncryptedDataKey{{ProviderID: "ns", ProviderInfo: []byte("k"), Ciphertext: other[:len(other)-1]}}), keyring.ErrUnwrapFailed)
@@ -451,7 +456,9 @@ func TestRawRSAPKCS1v15TamperFailsAsAuthentication(t *testing.T) {
 	// The message is written with OAEP under the key and its EDK replaced by
 	// a PKCS #1 v1.5 wrapping of the same data key, as a v1.5 writer would.
 	writer := newRawRSA(t, keyring.RawRSAConfig{Namespace: "ns", Name: "k", PublicKey: &key.PublicKey, PrivateKey: key, Padding: keyring.RSAPaddingOAEPSHA1})
-	capture := &v15Rewrapper{inner: writer, pub: &key.PublicKey}
+	// The wrapping is chosen below the wrong key's modulus too, so that
+	// key's check is the padding's, not the public range check.
+	capture := &v15Rewrapper{inner: writer, pub: &key.PublicKey, below: rsaKey(t, 1).N}
 	enc, err := phicrypt.New(phicrypt.Config{Keyring: capture})
 	require.NoError(t, err)
 	msg, err := enc.Encrypt(ctx, []byte("a v1.5 record"), nil)
@@ -482,10 +489,12 @@ func TestRawRSAPKCS1v15TamperFailsAsAuthentication(t *testing.T) {
 }
 
 // v15Rewrapper lets inner make the data key, then replaces its EDK's
-// ciphertext by a PKCS #1 v1.5 wrapping of the same key.
+// ciphertext by a PKCS #1 v1.5 wrapping of the same key whose value is
+// below the modulus below.
 type v15Rewrapper struct {
 	inner keyring.Keyring
 	pub   *rsa.PublicKey
+	below *big.Int
 	last  []byte
 }
 
@@ -493,10 +502,17 @@ func (w *v15Rewrapper) OnEncrypt(ctx context.Context, m *keyring.EncryptionMater
 	if err := w.inner.OnEncrypt(ctx, m); err != nil {
 		return err
 	}
-	//lint:ignore SA1019 the test plays a peer that writes PKCS #1 v1.5.
-	ct, err := rsa.EncryptPKCS1v15(rand.Reader, w.pub, m.DataKey)
-	if err != nil {
-		return err
+	var ct []byte
+	for range 100 { // each try is below with probability about below/N
+		var err error
+		//lint:ignore SA1019 the test plays a peer that writes PKCS #1 v1.5.
+		ct, err = rsa.EncryptPKCS1v15(rand.Reader, w.pub, m.DataKey)
+		if err != nil {
+			return err
+		}
+		if new(big.Int).SetBytes(ct).Cmp(w.below) < 0 {
+			break
+		}
 	}
 	m.EncryptedDataKeys[len(m.EncryptedDataKeys)-1].Ciphertext = ct
 	w.last = ct
