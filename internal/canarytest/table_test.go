@@ -2,9 +2,12 @@ package canarytest
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"io"
 	"log/slog"
+	"math/big"
 	"strings"
 	"time"
 
@@ -226,6 +229,19 @@ var types = map[string]entry{
 		return []any{rec, svc}
 	}},
 	"keyring.HPKEEscrowPublicKey": {noSecret: "an escrow public key, public by design (derived from the seed, which it cannot give back)"},
+	// The raw RSA keyring holds an escrow private key; its numbers (and
+	// their bytes) join the canaries.
+	"keyring.RSAPadding": {noSecret: "an enumeration"},
+	"keyring.RawRSA": {build: func(w *world) []any {
+		cfg := rawRSAConfig(w)
+		both, err := keyring.NewRawRSA(cfg)
+		w.must(err)
+		cfg.PublicKey = nil
+		privOnly, err := keyring.NewRawRSA(cfg)
+		w.must(err)
+		return []any{both, privOnly}
+	}},
+	"keyring.RawRSAConfig": {build: func(w *world) []any { cfg := rawRSAConfig(w); return []any{&cfg} }},
 	"custody.RewrapOptions": {build: func(w *world) []any {
 		return []any{&custody.RewrapOptions{Resume: &custody.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}}
 	}},
@@ -427,6 +443,18 @@ var types = map[string]entry{
 		return []any{m}
 	}},
 	"audit.Verifier": {noSecret: "the log's public key"},
+}
+
+// rawRSAConfig holds a fresh RSA key pair whose private numbers, as
+// decimal and hex text and as bytes, are added to the canaries.
+func rawRSAConfig(w *world) keyring.RawRSAConfig {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	w.must(err)
+	for _, n := range []*big.Int{key.D, key.Primes[0], key.Primes[1], key.Precomputed.Dp, key.Precomputed.Dq, key.Precomputed.Qinv} {
+		w.canaries = append(w.canaries, n.String(), n.Text(16), string(n.Bytes()))
+	}
+	return keyring.RawRSAConfig{Namespace: "canary-ns", Name: "canary-escrow-key", PublicKey: &key.PublicKey,
+		PrivateKey: key, Padding: keyring.RSAPaddingOAEPSHA256}
 }
 
 // custodySigner signs with an Ed25519 key whose seed is the key canary.

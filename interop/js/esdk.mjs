@@ -31,7 +31,14 @@
 //                            require-encrypt-allow-decrypt | forbid-encrypt-allow-decrypt
 //   --max-edks N             maxEncryptedDataKeys of buildClient
 //   --max-body-size N        decrypt: maxBodySize
-// With both raw AES and KMS keys, a multi-keyring is used: the KMS keyring generates.
+//   --rsa-public-key-pem PEM   raw RSA keyring (RawRsaKeyringNode): the public key, PEM
+//                            (SubjectPublicKeyInfo); encrypts
+//   --rsa-private-key-pem PEM  its private key, PEM (PKCS #8); decrypts
+//   --rsa-padding P          pkcs1 | oaep-sha1 | oaep-sha256 | oaep-sha384 | oaep-sha512
+//                            (required with an RSA key; OAEP uses MGF1 with the same hash)
+//   --rsa-key-namespace NS   raw RSA key namespace (required with an RSA key)
+//   --rsa-key-name NAME      raw RSA key name (required with an RSA key)
+// With raw AES or RSA keys and KMS keys, a multi-keyring is used: the KMS keyring generates.
 // Batch "args" values: strings/numbers, arrays for repeatable flags, true for --kms-discovery.
 // KMS credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else the literal "interop".
 //
@@ -65,12 +72,14 @@ import {
   AlgorithmSuiteIdentifier,
   RawAesKeyringNode,
   RawAesWrappingSuiteIdentifier,
+  RawRsaKeyringNode,
   KmsKeyringNode,
   MultiKeyringNode,
   KmsHierarchicalKeyRingNode,
   BranchKeyStoreNode,
 } from '@aws-crypto/client-node'
 import { KMS, KMSClient } from '@aws-sdk/client-kms'
+import { constants as cryptoConstants } from 'node:crypto'
 import {
   DynamoDBClient,
   CreateTableCommand,
@@ -116,6 +125,7 @@ const VALUED = new Set([
   'commitment-policy', 'max-edks', 'max-body-size',
   'branch-key-id', 'keystore-table', 'keystore-logical-name', 'keystore-kms-key',
   'ddb-endpoint', 'cache-ttl',
+  'rsa-public-key-pem', 'rsa-private-key-pem', 'rsa-padding', 'rsa-key-namespace', 'rsa-key-name',
 ])
 const BOOLEAN = new Set(['kms-discovery', 'utf8-sorting'])
 const KEYSTORE_OPS = new Set(['keystore-create-table', 'keystore-create-key', 'keystore-version-key', 'keystore-export'])
@@ -266,7 +276,7 @@ function branchKeyStore(opts, what) {
 }
 
 function hierarchicalKeyring(opts) {
-  for (const f of ['raw-aes-key-hex', 'kms-key']) {
+  for (const f of ['raw-aes-key-hex', 'kms-key', 'rsa-public-key-pem', 'rsa-private-key-pem']) {
     if (opts[f]) throw new UsageError(`--branch-key-id (hierarchical keyring) and --${f} are exclusive`)
   }
   if (opts['kms-discovery']) throw new UsageError('--branch-key-id (hierarchical keyring) and --kms-discovery are exclusive')
@@ -277,6 +287,39 @@ function hierarchicalKeyring(opts) {
   }
   if (opts['utf8-sorting'] !== undefined) input.utf8Sorting = opts['utf8-sorting']
   return new KmsHierarchicalKeyRingNode(input)
+}
+
+// RSA_PADDINGS are the raw RSA keyring's paddings (framework/raw-rsa-keyring.md):
+// Node's publicEncrypt/privateDecrypt padding and OAEP hash (MGF1 uses the same).
+const RSA_PADDINGS = {
+  'pkcs1': { padding: cryptoConstants.RSA_PKCS1_PADDING },
+  'oaep-sha1': { padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' },
+  'oaep-sha256': { padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+  'oaep-sha384': { padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha384' },
+  'oaep-sha512': { padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha512' },
+}
+
+// rsaKeyring is the raw RSA keyring of the --rsa-* flags, or undefined.
+function rsaKeyring(opts) {
+  const publicKey = opts['rsa-public-key-pem']
+  const privateKey = opts['rsa-private-key-pem']
+  if (!publicKey && !privateKey) {
+    for (const f of ['rsa-padding', 'rsa-key-namespace', 'rsa-key-name']) {
+      if (opts[f]) throw new UsageError(`--${f} needs --rsa-public-key-pem or --rsa-private-key-pem`)
+    }
+    return undefined
+  }
+  const p = need(opts, 'rsa-padding', 'with an RSA key')
+  if (!(p in RSA_PADDINGS)) throw new UsageError(`--rsa-padding: unknown padding ${p}`)
+  const rsaKey = {}
+  if (publicKey) rsaKey.publicKey = publicKey
+  if (privateKey) rsaKey.privateKey = privateKey
+  return new RawRsaKeyringNode({
+    keyNamespace: need(opts, 'rsa-key-namespace', 'with an RSA key'),
+    keyName: need(opts, 'rsa-key-name', 'with an RSA key'),
+    rsaKey,
+    ...RSA_PADDINGS[p],
+  })
 }
 
 function buildKeyring(opts, op) {
@@ -297,6 +340,8 @@ function buildKeyring(opts, op) {
   if (!rawKeys.length && (opts['key-namespace'] || opts['key-name'])) {
     throw new UsageError('--key-namespace/--key-name need --raw-aes-key-hex')
   }
+  const rsa = rsaKeyring(opts)
+  if (rsa) keyrings.push(rsa)
 
   const kmsKeys = opts['kms-key'] || []
   let kms
@@ -313,7 +358,7 @@ function buildKeyring(opts, op) {
     if (!keyrings.length) return kms
     return new MultiKeyringNode({ generator: kms, children: keyrings })
   }
-  if (keyrings.length === 0) throw new UsageError('no keyring: give --raw-aes-key-hex or --kms-key')
+  if (keyrings.length === 0) throw new UsageError('no keyring: give --raw-aes-key-hex, --rsa-public-key-pem, --rsa-private-key-pem or --kms-key')
   if (keyrings.length === 1) return keyrings[0]
   const [generator, ...children] = keyrings
   return new MultiKeyringNode({ generator, children })

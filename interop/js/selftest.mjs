@@ -6,7 +6,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, generateKeyPairSync } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 
 const CLI = fileURLToPath(new URL('./esdk.mjs', import.meta.url))
@@ -181,4 +181,31 @@ test('batch of 100 small jobs', () => {
   const ms2 = Date.now() - t1
   assert.ok(dec.every((r) => r.ok))
   console.log(`# batch: 100 encrypts in ${ms} ms, 100 decrypts in ${ms2} ms (including node startup)`)
+})
+
+test('raw RSA round trips for each OAEP hash; the public key alone cannot decrypt', () => {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  })
+  const names = { 'rsa-key-namespace': 'interop-rsa', 'rsa-key-name': 'escrow-1' }
+  for (const padding of ['oaep-sha1', 'oaep-sha256', 'oaep-sha384', 'oaep-sha512']) {
+    const pt = randomBytes(100)
+    const [enc] = batch([{ op: 'encrypt', args: { ...names, 'rsa-padding': padding, 'rsa-public-key-pem': publicKey }, inputB64: pt.toString('base64') }])
+    assert.ok(enc.ok, enc.error)
+    assert.equal(enc.header.encryptedDataKeys.length, 1)
+    assert.equal(enc.header.encryptedDataKeys[0].providerId, 'interop-rsa')
+    assert.equal(enc.header.encryptedDataKeys[0].providerInfo, 'escrow-1')
+    assert.equal(Buffer.from(enc.header.encryptedDataKeys[0].encryptedDataKeyB64, 'base64').length, 256)
+    const [dec, pubOnly] = batch([
+      { op: 'decrypt', args: { ...names, 'rsa-padding': padding, 'rsa-private-key-pem': privateKey }, inputB64: enc.outputB64 },
+      { op: 'decrypt', args: { ...names, 'rsa-padding': padding, 'rsa-public-key-pem': publicKey }, inputB64: enc.outputB64 },
+    ])
+    assert.ok(dec.ok, dec.error)
+    assert.deepEqual(Buffer.from(dec.outputB64, 'base64'), pt)
+    assert.ok(!pubOnly.ok)
+  }
+  const r = cli(['encrypt', '--rsa-public-key-pem', publicKey, ...Object.entries(names).flatMap(([k, v]) => ['--' + k, v])], Buffer.alloc(1))
+  assert.equal(r.status, 2, 'an RSA key without --rsa-padding is a usage error')
 })
