@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"reflect"
 	"strconv"
@@ -56,12 +58,13 @@ var (
 	// error lists why each share failed.
 	ErrThresholdShares = errors.New("keyring: fewer shares of the data key could be unwrapped than the threshold needs")
 	// ErrThresholdTampered means a threshold share is corrupt or was
-	// altered: an encrypted data key does not parse, or the shares
-	// combine to a key that fails the message's key check.
+	// altered: an encrypted data key does not parse, shares of one group
+	// disagree on the threshold, the key check or their indexes, or the
+	// shares combine to a key that fails the message's key check.
 	ErrThresholdTampered = errors.New("keyring: a threshold share is corrupt or was altered")
 	// ErrThresholdMixed means the message's threshold shares come from
-	// different messages (their group ids or key checks differ), so no
-	// one message's shares reach the threshold.
+	// different messages (they carry different group ids): enough shares
+	// were there, but no one message's shares reach the threshold.
 	ErrThresholdMixed = errors.New("keyring: the threshold shares come from different messages")
 )
 
@@ -190,3 +193,25 @@ func wrapShare(ctx context.Context, child Keyring, m *EncryptionMaterials, share
 	}
 	return cm.EncryptedDataKeys, cm.ValidFor, nil
 }
+
+// Format implements fmt.Formatter: String whatever the verb.
+func (t *Threshold) Format(f fmt.State, _ rune) { formatRedacted(f, t.String()) }
+
+// LogValue implements slog.LogValuer.
+func (t *Threshold) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// String describes the configuration by its threshold and number of
+// children, never the children themselves (a keyring of the caller's own
+// might print its key).
+func (c ThresholdConfig) String() string {
+	return "ThresholdConfig{" + strconv.Itoa(c.Threshold) + " of " + strconv.Itoa(len(c.Children)) + "}"
+}
+
+// Format implements fmt.Formatter: String whatever the verb.
+func (c ThresholdConfig) Format(f fmt.State, _ rune) { formatRedacted(f, c.String()) }
+
+// MarshalJSON implements json.Marshaler with what String shows.
+func (c ThresholdConfig) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
+// LogValue implements slog.LogValuer.
+func (c ThresholdConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }

@@ -18,8 +18,9 @@ type thresholdGroup struct {
 	m      int
 	check  []byte
 	shares []thresholdShare // sorted by x when recovered
-	mixed  bool             // shares disagree on the threshold or key check
-	dupX   bool             // two shares have one index
+	// inconsistent: shares of one group id disagree on the threshold or
+	// the key check, or two have one index (an altered share)
+	inconsistent string
 }
 
 // OnDecrypt collects the message's threshold EDKs written for a keyring
@@ -86,11 +87,11 @@ func (t *Threshold) collect(edks []EncryptedDataKey) ([]*thresholdGroup, []error
 			i = len(groups) - 1
 		}
 		g := groups[i]
-		if s.m != g.m || !hmac.Equal(s.check, g.check) {
-			g.mixed = true
-		}
-		if slices.ContainsFunc(g.shares, func(o thresholdShare) bool { return o.x == s.x }) {
-			g.dupX = true
+		switch {
+		case s.m != g.m || !hmac.Equal(s.check, g.check):
+			g.inconsistent = "shares of one group disagree on the threshold or the key check"
+		case slices.ContainsFunc(g.shares, func(o thresholdShare) bool { return o.x == s.x }):
+			g.inconsistent = "two shares of one group have the same index"
 		}
 		g.shares = append(g.shares, s)
 	}
@@ -103,17 +104,15 @@ type groupFailure struct {
 	kind     error
 	what     string
 	attempts []error
-	usable   int // shares the message holds for the group
+	usable   int // shares of the group unwrapped, or held for a group too short to try
 }
 
 // recover unwraps the group's shares through the children until it has m
 // of them, combines them and checks the result.
 func (t *Threshold) recover(ctx context.Context, m *DecryptionMaterials, g *thresholdGroup) (Secret, []time.Duration, groupFailure) {
 	switch {
-	case g.mixed:
-		return nil, nil, groupFailure{kind: ErrThresholdMixed, what: "shares with one group id disagree on the threshold or the key check"}
-	case g.dupX:
-		return nil, nil, groupFailure{kind: ErrThresholdTampered, what: "two shares of one group have the same index"}
+	case g.inconsistent != "":
+		return nil, nil, groupFailure{kind: ErrThresholdTampered, what: g.inconsistent}
 	case len(g.shares) < g.m:
 		return nil, nil, groupFailure{kind: ErrThresholdShares, usable: len(g.shares),
 			what: fmt.Sprintf("the message holds %d of the %d shares a group needs", len(g.shares), g.m)}
@@ -142,7 +141,7 @@ func (t *Threshold) recover(ctx context.Context, m *DecryptionMaterials, g *thre
 		}
 	}
 	if len(got) < g.m {
-		return nil, nil, groupFailure{kind: ErrThresholdShares, attempts: attempts, usable: len(g.shares),
+		return nil, nil, groupFailure{kind: ErrThresholdShares, attempts: attempts, usable: len(got),
 			what: fmt.Sprintf("%d of the %d shares needed were unwrapped", len(got), g.m)}
 	}
 	dk, err := shamir.Combine(got)
@@ -180,40 +179,28 @@ func shareList(shares []shamir.Share) string {
 }
 
 // thresholdFailure picks the error for a message none of whose groups gave
-// a data key: a corrupt share first (it is why the rest failed), then
-// shares from different messages (two or more groups, none complete,
-// holding enough shares between them), then too few shares.
+// a data key. A malformed or altered share (one that does not parse,
+// shares of one group id that disagree, a combined key that fails its
+// check) makes it ErrThresholdTampered. Otherwise, when the shares are of
+// two or more groups and the shares usable across them (unwrapped, or held
+// by a group too short to try) would have met the threshold had they been
+// of one message, it is ErrThresholdMixed; else ErrThresholdShares.
 func thresholdFailure(groups []*thresholdGroup, malformed []error, failures []groupFailure) error {
 	e := &thresholdError{}
 	for _, err := range malformed {
 		e.add(ErrThresholdTampered, "a share does not parse", []error{err})
 	}
-	for _, f := range failures {
+	total, minM := 0, shamir.MaxShares+1
+	for i, f := range failures {
 		e.add(f.kind, f.what, f.attempts)
+		total += f.usable
+		minM = min(minM, groups[i].m)
 	}
-	if e.kind == nil || e.kind == ErrThresholdShares {
-		total, minM := 0, shamir.MaxShares+1
-		for _, f := range failures {
-			total += f.usable
-		}
-		for _, g := range groups {
-			minM = min(minM, g.m)
-		}
-		if len(groups) > 1 && total >= minM && allShort(groups) {
-			e.kind = ErrThresholdMixed
-			e.whats = append([]string{fmt.Sprintf("%d groups of shares, none complete", len(groups))}, e.whats...)
-		}
+	if e.kind == ErrThresholdShares && len(groups) > 1 && total >= minM {
+		e.kind = ErrThresholdMixed
+		e.whats = append([]string{fmt.Sprintf("shares of %d messages, none with enough of its own", len(groups))}, e.whats...)
 	}
 	return e
-}
-
-func allShort(groups []*thresholdGroup) bool {
-	for _, g := range groups {
-		if len(g.shares) >= g.m {
-			return false
-		}
-	}
-	return true
 }
 
 // thresholdError is one of the ErrThreshold sentinels with what happened
