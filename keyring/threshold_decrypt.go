@@ -24,13 +24,19 @@ type thresholdGroup struct {
 }
 
 // OnDecrypt collects the message's threshold EDKs written for a keyring
-// of as many children as this one, groups them by their group id, and for
-// each group in turn asks child i to unwrap share i until the group's
-// threshold of shares is unwrapped; it combines them and accepts the data
-// key only if it passes the group's key check. Failures are
-// ErrThresholdShares, ErrThresholdTampered or ErrThresholdMixed, each with
-// the reason for every share that failed; ErrNoMatchingKey when the
-// message holds no share for this keyring.
+// of as many children as this one and groups them by their group id. If
+// any of them is malformed, or the shares of a group disagree (on the
+// threshold, the key check, or by repeating an index), it fails with
+// ErrThresholdTampered before anything is unwrapped. Otherwise, for each
+// group in turn, it asks child i to unwrap share i until the group's
+// threshold of shares is unwrapped, combines them, and accepts the data key
+// only if it passes the group's key check (else ErrThresholdTampered). A
+// share its child cannot unwrap (a disabled key, denied access, or a
+// wrapped key altered inside, which the child cannot tell apart) is only
+// unavailable: the failure is ErrThresholdShares, or ErrThresholdMixed when
+// the shares come from different messages, with the reason for every share
+// that failed. ErrNoMatchingKey means the message holds no share for this
+// keyring.
 func (t *Threshold) OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks []EncryptedDataKey) error {
 	if m.DataKey != nil {
 		return ErrDataKeyPresent
@@ -41,6 +47,18 @@ func (t *Threshold) OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks 
 	}
 	if len(groups) == 0 && len(malformed) == 0 {
 		return ErrNoMatchingKey
+	}
+	// An altered share fails the call before anything is unwrapped, even
+	// when the other shares would do: a header altered in transit or at
+	// rest is worth an operator's attention (and the message's header
+	// authentication would refuse it later anyway).
+	for _, g := range groups {
+		if g.inconsistent != "" {
+			malformed = append(malformed, errors.New(g.inconsistent))
+		}
+	}
+	if len(malformed) > 0 {
+		return thresholdFailure(nil, malformed, nil)
 	}
 	var failures []groupFailure
 	for _, g := range groups {
@@ -111,8 +129,6 @@ type groupFailure struct {
 // of them, combines them and checks the result.
 func (t *Threshold) recover(ctx context.Context, m *DecryptionMaterials, g *thresholdGroup) (Secret, []time.Duration, groupFailure) {
 	switch {
-	case g.inconsistent != "":
-		return nil, nil, groupFailure{kind: ErrThresholdTampered, what: g.inconsistent}
 	case len(g.shares) < g.m:
 		return nil, nil, groupFailure{kind: ErrThresholdShares, usable: len(g.shares),
 			what: fmt.Sprintf("the message holds %d of the %d shares a group needs", len(g.shares), g.m)}
@@ -188,7 +204,7 @@ func shareList(shares []shamir.Share) string {
 func thresholdFailure(groups []*thresholdGroup, malformed []error, failures []groupFailure) error {
 	e := &thresholdError{}
 	for _, err := range malformed {
-		e.add(ErrThresholdTampered, "a share does not parse", []error{err})
+		e.add(ErrThresholdTampered, err.Error(), nil)
 	}
 	total, minM := 0, shamir.MaxShares+1
 	for i, f := range failures {
