@@ -45,7 +45,7 @@ func newThreshold(t *testing.T, m int, children ...keyring.Keyring) *keyring.Thr
 
 func (e *thresholdEnv) disable(i int) {
 	e.t.Helper()
-	_, err := e.admin().DisableKey(context.Background(), &kms.DisableKeyInput{KeyId: aws.String(e.arns[i])})
+	_, err := e.admin().DisableKey(context.Background(), disableInput(e.arns[i]))
 	require.NoError(e.t, err)
 }
 
@@ -427,3 +427,5 @@ func TestThresholdPrintsNoChildren(t *testing.T) {
 		}
 	}
 }
+
+func disableInput(arn string) *kms.DisableKeyInput { return &kms.DisableKeyInput{KeyId: aws.String(arn)} }
