@@ -103,7 +103,7 @@ func sameKeyring(a, b Keyring) bool {
 }
 
 // String names the keyring by its threshold, without its children.
-func (t *Threshold) String() string {
+func (t Threshold) String() string {
 	return "Threshold(" + strconv.Itoa(t.m) + " of " + strconv.Itoa(len(t.children)) + ")"
 }
 
@@ -195,10 +195,10 @@ func wrapShare(ctx context.Context, child Keyring, m *EncryptionMaterials, share
 }
 
 // Format implements fmt.Formatter: String whatever the verb.
-func (t *Threshold) Format(f fmt.State, _ rune) { formatRedacted(f, t.String()) }
+func (t Threshold) Format(f fmt.State, _ rune) { formatRedacted(f, t.String()) }
 
 // LogValue implements slog.LogValuer.
-func (t *Threshold) LogValue() slog.Value { return slog.StringValue(t.String()) }
+func (t Threshold) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 // String describes the configuration by its threshold and number of
 // children, never the children themselves (a keyring of the caller's own
