@@ -227,7 +227,7 @@ func TestThresholdTamperedShare(t *testing.T) {
 		edks []keyring.EncryptedDataKey
 		what string
 	}{
-		"key check": {tamper(edks, 0, func(k *keyring.EncryptedDataKey) { k.Ciphertext[5] ^= 1 }), "disagree"},
+		"key check":              {tamper(edks, 0, func(k *keyring.EncryptedDataKey) { k.Ciphertext[5] ^= 1 }), "disagree"},
 		"threshold of one share": {tamper(edks, 1, func(k *keyring.EncryptedDataKey) { k.ProviderInfo[17] = 3 }), "disagree"},
 		"index made a duplicate": {tamper(edks, 0, func(k *keyring.EncryptedDataKey) { k.ProviderInfo[19] = 2 }), "same index"},
 		"index out of range":     {tamper(edks, 0, func(k *keyring.EncryptedDataKey) { k.ProviderInfo[19] = 4 }), "share 4 of 3"},
@@ -428,4 +428,6 @@ func TestThresholdPrintsNoChildren(t *testing.T) {
 	}
 }
 
-func disableInput(arn string) *kms.DisableKeyInput { return &kms.DisableKeyInput{KeyId: aws.String(arn)} }
+func disableInput(arn string) *kms.DisableKeyInput {
+	return &kms.DisableKeyInput{KeyId: aws.String(arn)}
+}
