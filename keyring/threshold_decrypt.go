@@ -244,7 +244,9 @@ func (e *thresholdError) add(kind error, what string, attempts []error) {
 	if rank(kind) > rank(e.kind) {
 		e.kind = kind
 	}
-	e.whats = append(e.whats, what)
+	if !slices.Contains(e.whats, what) {
+		e.whats = append(e.whats, what)
+	}
 	e.attempts = append(e.attempts, attempts...)
 }
 
