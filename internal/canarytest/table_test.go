@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 
@@ -242,6 +243,17 @@ var types = map[string]entry{
 		return []any{both, privOnly}
 	}},
 	"keyring.RawRSAConfig": {build: func(w *world) []any { cfg := rawRSAConfig(w); return []any{&cfg} }},
+	// The threshold keyring: children holding the canary key and the
+	// canary branch key; it keeps nothing between calls, but a call under
+	// the canary context has gone through it.
+	"keyring.Threshold": {build: func(w *world) []any {
+		kr := thresholdKeyring(w)
+		thresholdMaterials(w, kr)
+		return []any{kr}
+	}},
+	"keyring.ThresholdConfig": {build: func(w *world) []any {
+		return []any{&keyring.ThresholdConfig{Threshold: 2, Children: thresholdChildren(w)}}
+	}},
 	"custody.RewrapOptions": {build: func(w *world) []any {
 		return []any{&custody.RewrapOptions{Resume: &custody.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}}
 	}},
@@ -517,8 +529,63 @@ func auditLog(w *world, sink audit.Sink) *audit.Log {
 	return l
 }
 
+// thresholdChildren are three keyrings holding canaries: the raw keyring
+// (the key canary), a second raw keyring with the same key, and the
+// hierarchical keyring (the branch key id canary).
+func thresholdChildren(w *world) []keyring.Keyring {
+	second, err := keyring.NewRawAES("canary-ns", "canary-second-key", []byte(canaryKey))
+	w.must(err)
+	return []keyring.Keyring{w.raw, second, w.hier}
+}
+
+func thresholdKeyring(w *world) *keyring.Threshold {
+	kr, err := keyring.NewThreshold(keyring.ThresholdConfig{Threshold: 2, Children: thresholdChildren(w)})
+	w.must(err)
+	return kr
+}
+
+// thresholdMaterials encrypts under the canary context; the data key it
+// made is added to the canaries.
+func thresholdMaterials(w *world, kr *keyring.Threshold) *keyring.EncryptionMaterials {
+	m := &keyring.EncryptionMaterials{SuiteID: 0x0478, DataKeyLength: 32, EncryptionContext: canaryContext()}
+	w.must(kr.OnEncrypt(w.ctx, m))
+	w.canaries = append(w.canaries, string(m.DataKey))
+	return m
+}
+
+// thresholdErrors are the threshold keyring's failures on a message
+// written under the canary context: read under another context holding
+// canaries (no child unwraps its share), with a share's key check altered,
+// and with shares of two messages.
+func thresholdErrors(w *world) []any {
+	kr := thresholdKeyring(w)
+	a, b := thresholdMaterials(w, kr), thresholdMaterials(w, kr)
+	other := map[string]string{canaryCtxKey: canaryCtxVal + "-other", "mrn": canaryID}
+	altered := slices.Clone(a.EncryptedDataKeys)
+	altered[0].Ciphertext = slices.Clone(altered[0].Ciphertext)
+	altered[0].Ciphertext[0] ^= 1
+	var out []any
+	for _, c := range []struct {
+		ec   map[string]string
+		edks []keyring.EncryptedDataKey
+	}{
+		{other, a.EncryptedDataKeys},
+		{canaryContext(), altered},
+		{canaryContext(), []keyring.EncryptedDataKey{a.EncryptedDataKeys[0], b.EncryptedDataKeys[1]}},
+	} {
+		m := &keyring.DecryptionMaterials{SuiteID: 0x0478, DataKeyLength: 32, EncryptionContext: c.ec}
+		err := kr.OnDecrypt(w.ctx, m, c.edks)
+		if err == nil {
+			w.t.Fatal("a threshold keyring opened a message it must refuse")
+		}
+		out = append(out, err)
+	}
+	return out
+}
+
 // extraTypes are unexported types the public API hands out behind an
 // interface; they are checked like the entries of types.
 var extraTypes = map[string]entry{
-	"phicrypt.writer (from Encryptor.NewWriter)": {build: func(w *world) []any { return []any{w.writer()} }},
+	"keyring.thresholdError (from Threshold.OnDecrypt)": {build: thresholdErrors},
+	"phicrypt.writer (from Encryptor.NewWriter)":        {build: func(w *world) []any { return []any{w.writer()} }},
 }
