@@ -200,6 +200,11 @@ step "benchmarks (phibench; each case once)"
 	PHICRYPT_FULL_SUITE=1 PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" go test -count=1 ./... &&
 	PHICRYPT_FULL_SUITE=1 PHICRYPT_MOTO_URL="http://127.0.0.1:$moto_port" go test -run '^$' -bench . -benchtime 1x ./...)
 
+# A nested module with one dependency (sops's shamir package): our Shamir
+# secret sharing against an independent implementation, both ways.
+step "Shamir secret sharing against getsops/sops (internal/shamir/crosscheck)"
+(cd internal/shamir/crosscheck && go vet ./... && go test -race -count=1 ./...)
+
 step "quickstart"
 go run ./examples/quickstart
 
@@ -207,7 +212,7 @@ step "s3objects example against MinIO"
 go run ./examples/s3objects -bucket phicrypt-s3objects
 
 step "fuzz (10 s per target; a failing input is saved under testdata/fuzz)"
-for pkg in ./kmsmock/ ./phicrypt/ ./phicrypt/s3crypt/ ./fieldenc/ ./internal/siv/ ./internal/blind/ ./audit/ ./custody/; do
+for pkg in ./kmsmock/ ./phicrypt/ ./phicrypt/s3crypt/ ./fieldenc/ ./internal/siv/ ./internal/blind/ ./internal/shamir/ ./keyring/ ./audit/ ./custody/; do
 	for target in $(go test -list 'Fuzz.*' "$pkg" | grep '^Fuzz'); do
 		go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s "$pkg"
 	done
