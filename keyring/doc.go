@@ -41,6 +41,19 @@
 // keyring links no database driver. They keep only wrapped material, each
 // version's state and usage count.
 //
+// Recovery keyrings keep data readable when KMS access is lost (a key
+// deleted by mistake, an account gone). Each is a Multi child beside the
+// KMS generator, holding only a public key on the service side:
+// RawRSA (the ESDK's raw RSA keyring, OAEP; PKCS #1 v1.5 read only), read
+// by the AWS Encryption SDKs too; HPKEEscrow (our provider id
+// "phicrypt-hpke": the data key sealed with HPKE to a hybrid ML-KEM-768 +
+// X25519 key, so messages recorded today stay safe against a future
+// quantum computer); and Threshold (our provider id "phicrypt-threshold"):
+// the data key split M-of-N with Shamir's secret sharing, each share
+// wrapped by a different child keyring, so no single custodian's key
+// recovers it. The ESDK in other languages ignores the last two. Their
+// byte layouts are in docs/FORMAT.md.
+//
 // Data keys are secrets: they are held as Secret values, which never print,
 // log or marshal themselves.
 package keyring
