@@ -88,6 +88,7 @@ type Encryptor struct {
 	// and DecryptAppend (*encryptState, *decryptState), so a message with
 	// a cached data key allocates only its AES-GCM instance.
 	encStates, decStates sync.Pool
+	readerAts            readerAtPools // NewReaderAt's and ReadAt's scratch
 }
 
 // New checks cfg and returns an Encryptor.
