@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
 )
@@ -85,6 +87,58 @@ func TestSealsInParallelThreshold(t *testing.T) {
 		}
 		if got := e.sealsInParallel(c.size, n); got != c.want {
 			t.Errorf("%d workers, frame %d, size %d: sealsInParallel = %v, want %v", c.workers, c.frame, c.size, got, c.want)
+		}
+	}
+}
+
+// BenchmarkSealBodyParallelSpeedup measures what sealing in parallel gains
+// at sizes around minParallelBytes: in every iteration it seals the same
+// body ten times on one goroutine and ten times on two, into one buffer,
+// and reports the speedup from the fastest round of each. A speedup below 1
+// means the goroutines cost more than they save:
+//
+//	go test ./phicrypt/ -run '^$' -bench SealBodyParallelSpeedup -benchtime 300x
+func BenchmarkSealBodyParallelSpeedup(b *testing.B) {
+	kr, err := keyring.NewRawAES("phicrypt-test", "key-1", make([]byte, 32))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, fl := range []int{4 << 10, DefaultFrameLength} {
+		for _, size := range []int{256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20} {
+			b.Run(fmt.Sprintf("frame=%dKiB/size=%dKiB", fl>>10, size>>10), func(b *testing.B) {
+				e, err := New(Config{Keyring: kr, Workers: 2, FrameLength: fl})
+				if err != nil {
+					b.Fatal(err)
+				}
+				pt := make([]byte, size)
+				n := (size - 1) / fl
+				st := e.getEncryptState()
+				defer e.putEncryptState(st)
+				s, head, err := e.begin(context.Background(), st, nil, nil, int64(size))
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf := make([]byte, 0, len(head)+encryptedBodySize(int64(size), fl, false))
+				var best [2]time.Duration
+				for b.Loop() {
+					for i := range best {
+						start := time.Now()
+						for range 10 {
+							if i == 0 {
+								e.workers = 1
+								e.sealBody(s, buf[:0], pt, n)
+							} else {
+								e.workers = 2
+								e.sealBodyParallel(s, buf[:0], pt, n)
+							}
+						}
+						if d := time.Since(start); best[i] == 0 || d < best[i] {
+							best[i] = d
+						}
+					}
+				}
+				b.ReportMetric(float64(best[0])/float64(best[1]), "speedup")
+			})
 		}
 	}
 }
