@@ -22,7 +22,7 @@ func TestSealBodyParallelMatchesOneGoroutine(t *testing.T) {
 	for _, c := range []struct{ frame, size, workers int }{
 		{DefaultFrameLength, 1 << 20, 2},          // exact multiple: a full final frame
 		{DefaultFrameLength, 1<<20 + 1, 2},        // a 1-byte final frame
-		{DefaultFrameLength, 3<<20 + 4321, 3},     // batches of 8 frames, the last short
+		{DefaultFrameLength, 3<<20 + 4321, 3},     // three goroutines, the last batch short
 		{1000, 1 << 20, 4},                        // many frames to a batch
 		{1 << 20, 4<<20 + 1, 8},                   // a frame to a batch, more workers than batches
 		{DefaultFrameLength, minParallelBytes, 8}, // the smallest plaintext sealed in parallel
