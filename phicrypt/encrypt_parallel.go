@@ -1,6 +1,7 @@
 package phicrypt
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -59,17 +60,15 @@ func (e *Encryptor) batches(n int) int {
 
 // sealBodyParallel appends the body of n regular frames and the final frame
 // of plaintext to dst, sealed on up to Workers goroutines (the calling one
-// among them), and returns it once every frame is sealed. dst has room for
-// the body (begin sized it); the goroutines write only into disjoint
-// frames of it.
+// among them), and returns it once every frame is sealed. Every frame's
+// place in dst is known from its number; the goroutines write only into
+// their own frames.
 func (e *Encryptor) sealBodyParallel(s *sealed, dst, plaintext []byte, n int) []byte {
 	fl := e.frameLength
 	start := len(dst)
 	finalLen := len(plaintext) - n*fl
 	bodyLen := n*(fl+regularFrameOverhead) + finalFrameOverhead + finalLen
-	if cap(dst)-start < bodyLen {
-		panic("phicrypt: the message buffer was not sized for its body")
-	}
+	dst = slices.Grow(dst, bodyLen) // begin has sized it: a check
 	body := dst[start : start+bodyLen]
 	perBatch, batches := e.batchFrames(), e.batches(n)
 	var next atomic.Int64
@@ -106,7 +105,7 @@ func sealFrameAt(fc *frameCrypto, body, plaintext []byte, i, n, fl int) {
 		pt = pt[:fl]
 	}
 	out := fc.seal(body[at:at:at+size], uint32(i+1), i == n, pt)
-	if len(out) != size {
+	if len(out) != size { // the three-index slice kept Seal from writing past it
 		panic("phicrypt: a frame was sealed to an unexpected size")
 	}
 }
