@@ -3,6 +3,7 @@ package phicrypt_test
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/phicrypt/phicrypt/phicrypt"
@@ -70,12 +71,13 @@ func TestEncryptWorkersDecryptsWithOneWorker(t *testing.T) {
 
 // TestEncryptAppendWorkersKeepsPrefixAndBuffer appends a message sealed on
 // several goroutines after existing bytes, in a buffer with room: the
-// prefix stays, the message lands in the same array, and a flipped bit in
-// any frame makes decryption fail.
+// prefix stays, the message lands in the same array, a flipped bit in any
+// frame makes decryption fail, and no sealing goroutine outlives the call.
 func TestEncryptAppendWorkersKeepsPrefixAndBuffer(t *testing.T) {
 	ctx := context.Background()
-	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(t), Workers: 2})
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(t), Workers: 4})
 	require.NoError(t, err)
+	base := runtime.NumGoroutine()
 	pt := randomBytes(2<<20 + 5)
 	prefix := []byte("prefix")
 	dst := append(make([]byte, 0, len(pt)+64<<10), prefix...)
@@ -83,6 +85,7 @@ func TestEncryptAppendWorkersKeepsPrefixAndBuffer(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, prefix, out[:len(prefix)])
 	require.Same(t, &dst[:1][0], &out[0], "EncryptAppend reallocated a buffer with room")
+	require.True(t, goroutinesDownTo(base, false), "sealing goroutines outlive EncryptAppend")
 	msg := out[len(prefix):]
 	got, _, err := enc.Decrypt(ctx, msg, nil)
 	require.NoError(t, err)
