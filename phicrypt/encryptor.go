@@ -51,8 +51,10 @@ type Config struct {
 	// MaxNonFramedBytes caps a legacy non-framed body, which must be held
 	// whole to authenticate (default 16 MiB).
 	MaxNonFramedBytes int
-	// Workers seal a stream's frames in parallel (default 1). The output
-	// is the same layout whatever the number.
+	// Workers seal a message's frames in parallel (default 1): a stream's
+	// (NewWriter), and those of a plaintext of 1 MiB or more given whole
+	// to Encrypt or EncryptAppend. The output is the same layout whatever
+	// the number.
 	Workers int
 	// Cache, when set, reuses data keys across messages within its limits,
 	// so most messages make no keyring (KMS) call. Encryption of streams
@@ -86,6 +88,7 @@ type Encryptor struct {
 	// and DecryptAppend (*encryptState, *decryptState), so a message with
 	// a cached data key allocates only its AES-GCM instance.
 	encStates, decStates sync.Pool
+	readerAts            readerAtPools // NewReaderAt's and ReadAt's scratch
 }
 
 // New checks cfg and returns an Encryptor.
@@ -302,12 +305,7 @@ func (e *Encryptor) EncryptAppend(ctx context.Context, dst, plaintext []byte, ec
 	if uint64(n) >= maxSeq {
 		return nil, fmt.Errorf("%w: the plaintext needs more frames than a message holds", ErrLimit)
 	}
-	seq := uint32(1)
-	for ; int(seq) <= n; seq++ {
-		off := int(seq-1) * e.frameLength
-		dst = s.frames.seal(dst, seq, false, plaintext[off:off+e.frameLength])
-	}
-	dst = s.frames.seal(dst, seq, true, plaintext[n*e.frameLength:])
+	dst = e.sealBody(s, dst, plaintext, n)
 	if s.signer != nil {
 		s.signer.write(dst[start+len(s.header):])
 		if dst, err = s.signer.appendFooter(dst); err != nil {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"math/bits"
-	"sync"
 )
 
 // ReaderAt reads byte ranges of a message's plaintext. Opening it
@@ -22,6 +20,7 @@ import (
 type ReaderAt struct {
 	o         *opened
 	src       io.ReaderAt
+	pools     *readerAtPools // its Encryptor's
 	headerLen int64
 	frameLen  int64
 	regular   int64 // number of regular frames
@@ -32,8 +31,9 @@ type ReaderAt struct {
 // NewReaderAt opens the message of size bytes in src. expect lists context
 // pairs the message must carry.
 func (e *Encryptor) NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, expect map[string]string) (*ReaderAt, error) {
-	br := getMessageReader(io.NewSectionReader(src, 0, size))
-	defer putMessageReader(br)
+	pools := &e.readerAts
+	br := pools.getMessageReader(io.NewSectionReader(src, 0, size))
+	defer pools.putMessageReader(br)
 	// Room for a typical header, so reading it field by field does not
 	// regrow the buffer.
 	hs := &headerSource{r: br, buf: make([]byte, 0, min(1<<10, e.lim.maxHeaderBytes)), limit: e.lim.maxHeaderBytes}
@@ -48,9 +48,9 @@ func (e *Encryptor) NewReaderAt(ctx context.Context, src io.ReaderAt, size int64
 	if err != nil {
 		return nil, err
 	}
-	r := &ReaderAt{o: o, src: src, headerLen: int64(len(raw)), frameLen: int64(h.frameLength)}
+	r := &ReaderAt{o: o, src: src, pools: pools, headerLen: int64(len(raw)), frameLen: int64(h.frameLength)}
 	sc := r.getScratch()
-	defer putScratch(sc)
+	defer r.putScratch(sc)
 	if o.verifier != nil {
 		err = r.layoutSigned(br, sc)
 	} else {
@@ -78,50 +78,6 @@ type rangeScratch struct {
 	src   sliceSource // over buf
 	class int
 	dirty int // bytes at the start of buf that may hold plaintext
-}
-
-// rangeScratches recycles rangeScratch between all ReaderAts, whatever
-// their Encryptor, one pool per size class (a frame length rounded up to a
-// power of two, up to maxFrameLengthLimit), so opening a ReaderAt for one
-// ranged read does not allocate and fault in a frame buffer of its own.
-// It is package-level state only as the standard library's buffer pools
-// are: what it holds is cleared before it goes back (no plaintext, no AEAD
-// stays pooled), and no result depends on it.
-var rangeScratches [31]sync.Pool
-
-// messageReaders recycles the buffered readers through which NewReaderAt
-// reads a header (and, for signed suites, the whole message once): they
-// hold only bytes of the message as stored, and drop their source when they
-// go back.
-var messageReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
-
-func getMessageReader(src io.Reader) *bufio.Reader {
-	br := messageReaders.Get().(*bufio.Reader)
-	br.Reset(src)
-	return br
-}
-
-func putMessageReader(br *bufio.Reader) {
-	br.Reset(nil)
-	messageReaders.Put(br)
-}
-
-func (r *ReaderAt) getScratch() *rangeScratch {
-	class := bits.Len64(uint64(r.frameLen - 1))
-	sc, ok := rangeScratches[class].Get().(*rangeScratch)
-	if !ok {
-		sc = &rangeScratch{class: class, buf: make([]byte, 0, streamBufferSize(1<<class))}
-	}
-	sc.fc.init(r.o.aead, r.o.h.messageID)
-	return sc
-}
-
-func putScratch(sc *rangeScratch) {
-	clear(sc.buf[:sc.dirty])
-	sc.dirty = 0
-	sc.fc.init(nil, nil)
-	sc.src = sliceSource{}
-	rangeScratches[sc.class].Put(sc)
 }
 
 // layoutUnsigned finds the frames from the body's length alone: a body is
@@ -199,7 +155,7 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	sc := r.getScratch()
-	defer putScratch(sc)
+	defer r.putScratch(sc)
 	n := 0
 	for n < len(p) && off < r.size {
 		idx := off / r.frameLen
