@@ -32,7 +32,7 @@ func (s *SIV) Bind(additionalData []byte) *Bound {
 // and pass buf[:0] as dst; any other overlap of the output with plaintext
 // panics.
 func (b *Bound) Seal(dst, plaintext []byte) []byte {
-	whole, out := b.s.placeSeal(dst, plaintext)
+	whole, out := placeSeal(dst, plaintext)
 	b.s.sealTo(out, plaintext, b.d)
 	return whole
 }

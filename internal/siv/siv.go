@@ -92,7 +92,7 @@ func (s *SIV) SealVector(dst, plaintext []byte, additionalData [][]byte) []byte 
 }
 
 func (s *SIV) seal(dst, plaintext []byte, ads [][]byte) []byte {
-	whole, out := s.placeSeal(dst, plaintext)
+	whole, out := placeSeal(dst, plaintext)
 	checkAliasAD(out, ads)
 	// Until it is known, the IV's own place in the output is the scratch
 	// block: Seal then needs no memory beyond dst.
@@ -102,7 +102,7 @@ func (s *SIV) seal(dst, plaintext []byte, ads [][]byte) []byte {
 
 // placeSeal extends dst by the sealed length of plaintext, returning the
 // whole slice and the output; it panics on an overlap Seal does not allow.
-func (s *SIV) placeSeal(dst, plaintext []byte) (whole, out []byte) {
+func placeSeal(dst, plaintext []byte) (whole, out []byte) {
 	whole, out = sliceForAppend(dst, Overhead+len(plaintext))
 	iv, body := out[:Overhead], out[Overhead:]
 	if anyOverlap(iv, plaintext) || (anyOverlap(body, plaintext) && !sameStart(body, plaintext)) {
