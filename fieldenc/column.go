@@ -40,8 +40,8 @@ type Column struct {
 type colKeys struct {
 	vk   *versionKeys
 	gcm  cipher.AEAD
-	siv  *siv.SIV
-	aad  []byte // version byte || ref || table || column: the AAD prefix
+	det  *siv.Bound // AES-SIV bound to aad (Deterministic columns)
+	aad  []byte     // version byte || ref || table || column: the AAD prefix
 	pool *sync.Pool
 }
 
@@ -127,8 +127,8 @@ func (ck *colKeys) appendAAD(dst, rowID []byte) []byte {
 
 func (ck *colKeys) sealDeterministic(dst, plaintext []byte) []byte {
 	ret, out := grow(dst, determined+len(plaintext))
-	copy(out, ck.aad[:headerLen])
-	ck.siv.Seal(out[:headerLen], plaintext, ck.aad)
+	*(*[headerLen]byte)(out) = [headerLen]byte(ck.aad)
+	ck.det.Seal(out[:headerLen], plaintext)
 	return ret
 }
 
@@ -191,7 +191,7 @@ func (ck *colKeys) open(dst []byte, p parsed, rowID []byte) ([]byte, error) {
 // randomized.
 func (ck *colKeys) openBody(dst []byte, deterministic bool, body, rowID []byte) ([]byte, error) {
 	if deterministic {
-		out, err := ck.siv.Open(dst, body, ck.aad)
+		out, err := ck.det.Open(dst, body)
 		if err != nil {
 			return nil, ErrWrongField
 		}
@@ -327,7 +327,9 @@ func newColKeys(kind Kind, ref keyRef, table, column string, derive func(out []b
 		if err != nil {
 			return nil, err
 		}
-		ck.siv = s
+		// The AAD is fixed per column and key version: S2V's share of it
+		// is computed here once, not for every value.
+		ck.det = s.Bind(ck.aad)
 		return ck, nil
 	}
 	var key [32]byte

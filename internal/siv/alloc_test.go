@@ -8,10 +8,11 @@ func TestAllocs(t *testing.T) {
 	s := mustNew(t, randBytes(KeySize))
 	ad := randBytes(32)
 	ads := [][]byte{ad, ad[:5], nil}
-	for _, n := range []int{0, 1, 15, 16, 17, 64, 300} {
+	for _, n := range []int{0, 1, 15, 16, 17, 64, 129, 300} {
 		pt := randBytes(n)
 		ct := s.Seal(nil, pt, ad)
 		ctv := s.SealVector(nil, pt, ads)
+		b := s.Bind(ad)
 		out := make([]byte, 0, Overhead+n)
 		var openErr error
 		for name, f := range map[string]func(){
@@ -20,6 +21,8 @@ func TestAllocs(t *testing.T) {
 			"Open":       func() { _, openErr = s.Open(out[:0], ct, ad) },
 			"OpenVector": func() { _, openErr = s.OpenVector(out[:0], ctv, ads) },
 			"Open fails": func() { s.Open(out[:0], ct, ad[1:]) },
+			"Bound.Seal": func() { b.Seal(out[:0], pt) },
+			"Bound.Open": func() { _, openErr = b.Open(out[:0], ct) },
 		} {
 			allocs := testing.AllocsPerRun(100, f)
 			if openErr != nil {

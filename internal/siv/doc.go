@@ -8,7 +8,9 @@
 // associated-data string. The output of Seal is the 16-byte synthetic IV
 // followed by the ciphertext, byte for byte what Tink's
 // EncryptDeterministically returns for the same key, plaintext and
-// associated data.
+// associated data. A caller that seals many values under one associated
+// data string binds it once with [SIV.Bind]: the [Bound] it returns gives
+// the same results and skips the associated data's share of the work.
 //
 // phicrypt uses it for deterministic column encryption in fieldenc: equal
 // values in one column encrypt to equal ciphertexts, so the column can be

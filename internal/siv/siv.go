@@ -62,8 +62,8 @@ func New(key []byte) (*SIV, error) {
 		return nil, fmt.Errorf("siv: %w", err)
 	}
 	s := &SIV{mac: newCMAC(macBlock), ctr: ctrBlock}
-	var x, zero [16]byte
-	s.zeroMAC = s.mac.sum(x[:], zero[:])
+	var x [16]byte
+	s.zeroMAC = s.mac.sumBlock(x[:], word128{}) // <zero> is one complete block
 	s.scratch.New = func() any { return new([16]byte) }
 	return s, nil
 }
@@ -92,18 +92,32 @@ func (s *SIV) SealVector(dst, plaintext []byte, additionalData [][]byte) []byte 
 }
 
 func (s *SIV) seal(dst, plaintext []byte, ads [][]byte) []byte {
-	whole, out := sliceForAppend(dst, Overhead+len(plaintext))
+	whole, out := placeSeal(dst, plaintext)
+	checkAliasAD(out, ads)
+	// Until it is known, the IV's own place in the output is the scratch
+	// block: Seal then needs no memory beyond dst.
+	s.sealTo(out, plaintext, s.s2vAD(out[:Overhead], ads))
+	return whole
+}
+
+// placeSeal extends dst by the sealed length of plaintext, returning the
+// whole slice and the output; it panics on an overlap Seal does not allow.
+func placeSeal(dst, plaintext []byte) (whole, out []byte) {
+	whole, out = sliceForAppend(dst, Overhead+len(plaintext))
 	iv, body := out[:Overhead], out[Overhead:]
 	if anyOverlap(iv, plaintext) || (anyOverlap(body, plaintext) && !sameStart(body, plaintext)) {
 		panic("siv: invalid buffer overlap of output and plaintext")
 	}
-	checkAliasAD(out, ads)
-	// Until it is known, the IV's own place in the output is the scratch
-	// block: Seal then needs no memory beyond dst.
-	v := s.s2v(iv, ads, plaintext)
+	return whole, out
+}
+
+// sealTo writes the synthetic IV and the ciphertext of plaintext to out,
+// given S2V's D after the associated data.
+func (s *SIV) sealTo(out, plaintext []byte, d word128) {
+	iv, body := out[:Overhead], out[Overhead:]
+	v := s.s2vFinal(iv, d, plaintext)
 	xorKeyStream(s.ctr, iv, body, plaintext, v)
 	v.store(iv)
-	return whole
 }
 
 // Open authenticates and decrypts a ciphertext made by Seal with the same
@@ -128,24 +142,40 @@ func (s *SIV) OpenVector(dst, ciphertext []byte, additionalData [][]byte) ([]byt
 }
 
 func (s *SIV) open(dst, ciphertext []byte, ads [][]byte) ([]byte, error) {
-	if len(ciphertext) < Overhead {
+	whole, out, ok := placeOpen(dst, ciphertext)
+	if !ok {
 		return nil, ErrOpen
 	}
-	// Copied out first: decrypting in place to ciphertext[:0] overwrites it.
-	var iv [Overhead]byte
-	copy(iv[:], ciphertext)
+	checkAliasAD(out, ads)
+	x := s.scratch.Get().(*[16]byte)
+	return s.openTo(x, whole, out, ciphertext, s.s2vAD(x[:], ads))
+}
+
+// placeOpen extends dst by the plaintext length of ciphertext, returning
+// the whole slice and the output; ok is false for a ciphertext too short to
+// hold an IV. It panics on an overlap Open does not allow.
+func placeOpen(dst, ciphertext []byte) (whole, out []byte, ok bool) {
+	if len(ciphertext) < Overhead {
+		return nil, nil, false
+	}
 	body := ciphertext[Overhead:]
-	whole, out := sliceForAppend(dst, len(body))
+	whole, out = sliceForAppend(dst, len(body))
 	if anyOverlap(out, ciphertext) && !sameStart(out, body) && !sameStart(out, ciphertext) {
 		panic("siv: invalid buffer overlap of output and ciphertext")
 	}
-	checkAliasAD(out, ads)
+	return whole, out, true
+}
 
-	x := s.scratch.Get().(*[16]byte)
+// openTo decrypts ciphertext to out and authenticates it, given S2V's D
+// after the associated data; x, the scratch block, goes back to the pool.
+func (s *SIV) openTo(x *[16]byte, whole, out, ciphertext []byte, d word128) ([]byte, error) {
+	// Copied out first: decrypting in place to ciphertext[:0] overwrites it.
+	var iv [Overhead]byte
+	copy(iv[:], ciphertext)
 	// SIV decrypts before it can authenticate (RFC 5297, section 2.7):
 	// out holds unauthenticated plaintext until the comparison below.
-	xorKeyStream(s.ctr, x[:], out, body, load(iv[:]))
-	s.s2v(x[:], ads, out)
+	xorKeyStream(s.ctr, x[:], out, ciphertext[Overhead:], load(iv[:]))
+	s.s2vFinal(x[:], d, out)
 	ok := subtle.ConstantTimeCompare(x[:], iv[:]) == 1
 	clear(x[:])
 	s.scratch.Put(x)

@@ -237,7 +237,7 @@ func TestOpenClearsOutput(t *testing.T) {
 
 func TestInPlace(t *testing.T) {
 	s := mustNew(t, randBytes(KeySize))
-	for _, n := range []int{0, 5, 16, 31, 64, 100} {
+	for _, n := range []int{0, 5, 16, 31, 64, 100, 127, 128, 129, 143, 300} {
 		pt, ad := randBytes(n), randBytes(9)
 		want := s.Seal(nil, pt, ad)
 
