@@ -190,6 +190,7 @@ type encryptState struct {
 	commit    [sha512.Size]byte // HMAC-SHA-512 output before truncation
 	key       []byte            // cache key, whose tail is the serialized context
 	digest    [digestKeyLen]byte
+	mat       encryptScratch // the keyring's materials when the cache is bypassed
 }
 
 func (e *Encryptor) getEncryptState() *encryptState {
@@ -245,11 +246,12 @@ func (e *Encryptor) begin(ctx context.Context, st *encryptState, dst []byte, ec 
 	}
 	st.key = key
 	aad := key[cacheKeyPrefixLen:]
-	mat, err := e.encryptionMaterials(ctx, ec, cacheKeyOf(key, &st.digest), size)
+	mat, err := e.encryptionMaterials(ctx, ec, cacheKeyOf(key, &st.digest), size, &st.mat)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer mat.release()
+	defer st.mat.release() // streams keep st: their materials go with the header
 	h := header{suite: e.suite, messageID: st.messageID[:], edks: mat.edks, framed: true, frameLength: uint32(e.frameLength)}
 	rand.Read(h.messageID)
 	aead, commit := e.kdf.derive(e.suite, mat.dataKey, h.messageID, st.commit[:0])
