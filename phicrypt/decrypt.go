@@ -15,16 +15,16 @@ import (
 
 // opened is a message whose header has been authenticated.
 type opened struct {
-	h        *header
-	context  map[string]string // the header's context plus auth-only pairs; shared unless ownContext
+	h       *header
+	context map[string]string // the header's context plus auth-only pairs; shared unless ownContext
 	// ownContext says that context was built for this message alone (it
 	// did not come from a cache entry), so a one-shot Decrypt may hand it
 	// over instead of copying it.
 	ownContext bool
-	frames   *frameCrypto
-	aead     cipher.AEAD
-	verifier *verifier // nil for unsigned suites
-	authOnly []byte    // serialized expected pairs the header does not store
+	frames     *frameCrypto
+	aead       cipher.AEAD
+	verifier   *verifier // nil for unsigned suites
+	authOnly   []byte    // serialized expected pairs the header does not store
 
 	// Scratch, so that opening allocates nothing of its own.
 	fc     frameCrypto

@@ -28,15 +28,15 @@ type header struct {
 	contextRaw []byte // the context as serialized in the header
 	// edks are a written header's keys; a parsed header builds them only
 	// for the keyring (encryptedDataKeys), from edkRaw, the section as read.
-	edks        []keyring.EncryptedDataKey
-	edkRaw      []byte
+	edks   []keyring.EncryptedDataKey
+	edkRaw []byte
 	// namesRaw is the context and EDK sections as read (they are adjacent),
 	// and names the same bytes as one string, made on first use: the
 	// context's keys and values and the EDKs' provider ids are substrings
 	// of it, one allocation for all of them.
-	namesRaw []byte
-	names    string
-	edkBuf   [2]keyring.EncryptedDataKey // room for edks, so one or two allocate nothing
+	namesRaw    []byte
+	names       string
+	edkBuf      [2]keyring.EncryptedDataKey // room for edks, so one or two allocate nothing
 	framed      bool
 	frameLength uint32
 	commitKey   []byte // v2 only

@@ -24,7 +24,7 @@ type materials struct {
 	// Otherwise it is the message's own (ownContext).
 	context    map[string]string
 	ownContext bool
-	entry   *cacheEntry // nil when the materials are the message's own
+	entry      *cacheEntry // nil when the materials are the message's own
 	// validFor is the keyring's bound on reusing them (zero: none).
 	validFor time.Duration
 }
