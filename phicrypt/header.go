@@ -286,6 +286,16 @@ func (h *header) contextMap() map[string]string {
 	return h.context
 }
 
+// keyringContext is contextMap for a keyring's materials: nil for an empty
+// context, as Encrypt passes a caller's nil context on, so a message without
+// one allocates no map.
+func (h *header) keyringContext() map[string]string {
+	if len(h.contextRaw) < 2 || h.contextRaw[0] == 0 && h.contextRaw[1] == 0 {
+		return nil
+	}
+	return h.contextMap()
+}
+
 // namesString returns namesRaw as a string, converting it once.
 func (h *header) namesString() string {
 	if h.names == "" {

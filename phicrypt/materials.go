@@ -163,7 +163,7 @@ func (e *Encryptor) decryptionMaterials(ctx context.Context, o *opened, h *heade
 		// caller reuses: it gets copies of what it needs.
 		suite, edks, ec := uint16(h.suite.id), cloneEDKs(h.encryptedDataKeys()), full
 		if ec == nil {
-			ec = maps.Clone(h.contextMap())
+			ec = maps.Clone(h.keyringContext())
 		}
 		entry, err = e.cache.miss(ctx, key, 0, func(ctx context.Context) (*cacheEntry, error) {
 			m, err := e.keyringUnwrap(ctx, new(keyring.DecryptionMaterials), suite, edks, ec)
@@ -186,7 +186,7 @@ func (e *Encryptor) decryptionMaterials(ctx context.Context, o *opened, h *heade
 func (e *Encryptor) keyringDecrypt(ctx context.Context, h *header, full map[string]string, m *keyring.DecryptionMaterials) (materials, error) {
 	ec := full
 	if ec == nil {
-		ec = h.contextMap()
+		ec = h.keyringContext()
 	}
 	mat, err := e.keyringUnwrap(ctx, m, uint16(h.suite.id), h.encryptedDataKeys(), ec)
 	mat.ownContext = true
