@@ -170,8 +170,9 @@ func (e *Encryptor) checkRequired(ec map[string]string) error {
 
 // Decrypt authenticates and decrypts a whole message. expect lists context
 // pairs the message must carry (nil for none); the returned context is the
-// message's, without the signing key. Nothing is returned unless the whole
-// message, and its signature for signed suites, verifies.
+// message's, without the signing key: a map of the caller's own, or nil when
+// the message has no context. Nothing is returned unless the whole message,
+// and its signature for signed suites, verifies.
 func (e *Encryptor) Decrypt(ctx context.Context, msg []byte, expect map[string]string) ([]byte, map[string]string, error) {
 	return e.DecryptAppend(ctx, nil, msg, expect)
 }
@@ -179,7 +180,10 @@ func (e *Encryptor) Decrypt(ctx context.Context, msg []byte, expect map[string]s
 // DecryptAppend is Decrypt appending the plaintext to dst. On failure dst's
 // new bytes are cleared and nil is returned. With enough room in dst and
 // the data key in the Cache, it allocates only the message's AES-GCM
-// instance and the context map it returns.
+// instance and the context map it returns (none for a message without a
+// context). Without the Cache, the keyring's data key and the header's
+// strings (one allocation for the context and the EDKs' provider ids) come
+// on top.
 func (e *Encryptor) DecryptAppend(ctx context.Context, dst, msg []byte, expect map[string]string) ([]byte, map[string]string, error) {
 	st := e.getDecryptState()
 	defer e.putDecryptState(st)
