@@ -246,12 +246,14 @@ func (e *Encryptor) begin(ctx context.Context, st *encryptState, dst []byte, ec 
 	}
 	st.key = key
 	aad := key[cacheKeyPrefixLen:]
+	// Streams keep st: the keyring's materials go with the header, and on
+	// failure too (they hold the caller's context).
+	defer st.mat.release()
 	mat, err := e.encryptionMaterials(ctx, ec, cacheKeyOf(key, &st.digest), size, &st.mat)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer mat.release()
-	defer st.mat.release() // streams keep st: their materials go with the header
 	h := header{suite: e.suite, messageID: st.messageID[:], edks: mat.edks, framed: true, frameLength: uint32(e.frameLength)}
 	rand.Read(h.messageID)
 	aead, commit := e.kdf.derive(e.suite, mat.dataKey, h.messageID, st.commit[:0])
