@@ -12,6 +12,9 @@ import (
 // least one encrypted data key, or return an error and leave m unchanged.
 // OnDecrypt must set m.DataKey from one of edks, or return an error and leave
 // m unchanged. Both are called with a data key of m.DataKeyLength bytes.
+// m, its context and edks are lent for the call only: a caller may reuse
+// them for its next message, so a keyring keeps none of them (it may keep
+// the data key and encrypted data keys it makes).
 type Keyring interface {
 	OnEncrypt(ctx context.Context, m *EncryptionMaterials) error
 	OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks []EncryptedDataKey) error

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/phicrypt/phicrypt/internal/wire"
@@ -26,8 +27,16 @@ import (
 type RawAES struct {
 	namespace string
 	name      string
-	aead      cipher.AEAD
+	aead      cipher.AEAD // built once: the wrapping key never changes
+	// aads holds buffers (*[]byte) for the serialized encryption context,
+	// the GCM additional data, which no result keeps; they are cleared
+	// before they go back.
+	aads *sync.Pool
 }
+
+// maxPooledAAD bounds the buffers aads keeps, so one message with a huge
+// context does not pin its buffer.
+const maxPooledAAD = 4 << 10
 
 const (
 	rawAESTagBits  = 128
@@ -60,37 +69,75 @@ func NewRawAES(namespace, name string, key []byte) (*RawAES, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RawAES{namespace: namespace, name: name, aead: aead}, nil
+	return &RawAES{namespace: namespace, name: name, aead: aead, aads: &sync.Pool{}}, nil
 }
 
 // String names the keyring without its key.
 func (r *RawAES) String() string { return "RawAES(" + r.namespace + "/" + r.name + ")" }
 
 // OnEncrypt generates the data key if the materials have none, then wraps it.
+// The data key, the provider info and the ciphertext share one allocation,
+// and a generated data key and the IV come from one read of crypto/rand.
 func (r *RawAES) OnEncrypt(_ context.Context, m *EncryptionMaterials) error {
 	if err := m.checkDataKey(); err != nil {
 		return err
 	}
-	aad, err := wire.AppendContext(nil, m.EncryptionContext)
+	p, aad, err := r.serializeContext(m.EncryptionContext)
 	if err != nil {
-		return fmt.Errorf("keyring: %w", err)
+		return err
 	}
-	dk := m.DataKey
-	if dk == nil {
-		dk = make(Secret, m.DataKeyLength)
-		rand.Read(dk)
+	defer r.releaseAAD(p, aad)
+	// buf: name || tag bits || IV length || IV || data key (when generated)
+	// || wrapped key || tag
+	infoLen := len(r.name) + 8 + rawAESIVLength
+	dkLen := 0
+	if m.DataKey == nil {
+		dkLen = m.DataKeyLength
 	}
-	info := make([]byte, 0, len(r.name)+8+rawAESIVLength)
-	info = append(info, r.name...)
+	buf := make([]byte, infoLen+dkLen+m.DataKeyLength+16)
+	info := append(buf[:0], r.name...)
 	info = binary.BigEndian.AppendUint32(info, rawAESTagBits)
 	info = binary.BigEndian.AppendUint32(info, rawAESIVLength)
-	iv := info[len(info) : len(info)+rawAESIVLength]
-	rand.Read(iv)
-	info = info[:len(info)+rawAESIVLength]
-	edk := EncryptedDataKey{ProviderID: r.namespace, ProviderInfo: info, Ciphertext: r.aead.Seal(nil, iv, dk, aad)}
+	info = info[:infoLen:infoLen]
+	iv := info[infoLen-rawAESIVLength:]
+	dk := m.DataKey
+	if dk == nil {
+		dk = Secret(buf[infoLen : infoLen+dkLen : infoLen+dkLen])
+		rand.Read(buf[infoLen-rawAESIVLength : infoLen+dkLen]) // the IV and the data key
+	} else {
+		rand.Read(iv)
+	}
+	ct := r.aead.Seal(buf[infoLen+dkLen:infoLen+dkLen], iv, dk, aad)
+	edk := EncryptedDataKey{ProviderID: r.namespace, ProviderInfo: info, Ciphertext: ct[:len(ct):len(ct)]}
 	m.DataKey = dk
 	m.EncryptedDataKeys = append(m.EncryptedDataKeys, edk)
 	return nil
+}
+
+// serializeContext returns ec serialized in a pooled buffer, which the
+// caller hands back with releaseAAD.
+func (r *RawAES) serializeContext(ec map[string]string) (*[]byte, []byte, error) {
+	p, ok := r.aads.Get().(*[]byte)
+	if !ok {
+		p = new([]byte)
+	}
+	aad, err := wire.AppendContext((*p)[:0], ec)
+	if err != nil {
+		r.aads.Put(p)
+		return nil, nil, fmt.Errorf("keyring: %w", err)
+	}
+	return p, aad, nil
+}
+
+// releaseAAD clears aad, the context's values (which may be PHI), and
+// keeps its buffer in p for the next message.
+func (r *RawAES) releaseAAD(p *[]byte, aad []byte) {
+	clear(aad)
+	if cap(aad) > maxPooledAAD {
+		aad = nil
+	}
+	*p = aad[:0]
+	r.aads.Put(p)
 }
 
 // OnDecrypt tries, in order, every encrypted data key written under this
@@ -99,10 +146,11 @@ func (r *RawAES) OnDecrypt(_ context.Context, m *DecryptionMaterials, edks []Enc
 	if m.DataKey != nil {
 		return ErrDataKeyPresent
 	}
-	aad, err := wire.AppendContext(nil, m.EncryptionContext)
+	p, aad, err := r.serializeContext(m.EncryptionContext)
 	if err != nil {
-		return fmt.Errorf("keyring: %w", err)
+		return err
 	}
+	defer r.releaseAAD(p, aad)
 	var attempts []error
 	for _, edk := range edks {
 		iv, ok := r.matches(edk)

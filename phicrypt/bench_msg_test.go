@@ -94,3 +94,57 @@ func BenchmarkOpen1KiBCached(b *testing.B) {
 		}
 	}
 }
+
+// The same without an encryption context, as phibench's message cases run
+// (its cached-encrypt and cached-decrypt, and message-encrypt and
+// message-decrypt without a cache), through Encrypt and Decrypt:
+//
+//	go test ./phicrypt/ -run '^$' -bench 'RawGCMSeal1KiB|1KiBNoContext' -benchmem -count 5
+func BenchmarkEncrypt1KiBCachedNoContext(b *testing.B) {
+	benchEncryptNoContext(b, cachedEncryptor(b))
+}
+
+func BenchmarkDecrypt1KiBCachedNoContext(b *testing.B) {
+	benchDecryptNoContext(b, cachedEncryptor(b))
+}
+
+func BenchmarkEncrypt1KiBNoContext(b *testing.B) {
+	benchEncryptNoContext(b, uncachedEncryptor(b))
+}
+
+func BenchmarkDecrypt1KiBNoContext(b *testing.B) {
+	benchDecryptNoContext(b, uncachedEncryptor(b))
+}
+
+func uncachedEncryptor(b *testing.B) *phicrypt.Encryptor {
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return enc
+}
+
+func benchEncryptNoContext(b *testing.B, enc *phicrypt.Encryptor) {
+	pt := make([]byte, 1024)
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := enc.Encrypt(context.Background(), pt, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchDecryptNoContext(b *testing.B, enc *phicrypt.Encryptor) {
+	msg, err := enc.Encrypt(context.Background(), make([]byte, 1024), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := enc.Decrypt(context.Background(), msg, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -15,18 +15,23 @@ import (
 
 // opened is a message whose header has been authenticated.
 type opened struct {
-	h        *header
-	context  map[string]string // the header's context plus auth-only pairs; shared, never modified
-	frames   *frameCrypto
-	aead     cipher.AEAD
-	verifier *verifier // nil for unsigned suites
-	authOnly []byte    // serialized expected pairs the header does not store
+	h       *header
+	context map[string]string // the header's context plus auth-only pairs; shared unless ownContext
+	// ownContext says that context was built for this message alone (it
+	// did not come from a cache entry), so a one-shot Decrypt may hand it
+	// over instead of copying it.
+	ownContext bool
+	frames     *frameCrypto
+	aead       cipher.AEAD
+	verifier   *verifier // nil for unsigned suites
+	authOnly   []byte    // serialized expected pairs the header does not store
 
 	// Scratch, so that opening allocates nothing of its own.
 	fc     frameCrypto
 	commit [sha512.Size]byte // HMAC-SHA-512 output before truncation
 	key    []byte            // the cache key
 	digest [digestKeyLen]byte
+	mat    keyring.DecryptionMaterials // the keyring's, when the cache is not used
 }
 
 // open authenticates a parsed header: commitment policy, expected context,
@@ -59,6 +64,7 @@ func (e *Encryptor) openKeeping(ctx context.Context, o *opened, h *header, rawHe
 		return err
 	}
 	mat, err := e.decryptionMaterials(ctx, o, h, full)
+	o.mat = keyring.DecryptionMaterials{} // mat holds the data key, which release wipes
 	if err != nil {
 		return err
 	}
@@ -67,7 +73,7 @@ func (e *Encryptor) openKeeping(ctx context.Context, o *opened, h *header, rawHe
 	if h.suite.committing && !checkCommitment(commit, h.commitKey) {
 		return authFailed(StageCommitment, "the key commitment does not match the data key")
 	}
-	o.h, o.context, o.aead, o.frames = h, mat.context, aead, &o.fc
+	o.h, o.context, o.ownContext, o.aead, o.frames = h, mat.context, mat.ownContext, aead, &o.fc
 	o.fc.init(aead, h.messageID)
 	iv := h.authIV
 	if iv == nil {
@@ -164,8 +170,9 @@ func (e *Encryptor) checkRequired(ec map[string]string) error {
 
 // Decrypt authenticates and decrypts a whole message. expect lists context
 // pairs the message must carry (nil for none); the returned context is the
-// message's, without the signing key. Nothing is returned unless the whole
-// message, and its signature for signed suites, verifies.
+// message's, without the signing key: a map of the caller's own, or nil when
+// the message has no context. Nothing is returned unless the whole message,
+// and its signature for signed suites, verifies.
 func (e *Encryptor) Decrypt(ctx context.Context, msg []byte, expect map[string]string) ([]byte, map[string]string, error) {
 	return e.DecryptAppend(ctx, nil, msg, expect)
 }
@@ -173,7 +180,10 @@ func (e *Encryptor) Decrypt(ctx context.Context, msg []byte, expect map[string]s
 // DecryptAppend is Decrypt appending the plaintext to dst. On failure dst's
 // new bytes are cleared and nil is returned. With enough room in dst and
 // the data key in the Cache, it allocates only the message's AES-GCM
-// instance and the context map it returns.
+// instance and the context map it returns (none for a message without a
+// context). Without the Cache, the keyring's data key and the header's
+// strings (one allocation for the context and the EDKs' provider ids) come
+// on top.
 func (e *Encryptor) DecryptAppend(ctx context.Context, dst, msg []byte, expect map[string]string) ([]byte, map[string]string, error) {
 	st := e.getDecryptState()
 	defer e.putDecryptState(st)
@@ -181,7 +191,7 @@ func (e *Encryptor) DecryptAppend(ctx context.Context, dst, msg []byte, expect m
 	if err != nil {
 		return nil, nil, err
 	}
-	return out, st.o.publicContext(), nil
+	return out, st.o.takeContext(), nil
 }
 
 // Open is DecryptAppend without the returned context, for callers that
@@ -255,10 +265,29 @@ func (e *Encryptor) putDecryptState(st *decryptState) {
 }
 
 // publicContext is the context returned to callers: the signing key is the
-// format's, not theirs.
+// format's, not theirs. An empty context is a nil map, which reads as an
+// empty one and costs no allocation.
 func (o *opened) publicContext() map[string]string {
+	if len(o.context) == 0 || len(o.context) == 1 && o.h.suite.signed {
+		return nil
+	}
 	ec := maps.Clone(o.context)
 	delete(ec, publicKeyContextKey)
+	return ec
+}
+
+// takeContext is publicContext for a caller done with o: a context built for
+// this message alone is handed over, not copied.
+func (o *opened) takeContext() map[string]string {
+	if !o.ownContext {
+		return o.publicContext()
+	}
+	ec := o.context
+	o.context = nil
+	delete(ec, publicKeyContextKey)
+	if len(ec) == 0 {
+		return nil
+	}
 	return ec
 }
 

@@ -193,6 +193,7 @@ type encryptState struct {
 	commit    [sha512.Size]byte // HMAC-SHA-512 output before truncation
 	key       []byte            // cache key, whose tail is the serialized context
 	digest    [digestKeyLen]byte
+	mat       encryptScratch // the keyring's materials when the cache is bypassed
 }
 
 func (e *Encryptor) getEncryptState() *encryptState {
@@ -248,7 +249,10 @@ func (e *Encryptor) begin(ctx context.Context, st *encryptState, dst []byte, ec 
 	}
 	st.key = key
 	aad := key[cacheKeyPrefixLen:]
-	mat, err := e.encryptionMaterials(ctx, ec, cacheKeyOf(key, &st.digest), size)
+	// Streams keep st: the keyring's materials go with the header, and on
+	// failure too (they hold the caller's context).
+	defer st.mat.release()
+	mat, err := e.encryptionMaterials(ctx, ec, cacheKeyOf(key, &st.digest), size, &st.mat)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -28,8 +28,15 @@ type header struct {
 	contextRaw []byte // the context as serialized in the header
 	// edks are a written header's keys; a parsed header builds them only
 	// for the keyring (encryptedDataKeys), from edkRaw, the section as read.
-	edks        []keyring.EncryptedDataKey
-	edkRaw      []byte
+	edks   []keyring.EncryptedDataKey
+	edkRaw []byte
+	// namesRaw is the context and EDK sections as read (they are adjacent),
+	// and names the same bytes as one string, made on first use: the
+	// context's keys and values and the EDKs' provider ids are substrings
+	// of it, one allocation for all of them.
+	namesRaw    []byte
+	names       string
+	edkBuf      [2]keyring.EncryptedDataKey // room for edks, so one or two allocate nothing
 	framed      bool
 	frameLength uint32
 	commitKey   []byte // v2 only
@@ -221,6 +228,7 @@ func parseHeaderInto(h *header, src source, lim *limits) ([]byte, error) {
 	}
 	h.suite = si
 	h.messageID = p.bytes(si.messageIDLength())
+	namesStart := len(raw()) + 2 // after the context's length
 	h.parseContext(p)
 	edkStart := len(raw())
 	h.parseEDKs(p, lim)
@@ -234,6 +242,7 @@ func parseHeaderInto(h *header, src source, lim *limits) ([]byte, error) {
 	}
 	h.body = raw()
 	h.edkRaw = h.body[edkStart:edkEnd]
+	h.namesRaw = h.body[namesStart:edkEnd]
 	if version == formatV1 {
 		h.authIV = p.bytes(ivLength)
 	}
@@ -272,9 +281,50 @@ func (h *header) parseContext(p *headerParser) {
 // use. The map must not be modified.
 func (h *header) contextMap() map[string]string {
 	if h.context == nil {
-		h.context, _ = wire.ParseContext(h.contextRaw) // checked by parseContext
+		h.context = h.parseContextNames()
 	}
 	return h.context
+}
+
+// keyringContext is contextMap for a keyring's materials: nil for an empty
+// context, as Encrypt passes a caller's nil context on, so a message without
+// one allocates no map.
+func (h *header) keyringContext() map[string]string {
+	if len(h.contextRaw) < 2 || h.contextRaw[0] == 0 && h.contextRaw[1] == 0 {
+		return nil
+	}
+	return h.contextMap()
+}
+
+// namesString returns namesRaw as a string, converting it once.
+func (h *header) namesString() string {
+	if h.names == "" {
+		h.names = string(h.namesRaw)
+	}
+	return h.names
+}
+
+// parseContextNames builds the map of a context that scanContext accepted
+// with its keys in order (parseContext parsed any other into a map
+// already), its keys and values substrings of namesString.
+func (h *header) parseContextNames() map[string]string {
+	raw := h.contextRaw
+	if len(raw) < 2 {
+		return map[string]string{}
+	}
+	names := h.namesString()
+	n := int(binary.BigEndian.Uint16(raw))
+	ctx := make(map[string]string, n)
+	off := 2 // raw is the start of names
+	for range n {
+		kl := int(binary.BigEndian.Uint16(raw[off:]))
+		k := names[off+2 : off+2+kl]
+		off += 2 + kl
+		vl := int(binary.BigEndian.Uint16(raw[off:]))
+		ctx[k] = names[off+2 : off+2+vl]
+		off += 2 + vl
+	}
+	return ctx
 }
 
 func (h *header) parseEDKs(p *headerParser, lim *limits) {
@@ -309,14 +359,36 @@ func (h *header) encryptedDataKeys() []keyring.EncryptedDataKey {
 	if h.edks != nil || h.edkRaw == nil {
 		return h.edks
 	}
-	p := &headerParser{src: &sliceSource{b: h.edkRaw}}
-	n := p.u16()
-	h.edks = make([]keyring.EncryptedDataKey, 0, n) // n was checked against the limit by parseEDKs
+	// n was checked against the limit, and the section's structure, by
+	// parseEDKs.
+	raw := h.edkRaw
+	n := int(binary.BigEndian.Uint16(raw))
+	if n <= len(h.edkBuf) {
+		h.edks = h.edkBuf[:0:n]
+	} else {
+		h.edks = make([]keyring.EncryptedDataKey, 0, n)
+	}
+	names, b := h.namesString(), h.namesRaw
+	off := len(b) - len(raw) + 2 // the first EDK's offset in names
 	for range n {
-		id, info, ct := p.short(), p.short(), p.short()
-		h.edks = append(h.edks, keyring.EncryptedDataKey{ProviderID: string(id), ProviderInfo: info, Ciphertext: ct})
+		var id, info, ct [2]int
+		id, off = shortAt(b, off)
+		info, off = shortAt(b, off)
+		ct, off = shortAt(b, off)
+		h.edks = append(h.edks, keyring.EncryptedDataKey{
+			ProviderID:   names[id[0]:id[1]],
+			ProviderInfo: b[info[0]:info[1]:info[1]],
+			Ciphertext:   b[ct[0]:ct[1]:ct[1]],
+		})
 	}
 	return h.edks
+}
+
+// shortAt returns the span of the uint16-length-prefixed bytes at off in b,
+// and the offset after them; b's structure has been checked.
+func shortAt(b []byte, off int) ([2]int, int) {
+	n := int(binary.BigEndian.Uint16(b[off:]))
+	return [2]int{off + 2, off + 2 + n}, off + 2 + n
 }
 
 func (h *header) parseContent(p *headerParser, lim *limits) {

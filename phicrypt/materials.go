@@ -21,8 +21,10 @@ type materials struct {
 	edks    []keyring.EncryptedDataKey
 	// context (decryption) is the parsed context the key was unwrapped
 	// under; from a cache entry, it is shared and must not be modified.
-	context map[string]string
-	entry   *cacheEntry // nil when the materials are the message's own
+	// Otherwise it is the message's own (ownContext).
+	context    map[string]string
+	ownContext bool
+	entry      *cacheEntry // nil when the materials are the message's own
 	// validFor is the keyring's bound on reusing them (zero: none).
 	validFor time.Duration
 }
@@ -37,9 +39,11 @@ func (m materials) release() {
 
 // encryptionMaterials asks the cache, when there is one and the message can
 // use it, and the keyring otherwise. key is the cache key (cacheKeyOf).
-func (e *Encryptor) encryptionMaterials(ctx context.Context, ec map[string]string, key []byte, size int64) (materials, error) {
+// scratch holds the keyring's materials for a message that bypasses the
+// cache (nil: allocate them).
+func (e *Encryptor) encryptionMaterials(ctx context.Context, ec map[string]string, key []byte, size int64, scratch *encryptScratch) (materials, error) {
 	if e.cache == nil || size < 0 || e.suite.signed || uint64(size) > e.cache.cfg.MaxBytes {
-		return e.keyringEncrypt(ctx, ec)
+		return e.keyringEncrypt(ctx, ec, scratch)
 	}
 	entry, refresh := e.cache.lookup(key, uint64(size))
 	if entry == nil {
@@ -57,7 +61,7 @@ func (e *Encryptor) encryptionMaterials(ctx context.Context, ec map[string]strin
 
 func (e *Encryptor) encryptFill(ec map[string]string) func(context.Context) (*cacheEntry, error) {
 	return func(ctx context.Context) (*cacheEntry, error) {
-		m, err := e.keyringEncrypt(ctx, ec)
+		m, err := e.keyringEncrypt(ctx, ec, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -65,8 +69,32 @@ func (e *Encryptor) encryptFill(ec map[string]string) func(context.Context) (*ca
 	}
 }
 
-func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string) (materials, error) {
-	m := &keyring.EncryptionMaterials{SuiteID: uint16(e.suite.id), DataKeyLength: dataKeyLength, EncryptionContext: ec}
+// encryptScratch is a message's keyring materials and room for its
+// encrypted data keys, kept in its (pooled) encryptState: a message whose
+// materials live only as long as the message allocates neither. It holds
+// nothing once the message is done (release).
+type encryptScratch struct {
+	m    keyring.EncryptionMaterials
+	edks [2]keyring.EncryptedDataKey
+}
+
+func (s *encryptScratch) release() {
+	s.m = keyring.EncryptionMaterials{}
+	s.edks = [2]keyring.EncryptedDataKey{}
+}
+
+// keyringEncrypt asks the keyring for a data key. With scratch the
+// materials live in it, and must not outlive the message; without, they
+// are the caller's to keep (a cache entry).
+func (e *Encryptor) keyringEncrypt(ctx context.Context, ec map[string]string, scratch *encryptScratch) (materials, error) {
+	var m *keyring.EncryptionMaterials
+	if scratch != nil {
+		m = &scratch.m
+		*m = keyring.EncryptionMaterials{EncryptedDataKeys: scratch.edks[:0]}
+	} else {
+		m = new(keyring.EncryptionMaterials)
+	}
+	m.SuiteID, m.DataKeyLength, m.EncryptionContext = uint16(e.suite.id), dataKeyLength, ec
 	if err := e.keyring.OnEncrypt(ctx, m); err != nil {
 		return materials{}, keyringError(err)
 	}
@@ -113,7 +141,7 @@ func keyringError(err error) error {
 // hit parses and copies nothing.
 func (e *Encryptor) decryptionMaterials(ctx context.Context, o *opened, h *header, full map[string]string) (materials, error) {
 	if e.cache == nil {
-		return e.keyringDecrypt(ctx, h, full)
+		return e.keyringDecrypt(ctx, h, full, &o.mat)
 	}
 	key := appendCacheKeyPrefix(o.key[:0], &e.cacheOwner, 'D', h.suite.id)
 	key = append(key, h.edkRaw...)
@@ -135,10 +163,10 @@ func (e *Encryptor) decryptionMaterials(ctx context.Context, o *opened, h *heade
 		// caller reuses: it gets copies of what it needs.
 		suite, edks, ec := uint16(h.suite.id), cloneEDKs(h.encryptedDataKeys()), full
 		if ec == nil {
-			ec = maps.Clone(h.contextMap())
+			ec = maps.Clone(h.keyringContext())
 		}
 		entry, err = e.cache.miss(ctx, key, 0, func(ctx context.Context) (*cacheEntry, error) {
-			m, err := e.keyringUnwrap(ctx, suite, edks, ec)
+			m, err := e.keyringUnwrap(ctx, new(keyring.DecryptionMaterials), suite, edks, ec)
 			if err != nil {
 				return nil, err
 			}
@@ -151,13 +179,18 @@ func (e *Encryptor) decryptionMaterials(ctx context.Context, o *opened, h *heade
 	return materials{dataKey: entry.dataKey, context: entry.context, entry: entry}, nil
 }
 
-// keyringDecrypt asks the keyring; full is as for decryptionMaterials.
-func (e *Encryptor) keyringDecrypt(ctx context.Context, h *header, full map[string]string) (materials, error) {
+// keyringDecrypt asks the keyring; full is as for decryptionMaterials. The
+// keyring works in m, which the caller clears once the data key has been
+// used. The context it returns is the message's own: the header's map (or
+// full), built for this message alone.
+func (e *Encryptor) keyringDecrypt(ctx context.Context, h *header, full map[string]string, m *keyring.DecryptionMaterials) (materials, error) {
 	ec := full
 	if ec == nil {
-		ec = h.contextMap()
+		ec = h.keyringContext()
 	}
-	return e.keyringUnwrap(ctx, uint16(h.suite.id), h.encryptedDataKeys(), ec)
+	mat, err := e.keyringUnwrap(ctx, m, uint16(h.suite.id), h.encryptedDataKeys(), ec)
+	mat.ownContext = true
+	return mat, err
 }
 
 // cloneEDKs deep-copies encrypted data keys that point into a buffer the
@@ -170,8 +203,10 @@ func cloneEDKs(edks []keyring.EncryptedDataKey) []keyring.EncryptedDataKey {
 	return out
 }
 
-func (e *Encryptor) keyringUnwrap(ctx context.Context, suite uint16, edks []keyring.EncryptedDataKey, ec map[string]string) (materials, error) {
-	m := &keyring.DecryptionMaterials{SuiteID: suite, DataKeyLength: dataKeyLength, EncryptionContext: ec}
+// keyringUnwrap asks the keyring to unwrap one of edks in m, which must
+// be empty.
+func (e *Encryptor) keyringUnwrap(ctx context.Context, m *keyring.DecryptionMaterials, suite uint16, edks []keyring.EncryptedDataKey, ec map[string]string) (materials, error) {
+	m.SuiteID, m.DataKeyLength, m.EncryptionContext = suite, dataKeyLength, ec
 	if err := e.keyring.OnDecrypt(ctx, m, edks); err != nil {
 		return materials{}, &MessageError{Stage: StageEDK, Err: ErrNoKey, cause: err}
 	}
