@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/phicrypt/phicrypt/keyring"
@@ -52,4 +53,25 @@ func (a *Authority) AuthorizeRecovery(ctx context.Context, r *Request, approvals
 		}
 	}
 	return auth, key, nil
+}
+
+// Approvers returns the custodians whose approvals were stored with
+// applied request id (sorted; they verified when it was authorized), or an
+// error wrapping keystore.ErrNotFound if id was never applied: what a
+// resumed operation records as its approvers.
+func (a *Authority) Approvers(ctx context.Context, id RequestID) ([]string, error) {
+	rec, err := a.cfg.Store.GetRecord(ctx, RecordAppliedRequest, id.String())
+	if err != nil {
+		return nil, wrapStep(err, "reading applied request %s", id)
+	}
+	s, err := parseSigned(rec.Value)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(s.approvals))
+	for i, ap := range s.approvals {
+		names[i] = ap.Signer
+	}
+	slices.Sort(names)
+	return names, nil
 }
