@@ -173,7 +173,7 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 	// The escrow key lives only in this call of rewrapMessages and the
 	// keyrings it makes; nothing refers to it afterwards.
 	err = a.rewrapMessages(ctx, s, r, key, shares[0].Name(), f.messages, files, pos, posPath, &view)
-	if err := a.finishRecovery(ctx, s, r, id, approvers, posPath, &view, err); err != nil {
+	if err := a.finishRecovery(ctx, s, r, id, approvers, pos, posPath, &view, err); err != nil {
 		return err
 	}
 	return a.print(view, func() {
@@ -348,7 +348,7 @@ func rewrapFile(ctx context.Context, from *phicrypt.Encryptor, to keyring.Keyrin
 // finishRecovery audits the outcome with the approvers: a finished
 // recovery is recorded in the store and its position file removed; an
 // interrupted one keeps its position for a resume.
-func (a *app) finishRecovery(ctx context.Context, s *session, r *custody.Request, id string, approvers []string, posPath string, view *recoverView, runErr error) error {
+func (a *app) finishRecovery(ctx context.Context, s *session, r *custody.Request, id string, approvers []string, pos *recoverPosition, posPath string, view *recoverView, runErr error) error {
 	op := "recover: data keys rewrapped, escrow key dropped"
 	if runErr != nil {
 		op = "recover: interrupted, escrow key dropped"
@@ -359,6 +359,9 @@ func (a *app) finishRecovery(ctx context.Context, s *session, r *custody.Request
 		return errors.Join(runErr, err)
 	}
 	if runErr != nil {
+		if err := writeJSONPrivate(posPath, pos); err != nil {
+			return errors.Join(runErr, err)
+		}
 		return fmt.Errorf("%w (the position is saved: run the same keyctl recover again to resume)", runErr)
 	}
 	if _, err := s.records().PutRecord(ctx, recordRecoverFinished, id, []byte{1}, 0); err != nil && !errors.Is(err, keystore.ErrExists) {
