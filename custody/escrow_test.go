@@ -213,3 +213,39 @@ func TestAuthorizeRecovery(t *testing.T) {
 	require.True(t, custody.ActionRecover.IsChange())
 	require.False(t, custody.ActionReadAudit.IsChange())
 }
+
+// The share encoding of docs/FORMAT.md section 10, built byte by byte.
+func TestEscrowShareWorkedExample(t *testing.T) {
+	var b []byte
+	b = append(b, 0x01)                              // version
+	b = append(b, 11)                                // len(name)
+	b = append(b, "escrow-2026"...)                  // name
+	b = append(b, bytes.Repeat([]byte{0xaa}, 32)...) // escrow key digest
+	b = append(b, bytes.Repeat([]byte{0xbb}, 16)...) // split id
+	b = append(b, 2, 3, 1)                           // M, N, x
+	b = append(b, 0x20)                              // len(y)
+	b = append(b, bytes.Repeat([]byte{0xcc}, 32)...) // y
+	sum := sha256.Sum256(b)
+	b = append(b, sum[:]...) // check
+	s, err := custody.ParseEscrowShare(b)
+	require.NoError(t, err)
+	require.Equal(t, "escrow-2026", s.Name())
+	require.Equal(t, [32]byte(bytes.Repeat([]byte{0xaa}, 32)), s.KeyDigest())
+	require.Equal(t, 2, s.Threshold())
+	require.Equal(t, 3, s.Shares())
+	require.Equal(t, 1, s.Index())
+	require.Equal(t, b, s.RevealEncoding())
+	require.Equal(t, "custody.EscrowShare{escrow-2026, escrow key sha256:aaaaaaaaaaaaaaaa, share 1 of 3, threshold 2}", s.String())
+	for _, bad := range []func([]byte){
+		func(b []byte) { b[61] = 1 },  // M below 2
+		func(b []byte) { b[63] = 4 },  // x above N
+		func(b []byte) { b[2] = ' ' }, // a space in the name
+		func(b []byte) { b[62] = 17 }, // N above 16
+	} {
+		c := bytes.Clone(b[:len(b)-32])
+		bad(c)
+		sum := sha256.Sum256(c)
+		_, err := custody.ParseEscrowShare(append(c, sum[:]...))
+		require.ErrorIs(t, err, custody.ErrEscrowShare)
+	}
+}
