@@ -21,6 +21,7 @@ import (
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/phicrypt"
+	"github.com/phicrypt/phicrypt/phicrypt/s3crypt"
 )
 
 // Break-glass recovery: a recover request (propose recover), approved by
@@ -52,9 +53,12 @@ type recoverPosition struct {
 }
 
 type recoverFlags struct {
-	shares   []string
-	messages string
-	position string
+	shares     []string
+	messages   string
+	position   string
+	s3         string
+	s3Endpoint string
+	s3Profile  string
 }
 
 func (a *app) recoverCommand() *cobra.Command {
@@ -71,10 +75,12 @@ request (approvals, quorum, expiry, replay; audited with the approvers),
 and only then reassembles the escrow private key, in memory.
 
 Then it rewrites every message file under --messages (sorted by path;
-names starting with "." are skipped): each header is authenticated with
-the escrow key and replaced by one whose data key is wrapped by the KMS key
-ARN and again by the escrow public key; the body is copied unchanged, and
-the file is replaced atomically. No plaintext is produced. The custodian
+names starting with "." are skipped) and every object under --s3: each
+header is authenticated with the escrow key and replaced by one whose data
+key is wrapped by the KMS key ARN and again by the escrow public key; the
+body is copied unchanged (S3 objects by s3crypt.Client.Rewrap, conditional
+on the object not changing meanwhile), and the file is replaced atomically.
+No plaintext is produced. The custodian
 needs kms:Encrypt on ARN (and nothing else of it).
 
 Progress shows as a bar on a terminal and as plain lines otherwise. The
@@ -94,6 +100,9 @@ reassembly, the messages rewrapped, and every refusal.`,
 	fl := c.Flags()
 	fl.StringArrayVar(&f.shares, "share", nil, "a custodian's escrow share `FILE` (repeat; at least M)")
 	fl.StringVar(&f.messages, "messages", "", "rewrap the message files under `DIR` in place")
+	fl.StringVar(&f.s3, "s3", "", "rewrap the s3crypt objects under `s3://BUCKET/PREFIX` in place (s3crypt.Client.Rewrap)")
+	fl.StringVar(&f.s3Endpoint, "s3-endpoint", "", "send S3 calls to `URL` (MinIO, a VPC endpoint; path-style addressing)")
+	fl.StringVar(&f.s3Profile, "s3-profile", "", "sign S3 calls with the shared-configuration `PROFILE` (default: the credentials KMS calls use)")
 	fl.StringVar(&f.position, "position", "", "save and resume the position in `FILE` (default: recover.position beside the configuration)")
 	return c
 }
@@ -118,21 +127,22 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 	if r.Action != custody.ActionRecover {
 		return usagef("%s holds a %s request, not recover", args[0], r.Action)
 	}
-	if len(f.shares) == 0 || f.messages == "" {
-		return usagef("recover needs --share FILE (at least M of them) and --messages DIR")
+	if len(f.shares) == 0 || f.messages == "" && f.s3 == "" {
+		return usagef("recover needs --share FILE (at least M of them), and --messages DIR or --s3 s3://BUCKET/PREFIX")
 	}
 	if len(f.shares) > custody.MaxEscrowShares {
 		return usagef("at most %d --share files", custody.MaxEscrowShares)
-	}
-	files, err := messageFiles(f.messages)
-	if err != nil {
-		return err
 	}
 	s, err := a.open(ctx, needs{store: true, kms: true, audit: true, identity: true})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	src, err := openSources(ctx, s, f)
+	if err != nil {
+		return err
+	}
+	files := src.items
 	shares, err := readShareFiles(f.shares)
 	defer func() {
 		for _, sh := range shares {
@@ -172,7 +182,7 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 	view := recoverView{Request: id, Escrow: custody.EscrowKeyFingerprint(r.EscrowKey), To: r.KMSKeyARN, Approvers: approvers, Total: len(files)}
 	// The escrow key lives only in this call of rewrapMessages and the
 	// keyrings it makes; nothing refers to it afterwards.
-	err = a.rewrapMessages(ctx, s, r, key, shares[0].Name(), f.messages, files, pos, posPath, &view)
+	err = a.rewrapMessages(ctx, s, r, key, shares[0].Name(), src, pos, posPath, &view)
 	if err := a.finishRecovery(ctx, s, r, id, approvers, pos, posPath, &view, err); err != nil {
 		return err
 	}
@@ -235,8 +245,9 @@ func resumeRecovery(ctx context.Context, s *session, r *custody.Request, shares 
 }
 
 // rewrapMessages rewraps every file after pos, saving the position.
-func (a *app) rewrapMessages(ctx context.Context, s *session, r *custody.Request, key *keyring.HPKEEscrowPrivateKey, name, dir string,
-	files []string, pos *recoverPosition, posPath string, view *recoverView) error {
+func (a *app) rewrapMessages(ctx context.Context, s *session, r *custody.Request, key *keyring.HPKEEscrowPrivateKey, name string,
+	src *recoverSources, pos *recoverPosition, posPath string, view *recoverView) error {
+	files := src.items
 	recovery, err := keyring.NewHPKEEscrowRecovery(name, key)
 	if err != nil {
 		return err
@@ -248,6 +259,12 @@ func (a *app) rewrapMessages(ctx context.Context, s *session, r *custody.Request
 	to, err := recoveryTarget(s, r, name, key)
 	if err != nil {
 		return err
+	}
+	var objects *s3crypt.Client
+	if src.s3 != nil {
+		if objects, err = s3crypt.New(s3crypt.Config{S3: src.s3, Encryptor: from}); err != nil {
+			return err
+		}
 	}
 	prog, err := a.newProgress("recover", "messages")
 	if err != nil {
@@ -264,7 +281,7 @@ func (a *app) rewrapMessages(ctx context.Context, s *session, r *custody.Request
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := rewrapFile(ctx, from, to, filepath.Join(dir, rel)); err != nil {
+		if err := src.rewrap(ctx, from, objects, to, rel); err != nil {
 			return fmt.Errorf("message %s: %w", rel, err)
 		}
 		view.Rewrapped++

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,9 +18,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phicrypt/phicrypt/custody"
+	"github.com/phicrypt/phicrypt/internal/s3test"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
+	"github.com/phicrypt/phicrypt/phicrypt/s3crypt"
 )
 
 // The break-glass drill of docs/OPERATIONS.md, end to end: a service
@@ -70,6 +73,15 @@ func TestBreakGlassRecovery(t *testing.T) {
 	msgDir := filepath.Join(dir, "messages")
 	plain := writeMessages(t, service, msgDir, "a", "b", "c/d", "e")
 	before := readAll(t, msgDir, plain)
+	// Two S3 objects under phi/, one elsewhere that the recovery leaves alone.
+	s3env := s3test.New(t)
+	objects, err := s3crypt.New(s3crypt.Config{S3: s3env.Client(), Encryptor: service})
+	require.NoError(t, err)
+	for _, key := range []string{"phi/x1", "phi/x2", "other/y"} {
+		_, err := objects.Put(ctx, s3env.Bucket, key, strings.NewReader("object "+key), map[string]string{"tenant": "general-hospital"}, nil)
+		require.NoError(t, err)
+	}
+	w.s3Profile(s3env)
 
 	// K is scheduled for deletion and deleted.
 	_, err = svc.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: k.KeyMetadata.Arn, PendingWindowInDays: aws.Int32(7)})
@@ -90,7 +102,8 @@ func TestBreakGlassRecovery(t *testing.T) {
 	w.ok("approve", req, "--identity", ids["bob"])
 	w.fails(2, "keyctl recover", "apply", req)
 	recoverArgs := func(shares ...string) []string {
-		args := []string{"recover", req, "--messages", msgDir, "--progress", "lines"}
+		args := []string{"recover", req, "--messages", msgDir, "--progress", "lines",
+			"--s3", "s3://" + s3env.Bucket + "/phi/", "--s3-endpoint", s3env.URL, "--s3-profile", "s3"}
 		for _, s := range shares {
 			args = append(args, "--share", s)
 		}
@@ -113,8 +126,8 @@ func TestBreakGlassRecovery(t *testing.T) {
 	var got recoverView
 	w.okJSON(&got, recoverArgs(share("bob"), share("carol"))...)
 	require.Equal(t, []string{"alice", "bob", "carol"}, got.Approvers)
-	require.Equal(t, len(plain), got.Total)
-	require.Equal(t, len(plain), got.Rewrapped)
+	require.Equal(t, len(plain)+2, got.Total)
+	require.Equal(t, len(plain)+2, got.Rewrapped)
 	w.fails(1, "replayed", recoverArgs(share("bob"), share("carol"))...)
 
 	// Every message reads again with K2 alone, its body untouched; the
@@ -131,6 +144,17 @@ func TestBreakGlassRecovery(t *testing.T) {
 		require.Equal(t, body(t, service, before[name]), body(t, service, after[name]), "message %s: the body changed", name)
 	}
 	w.requireCustodianCannotDecrypt(k2)
+	restoredObjects, err := s3crypt.New(s3crypt.Config{S3: s3env.Client(), Encryptor: restored})
+	require.NoError(t, err)
+	for _, key := range []string{"phi/x1", "phi/x2"} {
+		rd, err := restoredObjects.Get(ctx, s3env.Bucket, key, nil)
+		require.NoError(t, err, "object %s", key)
+		b, err := io.ReadAll(rd)
+		require.NoError(t, err)
+		require.Equal(t, "object "+key, string(b))
+	}
+	_, err = restoredObjects.Get(ctx, s3env.Bucket, "other/y", nil)
+	require.Error(t, err, "an object outside the prefix is not rewrapped")
 
 	// An interrupted recovery resumes: a damaged file stops it midway; once
 	// it is moved away, the same command carries on under the same
@@ -149,7 +173,7 @@ func TestBreakGlassRecovery(t *testing.T) {
 	_, errOut, code := w.run(run2...)
 	require.Equal(t, 1, code, errOut)
 	require.Contains(t, errOut, "recover: 2/4 messages", "progress lines up to the damaged file")
-	require.Contains(t, errOut, "keyctl: message m3: ")
+	require.Contains(t, errOut, "keyctl: message file:m3: ")
 	require.Contains(t, errOut, "run the same keyctl recover again to resume")
 	require.NoError(t, os.Rename(filepath.Join(msgDir2, "m3"), filepath.Join(dir, "m3.damaged")))
 	var resumed recoverView
@@ -189,7 +213,7 @@ func TestBreakGlassRecovery(t *testing.T) {
 				require.Contains(t, r.Reason, "threshold 2 of 3 shares")
 			}
 			if r.Operation == "recover: data keys rewrapped, escrow key dropped" && strings.Contains(r.Reason, kmsKeyID(k2)) {
-				require.Contains(t, r.Reason, "4 of 4 messages rewrapped")
+				require.Contains(t, r.Reason, "6 of 6 messages rewrapped")
 			}
 		case "denial":
 			if strings.Contains(r.Operation, "recover") {
@@ -210,6 +234,17 @@ func TestBreakGlassRecovery(t *testing.T) {
 		y := shareBytes(t, share(who))
 		require.False(t, bytes.Contains(logBytes, y), "the audit log holds %s's share", who)
 	}
+}
+
+// s3Profile writes the AWS profile "s3" keyctl signs S3 calls with: the
+// S3 endpoint's credentials (KMS calls keep the custodian's).
+func (w *world) s3Profile(e *s3test.Env) {
+	access, secret := os.Getenv("PHICRYPT_S3_ACCESS_KEY"), os.Getenv("PHICRYPT_S3_SECRET_KEY")
+	if !e.Real {
+		access, secret = "s3test", "s3test-secret"
+	}
+	creds := "[s3]\naws_access_key_id = " + access + "\naws_secret_access_key = " + secret + "\n"
+	require.NoError(w.t, os.WriteFile(filepath.Join(w.dir, "no-aws-credentials"), []byte(creds), 0o600))
 }
 
 // initTeamOfThree is initTeam with every change, recover included, needing
