@@ -232,6 +232,18 @@ func resumeRecovery(ctx context.Context, s *session, r *custody.Request, shares 
 	if err != nil {
 		return nil, nil, deny(fmt.Errorf("the position file names request %s, which this store never authorized: %w", id, err))
 	}
+	// The approval holds only under the policy it was given under, and
+	// only a custodian of it (by name and key) resumes.
+	p, err := policyInForce(ctx, auth, r.Change)
+	if err != nil {
+		return nil, nil, deny(err)
+	}
+	if d, err := p.Digest(); err != nil || d != r.PolicyDigest {
+		return nil, nil, deny(fmt.Errorf("%w: the policy changed since the recovery was approved; propose it again", custody.ErrStalePolicy))
+	}
+	if !isCustodian(p, s.me.Name, s.me.public()) {
+		return nil, nil, deny(fmt.Errorf("%w: resuming a recovery takes a custodian of its policy (by name and key)", custody.ErrNotCustodian))
+	}
 	key, err := custody.CombineEscrowShares(shares, r.EscrowKey)
 	if err != nil {
 		return nil, nil, deny(err)

@@ -176,6 +176,7 @@ func TestBreakGlassRecovery(t *testing.T) {
 	require.Contains(t, errOut, "keyctl: message file:m3: ")
 	require.Contains(t, errOut, "run the same keyctl recover again to resume")
 	require.NoError(t, os.Rename(filepath.Join(msgDir2, "m3"), filepath.Join(dir, "m3.damaged")))
+	w.fails(1, "takes a custodian", append(slices.Clone(run2), "--identity", ids["mallory"])...)
 	var resumed recoverView
 	w.okJSON(&resumed, run2...)
 	require.Equal(t, 2, resumed.Resumed, "m1 and m2 were done before the interruption")
