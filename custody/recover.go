@@ -47,7 +47,7 @@ func (a *Authority) AuthorizeRecovery(ctx context.Context, r *Request, approvals
 	}
 	if a.cfg.Audit != nil {
 		e := a.cfg.Hasher.AdminChange(a.cfg.Now(), r.Proposer, "recover: escrow key reassembled", "", auth.Approvers)
-		e.Reason = "escrow " + EscrowKeyFingerprint(r.EscrowKey) + " from " + strconv.Itoa(len(shares)) + " shares, request " + auth.ID.String()[:16]
+		e.Reason = "escrow " + EscrowKeyFingerprint(r.EscrowKey) + " from " + strconv.Itoa(len(shares)) + " shares, request " + auth.ID.String()
 		if err := a.audit(e); err != nil {
 			return nil, nil, errors.Join(err, errors.New("custody: the escrow key was reassembled but not recorded; it was dropped"))
 		}

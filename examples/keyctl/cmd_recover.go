@@ -249,7 +249,7 @@ func resumeRecovery(ctx context.Context, s *session, r *custody.Request, shares 
 		return nil, nil, deny(err)
 	}
 	e := s.audit.hasher.AdminChange(time.Now(), s.actor, "recover: resumed, escrow key reassembled", "", approvers)
-	e.Reason = "request " + id.String()[:16] + ", escrow " + custody.EscrowKeyFingerprint(r.EscrowKey)
+	e.Reason = "request " + id.String() + ", escrow " + custody.EscrowKeyFingerprint(r.EscrowKey)
 	if err := s.audit.record(e); err != nil {
 		return nil, nil, err
 	}
@@ -383,7 +383,7 @@ func (a *app) finishRecovery(ctx context.Context, s *session, r *custody.Request
 		op = "recover: interrupted, escrow key dropped"
 	}
 	e := s.audit.hasher.AdminChange(time.Now(), s.actor, op, "", approvers)
-	e.Reason = fmt.Sprintf("request %s: %d of %d messages rewrapped (%d before resuming) to %s", id[:16], view.Rewrapped, view.Total, view.Resumed, kmsKeyID(r.KMSKeyARN))
+	e.Reason = fmt.Sprintf("request %s: %d of %d messages rewrapped (%d before resuming) to %s", id, view.Rewrapped, view.Total, view.Resumed, kmsKeyID(r.KMSKeyARN))
 	if err := s.audit.record(e); err != nil {
 		return errors.Join(runErr, err)
 	}

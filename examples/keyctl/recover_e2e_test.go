@@ -215,6 +215,7 @@ func TestBreakGlassRecovery(t *testing.T) {
 			}
 			if r.Operation == "recover: data keys rewrapped, escrow key dropped" && strings.Contains(r.Reason, kmsKeyID(k2)) {
 				require.Contains(t, r.Reason, "6 of 6 messages rewrapped")
+				require.Contains(t, r.Reason, "request "+got.Request)
 			}
 		case "denial":
 			if strings.Contains(r.Operation, "recover") {
