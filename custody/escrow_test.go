@@ -249,3 +249,28 @@ func TestEscrowShareWorkedExample(t *testing.T) {
 		require.ErrorIs(t, err, custody.ErrEscrowShare)
 	}
 }
+
+// ParseEscrowShare never panics, and what it accepts re-encodes to the
+// same bytes.
+func FuzzParseEscrowShare(f *testing.F) {
+	key, err := keyring.GenerateHPKEEscrowKey()
+	if err != nil {
+		f.Fatal(err)
+	}
+	shares, err := custody.SplitEscrowKey("escrow-fuzz", key, 3, 2)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range shares {
+		f.Add(s.RevealEncoding())
+	}
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := custody.ParseEscrowShare(b)
+		if err != nil {
+			require.ErrorIs(t, err, custody.ErrEscrowShare)
+			return
+		}
+		require.Equal(t, b, s.RevealEncoding())
+	})
+}
