@@ -89,6 +89,10 @@ var ErrNotCarriedOut = errors.New("custody: the change was authorized but not ca
 // ErrForgedApproval, ErrReplayed, ...) and changes nothing. A set-policy
 // change is installed by the authorization itself.
 func (x *Executor) Apply(ctx context.Context, r *Request, approvals []Approval) (*Applied, error) {
+	if r != nil && r.Action == ActionRecover {
+		// Refused before authorizing, so the request is not spent.
+		return nil, fmt.Errorf("%w: a recover request is carried out with Authority.AuthorizeRecovery and the custodians' escrow shares", ErrInvalid)
+	}
 	auth, err := x.cfg.Authority.Authorize(ctx, r, approvals)
 	if err != nil {
 		return nil, err

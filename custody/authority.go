@@ -450,7 +450,7 @@ func alsoAffected(list []installed, c Change, quorums []*Policy) []*Policy {
 		switch {
 		case c.Action == ActionSetPolicy && c.NewPolicy != nil && c.NewPolicy.coversScope(p.Scope):
 			add(p)
-		case c.Action == ActionDisable || c.Action == ActionEnable || c.Action == ActionRewrap && c.BranchKeyID == "":
+		case c.Action == ActionDisable || c.Action == ActionEnable || c.Action == ActionRewrap && c.BranchKeyID == "" || c.Action == ActionRecover:
 			add(p)
 		}
 	}
@@ -568,13 +568,15 @@ var reasons = []struct {
 	{ErrDuplicateSigner, "duplicate-signer"}, {ErrNotCustodian, "not-custodian"},
 	{ErrTooFewApprovals, "too-few-approvals"}, {ErrRoleConflict, "role-conflict"},
 	{ErrStalePolicy, "stale-policy"}, {ErrNotPermitted, "not-permitted"}, {ErrNoPolicy, "no-policy"},
-	{ErrInvalid, "invalid"},
+	{ErrEscrowShare, "bad-escrow-share"}, {ErrTooFewShares, "too-few-escrow-shares"},
+	{ErrEscrowKeyMismatch, "escrow-key-mismatch"}, {ErrInvalid, "invalid"},
 }
 
 // Reason is the word an audit record gives for err: "forged-approval",
 // "replayed", "expired", "duplicate-signer", "not-custodian",
 // "too-few-approvals", "role-conflict", "stale-policy", "not-permitted",
-// "no-policy", "invalid", or "failed" for any other error.
+// "no-policy", "bad-escrow-share", "too-few-escrow-shares",
+// "escrow-key-mismatch", "invalid", or "failed" for any other error.
 func Reason(err error) string {
 	for _, r := range reasons {
 		if errors.Is(err, r.err) {

@@ -21,7 +21,15 @@
 // use them for set-up and jobs the policy allows to one custodian, and the
 // Executor for everything a quorum must approve.
 //
-// Nothing here unwraps a branch key or decrypts data: a custodian's KMS
+// Break glass: SplitEscrowKey splits a new HPKE escrow key into one share
+// per custodian at once, and AuthorizeRecovery, given a quorum-approved
+// recover request (ActionRecover) and M shares, reassembles it in memory.
+// That key unwraps the data keys services also wrapped to the escrow public
+// key, which is what rewrapping them to a new KMS key without producing
+// plaintext needs; it is the one unwrapping key custody hands out, and only
+// through the quorum (keyctl recover; docs/OPERATIONS.md has the runbook).
+//
+// Otherwise nothing here unwraps a branch key or decrypts data: a custodian's KMS
 // principal needs GenerateDataKeyWithoutPlaintext and ReEncrypt, and should
 // be denied Decrypt. GenerateKMSKeyPolicy writes a KMS key policy that
 // makes KMS enforce the same split, and CheckKMSKeyPolicy and CheckKMSKey

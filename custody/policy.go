@@ -53,8 +53,8 @@ func (r Role) String() string {
 }
 
 // Action is something a principal may ask to do to a key. The changes
-// (create to set-policy) are made through quorum-signed Requests; the
-// others are uses a role carries by itself. The zero Action is not valid.
+// (create to set-policy, and recover) are made through quorum-signed
+// Requests; the others are uses a role carries by itself. The zero Action is not valid.
 // The numbers are part of the encodings in docs/FORMAT.md.
 type Action uint8
 
@@ -73,6 +73,11 @@ const (
 	ActionEncrypt        Action = 12 // encrypt under a key
 	ActionDecrypt        Action = 13 // decrypt under a key
 	ActionReadAudit      Action = 14 // read and verify the audit log
+	// ActionRecover reassembles an escrow private key from custodians'
+	// shares and rewraps data keys with it (break-glass recovery). It is a
+	// change, numbered after the uses so that every existing encoding keeps
+	// its meaning.
+	ActionRecover Action = 15
 )
 
 var actionNames = [...]string{
@@ -81,11 +86,12 @@ var actionNames = [...]string{
 	ActionDestroyKey: "destroy-key", ActionRewrap: "rewrap", ActionSetPolicy: "set-policy",
 	ActionRotateByUsage: "rotate-by-usage", ActionRotateByAge: "rotate-by-age",
 	ActionEncrypt: "encrypt", ActionDecrypt: "decrypt", ActionReadAudit: "read-audit",
+	ActionRecover: "recover",
 }
 
 // String is the action's name ("destroy-version", "set-policy", ...).
 func (a Action) String() string {
-	if a >= ActionCreate && a <= ActionReadAudit {
+	if a >= ActionCreate && a <= ActionRecover {
 		return actionNames[a]
 	}
 	return "invalid"
@@ -93,7 +99,13 @@ func (a Action) String() string {
 
 // IsChange reports whether a is an administrative change: one that needs
 // a quorum of custodians' approvals (a Request).
-func (a Action) IsChange() bool { return a >= ActionCreate && a <= ActionSetPolicy }
+func (a Action) IsChange() bool {
+	return a >= ActionCreate && a <= ActionSetPolicy || a == ActionRecover
+}
+
+// changeCount is how many actions are changes: the most quorum entries a
+// policy holds.
+const changeCount = int(ActionSetPolicy) + 1
 
 // Caps on policies (attacker-controlled counts and sizes in stored and
 // transmitted encodings).
@@ -108,7 +120,7 @@ const (
 	// maxPolicySize bounds an encoded policy.
 	maxPolicySize = 1 + 2 + MaxScope + 8 + 1 + 3 +
 		(MaxCustodians+MaxServices+MaxAuditors)*(1+MaxPrincipalName+ed25519.PublicKeySize+2+MaxAWSPrincipal) +
-		1 + 2*int(ActionSetPolicy)
+		1 + 2*changeCount
 )
 
 // policyVersion is the first byte of an encoded policy.

@@ -29,7 +29,7 @@ const (
 	MaxRequestLifetime = 30 * 24 * time.Hour
 	// maxRequestSize bounds an encoded request.
 	maxRequestSize = 1 + 1 + 1 + MaxPrincipalName + 2 + keystore.MaxBranchKeyIDLen + 1 + 36 +
-		2 + keystore.MaxKMSKeyARNLen + 32 + 8 + 16 + 3 + maxPolicySize
+		2 + keystore.MaxKMSKeyARNLen + 32 + 8 + 16 + 3 + maxPolicySize + 32
 	// maxApprovalSize bounds an encoded approval.
 	maxApprovalSize = 1 + 1 + MaxPrincipalName + 32 + ed25519.SignatureSize
 	// maxSignedSize bounds a request stored with its approvals.
@@ -60,6 +60,10 @@ const (
 //   - rewrap: KMSKeyARN, the key ARN to move under, and BranchKeyID, or ""
 //     for every key in the store (then governed by the "*" policy).
 //   - set-policy: NewPolicy only (its Scope says what it governs).
+//   - recover: EscrowKey, the escrow key to reassemble, and KMSKeyARN,
+//     the KMS key the recovered data keys are wrapped to; governed by the
+//     "*" policy, and needing the quorum of every installed policy, as a
+//     rewrap of every key does.
 //
 // A field that does not apply must be empty.
 type Change struct {
@@ -68,6 +72,9 @@ type Change struct {
 	Version     string
 	KMSKeyARN   string
 	NewPolicy   *Policy
+	// EscrowKey is EscrowKeyDigest of the escrow public key a recover
+	// change reassembles the private key of (all zero otherwise).
+	EscrowKey [32]byte
 }
 
 // target is the key (or scope) the change is about: what the policy in
@@ -93,7 +100,13 @@ func (c Change) check() error {
 	if c.NewPolicy != nil {
 		return fmt.Errorf("%w: only set-policy carries a policy", ErrInvalid)
 	}
-	if c.BranchKeyID != "" || c.Action != ActionRewrap {
+	if (c.Action == ActionRecover) != (c.EscrowKey != [32]byte{}) {
+		return fmt.Errorf("%w: an escrow key goes with recover, and only with recover", ErrInvalid)
+	}
+	if c.Action == ActionRecover && c.BranchKeyID != "" {
+		return fmt.Errorf("%w: recover names no branch key (the \"*\" policy governs it)", ErrInvalid)
+	}
+	if c.BranchKeyID != "" || c.Action != ActionRewrap && c.Action != ActionRecover {
 		if err := keystore.CheckID(c.BranchKeyID); err != nil {
 			return fmt.Errorf("%w: the change's branch key id: %w", ErrInvalid, err)
 		}
@@ -114,11 +127,12 @@ func (c Change) check() error {
 			return fmt.Errorf("%w: %s takes no version", ErrInvalid, c.Action)
 		}
 	}
-	if (c.Action == ActionRewrap) != (c.KMSKeyARN != "") {
-		return fmt.Errorf("%w: a KMS key ARN goes with rewrap, and only with rewrap", ErrInvalid)
+	takesARN := c.Action == ActionRewrap || c.Action == ActionRecover
+	if takesARN != (c.KMSKeyARN != "") {
+		return fmt.Errorf("%w: a KMS key ARN goes with rewrap and recover, and only with them", ErrInvalid)
 	}
-	if c.Action == ActionRewrap && (!isKeyARN(c.KMSKeyARN) || len(c.KMSKeyARN) > keystore.MaxKMSKeyARNLen) {
-		return fmt.Errorf("%w: rewrap needs a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)", ErrInvalid)
+	if takesARN && (!isKeyARN(c.KMSKeyARN) || len(c.KMSKeyARN) > keystore.MaxKMSKeyARNLen) {
+		return fmt.Errorf("%w: %s needs a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)", ErrInvalid, c.Action)
 	}
 	return nil
 }
@@ -173,6 +187,11 @@ func (r *Request) MarshalBinary() ([]byte, error) {
 		}
 	}
 	b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(policy) })
+	if r.Action == ActionRecover {
+		// Only recover requests carry it, so every other request keeps the
+		// encoding it had before recover existed.
+		b.AddBytes(r.EscrowKey[:])
+	}
 	return b.Bytes()
 }
 
@@ -214,7 +233,8 @@ func ParseRequest(b []byte) (*Request, error) {
 	var expiry uint64
 	if !s.ReadUint8(&action) || !s.ReadUint8LengthPrefixed(&proposer) || !s.ReadUint16LengthPrefixed(&id) ||
 		!s.ReadUint8LengthPrefixed(&ver) || !s.ReadUint16LengthPrefixed(&arn) || !s.CopyBytes(r.PolicyDigest[:]) ||
-		!s.ReadUint64(&expiry) || !s.CopyBytes(r.Nonce[:]) || !s.ReadUint24LengthPrefixed(&policy) {
+		!s.ReadUint64(&expiry) || !s.CopyBytes(r.Nonce[:]) || !s.ReadUint24LengthPrefixed(&policy) ||
+		Action(action) == ActionRecover && !s.CopyBytes(r.EscrowKey[:]) {
 		return nil, errTruncated("request")
 	}
 	if expiry > 1<<62 {
@@ -352,6 +372,8 @@ func (r Request) String() string {
 	switch {
 	case r.Action == ActionSetPolicy && r.NewPolicy != nil:
 		what = r.NewPolicy.String()
+	case r.Action == ActionRecover:
+		what = "escrow key " + EscrowKeyFingerprint(r.EscrowKey)
 	case r.BranchKeyID == "":
 		what = "every key"
 	default:

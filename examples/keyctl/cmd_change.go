@@ -19,14 +19,15 @@ import (
 var changeKinds = map[string]custody.Action{
 	"create": custody.ActionCreate, "rotate": custody.ActionRotate, "retire": custody.ActionRetire,
 	"disable": custody.ActionDisable, "enable": custody.ActionEnable, "destroy": custody.ActionDestroyVersion,
-	"rewrap": custody.ActionRewrap, "set-policy": custody.ActionSetPolicy,
+	"rewrap": custody.ActionRewrap, "set-policy": custody.ActionSetPolicy, "recover": custody.ActionRecover,
 }
 
-const changeKindList = "create, rotate, retire, disable, enable, destroy, rewrap or set-policy"
+const changeKindList = "create, rotate, retire, disable, enable, destroy, rewrap, set-policy or recover"
 
 // proposalFlags are the flags of propose and its shortcuts.
 type proposalFlags struct {
 	version, to, out string
+	escrow           string
 	expires          time.Duration
 	policy           trustPolicyFlags
 }
@@ -37,7 +38,8 @@ func (p *proposalFlags) add(c *cobra.Command, version, to, policy bool) {
 		f.StringVar(&p.version, "version", "", "the branch key `VERSION` the change acts on")
 	}
 	if to {
-		f.StringVar(&p.to, "to", "", "rewrap: the KMS key `ARN` to move every branch key under")
+		f.StringVar(&p.to, "to", "", "rewrap, recover: the KMS key `ARN` to move every branch key (or the recovered data keys) under")
+		f.StringVar(&p.escrow, "escrow", "", "recover: the escrow key's `NAME` (from escrow init)")
 	}
 	if policy {
 		p.policy.add(c)
@@ -67,6 +69,9 @@ func (a *app) proposeCommand() *cobra.Command {
   rewrap [ID] --to ARN           move ID's versions (or every key's) under ARN
   set-policy --custodian NAME=PUBLIC_KEY ... --quorum N [--scope S]
                                  install or replace the trust policy of S
+  recover --escrow NAME --to ARN break glass: reassemble escrow key NAME from
+                                 custodians' shares and rewrap data keys to
+                                 ARN (keyctl recover runs it)
 retire, disable, enable and destroy are shortcuts for it.` + proposalHelp,
 		Args: rangeArgs(1, 2, "KIND and a branch key ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -139,6 +144,11 @@ func changeFor(kind, id string, p proposalFlags) (custody.Change, error) {
 			return c, usagef("rewrap needs --to ARN")
 		}
 		c.KMSKeyARN = p.to
+	case custody.ActionRecover:
+		if p.to == "" || p.escrow == "" || id != "" || p.version != "" {
+			return c, usagef("recover takes no branch key: give --escrow NAME and --to ARN")
+		}
+		c.KMSKeyARN = p.to
 	case custody.ActionSetPolicy:
 		if id != "" || p.version != "" {
 			return c, usagef("set-policy takes no branch key: give --scope")
@@ -149,11 +159,14 @@ func changeFor(kind, id string, p proposalFlags) (custody.Change, error) {
 		}
 		c.NewPolicy = pol
 	}
-	if action != custody.ActionRewrap && action != custody.ActionSetPolicy && id == "" {
+	if action != custody.ActionRewrap && action != custody.ActionSetPolicy && action != custody.ActionRecover && id == "" {
 		return c, usagef("%s needs a branch key ID", kind)
 	}
-	if action != custody.ActionRewrap && p.to != "" {
-		return c, usagef("--to goes with rewrap")
+	if action != custody.ActionRewrap && action != custody.ActionRecover && p.to != "" {
+		return c, usagef("--to goes with rewrap and recover")
+	}
+	if action != custody.ActionRecover && p.escrow != "" {
+		return c, usagef("--escrow goes with recover")
 	}
 	if action != custody.ActionSetPolicy && p.policy.given() {
 		return c, usagef("the trust policy flags go with set-policy")
@@ -178,6 +191,11 @@ func (a *app) propose(ctx context.Context, kind, id string, p proposalFlags) err
 	auth, err := s.authority()
 	if err != nil {
 		return err
+	}
+	if change.Action == custody.ActionRecover {
+		if change.EscrowKey, err = escrowDigest(ctx, s, p.escrow); err != nil {
+			return err
+		}
 	}
 	r, err := auth.Propose(ctx, s.me.Name, change, p.expires)
 	if err != nil {
@@ -352,6 +370,9 @@ again.`,
 			f, err := mergeChangeFiles(args)
 			if err != nil {
 				return err
+			}
+			if f.Request.Action == custody.ActionRecover {
+				return usagef("a recover request is run by keyctl recover FILE... --share FILE... --messages DIR, with the custodians' shares")
 			}
 			s, err := a.open(cmd.Context(), needs{store: true, kms: true, audit: true})
 			if err != nil {

@@ -23,7 +23,7 @@ import (
 // everyCommand is what keyctl --help must list.
 var everyCommand = []string{"init", "create", "list", "show", "rotate", "retire", "rewrap", "propose", "approve", "apply",
 	"disable", "enable", "destroy", "policy", "policy generate", "policy check", "audit", "audit verify", "audit prove",
-	"backup", "restore"}
+	"backup", "restore", "escrow", "escrow init", "recover"}
 
 // TestHelpListsEveryCommand: keyctl --help names every command, and there is
 // no decrypt command.

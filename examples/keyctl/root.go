@@ -96,6 +96,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.disableCommand(), a.enableCommand(), a.destroyCommand(),
 		a.policyCommand(), a.auditCommand(),
 		a.backupCommand(), a.restoreCommand(),
+		a.escrowCommand(), a.recoverCommand(),
 	)
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(root.FlagErrorFunc())

@@ -28,7 +28,7 @@ func (f *trustPolicyFlags) add(c *cobra.Command) {
 	fl.StringArrayVar(&f.services, "service", nil, "set-policy: a service, `NAME=PUBLIC_KEY[@IAM_ARN]` (repeat)")
 	fl.StringArrayVar(&f.auditors, "auditor", nil, "set-policy: an auditor, `NAME=PUBLIC_KEY[@IAM_ARN]` (repeat)")
 	fl.IntVar(&f.quorum, "quorum", 0, "set-policy: how many custodians approve a change of the policy, and every change not named by --quorum-for (except create: 1)")
-	fl.StringArrayVar(&f.quorumFor, "quorum-for", nil, "set-policy: `ACTION=N`, the quorum of one kind of change (create, rotate, retire, disable, enable, destroy-version, destroy-key, rewrap; repeat)")
+	fl.StringArrayVar(&f.quorumFor, "quorum-for", nil, "set-policy: `ACTION=N`, the quorum of one kind of change (create, rotate, retire, disable, enable, destroy-version, destroy-key, rewrap, recover; repeat)")
 	fl.BoolVar(&f.rotateByUsage, "services-rotate-by-usage", false, "set-policy: services may rotate a key whose active version reached its usage cap")
 	fl.BoolVar(&f.rotateByAge, "services-rotate-by-age", false, "set-policy: services may rotate a key whose active version reached its age")
 }

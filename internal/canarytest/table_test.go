@@ -321,6 +321,22 @@ var types = map[string]entry{
 		return []any{r[0], r[1]}
 	}},
 	"custody.Signer": {build: func(w *world) []any { return []any{custodySigner(w)} }},
+	// Escrow shares: the seed and every share's bytes are canaries.
+	"custody.EscrowShare": {build: func(w *world) []any {
+		key, err := keyring.GenerateHPKEEscrowKey()
+		w.must(err)
+		seed := key.RevealSeed()
+		w.canaries = append(w.canaries, string(seed))
+		shares, err := custody.SplitEscrowKey("escrow-canary", key, 3, 2)
+		w.must(err)
+		out := make([]any, len(shares))
+		for i, sh := range shares {
+			enc := sh.RevealEncoding()
+			w.canaries = append(w.canaries, string(enc[len(enc)-64:len(enc)-32]))
+			out[i] = sh
+		}
+		return out
+	}},
 	"custody.AuthorityConfig": {build: func(w *world) []any {
 		return []any{&custody.AuthorityConfig{Store: w.store, Audit: auditLog(w, audit.NewMemorySink()), Hasher: auditHasher(w)}}
 	}},
