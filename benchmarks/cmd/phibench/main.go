@@ -208,6 +208,7 @@ func runConfig(c config, stdout, stderr io.Writer) error {
 	rows, failed := measure(c, cases, stderr)
 	fmt.Fprintf(stderr, "phibench: %d cases, %d rounds in %v\n", len(rows), c.count, time.Since(start).Round(time.Millisecond))
 	printTable(stdout, rows)
+	printGoals(stdout, checkGoals(rows))
 	var lat []latencyRun
 	if c.latency && c.only == nil && len(c.opts.FrameLengths) == 0 && len(c.opts.Workers) == 0 {
 		if lat, err = measureLatency(env, c.quick, stderr); err != nil {
