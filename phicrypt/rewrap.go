@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 
@@ -164,10 +166,11 @@ func (e *Encryptor) sealRewrapped(u *unwrapped, edks []keyring.EncryptedDataKey,
 // header and that body and returns the new footer. It is not safe for
 // concurrent use.
 type SignedRewrap struct {
-	header []byte
-	old    *verifier
-	signer *signer
-	done   bool
+	header      []byte
+	old         *verifier
+	signer      *signer
+	frameLength uint32
+	done        bool
 }
 
 // RewrapSigned starts rewrapping a signed message whose header begins
@@ -210,7 +213,7 @@ func (e *Encryptor) RewrapSigned(ctx context.Context, header []byte, expect map[
 		return nil, err
 	}
 	sg.write(nh)
-	return &SignedRewrap{header: nh, old: old, signer: sg}, nil
+	return &SignedRewrap{header: nh, old: old, signer: sg, frameLength: u.h.frameLength}, nil
 }
 
 // Header returns the new header. The caller must not modify it.
@@ -248,6 +251,65 @@ func (s *SignedRewrap) Footer(old []byte) ([]byte, error) {
 	footer, err := s.signer.appendFooter(nil)
 	s.signer = nil // the private key signs one message
 	return footer, err
+}
+
+// CopyBody streams the rest of the old message, read from src starting
+// right after its header, into dst: the frames unchanged (through Write),
+// then, once the old footer is checked (Footer), the new footer. It reads
+// exactly the message: a source that ends inside it, or holds bytes after
+// the signature, fails with a MessageError, and so does a frame longer
+// than the header's frame length. dst has then received the body but no
+// footer: the caller discards what it wrote.
+func (s *SignedRewrap) CopyBody(dst io.Writer, src io.Reader) error {
+	if s.done {
+		return errors.New("phicrypt: SignedRewrap.CopyBody after Footer")
+	}
+	buf := make([]byte, regularFrameOverhead+int(s.frameLength))
+	pass := func(b []byte, what string) error {
+		if _, err := io.ReadFull(src, b); err != nil {
+			return readFailure(err, StageFrame, what)
+		}
+		_, _ = s.Write(b)
+		_, err := dst.Write(b)
+		return err
+	}
+	for {
+		seq := buf[:4]
+		if err := pass(seq, "the message ends before its final frame"); err != nil {
+			return err
+		}
+		if binary.BigEndian.Uint32(seq) != finalMarker {
+			if err := pass(buf[:ivLength+int(s.frameLength)+tagLength], "the message ends inside a frame"); err != nil {
+				return err
+			}
+			continue
+		}
+		head := buf[:4+ivLength+4] // sequence number, IV, content length
+		if err := pass(head, "the message ends inside its final frame"); err != nil {
+			return err
+		}
+		n := binary.BigEndian.Uint32(head[4+ivLength:])
+		if n > s.frameLength {
+			return malformed(StageFrame, "the final frame is longer than the frame length")
+		}
+		if err := pass(buf[:int(n)+tagLength], "the message ends inside its final frame"); err != nil {
+			return err
+		}
+		break
+	}
+	old, err := io.ReadAll(io.LimitReader(src, maxFooterLength+1))
+	if err != nil {
+		return readFailure(err, StageSignature, "the signature cannot be read")
+	}
+	if len(old) > maxFooterLength {
+		return malformed(StageSignature, "trailing bytes follow the signature")
+	}
+	footer, err := s.Footer(old)
+	if err != nil {
+		return err
+	}
+	_, err = dst.Write(footer)
+	return err
 }
 
 // Format implements fmt.Formatter: "phicrypt.SignedRewrap" whatever the

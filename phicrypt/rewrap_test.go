@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -238,5 +239,55 @@ func splitFooter(t *testing.T, msg []byte, hl, frame int) (body, footer []byte) 
 			return msg[hl:off], msg[off:]
 		}
 		off += 4 + 12 + frame + 16
+	}
+}
+
+// CopyBody streams a signed message's body through a SignedRewrap: the
+// output is the new header's message, every frame unchanged; a message cut
+// anywhere inside its body or signature, or followed by bytes, is refused
+// as malformed, and an altered body fails its old signature.
+func TestSignedRewrapCopyBody(t *testing.T) {
+	ctx := context.Background()
+	from, to := rewrapKeyrings(t)
+	old := encryptorFor(t, from, phicrypt.SuiteCommittedSigned, 512)
+	now := encryptorFor(t, to, phicrypt.SuiteCommittedSigned, 512)
+	ec := map[string]string{"tenant": "clinic-7"}
+	for _, size := range []int{0, 1, 512, 3000} {
+		pt := randomBytes(size)
+		msg, err := old.Encrypt(ctx, pt, ec)
+		require.NoError(t, err)
+		hl, err := old.HeaderLength(msg)
+		require.NoError(t, err)
+		body, _ := splitFooter(t, msg, hl, 512)
+
+		sr, err := old.RewrapSigned(ctx, msg, ec, to)
+		require.NoError(t, err)
+		var out bytes.Buffer
+		out.Write(sr.Header())
+		require.NoError(t, sr.CopyBody(&out, bytes.NewReader(msg[hl:])))
+		rewrapped := out.Bytes()
+		require.Equal(t, body, rewrapped[len(sr.Header()):len(sr.Header())+len(body)], "size %d: the frames are copied unchanged", size)
+		got, _, err := now.Decrypt(ctx, rewrapped, ec)
+		require.NoError(t, err, "size %d", size)
+		require.Equal(t, pt, got)
+		require.Error(t, sr.CopyBody(io.Discard, bytes.NewReader(msg[hl:])), "a SignedRewrap signs one message")
+
+		for _, cut := range []int{hl + 1, hl + len(body) - 1, hl + len(body), len(msg) - 1} {
+			sr, err := old.RewrapSigned(ctx, msg, ec, to)
+			require.NoError(t, err)
+			err = sr.CopyBody(io.Discard, bytes.NewReader(msg[hl:cut]))
+			require.ErrorIs(t, err, phicrypt.ErrMalformed, "size %d cut at %d", size, cut)
+		}
+		sr, err = old.RewrapSigned(ctx, msg, ec, to)
+		require.NoError(t, err)
+		err = sr.CopyBody(io.Discard, bytes.NewReader(append(bytes.Clone(msg[hl:]), 0)))
+		require.ErrorIs(t, err, phicrypt.ErrMalformed, "size %d: a byte after the signature", size)
+
+		bad := bytes.Clone(msg)
+		bad[hl+len(body)/2] ^= 1
+		sr, err = old.RewrapSigned(ctx, msg, ec, to)
+		require.NoError(t, err)
+		err = sr.CopyBody(io.Discard, bytes.NewReader(bad[hl:]))
+		require.True(t, errors.Is(err, phicrypt.ErrAuthentication) || errors.Is(err, phicrypt.ErrMalformed), "size %d: altered body: %v", size, err)
 	}
 }

@@ -324,7 +324,8 @@ func recoveryTarget(s *session, r *custody.Request, name string, key *keyring.HP
 }
 
 // rewrapFile replaces the header of the message in path with one that
-// wraps its data key with to, copying the body unchanged, atomically.
+// wraps its data key with to, copying the body unchanged (and, for a
+// signed message, a new footer), atomically.
 func rewrapFile(ctx context.Context, from *phicrypt.Encryptor, to keyring.Keyring, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -343,7 +344,16 @@ func rewrapFile(ctx context.Context, from *phicrypt.Encryptor, to keyring.Keyrin
 	if err != nil {
 		return err
 	}
+	// An unsigned message keeps its body and footer as they are; a signed
+	// one is signed anew (phicrypt.RewrapSigned: the old signature is
+	// checked over the body as it is copied, and a new key pair signs it).
 	header, err := from.RewrapHeader(ctx, prefix[:hl], nil, to)
+	var signed *phicrypt.SignedRewrap
+	if errors.Is(err, phicrypt.ErrSignedRewrap) {
+		if signed, err = from.RewrapSigned(ctx, prefix[:hl], nil, to); err == nil {
+			header = signed.Header()
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -359,7 +369,9 @@ func rewrapFile(ctx context.Context, from *phicrypt.Encryptor, to keyring.Keyrin
 	if err == nil {
 		_, err = tmp.Write(header)
 	}
-	if err == nil {
+	if err == nil && signed != nil {
+		err = signed.CopyBody(tmp, f)
+	} else if err == nil {
 		_, err = io.Copy(tmp, f)
 	}
 	if err == nil {

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,6 +74,8 @@ func TestBreakGlassRecovery(t *testing.T) {
 	service := serviceEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), escrowPub)
 	msgDir := filepath.Join(dir, "messages")
 	plain := writeMessages(t, service, msgDir, "a", "b", "c/d", "e")
+	// A signed message (suite 0x0578): its footer is signed anew.
+	maps.Copy(plain, writeMessages(t, signedEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), escrowPub), msgDir, "signed"))
 	before := readAll(t, msgDir, plain)
 	// Two S3 objects under phi/, one elsewhere that the recovery leaves alone.
 	s3env := s3test.New(t)
@@ -141,6 +145,11 @@ func TestBreakGlassRecovery(t *testing.T) {
 		pt, _, err := restored.Decrypt(ctx, after[name], nil)
 		require.NoError(t, err, "message %s", name)
 		require.Equal(t, want, string(pt))
+		if name == "signed" { // the frames stay; the footer is new
+			frames := len(body(t, service, before[name])) - footerLength(t, service, before[name])
+			require.Equal(t, body(t, service, before[name])[:frames], body(t, service, after[name])[:frames], "message %s: the frames changed", name)
+			continue
+		}
 		require.Equal(t, body(t, service, before[name]), body(t, service, after[name]), "message %s: the body changed", name)
 	}
 	w.requireCustodianCannotDecrypt(k2)
@@ -214,7 +223,7 @@ func TestBreakGlassRecovery(t *testing.T) {
 				require.Contains(t, r.Reason, "threshold 2 of 3 shares")
 			}
 			if r.Operation == "recover: data keys rewrapped, escrow key dropped" && strings.Contains(r.Reason, kmsKeyID(k2)) {
-				require.Contains(t, r.Reason, "6 of 6 messages rewrapped")
+				require.Contains(t, r.Reason, "7 of 7 messages rewrapped")
 				require.Contains(t, r.Reason, "request "+got.Request)
 			}
 		case "denial":
@@ -312,6 +321,35 @@ func serviceEncryptor(t *testing.T, client *kms.Client, generator string, pub *k
 	e, err := phicrypt.New(phicrypt.Config{Keyring: both, FrameLength: 1024})
 	require.NoError(t, err)
 	return e
+}
+
+// signedEncryptor is serviceEncryptor writing suite 0x0578 (signed).
+func signedEncryptor(t *testing.T, client *kms.Client, generator string, pub *keyring.HPKEEscrowPublicKey) *phicrypt.Encryptor {
+	k, err := keyring.NewKMS(keyring.KMSConfig{Client: client, Generator: generator})
+	require.NoError(t, err)
+	escrow, err := keyring.NewHPKEEscrow("escrow-2026", pub)
+	require.NoError(t, err)
+	both, err := keyring.NewMulti(k, escrow)
+	require.NoError(t, err)
+	e, err := phicrypt.New(phicrypt.Config{Keyring: both, FrameLength: 1024, Suite: phicrypt.SuiteCommittedSigned})
+	require.NoError(t, err)
+	return e
+}
+
+// footerLength is the length of a signed message's footer (its two-byte
+// signature length and the signature): what follows its frames, walked
+// from the end of its header (frame length 1024, as signedEncryptor).
+func footerLength(t *testing.T, e *phicrypt.Encryptor, msg []byte) int {
+	off, err := e.HeaderLength(msg)
+	require.NoError(t, err)
+	for {
+		if string(msg[off:off+4]) != "\xff\xff\xff\xff" {
+			off += 4 + 12 + 1024 + 16
+			continue
+		}
+		n := int(binary.BigEndian.Uint32(msg[off+4+4+12:]))
+		return len(msg) - (off + 4 + 4 + 12 + 4 + n + 16)
+	}
 }
 
 // writeMessages encrypts a few kilobytes of PHI-like text per name into

@@ -434,10 +434,9 @@ func (c *Client) rewrapSigned(ctx context.Context, src *source, to keyring.Keyri
 		meta = map[string]string{}
 	}
 	meta[metaHeaderLen] = strconv.Itoa(len(newHeader))
-	frameLen := c.frameLength(src.header[:src.headerLen])
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(passSigned(pw, body, sr, frameLen))
+		pw.CloseWithError(passSigned(pw, body, sr))
 	}()
 	runHook(ctx, hookBeforeComplete)
 	up, err := c.tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.key),
@@ -449,64 +448,17 @@ func (c *Client) rewrapSigned(ctx context.Context, src *source, to keyring.Keyri
 	return &RewrapResult{ETag: aws.ToString(up.ETag), VersionID: aws.ToString(up.VersionID), Downloaded: src.downloaded + counted.n}, nil
 }
 
-// passSigned copies a signed message's body from r to w frame by frame,
-// feeding it to sr, then reads the old footer and writes the new one.
-func passSigned(w io.Writer, r io.Reader, sr *phicrypt.SignedRewrap, frameLen int64) error {
-	if frameLen <= 0 {
-		return errors.New("the header's frame length is not positive")
+// passSigned streams the old body and footer from r to w through sr (its
+// frames unchanged, then the new footer). A body that ends early, a frame
+// longer than the frame length or bytes after the signature are damage:
+// ErrTruncated, beside phicrypt's own sentinel.
+func passSigned(w io.Writer, r io.Reader, sr *phicrypt.SignedRewrap) error {
+	err := sr.CopyBody(w, r)
+	if errors.Is(err, phicrypt.ErrMalformed) {
+		return fmt.Errorf("%w: %w", ErrTruncated, err)
 	}
-	buf := make([]byte, 4+12+4+frameLen+16)
-	pass := func(b []byte) error {
-		if _, err := io.ReadFull(r, b); err != nil {
-			return fmt.Errorf("%w: the object ends inside its body: %w", ErrTruncated, err)
-		}
-		_, _ = sr.Write(b)
-		_, err := w.Write(b)
-		return err
-	}
-	for {
-		seq := buf[:4]
-		if err := pass(seq); err != nil {
-			return err
-		}
-		if !bytes.Equal(seq, []byte{0xff, 0xff, 0xff, 0xff}) {
-			if err := pass(buf[:12+frameLen+16]); err != nil {
-				return err
-			}
-			continue
-		}
-		// The final frame: sequence number, IV, content length, content, tag.
-		head := buf[:4+12+4]
-		if err := pass(head); err != nil {
-			return err
-		}
-		n := int64(head[16])<<24 | int64(head[17])<<16 | int64(head[18])<<8 | int64(head[19])
-		if n > frameLen {
-			return errors.New("the final frame is longer than the frame length")
-		}
-		if err := pass(buf[:n+16]); err != nil {
-			return err
-		}
-		break
-	}
-	old, err := io.ReadAll(io.LimitReader(r, 2+maxFooterBytes+1))
-	if err != nil {
-		return err
-	}
-	if len(old) > 2+maxFooterBytes {
-		return fmt.Errorf("%w: bytes follow the signature", ErrTruncated)
-	}
-	footer, err := sr.Footer(old)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(footer)
 	return err
 }
-
-// maxFooterBytes bounds a signature read from an object (a DER P-384
-// signature is at most 104 bytes).
-const maxFooterBytes = 128
 
 func isNoSuchKey(err error) bool {
 	var ae smithy.APIError
@@ -535,17 +487,6 @@ func runHook(ctx context.Context, step string) {
 }
 
 var errUploadEnded = errors.New("s3crypt: the upload ended")
-
-// frameLength reads the frame length from an authenticated version 2
-// header: it follows the content type, before the 32-byte commitment and
-// the 16-byte tag.
-func (c *Client) frameLength(header []byte) int64 {
-	if len(header) < 4+32+16 {
-		return 0
-	}
-	b := header[len(header)-16-32-4:]
-	return int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
-}
 
 type countingReader struct {
 	r io.Reader
