@@ -71,11 +71,11 @@ func TestBreakGlassRecovery(t *testing.T) {
 	require.NoError(t, err)
 	escrowPub := readEscrowPublicKey(t, made.PublicKey)
 	require.Equal(t, made.SHA256, fmt.Sprintf("%x", custody.EscrowKeyDigest(escrowPub)))
-	service := serviceEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), escrowPub)
+	service := serviceEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), escrowPub, 0)
 	msgDir := filepath.Join(dir, "messages")
 	plain := writeMessages(t, service, msgDir, "a", "b", "c/d", "e")
 	// A signed message (suite 0x0578): its footer is signed anew.
-	maps.Copy(plain, writeMessages(t, signedEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), escrowPub), msgDir, "signed"))
+	maps.Copy(plain, writeMessages(t, serviceEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), escrowPub, phicrypt.SuiteCommittedSigned), msgDir, "signed"))
 	before := readAll(t, msgDir, plain)
 	// Two S3 objects under phi/, one elsewhere that the recovery leaves alone.
 	s3env := s3test.New(t)
@@ -168,7 +168,7 @@ func TestBreakGlassRecovery(t *testing.T) {
 	// An interrupted recovery resumes: a damaged file stops it midway; once
 	// it is moved away, the same command carries on under the same
 	// authorization.
-	service2 := serviceEncryptor(t, svc, k2, escrowPub)
+	service2 := serviceEncryptor(t, svc, k2, escrowPub, 0)
 	msgDir2 := filepath.Join(dir, "messages2")
 	plain2 := writeMessages(t, service2, msgDir2, "m1", "m2", "m4")
 	require.NoError(t, os.WriteFile(filepath.Join(msgDir2, "m3"), []byte("not a message"), 0o600))
@@ -310,35 +310,22 @@ func readEscrowPublicKey(t *testing.T, path string) *keyring.HPKEEscrowPublicKey
 }
 
 // serviceEncryptor is a service's Encryptor: KMS key generator, escrow
-// public key beside it.
-func serviceEncryptor(t *testing.T, client *kms.Client, generator string, pub *keyring.HPKEEscrowPublicKey) *phicrypt.Encryptor {
+// public key beside it, writing suite (0 for the default).
+func serviceEncryptor(t *testing.T, client *kms.Client, generator string, pub *keyring.HPKEEscrowPublicKey, suite phicrypt.Suite) *phicrypt.Encryptor {
 	k, err := keyring.NewKMS(keyring.KMSConfig{Client: client, Generator: generator})
 	require.NoError(t, err)
 	escrow, err := keyring.NewHPKEEscrow("escrow-2026", pub)
 	require.NoError(t, err)
 	both, err := keyring.NewMulti(k, escrow)
 	require.NoError(t, err)
-	e, err := phicrypt.New(phicrypt.Config{Keyring: both, FrameLength: 1024})
-	require.NoError(t, err)
-	return e
-}
-
-// signedEncryptor is serviceEncryptor writing suite 0x0578 (signed).
-func signedEncryptor(t *testing.T, client *kms.Client, generator string, pub *keyring.HPKEEscrowPublicKey) *phicrypt.Encryptor {
-	k, err := keyring.NewKMS(keyring.KMSConfig{Client: client, Generator: generator})
-	require.NoError(t, err)
-	escrow, err := keyring.NewHPKEEscrow("escrow-2026", pub)
-	require.NoError(t, err)
-	both, err := keyring.NewMulti(k, escrow)
-	require.NoError(t, err)
-	e, err := phicrypt.New(phicrypt.Config{Keyring: both, FrameLength: 1024, Suite: phicrypt.SuiteCommittedSigned})
+	e, err := phicrypt.New(phicrypt.Config{Keyring: both, FrameLength: 1024, Suite: suite})
 	require.NoError(t, err)
 	return e
 }
 
 // footerLength is the length of a signed message's footer (its two-byte
 // signature length and the signature): what follows its frames, walked
-// from the end of its header (frame length 1024, as signedEncryptor).
+// from the end of its header (frame length 1024, as serviceEncryptor).
 func footerLength(t *testing.T, e *phicrypt.Encryptor, msg []byte) int {
 	off, err := e.HeaderLength(msg)
 	require.NoError(t, err)
