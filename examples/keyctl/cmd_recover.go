@@ -41,6 +41,13 @@ const (
 	maxRecoverMessages = 1 << 24
 	// maxShareFileBytes caps a share file (a PEM share is under 1 KiB).
 	maxShareFileBytes = 8 << 10
+	// recoverMaxEDKs caps the encrypted data keys of a message recover
+	// reads. Services raise phicrypt.Config.MaxEncryptedDataKeys past its
+	// default for threshold keyrings (up to 255 shares) and several
+	// regions, and their messages must stay recoverable; the cap only
+	// bounds work here, since the escrow keyring calls no KMS and opens
+	// only the EDKs of its own key name.
+	recoverMaxEDKs = 256
 )
 
 // recoverPosition is the position file (JSON, mode 0600): the request
@@ -264,7 +271,7 @@ func (a *app) rewrapMessages(ctx context.Context, s *session, r *custody.Request
 	if err != nil {
 		return err
 	}
-	from, err := phicrypt.New(phicrypt.Config{Keyring: recovery})
+	from, err := phicrypt.New(phicrypt.Config{Keyring: recovery, MaxEncryptedDataKeys: recoverMaxEDKs})
 	if err != nil {
 		return err
 	}
