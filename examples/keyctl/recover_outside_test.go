@@ -73,6 +73,14 @@ func TestRecoverOutsideManyEDKsAndNoPlaintext(t *testing.T) {
 		w.ok("approve", req, "--identity", ids[who])
 	}
 	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
+
+	// docs/OPERATIONS.md: a share that belongs to another escrow key, or is
+	// given twice, "is refused with a clear error naming the file".
+	otherDir := filepath.Join(dir, "other")
+	w.ok("escrow", "init", "--name", "escrow-other", "--threshold", "2", "--custodian", "alice", "--custodian", "bob", "--out-dir", otherDir)
+	foreign := filepath.Join(otherDir, "escrow-other.bob.share")
+	w.fails(1, foreign, "recover", req, "--messages", msgDir, "--share", share("alice"), "--share", foreign)
+	w.fails(1, share("bob"), "recover", req, "--messages", msgDir, "--share", share("bob"), "--share", share("bob"))
 	out, errOut, code := w.run("recover", req, "--messages", msgDir, "--share", share("alice"), "--share", share("bob"), "--progress", "lines")
 	require.Equal(t, 0, code, "a message of six EDKs (written under MaxEncryptedDataKeys 6) must be recoverable: %s", errOut)
 
