@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -178,7 +179,7 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 		approvers, key, err = authorizeRecovery(ctx, s, cf, shares)
 	}
 	if err != nil {
-		return err
+		return nameShareFiles(err, f.shares, shares)
 	}
 	if err := writeJSONPrivate(posPath, pos); err != nil {
 		return err
@@ -464,6 +465,20 @@ func readShareFiles(paths []string) ([]*custody.EscrowShare, error) {
 		out = append(out, sh)
 	}
 	return out, nil
+}
+
+// nameShareFiles adds to a refusal of the shares (custody names them by
+// index) which file holds which share, so the operator knows which file
+// to set aside.
+func nameShareFiles(err error, paths []string, shares []*custody.EscrowShare) error {
+	if !errors.Is(err, custody.ErrEscrowShare) && !errors.Is(err, custody.ErrTooFewShares) && !errors.Is(err, custody.ErrEscrowKeyMismatch) {
+		return err
+	}
+	files := make([]string, len(shares))
+	for i, sh := range shares {
+		files[i] = "share " + strconv.Itoa(sh.Index()) + " in " + paths[i]
+	}
+	return fmt.Errorf("%w (%s)", err, strings.Join(files, ", "))
 }
 
 func readShareFile(path string) (*custody.EscrowShare, error) {
