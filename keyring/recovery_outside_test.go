@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -387,14 +388,18 @@ func TestOutsideRawRSA(t *testing.T) {
 	require.Error(t, err, "PKCS #1 v1.5 is never written")
 	// A bad padding and a wrong key look alike: a random key, no error
 	// (section 8); the message then fails its header authentication.
+	// (A ciphertext of the modulus or more is refused openly: that much
+	// is public.)
 	bad := bytes.Clone(ct)
-	bad[0] ^= 0xff
-	bad[10] ^= 0x55
+	bad[100] ^= 0x55
 	k1, err1 := outsideDecrypt(pk, []keyring.EncryptedDataKey{{ProviderID: "hospital-escrow", ProviderInfo: []byte("rsa-2026"), Ciphertext: bad}})
-	other, err := rsa.GenerateKey(rand.Reader, 2048)
-	require.NoError(t, err)
-	ct2, err := rsa.EncryptPKCS1v15(rand.Reader, &other.PublicKey, em.DataKey)
-	require.NoError(t, err)
+	var ct2 []byte
+	for ct2 == nil || new(big.Int).SetBytes(ct2).Cmp(priv.N) >= 0 {
+		other, err := rsa.GenerateKey(rand.Reader, 2048)
+		require.NoError(t, err)
+		ct2, err = rsa.EncryptPKCS1v15(rand.Reader, &other.PublicKey, em.DataKey)
+		require.NoError(t, err)
+	}
 	k2, err2 := outsideDecrypt(pk, []keyring.EncryptedDataKey{{ProviderID: "hospital-escrow", ProviderInfo: []byte("rsa-2026"), Ciphertext: ct2}})
 	require.Equal(t, err1 == nil, err2 == nil, "a bad padding and a wrong key must look alike")
 	if err1 == nil {
@@ -476,4 +481,53 @@ func TestOutsideThresholdMaxEncryptedDataKeys(t *testing.T) {
 	_, _, err = tight.Decrypt(context.Background(), ct, nil)
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "encrypted data keys"), err.Error())
+}
+
+// NewThreshold's refusals, and an OnEncrypt that fails leaves the
+// materials as they were.
+func TestOutsideThresholdConfigAndFailedEncrypt(t *testing.T) {
+	a, b := outsideAES(t, "a"), outsideAES(t, "b")
+	for name, cfg := range map[string]keyring.ThresholdConfig{
+		"threshold 1":        {Threshold: 1, Children: []keyring.Keyring{a, b}},
+		"threshold 0":        {Children: []keyring.Keyring{a, b}},
+		"threshold above N":  {Threshold: 3, Children: []keyring.Keyring{a, b}},
+		"a child twice":      {Threshold: 2, Children: []keyring.Keyring{a, a}},
+		"a nil child":        {Threshold: 2, Children: []keyring.Keyring{a, nil}},
+		"no children":        {Threshold: 2},
+		"256 children":       {Threshold: 2, Children: make([]keyring.Keyring, 256)},
+		"negative threshold": {Threshold: -2, Children: []keyring.Keyring{a, b}},
+	} {
+		k, err := keyring.NewThreshold(cfg)
+		require.Error(t, err, name)
+		require.Nil(t, k, name)
+	}
+
+	o := newOutsideKMS(t)
+	arn := o.key()
+	k := outsideThreshold(t, 2, a, b, o.keyring(arn))
+	o.disable(arn)
+	em := &keyring.EncryptionMaterials{SuiteID: 0x0478, DataKeyLength: 32, EncryptionContext: outsideContext}
+	err := k.OnEncrypt(context.Background(), em)
+	require.Error(t, err)
+	requireNoOutsideCanary(t, err)
+	require.Nil(t, em.DataKey)
+	require.Empty(t, em.EncryptedDataKeys)
+
+	preset := keyring.Secret(bytes.Repeat([]byte{7}, 32))
+	prior := keyring.EncryptedDataKey{ProviderID: "other", ProviderInfo: []byte("x"), Ciphertext: []byte("y")}
+	em = &keyring.EncryptionMaterials{SuiteID: 0x0478, DataKeyLength: 32, EncryptionContext: outsideContext,
+		DataKey: preset, EncryptedDataKeys: []keyring.EncryptedDataKey{prior}}
+	require.Error(t, k.OnEncrypt(context.Background(), em))
+	require.Equal(t, bytes.Repeat([]byte{7}, 32), []byte(em.DataKey))
+	require.Equal(t, []keyring.EncryptedDataKey{prior}, em.EncryptedDataKeys)
+
+	// A child making more EDKs for its share than a share holds (8).
+	var nine []keyring.Keyring
+	for i := range 9 {
+		nine = append(nine, outsideAES(t, fmt.Sprintf("n%d", i)))
+	}
+	wide := outsideThreshold(t, 2, outsideMulti(t, nil, nine...), a, b)
+	em = &keyring.EncryptionMaterials{SuiteID: 0x0478, DataKeyLength: 32, EncryptionContext: outsideContext}
+	require.ErrorContains(t, wide.OnEncrypt(context.Background(), em), "1 to 8")
+	require.Nil(t, em.DataKey)
 }
