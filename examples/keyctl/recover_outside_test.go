@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
 
+	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
@@ -23,8 +25,10 @@ import (
 // regions) plus the escrow key must still be recoverable. The recovery
 // writes no plaintext or encryption-context value anywhere: not in the
 // message directory (temporary files), the configuration directory (the
-// audit log, the position file) nor on stdout or stderr.
-func TestRecoverOutsideManyEDKsAndNoPlaintext(t *testing.T) {
+// audit log, the position file) nor on stdout or stderr. And what
+// docs/OPERATIONS.md's break-glass runbook promises: escrow init prints
+// the public key's SHA-256 to keep; a refused share names its file.
+func TestRecoverOutsideRunbookPromises(t *testing.T) {
 	l := kmsmock.StartTest(t, kmsmock.Config{})
 	dir := t.TempDir()
 	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
@@ -77,7 +81,10 @@ func TestRecoverOutsideManyEDKsAndNoPlaintext(t *testing.T) {
 	// docs/OPERATIONS.md: a share that belongs to another escrow key, or is
 	// given twice, "is refused with a clear error naming the file".
 	otherDir := filepath.Join(dir, "other")
-	w.ok("escrow", "init", "--name", "escrow-other", "--threshold", "2", "--custodian", "alice", "--custodian", "bob", "--out-dir", otherDir)
+	printed := w.ok("escrow", "init", "--name", "escrow-other", "--threshold", "2", "--custodian", "alice", "--custodian", "bob", "--out-dir", otherDir)
+	// The runbook: "keep the printed public_key_sha256".
+	otherPub := readEscrowPublicKey(t, filepath.Join(otherDir, "escrow-other.escrow.pub"))
+	require.Contains(t, printed, fmt.Sprintf("%x", custody.EscrowKeyDigest(otherPub)), "escrow init prints the public key's SHA-256 the runbook says to keep")
 	foreign := filepath.Join(otherDir, "escrow-other.bob.share")
 	w.fails(1, foreign, "recover", req, "--messages", msgDir, "--share", share("alice"), "--share", foreign)
 	w.fails(1, share("bob"), "recover", req, "--messages", msgDir, "--share", share("bob"), "--share", share("bob"))
