@@ -379,6 +379,7 @@ func TestOutsideRawRSA(t *testing.T) {
 	// PKCS #1 v1.5 reads a key written by another ESDK.
 	pk, err := keyring.NewRawRSA(keyring.RawRSAConfig{Namespace: "hospital-escrow", Name: "rsa-2026", PrivateKey: priv, Padding: keyring.RSAPaddingPKCS1v15})
 	require.NoError(t, err)
+	//lint:ignore SA1019 the test plays a peer that wrote PKCS #1 v1.5, which the keyring must read.
 	ct, err := rsa.EncryptPKCS1v15(rand.Reader, &priv.PublicKey, em.DataKey)
 	require.NoError(t, err)
 	got, err := outsideDecrypt(pk, []keyring.EncryptedDataKey{{ProviderID: "hospital-escrow", ProviderInfo: []byte("rsa-2026"), Ciphertext: ct}})
@@ -397,6 +398,7 @@ func TestOutsideRawRSA(t *testing.T) {
 	for ct2 == nil || new(big.Int).SetBytes(ct2).Cmp(priv.N) >= 0 {
 		other, err := rsa.GenerateKey(rand.Reader, 2048)
 		require.NoError(t, err)
+		//lint:ignore SA1019 a peer's PKCS #1 v1.5 key under another RSA key.
 		ct2, err = rsa.EncryptPKCS1v15(rand.Reader, &other.PublicKey, em.DataKey)
 		require.NoError(t, err)
 	}
