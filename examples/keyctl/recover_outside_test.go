@@ -64,8 +64,12 @@ func TestRecoverOutsideRunbookPromises(t *testing.T) {
 	msgDir := filepath.Join(dir, "messages")
 	require.NoError(t, os.MkdirAll(msgDir, 0o700))
 	plain := "CANARY-PHI-body-Jane-Doe-1970-01-01 discharge summary"
-	for _, name := range []string{"a", "b"} {
-		ct, err := service.Encrypt(ctx, []byte(plain), map[string]string{"tenant": "general-hospital", "patient": canary})
+	// "s" is written under the signed suite (the AWS ESDKs' default):
+	// its signature covers the header recover replaces.
+	signer, err := phicrypt.New(phicrypt.Config{Keyring: both, MaxEncryptedDataKeys: 6, Suite: phicrypt.SuiteCommittedSigned})
+	require.NoError(t, err)
+	for name, e := range map[string]*phicrypt.Encryptor{"a": service, "b": service, "s": signer} {
+		ct, err := e.Encrypt(ctx, []byte(plain), map[string]string{"tenant": "general-hospital", "patient": canary})
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(msgDir, name), ct, 0o600))
 	}
@@ -89,17 +93,17 @@ func TestRecoverOutsideRunbookPromises(t *testing.T) {
 	w.fails(1, foreign, "recover", req, "--messages", msgDir, "--share", share("alice"), "--share", foreign)
 	w.fails(1, share("bob"), "recover", req, "--messages", msgDir, "--share", share("bob"), "--share", share("bob"))
 	out, errOut, code := w.run("recover", req, "--messages", msgDir, "--share", share("alice"), "--share", share("bob"), "--progress", "lines")
-	require.Equal(t, 0, code, "a message of six EDKs (written under MaxEncryptedDataKeys 6) must be recoverable: %s", errOut)
+	require.Equal(t, 0, code, "messages of six EDKs (MaxEncryptedDataKeys 6), signed or not, must be recoverable: %s", errOut)
 
 	k2Only, err := keyring.NewKMS(keyring.KMSConfig{Client: svc, Keys: []string{k2}})
 	require.NoError(t, err)
 	restored, err := phicrypt.New(phicrypt.Config{Keyring: k2Only})
 	require.NoError(t, err)
-	for _, name := range []string{"a", "b"} {
+	for _, name := range []string{"a", "b", "s"} {
 		ct, err := os.ReadFile(filepath.Join(msgDir, name))
 		require.NoError(t, err)
 		pt, _, err := restored.Decrypt(ctx, ct, nil)
-		require.NoError(t, err)
+		require.NoError(t, err, "message %s", name)
 		require.Equal(t, plain, string(pt))
 	}
 
@@ -110,7 +114,7 @@ func TestRecoverOutsideRunbookPromises(t *testing.T) {
 	}
 	entries, err := os.ReadDir(msgDir)
 	require.NoError(t, err)
-	require.Len(t, entries, 2, "no temporary file is left beside the messages")
+	require.Len(t, entries, 3, "no temporary file is left beside the messages")
 	require.NoError(t, filepath.WalkDir(filepath.Join(dir, "keyctl"), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
