@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -86,8 +88,10 @@ Then it rewrites every message file under --messages (sorted by path;
 names starting with "." are skipped) and every object under --s3: each
 header is authenticated with the escrow key and replaced by one whose data
 key is wrapped by the KMS key ARN and again by the escrow public key; the
-body is copied unchanged (S3 objects by s3crypt.Client.Rewrap, conditional
-on the object not changing meanwhile), and the file is replaced atomically.
+body is copied unchanged (a message of the signed suite is signed again by
+a new key, after its old signature is checked; S3 objects by
+s3crypt.Client.Rewrap, conditional on the object not changing meanwhile),
+and the file is replaced atomically.
 No plaintext is produced. The custodian
 needs kms:Encrypt on ARN (and nothing else of it).
 
@@ -352,6 +356,13 @@ func rewrapFile(ctx context.Context, from *phicrypt.Encryptor, to keyring.Keyrin
 		return err
 	}
 	header, err := from.RewrapHeader(ctx, prefix[:hl], nil, to)
+	var signed *phicrypt.SignedRewrap
+	if errors.Is(err, phicrypt.ErrSignedRewrap) {
+		// The signature covers the header: sign the message again.
+		if signed, err = from.RewrapSigned(ctx, prefix[:hl], nil, to); err == nil {
+			header = signed.Header()
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -367,7 +378,9 @@ func rewrapFile(ctx context.Context, from *phicrypt.Encryptor, to keyring.Keyrin
 	if err == nil {
 		_, err = tmp.Write(header)
 	}
-	if err == nil {
+	if err == nil && signed != nil {
+		err = copySigned(tmp, bufio.NewReader(f), signed, signedFrameLength(prefix[:hl]))
+	} else if err == nil {
 		_, err = io.Copy(tmp, f)
 	}
 	if err == nil {
@@ -380,6 +393,77 @@ func rewrapFile(ctx context.Context, from *phicrypt.Encryptor, to keyring.Keyrin
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// signedFrameLength is the frame length of a version 2 header (the four
+// bytes before the 32-byte commitment key and the 16-byte header tag;
+// docs/FORMAT.md section 1).
+func signedFrameLength(header []byte) int64 {
+	if len(header) < 4+32+16 {
+		return 0
+	}
+	b := header[len(header)-16-32-4:]
+	return int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
+}
+
+// maxSignatureBytes bounds the signature of a footer (a DER ECDSA P-384
+// signature is at most 104 bytes).
+const maxSignatureBytes = 128
+
+// copySigned copies a signed message's body from r to w unchanged, frame
+// by frame, through sr, then reads the old footer and writes the new one
+// sr makes (after checking the old signature over the old header and the
+// body).
+func copySigned(w io.Writer, r io.Reader, sr *phicrypt.SignedRewrap, frameLen int64) error {
+	if frameLen <= 0 {
+		return errors.New("the message's frame length is not positive")
+	}
+	buf := make([]byte, 4+12+4+frameLen+16)
+	pass := func(b []byte) error {
+		if _, err := io.ReadFull(r, b); err != nil {
+			return fmt.Errorf("the message ends inside its body: %w", err)
+		}
+		_, _ = sr.Write(b)
+		_, err := w.Write(b)
+		return err
+	}
+	for {
+		if err := pass(buf[:4]); err != nil {
+			return err
+		}
+		if !bytes.Equal(buf[:4], []byte{0xff, 0xff, 0xff, 0xff}) {
+			if err := pass(buf[:12+frameLen+16]); err != nil {
+				return err
+			}
+			continue
+		}
+		// The final frame: its sequence number, IV, content length,
+		// content and tag.
+		if err := pass(buf[:4+12+4]); err != nil {
+			return err
+		}
+		n := int64(buf[16])<<24 | int64(buf[17])<<16 | int64(buf[18])<<8 | int64(buf[19])
+		if n > frameLen {
+			return errors.New("the message's final frame is longer than its frame length")
+		}
+		if err := pass(buf[:n+16]); err != nil {
+			return err
+		}
+		break
+	}
+	old, err := io.ReadAll(io.LimitReader(r, 2+maxSignatureBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(old) > 2+maxSignatureBytes {
+		return errors.New("bytes follow the message's signature")
+	}
+	footer, err := sr.Footer(old)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(footer)
+	return err
 }
 
 // finishRecovery audits the outcome with the approvers: a finished
