@@ -152,6 +152,7 @@ func (a *app) escrowInit(ctx context.Context, f escrowInitFlags) error {
 		for i, p := range view.ShareFiles {
 			a.printf("  %s: %s\n", names[i], p)
 		}
+		a.printf("public_key_sha256 %s (keep it with the trust policy's digest)\n", view.SHA256)
 		a.printf("hand each share file to its custodian alone, and delete every copy here\n")
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +42,13 @@ const (
 	maxRecoverMessages = 1 << 24
 	// maxShareFileBytes caps a share file (a PEM share is under 1 KiB).
 	maxShareFileBytes = 8 << 10
+	// recoverMaxEDKs caps the encrypted data keys of a message recover
+	// reads. Services raise phicrypt.Config.MaxEncryptedDataKeys past its
+	// default for threshold keyrings (up to 255 shares) and several
+	// regions, and their messages must stay recoverable; the cap only
+	// bounds work here, since the escrow keyring calls no KMS and opens
+	// only the EDKs of its own key name.
+	recoverMaxEDKs = 256
 )
 
 // recoverPosition is the position file (JSON, mode 0600): the request
@@ -78,8 +86,10 @@ Then it rewrites every message file under --messages (sorted by path;
 names starting with "." are skipped) and every object under --s3: each
 header is authenticated with the escrow key and replaced by one whose data
 key is wrapped by the KMS key ARN and again by the escrow public key; the
-body is copied unchanged (S3 objects by s3crypt.Client.Rewrap, conditional
-on the object not changing meanwhile), and the file is replaced atomically.
+body is copied unchanged (a message of the signed suite is signed again by
+a new key, after its old signature is checked; S3 objects by
+s3crypt.Client.Rewrap, conditional on the object not changing meanwhile),
+and the file is replaced atomically.
 No plaintext is produced. The custodian
 needs kms:Encrypt on ARN (and nothing else of it).
 
@@ -171,7 +181,7 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 		approvers, key, err = authorizeRecovery(ctx, s, cf, shares)
 	}
 	if err != nil {
-		return err
+		return nameShareFiles(err, f.shares, shares)
 	}
 	if err := writeJSONPrivate(posPath, pos); err != nil {
 		return err
@@ -264,7 +274,7 @@ func (a *app) rewrapMessages(ctx context.Context, s *session, r *custody.Request
 	if err != nil {
 		return err
 	}
-	from, err := phicrypt.New(phicrypt.Config{Keyring: recovery})
+	from, err := phicrypt.New(phicrypt.Config{Keyring: recovery, MaxEncryptedDataKeys: recoverMaxEDKs})
 	if err != nil {
 		return err
 	}
@@ -469,6 +479,20 @@ func readShareFiles(paths []string) ([]*custody.EscrowShare, error) {
 		out = append(out, sh)
 	}
 	return out, nil
+}
+
+// nameShareFiles adds to a refusal of the shares (custody names them by
+// index) which file holds which share, so the operator knows which file
+// to set aside.
+func nameShareFiles(err error, paths []string, shares []*custody.EscrowShare) error {
+	if !errors.Is(err, custody.ErrEscrowShare) && !errors.Is(err, custody.ErrTooFewShares) && !errors.Is(err, custody.ErrEscrowKeyMismatch) {
+		return err
+	}
+	files := make([]string, len(shares))
+	for i, sh := range shares {
+		files[i] = "share " + strconv.Itoa(sh.Index()) + " in " + paths[i]
+	}
+	return fmt.Errorf("%w (%s)", err, strings.Join(files, ", "))
 }
 
 func readShareFile(path string) (*custody.EscrowShare, error) {
