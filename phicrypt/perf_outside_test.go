@@ -161,7 +161,8 @@ func TestOutsideEncryptAppendKeepsDst(t *testing.T) {
 // TestOutsideEncryptAppendOverlap: a dst whose spare capacity holds the
 // plaintext (the crypto/cipher idiom plaintext[:0]) cannot be encrypted in
 // place, since the header comes first. The call must not return a message
-// that silently holds other bytes: it either works or panics (misuse).
+// that silently holds other bytes: it either works or panics (misuse) on
+// the caller's goroutine.
 func TestOutsideEncryptAppendOverlap(t *testing.T) {
 	ctx := context.Background()
 	for _, workers := range []int{1, 2} {
@@ -185,6 +186,19 @@ func TestOutsideEncryptAppendOverlap(t *testing.T) {
 				got, _, err := e.Decrypt(ctx, msg, nil)
 				require.NoError(t, err)
 				require.Equal(t, pt, got, "EncryptAppend(buf[:0], buf) returned a message of other bytes than the plaintext given")
+			})
+			t.Run(fmt.Sprintf("w%d/%d/after", workers, size), func(t *testing.T) {
+				// The plaintext in dst's written part is fine: the message goes after it.
+				e := outsideEncryptor(t, phicrypt.Config{Keyring: outsideRawAES(t, "k"), Workers: workers, FrameLength: 4096})
+				buf := make([]byte, size, 2*size+4096)
+				rand.Read(buf)
+				pt := bytes.Clone(buf)
+				msg, err := e.EncryptAppend(ctx, buf, buf, nil)
+				require.NoError(t, err)
+				require.Equal(t, pt, msg[:size])
+				got, _, err := e.Decrypt(ctx, msg[size:], nil)
+				require.NoError(t, err)
+				require.Equal(t, pt, got)
 			})
 		}
 	}
@@ -466,5 +480,32 @@ func TestOutsideNoSecretsInPooledBuffers(t *testing.T) {
 			require.Error(t, err)
 			check("a failed ReadAt", q)
 		}
+	}
+}
+
+// TestOutsideDecryptAppendOverlap: DecryptAppend(msg[:0], msg), the
+// crypto/cipher idiom for opening in place, either works or panics on the
+// caller's goroutine; it never returns other bytes.
+func TestOutsideDecryptAppendOverlap(t *testing.T) {
+	ctx := context.Background()
+	for _, size := range []int{0, 100, 5000, 3 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			e := outsideEncryptor(t, phicrypt.Config{Keyring: outsideRawAES(t, "k"), FrameLength: 4096})
+			pt := make([]byte, size)
+			rand.Read(pt)
+			msg, err := e.Encrypt(ctx, pt, nil)
+			require.NoError(t, err)
+			var got []byte
+			panicked := func() (p bool) {
+				defer func() { p = recover() != nil }()
+				got, _, err = e.DecryptAppend(ctx, msg[:0], msg, nil)
+				return false
+			}()
+			if panicked {
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(pt, got), "DecryptAppend(msg[:0], msg) returned other bytes than the plaintext")
+		})
 	}
 }
