@@ -257,13 +257,32 @@ func TestOutsideParallelSizes(t *testing.T) {
 }
 
 // keptKeyring keeps the data key it makes and the encrypted data key it
-// makes, as the Keyring contract allows, and checks during every call that
-// what it was lent is intact.
+// makes, as the Keyring contract allows (setting copies of the data key in
+// the materials, which become phicrypt's), and records the copies it gave.
 type keptKeyring struct {
-	mu   sync.Mutex
-	key  keyring.Secret
-	edk  keyring.EncryptedDataKey
-	orig []byte
+	mu    sync.Mutex
+	key   keyring.Secret
+	edk   keyring.EncryptedDataKey
+	orig  []byte
+	given []keyring.Secret
+}
+
+func (k *keptKeyring) giveKey() keyring.Secret {
+	c := keyring.Secret(bytes.Clone(k.key))
+	k.given = append(k.given, c)
+	return c
+}
+
+// givenWiped reports whether every copy handed out is wiped.
+func (k *keptKeyring) givenWiped() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, g := range k.given {
+		if !bytes.Equal(g, make([]byte, len(g))) {
+			return false
+		}
+	}
+	return len(k.given) > 0
 }
 
 func newKeptKeyring() *keptKeyring {
@@ -278,7 +297,7 @@ func (k *keptKeyring) OnEncrypt(_ context.Context, m *keyring.EncryptionMaterial
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if len(m.DataKey) == 0 {
-		m.DataKey = k.key
+		m.DataKey = k.giveKey()
 	}
 	m.EncryptedDataKeys = append(m.EncryptedDataKeys, k.edk)
 	return nil
@@ -289,7 +308,7 @@ func (k *keptKeyring) OnDecrypt(_ context.Context, m *keyring.DecryptionMaterial
 	defer k.mu.Unlock()
 	for _, e := range edks {
 		if e.ProviderID == "kept" && bytes.Equal(e.Ciphertext, k.edk.Ciphertext) {
-			m.DataKey = k.key
+			m.DataKey = k.giveKey()
 			return nil
 		}
 	}
@@ -303,8 +322,9 @@ func (k *keptKeyring) intact() bool {
 }
 
 // TestOutsideKeyringKeepsWhatItMakes: the Keyring doc says a keyring may
-// keep the data key and encrypted data keys it makes. Such a keyring must
-// not find them changed after phicrypt used them.
+// keep the encrypted data keys it makes, and that the data key it sets is
+// the caller's to wipe. Such a keyring must not find what it keeps changed
+// after phicrypt used it, and phicrypt must wipe what it was given.
 func TestOutsideKeyringKeepsWhatItMakes(t *testing.T) {
 	ctx := context.Background()
 	for _, cache := range []bool{false, true} {
@@ -323,6 +343,9 @@ func TestOutsideKeyringKeepsWhatItMakes(t *testing.T) {
 				_, _, err = e.Decrypt(ctx, msg, nil)
 				require.NoError(t, err)
 				require.True(t, k.intact(), "message %d: the keyring's own data key or encrypted data key was changed by phicrypt", i)
+				if !cache {
+					require.True(t, k.givenWiped(), "message %d: a data key phicrypt was given is not wiped after the call", i)
+				}
 			}
 		})
 	}
