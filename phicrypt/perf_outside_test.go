@@ -532,3 +532,76 @@ func TestOutsideDecryptAppendOverlap(t *testing.T) {
 		})
 	}
 }
+
+// TestOutsideReaderAtConcurrent reads one ReaderAt from many goroutines,
+// while other ReaderAts of other frame lengths share the Encryptor's
+// pools, and checks every byte.
+func TestOutsideReaderAtConcurrent(t *testing.T) {
+	ctx := context.Background()
+	kr := outsideRawAES(t, "k")
+	reader := outsideEncryptor(t, phicrypt.Config{Keyring: kr})
+	type msg struct {
+		pt []byte
+		ra *phicrypt.ReaderAt
+	}
+	var msgs []msg
+	for _, fl := range []int{1000, 1024, 4096, 65536, 100000} {
+		w := outsideEncryptor(t, phicrypt.Config{Keyring: kr, FrameLength: fl, Workers: 2})
+		pt := make([]byte, 1<<20+fl/3)
+		rand.Read(pt)
+		m, err := w.Encrypt(ctx, pt, nil)
+		require.NoError(t, err)
+		ra, err := reader.NewReaderAt(ctx, bytes.NewReader(m), int64(len(m)), nil)
+		require.NoError(t, err)
+		msgs = append(msgs, msg{pt, ra})
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			var seed [2]byte
+			for i := range 40 {
+				m := msgs[(g+i)%len(msgs)]
+				rand.Read(seed[:])
+				off := int64(seed[0]) * int64(len(m.pt)) / 256
+				p := make([]byte, int(seed[1])*300+1)
+				n, err := m.ra.ReadAt(p, off)
+				if err != nil && err != io.EOF || !bytes.Equal(p[:n], m.pt[off:off+int64(n)]) {
+					t.Errorf("g%d: ReadAt(%d, %d) = %d, %v, or wrong bytes", g, len(p), off, n, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestOutsideStreamWorkers writes streams with Workers > 1 in uneven
+// writes and reads them back whole and by range.
+func TestOutsideStreamWorkers(t *testing.T) {
+	ctx := context.Background()
+	kr := outsideRawAES(t, "k")
+	reader := outsideEncryptor(t, phicrypt.Config{Keyring: kr})
+	for _, fl := range []int{100, 4096, 1 << 20} {
+		for _, size := range []int{0, 1, fl, 3*fl + 7, 5 << 20} {
+			t.Run(fmt.Sprintf("fl%d/%d", fl, size), func(t *testing.T) {
+				w := outsideEncryptor(t, phicrypt.Config{Keyring: kr, FrameLength: fl, Workers: 3})
+				pt := make([]byte, size)
+				rand.Read(pt)
+				var out bytes.Buffer
+				wc, err := w.NewWriter(ctx, &out, map[string]string{"k": "v"})
+				require.NoError(t, err)
+				for rest := pt; len(rest) > 0; {
+					n := min(len(rest), 1+len(rest)%7919)
+					_, err := wc.Write(rest[:n])
+					require.NoError(t, err)
+					rest = rest[n:]
+				}
+				require.NoError(t, wc.Close())
+				got, ec, err := reader.Decrypt(ctx, out.Bytes(), nil)
+				require.NoError(t, err)
+				require.True(t, bytes.Equal(pt, got))
+				require.Equal(t, map[string]string{"k": "v"}, ec)
+			})
+		}
+	}
+}
