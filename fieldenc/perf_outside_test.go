@@ -110,3 +110,34 @@ func TestOutsideSealOverPlaintext(t *testing.T) {
 		}
 	}
 }
+
+// TestOutsideOpenOverSealed: Open(ctx, sealed[:0], sealed) returns the
+// plaintext or panics; it never returns other bytes.
+func TestOutsideOpenOverSealed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zeroHC())
+	tbl := e.table(t, fieldenc.Config{})
+	for _, kind := range []fieldenc.Kind{fieldenc.Randomized, fieldenc.Deterministic} {
+		for _, size := range []int{0, 1, 16, 64, 300} {
+			t.Run(fmt.Sprintf("%v/%d", kind, size), func(t *testing.T) {
+				col, err := tbl.Column("c", kind)
+				require.NoError(t, err)
+				pt := make([]byte, size)
+				rand.Read(pt)
+				sealed, err := col.Seal(ctx, nil, pt, []byte("row"))
+				require.NoError(t, err)
+				var back []byte
+				panicked := func() (p bool) {
+					defer func() { p = recover() != nil }()
+					back, err = col.Open(ctx, sealed[:0], sealed, []byte("row"))
+					return false
+				}()
+				if panicked {
+					return
+				}
+				require.NoError(t, err)
+				require.True(t, bytes.Equal(pt, back), "Open(sealed[:0], sealed) returned other bytes than the plaintext")
+			})
+		}
+	}
+}
