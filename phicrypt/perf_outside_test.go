@@ -605,3 +605,25 @@ func TestOutsideStreamWorkers(t *testing.T) {
 		}
 	}
 }
+
+// TestOutsideReaderRefusesLargerFrames: a reader whose MaxFrameLength is
+// below the message's frame length refuses it with an error, through every
+// entry point, after parallel sealing made it.
+func TestOutsideReaderRefusesLargerFrames(t *testing.T) {
+	ctx := context.Background()
+	kr := outsideRawAES(t, "k")
+	w := outsideEncryptor(t, phicrypt.Config{Keyring: kr, FrameLength: 1 << 20, MaxFrameLength: 1 << 20, Workers: 2})
+	pt := make([]byte, 3<<20)
+	msg, err := w.Encrypt(ctx, pt, nil)
+	require.NoError(t, err)
+	r := outsideEncryptor(t, phicrypt.Config{Keyring: kr, MaxFrameLength: 64 << 10, Cache: outsideCache(t)})
+	_, _, err = r.Decrypt(ctx, msg, nil)
+	require.ErrorIs(t, err, phicrypt.ErrLimit)
+	_, err = r.NewReaderAt(ctx, bytes.NewReader(msg), int64(len(msg)), nil)
+	require.ErrorIs(t, err, phicrypt.ErrLimit)
+	sr, err := r.NewReader(ctx, bytes.NewReader(msg), nil)
+	if err == nil {
+		_, err = io.ReadAll(sr)
+	}
+	require.ErrorIs(t, err, phicrypt.ErrLimit)
+}
