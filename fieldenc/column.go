@@ -75,7 +75,14 @@ func (c *Column) Overhead() int {
 
 // Seal appends the binary sealed form of plaintext to dst, bound to rowID
 // (ignored by Deterministic columns; nil when the row has no identity).
+// The sealed form cannot be written over its plaintext (its header comes
+// first): the remaining capacity of dst must not overlap plaintext, or
+// Seal panics.
 func (c *Column) Seal(ctx context.Context, dst, plaintext, rowID []byte) ([]byte, error) {
+	if anyOverlap(dst[len(dst):cap(dst)], plaintext) {
+		// The header would overwrite the plaintext before it is sealed.
+		panic("fieldenc: invalid buffer overlap: Seal's dst has room that holds the plaintext")
+	}
 	if len(plaintext) > MaxPlaintext {
 		return nil, fmt.Errorf("%w: a field plaintext is at most %d bytes", ErrTooLarge, MaxPlaintext)
 	}

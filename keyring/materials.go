@@ -14,7 +14,9 @@ import (
 // m unchanged. Both are called with a data key of m.DataKeyLength bytes.
 // m, its context and edks are lent for the call only: a caller may reuse
 // them for its next message, so a keyring keeps none of them (it may keep
-// the data key and encrypted data keys it makes).
+// the encrypted data keys it makes). The data key it sets in m becomes the
+// caller's, which wipes it once done with it: a keyring that keeps a data
+// key sets a copy of it.
 type Keyring interface {
 	OnEncrypt(ctx context.Context, m *EncryptionMaterials) error
 	OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks []EncryptedDataKey) error

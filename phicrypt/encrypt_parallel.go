@@ -84,9 +84,13 @@ func (e *Encryptor) sealBodyParallel(s *sealed, dst, plaintext []byte, n int) []
 		}
 	}
 	goroutines := min(e.workers, batches)
+	aead, messageID := s.frames.aead, s.messageID
 	var wg sync.WaitGroup
+	// Deferred: the goroutines read dst and plaintext, so none may outlive
+	// the call, even one that panics.
+	defer wg.Wait()
 	for range goroutines - 1 {
-		wg.Go(func() { work(newFrameCrypto(s.frames.aead, s.messageID)) })
+		wg.Go(func() { work(newFrameCrypto(aead, messageID)) })
 	}
 	work(s.frames)
 	wg.Wait()

@@ -293,8 +293,14 @@ func (e *Encryptor) Encrypt(ctx context.Context, plaintext []byte, ec map[string
 
 // EncryptAppend is Encrypt appending the message to dst. With enough room
 // in dst and the data key in the Cache, it allocates only the message's
-// AES-GCM instance (its key is derived per message).
+// AES-GCM instance (its key is derived per message). The message cannot be
+// written over its plaintext (its header comes first): the remaining
+// capacity of dst must not overlap plaintext, or EncryptAppend panics.
 func (e *Encryptor) EncryptAppend(ctx context.Context, dst, plaintext []byte, ec map[string]string) ([]byte, error) {
+	if anyOverlap(dst[len(dst):cap(dst)], plaintext) {
+		// The header would overwrite the plaintext before it is sealed.
+		panic("phicrypt: invalid buffer overlap: EncryptAppend's dst has room that holds the plaintext")
+	}
 	start := len(dst)
 	st := e.getEncryptState()
 	defer e.putEncryptState(st)

@@ -32,12 +32,14 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/phicrypt/phicrypt/benchmarks/suite"
+	"github.com/phicrypt/phicrypt/phicrypt"
 )
 
 func main() {
@@ -86,14 +88,23 @@ func (s sweepFlag) Set(v string) error {
 	}
 	switch key {
 	case "frame-length":
+		if m := slices.Max(vals); m > phicrypt.DefaultMaxFrameLength {
+			return fmt.Errorf("frame length %d: at most %d (phicrypt's MaxFrameLength)", m, phicrypt.DefaultMaxFrameLength)
+		}
 		s.opts.FrameLengths = append(s.opts.FrameLengths, vals...)
 	case "workers":
+		if m := slices.Max(vals); m > maxSweepWorkers {
+			return fmt.Errorf("%d workers: at most %d (what phicrypt allows)", m, maxSweepWorkers)
+		}
 		s.opts.Workers = append(s.opts.Workers, vals...)
 	default:
 		return fmt.Errorf("unknown sweep %q (frame-length or workers)", key)
 	}
 	return nil
 }
+
+// maxSweepWorkers is the most workers phicrypt.Config allows.
+const maxSweepWorkers = 256
 
 // parseSize reads 4096, 4k, 64K, 1m, 1MiB.
 func parseSize(s string) (int, error) {
