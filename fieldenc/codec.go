@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/phicrypt/phicrypt/internal/alias"
 	"reflect"
 	"slices"
 	"sync"
@@ -337,17 +338,9 @@ func (b *bound) seal(ctx context.Context, sv reflect.Value, dst []byte) ([]byte,
 // holdsPlaintext reports whether room shares memory with a plaintext of
 // fields: sealing into it would overwrite a plaintext not yet sealed.
 func holdsPlaintext(room []byte, fields []sealing) bool {
-	if len(room) == 0 {
-		return false
-	}
-	lo := uintptr(unsafe.Pointer(unsafe.SliceData(room)))
-	hi := lo + uintptr(len(room))
 	for i := range fields {
-		if pt := fields[i].pt; !fields[i].null && len(pt) > 0 {
-			p := uintptr(unsafe.Pointer(unsafe.SliceData(pt)))
-			if p < hi && lo < p+uintptr(len(pt)) {
-				return true
-			}
+		if !fields[i].null && alias.Overlap(room, fields[i].pt) {
+			return true
 		}
 	}
 	return false

@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
+	"github.com/phicrypt/phicrypt/internal/alias"
 	"sync"
 	"sync/atomic"
 
@@ -75,13 +76,12 @@ func (c *Column) Overhead() int {
 
 // Seal appends the binary sealed form of plaintext to dst, bound to rowID
 // (ignored by Deterministic columns; nil when the row has no identity).
-// The sealed form cannot be written over its plaintext (its header comes
-// first): the remaining capacity of dst must not overlap plaintext, or
-// Seal panics.
+// A dst whose spare capacity holds plaintext (the crypto/cipher idiom
+// plaintext[:0]) is not written over, since the header comes first: the
+// sealed form then goes to a new array, after a copy of dst.
 func (c *Column) Seal(ctx context.Context, dst, plaintext, rowID []byte) ([]byte, error) {
-	if anyOverlap(dst[len(dst):cap(dst)], plaintext) {
-		// The header would overwrite the plaintext before it is sealed.
-		panic("fieldenc: invalid buffer overlap: Seal's dst has room that holds the plaintext")
+	if alias.Overlap(alias.Room(dst), plaintext) {
+		dst = dst[:len(dst):len(dst)] // the first append moves it
 	}
 	if len(plaintext) > MaxPlaintext {
 		return nil, fmt.Errorf("%w: a field plaintext is at most %d bytes", ErrTooLarge, MaxPlaintext)

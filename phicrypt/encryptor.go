@@ -6,6 +6,7 @@ import (
 	"crypto/sha512"
 	"errors"
 	"fmt"
+	"github.com/phicrypt/phicrypt/internal/alias"
 	"maps"
 	"slices"
 	"strings"
@@ -293,13 +294,13 @@ func (e *Encryptor) Encrypt(ctx context.Context, plaintext []byte, ec map[string
 
 // EncryptAppend is Encrypt appending the message to dst. With enough room
 // in dst and the data key in the Cache, it allocates only the message's
-// AES-GCM instance (its key is derived per message). The message cannot be
-// written over its plaintext (its header comes first): the remaining
-// capacity of dst must not overlap plaintext, or EncryptAppend panics.
+// AES-GCM instance (its key is derived per message). A dst whose spare
+// capacity holds plaintext (the crypto/cipher idiom plaintext[:0]) is not
+// written over, since the header comes first: the message then goes to a
+// new array, after a copy of dst.
 func (e *Encryptor) EncryptAppend(ctx context.Context, dst, plaintext []byte, ec map[string]string) ([]byte, error) {
-	if anyOverlap(dst[len(dst):cap(dst)], plaintext) {
-		// The header would overwrite the plaintext before it is sealed.
-		panic("phicrypt: invalid buffer overlap: EncryptAppend's dst has room that holds the plaintext")
+	if alias.Overlap(alias.Room(dst), plaintext) {
+		dst = dst[:len(dst):len(dst)] // the first append moves it
 	}
 	start := len(dst)
 	st := e.getEncryptState()

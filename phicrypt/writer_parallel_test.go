@@ -116,6 +116,7 @@ func TestParallelWriterWorkersStop(t *testing.T) {
 	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(t), FrameLength: 64, Workers: 4})
 	require.NoError(t, err)
 	pt := randomBytes(100 * 64)
+	sealWorkerFunc := sealWorkersOfMine()
 	w, err := enc.NewWriter(ctx, io.Discard, nil)
 	require.NoError(t, err)
 	_, err = w.Write(pt)
@@ -133,11 +134,24 @@ func TestParallelWriterWorkersStop(t *testing.T) {
 	require.True(t, goroutinesDownTo(sealWorkerFunc, true), "an abandoned writer's workers keep running")
 }
 
-// sealWorkerFunc finds the parallel writer's worker goroutines in a stack
-// dump, by the function that starts them (the only name a goroutine not
-// yet scheduled shows). Goroutines are counted by what they run, since
-// other tests' goroutines (HTTP servers, finishing helpers) come and go.
-const sealWorkerFunc = "created by github.com/phicrypt/phicrypt/phicrypt.(*writer).startWorkers"
+// sealWorkersOfMine finds the worker goroutines of the writers this test's
+// goroutine started in a stack dump, by the function that starts them
+// (the only name a goroutine not yet scheduled shows) and the goroutine
+// that ran it. Goroutines are counted by what they run and who started
+// them, since other tests' goroutines (HTTP servers, finishing helpers,
+// writers they dropped) come and go.
+func sealWorkersOfMine() string {
+	return "created by github.com/phicrypt/phicrypt/phicrypt.(*writer).startWorkers in goroutine " + goroutineID() + "\n"
+}
+
+// goroutineID is the number of the calling goroutine, as stack dumps
+// print it.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
 
 // goroutinesIn counts the goroutines whose stack holds fn.
 func goroutinesIn(fn string) int {
