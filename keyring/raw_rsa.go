@@ -139,7 +139,10 @@ type RawRSAConfig struct {
 // its header authentication exactly as under a wrong key, and no caller
 // learns which check failed. Such a keyring therefore takes the first
 // encrypted data key of its namespace and name (and of the modulus's
-// length) and does not try others: give each RSA key its own name.
+// length) and does not try others: give each RSA key its own name. For the
+// same reason it never fails over: in a Multi, put a PKCS #1 v1.5 keyring
+// after every other child, since the children after it are not tried once
+// it has answered (with a random key when the key was not its own).
 type RawRSA struct {
 	namespace string
 	name      string
