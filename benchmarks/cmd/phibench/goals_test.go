@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -51,5 +53,24 @@ func TestGoalsAreCheckedAgainstTheRun(t *testing.T) {
 	printGoals(&out, checkGoals(rows))
 	if !strings.Contains(out.String(), "1.21×") || strings.Count(out.String(), "MISSED") != 2 {
 		t.Errorf("printed goals:\n%s", out.String())
+	}
+}
+
+// An output file that cannot be written is refused when the flags are
+// read, before the run; a writable one is left as it was.
+func TestOutputsCheckedBeforeTheRun(t *testing.T) {
+	dir := t.TempDir()
+	for _, flagName := range []string{"-json", "-aws-json", "-plot"} {
+		_, err := parseFlags([]string{flagName, dir + "/missing/out.svg"}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), flagName) {
+			t.Errorf("%s into a missing directory: %v", flagName, err)
+		}
+	}
+	path := dir + "/out.json"
+	if _, err := parseFlags([]string{"-json", path}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the check left %s behind: %v", path, err)
 	}
 }

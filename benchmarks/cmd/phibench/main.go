@@ -164,8 +164,32 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.plotFile != "" && !strings.HasSuffix(c.plotFile, ".svg") && !strings.HasSuffix(c.plotFile, ".png") {
 		return c, errors.New("-plot: the file must end in .svg or .png")
 	}
+	for flagName, path := range map[string]string{"-json": c.jsonFile, "-aws-json": c.awsJSON, "-plot": c.plotFile} {
+		if err := checkWritable(path); err != nil {
+			return c, fmt.Errorf("%s: %w", flagName, err)
+		}
+	}
 	c.awsPlan = planFor(c.quick)
 	return c, nil
+}
+
+// checkWritable fails now, rather than after the whole run, when path
+// ("" for none) cannot be written: it opens the file for writing without
+// changing it, and removes it again if it did not exist.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if errors.Is(statErr, os.ErrNotExist) {
+		return os.Remove(path)
+	}
+	return nil
 }
 
 // setBenchtime sets the testing package's benchtime, which
