@@ -15,6 +15,7 @@ import (
 
 	"github.com/phicrypt/phicrypt/keystore"
 	"github.com/phicrypt/phicrypt/keystore/dynamodb"
+	"github.com/phicrypt/phicrypt/keystore/storetest"
 )
 
 // losingTransport forwards every request to DynamoDB. Once armed, it
@@ -122,4 +123,32 @@ func TestPutRecordLostAnswerThenOtherWriter(t *testing.T) {
 			require.ErrorIs(t, err, keystore.ErrConflict)
 		})
 	}
+}
+
+// TestAddUsageLostAnswerThenOtherWriter: a usage count whose first
+// attempt was applied, whose answer was lost, and after which another
+// process counted before the SDK's retry, may be counted twice (the other
+// count replaced its token, so the retry's condition holds), but never
+// less than once: the counter stays an upper bound, as keystore.Store's
+// AddUsage allows, and the call reports the counter's total.
+func TestAddUsageLostAnswerThenOtherWriter(t *testing.T) {
+	ctx := context.Background()
+	s, other, lt := losingStore(t)
+	v := storetest.NewVersion("tenant", keystore.StateActive)
+	require.NoError(t, other.CreateWithCopies(ctx, v, randomBytes(184), randomBytes(184)))
+	_, err := s.AddUsage(ctx, "tenant", v.Version, 1)
+	require.NoError(t, err)
+
+	var otherErr error
+	lt.arm(func() { _, otherErr = other.AddUsage(ctx, "tenant", v.Version, 3) })
+	total, err := s.AddUsage(ctx, "tenant", v.Version, 5)
+	require.NoError(t, err)
+	require.NoError(t, otherErr)
+	require.GreaterOrEqual(t, lt.updates, 2, "the SDK retried the count whose answer was lost")
+	got, err := other.Get(ctx, "tenant", v.Version)
+	require.NoError(t, err)
+	t.Logf("usage after 1, 5 (answer lost), 3: %d", total)
+	require.Equal(t, got.Usage, total)
+	require.GreaterOrEqual(t, total, uint64(1+3+5), "every count applied at least once")
+	require.LessOrEqual(t, total, uint64(1+3+5+5), "the lost answer's count applied at most twice")
 }
