@@ -309,7 +309,7 @@ func checkPutTokens(it map[string]types.AttributeValue, rev uint64) error {
 			return errors.New("has an unreadable put token")
 		}
 		r := binary.BigEndian.Uint64(b.Value)
-		if r%putSlots != k || r > rev || (r == rev) != (k == rev%putSlots) {
+		if r == 0 || r%putSlots != k || r > rev || (r == rev) != (k == rev%putSlots) {
 			return errors.New("has a put token of another revision")
 		}
 	}

@@ -84,7 +84,8 @@ func TestRecordItemsChecked(t *testing.T) {
 		"token of a later revision": {func(it map[string]types.AttributeValue) {
 			it["put-token-2"] = B(append(binary.BigEndian.AppendUint64(nil, 2), make([]byte, 16)...))
 		}, dynamodb.ErrCorrupt},
-		"slot and old token": {func(it map[string]types.AttributeValue) { it["put-token"] = B(make([]byte, 16)) }, dynamodb.ErrCorrupt},
+		"token of revision 0": {func(it map[string]types.AttributeValue) { it["put-token-0"] = B(make([]byte, 24)) }, dynamodb.ErrCorrupt},
+		"slot and old token":  {func(it map[string]types.AttributeValue) { it["put-token"] = B(make([]byte, 16)) }, dynamodb.ErrCorrupt},
 		"slot out of range": {func(it map[string]types.AttributeValue) {
 			it["put-token-9"] = B(append(binary.BigEndian.AppendUint64(nil, 9), make([]byte, 16)...))
 		}, dynamodb.ErrCorrupt},
