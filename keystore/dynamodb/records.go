@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -23,25 +25,38 @@ import (
 //	branch-key-id  "\x00phicrypt:records:<kind>"  (S)
 //	type           "record:<name>"                (S)
 //	phicrypt-schema 1 (N), value (B), revision (N), updated-at (S, as create-time),
-//	put-token (B, 16 random bytes: which PutRecord call wrote it)
+//	put-token-<r mod 8> (B, for each of the last 8 revisions r: r as 8
+//	bytes big-endian, then the 16 random bytes the put that wrote it drew)
 //
 // The partition key begins with NUL, which no branch key id phicrypt
 // accepts contains, and no AWS KeyStore makes such an id; its sort keys
 // never equal "branch:ACTIVE", so IDs (which lists branch:ACTIVE items)
 // never sees a record, and AWS's readers, which get items by the
 // partition of a branch key id they are given, never meet one. PutRecord
-// is one conditional PutItem: on the item not existing (expected 0) or on
-// its revision (otherwise). Records are never deleted, so a failed
-// condition is explained exactly by reading the item afterwards.
+// is one conditional UpdateItem: on the item not existing (expected 0) or
+// on its revision (otherwise). It sets the slot of its revision and keeps
+// the others, so a put whose condition fails can tell whether it wrote
+// the revision it asked for itself (an SDK retry of an attempt that was
+// applied) even after other puts wrote up to 7 more revisions. Records
+// are never deleted, so a failed condition is explained exactly by
+// reading the item afterwards.
+//
+// Items written before the slots have one put-token (B, 16 bytes) instead;
+// they are still read, and the next put replaces that attribute with its
+// slot.
 const (
 	recordPartitionPrefix = "\x00phicrypt:records:"
 	recordTypePrefix      = "record:"
 	attrValue             = "value"      // B
 	attrRevision          = "revision"   // N
 	attrUpdatedAt         = "updated-at" // S, createTimeLayout
-	attrPutToken          = "put-token"  // B, 16 random bytes per PutRecord call
+	attrPutToken          = "put-token"  // B, 16 random bytes: the single token of items written before the slots
+	attrPutSlotPrefix     = "put-token-" // + decimal revision mod putSlots: B, revision (8 bytes big-endian) || token
+	putSlots              = 8
+	putTokenLen           = 16
+	putSlotLen            = 8 + putTokenLen
 	recordSchema          = "1"
-	recordAttrs           = 7
+	recordBaseAttrs       = 6  // branch-key-id, type, phicrypt-schema, value, revision, updated-at
 	maxRevisionLen        = 19 // digits of math.MaxInt64
 )
 
@@ -72,7 +87,7 @@ func (s *Store) GetRecord(ctx context.Context, kind, name string) (keystore.Reco
 	return decodeRecord(kind, out.Item)
 }
 
-// PutRecord implements keystore.Records with one conditional PutItem.
+// PutRecord implements keystore.Records with one conditional UpdateItem.
 func (s *Store) PutRecord(ctx context.Context, kind, name string, value []byte, expected uint64) (uint64, error) {
 	if err := s.use(); err != nil {
 		return 0, err
@@ -80,31 +95,39 @@ func (s *Store) PutRecord(ctx context.Context, kind, name string, value []byte, 
 	if err := keystore.CheckPutRecord(kind, name, value, expected); err != nil {
 		return 0, err
 	}
-	it := recordKey(kind, name)
-	it[attrSchema] = avN(recordSchema)
-	it[attrValue] = avB(value)
-	it[attrRevision] = avN(strconv.FormatUint(expected+1, 10))
-	it[attrUpdatedAt] = avS(keystore.RecordNow().Format(createTimeLayout))
-	// The token tells this call's own write from another's: PutItem takes
-	// no idempotency token, so when the SDK retries a write whose answer
-	// was lost, the retry fails its condition against the item the first
-	// attempt stored. A record holding this call's token is that write.
-	token := make([]byte, 16)
+	// The token tells this call's own write from another's: UpdateItem
+	// takes no idempotency token, so when the SDK retries a write whose
+	// answer was lost, the retry fails its condition against the item the
+	// first attempt stored, and other puts may have written the record
+	// since. The slot of revision expected+1 holding this call's token is
+	// that write. Setting one slot keeps the others (PutItem would replace
+	// them), and REMOVE drops the single token of an item written before
+	// the slots.
+	token := make([]byte, putTokenLen)
 	rand.Read(token)
-	it[attrPutToken] = avB(token)
-	in := &dynamodb.PutItemInput{TableName: &s.table, Item: it}
+	rev := expected + 1
+	in := &dynamodb.UpdateItemInput{
+		TableName:        &s.table,
+		Key:              recordKey(kind, name),
+		UpdateExpression: aws.String("SET #sc = :schema, #v = :value, #rev = :rev, #at = :at, #slot = :slot REMOVE #old"),
+		ExpressionAttributeNames: map[string]string{
+			"#sc": attrSchema, "#v": attrValue, "#rev": attrRevision, "#at": attrUpdatedAt,
+			"#slot": putSlotName(rev), "#old": attrPutToken},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":schema": avN(recordSchema), ":value": avB(value), ":rev": avN(strconv.FormatUint(rev, 10)),
+			":at": avS(keystore.RecordNow().Format(createTimeLayout)), ":slot": avB(putSlot(rev, token))},
+	}
 	if expected == 0 {
 		in.ConditionExpression = aws.String("attribute_not_exists(#id)")
-		in.ExpressionAttributeNames = map[string]string{"#id": attrID}
+		in.ExpressionAttributeNames["#id"] = attrID
 	} else {
 		in.ConditionExpression = aws.String("#rev = :expected")
-		in.ExpressionAttributeNames = map[string]string{"#rev": attrRevision}
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":expected": avN(strconv.FormatUint(expected, 10))}
+		in.ExpressionAttributeValues[":expected"] = avN(strconv.FormatUint(expected, 10))
 	}
-	_, err := s.api.PutItem(ctx, in)
+	_, err := s.api.UpdateItem(ctx, in)
 	switch {
 	case err == nil:
-		return expected + 1, nil
+		return rev, nil
 	case !isConditionFailed(err):
 		return 0, wrap("storing a "+keystore.RecordRef(kind, name), err)
 	}
@@ -112,10 +135,8 @@ func (s *Store) PutRecord(ctx context.Context, kind, name string, value []byte, 
 	if err != nil {
 		return 0, wrap("reading a "+keystore.RecordRef(kind, name), err)
 	}
-	if t, ok := out.Item[attrPutToken].(*types.AttributeValueMemberB); ok && bytes.Equal(t.Value, token) {
-		if r, ok := out.Item[attrRevision].(*types.AttributeValueMemberN); ok && r.Value == strconv.FormatUint(expected+1, 10) {
-			return expected + 1, nil // a retried attempt of this call's own write
-		}
+	if t, ok := out.Item[putSlotName(rev)].(*types.AttributeValueMemberB); ok && bytes.Equal(t.Value, putSlot(rev, token)) {
+		return rev, nil // a retried attempt of this call's own write
 	}
 	switch {
 	case expected == 0:
@@ -124,6 +145,16 @@ func (s *Store) PutRecord(ctx context.Context, kind, name string, value []byte, 
 		return 0, keystore.RecordNotFoundError(kind, name)
 	}
 	return 0, keystore.RecordConflictError(kind, name, expected)
+}
+
+// putSlotName names the attribute that keeps the token of revision rev.
+func putSlotName(rev uint64) string {
+	return attrPutSlotPrefix + strconv.FormatUint(rev%putSlots, 10)
+}
+
+// putSlot is the value of revision rev's slot: rev, then the token.
+func putSlot(rev uint64, token []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, putSlotLen), rev), token...)
 }
 
 // ListRecords implements keystore.Records with a consistent Query of the
@@ -225,9 +256,6 @@ func decodeRecord(kind string, it map[string]types.AttributeValue) (keystore.Rec
 	if id, _ := str(it, attrID, len(recordPartitionPrefix)+keystore.MaxRecordKindLen); !ok || id != recordPartitionPrefix+kind {
 		return keystore.Record{}, bad("has a malformed key")
 	}
-	if len(it) != recordAttrs {
-		return keystore.Record{}, bad(fmt.Sprintf("has %d attributes, not %d", len(it), recordAttrs))
-	}
 	r := keystore.Record{Kind: kind, Name: name}
 	if v, ok := it[attrValue].(*types.AttributeValueMemberB); ok {
 		r.Value = v.Value
@@ -243,11 +271,50 @@ func decodeRecord(kind string, it map[string]types.AttributeValue) (keystore.Rec
 		return keystore.Record{}, bad("has an unreadable update time")
 	}
 	r.UpdatedAt = t
-	if tok, ok := it[attrPutToken].(*types.AttributeValueMemberB); !ok || len(tok.Value) != 16 {
-		return keystore.Record{}, bad("has no put token")
+	if err := checkPutTokens(it, r.Revision); err != nil {
+		return keystore.Record{}, bad(err.Error())
 	}
 	if err := r.Validate(); err != nil {
 		return keystore.Record{}, bad("is out of range: " + err.Error())
 	}
 	return r.Normalized(), nil
+}
+
+// checkPutTokens checks that an item of revision rev has, besides its
+// recordBaseAttrs, either the single put-token of an item written before
+// the slots, or the slots of revisions PutRecord could have written: the
+// one of rev itself, and others of earlier revisions, each in its place.
+func checkPutTokens(it map[string]types.AttributeValue, rev uint64) error {
+	if tok, ok := it[attrPutToken]; ok {
+		if b, ok := tok.(*types.AttributeValueMemberB); !ok || len(b.Value) != putTokenLen {
+			return errors.New("has an unreadable put token")
+		}
+		if len(it) != recordBaseAttrs+1 {
+			return fmt.Errorf("has %d attributes, not %d", len(it), recordBaseAttrs+1)
+		}
+		return nil
+	}
+	if _, ok := it[putSlotName(rev)]; !ok {
+		return errors.New("has no put token")
+	}
+	slots := 0
+	for k := range uint64(putSlots) {
+		v, ok := it[putSlotName(k)]
+		if !ok {
+			continue
+		}
+		slots++
+		b, ok := v.(*types.AttributeValueMemberB)
+		if !ok || len(b.Value) != putSlotLen {
+			return errors.New("has an unreadable put token")
+		}
+		r := binary.BigEndian.Uint64(b.Value)
+		if r == 0 || r%putSlots != k || r > rev || (r == rev) != (k == rev%putSlots) {
+			return errors.New("has a put token of another revision")
+		}
+	}
+	if len(it) != recordBaseAttrs+slots {
+		return fmt.Errorf("has %d attributes, not %d", len(it), recordBaseAttrs+slots)
+	}
+	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// replayingAPI sends every PutItem twice, as the SDK does when the answer
+// replayingAPI sends every PutItem and UpdateItem twice, as the SDK does when the answer
 // to the first attempt is lost (a timeout after DynamoDB applied it), and
 // returns the second attempt's answer.
 type replayingAPI struct{ *awsdynamodb.Client }
@@ -21,6 +21,13 @@ func (r replayingAPI) PutItem(ctx context.Context, in *awsdynamodb.PutItemInput,
 		return nil, err
 	}
 	return r.Client.PutItem(ctx, in, optFns...)
+}
+
+func (r replayingAPI) UpdateItem(ctx context.Context, in *awsdynamodb.UpdateItemInput, optFns ...func(*awsdynamodb.Options)) (*awsdynamodb.UpdateItemOutput, error) {
+	if _, err := r.Client.UpdateItem(ctx, in, optFns...); err != nil {
+		return nil, err
+	}
+	return r.Client.UpdateItem(ctx, in, optFns...)
 }
 
 func (r replayingAPI) TransactWriteItems(ctx context.Context, in *awsdynamodb.TransactWriteItemsInput, optFns ...func(*awsdynamodb.Options)) (*awsdynamodb.TransactWriteItemsOutput, error) {

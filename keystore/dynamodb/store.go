@@ -83,8 +83,13 @@ type API interface {
 // Transactions are safe to retry: the SDK gives every TransactWriteItems
 // call a client request token, so a retry of one that committed succeeds
 // again instead of failing its conditions. AddUsage's UpdateItem is not
-// idempotent: a retry after a lost answer counts twice, which keeps the
-// usage counter an upper bound, as the Store contract says.
+// idempotent: it carries a token of the call, and a retry after a lost
+// answer that finds its own token reads the count instead of adding it
+// again; but when another AddUsage counted in between (replacing the
+// token), the retry counts twice, which keeps the usage counter an upper
+// bound, as the Store contract says. PutRecord keeps the tokens of the
+// last 8 revisions, so its outcome is exact unless 8 other puts land
+// between an applied attempt and its retry.
 type Store struct {
 	api    API
 	table  string
