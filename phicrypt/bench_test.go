@@ -136,14 +136,7 @@ func BenchmarkStreamEncrypt64MiB(b *testing.B) {
 }
 
 func BenchmarkStreamDecrypt64MiB(b *testing.B) {
-	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	msg, err := enc.Encrypt(context.Background(), make([]byte, streamSize), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	enc, msg := streamMessage(b)
 	buf := make([]byte, 1<<20)
 	b.SetBytes(streamSize)
 	b.ReportAllocs()

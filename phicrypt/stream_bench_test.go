@@ -107,14 +107,7 @@ func BenchmarkRawGCMOpen1MiB(b *testing.B) {
 // NewReaderAt and reads 1 MiB from its middle: the cost of a ranged read,
 // opening included.
 func BenchmarkRangeRead1MiBOf64MiB(b *testing.B) {
-	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	msg, err := enc.Encrypt(context.Background(), make([]byte, streamSize), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	enc, msg := streamMessage(b)
 	src := bytes.NewReader(msg)
 	for _, at := range []struct {
 		name string
@@ -146,14 +139,7 @@ func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 // alone, into a buffer of 1 MiB (whole frames go straight into it) and of
 // 16 KiB (smaller than a frame: copied out of the Reader's own buffer).
 func BenchmarkStreamDecrypt64MiBRead(b *testing.B) {
-	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	msg, err := enc.Encrypt(context.Background(), make([]byte, streamSize), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	enc, msg := streamMessage(b)
 	for _, size := range []struct {
 		name string
 		n    int
@@ -246,14 +232,7 @@ type baseline struct {
 }
 
 func BenchmarkRangeReadVsRawOpen1MiB(b *testing.B) {
-	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	msg, err := enc.Encrypt(context.Background(), make([]byte, streamSize), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	enc, msg := streamMessage(b)
 	src := bytes.NewReader(msg)
 	const frame = phicrypt.DefaultFrameLength
 	raw := newRawOpener(b, 16, frame)
@@ -283,14 +262,7 @@ func BenchmarkRangeReadVsRawOpen1MiB(b *testing.B) {
 }
 
 func BenchmarkStreamDecryptVsRawOpen64MiB(b *testing.B) {
-	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	msg, err := enc.Encrypt(context.Background(), make([]byte, streamSize), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	enc, msg := streamMessage(b)
 	const frame = phicrypt.DefaultFrameLength
 	raw := newRawOpener(b, streamSize/frame, frame)
 	cached := newRawOpener(b, 16, frame)
@@ -342,4 +314,18 @@ func BenchmarkStreamDecryptVsRawOpen64MiB(b *testing.B) {
 			}, baselines...)
 		})
 	}
+}
+
+// streamMessage is a streamSize message of zeros under the raw test
+// keyring, with its Encryptor.
+func streamMessage(b *testing.B) (*phicrypt.Encryptor, []byte) {
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: rawKeyring(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg, err := enc.Encrypt(context.Background(), make([]byte, streamSize), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return enc, msg
 }
