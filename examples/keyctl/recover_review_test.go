@@ -1,0 +1,79 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/stretchr/testify/require"
+
+	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/kmsmock"
+	"github.com/phicrypt/phicrypt/phicrypt"
+)
+
+// TestRecoverRefusesNoMessagesBeforeSpending: a --messages directory that
+// lists no message (empty, or a symbolic link to the directory, which the
+// walk does not follow) must be refused before the quorum-approved request
+// is spent, not reported as a finished recovery of 0 messages.
+func TestRecoverRefusesNoMessagesBeforeSpending(t *testing.T) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
+	w.keyARN = w.createKMSKey()
+	w.store = storeURL(t, dir)
+	ids := w.initTeamOfThree()
+	ctx := t.Context()
+
+	escrowDir := filepath.Join(dir, "escrow")
+	var made escrowView
+	w.okJSON(&made, "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
+		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", escrowDir)
+	pub := readEscrowPublicKey(t, made.PublicKey)
+
+	svc := kmsClient(w.kmsURL, servicePrincipal)
+	k, err := svc.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("a service key, soon lost")})
+	require.NoError(t, err)
+	kmsKeyring, err := keyring.NewKMS(keyring.KMSConfig{Client: svc, Generator: aws.ToString(k.KeyMetadata.Arn)})
+	require.NoError(t, err)
+	escrow, err := keyring.NewHPKEEscrow("escrow-2026", pub)
+	require.NoError(t, err)
+	both, err := keyring.NewMulti(kmsKeyring, escrow)
+	require.NoError(t, err)
+	service, err := phicrypt.New(phicrypt.Config{Keyring: both})
+	require.NoError(t, err)
+
+	msgDir := filepath.Join(dir, "messages")
+	require.NoError(t, os.MkdirAll(msgDir, 0o700))
+	ct, err := service.Encrypt(ctx, []byte("a discharge summary"), nil)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(msgDir, "a"), ct, 0o600))
+	link := filepath.Join(dir, "messages-link")
+	require.NoError(t, os.Symlink(msgDir, link))
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.MkdirAll(empty, 0o700))
+
+	k2 := w.createRecoveryKey()
+	req := filepath.Join(dir, "recover.json")
+	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req)
+	for _, who := range []string{"alice", "bob", "carol"} {
+		w.ok("approve", req, "--identity", ids[who])
+	}
+	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
+	for _, d := range []string{empty, link} {
+		w.fails(2, "no message", "recover", req, "--messages", d, "--share", share("alice"), "--share", share("bob"))
+	}
+	// The request was not spent: the real directory recovers with it.
+	w.ok("recover", req, "--messages", msgDir, "--share", share("alice"), "--share", share("bob"))
+	k2Only, err := keyring.NewKMS(keyring.KMSConfig{Client: svc, Keys: []string{k2}})
+	require.NoError(t, err)
+	restored, err := phicrypt.New(phicrypt.Config{Keyring: k2Only})
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(msgDir, "a"))
+	require.NoError(t, err)
+	pt, _, err := restored.Decrypt(ctx, b, nil)
+	require.NoError(t, err)
+	require.Equal(t, "a discharge summary", string(pt))
+}
