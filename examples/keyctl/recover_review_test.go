@@ -77,3 +77,61 @@ func TestRecoverRefusesNoMessagesBeforeSpending(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "a discharge summary", string(pt))
 }
+
+// TestRecoverResumeDoesNotSkipNewMessages: a resume skips the messages
+// done before the interruption, not every message whose name sorts before
+// the last one done: a message that appeared since (or a --messages
+// directory other than the first run's) is rewrapped, not counted as done.
+func TestRecoverResumeDoesNotSkipNewMessages(t *testing.T) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
+	w.keyARN = w.createKMSKey()
+	w.store = storeURL(t, dir)
+	ids := w.initTeamOfThree()
+	ctx := t.Context()
+
+	escrowDir := filepath.Join(dir, "escrow")
+	var made escrowView
+	w.okJSON(&made, "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
+		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", escrowDir)
+	pub := readEscrowPublicKey(t, made.PublicKey)
+	svc := kmsClient(w.kmsURL, servicePrincipal)
+	k, err := svc.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("a service key, soon lost")})
+	require.NoError(t, err)
+	service := serviceEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), pub, 0)
+
+	msgDir := filepath.Join(dir, "messages")
+	plain := writeMessages(t, service, msgDir, "b", "d")
+	require.NoError(t, os.WriteFile(filepath.Join(msgDir, "c"), []byte("not a message"), 0o600))
+	k2 := w.createRecoveryKey()
+	req := filepath.Join(dir, "recover.json")
+	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req)
+	for _, who := range []string{"alice", "bob", "carol"} {
+		w.ok("approve", req, "--identity", ids[who])
+	}
+	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
+	run := []string{"recover", req, "--messages", msgDir, "--share", share("alice"), "--share", share("bob")}
+	_, errOut, code := w.run(run...)
+	require.Equal(t, 1, code, errOut)
+	require.Contains(t, errOut, "message file:c")
+
+	// Meanwhile the damaged file is set aside and a message "a" arrives.
+	require.NoError(t, os.Remove(filepath.Join(msgDir, "c")))
+	for name, p := range writeMessages(t, service, msgDir, "a") {
+		plain[name] = p
+	}
+	var resumed recoverView
+	w.okJSON(&resumed, run...)
+	require.Equal(t, 3, resumed.Total)
+	require.Equal(t, resumed.Total, resumed.Rewrapped+resumed.Resumed)
+
+	k2Only, err := keyring.NewKMS(keyring.KMSConfig{Client: svc, Keys: []string{k2}})
+	require.NoError(t, err)
+	restored, err := phicrypt.New(phicrypt.Config{Keyring: k2Only})
+	require.NoError(t, err)
+	for name, msg := range readAll(t, msgDir, plain) {
+		_, _, err := restored.Decrypt(ctx, msg, nil)
+		require.NoError(t, err, "message %s was reported recovered but is not", name)
+	}
+}
