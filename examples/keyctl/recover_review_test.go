@@ -135,3 +135,29 @@ func TestRecoverResumeDoesNotSkipNewMessages(t *testing.T) {
 		require.NoError(t, err, "message %s was reported recovered but is not", name)
 	}
 }
+
+// TestEscrowInitTakesACustodian: only a custodian of the "*" policy (by
+// name and key) makes an escrow key: whoever runs escrow init holds every
+// share for a moment and registers the name recover requests are
+// proposed by, so a principal outside the policy, or a service, must not
+// (nor squat the name the custodians meant to use). The refusal is
+// audited.
+func TestEscrowInitTakesACustodian(t *testing.T) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
+	w.keyARN = w.createKMSKey()
+	w.store = storeURL(t, dir)
+	ids := w.initTeamOfThree()
+	for _, who := range []string{"mallory", "svc"} {
+		out := filepath.Join(dir, "escrow-"+who)
+		w.fails(1, "custodian", "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
+			"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", out, "--identity", ids[who])
+		_, err := os.Stat(out)
+		require.ErrorIs(t, err, os.ErrNotExist, "nothing is written for a refused escrow init")
+	}
+	// The name is still free for the custodians.
+	w.ok("escrow", "init", "--name", "escrow-2026", "--threshold", "2",
+		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", filepath.Join(dir, "escrow"))
+	require.Contains(t, w.ok("audit", "verify", "--records", "-1"), "not-custodian")
+}
