@@ -190,8 +190,9 @@ func parseShareHolders(flags []string) ([]string, error) {
 	return names, nil
 }
 
-// checkShareHolders refuses a share holder who is not a custodian of the
-// "*" policy (by name, and by key when one is given).
+// checkShareHolders refuses, unless the identity running it is a
+// custodian of the "*" policy (by name and key), and refuses a share
+// holder who is not one (by name, and by key when one is given).
 func checkShareHolders(ctx context.Context, s *session, flags []string) error {
 	auth, err := s.authority()
 	if err != nil {
@@ -200,6 +201,13 @@ func checkShareHolders(ctx context.Context, s *session, flags []string) error {
 	p, err := policyInForce(ctx, auth, custody.Change{Action: custody.ActionRecover})
 	if err != nil {
 		return err
+	}
+	// Whoever runs escrow init holds every share for a moment and
+	// registers the name recover requests are proposed by: a custodian
+	// of the "*" policy only (by name and key), and a refusal is audited.
+	if !isCustodian(p, s.me.Name, s.me.public()) {
+		err := fmt.Errorf("%w: making an escrow key takes a custodian of the trust policy for every key (*), by name and key", custody.ErrNotCustodian)
+		return errors.Join(err, s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, "escrow-init", "", custody.Reason(err))))
 	}
 	for _, f := range flags {
 		name, pub, withKey := strings.Cut(f, "=")
