@@ -401,7 +401,10 @@ func rewrapFile(ctx context.Context, from *phicrypt.Encryptor, to keyring.Keyrin
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(fi.Mode().Perm())
+	err = keepOwner(tmp, fi)
+	if err == nil {
+		err = tmp.Chmod(fi.Mode().Perm())
+	}
 	if err == nil {
 		_, err = tmp.Write(header)
 	}
