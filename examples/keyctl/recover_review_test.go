@@ -161,3 +161,31 @@ func TestEscrowInitTakesACustodian(t *testing.T) {
 		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", filepath.Join(dir, "escrow"))
 	require.Contains(t, w.ok("audit", "verify", "--records", "-1"), "not-custodian")
 }
+
+// TestEscrowInitLeavesNothingOnFailure: an escrow init that cannot write
+// one of its files (here a symbolic link already at carol's share path,
+// which it must not follow) writes nothing it keeps: no public key and no
+// share of a key the store never recorded, and a second run succeeds.
+func TestEscrowInitLeavesNothingOnFailure(t *testing.T) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
+	w.keyARN = w.createKMSKey()
+	w.store = storeURL(t, dir)
+	w.initTeamOfThree()
+	out := filepath.Join(dir, "escrow")
+	require.NoError(t, os.MkdirAll(out, 0o700))
+	target := filepath.Join(dir, "elsewhere")
+	link := filepath.Join(out, "escrow-2026.carol.share")
+	require.NoError(t, os.Symlink(target, link))
+	args := []string{"escrow", "init", "--name", "escrow-2026", "--threshold", "2",
+		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", out}
+	w.fails(1, "exists", args...)
+	_, err := os.Lstat(target)
+	require.ErrorIs(t, err, os.ErrNotExist, "the link was not followed")
+	entries, err := os.ReadDir(out)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "only the link is left: no public key, no share")
+	require.NoError(t, os.Remove(link))
+	w.ok(args...)
+}
