@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -188,4 +189,23 @@ func TestEscrowInitLeavesNothingOnFailure(t *testing.T) {
 	require.Len(t, entries, 1, "only the link is left: no public key, no share")
 	require.NoError(t, os.Remove(link))
 	w.ok(args...)
+}
+
+// TestEscrowInitRefusalsAudited: an escrow init refused because a share
+// would go to someone who is not a custodian (by name, or by key) lands
+// in the audit log as a denial, as every refusal of break glass does.
+func TestEscrowInitRefusalsAudited(t *testing.T) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
+	w.keyARN = w.createKMSKey()
+	w.store = storeURL(t, dir)
+	w.initTeamOfThree()
+	w.fails(1, "not a custodian", "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
+		"--custodian", "alice", "--custodian", "mallory", "--out-dir", filepath.Join(dir, "escrow"))
+	w.fails(1, "custodian bob", "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
+		"--custodian", "alice", "--custodian", "bob="+w.pubKeys["carol"], "--out-dir", filepath.Join(dir, "escrow"))
+	records := w.ok("audit", "verify", "--records", "-1")
+	require.Equal(t, 2, strings.Count(records, "escrow-init"), records)
+	require.Equal(t, 2, strings.Count(records, "not-custodian"), records)
 }
