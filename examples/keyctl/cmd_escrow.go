@@ -206,9 +206,11 @@ func checkShareHolders(ctx context.Context, s *session, flags []string) error {
 	// Whoever runs escrow init holds every share for a moment and
 	// registers the name recover requests are proposed by: a custodian
 	// of the "*" policy only (by name and key), and a refusal is audited.
-	if !isCustodian(p, s.me.Name, s.me.public()) {
-		err := fmt.Errorf("%w: making an escrow key takes a custodian of the trust policy for every key (*), by name and key", custody.ErrNotCustodian)
+	deny := func(err error) error {
 		return errors.Join(err, s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, "escrow-init", "", custody.Reason(err))))
+	}
+	if !isCustodian(p, s.me.Name, s.me.public()) {
+		return deny(fmt.Errorf("%w: making an escrow key takes a custodian of the trust policy for every key (*), by name and key", custody.ErrNotCustodian))
 	}
 	for _, f := range flags {
 		name, pub, withKey := strings.Cut(f, "=")
@@ -219,7 +221,7 @@ func checkShareHolders(ctx context.Context, s *session, flags []string) error {
 			}
 		}
 		if i < 0 {
-			return fmt.Errorf("%s is not a custodian of the trust policy for every key (*): shares go to custodians only", name)
+			return deny(fmt.Errorf("%w: %s is not a custodian of the trust policy for every key (*): shares go to custodians only", custody.ErrNotCustodian, name))
 		}
 		if withKey {
 			k, err := parsePublicKey(pub)
@@ -227,7 +229,7 @@ func checkShareHolders(ctx context.Context, s *session, flags []string) error {
 				return usagef("--custodian %s: %v", name, err)
 			}
 			if !p.Custodians[i].PublicKey.Equal(k) {
-				return fmt.Errorf("custodian %s's public key is not the one the trust policy names", name)
+				return deny(fmt.Errorf("%w: custodian %s's public key is not the one the trust policy names", custody.ErrNotCustodian, name))
 			}
 		}
 	}
