@@ -209,3 +209,46 @@ func TestEscrowInitRefusalsAudited(t *testing.T) {
 	require.Equal(t, 2, strings.Count(records, "escrow-init"), records)
 	require.Equal(t, 2, strings.Count(records, "not-custodian"), records)
 }
+
+// TestRecoverUnwritablePositionDoesNotSpend: a position file that cannot
+// be written is found out before the request is spent, so the same
+// request still recovers once --position is fixed (and a recovery
+// stopped right after its authorization has a position to resume from).
+func TestRecoverUnwritablePositionDoesNotSpend(t *testing.T) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
+	w.keyARN = w.createKMSKey()
+	w.store = storeURL(t, dir)
+	ids := w.initTeamOfThree()
+	ctx := t.Context()
+
+	escrowDir := filepath.Join(dir, "escrow")
+	var made escrowView
+	w.okJSON(&made, "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
+		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", escrowDir)
+	pub := readEscrowPublicKey(t, made.PublicKey)
+	svc := kmsClient(w.kmsURL, servicePrincipal)
+	k, err := svc.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("a service key, soon lost")})
+	require.NoError(t, err)
+	service := serviceEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), pub, 0)
+	msgDir := filepath.Join(dir, "messages")
+	writeMessages(t, service, msgDir, "a")
+
+	k2 := w.createRecoveryKey()
+	req := filepath.Join(dir, "recover.json")
+	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req)
+	for _, who := range []string{"alice", "bob", "carol"} {
+		w.ok("approve", req, "--identity", ids[who])
+	}
+	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
+	// A directory that is a dangling symbolic link: reading the position
+	// finds none, writing it fails.
+	dangling := filepath.Join(dir, "dangling")
+	require.NoError(t, os.Symlink(filepath.Join(dir, "gone"), dangling))
+	run := []string{"recover", req, "--messages", msgDir, "--share", share("alice"), "--share", share("bob")}
+	w.fails(1, "position", append(run, "--position", filepath.Join(dangling, "recover.position"))...)
+	var done recoverView
+	w.okJSON(&done, run...)
+	require.Equal(t, 1, done.Rewrapped)
+}
