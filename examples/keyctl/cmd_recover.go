@@ -184,14 +184,23 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 	if pos != nil {
 		approvers, key, err = resumeRecovery(ctx, s, r, shares)
 	} else {
+		// The position is written before the request is spent: a path
+		// that cannot be written is refused while the request still
+		// holds, and a run stopped right after the authorization has a
+		// position to resume from. A refused authorization removes it.
 		pos = &recoverPosition{Request: id}
+		if err := writeJSONPrivate(posPath, pos); err != nil {
+			return err
+		}
 		approvers, key, err = authorizeRecovery(ctx, s, cf, shares)
+		if err != nil {
+			if rerr := os.Remove(posPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
+		}
 	}
 	if err != nil {
 		return nameShareFiles(err, f.shares, shares)
-	}
-	if err := writeJSONPrivate(posPath, pos); err != nil {
-		return err
 	}
 	for _, sh := range shares {
 		sh.Wipe()
