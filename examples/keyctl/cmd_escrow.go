@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -140,7 +141,7 @@ func (a *app) escrowInit(ctx context.Context, f escrowInitFlags) error {
 	digest := shares[0].KeyDigest()
 	value := append(digest[:], byte(f.threshold), byte(len(names)))
 	if _, err := s.records().PutRecord(ctx, recordEscrow, f.name, value, 0); err != nil {
-		return fmt.Errorf("recording escrow key %s in the store: %w", f.name, err)
+		return errors.Join(fmt.Errorf("recording escrow key %s in the store: %w", f.name, err), removeEscrowFiles(view.PublicKey, view.ShareFiles))
 	}
 	e := s.audit.hasher.AdminChange(time.Now(), s.actor, "escrow-init", "", nil)
 	e.Reason = fmt.Sprintf("escrow %s public key sha256:%s, threshold %d of %d shares", f.name, view.SHA256, f.threshold, len(names))
@@ -190,8 +191,9 @@ func parseShareHolders(flags []string) ([]string, error) {
 	return names, nil
 }
 
-// checkShareHolders refuses a share holder who is not a custodian of the
-// "*" policy (by name, and by key when one is given).
+// checkShareHolders refuses, unless the identity running it is a
+// custodian of the "*" policy (by name and key), and refuses a share
+// holder who is not one (by name, and by key when one is given).
 func checkShareHolders(ctx context.Context, s *session, flags []string) error {
 	auth, err := s.authority()
 	if err != nil {
@@ -200,6 +202,15 @@ func checkShareHolders(ctx context.Context, s *session, flags []string) error {
 	p, err := policyInForce(ctx, auth, custody.Change{Action: custody.ActionRecover})
 	if err != nil {
 		return err
+	}
+	// Whoever runs escrow init holds every share for a moment and
+	// registers the name recover requests are proposed by: a custodian
+	// of the "*" policy only (by name and key), and a refusal is audited.
+	deny := func(err error) error {
+		return errors.Join(err, s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, "escrow-init", "", custody.Reason(err))))
+	}
+	if !isCustodian(p, s.me.Name, s.me.public()) {
+		return deny(fmt.Errorf("%w: making an escrow key takes a custodian of the trust policy for every key (*), by name and key", custody.ErrNotCustodian))
 	}
 	for _, f := range flags {
 		name, pub, withKey := strings.Cut(f, "=")
@@ -210,7 +221,7 @@ func checkShareHolders(ctx context.Context, s *session, flags []string) error {
 			}
 		}
 		if i < 0 {
-			return fmt.Errorf("%s is not a custodian of the trust policy for every key (*): shares go to custodians only", name)
+			return deny(fmt.Errorf("%w: %s is not a custodian of the trust policy for every key (*): shares go to custodians only", custody.ErrNotCustodian, name))
 		}
 		if withKey {
 			k, err := parsePublicKey(pub)
@@ -218,7 +229,7 @@ func checkShareHolders(ctx context.Context, s *session, flags []string) error {
 				return usagef("--custodian %s: %v", name, err)
 			}
 			if !p.Custodians[i].PublicKey.Equal(k) {
-				return fmt.Errorf("custodian %s's public key is not the one the trust policy names", name)
+				return deny(fmt.Errorf("%w: custodian %s's public key is not the one the trust policy names", custody.ErrNotCustodian, name))
 			}
 		}
 	}
@@ -227,7 +238,7 @@ func checkShareHolders(ctx context.Context, s *session, flags []string) error {
 
 // writeEscrowFiles writes the public key and one share file per custodian,
 // refusing to replace any file.
-func writeEscrowFiles(f escrowInitFlags, pub []byte, names []string, shares []*custody.EscrowShare) (escrowView, error) {
+func writeEscrowFiles(f escrowInitFlags, pub []byte, names []string, shares []*custody.EscrowShare) (_ escrowView, err error) {
 	digest := shares[0].KeyDigest()
 	v := escrowView{Name: f.name, Fingerprint: custody.EscrowKeyFingerprint(digest), SHA256: hex.EncodeToString(digest[:]),
 		Threshold: f.threshold, Shares: len(names), PublicKey: filepath.Join(f.outDir, f.name+".escrow.pub"), ShareFiles: []string{}}
@@ -235,15 +246,23 @@ func writeEscrowFiles(f escrowInitFlags, pub []byte, names []string, shares []*c
 	if err := writeNewFile(v.PublicKey, block, 0o644); err != nil {
 		return v, fmt.Errorf("writing the escrow public key: %w", err)
 	}
+	// A failure part way removes what was written: shares of a key the
+	// store never recorded must not linger (nor block a second run).
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, removeEscrowFiles(v.PublicKey, v.ShareFiles))
+		}
+	}()
 	for i, sh := range shares {
 		path := filepath.Join(f.outDir, f.name+"."+names[i]+".share")
 		enc := sh.RevealEncoding()
 		block := pem.EncodeToMemory(&pem.Block{Type: pemEscrowShare, Headers: shareHeaders(f.name, names[i], sh), Bytes: enc})
 		clear(enc)
-		err := writeNewFile(path, block, 0o600)
+		err = writeNewFile(path, block, 0o600)
 		clear(block)
 		if err != nil {
-			return v, fmt.Errorf("writing %s's share: %w", names[i], err)
+			err = fmt.Errorf("writing %s's share: %w", names[i], err)
+			return v, err
 		}
 		v.ShareFiles = append(v.ShareFiles, path)
 	}
@@ -254,4 +273,16 @@ func writeEscrowFiles(f escrowInitFlags, pub []byte, names []string, shares []*c
 func shareHeaders(name, custodian string, sh *custody.EscrowShare) map[string]string {
 	return map[string]string{"Escrow-Name": name, "Custodian": custodian,
 		"Share": strconv.Itoa(sh.Index()) + " of " + strconv.Itoa(sh.Shares()), "Threshold": strconv.Itoa(sh.Threshold())}
+}
+
+// removeEscrowFiles removes the public key and share files an escrow init
+// wrote before it failed.
+func removeEscrowFiles(pub string, shares []string) error {
+	var errs []error
+	for _, p := range append([]string{pub}, shares...) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -58,6 +61,10 @@ type recoverPosition struct {
 	Request string `json:"request"` // the request id in hex
 	Last    string `json:"last,omitempty"`
 	Done    int    `json:"done"`
+	// DoneSHA256 is doneDigest of the messages done, in hex: a resume
+	// skips the messages up to Last only if they are still exactly
+	// those, from the same sources.
+	DoneSHA256 string `json:"done_sha256,omitempty"`
 }
 
 type recoverFlags struct {
@@ -177,14 +184,23 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 	if pos != nil {
 		approvers, key, err = resumeRecovery(ctx, s, r, shares)
 	} else {
+		// The position is written before the request is spent: a path
+		// that cannot be written is refused while the request still
+		// holds, and a run stopped right after the authorization has a
+		// position to resume from. A refused authorization removes it.
 		pos = &recoverPosition{Request: id}
+		if err := writeJSONPrivate(posPath, pos); err != nil {
+			return err
+		}
 		approvers, key, err = authorizeRecovery(ctx, s, cf, shares)
+		if err != nil {
+			if rerr := os.Remove(posPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
+		}
 	}
 	if err != nil {
 		return nameShareFiles(err, f.shares, shares)
-	}
-	if err := writeJSONPrivate(posPath, pos); err != nil {
-		return err
 	}
 	for _, sh := range shares {
 		sh.Wipe()
@@ -293,9 +309,27 @@ func (a *app) rewrapMessages(ctx context.Context, s *session, r *custody.Request
 		return err
 	}
 	defer prog.Finish()
+	// A resume skips what was done only if the messages up to Last are
+	// the ones done then: a message that appeared since (sorting before
+	// Last) or other sources would otherwise be skipped and reported as
+	// recovered. If they differ, every message is rewrapped again, which
+	// is safe: a rewrapped message keeps its escrow data key.
+	if pos.Last != "" {
+		var upto []string
+		for _, rel := range files {
+			if rel <= pos.Last {
+				upto = append(upto, rel)
+			}
+		}
+		if d := doneDigest(src, upto); d.sum() != pos.DoneSHA256 {
+			pos.Last, pos.Done = "", 0
+		}
+	}
+	done := doneDigest(src, nil)
 	var saved time.Time
 	for i, rel := range files {
 		if pos.Last != "" && rel <= pos.Last {
+			done.add(rel)
 			view.Resumed++
 			prog.Set(i+1, len(files))
 			continue
@@ -307,7 +341,8 @@ func (a *app) rewrapMessages(ctx context.Context, s *session, r *custody.Request
 			return fmt.Errorf("message %s: %w", rel, err)
 		}
 		view.Rewrapped++
-		pos.Last, pos.Done = rel, pos.Done+1
+		done.add(rel)
+		pos.Last, pos.Done, pos.DoneSHA256 = rel, pos.Done+1, done.sum()
 		prog.Set(i+1, len(files))
 		if time.Since(saved) >= checkpointEvery {
 			saved = time.Now()
@@ -375,7 +410,10 @@ func rewrapFile(ctx context.Context, from *phicrypt.Encryptor, to keyring.Keyrin
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(fi.Mode().Perm())
+	err = keepOwner(tmp, fi)
+	if err == nil {
+		err = tmp.Chmod(fi.Mode().Perm())
+	}
 	if err == nil {
 		_, err = tmp.Write(header)
 	}
@@ -558,3 +596,31 @@ func writeJSONPrivate(path string, v any) error {
 	}
 	return nil
 }
+
+// doneHash hashes the sources of a recovery and the names of the
+// messages done (SHA-256, each name length-prefixed).
+type doneHash struct{ h hash.Hash }
+
+// doneDigest starts a doneHash of src's sources and adds names.
+func doneDigest(src *recoverSources, names []string) doneHash {
+	d := doneHash{sha256.New()}
+	dir := src.dir
+	if abs, err := filepath.Abs(dir); err == nil && dir != "" {
+		dir = abs
+	}
+	d.add(dir)
+	d.add(src.bucket)
+	for _, n := range names {
+		d.add(n)
+	}
+	return d
+}
+
+func (d doneHash) add(name string) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(name)))
+	d.h.Write(n[:])
+	d.h.Write([]byte(name))
+}
+
+func (d doneHash) sum() string { return hex.EncodeToString(d.h.Sum(nil)) }

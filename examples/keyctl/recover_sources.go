@@ -57,6 +57,13 @@ func openSources(ctx context.Context, s *session, f recoverFlags) (*recoverSourc
 			src.items = append(src.items, "s3:"+k)
 		}
 	}
+	// Nothing to recover is refused before the request is spent: a typo'd
+	// prefix, an empty directory, or a symbolic link given as the
+	// directory (the walk does not follow links) would otherwise spend
+	// the custodians' approvals on a "finished" recovery of nothing.
+	if len(src.items) == 0 {
+		return nil, usagef("no message to recover under --messages %q or --s3 %q (a symbolic link is not followed: give the directory itself)", f.messages, f.s3)
+	}
 	slices.Sort(src.items)
 	return src, nil
 }
