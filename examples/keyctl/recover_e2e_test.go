@@ -38,12 +38,8 @@ import (
 func TestBreakGlassRecovery(t *testing.T) {
 	// A kmsmock of this test's own: the drill moves its clock past a
 	// deletion window, which a shared one must not see.
-	l := kmsmock.StartTest(t, kmsmock.Config{})
-	dir := t.TempDir()
-	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
-	w.keyARN = w.createKMSKey()
-	w.store = storeURL(t, dir)
-	ids := w.initTeamOfThree()
+	w, l, ids := recoveryWorld(t)
+	dir := w.dir
 	ctx := t.Context()
 
 	// escrow init: a public key for services, one private share per custodian.
@@ -412,4 +408,38 @@ func readDir(t *testing.T, dir string) []byte {
 		}
 	}
 	return slices.Clip(all)
+}
+
+// recoveryWorld is a keyctl world for a recovery test: a kmsmock of the
+// test's own (a drill moves its clock past a deletion window, which a
+// shared one must not see), a file store, a KMS key for branch keys and
+// the team of three custodians (their identity files by name).
+func recoveryWorld(t *testing.T) (*world, *kmsmock.Local, map[string]string) {
+	l := kmsmock.StartTest(t, kmsmock.Config{})
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
+	w.keyARN = w.createKMSKey()
+	w.store = storeURL(t, dir)
+	return w, l, w.initTeamOfThree()
+}
+
+// escrow2of3 runs escrow init for the key "escrow-2026", split 2 of 3
+// between alice, bob and carol into w.dir/escrow, and returns that
+// directory and the escrow public key.
+func (w *world) escrow2of3() (string, *keyring.HPKEEscrowPublicKey) {
+	dir := filepath.Join(w.dir, "escrow")
+	var made escrowView
+	w.okJSON(&made, "escrow", "init", "--name", "escrow-2026", "--shares", "3", "--threshold", "2",
+		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", dir)
+	return dir, readEscrowPublicKey(w.t, made.PublicKey)
+}
+
+// serviceWithEscrow is a service as the drill has it: its KMS client, a
+// KMS key of its own (soon lost) and an Encryptor wrapping each data key
+// with that key and with the escrow public key pub.
+func (w *world) serviceWithEscrow(pub *keyring.HPKEEscrowPublicKey) (*kms.Client, *kms.CreateKeyOutput, *phicrypt.Encryptor) {
+	svc := kmsClient(w.kmsURL, servicePrincipal)
+	k, err := svc.CreateKey(w.t.Context(), &kms.CreateKeyInput{Description: aws.String("a service key, soon lost")})
+	require.NoError(w.t, err)
+	return svc, k, serviceEncryptor(w.t, svc, aws.ToString(k.KeyMetadata.Arn), pub, 0)
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keyring"
-	"github.com/phicrypt/phicrypt/kmsmock"
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
 
@@ -29,19 +28,11 @@ import (
 // docs/OPERATIONS.md's break-glass runbook promises: escrow init prints
 // the public key's SHA-256 to keep; a refused share names its file.
 func TestRecoverOutsideRunbookPromises(t *testing.T) {
-	l := kmsmock.StartTest(t, kmsmock.Config{})
-	dir := t.TempDir()
-	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
-	w.keyARN = w.createKMSKey()
-	w.store = storeURL(t, dir)
-	ids := w.initTeamOfThree()
+	w, _, ids := recoveryWorld(t)
+	dir := w.dir
 	ctx := t.Context()
 
-	escrowDir := filepath.Join(dir, "escrow")
-	var made escrowView
-	w.okJSON(&made, "escrow", "init", "--name", "escrow-2026", "--shares", "3", "--threshold", "2",
-		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", escrowDir)
-	pub := readEscrowPublicKey(t, made.PublicKey)
+	escrowDir, pub := w.escrow2of3()
 
 	// The service: a generator and four more KMS keys (other regions),
 	// and the escrow key: six EDKs a message.

@@ -8,11 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/stretchr/testify/require"
-
-	"github.com/phicrypt/phicrypt/kmsmock"
 )
 
 // TestRecoverKeepsOwner: recover replaces each message file with a new
@@ -21,23 +17,11 @@ import (
 // by another user (root, typically). Run as root the files belong to
 // another user; otherwise (no chown) to the one running the test.
 func TestRecoverKeepsOwner(t *testing.T) {
-	l := kmsmock.StartTest(t, kmsmock.Config{})
-	dir := t.TempDir()
-	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
-	w.keyARN = w.createKMSKey()
-	w.store = storeURL(t, dir)
-	ids := w.initTeamOfThree()
-	ctx := t.Context()
+	w, _, ids := recoveryWorld(t)
+	dir := w.dir
 
-	escrowDir := filepath.Join(dir, "escrow")
-	var made escrowView
-	w.okJSON(&made, "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
-		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", escrowDir)
-	pub := readEscrowPublicKey(t, made.PublicKey)
-	svc := kmsClient(w.kmsURL, servicePrincipal)
-	k, err := svc.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("a service key, soon lost")})
-	require.NoError(t, err)
-	service := serviceEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), pub, 0)
+	escrowDir, pub := w.escrow2of3()
+	_, _, service := w.serviceWithEscrow(pub)
 	msgDir := filepath.Join(dir, "messages")
 	writeMessages(t, service, msgDir, "a")
 	path := filepath.Join(msgDir, "a")

@@ -20,19 +20,11 @@ import (
 // walk does not follow) must be refused before the quorum-approved request
 // is spent, not reported as a finished recovery of 0 messages.
 func TestRecoverRefusesNoMessagesBeforeSpending(t *testing.T) {
-	l := kmsmock.StartTest(t, kmsmock.Config{})
-	dir := t.TempDir()
-	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
-	w.keyARN = w.createKMSKey()
-	w.store = storeURL(t, dir)
-	ids := w.initTeamOfThree()
+	w, _, ids := recoveryWorld(t)
+	dir := w.dir
 	ctx := t.Context()
 
-	escrowDir := filepath.Join(dir, "escrow")
-	var made escrowView
-	w.okJSON(&made, "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
-		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", escrowDir)
-	pub := readEscrowPublicKey(t, made.PublicKey)
+	escrowDir, pub := w.escrow2of3()
 
 	svc := kmsClient(w.kmsURL, servicePrincipal)
 	k, err := svc.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("a service key, soon lost")})
@@ -84,23 +76,12 @@ func TestRecoverRefusesNoMessagesBeforeSpending(t *testing.T) {
 // the last one done: a message that appeared since (or a --messages
 // directory other than the first run's) is rewrapped, not counted as done.
 func TestRecoverResumeDoesNotSkipNewMessages(t *testing.T) {
-	l := kmsmock.StartTest(t, kmsmock.Config{})
-	dir := t.TempDir()
-	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
-	w.keyARN = w.createKMSKey()
-	w.store = storeURL(t, dir)
-	ids := w.initTeamOfThree()
+	w, _, ids := recoveryWorld(t)
+	dir := w.dir
 	ctx := t.Context()
 
-	escrowDir := filepath.Join(dir, "escrow")
-	var made escrowView
-	w.okJSON(&made, "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
-		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", escrowDir)
-	pub := readEscrowPublicKey(t, made.PublicKey)
-	svc := kmsClient(w.kmsURL, servicePrincipal)
-	k, err := svc.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("a service key, soon lost")})
-	require.NoError(t, err)
-	service := serviceEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), pub, 0)
+	escrowDir, pub := w.escrow2of3()
+	svc, _, service := w.serviceWithEscrow(pub)
 
 	msgDir := filepath.Join(dir, "messages")
 	plain := writeMessages(t, service, msgDir, "b", "d")
@@ -144,12 +125,8 @@ func TestRecoverResumeDoesNotSkipNewMessages(t *testing.T) {
 // (nor squat the name the custodians meant to use). The refusal is
 // audited.
 func TestEscrowInitTakesACustodian(t *testing.T) {
-	l := kmsmock.StartTest(t, kmsmock.Config{})
-	dir := t.TempDir()
-	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
-	w.keyARN = w.createKMSKey()
-	w.store = storeURL(t, dir)
-	ids := w.initTeamOfThree()
+	w, _, ids := recoveryWorld(t)
+	dir := w.dir
 	for _, who := range []string{"mallory", "svc"} {
 		out := filepath.Join(dir, "escrow-"+who)
 		w.fails(1, "custodian", "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
@@ -215,23 +192,11 @@ func TestEscrowInitRefusalsAudited(t *testing.T) {
 // request still recovers once --position is fixed (and a recovery
 // stopped right after its authorization has a position to resume from).
 func TestRecoverUnwritablePositionDoesNotSpend(t *testing.T) {
-	l := kmsmock.StartTest(t, kmsmock.Config{})
-	dir := t.TempDir()
-	w := &world{t: t, dir: dir, kmsURL: l.URL, config: filepath.Join(dir, "keyctl", "config.json"), pubKeys: map[string]string{}}
-	w.keyARN = w.createKMSKey()
-	w.store = storeURL(t, dir)
-	ids := w.initTeamOfThree()
-	ctx := t.Context()
+	w, _, ids := recoveryWorld(t)
+	dir := w.dir
 
-	escrowDir := filepath.Join(dir, "escrow")
-	var made escrowView
-	w.okJSON(&made, "escrow", "init", "--name", "escrow-2026", "--threshold", "2",
-		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", escrowDir)
-	pub := readEscrowPublicKey(t, made.PublicKey)
-	svc := kmsClient(w.kmsURL, servicePrincipal)
-	k, err := svc.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("a service key, soon lost")})
-	require.NoError(t, err)
-	service := serviceEncryptor(t, svc, aws.ToString(k.KeyMetadata.Arn), pub, 0)
+	escrowDir, pub := w.escrow2of3()
+	_, _, service := w.serviceWithEscrow(pub)
 	msgDir := filepath.Join(dir, "messages")
 	writeMessages(t, service, msgDir, "a")
 
