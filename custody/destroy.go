@@ -3,6 +3,7 @@ package custody
 import (
 	"context"
 
+	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
 )
 
@@ -13,6 +14,9 @@ import (
 // from then on. The active version cannot be destroyed alone
 // (keystore.ErrConflict): rotate first, or destroy the whole key. A
 // version already destroyed is not an error, so a retry is safe.
+//
+// The version's branch-key escrow record (keyring.ShredBranchKeyEscrow)
+// is shredded with it, so the escrow key cannot bring it back.
 //
 // It cannot be undone. Processes that cached the version keep it for at
 // most their keyring's CacheTTL; in this process call
@@ -26,7 +30,7 @@ func (b *BranchKeys) DestroyVersion(ctx context.Context, id, version string) err
 	if err := b.cfg.Store.Destroy(ctx, id, version); err != nil {
 		return wrapStep(err, "destroying version %s of %s", version, keystore.Fingerprint(id))
 	}
-	return nil
+	return keyring.ShredBranchKeyEscrow(ctx, b.cfg.Store, id, version)
 }
 
 // DestroyKey crypto-shreds every version of branch key id, the active one
@@ -44,6 +48,21 @@ func (b *BranchKeys) DestroyKey(ctx context.Context, id string) error {
 	}
 	if err := b.cfg.Store.DestroyKey(ctx, id); err != nil {
 		return wrapStep(err, "destroying %s", keystore.Fingerprint(id))
+	}
+	return b.shredEscrow(ctx, id)
+}
+
+// shredEscrow shreds the escrow record of every version of branch key id
+// (keyring.ShredBranchKeyEscrow), so no escrow copy outlives the key.
+func (b *BranchKeys) shredEscrow(ctx context.Context, id string) error {
+	vs, err := b.cfg.Store.List(ctx, id)
+	if err != nil {
+		return wrapStep(err, "listing the versions of %s to shred their escrow copies", keystore.Fingerprint(id))
+	}
+	for _, v := range vs {
+		if err := keyring.ShredBranchKeyEscrow(ctx, b.cfg.Store, id, v.Version); err != nil {
+			return err
+		}
 	}
 	return nil
 }

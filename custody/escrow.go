@@ -58,7 +58,7 @@ var (
 // (keyring.HPKEEscrowPublicKey.Bytes): what shares and recover requests
 // name the escrow key by.
 func EscrowKeyDigest(pub *keyring.HPKEEscrowPublicKey) [32]byte {
-	return sha256.Sum256(pub.Bytes())
+	return pub.Digest()
 }
 
 // EscrowKeyFingerprint names an escrow key in errors, logs and change

@@ -32,6 +32,7 @@ type branchKeyCache struct {
 	capacity int
 	now      func() time.Time
 	onStale  func(id string, u StaleUse)
+	escrow   *HPKEEscrow // nil: versions are not escrowed
 
 	loads   *flight.Group[string, *cacheEntry]
 	refills *flight.Group[*usageCounter, bool]
@@ -147,11 +148,13 @@ type branchKeyCacheConfig struct {
 	capacity                        int
 	now                             func() time.Time
 	onStale                         func(id string, u StaleUse)
+	escrow                          *HPKEEscrow // HierarchicalConfig.Escrow
 }
 
 func newBranchKeyCache(cfg branchKeyCacheConfig) *branchKeyCache {
 	return &branchKeyCache{
 		ttl: cfg.ttl, stale: cfg.stale, window: cfg.window, maxUses: cfg.maxUses, capacity: cfg.capacity, now: cfg.now, onStale: cfg.onStale,
+		escrow:  cfg.escrow,
 		loads:   flight.New[string, *cacheEntry](cfg.loadTimeout),
 		refills: flight.New[*usageCounter, bool](cfg.loadTimeout),
 		entries: map[string]*cacheEntry{}, lru: list.New(),
@@ -279,6 +282,13 @@ func (c *branchKeyCache) material(ctx context.Context, bk *BranchKeys, v keystor
 		key, err := bk.Unwrap(ctx, rec)
 		if err != nil {
 			return nil, err
+		}
+		if c.escrow != nil {
+			// No use of a version before its escrow copy is stored.
+			if _, err := bk.escrowTo(ctx, c.escrow, rec, key); err != nil {
+				key.Wipe()
+				return nil, err
+			}
 		}
 		rec.Ciphertext = nil // not needed once unwrapped
 		return &cacheEntry{rec: rec, key: key}, nil

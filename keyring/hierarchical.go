@@ -132,6 +132,21 @@ type HierarchicalConfig struct {
 	// Record the keyring's KMS calls too by giving BranchKeys a client
 	// wrapped with NewAuditedKMS.
 	Audit *AuditConfig
+	// Escrow, when set, escrows every branch key version this keyring
+	// unwraps before it is used, to write or to read: a copy of the
+	// material sealed to the escrow public key (NewHPKEEscrow) is stored
+	// in the version's escrow record (BranchKeyEscrowRecordKind) unless
+	// one for that key is there, so custodians can recover the version
+	// with the escrow private key when the KMS key that wraps it is lost
+	// (custody.RecoverBranchKeys). It costs one store read per version
+	// unwrapped (one per CacheTTL) and one write per version the first
+	// time. If the copy cannot be stored, the version is not used (the
+	// unwrap fails). The store must keep records (keystore.Records, as
+	// every store of this module does) and the service needs write access
+	// to them. A service that only decrypts need not set it, as long as
+	// the services that write do; BranchKeys.Escrow backfills versions
+	// made before.
+	Escrow *HPKEEscrow
 	// LoadTimeout bounds one shared store read and KMS call on a cache
 	// miss, which runs detached from the callers waiting for it (default
 	// 30 s); each caller waits only as long as its own context allows.
@@ -203,13 +218,18 @@ func NewHierarchical(cfg HierarchicalConfig) (*Hierarchical, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Escrow != nil {
+		if _, err := cfg.BranchKeys.records(); err != nil {
+			return nil, err
+		}
+	}
 	return &Hierarchical{
 		bk:       cfg.BranchKeys,
 		id:       cfg.BranchKeyID,
 		supplier: cfg.BranchKeyIDSupplier,
 		cache: newBranchKeyCache(branchKeyCacheConfig{
 			ttl: cfg.CacheTTL, stale: cfg.StaleIfError, window: cfg.PropagationWindow, loadTimeout: cfg.LoadTimeout,
-			capacity: cfg.CacheCapacity, now: cfg.Now, onStale: onStale, maxUses: cfg.MaxUsesPerVersion,
+			capacity: cfg.CacheCapacity, now: cfg.Now, onStale: onStale, maxUses: cfg.MaxUsesPerVersion, escrow: cfg.Escrow,
 		}),
 		maxUses: cfg.MaxUsesPerVersion,
 		block:   cfg.UsageBlock,

@@ -1,0 +1,424 @@
+package keyring
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/phicrypt/phicrypt/keystore"
+)
+
+// Branch-key escrow: a copy of each branch key version's material sealed to
+// an HPKE escrow public key, kept in the store beside the version, so that
+// custodians can move the version to a new KMS key (custody.RecoverBranchKeys)
+// when the KMS key that wraps it is lost. Custodians never see branch key
+// material otherwise, and KMS gives them no way to, so the copy is made where
+// the material is already seen: by services, when they unwrap a version
+// (HierarchicalConfig.Escrow), or by a service-side backfill
+// (BranchKeys.Escrow). docs/FORMAT.md, "Branch-key escrow records", has
+// every byte.
+
+// BranchKeyEscrowRecordKind is the keystore.Records kind of branch-key
+// escrow records. There is one record per version, named
+// BranchKeyEscrowRecordName(id, version).
+const BranchKeyEscrowRecordKind = "branch-key-escrow"
+
+// MaxBranchKeyEscrowCopies is the most escrow keys one version's record
+// holds copies for: enough for an escrow key and its successors while
+// services move from one to the next.
+const MaxBranchKeyEscrowCopies = 4
+
+// Escrow record values.
+const (
+	bkEscrowVersion   = 0x01
+	bkEscrowShredded  = 0x00 // the whole value of the record of a destroyed version
+	bkEscrowContextOf = "phicrypt-escrow-of"
+	bkEscrowPurpose   = "branch-key-version"
+	bkEscrowAttempts  = 4 // compare-and-swap rounds before giving up
+)
+
+// Errors of branch-key escrow, matched with errors.Is.
+var (
+	// ErrNoEscrowCopy: the store holds no escrow copy of a branch key
+	// version for the escrow key asked (it was never unwrapped by a
+	// service with HierarchicalConfig.Escrow set, nor backfilled with
+	// BranchKeys.Escrow).
+	ErrNoEscrowCopy = errors.New("keyring: the store holds no escrow copy of this branch key version for this escrow key")
+	// ErrEscrowRecord: a branch-key escrow record is malformed, holds more
+	// copies than MaxBranchKeyEscrowCopies, or a copy does not open.
+	ErrEscrowRecord = errors.New("keyring: a branch-key escrow record is malformed or does not open")
+)
+
+// BranchKeyEscrowRecordName is the name of the escrow record of version
+// version of branch key id: the version (a 36-character UUID), "/" and the
+// id.
+func BranchKeyEscrowRecordName(id, version string) string { return version + "/" + id }
+
+// Digest returns SHA-256 of the key's encoding (Bytes): the name escrow
+// shares, recover requests and branch-key escrow records give the key.
+func (k *HPKEEscrowPublicKey) Digest() [32]byte { return sha256.Sum256(k.Bytes()) }
+
+// KeyDigest returns the Digest of the keyring's escrow public key.
+func (e *HPKEEscrow) KeyDigest() [32]byte { return sha256.Sum256(e.pub.Bytes()) }
+
+// escrowCopy is one copy in a record: the escrow key it is sealed to (by
+// digest) and the HPKE encrypted data key.
+type escrowCopy struct {
+	key [32]byte
+	edk EncryptedDataKey
+}
+
+// marshalEscrowRecord lays out a record's value:
+//
+//	version (01) || count (1 byte) || count × (key digest (32) ||
+//	    uint16-prefixed provider id || uint16-prefixed provider info ||
+//	    uint16-prefixed ciphertext)
+func marshalEscrowRecord(copies []escrowCopy) ([]byte, error) {
+	if len(copies) == 0 || len(copies) > MaxBranchKeyEscrowCopies {
+		return nil, fmt.Errorf("%w: a record holds 1 to %d copies, not %d", ErrEscrowRecord, MaxBranchKeyEscrowCopies, len(copies))
+	}
+	b := cryptobyte.NewBuilder(nil)
+	b.AddUint8(bkEscrowVersion)
+	b.AddUint8(uint8(len(copies)))
+	for _, c := range copies {
+		b.AddBytes(c.key[:])
+		for _, field := range [][]byte{[]byte(c.edk.ProviderID), c.edk.ProviderInfo, c.edk.Ciphertext} {
+			if len(field) > 0xffff {
+				return nil, fmt.Errorf("%w: a field over 65535 bytes", ErrEscrowRecord)
+			}
+			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(field) })
+		}
+	}
+	return b.Bytes()
+}
+
+// parseEscrowRecord reads a record's value; shredded reports the value of
+// a destroyed version's record.
+func parseEscrowRecord(v []byte) (copies []escrowCopy, shredded bool, err error) {
+	if len(v) == 1 && v[0] == bkEscrowShredded {
+		return nil, true, nil
+	}
+	in := cryptobyte.String(v)
+	var version, count uint8
+	if !in.ReadUint8(&version) || version != bkEscrowVersion {
+		return nil, false, fmt.Errorf("%w: unknown record version", ErrEscrowRecord)
+	}
+	if !in.ReadUint8(&count) || count == 0 || count > MaxBranchKeyEscrowCopies {
+		return nil, false, fmt.Errorf("%w: a record holds 1 to %d copies", ErrEscrowRecord, MaxBranchKeyEscrowCopies)
+	}
+	for range count {
+		var c escrowCopy
+		var key []byte
+		var id, info, ct cryptobyte.String
+		if !in.ReadBytes(&key, 32) || !in.ReadUint16LengthPrefixed(&id) || !in.ReadUint16LengthPrefixed(&info) || !in.ReadUint16LengthPrefixed(&ct) {
+			return nil, false, fmt.Errorf("%w: the record is cut short", ErrEscrowRecord)
+		}
+		if len(id) == 0 || !utf8.Valid(id) {
+			return nil, false, fmt.Errorf("%w: a copy has an empty or non-UTF-8 provider id", ErrEscrowRecord)
+		}
+		copy(c.key[:], key)
+		c.edk = EncryptedDataKey{ProviderID: string(id), ProviderInfo: info, Ciphertext: ct}
+		copies = append(copies, c)
+	}
+	if !in.Empty() {
+		return nil, false, fmt.Errorf("%w: trailing bytes after the copies", ErrEscrowRecord)
+	}
+	return copies, false, nil
+}
+
+// escrowContext is the encryption context an escrow copy of v is sealed
+// under: v's KMS encryption context without kms-arn (which changes when
+// the version moves to another KMS key), plus phicrypt-escrow-of, so the
+// copy opens only as the copy of this version of this key in this store.
+func (b *BranchKeys) escrowContext(v keystore.BranchKeyVersion) map[string]string {
+	ec := b.EncryptionContext(v)
+	delete(ec, bkContextKMSARN)
+	ec[bkEscrowContextOf] = bkEscrowPurpose
+	return ec
+}
+
+// records returns the store's keystore.Records, or an error saying the
+// store cannot keep escrow copies.
+func (b *BranchKeys) records() (keystore.Records, error) {
+	r, ok := b.cfg.Store.(keystore.Records)
+	if !ok {
+		return nil, errors.New("keyring: branch-key escrow needs a store that keeps records (keystore.Records); every store of this module does")
+	}
+	return r, nil
+}
+
+// escrowTo makes sure the store holds a copy of v's material key sealed to
+// e: it reads the version's escrow record and adds a copy if e has none.
+// After adding one it reads the version again: if it was destroyed
+// meanwhile, the record is shredded and ErrKeyDestroyed returned, so a
+// copy never outlives its version.
+func (b *BranchKeys) escrowTo(ctx context.Context, e *HPKEEscrow, v keystore.BranchKeyVersion, key Secret) (added bool, err error) {
+	recs, err := b.records()
+	if err != nil {
+		return false, err
+	}
+	name := BranchKeyEscrowRecordName(v.BranchKeyID, v.Version)
+	digest := e.KeyDigest()
+	for range bkEscrowAttempts {
+		var copies []escrowCopy
+		var rev uint64
+		rec, err := recs.GetRecord(ctx, BranchKeyEscrowRecordKind, name)
+		switch {
+		case errors.Is(err, keystore.ErrNotFound):
+		case err != nil:
+			return false, wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+		default:
+			var shredded bool
+			if copies, shredded, err = parseEscrowRecord(rec.Value); err != nil {
+				return false, fmt.Errorf("%w (version %s of %s)", err, v.Version, keystore.Fingerprint(v.BranchKeyID))
+			}
+			if shredded {
+				return false, keyDestroyedError(v.BranchKeyID, v.Version)
+			}
+			for _, c := range copies {
+				if c.key == digest {
+					return false, nil
+				}
+			}
+			if len(copies) == MaxBranchKeyEscrowCopies {
+				return false, fmt.Errorf("%w: the escrow record of version %s of %s already holds copies for %d other escrow keys", ErrEscrowRecord, v.Version, keystore.Fingerprint(v.BranchKeyID), MaxBranchKeyEscrowCopies)
+			}
+			rev = rec.Revision
+		}
+		m := EncryptionMaterials{DataKeyLength: len(key), EncryptionContext: b.escrowContext(v), DataKey: key}
+		if err := e.OnEncrypt(ctx, &m); err != nil {
+			return false, err
+		}
+		copies = append(copies, escrowCopy{key: digest, edk: m.EncryptedDataKeys[len(m.EncryptedDataKeys)-1]})
+		value, err := marshalEscrowRecord(copies)
+		if err != nil {
+			return false, err
+		}
+		_, err = recs.PutRecord(ctx, BranchKeyEscrowRecordKind, name, value, rev)
+		if errors.Is(err, keystore.ErrExists) || errors.Is(err, keystore.ErrConflict) {
+			continue // another process wrote it first: read again
+		}
+		if err != nil {
+			return false, wrapStep(err, "storing the escrow copy of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+		}
+		cur, err := b.cfg.Store.Get(ctx, v.BranchKeyID, v.Version)
+		if err != nil {
+			return true, wrapStep(err, "reading version %s of %s after escrowing it", v.Version, keystore.Fingerprint(v.BranchKeyID))
+		}
+		if cur.State == keystore.StateDestroyed {
+			if err := ShredBranchKeyEscrow(ctx, b.cfg.Store, v.BranchKeyID, v.Version); err != nil {
+				return true, err
+			}
+			return false, keyDestroyedError(v.BranchKeyID, v.Version)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("keyring: storing the escrow copy of version %s of %s kept losing to concurrent writers: %w", v.Version, keystore.Fingerprint(v.BranchKeyID), keystore.ErrConflict)
+}
+
+// ShredBranchKeyEscrow overwrites the escrow record of version version of
+// branch key id with a tombstone (every escrow key's copy in it), or writes
+// the tombstone when there is no record yet, so that no escrow copy is made
+// of the version afterwards. Call it when the version is destroyed: a copy
+// left behind would let whoever holds the escrow private key undo the
+// crypto-shredding. custody.BranchKeys.DestroyVersion and DestroyKey call
+// it. What "overwritten" means differs by store back end as for
+// keystore.Store.Destroy (old row versions, freed file blocks and backups
+// are out of reach). Shredding a shredded record succeeds again.
+func ShredBranchKeyEscrow(ctx context.Context, store keystore.Store, id, version string) error {
+	if err := keystore.CheckKeyVersion(id, version); err != nil {
+		return err
+	}
+	recs, ok := store.(keystore.Records)
+	if !ok {
+		return nil // a store without records holds no escrow copies
+	}
+	name := BranchKeyEscrowRecordName(id, version)
+	for range bkEscrowAttempts {
+		var rev uint64
+		rec, err := recs.GetRecord(ctx, BranchKeyEscrowRecordKind, name)
+		switch {
+		case errors.Is(err, keystore.ErrNotFound):
+		case err != nil:
+			return wrapStep(err, "reading the escrow record of version %s of %s to shred it", version, keystore.Fingerprint(id))
+		default:
+			if len(rec.Value) == 1 && rec.Value[0] == bkEscrowShredded {
+				return nil
+			}
+			rev = rec.Revision
+		}
+		_, err = recs.PutRecord(ctx, BranchKeyEscrowRecordKind, name, []byte{bkEscrowShredded}, rev)
+		if errors.Is(err, keystore.ErrExists) || errors.Is(err, keystore.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return wrapStep(err, "shredding the escrow record of version %s of %s", version, keystore.Fingerprint(id))
+		}
+		return nil
+	}
+	return fmt.Errorf("keyring: shredding the escrow record of version %s of %s kept losing to concurrent writers: %w", version, keystore.Fingerprint(id), keystore.ErrConflict)
+}
+
+// EscrowReport counts what BranchKeys.Escrow did; the counts add up to
+// Versions.
+type EscrowReport struct {
+	// Versions is the number of versions looked at.
+	Versions int
+	// Escrowed versions got a copy for the escrow key from this call.
+	Escrowed int
+	// Already versions had a copy for the escrow key.
+	Already int
+	// Destroyed versions hold no material: nothing to escrow.
+	Destroyed int
+}
+
+// Escrow makes sure every version of branch key id (of every branch key
+// when id is empty) has a copy sealed to e in the store: the backfill for
+// versions made before the services' keyrings were given
+// HierarchicalConfig.Escrow, or for a new escrow key. It unwraps each
+// version that lacks a copy through KMS, so it runs as a service (it needs
+// kms:Decrypt, which custodians do not have), and wipes the material at
+// once. Retired versions are escrowed too (they can be made decrypt-only
+// again); destroyed ones are skipped. It is idempotent: run it again after
+// an error to finish.
+func (b *BranchKeys) Escrow(ctx context.Context, e *HPKEEscrow, id string) (EscrowReport, error) {
+	var rep EscrowReport
+	if e == nil {
+		return rep, errors.New("keyring: BranchKeys.Escrow needs an escrow keyring (NewHPKEEscrow)")
+	}
+	recs, err := b.records()
+	if err != nil {
+		return rep, err
+	}
+	ids := []string{id}
+	if id == "" {
+		if ids, err = b.cfg.Store.IDs(ctx); err != nil {
+			return rep, wrapStep(err, "listing branch keys to escrow")
+		}
+	}
+	digest := e.KeyDigest()
+	for _, id := range ids {
+		vs, err := b.cfg.Store.List(ctx, id)
+		if err != nil {
+			return rep, wrapStep(err, "listing the versions of %s to escrow", keystore.Fingerprint(id))
+		}
+		for _, v := range vs {
+			rep.Versions++
+			if v.State == keystore.StateDestroyed {
+				rep.Destroyed++
+				continue
+			}
+			if has, err := hasEscrowCopy(ctx, recs, v, digest); err != nil {
+				return rep, err
+			} else if has {
+				rep.Already++
+				continue
+			}
+			key, err := b.Unwrap(ctx, v)
+			if errors.Is(err, ErrKeyDestroyed) {
+				rep.Destroyed++
+				continue
+			}
+			if err != nil {
+				return rep, err
+			}
+			added, err := b.escrowTo(ctx, e, v, key)
+			key.Wipe()
+			switch {
+			case errors.Is(err, ErrKeyDestroyed):
+				rep.Destroyed++
+			case err != nil:
+				return rep, err
+			case added:
+				rep.Escrowed++
+			default:
+				rep.Already++
+			}
+		}
+	}
+	return rep, nil
+}
+
+// hasEscrowCopy reports whether v's escrow record holds a copy for the
+// escrow key with the given digest.
+func hasEscrowCopy(ctx context.Context, recs keystore.Records, v keystore.BranchKeyVersion, digest [32]byte) (bool, error) {
+	rec, err := recs.GetRecord(ctx, BranchKeyEscrowRecordKind, BranchKeyEscrowRecordName(v.BranchKeyID, v.Version))
+	if errors.Is(err, keystore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+	}
+	copies, shredded, err := parseEscrowRecord(rec.Value)
+	if err != nil || shredded {
+		return false, err
+	}
+	for _, c := range copies {
+		if c.key == digest {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// EscrowStatus reports, without unwrapping anything, whether version v has
+// a copy sealed to the escrow key with the given digest
+// (HPKEEscrowPublicKey.Digest): what custodians check before they need a
+// recovery. A destroyed version's shredded record reports false.
+func (b *BranchKeys) EscrowStatus(ctx context.Context, v keystore.BranchKeyVersion, escrowKey [32]byte) (bool, error) {
+	recs, err := b.records()
+	if err != nil {
+		return false, err
+	}
+	return hasEscrowCopy(ctx, recs, v, escrowKey)
+}
+
+// OpenEscrow returns the material of version v from its escrow copy for
+// recovery's key (NewHPKEEscrowRecovery): the break-glass path, for
+// custody.RecoverBranchKeys, which wraps it under a new KMS key at once.
+// ErrNoEscrowCopy when the store holds no copy for that key,
+// ErrKeyDestroyed when the version was destroyed, ErrEscrowRecord when the
+// record is malformed or the copy does not open (sealed for another
+// version, store or key). The caller owns the Secret and must Wipe it.
+func (b *BranchKeys) OpenEscrow(ctx context.Context, recovery *HPKEEscrow, v keystore.BranchKeyVersion) (Secret, error) {
+	if recovery == nil || recovery.priv == nil {
+		return nil, errors.New("keyring: OpenEscrow needs the escrow keyring with the private key (NewHPKEEscrowRecovery)")
+	}
+	if v.State == keystore.StateDestroyed {
+		return nil, keyDestroyedError(v.BranchKeyID, v.Version)
+	}
+	recs, err := b.records()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := recs.GetRecord(ctx, BranchKeyEscrowRecordKind, BranchKeyEscrowRecordName(v.BranchKeyID, v.Version))
+	if errors.Is(err, keystore.ErrNotFound) {
+		return nil, fmt.Errorf("%w: version %s of %s", ErrNoEscrowCopy, v.Version, keystore.Fingerprint(v.BranchKeyID))
+	}
+	if err != nil {
+		return nil, wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+	}
+	copies, shredded, err := parseEscrowRecord(rec.Value)
+	if err != nil {
+		return nil, fmt.Errorf("%w (version %s of %s)", err, v.Version, keystore.Fingerprint(v.BranchKeyID))
+	}
+	if shredded {
+		return nil, keyDestroyedError(v.BranchKeyID, v.Version)
+	}
+	digest := recovery.KeyDigest()
+	for _, c := range copies {
+		if c.key != digest {
+			continue
+		}
+		m := DecryptionMaterials{DataKeyLength: branchKeyLength, EncryptionContext: b.escrowContext(v)}
+		if err := recovery.OnDecrypt(ctx, &m, []EncryptedDataKey{c.edk}); err != nil {
+			return nil, fmt.Errorf("%w: the copy of version %s of %s does not open with this escrow key (sealed for another version, store or key name)", ErrEscrowRecord, v.Version, keystore.Fingerprint(v.BranchKeyID))
+		}
+		return m.DataKey, nil
+	}
+	return nil, fmt.Errorf("%w: version %s of %s", ErrNoEscrowCopy, v.Version, keystore.Fingerprint(v.BranchKeyID))
+}
