@@ -125,6 +125,9 @@ func (a *app) escrowInit(ctx context.Context, f escrowInitFlags) error {
 	} else if !errors.Is(err, keystore.ErrNotFound) {
 		return err
 	}
+	if err := checkOutDir(f.outDir); err != nil {
+		return errors.Join(err, s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, "escrow-init", "", custody.Reason(err))))
+	}
 	pub, shares, err := newEscrowShares(f.name, len(names), f.threshold)
 	if err != nil {
 		return err
@@ -138,15 +141,21 @@ func (a *app) escrowInit(ctx context.Context, f escrowInitFlags) error {
 	if err != nil {
 		return err
 	}
-	digest := shares[0].KeyDigest()
-	value := append(digest[:], byte(f.threshold), byte(len(names)))
-	if _, err := s.records().PutRecord(ctx, recordEscrow, f.name, value, 0); err != nil {
-		return errors.Join(fmt.Errorf("recording escrow key %s in the store: %w", f.name, err), removeEscrowFiles(view.PublicKey, view.ShareFiles))
-	}
+	// The audit record comes before the store's: an escrow key the store
+	// knows (and recover requests can name) is always in the audit log.
+	// If the store then refuses it, a denial record says so.
 	e := s.audit.hasher.AdminChange(time.Now(), s.actor, "escrow-init", "", nil)
 	e.Reason = fmt.Sprintf("escrow %s public key sha256:%s, threshold %d of %d shares", f.name, view.SHA256, f.threshold, len(names))
 	if err := s.audit.record(e); err != nil {
-		return err
+		return errors.Join(fmt.Errorf("auditing escrow key %s (it was not recorded in the store, and its files were removed): %w", f.name, err),
+			removeEscrowFiles(view.PublicKey, view.ShareFiles))
+	}
+	digest := shares[0].KeyDigest()
+	value := append(digest[:], byte(f.threshold), byte(len(names)))
+	if _, err := s.records().PutRecord(ctx, recordEscrow, f.name, value, 0); err != nil {
+		err = fmt.Errorf("recording escrow key %s in the store: %w", f.name, err)
+		return errors.Join(err, removeEscrowFiles(view.PublicKey, view.ShareFiles),
+			s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, "escrow-init", "", custody.Reason(err))))
 	}
 	return a.print(view, func() {
 		a.printf("escrow key %s (%s): public key %s; %d shares, any %d reassemble it:\n", view.Name, view.Fingerprint, view.PublicKey, view.Shares, view.Threshold)
