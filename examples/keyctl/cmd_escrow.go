@@ -71,13 +71,15 @@ key, beside their KMS keyring) and splits the private key's 32-byte seed at
 once with Shamir's secret sharing into one share per --custodian, any M of
 which (--threshold) reassemble it: DIR/NAME.CUSTODIAN.share, mode 0600, for
 that custodian alone to keep (offline, apart from the others). The seed is
-wiped after splitting; it is never written.
+wiped after splitting; it is never written. DIR must belong to the user
+running escrow init and be writable by no one else (a missing DIR is made
+with mode 0700); any other is refused before a key is generated.
 
 Each --custodian must be a custodian of the trust policy for every key
 ("*"), by name, and by key when PUBLIC_KEY is given. --shares, if given,
-must equal the number of custodians. The store records the escrow key's
-fingerprint, M and N under NAME, and the audit log records its creation
-(fingerprint, M, N; never a share).`,
+must equal the number of custodians. The audit log records the escrow
+key's creation (fingerprint, M, N; never a share), and then the store
+records its fingerprint, M and N under NAME.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.escrowInit(cmd.Context(), f) },
 	}
