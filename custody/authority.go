@@ -356,20 +356,7 @@ func (a *Authority) authorize(ctx context.Context, r *Request, approvals []Appro
 	if err := a.checkFresh(ctx, r, id); err != nil {
 		return nil, err
 	}
-	list, err := a.policies(ctx)
-	if err != nil {
-		return nil, err
-	}
-	in := inForce(list, r.Change)
-	quorums, err := checkInForce(in, r)
-	if err != nil {
-		return nil, err
-	}
-	quorums = alsoAffected(list, r.Change, quorums)
-	if err := proposerPolicy(in, r.Change).Allows(r.Proposer, r.Action); err != nil {
-		return nil, err
-	}
-	approvers, err := verifyApprovals(enc, approvals, r.Action, quorums...)
+	in, approvers, err := a.holds(ctx, r, enc, approvals)
 	if err != nil {
 		return nil, err
 	}
@@ -382,6 +369,33 @@ func (a *Authority) authorize(ctx context.Context, r *Request, approvals []Appro
 		auth.Policy = in.policy
 	}
 	return auth, nil
+}
+
+// holds checks r (encoded as enc) and its approvals against the policies
+// installed now: r was proposed under the policy in force, its proposer
+// may propose it, and the approvals reach the quorum of every policy r
+// needs (checkInForce, alsoAffected). It returns the policy in force and
+// the verified approvers. Authorize and Holds share it, so an operation
+// resumed under an earlier authorization meets the rule a new one would.
+func (a *Authority) holds(ctx context.Context, r *Request, enc []byte, approvals []Approval) (*installed, []string, error) {
+	list, err := a.policies(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	in := inForce(list, r.Change)
+	quorums, err := checkInForce(in, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	quorums = alsoAffected(list, r.Change, quorums)
+	if err := proposerPolicy(in, r.Change).Allows(r.Proposer, r.Action); err != nil {
+		return nil, nil, err
+	}
+	approvers, err := verifyApprovals(enc, approvals, r.Action, quorums...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, approvers, nil
 }
 
 // checkFresh refuses an expired request, one expiring too far ahead, and

@@ -2,10 +2,12 @@ package custody
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/phicrypt/phicrypt/keyring"
 )
@@ -74,4 +76,49 @@ func (a *Authority) Approvers(ctx context.Context, id RequestID) ([]string, erro
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// StillHolds checks that the request applied as id still holds under the
+// policies installed now, by the rule Authorize applied to it: it has
+// not expired (ErrExpired), the policy in force for it is the one it was
+// proposed under (ErrStalePolicy), its proposer may still propose it, and
+// its stored approvals, verified again, reach the quorum of every policy
+// it needs now (for recover, every installed policy: a policy installed
+// or changed since, whose custodians did not approve, fails with
+// ErrTooFewApprovals, ErrNotCustodian or ErrForgedApproval). It returns
+// the authorization as Authorize did (Policy is the policy in force now),
+// or an error wrapping keystore.ErrNotFound if id was never applied.
+//
+// An operation that resumes under an earlier authorization (keyctl
+// recover after an interruption) calls it before it carries on. It spends
+// nothing and records nothing in the audit log: the caller audits its
+// resume or its refusal.
+func (a *Authority) StillHolds(ctx context.Context, id RequestID) (*Authorization, error) {
+	rec, err := a.cfg.Store.GetRecord(ctx, RecordAppliedRequest, id.String())
+	if err != nil {
+		return nil, wrapStep(err, "reading applied request %s", id)
+	}
+	s, err := parseSigned(rec.Value)
+	if err != nil {
+		return nil, err
+	}
+	if RequestID(sha256.Sum256(s.request)) != id {
+		return nil, fmt.Errorf("%w: the record of applied request %s holds another request", ErrInvalid, id)
+	}
+	r, err := ParseRequest(s.request)
+	if err != nil {
+		return nil, err
+	}
+	if !a.cfg.Now().Before(r.Expiry) {
+		return nil, fmt.Errorf("%w: it expired at %s", ErrExpired, r.Expiry.Format(time.RFC3339))
+	}
+	in, approvers, err := a.holds(ctx, r, s.request, s.approvals)
+	if err != nil {
+		return nil, err
+	}
+	auth := &Authorization{Request: r, ID: id, Approvers: approvers}
+	if in != nil {
+		auth.Policy = in.policy
+	}
+	return auth, nil
 }

@@ -71,13 +71,15 @@ key, beside their KMS keyring) and splits the private key's 32-byte seed at
 once with Shamir's secret sharing into one share per --custodian, any M of
 which (--threshold) reassemble it: DIR/NAME.CUSTODIAN.share, mode 0600, for
 that custodian alone to keep (offline, apart from the others). The seed is
-wiped after splitting; it is never written.
+wiped after splitting; it is never written. DIR must belong to the user
+running escrow init and be writable by no one else (a missing DIR is made
+with mode 0700); any other is refused before a key is generated.
 
 Each --custodian must be a custodian of the trust policy for every key
 ("*"), by name, and by key when PUBLIC_KEY is given. --shares, if given,
-must equal the number of custodians. The store records the escrow key's
-fingerprint, M and N under NAME, and the audit log records its creation
-(fingerprint, M, N; never a share).`,
+must equal the number of custodians. The audit log records the escrow
+key's creation (fingerprint, M, N; never a share), and then the store
+records its fingerprint, M and N under NAME.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.escrowInit(cmd.Context(), f) },
 	}
@@ -125,6 +127,9 @@ func (a *app) escrowInit(ctx context.Context, f escrowInitFlags) error {
 	} else if !errors.Is(err, keystore.ErrNotFound) {
 		return err
 	}
+	if err := checkOutDir(f.outDir); err != nil {
+		return errors.Join(err, s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, "escrow-init", "", custody.Reason(err))))
+	}
 	pub, shares, err := newEscrowShares(f.name, len(names), f.threshold)
 	if err != nil {
 		return err
@@ -138,15 +143,21 @@ func (a *app) escrowInit(ctx context.Context, f escrowInitFlags) error {
 	if err != nil {
 		return err
 	}
-	digest := shares[0].KeyDigest()
-	value := append(digest[:], byte(f.threshold), byte(len(names)))
-	if _, err := s.records().PutRecord(ctx, recordEscrow, f.name, value, 0); err != nil {
-		return errors.Join(fmt.Errorf("recording escrow key %s in the store: %w", f.name, err), removeEscrowFiles(view.PublicKey, view.ShareFiles))
-	}
+	// The audit record comes before the store's: an escrow key the store
+	// knows (and recover requests can name) is always in the audit log.
+	// If the store then refuses it, a denial record says so.
 	e := s.audit.hasher.AdminChange(time.Now(), s.actor, "escrow-init", "", nil)
 	e.Reason = fmt.Sprintf("escrow %s public key sha256:%s, threshold %d of %d shares", f.name, view.SHA256, f.threshold, len(names))
 	if err := s.audit.record(e); err != nil {
-		return err
+		return errors.Join(fmt.Errorf("auditing escrow key %s (it was not recorded in the store, and its files were removed): %w", f.name, err),
+			removeEscrowFiles(view.PublicKey, view.ShareFiles))
+	}
+	digest := shares[0].KeyDigest()
+	value := append(digest[:], byte(f.threshold), byte(len(names)))
+	if _, err := s.records().PutRecord(ctx, recordEscrow, f.name, value, 0); err != nil {
+		err = fmt.Errorf("recording escrow key %s in the store: %w", f.name, err)
+		return errors.Join(err, removeEscrowFiles(view.PublicKey, view.ShareFiles),
+			s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, "escrow-init", "", custody.Reason(err))))
 	}
 	return a.print(view, func() {
 		a.printf("escrow key %s (%s): public key %s; %d shares, any %d reassemble it:\n", view.Name, view.Fingerprint, view.PublicKey, view.Shares, view.Threshold)

@@ -141,23 +141,22 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 		return err
 	}
 	r := cf.Request
-	if r.Action != custody.ActionRecover {
-		return usagef("%s holds a %s request, not recover", args[0], r.Action)
-	}
-	if len(f.shares) == 0 || f.messages == "" && f.s3 == "" {
-		return usagef("recover needs --share FILE (at least M of them), and --messages DIR or --s3 s3://BUCKET/PREFIX")
-	}
-	if len(f.shares) > custody.MaxEscrowShares {
-		return usagef("at most %d --share files", custody.MaxEscrowShares)
-	}
+	// The session is opened once the change files parse, so that every
+	// refusal from here on, usage errors included, is audited.
 	s, err := a.open(ctx, needs{store: true, kms: true, audit: true, identity: true})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	deny := func(err error) error {
+		return errors.Join(err, s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, "recover", "", custody.Reason(err))))
+	}
+	if err := checkRecoverArgs(args, r, f); err != nil {
+		return deny(err)
+	}
 	src, err := openSources(ctx, s, f)
 	if err != nil {
-		return err
+		return deny(err)
 	}
 	files := src.items
 	shares, err := readShareFiles(f.shares)
@@ -167,7 +166,7 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 		}
 	}()
 	if err != nil {
-		return errors.Join(err, s.audit.record(s.audit.hasher.Denial(time.Now(), s.actor, "recover", "", custody.Reason(err))))
+		return deny(err)
 	}
 	id := cf.id()
 	posPath := f.position
@@ -177,7 +176,7 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 	}
 	pos, err := readRecoverPosition(posPath, id)
 	if err != nil {
-		return err
+		return deny(err)
 	}
 	var approvers []string
 	var key *keyring.HPKEEscrowPrivateKey
@@ -190,7 +189,7 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 		// position to resume from. A refused authorization removes it.
 		pos = &recoverPosition{Request: id}
 		if err := writeJSONPrivate(posPath, pos); err != nil {
-			return err
+			return deny(err)
 		}
 		approvers, key, err = authorizeRecovery(ctx, s, cf, shares)
 		if err != nil {
@@ -216,6 +215,21 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 		a.printf("recovered %d message(s) of %d to %s (%d done before resuming), request %s approved by %s; the escrow key was dropped\n",
 			view.Rewrapped, view.Total, view.To, view.Resumed, id, strings.Join(approvers, ", "))
 	})
+}
+
+// checkRecoverArgs refuses a change file of another action and flags
+// that cannot make a recovery.
+func checkRecoverArgs(args []string, r *custody.Request, f recoverFlags) error {
+	if r.Action != custody.ActionRecover {
+		return usagef("%s holds a %s request, not recover", args[0], r.Action)
+	}
+	if len(f.shares) == 0 || f.messages == "" && f.s3 == "" {
+		return usagef("recover needs --share FILE (at least M of them), and --messages DIR or --s3 s3://BUCKET/PREFIX")
+	}
+	if len(f.shares) > custody.MaxEscrowShares {
+		return usagef("at most %d --share files", custody.MaxEscrowShares)
+	}
+	return nil
 }
 
 // authorizeRecovery has the Authority authorize the request and reassemble
@@ -254,19 +268,19 @@ func resumeRecovery(ctx context.Context, s *session, r *custody.Request, shares 
 	if err != nil {
 		return nil, nil, err
 	}
-	approvers, err := auth.Approvers(ctx, id)
-	if err != nil {
+	// The approval holds only while the policies in force now would
+	// authorize it as they did (custody.Authority.StillHolds: the "*"
+	// policy unchanged, the approvals reaching the quorum of every
+	// installed policy), and only a custodian of it (by name and key)
+	// resumes.
+	held, err := auth.StillHolds(ctx, id)
+	if errors.Is(err, keystore.ErrNotFound) {
 		return nil, nil, deny(fmt.Errorf("the position file names request %s, which this store never authorized: %w", id, err))
 	}
-	// The approval holds only under the policy it was given under, and
-	// only a custodian of it (by name and key) resumes.
-	p, err := policyInForce(ctx, auth, r.Change)
 	if err != nil {
-		return nil, nil, deny(err)
+		return nil, nil, deny(fmt.Errorf("the recovery no longer holds under the trust policies in force (changed or installed since it was approved); propose it again: %w", err))
 	}
-	if d, err := p.Digest(); err != nil || d != r.PolicyDigest {
-		return nil, nil, deny(fmt.Errorf("%w: the policy changed since the recovery was approved; propose it again", custody.ErrStalePolicy))
-	}
+	approvers, p := held.Approvers, held.Policy
 	if !isCustodian(p, s.me.Name, s.me.public()) {
 		return nil, nil, deny(fmt.Errorf("%w: resuming a recovery takes a custodian of its policy (by name and key)", custody.ErrNotCustodian))
 	}
