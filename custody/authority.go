@@ -193,6 +193,26 @@ func inForce(list []installed, c Change) *installed {
 	return forKey(list, c.BranchKeyID)
 }
 
+// PolicyInForce returns the installed policy whose quorum change c needs
+// first: the most specific one governing c's branch key (for a change of
+// no one key, the policy for every key, "*"), or for a set-policy the one
+// governing every key of the new policy's scope: the policy of that
+// scope, or for the first policy of a scope the broader one in force. A
+// set-policy also needs the quorum of the new policy and of every
+// narrower policy it reaches (Authorize checks them all). ErrNoPolicy if
+// none governs c (before the first policy is installed).
+func (a *Authority) PolicyInForce(ctx context.Context, c Change) (*Policy, error) {
+	list, err := a.policies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := inForce(list, c)
+	if in == nil {
+		return nil, fmt.Errorf("%w: none is installed for this change", ErrNoPolicy)
+	}
+	return in.policy, nil
+}
+
 // PolicyFor returns the policy governing branch key id (ErrNoPolicy if
 // none), verified.
 func (a *Authority) PolicyFor(ctx context.Context, id string) (*Policy, error) {

@@ -295,7 +295,11 @@ func (s *session) approve(ctx context.Context, f *changeFile, now time.Time) err
 	if err != nil {
 		return err
 	}
-	if !isCustodian(p, s.me.Name, s.me.public()) {
+	// A set-policy needs the quorum of the new policy too, so its
+	// custodians approve it as well as those of the policy in force.
+	c := f.Request.Change
+	newCustodian := c.Action == custody.ActionSetPolicy && c.NewPolicy != nil && isCustodian(c.NewPolicy, s.me.Name, s.me.public())
+	if !isCustodian(p, s.me.Name, s.me.public()) && !newCustodian {
 		return fmt.Errorf("%w: %s", errNotCustodian, s.me.Name)
 	}
 	signer, err := s.me.signer()
@@ -310,32 +314,16 @@ func (s *session) approve(ctx context.Context, f *changeFile, now time.Time) err
 	return nil
 }
 
-// policyInForce is the policy whose custodians approve c: the one
-// governing its key (for set-policy, the one it replaces, or for the first
-// policy of a scope the new one itself).
+// policyInForce is the policy whose quorum c needs first
+// (custody.Authority.PolicyInForce): the one governing its key, or for a
+// set-policy the one governing the new scope now; for the very first
+// policy of a store, the new one itself.
 func policyInForce(ctx context.Context, auth *custody.Authority, c custody.Change) (*custody.Policy, error) {
-	scope := ""
-	switch {
-	case c.Action == custody.ActionSetPolicy:
-		scope = c.NewPolicy.Scope
-	case c.BranchKeyID == "":
-		scope = "*"
-	default:
-		return auth.PolicyFor(ctx, c.BranchKeyID)
-	}
-	all, err := auth.Policies(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range all {
-		if p.Scope == scope {
-			return p, nil
-		}
-	}
-	if c.Action == custody.ActionSetPolicy {
+	p, err := auth.PolicyInForce(ctx, c)
+	if errors.Is(err, custody.ErrNoPolicy) && c.Action == custody.ActionSetPolicy && c.NewPolicy != nil {
 		return c.NewPolicy, nil
 	}
-	return nil, fmt.Errorf("%w (scope *)", custody.ErrNoPolicy)
+	return p, err
 }
 
 func isCustodian(p *custody.Policy, name string, pub ed25519.PublicKey) bool {

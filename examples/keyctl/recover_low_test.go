@@ -67,8 +67,7 @@ func TestRecoverResumeRefusedUnderNewPolicy(t *testing.T) {
 
 	// A policy for the keys under "tenant-" that adds dave and needs all
 	// four for every change, recover included; approved by the "*"
-	// policy's quorum and its own. (keyctl approve takes the custodians
-	// of a scope's first policy from the new policy itself.)
+	// policy's quorum and its own.
 	ids["dave"] = w.identity("dave")
 	policy := filepath.Join(dir, "tenant-policy.json")
 	w.ok("propose", "set-policy", "--scope", "tenant-*", "-o", policy,
