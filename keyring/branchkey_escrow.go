@@ -121,6 +121,11 @@ func parseEscrowRecord(v []byte) (copies []escrowCopy, shredded bool, err error)
 			return nil, false, fmt.Errorf("%w: a copy has an empty or non-UTF-8 provider id", ErrEscrowRecord)
 		}
 		copy(c.key[:], key)
+		for _, prev := range copies {
+			if prev.key == c.key {
+				return nil, false, fmt.Errorf("%w: two copies for one escrow key", ErrEscrowRecord)
+			}
+		}
 		c.edk = EncryptedDataKey{ProviderID: string(id), ProviderInfo: info, Ciphertext: ct}
 		copies = append(copies, c)
 	}
