@@ -282,6 +282,19 @@ func TestBranchKeyEscrowBeforeFirstUse(t *testing.T) {
 		require.NoError(t, err)
 		h.Release()
 		w.requireOpens(recovery, v3)
+
+		// A reader escrows too: a message written without Escrow, decrypted
+		// with it.
+		v4 := w.create("third-key")
+		plain := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: w.bk, BranchKeyID: "third-key"})
+		em := encMaterials(phiContext)
+		require.NoError(t, plain.OnEncrypt(ctx, em))
+		_, err = w.record(v4)
+		require.ErrorIs(t, err, keystore.ErrNotFound, "a keyring without Escrow writes no copy")
+		dm := decMaterials(phiContext)
+		require.NoError(t, w.service("third-key", svc).OnDecrypt(ctx, dm, em.EncryptedDataKeys))
+		require.True(t, bytes.Equal(em.DataKey, dm.DataKey))
+		w.requireOpens(recovery, v4)
 	})
 }
 
