@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -709,4 +710,41 @@ func TestBranchKeyEscrowMalformedRecords(t *testing.T) {
 
 	w.putRecord(v, good)
 	w.requireOpens(recovery, v)
+}
+
+// TestBranchKeyEscrowConcurrentWriters: services with four escrow keys
+// (and two with the same key) unwrapping one version at once all succeed
+// by compare-and-swap: the record ends with one copy per escrow key, each
+// of which opens.
+func TestBranchKeyEscrowConcurrentWriters(t *testing.T) {
+	forEachEscrowStore(t, func(t *testing.T, w *escrowWorld) {
+		v := w.create(escrowCanaryID)
+		var svcs, recoveries []*keyring.HPKEEscrow
+		for _, name := range []string{"escrow-a", "escrow-b", "escrow-c", "escrow-d"} {
+			svc, recovery := escrowKeys(t, name)
+			svcs, recoveries = append(svcs, svc), append(recoveries, recovery)
+		}
+		svcs = append(svcs, svcs[0])
+		errs := make(chan error, len(svcs))
+		var start sync.WaitGroup
+		start.Add(1)
+		for _, svc := range svcs {
+			kr := w.service(escrowCanaryID, svc)
+			go func() {
+				start.Wait()
+				errs <- kr.OnEncrypt(context.Background(), encMaterials(phiContext))
+			}()
+		}
+		start.Done()
+		for range svcs {
+			require.NoError(t, <-errs)
+		}
+		rec, err := w.record(v)
+		require.NoError(t, err)
+		require.Equal(t, byte(4), rec.Value[1], "one copy per escrow key")
+		require.Equal(t, uint64(4), rec.Revision)
+		for _, r := range recoveries {
+			w.requireOpens(r, v)
+		}
+	})
 }
