@@ -121,6 +121,11 @@ func parseEscrowRecord(v []byte) (copies []escrowCopy, shredded bool, err error)
 			return nil, false, fmt.Errorf("%w: a copy has an empty or non-UTF-8 provider id", ErrEscrowRecord)
 		}
 		copy(c.key[:], key)
+		for _, prev := range copies {
+			if prev.key == c.key {
+				return nil, false, fmt.Errorf("%w: two copies for one escrow key", ErrEscrowRecord)
+			}
+		}
 		c.edk = EncryptedDataKey{ProviderID: string(id), ProviderInfo: info, Ciphertext: ct}
 		copies = append(copies, c)
 	}
@@ -272,7 +277,8 @@ type EscrowReport struct {
 	Escrowed int
 	// Already versions had a copy for the escrow key.
 	Already int
-	// Destroyed versions hold no material: nothing to escrow.
+	// Destroyed versions hold no material, or their escrow record is
+	// shredded (ShredBranchKeyEscrow): nothing to escrow.
 	Destroyed int
 }
 
@@ -283,8 +289,9 @@ type EscrowReport struct {
 // version that lacks a copy through KMS, so it runs as a service (it needs
 // kms:Decrypt, which custodians do not have), and wipes the material at
 // once. Retired versions are escrowed too (they can be made decrypt-only
-// again); destroyed ones are skipped. It is idempotent: run it again after
-// an error to finish.
+// again); destroyed ones, and ones whose escrow record is shredded, are
+// skipped without being unwrapped. It is idempotent: run it again after an
+// error to finish.
 func (b *BranchKeys) Escrow(ctx context.Context, e *HPKEEscrow, id string) (EscrowReport, error) {
 	var rep EscrowReport
 	if e == nil {
@@ -312,9 +319,14 @@ func (b *BranchKeys) Escrow(ctx context.Context, e *HPKEEscrow, id string) (Escr
 				rep.Destroyed++
 				continue
 			}
-			if has, err := hasEscrowCopy(ctx, recs, v, digest); err != nil {
+			has, shredded, err := hasEscrowCopy(ctx, recs, v, digest)
+			switch {
+			case err != nil:
 				return rep, err
-			} else if has {
+			case shredded: // no copy may be made: do not unwrap it
+				rep.Destroyed++
+				continue
+			case has:
 				rep.Already++
 				continue
 			}
@@ -344,25 +356,25 @@ func (b *BranchKeys) Escrow(ctx context.Context, e *HPKEEscrow, id string) (Escr
 }
 
 // hasEscrowCopy reports whether v's escrow record holds a copy for the
-// escrow key with the given digest.
-func hasEscrowCopy(ctx context.Context, recs keystore.Records, v keystore.BranchKeyVersion, digest [32]byte) (bool, error) {
+// escrow key with the given digest, and whether the record is shredded.
+func hasEscrowCopy(ctx context.Context, recs keystore.Records, v keystore.BranchKeyVersion, digest [32]byte) (has, shredded bool, err error) {
 	rec, err := recs.GetRecord(ctx, BranchKeyEscrowRecordKind, BranchKeyEscrowRecordName(v.BranchKeyID, v.Version))
 	if errors.Is(err, keystore.ErrNotFound) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+		return false, false, wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
 	}
 	copies, shredded, err := parseEscrowRecord(rec.Value)
-	if err != nil || shredded {
-		return false, err
+	if err != nil {
+		return false, false, fmt.Errorf("%w (version %s of %s)", err, v.Version, keystore.Fingerprint(v.BranchKeyID))
 	}
 	for _, c := range copies {
 		if c.key == digest {
-			return true, nil
+			return true, false, nil
 		}
 	}
-	return false, nil
+	return false, shredded, nil
 }
 
 // EscrowStatus reports, without unwrapping anything, whether version v has
@@ -374,7 +386,8 @@ func (b *BranchKeys) EscrowStatus(ctx context.Context, v keystore.BranchKeyVersi
 	if err != nil {
 		return false, err
 	}
-	return hasEscrowCopy(ctx, recs, v, escrowKey)
+	has, _, err := hasEscrowCopy(ctx, recs, v, escrowKey)
+	return has, err
 }
 
 // OpenEscrow returns the material of version v from its escrow copy for

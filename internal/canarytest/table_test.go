@@ -159,6 +159,7 @@ var types = map[string]entry{
 			EncryptionContext: m.EncryptionContext, DataKey: m.DataKey}}
 	}},
 	"keyring.DiscoveryFilter": {noSecret: "an AWS partition and account ids"},
+	"keyring.EscrowReport":    {noSecret: "counters"},
 	"keyring.EncryptedDataKey": {build: func(w *world) []any {
 		m := w.encryptionMaterials()
 		return []any{&m.EncryptedDataKeys[0]} // a hierarchical EDK names the branch key id
@@ -603,5 +604,6 @@ func thresholdErrors(w *world) []any {
 // interface; they are checked like the entries of types.
 var extraTypes = map[string]entry{
 	"keyring.thresholdError (from Threshold.OnDecrypt)": {build: thresholdErrors},
+	"keyring branch-key escrow errors (escrow_test.go)": {build: branchKeyEscrowErrors},
 	"phicrypt.writer (from Encryptor.NewWriter)":        {build: func(w *world) []any { return []any{w.writer()} }},
 }
