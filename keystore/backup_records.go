@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -37,7 +39,8 @@ type backupNamedRecord struct {
 	SHA256    string    `json:"sha256"`
 }
 
-// exportRecords reads every record of store, if it keeps records. A store
+// exportRecords reads every record of store, if it keeps records, but
+// those of VersionRecordKind (exportVersionRecords reads them). A store
 // with Records must list its kinds (RecordKindLister), or Export would
 // silently leave its records out.
 func exportRecords(ctx context.Context, store Store) ([]Record, error) {
@@ -55,6 +58,9 @@ func exportRecords(ctx context.Context, store Store) ([]Record, error) {
 	}
 	var out []Record
 	for _, kind := range kinds {
+		if kind == VersionRecordKind {
+			continue
+		}
 		list, err := rs.ListRecords(ctx, kind)
 		if err != nil {
 			return nil, wrapStep(err, "export: listing records of kind %s", kind)
@@ -62,6 +68,34 @@ func exportRecords(ctx context.Context, store Store) ([]Record, error) {
 		out = append(out, list...)
 	}
 	return out, nil
+}
+
+// exportVersionRecords reads the record of kind VersionRecordKind of each
+// of versions (one read each: there may be more than ListRecords lists)
+// and returns named with them added in Export's order (kinds sorted, each
+// kind's records sorted by name).
+func exportVersionRecords(ctx context.Context, store Store, versions []BranchKeyVersion, named []Record) ([]Record, error) {
+	rs, ok := store.(Records)
+	if !ok {
+		return named, nil
+	}
+	var mine []Record
+	for _, v := range versions {
+		r, err := rs.GetRecord(ctx, VersionRecordKind, VersionRecordName(v.BranchKeyID, v.Version))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, wrapStep(err, "export: reading the %s record of version %s of %s", VersionRecordKind, v.Version, Fingerprint(v.BranchKeyID))
+		}
+		mine = append(mine, r)
+	}
+	if len(mine) == 0 {
+		return named, nil
+	}
+	slices.SortFunc(mine, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
+	i, _ := slices.BinarySearchFunc(named, VersionRecordKind, func(r Record, kind string) int { return strings.Compare(r.Kind, kind) })
+	return slices.Concat(named[:i], mine, named[i:]), nil
 }
 
 // backupVersionFor is the version Export writes: 3 with records, else 2.

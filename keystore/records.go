@@ -56,6 +56,19 @@ const (
 	MaxListedRecords = 10000
 )
 
+// VersionRecordKind is the kind of the records kept one per branch key
+// version (the branch-key escrow copies of package keyring), each named
+// VersionRecordName(id, version). A store may hold as many of them as
+// versions, more than ListRecords lists (MaxListedRecords), so Export
+// reads them version by version, and Restore puts them back with the
+// other records.
+const VersionRecordKind = "branch-key-escrow"
+
+// VersionRecordName is the name of version version's record of kind
+// VersionRecordKind: the version (a 36-character UUID), "/" and the
+// branch key id.
+func VersionRecordName(id, version string) string { return version + "/" + id }
+
 // Records is implemented by every Store in this module (file, SQLite,
 // PostgreSQL, DynamoDB): small named values, kept in the same store as the
 // branch keys, that change only by compare-and-swap. It is separate from
