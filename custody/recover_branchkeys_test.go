@@ -191,8 +191,11 @@ func recoverBranchKeysDrill(t *testing.T, store keystore.Store) {
 	var progress []int
 	var checkpoints []custody.RewrapPosition
 	rep, err := custody.RecoverBranchKeys(ctx, mine, recovery, k.custodian, newARN, custody.RecoverBranchKeysOptions{
-		Progress:   func(done, total int) { progress = append(progress, done) },
-		Checkpoint: func(id, version string) error { checkpoints = append(checkpoints, custody.RewrapPosition{BranchKeyID: id, Version: version}); return nil },
+		Progress: func(done, total int) { progress = append(progress, done) },
+		Checkpoint: func(id, version string) error {
+			checkpoints = append(checkpoints, custody.RewrapPosition{BranchKeyID: id, Version: version})
+			return nil
+		},
 	})
 	require.ErrorIs(t, err, keyring.ErrNoEscrowCopy)
 	require.Contains(t, err.Error(), keystore.Fingerprint("tenant-c"))
@@ -300,10 +303,22 @@ func TestRecoverBranchKeysRefusesBadArguments(t *testing.T) {
 	keys, err := custody.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: client, KMSKeyARN: arn, LogicalStoreName: "phicrypt-test"})
 	require.NoError(t, err)
 	for name, f := range map[string]func() error{
-		"alias":       func() error { _, err := custody.RecoverBranchKeys(ctx, keys, recovery, client, "alias/x", custody.RecoverBranchKeysOptions{}); return err },
-		"no keys":     func() error { _, err := custody.RecoverBranchKeys(ctx, nil, recovery, client, arn, custody.RecoverBranchKeysOptions{}); return err },
-		"no recovery": func() error { _, err := custody.RecoverBranchKeys(ctx, keys, nil, client, arn, custody.RecoverBranchKeysOptions{}); return err },
-		"bad id":      func() error { _, err := custody.RecoverBranchKeys(ctx, keys, recovery, client, arn, custody.RecoverBranchKeysOptions{BranchKeyID: "a\x00b"}); return err },
+		"alias": func() error {
+			_, err := custody.RecoverBranchKeys(ctx, keys, recovery, client, "alias/x", custody.RecoverBranchKeysOptions{})
+			return err
+		},
+		"no keys": func() error {
+			_, err := custody.RecoverBranchKeys(ctx, nil, recovery, client, arn, custody.RecoverBranchKeysOptions{})
+			return err
+		},
+		"no recovery": func() error {
+			_, err := custody.RecoverBranchKeys(ctx, keys, nil, client, arn, custody.RecoverBranchKeysOptions{})
+			return err
+		},
+		"bad id": func() error {
+			_, err := custody.RecoverBranchKeys(ctx, keys, recovery, client, arn, custody.RecoverBranchKeysOptions{BranchKeyID: "a\x00b"})
+			return err
+		},
 	} {
 		require.ErrorIs(t, f(), keystore.ErrInvalid, name)
 	}
