@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -312,4 +313,23 @@ func rotateRecovered(ctx context.Context, keys *BranchKeys, recs keystore.Record
 		}
 	}
 	return nil
+}
+
+// Format implements fmt.Formatter: the branch key and resume position by
+// fingerprint, whether each callback is set.
+func (o RecoverBranchKeysOptions) Format(f fmt.State, _ rune) { formatRedacted(f, o.describe()) }
+
+// LogValue implements slog.LogValuer.
+func (o RecoverBranchKeysOptions) LogValue() slog.Value { return slog.StringValue(o.describe()) }
+
+func (o RecoverBranchKeysOptions) describe() string {
+	only, resume := "every branch key", "none"
+	if o.BranchKeyID != "" {
+		only = keystore.Fingerprint(o.BranchKeyID)
+	}
+	if o.Resume != nil {
+		resume = o.Resume.String()
+	}
+	return fmt.Sprintf("RecoverBranchKeysOptions{%s, resume %s, rotate %t, checkpoint %t, progress %t, %d grant tokens}",
+		only, resume, o.Rotate, o.Checkpoint != nil, o.Progress != nil, len(o.GrantTokens))
 }
