@@ -71,7 +71,9 @@ func TestBreakGlassRecoverBranchKeys(t *testing.T) {
 
 	// escrow status: tenant-c was never used, so it has no copy; a
 	// service-side backfill makes one.
+	calls := l.Calls("Decrypt") + l.Calls("GenerateDataKeyWithoutPlaintext") + l.Calls("ReEncrypt")
 	st := w.escrowStatus(1)
+	require.Equal(t, calls, l.Calls("Decrypt")+l.Calls("GenerateDataKeyWithoutPlaintext")+l.Calls("ReEncrypt"), "escrow status unwraps nothing")
 	require.Equal(t, escrowStatusView{Escrow: st.Escrow, Total: 3, Escrowed: 2, Missing: 1, Versions: st.Versions}, st)
 	missing := ""
 	for _, v := range st.Versions {
@@ -207,9 +209,11 @@ func TestBreakGlassRecoverBranchKeys(t *testing.T) {
 }
 
 // --branch-key limits the recovery to one key, and a version without an
-// escrow copy is named, keeps the request open, and lets the rest finish.
+// escrow copy is named, keeps the request open, and lets the rest finish;
+// while its KMS key still answers to a service (here it is not deleted), a
+// backfill and the same command finish the recovery.
 func TestRecoverOneBranchKeyAndMissingCopies(t *testing.T) {
-	w, l, ids := recoveryWorld(t)
+	w, _, ids := recoveryWorld(t)
 	ctx := t.Context()
 	escrowDir, pub := w.escrow2of3()
 	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
@@ -221,9 +225,6 @@ func TestRecoverOneBranchKeyAndMissingCopies(t *testing.T) {
 	esc, err := keyring.NewHPKEEscrow("escrow-2026", pub)
 	require.NoError(t, err)
 	bkSeal(t, bkServiceKeyring(t, store, svc, w.keyARN, esc), "Jane Roe") // escrows tenant-b only
-	_, err = kmsClient(w.kmsURL, custodianPrincipal).ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(w.keyARN), PendingWindowInDays: aws.Int32(7)})
-	require.NoError(t, err)
-	l.Advance(8 * 24 * time.Hour)
 	k2 := w.createBranchKeyRecoveryKey()
 	propose := func(out string) string {
 		w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", out)
@@ -253,6 +254,15 @@ func TestRecoverOneBranchKeyAndMissingCopies(t *testing.T) {
 	require.Equal(t, 1, code, errOut)
 	require.Contains(t, errOut, keystore.Fingerprint("tenant-a")+" version "+bkActive(t, store, "tenant-a"))
 	require.Contains(t, out, "0 recovered, 2 already under the key, 1 without an escrow copy, 0 destroyed, of 3; 0 key(s) rotated", "tenant-b was rotated by the first run")
+
+	svcKeys, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: svc, KMSKeyARN: w.keyARN, LogicalStoreName: "phicrypt"})
+	require.NoError(t, err)
+	backfill, err := svcKeys.Escrow(ctx, esc, "tenant-a")
+	require.NoError(t, err)
+	require.Equal(t, 1, backfill.Escrowed)
+	out = w.ok(run...)
+	require.Contains(t, out, "branch key versions: 1 recovered, 2 already under the key, 0 without an escrow copy, 0 destroyed, of 3; 1 key(s) rotated")
+	w.fails(1, "replayed", run...)
 }
 
 // createBranchKeyRecoveryKey makes a KMS key the custodian may Encrypt
