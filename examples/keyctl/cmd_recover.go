@@ -172,6 +172,9 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 			return err
 		}
 	}
+	if err := checkBranchKeys(ctx, s, f.branchKeys); err != nil {
+		return err
+	}
 	files := src.items
 	shares, err := readShareFiles(f.shares)
 	defer func() {
@@ -219,8 +222,9 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 		sh.Wipe()
 	}
 	view := recoverView{Request: id, Escrow: custody.EscrowKeyFingerprint(r.EscrowKey), To: r.KMSKeyARN, Approvers: approvers, Total: len(files)}
-	// The escrow key lives only in this call of rewrapMessages and the
-	// keyrings it makes; nothing refers to it afterwards.
+	// The escrow key lives only in these calls of recoverBranchKeys and
+	// rewrapMessages and the keyrings they make; nothing refers to it
+	// afterwards.
 	err = a.recoverBranchKeys(ctx, s, r, key, shares[0].Name(), approvers, f.branchKeys, &view)
 	if len(files) > 0 && messagesAfterBranchKeys(err) {
 		err = errors.Join(err, a.rewrapMessages(ctx, s, r, key, shares[0].Name(), src, pos, posPath, &view))

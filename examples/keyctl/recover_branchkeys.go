@@ -10,6 +10,7 @@ import (
 
 	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
 )
 
 // Break-glass recovery of branch keys: keyctl recover --branch-keys moves
@@ -105,4 +106,32 @@ func (a *app) recoverBranchKeys(ctx context.Context, s *session, r *custody.Requ
 // the branch keys ended with err: yes unless it stopped them midway.
 func messagesAfterBranchKeys(err error) bool {
 	return err == nil || errors.Is(err, keyring.ErrNoEscrowCopy)
+}
+
+// checkBranchKeys refuses, before the request is spent, a --branch-key the
+// store does not hold and --branch-keys over a store without branch keys:
+// a typo would otherwise spend the custodians' approvals on nothing.
+func checkBranchKeys(ctx context.Context, s *session, f branchKeyRecoverFlags) error {
+	if !f.on() {
+		return nil
+	}
+	if f.id != "" {
+		if err := keystore.CheckID(f.id); err != nil {
+			return usagef("--branch-key: %v", err)
+		}
+		if _, err := s.store.List(ctx, f.id); errors.Is(err, keystore.ErrNotFound) {
+			return usagef("--branch-key: the store holds no branch key %s", keystore.Fingerprint(f.id))
+		} else if err != nil {
+			return fmt.Errorf("reading branch key %s: %w", keystore.Fingerprint(f.id), err)
+		}
+		return nil
+	}
+	ids, err := s.store.IDs(ctx)
+	if err != nil {
+		return fmt.Errorf("listing branch keys: %w", err)
+	}
+	if len(ids) == 0 {
+		return usagef("--branch-keys: the store holds no branch key")
+	}
+	return nil
 }

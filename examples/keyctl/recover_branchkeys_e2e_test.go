@@ -235,6 +235,7 @@ func TestRecoverOneBranchKeyAndMissingCopies(t *testing.T) {
 	}
 
 	req := propose(filepath.Join(w.dir, "one.json"))
+	w.fails(2, "the store holds no branch key "+keystore.Fingerprint("tenant-zz"), "recover", req, "--branch-key", "tenant-zz", "--share", share("alice"), "--share", share("bob"))
 	var one recoverView
 	w.okJSON(&one, "recover", req, "--branch-key", "tenant-b", "--no-rotate", "--share", share("alice"), "--share", share("bob"))
 	require.Equal(t, &branchKeyRecoveryView{Total: 1, Recovered: 1}, one.BranchKeys)
