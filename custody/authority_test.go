@@ -586,7 +586,14 @@ var forbidden = map[string]bool{
 	"Decrypt": true, "GenerateDataKey": true, "GenerateDataKeyPair": true, "Unwrap": true, "OnDecrypt": true,
 	"NewHierarchical": true, "NewRawAES": true, "NewKMS": true, "NewMulti": true, "AcquireActive": true,
 	"Hierarchical": true, "Keyring": true, "Secret": true, "DecryptionMaterials": true,
+	"OpenEscrow": true,
 }
+
+// breakGlass is the one exception, by file: RecoverBranchKeys opens branch
+// keys' escrow copies with the escrow private key (which only
+// AuthorizeRecovery reassembles, through the quorum) to wrap them under a
+// new KMS key at once. No other file may name these.
+var breakGlass = map[string]map[string]bool{"recover_branchkeys.go": {"OpenEscrow": true, "Secret": true}}
 
 // plaintextPaths lists, for the non-test Go files of dir, every call of or
 // reference to a forbidden name, and every exported function or method
@@ -606,7 +613,7 @@ func plaintextPaths(t *testing.T, dir string) []string {
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {
 			case *ast.SelectorExpr:
-				if forbidden[n.Sel.Name] {
+				if forbidden[n.Sel.Name] && !breakGlass[filepath.Base(name)][n.Sel.Name] {
 					found = append(found, fset.Position(n.Pos()).String()+": "+n.Sel.Name)
 				}
 			case *ast.FuncDecl:

@@ -28,6 +28,9 @@
 // key, which is what rewrapping them to a new KMS key without producing
 // plaintext needs; it is the one unwrapping key custody hands out, and only
 // through the quorum (keyctl recover; docs/OPERATIONS.md has the runbook).
+// RecoverBranchKeys uses it to open the escrow copies of branch key
+// versions, when their KMS key is lost, and has KMS Encrypt each under a
+// new key at once.
 //
 // Otherwise nothing here unwraps a branch key or decrypts data: a custodian's KMS
 // principal needs GenerateDataKeyWithoutPlaintext and ReEncrypt, and should

@@ -115,21 +115,25 @@ func Rewrap(ctx context.Context, store keystore.Store, client KMSReEncrypter, ne
 		return rep, err
 	}
 	rep.Resumed = start
-	rw := rewrapper{store: store, client: client, arn: newKeyARN, context: opts.EncryptionContext, grants: opts.GrantTokens}
-	for i, v := range plan[start:] {
-		if err := rw.settle(ctx, v, &rep); err != nil {
-			return rep, err
+	rw := rewrapper{store: store, arn: newKeyARN, step: "rewrap"}
+	rw.wrap = reEncryptWrap(client, newKeyARN, opts.EncryptionContext, opts.GrantTokens)
+	err = rw.walk(ctx, plan, start, opts.Checkpoint, opts.Progress, func(_ keystore.BranchKeyVersion, o outcome, err error) error {
+		if err != nil {
+			return err
 		}
-		if opts.Checkpoint != nil {
-			if err := opts.Checkpoint(v.BranchKeyID, v.Version); err != nil {
-				return rep, wrapStep(err, "rewrap stopped by its checkpoint after %s version %s", keystore.Fingerprint(v.BranchKeyID), v.Version)
-			}
+		switch o {
+		case outMoved:
+			rep.Rewrapped++
+		case outAlreadyMoved:
+			rep.AlreadyMoved++
+		case outMovedByOther:
+			rep.MovedByOther++
+		case outDestroyed:
+			rep.Destroyed++
 		}
-		if opts.Progress != nil {
-			opts.Progress(start+i+1, len(plan))
-		}
-	}
-	return rep, nil
+		return nil
+	})
+	return rep, err
 }
 
 // rewrapPlan lists every version of every branch key in Rewrap's order,
@@ -166,90 +170,91 @@ func resumeIndex(plan []keystore.BranchKeyVersion, pos *RewrapPosition) (int, er
 	return 0, refuse(keystore.ErrNotFound, "the rewrap resume position (%s version %s) is not in this store; resume against the store the checkpoint came from, or re-run without Resume", keystore.Fingerprint(pos.BranchKeyID), pos.Version)
 }
 
+// outcome is what settling one version came to.
+type outcome int
+
+const (
+	outMoved        outcome = iota + 1 // moved under the new key by this call
+	outAlreadyMoved                    // under the new key when the plan was made
+	outMovedByOther                    // moved by another process meanwhile
+	outDestroyed                       // crypto-shredded: nothing to move
+)
+
+// wrapFunc wraps version v's material under the new key, under the
+// context of moved (v with the new key's ARN), and, when activeCopy is
+// set, under moved's ACTIVE context too (for a store in AWS's layout). It
+// returns checked ciphertexts, ready to store. Rewrap's re-encrypts the
+// stored ciphertext in KMS; RecoverBranchKeys's opens the escrow copy and
+// encrypts the material.
+type wrapFunc func(ctx context.Context, v, moved keystore.BranchKeyVersion, activeCopy bool) (ct, active []byte, err error)
+
+// rewrapper settles versions under a new KMS key: the loop, the re-reads
+// and the compare-and-swap that Rewrap and RecoverBranchKeys share; wrap
+// is what differs.
 type rewrapper struct {
-	store   keystore.Store
-	client  KMSReEncrypter
-	arn     string
-	context func(keystore.BranchKeyVersion) map[string]string
-	grants  []string
+	store keystore.Store
+	arn   string
+	wrap  wrapFunc
+	step  string // "rewrap" or "recovery", for errors
+}
+
+// walk settles plan[start:] in order, passing each outcome (or error) to
+// count, which returns nil to go on; then the checkpoint and progress.
+func (rw *rewrapper) walk(ctx context.Context, plan []keystore.BranchKeyVersion, start int,
+	checkpoint func(id, version string) error, progress func(done, total int),
+	count func(keystore.BranchKeyVersion, outcome, error) error) error {
+	for i, v := range plan[start:] {
+		o, err := rw.settle(ctx, v)
+		if err := count(v, o, err); err != nil {
+			return err
+		}
+		if checkpoint != nil {
+			if err := checkpoint(v.BranchKeyID, v.Version); err != nil {
+				return wrapStep(err, "%s stopped by its checkpoint after %s version %s", rw.step, keystore.Fingerprint(v.BranchKeyID), v.Version)
+			}
+		}
+		if progress != nil {
+			progress(start+i+1, len(plan))
+		}
+	}
+	return nil
 }
 
 // settle moves v under the new key unless it is there already. It reads
 // the version afresh first, and again after a lost compare-and-swap, so a
 // version another process moved since the plan was made costs no KMS call.
-func (rw *rewrapper) settle(ctx context.Context, v keystore.BranchKeyVersion, rep *RewrapReport) error {
+func (rw *rewrapper) settle(ctx context.Context, v keystore.BranchKeyVersion) (outcome, error) {
 	if v.State == keystore.StateDestroyed {
-		rep.Destroyed++
-		return nil
+		return outDestroyed, nil
 	}
 	if v.KMSKeyARN == rw.arn {
-		rep.AlreadyMoved++
-		return nil
+		return outAlreadyMoved, nil
 	}
 	for range rewrapAttempts {
 		cur, err := rw.store.Get(ctx, v.BranchKeyID, v.Version)
 		if err != nil {
-			return wrapStep(err, "rewrap: reading %s version %s", keystore.Fingerprint(v.BranchKeyID), v.Version)
+			return 0, wrapStep(err, "%s: reading %s version %s", rw.step, keystore.Fingerprint(v.BranchKeyID), v.Version)
 		}
 		if cur.State == keystore.StateDestroyed {
-			rep.Destroyed++ // destroyed since the plan was made
-			return nil
+			return outDestroyed, nil // destroyed since the plan was made
 		}
 		if cur.KMSKeyARN == rw.arn {
-			rep.MovedByOther++
-			return nil
+			return outMovedByOther, nil
 		}
 		err = rw.move(ctx, cur)
 		if err == nil {
-			rep.Rewrapped++
-			return nil
+			return outMoved, nil
 		}
 		if !errors.Is(err, keystore.ErrConflict) {
-			return err
+			return 0, err
 		}
 	}
-	return refuse(keystore.ErrConflict, "rewrap of %s version %s kept losing to concurrent writers that moved it elsewhere; stop the other rewrap and run again", keystore.Fingerprint(v.BranchKeyID), v.Version)
+	return 0, refuse(keystore.ErrConflict, "%s of %s version %s kept losing to concurrent writers that moved it elsewhere; stop the other rewrap and run again", rw.step, keystore.Fingerprint(v.BranchKeyID), v.Version)
 }
 
 func accessDenied(err error) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException"
-}
-
-// move re-encrypts v's material under the new key, from its context under
-// the old key to its context under the new one, and stores it on condition
-// that nobody changed it meanwhile.
-func (rw *rewrapper) move(ctx context.Context, v keystore.BranchKeyVersion) error {
-	moved := v
-	moved.KMSKeyARN = rw.arn
-	out, err := rw.client.ReEncrypt(ctx, &kms.ReEncryptInput{
-		CiphertextBlob:               v.Ciphertext,
-		SourceKeyId:                  &v.KMSKeyARN,
-		SourceEncryptionContext:      rw.context(v),
-		DestinationKeyId:             &rw.arn,
-		DestinationEncryptionContext: rw.context(moved),
-		GrantTokens:                  rw.grants,
-	})
-	if err != nil {
-		hint := ""
-		if accessDenied(err) {
-			hint = " (the caller needs kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one)"
-		}
-		return fmt.Errorf("custody: rewrap of %s version %s: KMS ReEncrypt from %s to %s%s: %w",
-			keystore.Fingerprint(v.BranchKeyID), v.Version, v.KMSKeyARN, rw.arn, hint, err)
-	}
-	if aws.ToString(out.KeyId) != rw.arn || aws.ToString(out.SourceKeyId) != v.KMSKeyARN {
-		return fmt.Errorf("custody: rewrap of %s version %s: KMS ReEncrypt answered for other keys than asked; nothing was stored",
-			keystore.Fingerprint(v.BranchKeyID), v.Version)
-	}
-	if n := len(out.CiphertextBlob); n == 0 || n > keystore.MaxWrappedBranchKeyLen {
-		return fmt.Errorf("custody: rewrap of %s version %s: KMS ReEncrypt returned a %d-byte ciphertext; nothing was stored",
-			keystore.Fingerprint(v.BranchKeyID), v.Version, n)
-	}
-	if err := rw.storeMoved(ctx, v, moved, out.CiphertextBlob); err != nil {
-		return wrapStep(err, "rewrap of %s version %s: storing", keystore.Fingerprint(v.BranchKeyID), v.Version)
-	}
-	return nil
 }
 
 // activeRewrapper is what a store in AWS's layout (keystore/dynamodb)
@@ -258,27 +263,77 @@ type activeRewrapper interface {
 	RewrapWithCopy(ctx context.Context, id, version string, oldCiphertext []byte, newARN string, newCiphertext, activeCopy []byte) error
 }
 
-// storeMoved writes the moved ciphertext; for the active version of a store in
-// AWS's layout, with its ACTIVE copy re-encrypted under the new key too.
-func (rw *rewrapper) storeMoved(ctx context.Context, v, moved keystore.BranchKeyVersion, ct []byte) error {
-	ar, ok := rw.store.(activeRewrapper)
-	if !ok || v.State != keystore.StateActive {
-		return rw.store.Rewrap(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, ct)
-	}
-	moved.Ciphertext = ct
-	dec := rw.context(moved)
-	out, err := rw.client.ReEncrypt(ctx, &kms.ReEncryptInput{
-		CiphertextBlob:               ct,
-		SourceKeyId:                  &rw.arn,
-		SourceEncryptionContext:      dec,
-		DestinationKeyId:             &rw.arn,
-		DestinationEncryptionContext: branchkey.ActiveContext(dec, moved),
-		GrantTokens:                  rw.grants,
-	})
+// move wraps v's material under the new key, from its context under the
+// old key to its context under the new one, and stores it on condition
+// that nobody changed it meanwhile; for the active version of a store in
+// AWS's layout, with its ACTIVE copy under the new key too.
+func (rw *rewrapper) move(ctx context.Context, v keystore.BranchKeyVersion) error {
+	moved := v
+	moved.KMSKeyARN = rw.arn
+	ar, layout := rw.store.(activeRewrapper)
+	withCopy := layout && v.State == keystore.StateActive
+	ct, active, err := rw.wrap(ctx, v, moved, withCopy)
 	if err != nil {
-		return fmt.Errorf("KMS ReEncrypt of the ACTIVE copy: %w", err)
+		return err
 	}
-	return ar.RewrapWithCopy(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, ct, out.CiphertextBlob)
+	if withCopy {
+		err = ar.RewrapWithCopy(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, ct, active)
+	} else {
+		err = rw.store.Rewrap(ctx, v.BranchKeyID, v.Version, v.Ciphertext, rw.arn, ct)
+	}
+	if err != nil {
+		return wrapStep(err, "%s of %s version %s: storing", rw.step, keystore.Fingerprint(v.BranchKeyID), v.Version)
+	}
+	return nil
+}
+
+// reEncryptWrap is Rewrap's wrapFunc: KMS ReEncrypt from the old key to
+// the new one, so the material never leaves KMS.
+func reEncryptWrap(client KMSReEncrypter, arn string, ecOf func(keystore.BranchKeyVersion) map[string]string, grants []string) wrapFunc {
+	return func(ctx context.Context, v, moved keystore.BranchKeyVersion, withCopy bool) ([]byte, []byte, error) {
+		out, err := client.ReEncrypt(ctx, &kms.ReEncryptInput{
+			CiphertextBlob:               v.Ciphertext,
+			SourceKeyId:                  &v.KMSKeyARN,
+			SourceEncryptionContext:      ecOf(v),
+			DestinationKeyId:             &arn,
+			DestinationEncryptionContext: ecOf(moved),
+			GrantTokens:                  grants,
+		})
+		if err != nil {
+			hint := ""
+			if accessDenied(err) {
+				hint = " (the caller needs kms:ReEncryptFrom on the old key and kms:ReEncryptTo on the new one)"
+			}
+			return nil, nil, fmt.Errorf("custody: rewrap of %s version %s: KMS ReEncrypt from %s to %s%s: %w",
+				keystore.Fingerprint(v.BranchKeyID), v.Version, v.KMSKeyARN, arn, hint, err)
+		}
+		if aws.ToString(out.KeyId) != arn || aws.ToString(out.SourceKeyId) != v.KMSKeyARN {
+			return nil, nil, fmt.Errorf("custody: rewrap of %s version %s: KMS ReEncrypt answered for other keys than asked; nothing was stored",
+				keystore.Fingerprint(v.BranchKeyID), v.Version)
+		}
+		if n := len(out.CiphertextBlob); n == 0 || n > keystore.MaxWrappedBranchKeyLen {
+			return nil, nil, fmt.Errorf("custody: rewrap of %s version %s: KMS ReEncrypt returned a %d-byte ciphertext; nothing was stored",
+				keystore.Fingerprint(v.BranchKeyID), v.Version, n)
+		}
+		if !withCopy {
+			return out.CiphertextBlob, nil, nil
+		}
+		moved.Ciphertext = out.CiphertextBlob
+		dec := ecOf(moved)
+		act, err := client.ReEncrypt(ctx, &kms.ReEncryptInput{
+			CiphertextBlob:               out.CiphertextBlob,
+			SourceKeyId:                  &arn,
+			SourceEncryptionContext:      dec,
+			DestinationKeyId:             &arn,
+			DestinationEncryptionContext: branchkey.ActiveContext(dec, moved),
+			GrantTokens:                  grants,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("custody: rewrap of %s version %s: storing: KMS ReEncrypt of the ACTIVE copy: %w",
+				keystore.Fingerprint(v.BranchKeyID), v.Version, err)
+		}
+		return out.CiphertextBlob, act.CiphertextBlob, nil
+	}
 }
 
 // isKeyARN reports whether s is a KMS key ARN (arn:PARTITION:kms:REGION:

@@ -56,6 +56,7 @@ func (a *app) escrowCommand() *cobra.Command {
 		Short: "make the post-quantum escrow key whose private half only a quorum of custodians can reassemble",
 	}
 	c.AddCommand(a.escrowInitCommand())
+	c.AddCommand(a.escrowStatusCommand())
 	return c
 }
 

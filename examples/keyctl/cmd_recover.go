@@ -74,6 +74,7 @@ type recoverFlags struct {
 	s3         string
 	s3Endpoint string
 	s3Profile  string
+	branchKeys branchKeyRecoverFlags
 }
 
 func (a *app) recoverCommand() *cobra.Command {
@@ -100,6 +101,13 @@ and the file is replaced atomically.
 No plaintext is produced. The custodian
 needs kms:Encrypt on ARN (and nothing else of it).
 
+With --branch-keys (or --branch-key ID), it first moves the store's branch
+key versions to ARN from their escrow copies (custody.RecoverBranchKeys;
+"keyctl escrow status NAME" shows which versions have one), then rotates
+every branch key whose active version was recovered (--no-rotate: not; the
+rotation also needs kms:GenerateDataKeyWithoutPlaintext on ARN). Versions
+without a copy are named and the request stays open to run again.
+
 Progress shows as a bar on a terminal and as plain lines otherwise. The
 position is saved to --position; after an interruption, run the same
 command again (same request file, same shares) and it resumes there under
@@ -120,6 +128,7 @@ reassembly, the messages rewrapped, and every refusal.`,
 	fl.StringVar(&f.s3, "s3", "", "rewrap the s3crypt objects under `s3://BUCKET/PREFIX` in place (s3crypt.Client.Rewrap)")
 	fl.StringVar(&f.s3Endpoint, "s3-endpoint", "", "send S3 calls to `URL` (MinIO, a VPC endpoint; path-style addressing)")
 	fl.StringVar(&f.s3Profile, "s3-profile", "", "sign S3 calls with the shared-configuration `PROFILE` (default: the credentials KMS calls use)")
+	f.branchKeys.register(fl)
 	fl.StringVar(&f.position, "position", "", "save and resume the position in `FILE` (default: recover.position beside the configuration)")
 	return c
 }
@@ -133,6 +142,8 @@ type recoverView struct {
 	Total     int      `json:"total"`
 	Rewrapped int      `json:"rewrapped"`
 	Resumed   int      `json:"skipped_on_resume"`
+	// BranchKeys is what --branch-keys did (recover_branchkeys.go).
+	BranchKeys *branchKeyRecoveryView `json:"branch_keys,omitempty"`
 }
 
 func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error {
@@ -154,8 +165,13 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 	if err := checkRecoverArgs(args, r, f); err != nil {
 		return deny(err)
 	}
-	src, err := openSources(ctx, s, f)
-	if err != nil {
+	src := &recoverSources{}
+	if f.messages != "" || f.s3 != "" {
+		if src, err = openSources(ctx, s, f); err != nil {
+			return deny(err)
+		}
+	}
+	if err := checkBranchKeys(ctx, s, f.branchKeys); err != nil {
 		return deny(err)
 	}
 	files := src.items
@@ -205,9 +221,13 @@ func (a *app) recover(ctx context.Context, args []string, f recoverFlags) error 
 		sh.Wipe()
 	}
 	view := recoverView{Request: id, Escrow: custody.EscrowKeyFingerprint(r.EscrowKey), To: r.KMSKeyARN, Approvers: approvers, Total: len(files)}
-	// The escrow key lives only in this call of rewrapMessages and the
-	// keyrings it makes; nothing refers to it afterwards.
-	err = a.rewrapMessages(ctx, s, r, key, shares[0].Name(), src, pos, posPath, &view)
+	// The escrow key lives only in these calls of recoverBranchKeys and
+	// rewrapMessages and the keyrings they make; nothing refers to it
+	// afterwards.
+	err = a.recoverBranchKeys(ctx, s, r, key, shares[0].Name(), approvers, f.branchKeys, &view)
+	if len(files) > 0 && messagesAfterBranchKeys(err) {
+		err = errors.Join(err, a.rewrapMessages(ctx, s, r, key, shares[0].Name(), src, pos, posPath, &view))
+	}
 	if err := a.finishRecovery(ctx, s, r, id, approvers, pos, posPath, &view, err); err != nil {
 		return err
 	}
@@ -223,8 +243,8 @@ func checkRecoverArgs(args []string, r *custody.Request, f recoverFlags) error {
 	if r.Action != custody.ActionRecover {
 		return usagef("%s holds a %s request, not recover", args[0], r.Action)
 	}
-	if len(f.shares) == 0 || f.messages == "" && f.s3 == "" {
-		return usagef("recover needs --share FILE (at least M of them), and --messages DIR or --s3 s3://BUCKET/PREFIX")
+	if len(f.shares) == 0 || f.messages == "" && f.s3 == "" && !f.branchKeys.on() {
+		return usagef("recover needs --share FILE (at least M of them), and --messages DIR, --s3 s3://BUCKET/PREFIX or --branch-keys")
 	}
 	if len(f.shares) > custody.MaxEscrowShares {
 		return usagef("at most %d --share files", custody.MaxEscrowShares)

@@ -261,9 +261,17 @@ var types = map[string]entry{
 	"custody.RewrapPosition": {build: func(w *world) []any {
 		return []any{&custody.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}
 	}},
-	"custody.RewrapReport":   {noSecret: "counters"},
-	"custody.RotationPolicy": {noSecret: "limits"},
-	"custody.RotationReport": {noSecret: "counters"},
+	"custody.RewrapReport": {noSecret: "counters"},
+	// Branch-key recovery (RecoverBranchKeys).
+	"custody.KMSEncrypter": {noSecret: "an interface: values format as their own type does"},
+	"custody.RecoverBranchKeysOptions": {build: func(w *world) []any {
+		return []any{&custody.RecoverBranchKeysOptions{BranchKeyID: canaryID, Resume: &custody.RewrapPosition{BranchKeyID: canaryID, Version: w.version.Version}}}
+	}},
+	"custody.RecoverBranchKeysReport": {noSecret: "counters and versions named by branch key fingerprint"},
+	"custody.VersionFingerprint":      {noSecret: "a branch key fingerprint and a version"},
+	"keyring.EscrowReport":            {noSecret: "counters"},
+	"custody.RotationPolicy":          {noSecret: "limits"},
+	"custody.RotationReport":          {noSecret: "counters"},
 	"keystore/sqlite.Store": {build: func(w *world) []any {
 		s, err := sqlite.Open(w.ctx, w.t.TempDir()+"/store.db")
 		w.must(err)

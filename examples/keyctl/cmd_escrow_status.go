@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phicrypt/phicrypt/custody"
+	"github.com/phicrypt/phicrypt/keyring"
+	"github.com/phicrypt/phicrypt/keystore"
+)
+
+// escrowStatusVersion is one branch key version in escrow status: named
+// by fingerprint, never by id.
+type escrowStatusVersion struct {
+	Fingerprint string `json:"fingerprint"`
+	Version     string `json:"version"`
+	State       string `json:"state"`
+	Escrowed    bool   `json:"escrowed"`
+}
+
+// escrowStatusView is what escrow status prints.
+type escrowStatusView struct {
+	Escrow    string                `json:"escrow_key"`
+	Total     int                   `json:"total"`
+	Escrowed  int                   `json:"escrowed"`
+	Missing   int                   `json:"missing"`
+	Destroyed int                   `json:"destroyed"`
+	Versions  []escrowStatusVersion `json:"versions"`
+}
+
+func (a *app) escrowStatusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status NAME",
+		Short: "tell, for each branch key version, whether the store holds its escrow copy for escrow key NAME (no key material touched)",
+		Long: `escrow status reads every branch key version of the store and its escrow
+record (keyring.BranchKeys.EscrowStatus) and tells whether the store holds a
+copy of the version sealed to escrow key NAME: what keyctl recover
+--branch-keys would recover if the KMS key were lost today. Nothing is
+unwrapped and no KMS call is made. Versions are named by fingerprint.
+
+It exits with status 1 when any version that is not destroyed lacks a copy:
+have a service with keyring.HierarchicalConfig.Escrow set unwrap it, or
+backfill with keyring.BranchKeys.Escrow (docs/OPERATIONS.md, "Break glass").
+Run it as a routine check.`,
+		Args: exactArgs(1, "one escrow key NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error { return a.escrowStatus(cmd.Context(), args[0]) },
+	}
+}
+
+func (a *app) escrowStatus(ctx context.Context, name string) error {
+	s, err := a.open(ctx, needs{store: true, kms: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	digest, err := escrowDigest(ctx, s, name)
+	if err != nil {
+		return err
+	}
+	bk, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: s.store, Client: s.kms, KMSKeyARN: s.cfg.KMSKeyARN, LogicalStoreName: s.cfg.LogicalStoreName})
+	if err != nil {
+		return err
+	}
+	ids, err := s.store.IDs(ctx)
+	if err != nil {
+		return fmt.Errorf("listing branch keys: %w", err)
+	}
+	view := escrowStatusView{Escrow: custody.EscrowKeyFingerprint(digest), Versions: []escrowStatusVersion{}}
+	for _, id := range ids {
+		vs, err := s.store.List(ctx, id)
+		if err != nil {
+			return fmt.Errorf("listing the versions of %s: %w", keystore.Fingerprint(id), err)
+		}
+		for _, v := range vs {
+			has, err := bk.EscrowStatus(ctx, v, digest)
+			if err != nil {
+				return err
+			}
+			view.Total++
+			switch {
+			case v.State == keystore.StateDestroyed:
+				view.Destroyed++
+			case has:
+				view.Escrowed++
+			default:
+				view.Missing++
+			}
+			view.Versions = append(view.Versions, escrowStatusVersion{Fingerprint: keystore.Fingerprint(id), Version: v.Version, State: v.State.String(), Escrowed: has})
+		}
+	}
+	err = a.print(view, func() {
+		for _, v := range view.Versions {
+			mark := "escrowed"
+			switch {
+			case v.State == keystore.StateDestroyed.String():
+				mark = "destroyed"
+			case !v.Escrowed:
+				mark = "MISSING"
+			}
+			a.printf("%s version %s (%s): %s\n", v.Fingerprint, v.Version, v.State, mark)
+		}
+		a.printf("escrow key %s: %d version(s), %d escrowed, %d missing, %d destroyed\n", view.Escrow, view.Total, view.Escrowed, view.Missing, view.Destroyed)
+	})
+	if err != nil {
+		return err
+	}
+	if view.Missing > 0 {
+		return fmt.Errorf("%d live branch key version(s) have no escrow copy for %s: a lost KMS key would lose them", view.Missing, name)
+	}
+	return nil
+}
