@@ -29,7 +29,7 @@ type KMSEncrypter interface {
 // storing it: what lets a re-run rotate a key whose active version an
 // interrupted run recovered, and shows afterwards which versions came
 // from escrow.
-const RecordRecoveredBranchKey = "recovered-branch-key"
+const RecordRecoveredBranchKey = keystore.VersionRecordKindPrefix + "recovered"
 
 // MaxReportedMissing caps RecoverBranchKeysReport.MissingVersions (the
 // count, Missing, goes on).

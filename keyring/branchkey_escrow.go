@@ -24,10 +24,9 @@ import (
 
 // BranchKeyEscrowRecordKind is the keystore.Records kind of branch-key
 // escrow records. There is one record per version, named
-// BranchKeyEscrowRecordName(id, version): the store's per-version record
-// kind (keystore.VersionRecordKind), which backups carry version by
-// version.
-const BranchKeyEscrowRecordKind = keystore.VersionRecordKind
+// BranchKeyEscrowRecordName(id, version): a per-version kind
+// (keystore.IsVersionRecordKind), which backups carry version by version.
+const BranchKeyEscrowRecordKind = keystore.VersionRecordKindPrefix + "escrow"
 
 // MaxBranchKeyEscrowCopies is the most escrow keys one version's record
 // holds copies for: enough for an escrow key and its successors while
@@ -58,7 +57,9 @@ var (
 // BranchKeyEscrowRecordName is the name of the escrow record of version
 // version of branch key id: the version (a 36-character UUID), "/" and the
 // id.
-func BranchKeyEscrowRecordName(id, version string) string { return keystore.VersionRecordName(id, version) }
+func BranchKeyEscrowRecordName(id, version string) string {
+	return keystore.VersionRecordName(id, version)
+}
 
 // Digest returns SHA-256 of the key's encoding (Bytes): the name escrow
 // shares, recover requests and branch-key escrow records give the key.

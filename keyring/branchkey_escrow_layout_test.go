@@ -29,10 +29,10 @@ func TestBranchKeyEscrowRecordLayout(t *testing.T) {
 	v := w.create(escrowCanaryID)
 	require.NoError(t, encryptWith(t, w.service(escrowCanaryID, svc)))
 
-	require.Equal(t, "branch-key-escrow", keyring.BranchKeyEscrowRecordKind)
+	require.Equal(t, "version-escrow", keyring.BranchKeyEscrowRecordKind)
 	require.Equal(t, v.Version+"/"+escrowCanaryID, keyring.BranchKeyEscrowRecordName(escrowCanaryID, v.Version))
 	require.Len(t, v.Version, 36)
-	rec, err := w.recs.GetRecord(t.Context(), "branch-key-escrow", v.Version+"/"+escrowCanaryID)
+	rec, err := w.recs.GetRecord(t.Context(), "version-escrow", v.Version+"/"+escrowCanaryID)
 	require.NoError(t, err)
 	b := rec.Value
 

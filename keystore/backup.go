@@ -127,9 +127,9 @@ type backupManifest struct {
 // is version 3, which only a phicrypt that knows records restores. The
 // digests do not make a signed value (a policy) trustworthy: check its own
 // signature after a restore as before. Record names may be branch key ids.
-// The records of VersionRecordKind (one per version, so possibly more than
-// ListRecords lists) are read version by version, one read each, and only
-// those of the versions the backup holds are carried.
+// The records of the per-version kinds (IsVersionRecordKind; one per
+// version, so possibly more than ListRecords lists) are read version by
+// version, and only those of the versions the backup holds are carried.
 func Export(ctx context.Context, store Store, w io.Writer) error {
 	named, err := exportRecords(ctx, store)
 	if err != nil {

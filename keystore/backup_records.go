@@ -40,7 +40,7 @@ type backupNamedRecord struct {
 }
 
 // exportRecords reads every record of store, if it keeps records, but
-// those of VersionRecordKind (exportVersionRecords reads them). A store
+// those of the per-version kinds (exportVersionRecords reads them). A store
 // with Records must list its kinds (RecordKindLister), or Export would
 // silently leave its records out.
 func exportRecords(ctx context.Context, store Store) ([]Record, error) {
@@ -58,7 +58,7 @@ func exportRecords(ctx context.Context, store Store) ([]Record, error) {
 	}
 	var out []Record
 	for _, kind := range kinds {
-		if kind == VersionRecordKind {
+		if IsVersionRecordKind(kind) {
 			continue
 		}
 		list, err := rs.ListRecords(ctx, kind)
@@ -70,32 +70,43 @@ func exportRecords(ctx context.Context, store Store) ([]Record, error) {
 	return out, nil
 }
 
-// exportVersionRecords reads the record of kind VersionRecordKind of each
-// of versions (one read each: there may be more than ListRecords lists)
-// and returns named with them added in Export's order (kinds sorted, each
-// kind's records sorted by name).
+// exportVersionRecords reads the records of the per-version kinds
+// (IsVersionRecordKind) of each of versions, one read per kind and
+// version (there may be more than ListRecords lists), and returns named
+// with them added in Export's order: kinds sorted, each kind's records
+// sorted by name.
 func exportVersionRecords(ctx context.Context, store Store, versions []BranchKeyVersion, named []Record) ([]Record, error) {
 	rs, ok := store.(Records)
 	if !ok {
 		return named, nil
 	}
-	var mine []Record
-	for _, v := range versions {
-		r, err := rs.GetRecord(ctx, VersionRecordKind, VersionRecordName(v.BranchKeyID, v.Version))
-		if errors.Is(err, ErrNotFound) {
+	kinds, err := store.(RecordKindLister).RecordKinds(ctx) // exportRecords made sure
+	if err != nil {
+		return nil, wrapStep(err, "export: listing record kinds")
+	}
+	out := named
+	for _, kind := range kinds {
+		if !IsVersionRecordKind(kind) {
 			continue
 		}
-		if err != nil {
-			return nil, wrapStep(err, "export: reading the %s record of version %s of %s", VersionRecordKind, v.Version, Fingerprint(v.BranchKeyID))
+		for _, v := range versions {
+			r, err := rs.GetRecord(ctx, kind, VersionRecordName(v.BranchKeyID, v.Version))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, wrapStep(err, "export: reading the %s record of version %s of %s", kind, v.Version, Fingerprint(v.BranchKeyID))
+			}
+			out = append(out, r)
 		}
-		mine = append(mine, r)
 	}
-	if len(mine) == 0 {
-		return named, nil
-	}
-	slices.SortFunc(mine, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
-	i, _ := slices.BinarySearchFunc(named, VersionRecordKind, func(r Record, kind string) int { return strings.Compare(r.Kind, kind) })
-	return slices.Concat(named[:i], mine, named[i:]), nil
+	slices.SortFunc(out, func(a, b Record) int {
+		if c := strings.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out, nil
 }
 
 // backupVersionFor is the version Export writes: 3 with records, else 2.

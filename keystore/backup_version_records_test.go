@@ -12,7 +12,7 @@ import (
 )
 
 // noVersionKindListing is a store that refuses to list the records of
-// VersionRecordKind, as a store holding more of them than
+// the per-version kinds, as a store holding more of them than
 // MaxListedRecords does (ErrInvalid).
 type noVersionKindListing struct {
 	keystore.Store
@@ -21,7 +21,7 @@ type noVersionKindListing struct {
 }
 
 func (s noVersionKindListing) ListRecords(ctx context.Context, kind string) ([]keystore.Record, error) {
-	if kind == keystore.VersionRecordKind {
+	if keystore.IsVersionRecordKind(kind) {
 		return nil, errors.New("more records than MaxListedRecords")
 	}
 	return s.Records.ListRecords(ctx, kind)
@@ -29,8 +29,8 @@ func (s noVersionKindListing) ListRecords(ctx context.Context, kind string) ([]k
 
 func (s noVersionKindListing) Close() error { return s.Store.Close() }
 
-// TestBackupCarriesVersionRecords: the per-version records
-// (VersionRecordKind, such as branch-key escrow copies) travel in a backup
+// TestBackupCarriesVersionRecords: the per-version records (kinds
+// beginning "version-", such as branch-key escrow copies) travel in a backup
 // read version by version, never through ListRecords, which stops at
 // MaxListedRecords while a store may hold one per version; they come back
 // in Export's order beside the other kinds, and the restored store holds
@@ -38,6 +38,9 @@ func (s noVersionKindListing) Close() error { return s.Store.Close() }
 // carried.
 func TestBackupCarriesVersionRecords(t *testing.T) {
 	ctx := t.Context()
+	const escrowKind, markKind = keystore.VersionRecordKindPrefix + "escrow", keystore.VersionRecordKindPrefix + "recovered"
+	require.True(t, keystore.IsVersionRecordKind(escrowKind))
+	require.False(t, keystore.IsVersionRecordKind("policy"))
 	for _, tc := range []struct{ from, to storetest.Backend }{
 		{fileBackend(), sqliteBackend()},
 		{sqliteBackend(), fileBackend()},
@@ -54,10 +57,12 @@ func TestBackupCarriesVersionRecords(t *testing.T) {
 				if i == 0 {
 					value = []byte{0x00}
 				}
-				_, err := r.PutRecord(ctx, keystore.VersionRecordKind, keystore.VersionRecordName(v.BranchKeyID, v.Version), value, 0)
+				_, err := r.PutRecord(ctx, escrowKind, keystore.VersionRecordName(v.BranchKeyID, v.Version), value, 0)
 				require.NoError(t, err)
 			}
-			_, err := r.PutRecord(ctx, keystore.VersionRecordKind, "not-a-version/tenant-a", []byte{9}, 0)
+			_, err := r.PutRecord(ctx, markKind, keystore.VersionRecordName(versions[1].BranchKeyID, versions[1].Version), []byte{1}, 0)
+			require.NoError(t, err)
+			_, err = r.PutRecord(ctx, escrowKind, "not-a-version/tenant-a", []byte{9}, 0)
 			require.NoError(t, err)
 
 			wrapped := noVersionKindListing{Store: src, Records: r, RecordKindLister: src.(keystore.RecordKindLister)}
@@ -71,9 +76,9 @@ func TestBackupCarriesVersionRecords(t *testing.T) {
 			for _, rec := range got {
 				kinds = append(kinds, rec.Kind)
 			}
-			require.Equal(t, []string{"applied-change", keystore.VersionRecordKind, keystore.VersionRecordKind, keystore.VersionRecordKind, "policy", "policy", "policy"}, kinds)
+			require.Equal(t, []string{"applied-change", "policy", "policy", "policy", escrowKind, escrowKind, escrowKind, markKind}, kinds)
 			for i, v := range versions[:3] {
-				rec, err := target.(keystore.Records).GetRecord(ctx, keystore.VersionRecordKind, keystore.VersionRecordName(v.BranchKeyID, v.Version))
+				rec, err := target.(keystore.Records).GetRecord(ctx, escrowKind, keystore.VersionRecordName(v.BranchKeyID, v.Version))
 				require.NoError(t, err, i)
 				want := []byte{0x01, byte(i)}
 				if i == 0 {
@@ -81,7 +86,7 @@ func TestBackupCarriesVersionRecords(t *testing.T) {
 				}
 				require.Equal(t, want, rec.Value, i)
 			}
-			_, err = target.(keystore.Records).GetRecord(ctx, keystore.VersionRecordKind, keystore.VersionRecordName(versions[3].BranchKeyID, versions[3].Version))
+			_, err = target.(keystore.Records).GetRecord(ctx, escrowKind, keystore.VersionRecordName(versions[3].BranchKeyID, versions[3].Version))
 			require.ErrorIs(t, err, keystore.ErrNotFound)
 		})
 	}

@@ -56,17 +56,21 @@ const (
 	MaxListedRecords = 10000
 )
 
-// VersionRecordKind is the kind of the records kept one per branch key
-// version (the branch-key escrow copies of package keyring), each named
-// VersionRecordName(id, version). A store may hold as many of them as
-// versions, more than ListRecords lists (MaxListedRecords), so Export
-// reads them version by version, and Restore puts them back with the
-// other records.
-const VersionRecordKind = "branch-key-escrow"
+// VersionRecordKindPrefix begins the kinds of records kept one per branch
+// key version (the branch-key escrow copies of package keyring, the
+// recovery marks of package custody), each named VersionRecordName(id,
+// version). A store may hold as many of them as versions, more than
+// ListRecords lists (MaxListedRecords), so Export reads them version by
+// version, and Restore puts them back with the other records.
+const VersionRecordKindPrefix = "version-"
 
-// VersionRecordName is the name of version version's record of kind
-// VersionRecordKind: the version (a 36-character UUID), "/" and the
-// branch key id.
+// IsVersionRecordKind reports whether kind is a per-version kind (it
+// begins with VersionRecordKindPrefix).
+func IsVersionRecordKind(kind string) bool { return strings.HasPrefix(kind, VersionRecordKindPrefix) }
+
+// VersionRecordName is the name of a per-version record of version
+// version of branch key id: the version (a 36-character UUID), "/" and the
+// id.
 func VersionRecordName(id, version string) string { return version + "/" + id }
 
 // Records is implemented by every Store in this module (file, SQLite,
