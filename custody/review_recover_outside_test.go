@@ -570,3 +570,56 @@ func TestReviewEscrowAndRecoveryLeakNoIDs(t *testing.T) {
 }
 
 var _ = errors.Is
+
+// TestReviewDefect_RecoveredVersionStillWrittenUnder: the rotation after a
+// recovery is there so that "new data must not be written under material
+// anyone but KMS has seen" (docs/OPERATIONS.md, recovery step 4;
+// RecoverBranchKeys: "the recovered one becomes decrypt-only"). But a
+// hierarchical keyring keeps writing under the previous, decrypt-only
+// version until the fresh active version is older than its
+// PropagationWindow (default: CacheTTL), whatever its creation time:
+// branchKeyCache.writingVersion (keyring/branchkey_cache.go) picks the
+// recovered version as the writer, since nothing there knows it came from
+// an escrow copy (custody.RecordRecoveredBranchKey). So right after the
+// recovery, every service writes new PHI under the possibly planted
+// material for a whole window. Here: one message written through a
+// keyring on the new key with a one-hour window goes under the recovered
+// version (its usage counter grows, the fresh version's does not).
+func TestReviewDefect_RecoveredVersionStillWrittenUnder(t *testing.T) {
+	ctx := t.Context()
+	e := newReviewEnv(t, "sqlite", "phicrypt-test")
+	_, err := e.admin.CreateBranchKey(ctx, "key-a")
+	require.NoError(t, err)
+	_, err = e.svcKeys.Escrow(ctx, e.esc, "")
+	require.NoError(t, err)
+	recovered := e.versions(t, "key-a")[0]
+	_, err = e.svc.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: &e.oldARN, PendingWindowInDays: aws.Int32(7)})
+	require.NoError(t, err)
+	e.l.Advance(8 * 24 * time.Hour)
+	rep, err := custody.RecoverBranchKeys(ctx, e.custodianKeys(t), e.recovery, e.custodian, e.newARN, custody.RecoverBranchKeysOptions{Rotate: true})
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Rotated)
+	vs := e.versions(t, "key-a")
+	require.Len(t, vs, 2)
+	require.Equal(t, keystore.StateDecryptOnly, vs[0].State)
+	before := vs[0].Usage
+
+	cfg := e.cfg
+	cfg.KMSKeyARN = e.newARN
+	bk, err := keyring.NewBranchKeys(cfg)
+	require.NoError(t, err)
+	h, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "key-a", CacheTTL: time.Hour,
+		PropagationWindow: time.Hour, MaxUsesPerVersion: 1 << 20, UsageBlock: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { h.Close() })
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: h})
+	require.NoError(t, err)
+	_, err = enc.Encrypt(ctx, []byte("new PHI after the recovery"), nil)
+	require.NoError(t, err)
+	after, err := e.store.Get(ctx, "key-a", recovered.Version)
+	require.NoError(t, err)
+	fresh, err := e.store.Get(ctx, "key-a", vs[1].Version)
+	require.NoError(t, err)
+	t.Logf("uses: recovered version %d, fresh version %d", after.Usage, fresh.Usage)
+	require.Equal(t, before, after.Usage, "new data was written under the recovered version %s", recovered.Version)
+}
