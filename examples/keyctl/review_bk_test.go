@@ -28,7 +28,7 @@ const reviewBKCanary = "CANARYk5v2"
 // version has a copy and 1 when one lacks it, and fails (without naming
 // the id) on a malformed escrow record and on an unknown escrow key.
 func TestReviewEscrowStatusStates(t *testing.T) {
-	w, _, ids := recoveryWorld(t)
+	w, l, ids := recoveryWorld(t)
 	ctx := t.Context()
 	_, pub := w.escrow2of3()
 	a, b, c := "tenant-a-"+reviewBKCanary, "tenant-b-"+reviewBKCanary, "tenant-c-"+reviewBKCanary
@@ -49,8 +49,16 @@ func TestReviewEscrowStatusStates(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, admin.DestroyKey(ctx, c))
 
+	kmsCalls := func() (n int64) {
+		for _, op := range []string{"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncrypt", "DescribeKey", "ListKeys", "ListAliases", "GetPublicKey"} {
+			n += l.Calls(op)
+		}
+		return n
+	}
+	calls := kmsCalls()
 	out, errOut, code := w.run("escrow", "status", "escrow-2026")
 	require.Equal(t, 0, code, errOut)
+	require.Equal(t, calls, kmsCalls(), "escrow status calls no KMS")
 	require.NotContains(t, out+errOut, reviewBKCanary)
 	require.Contains(t, out, keystore.Fingerprint(c)+" version "+"")
 	require.Contains(t, out, "(destroyed): destroyed")
@@ -163,4 +171,49 @@ func reviewRotate(w *world, ids map[string]string, id string) {
 		w.ok("approve", f, "--identity", ids[who])
 	}
 	w.ok("apply", f)
+}
+
+// An expired recover request is refused for --branch-keys before any
+// version is touched, and the refusal is audited.
+func TestReviewRecoverBranchKeysExpiredRequest(t *testing.T) {
+	w, _, ids := recoveryWorld(t)
+	escrowDir, pub := w.escrow2of3()
+	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
+	w.ok("create", "tenant-a")
+	store := w.serviceStore()
+	svc := kmsClient(w.kmsURL, servicePrincipal)
+	esc, err := keyring.NewHPKEEscrow("escrow-2026", pub)
+	require.NoError(t, err)
+	svcKeys, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: svc, KMSKeyARN: w.keyARN, LogicalStoreName: "phicrypt"})
+	require.NoError(t, err)
+	_, err = svcKeys.Escrow(t.Context(), esc, "")
+	require.NoError(t, err)
+	before, err := store.Active(t.Context(), "tenant-a")
+	require.NoError(t, err)
+	k2 := w.createBranchKeyRecoveryKey()
+	req := filepath.Join(w.dir, "recover.json")
+	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req, "--expires", "2s")
+	for _, who := range []string{"alice", "bob", "carol"} {
+		w.ok("approve", req, "--identity", ids[who])
+	}
+	time.Sleep(3 * time.Second)
+	_, errOut, code := w.run("recover", req, "--branch-keys", "--share", share("bob"), "--share", share("carol"))
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "expire")
+	after, err := store.Active(t.Context(), "tenant-a")
+	require.NoError(t, err)
+	require.Equal(t, before, after, "nothing moved")
+	var verified struct {
+		Verified bool         `json:"verified"`
+		Records  []recordJSON `json:"records"`
+	}
+	w.okJSON(&verified, "audit", "verify", "--records", "-1")
+	require.True(t, verified.Verified)
+	denied := false
+	for _, r := range verified.Records {
+		if r.Kind == "denial" && strings.Contains(r.Operation, "recover") {
+			denied = true
+		}
+	}
+	require.True(t, denied, "the refusal is audited")
 }
