@@ -623,3 +623,61 @@ func TestReviewDefect_RecoveredVersionStillWrittenUnder(t *testing.T) {
 	t.Logf("uses: recovered version %d, fresh version %d", after.Usage, fresh.Usage)
 	require.Equal(t, before, after.Usage, "new data was written under the recovered version %s", recovered.Version)
 }
+
+// reviewPatient has a sealed SSN with a blind index.
+type reviewPatient struct {
+	ID       string                  `phi:"rowid"`
+	SSN      fieldenc.Sealed[string] `phi:"encrypt,blindindex=ssn_bidx:24,normalize=digits"`
+	SSNIndex []byte                  `phi:"index=ssn_bidx"`
+}
+
+func reviewCodec(t *testing.T, h *keyring.Hierarchical) *fieldenc.Codec[reviewPatient] {
+	table, err := fieldenc.New(fieldenc.Config{Keys: h, BranchKeyID: "key-a", Table: "patients"})
+	require.NoError(t, err)
+	c, err := fieldenc.NewCodec[reviewPatient](table)
+	require.NoError(t, err)
+	return c
+}
+
+// Blind indexes survive a recovery: a row sealed (with its blind index)
+// under a version escrowed by the service is found again after the KMS
+// key is lost, the version recovered and the key rotated, through a
+// keyring on the new key only: the stored index value is among
+// IndexValues, and the row opens.
+func TestReviewBlindIndexAfterRecovery(t *testing.T) {
+	ctx := t.Context()
+	e := newReviewEnv(t, "file", "phicrypt-test")
+	_, err := e.admin.CreateBranchKey(ctx, "key-a")
+	require.NoError(t, err)
+	row := reviewPatient{ID: "row-1", SSN: fieldenc.Of("123-45-6789")}
+	require.NoError(t, reviewCodec(t, serviceKeyring(t, e.store, e.svc, e.oldARN, e.esc)).Seal(ctx, &row))
+	stored, err := row.SSN.Value()
+	require.NoError(t, err)
+	index := append([]byte{}, row.SSNIndex...)
+	require.NotEmpty(t, index)
+
+	_, err = e.svc.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: &e.oldARN, PendingWindowInDays: aws.Int32(7)})
+	require.NoError(t, err)
+	e.l.Advance(8 * 24 * time.Hour)
+	rep, err := custody.RecoverBranchKeys(ctx, e.custodianKeys(t), e.recovery, e.custodian, e.newARN, custody.RecoverBranchKeysOptions{Rotate: true})
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Recovered)
+	require.Equal(t, 1, rep.Rotated)
+
+	c := reviewCodec(t, serviceKeyring(t, e.store, e.svc, e.newARN, nil))
+	vals, err := c.IndexValues(ctx, "ssn_bidx", "123456789")
+	require.NoError(t, err)
+	require.Len(t, vals, 2, "the fresh and the recovered version are live")
+	found := false
+	for _, v := range vals {
+		if b, ok := v.([]byte); ok && bytes.Equal(b, index) {
+			found = true
+		}
+	}
+	require.True(t, found, "the row's blind index is found after the recovery")
+	back := reviewPatient{ID: "row-1"}
+	require.NoError(t, back.SSN.Scan(stored))
+	require.NoError(t, c.Open(ctx, &back))
+	ssn, _ := back.SSN.Get()
+	require.Equal(t, "123-45-6789", ssn)
+}
