@@ -681,3 +681,66 @@ func TestReviewBlindIndexAfterRecovery(t *testing.T) {
 	ssn, _ := back.SSN.Get()
 	require.Equal(t, "123-45-6789", ssn)
 }
+
+// destroyingKMS is the real KMS client, with a custodian destroying a
+// version at the moment the recovery asks KMS to wrap it: the destroy
+// lands between the escrow copy being opened and the version being
+// stored.
+type destroyingKMS struct {
+	*kms.Client
+	once    sync.Once
+	destroy func()
+}
+
+func (d *destroyingKMS) Encrypt(ctx context.Context, in *kms.EncryptInput, optFns ...func(*kms.Options)) (*kms.EncryptOutput, error) {
+	d.once.Do(d.destroy)
+	return d.Client.Encrypt(ctx, in, optFns...)
+}
+
+// A version destroyed while the recovery is wrapping it stays destroyed:
+// the recovery does not store material over the tombstone, and its escrow
+// record stays shredded.
+func TestReviewDestroyDuringRecoveryStaysDestroyed(t *testing.T) {
+	destroyDuringRecovery(t)
+}
+
+// TestReviewDefect_DestroyDuringRecoveryStopsRun: RecoverBranchKeys means
+// to count a version destroyed while it runs (the walk callback's
+// "case errors.Is(err, keyring.ErrKeyDestroyed): rep.Destroyed++ //
+// destroyed (and its copy shredded) meanwhile", custody/recover_branchkeys.go),
+// but when the destroy lands between opening the copy and storing it, the
+// store's keystore.ErrDestroyed from Rewrap ("storing: ... has been
+// destroyed") is not matched and stops the whole run with an error
+// (keyctl: "interrupted"); a re-run then finishes. Safe, but the run
+// should count it and go on.
+func TestReviewDefect_DestroyDuringRecoveryStopsRun(t *testing.T) {
+	rep, err := destroyDuringRecovery(t)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Recovered)
+	require.Equal(t, 1, rep.Destroyed+rep.MovedByOther)
+}
+
+func destroyDuringRecovery(t *testing.T) (custody.RecoverBranchKeysReport, error) {
+	ctx := t.Context()
+	e := newReviewEnv(t, "sqlite", "phicrypt-test")
+	_, err := e.admin.CreateBranchKey(ctx, "key-a")
+	require.NoError(t, err)
+	_, err = e.admin.Rotate(ctx, "key-a")
+	require.NoError(t, err)
+	_, err = e.svcKeys.Escrow(ctx, e.esc, "")
+	require.NoError(t, err)
+	old := e.versions(t, "key-a")[0]
+	client := &destroyingKMS{Client: e.custodian, destroy: func() {
+		require.NoError(t, e.admin.DestroyVersion(context.Background(), "key-a", old.Version))
+	}}
+	rep, err := custody.RecoverBranchKeys(ctx, e.custodianKeys(t), e.recovery, client, e.newARN, custody.RecoverBranchKeysOptions{})
+	t.Logf("report %+v, error %v", rep, err)
+	got, gerr := e.store.Get(ctx, "key-a", old.Version)
+	require.NoError(t, gerr)
+	require.Equal(t, keystore.StateDestroyed, got.State)
+	require.Empty(t, got.Ciphertext, "no material over the tombstone")
+	value, verr := e.record(t, keyring.BranchKeyEscrowRecordKind, old)
+	require.NoError(t, verr)
+	require.Equal(t, []byte{0}, value)
+	return rep, err
+}
