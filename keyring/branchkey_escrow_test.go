@@ -748,3 +748,28 @@ func TestBranchKeyEscrowConcurrentWriters(t *testing.T) {
 		}
 	})
 }
+
+// TestDestroyDoesNotReachMessageEscrowEDKs: what docs/OPERATIONS.md says
+// under "Crypto-shredding": destroying a branch key shreds its escrow
+// record, but a message whose data key was also wrapped to the escrow key
+// (an HPKEEscrow child of a Multi beside the hierarchical keyring) carries
+// that escrow EDK in itself, and the escrow private key still opens it.
+func TestDestroyDoesNotReachMessageEscrowEDKs(t *testing.T) {
+	w := newEscrowWorld(t, openEscrowStore(t, "file"))
+	ctx := t.Context()
+	svc, recovery := escrowKeys(t, "escrow-a")
+	w.create(escrowCanaryID)
+	multi, err := keyring.NewMulti(w.service(escrowCanaryID, svc), svc)
+	require.NoError(t, err)
+	enc := encMaterials(phiContext)
+	require.NoError(t, multi.OnEncrypt(ctx, enc))
+	require.Len(t, enc.EncryptedDataKeys, 2)
+
+	require.NoError(t, w.custodian.DestroyKey(ctx, escrowCanaryID))
+	fresh := newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: w.bk, BranchKeyID: escrowCanaryID})
+	require.ErrorIs(t, fresh.OnDecrypt(ctx, decMaterials(phiContext), enc.EncryptedDataKeys), keyring.ErrKeyDestroyed)
+
+	dec := decMaterials(phiContext)
+	require.NoError(t, recovery.OnDecrypt(ctx, dec, enc.EncryptedDataKeys))
+	require.Equal(t, enc.DataKey, dec.DataKey, "the message's own escrow EDK still opens")
+}

@@ -118,7 +118,7 @@ func TestRecoverRefusalsAudited(t *testing.T) {
 		args []string
 	}{
 		{"needs --share", []string{"recover", req, "--messages", msgDir}},
-		{"--messages DIR or --s3", append([]string{"recover", req}, shares...)},
+		{"--messages DIR, --s3 s3://BUCKET/PREFIX or --branch-keys", append([]string{"recover", req}, shares...)},
 		{"at most", tooMany},
 		{"not recover", append([]string{"recover", filepath.Join(dir, "policy.json"), "--messages", msgDir}, shares...)},
 		{"another recovery", append([]string{"recover", req, "--messages", msgDir, "--position", position}, shares...)},

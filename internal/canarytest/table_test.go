@@ -269,7 +269,6 @@ var types = map[string]entry{
 	}},
 	"custody.RecoverBranchKeysReport": {noSecret: "counters and versions named by branch key fingerprint"},
 	"custody.VersionFingerprint":      {noSecret: "a branch key fingerprint and a version"},
-	"keyring.EscrowReport":            {noSecret: "counters"},
 	"custody.RotationPolicy":          {noSecret: "limits"},
 	"custody.RotationReport":          {noSecret: "counters"},
 	"keystore/sqlite.Store": {build: func(w *world) []any {
