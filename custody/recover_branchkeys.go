@@ -29,7 +29,7 @@ type KMSEncrypter interface {
 // storing it: what lets a re-run rotate a key whose active version an
 // interrupted run recovered, and shows afterwards which versions came
 // from escrow.
-const RecordRecoveredBranchKey = keystore.VersionRecordKindPrefix + "recovered"
+const RecordRecoveredBranchKey = keyring.RecoveredVersionRecordKind
 
 // MaxReportedMissing caps RecoverBranchKeysReport.MissingVersions (the
 // count, Missing, goes on).
@@ -89,7 +89,12 @@ type RecoverBranchKeysReport struct {
 	// Missing versions have no escrow copy for the escrow key: they stay
 	// under their old key, and are lost with it.
 	Missing int
-	// MissingVersions names the first MaxReportedMissing of them.
+	// Damaged versions have a copy for the escrow key that does not open
+	// to this version's material (malformed, sealed for another version,
+	// or failing its key check): they stay under their old key too.
+	Damaged int
+	// MissingVersions names the first MaxReportedMissing of the Missing
+	// and Damaged versions.
 	MissingVersions []VersionFingerprint
 	// Rotated branch keys got a fresh active version under the new key
 	// after their active version was recovered (Rotate).
@@ -116,10 +121,12 @@ type RecoverBranchKeysReport struct {
 // needs kms:Encrypt on newKeyARN and nothing else of it: no KMS call
 // touches the old key.
 //
-// A version without an escrow copy is counted (Missing) and named by
-// fingerprint in the report, and the recovery goes on with the rest; at
-// the end the error wraps keyring.ErrNoEscrowCopy and names them. Any
-// other error stops it. It is idempotent and resumable as Rewrap is.
+// A version without an escrow copy (Missing), or whose copy does not open
+// to its material (Damaged: malformed, replayed from another version, or
+// failing its key check), is counted and named by fingerprint in the
+// report, and the recovery goes on with the rest; at the end the error
+// wraps keyring.ErrNoEscrowCopy or keyring.ErrEscrowRecord and names them.
+// Any other error stops it. It is idempotent and resumable as Rewrap is.
 //
 // A recovered version's material is only as trustworthy as the store's
 // write access: the escrow public key is public, so whoever could write to
@@ -169,13 +176,19 @@ func RecoverBranchKeys(ctx context.Context, keys *BranchKeys, recovery *keyring.
 	ew := escrowWrapper{svc: svc, recs: recs, recovery: recovery, client: client, arn: newKeyARN, ecOf: keys.contextOf, grants: opts.GrantTokens}
 	rw := rewrapper{store: keys.cfg.Store, arn: newKeyARN, wrap: ew.wrap, step: "recovery"}
 	err = rw.walk(ctx, plan, start, opts.Checkpoint, opts.Progress, func(v keystore.BranchKeyVersion, o outcome, err error) error {
-		switch {
-		case errors.Is(err, keyring.ErrNoEscrowCopy):
-			rep.Missing++
+		name := func() {
 			if len(rep.MissingVersions) < MaxReportedMissing {
 				rep.MissingVersions = append(rep.MissingVersions, VersionFingerprint{keystore.Fingerprint(v.BranchKeyID), v.Version})
 			}
-		case errors.Is(err, keyring.ErrKeyDestroyed):
+		}
+		switch {
+		case errors.Is(err, keyring.ErrNoEscrowCopy):
+			rep.Missing++
+			name()
+		case errors.Is(err, keyring.ErrEscrowRecord):
+			rep.Damaged++
+			name()
+		case errors.Is(err, keyring.ErrKeyDestroyed), errors.Is(err, keystore.ErrDestroyed):
 			rep.Destroyed++ // destroyed (and its copy shredded) meanwhile
 		case err != nil:
 			return err
@@ -198,17 +211,24 @@ func RecoverBranchKeys(ctx context.Context, keys *BranchKeys, recovery *keyring.
 			return rep, err
 		}
 	}
-	if rep.Missing > 0 {
+	if n := rep.Missing + rep.Damaged; n > 0 {
 		names := make([]string, len(rep.MissingVersions))
 		for i, m := range rep.MissingVersions {
 			names[i] = m.String()
 		}
 		more := ""
-		if rep.Missing > len(names) {
-			more = fmt.Sprintf(" and %d more", rep.Missing-len(names))
+		if n > len(names) {
+			more = fmt.Sprintf(" and %d more", n-len(names))
 		}
-		return rep, fmt.Errorf("custody: %d branch key version(s) have no escrow copy and stay under their old KMS key: %s%s: %w",
-			rep.Missing, strings.Join(names, ", "), more, keyring.ErrNoEscrowCopy)
+		var cause []error
+		if rep.Missing > 0 {
+			cause = append(cause, keyring.ErrNoEscrowCopy)
+		}
+		if rep.Damaged > 0 {
+			cause = append(cause, keyring.ErrEscrowRecord)
+		}
+		return rep, fmt.Errorf("custody: %d branch key version(s) have no escrow copy and %d a copy that does not open; they stay under their old KMS key: %s%s: %w",
+			rep.Missing, rep.Damaged, strings.Join(names, ", "), more, errors.Join(cause...))
 	}
 	return rep, nil
 }

@@ -94,6 +94,13 @@ type cacheEntry struct {
 	hmu    sync.Mutex
 	holds  int
 	doomed bool // removed from the cache: no new holds; wiped at the last release
+
+	// escrowErr is why this version's escrow copy could not be stored
+	// when it was unwrapped (HierarchicalConfig.Escrow); nil once stored.
+	// Reading under the version does not wait for the copy; writing does,
+	// and tries again (escrowed).
+	escrowMu  sync.Mutex
+	escrowErr error
 }
 
 // StaleUse reports one use of an expired branch key (or of an expired
@@ -219,6 +226,17 @@ func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) 
 				return nil, wrapStep(err, "listing the versions of %s", keystore.Fingerprint(id))
 			}
 			writer, capAt = c.writingVersion(all, v, now)
+			if writer.Version != v.Version {
+				recovered, err := bk.recovered(ctx, writer)
+				if err != nil {
+					return nil, err
+				}
+				if recovered {
+					// Material that came back from escrow is read, never
+					// written under again: the active version at once.
+					writer, capAt = v, time.Time{}
+				}
+			}
 		}
 		return &cacheEntry{rec: writer, usage: c.counter(writer), capAt: capAt}, nil
 	})
@@ -283,16 +301,47 @@ func (c *branchKeyCache) material(ctx context.Context, bk *BranchKeys, v keystor
 		if err != nil {
 			return nil, err
 		}
+		rec.Ciphertext = nil // not needed once unwrapped
+		e := &cacheEntry{rec: rec, key: key}
 		if c.escrow != nil {
-			// No use of a version before its escrow copy is stored.
+			// Nothing is written under a version before its escrow copy
+			// is stored (escrowed); what was written under it is read
+			// even when the copy cannot be stored now.
 			if _, err := bk.escrowTo(ctx, c.escrow, rec, key); err != nil {
-				key.Wipe()
-				return nil, err
+				if errors.Is(err, ErrKeyDestroyed) {
+					// A shredded record; if the version itself was
+					// destroyed meanwhile, it is not used at all.
+					if cur, gerr := bk.cfg.Store.Get(ctx, rec.BranchKeyID, rec.Version); gerr == nil && cur.State == keystore.StateDestroyed {
+						e.key.Wipe()
+						return nil, err
+					}
+				}
+				e.escrowErr = err
 			}
 		}
-		rec.Ciphertext = nil // not needed once unwrapped
-		return &cacheEntry{rec: rec, key: key}, nil
+		return e, nil
 	})
+}
+
+// escrowed returns nil once the held entry e's version has its escrow
+// copy in the store (always, without HierarchicalConfig.Escrow): what
+// writing under it needs. A copy that could not be stored when the
+// version was unwrapped is tried again here.
+func (c *branchKeyCache) escrowed(ctx context.Context, bk *BranchKeys, e *cacheEntry) error {
+	if c.escrow == nil {
+		return nil
+	}
+	e.escrowMu.Lock()
+	defer e.escrowMu.Unlock()
+	if e.escrowErr == nil {
+		return nil
+	}
+	if _, err := bk.escrowTo(ctx, c.escrow, e.rec, e.key); err != nil {
+		e.escrowErr = err
+		return fmt.Errorf("keyring: nothing is written under version %s of %s before its escrow copy is stored: %w", e.rec.Version, keystore.Fingerprint(e.rec.BranchKeyID), err)
+	}
+	e.escrowErr = nil
+	return nil
 }
 
 // ErrClosed is returned by a hierarchical keyring used after Close.

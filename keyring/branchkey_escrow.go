@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 
+	"github.com/phicrypt/phicrypt/internal/wire"
 	"github.com/phicrypt/phicrypt/keystore"
 )
 
@@ -27,6 +29,32 @@ import (
 // BranchKeyEscrowRecordName(id, version): a per-version kind
 // (keystore.IsVersionRecordKind), which backups carry version by version.
 const BranchKeyEscrowRecordKind = keystore.VersionRecordKindPrefix + "escrow"
+
+// RecoveredVersionRecordKind is the keystore.Records kind with which
+// custody.RecoverBranchKeys marks each version it recovered from its escrow
+// copy (named BranchKeyEscrowRecordName(id, version), value 01): a
+// per-version kind (keystore.IsVersionRecordKind). A hierarchical keyring
+// never writes under a version so marked, not even during the propagation
+// window of the rotation that followed the recovery: its material was seen
+// outside KMS.
+const RecoveredVersionRecordKind = keystore.VersionRecordKindPrefix + "recovered"
+
+// recovered reports whether v carries the mark of a recovery
+// (RecoveredVersionRecordKind). A store without records has none.
+func (b *BranchKeys) recovered(ctx context.Context, v keystore.BranchKeyVersion) (bool, error) {
+	recs, ok := b.cfg.Store.(keystore.Records)
+	if !ok {
+		return false, nil
+	}
+	_, err := recs.GetRecord(ctx, RecoveredVersionRecordKind, BranchKeyEscrowRecordName(v.BranchKeyID, v.Version))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, keystore.ErrNotFound):
+		return false, nil
+	}
+	return false, wrapStep(err, "reading whether version %s of %s was recovered from escrow", v.Version, keystore.Fingerprint(v.BranchKeyID))
+}
 
 // MaxBranchKeyEscrowCopies is the most escrow keys one version's record
 // holds copies for: enough for an escrow key and its successors while
@@ -69,17 +97,42 @@ func (k *HPKEEscrowPublicKey) Digest() [32]byte { return sha256.Sum256(k.Bytes()
 func (e *HPKEEscrow) KeyDigest() [32]byte { return sha256.Sum256(e.pub.Bytes()) }
 
 // escrowCopy is one copy in a record: the escrow key it is sealed to (by
-// digest) and the HPKE encrypted data key.
+// digest), the key check of the material it holds, and the HPKE encrypted
+// data key.
 type escrowCopy struct {
-	key [32]byte
-	edk EncryptedDataKey
+	key   [32]byte
+	check [32]byte
+	edk   EncryptedDataKey
+}
+
+// bkEscrowCheckLabel begins the key check's input.
+const bkEscrowCheckLabel = "phicrypt branch-key escrow check v1\x00"
+
+// escrowCheck is a copy's key check: HMAC-SHA-256 keyed by the version's
+// material over bkEscrowCheckLabel, the escrow key's digest and the
+// serialized escrow context. It reveals nothing of the material, and lets
+// a service that unwraps the version through KMS tell a copy of its
+// material from one made of other material (planted by a writer of the
+// store, or damaged), and recovery check what it opened.
+func escrowCheck(material Secret, digest [32]byte, ec map[string]string) ([32]byte, error) {
+	ser, err := wire.AppendContext(nil, ec)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	mac := hmac.New(sha256.New, material)
+	mac.Write([]byte(bkEscrowCheckLabel))
+	mac.Write(digest[:])
+	mac.Write(ser)
+	var out [32]byte
+	mac.Sum(out[:0])
+	return out, nil
 }
 
 // marshalEscrowRecord lays out a record's value:
 //
 //	version (01) || count (1 byte) || count × (key digest (32) ||
-//	    uint16-prefixed provider id || uint16-prefixed provider info ||
-//	    uint16-prefixed ciphertext)
+//	    key check (32) || uint16-prefixed provider id ||
+//	    uint16-prefixed provider info || uint16-prefixed ciphertext)
 func marshalEscrowRecord(copies []escrowCopy) ([]byte, error) {
 	if len(copies) == 0 || len(copies) > MaxBranchKeyEscrowCopies {
 		return nil, fmt.Errorf("%w: a record holds 1 to %d copies, not %d", ErrEscrowRecord, MaxBranchKeyEscrowCopies, len(copies))
@@ -89,6 +142,7 @@ func marshalEscrowRecord(copies []escrowCopy) ([]byte, error) {
 	b.AddUint8(uint8(len(copies)))
 	for _, c := range copies {
 		b.AddBytes(c.key[:])
+		b.AddBytes(c.check[:])
 		for _, field := range [][]byte{[]byte(c.edk.ProviderID), c.edk.ProviderInfo, c.edk.Ciphertext} {
 			if len(field) > 0xffff {
 				return nil, fmt.Errorf("%w: a field over 65535 bytes", ErrEscrowRecord)
@@ -115,15 +169,16 @@ func parseEscrowRecord(v []byte) (copies []escrowCopy, shredded bool, err error)
 	}
 	for range count {
 		var c escrowCopy
-		var key []byte
+		var key, check []byte
 		var id, info, ct cryptobyte.String
-		if !in.ReadBytes(&key, 32) || !in.ReadUint16LengthPrefixed(&id) || !in.ReadUint16LengthPrefixed(&info) || !in.ReadUint16LengthPrefixed(&ct) {
+		if !in.ReadBytes(&key, 32) || !in.ReadBytes(&check, 32) || !in.ReadUint16LengthPrefixed(&id) || !in.ReadUint16LengthPrefixed(&info) || !in.ReadUint16LengthPrefixed(&ct) {
 			return nil, false, fmt.Errorf("%w: the record is cut short", ErrEscrowRecord)
 		}
 		if len(id) == 0 || !utf8.Valid(id) {
 			return nil, false, fmt.Errorf("%w: a copy has an empty or non-UTF-8 provider id", ErrEscrowRecord)
 		}
 		copy(c.key[:], key)
+		copy(c.check[:], check)
 		for _, prev := range copies {
 			if prev.key == c.key {
 				return nil, false, fmt.Errorf("%w: two copies for one escrow key", ErrEscrowRecord)
@@ -159,73 +214,104 @@ func (b *BranchKeys) records() (keystore.Records, error) {
 	return r, nil
 }
 
+// escrowOutcome is what escrowTo did.
+type escrowOutcome int
+
+const (
+	escrowFailed   escrowOutcome = iota
+	escrowVerified               // a copy of this material was there
+	escrowAdded                  // a copy was added
+	escrowReplaced               // a copy of other material was replaced
+)
+
 // escrowTo makes sure the store holds a copy of v's material key sealed to
-// e: it reads the version's escrow record and adds a copy if e has none.
-// After adding one it reads the version again: if it was destroyed
+// e: it reads the version's escrow record and adds a copy if e has none,
+// or replaces e's copy if its key check does not match key (a copy of
+// other material). After writing one it reads the version again: if it was destroyed
 // meanwhile, the record is shredded and ErrKeyDestroyed returned, so a
 // copy never outlives its version.
-func (b *BranchKeys) escrowTo(ctx context.Context, e *HPKEEscrow, v keystore.BranchKeyVersion, key Secret) (added bool, err error) {
+func (b *BranchKeys) escrowTo(ctx context.Context, e *HPKEEscrow, v keystore.BranchKeyVersion, key Secret) (escrowOutcome, error) {
 	recs, err := b.records()
 	if err != nil {
-		return false, err
+		return escrowFailed, err
 	}
 	name := BranchKeyEscrowRecordName(v.BranchKeyID, v.Version)
 	digest := e.KeyDigest()
+	ec := b.escrowContext(v)
+	check, err := escrowCheck(key, digest, ec)
+	if err != nil {
+		return escrowFailed, err
+	}
 	for range bkEscrowAttempts {
 		var copies []escrowCopy
 		var rev uint64
+		replace := -1
 		rec, err := recs.GetRecord(ctx, BranchKeyEscrowRecordKind, name)
 		switch {
 		case errors.Is(err, keystore.ErrNotFound):
 		case err != nil:
-			return false, wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+			return escrowFailed, wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
 		default:
 			var shredded bool
 			if copies, shredded, err = parseEscrowRecord(rec.Value); err != nil {
-				return false, fmt.Errorf("%w (version %s of %s)", err, v.Version, keystore.Fingerprint(v.BranchKeyID))
+				return escrowFailed, fmt.Errorf("%w (version %s of %s)", err, v.Version, keystore.Fingerprint(v.BranchKeyID))
 			}
 			if shredded {
-				return false, keyDestroyedError(v.BranchKeyID, v.Version)
+				return escrowFailed, keyDestroyedError(v.BranchKeyID, v.Version)
 			}
-			for _, c := range copies {
-				if c.key == digest {
-					return false, nil
+			for i, c := range copies {
+				if c.key != digest {
+					continue
 				}
+				if hmac.Equal(c.check[:], check[:]) {
+					return escrowVerified, nil
+				}
+				// A copy for this escrow key of other material (planted
+				// by a writer of the store, or damaged): replace it.
+				replace = i
 			}
-			if len(copies) == MaxBranchKeyEscrowCopies {
-				return false, fmt.Errorf("%w: the escrow record of version %s of %s already holds copies for %d other escrow keys", ErrEscrowRecord, v.Version, keystore.Fingerprint(v.BranchKeyID), MaxBranchKeyEscrowCopies)
+			if replace < 0 && len(copies) == MaxBranchKeyEscrowCopies {
+				return escrowFailed, fmt.Errorf("%w: the escrow record of version %s of %s already holds copies for %d other escrow keys", ErrEscrowRecord, v.Version, keystore.Fingerprint(v.BranchKeyID), MaxBranchKeyEscrowCopies)
 			}
 			rev = rec.Revision
 		}
-		m := EncryptionMaterials{DataKeyLength: len(key), EncryptionContext: b.escrowContext(v), DataKey: key}
+		m := EncryptionMaterials{DataKeyLength: len(key), EncryptionContext: ec, DataKey: key}
 		if err := e.OnEncrypt(ctx, &m); err != nil {
-			return false, err
+			return escrowFailed, err
 		}
-		copies = append(copies, escrowCopy{key: digest, edk: m.EncryptedDataKeys[len(m.EncryptedDataKeys)-1]})
+		c := escrowCopy{key: digest, check: check, edk: m.EncryptedDataKeys[len(m.EncryptedDataKeys)-1]}
+		if replace >= 0 {
+			copies[replace] = c
+		} else {
+			copies = append(copies, c)
+		}
 		value, err := marshalEscrowRecord(copies)
 		if err != nil {
-			return false, err
+			return escrowFailed, err
 		}
 		_, err = recs.PutRecord(ctx, BranchKeyEscrowRecordKind, name, value, rev)
 		if errors.Is(err, keystore.ErrExists) || errors.Is(err, keystore.ErrConflict) {
 			continue // another process wrote it first: read again
 		}
 		if err != nil {
-			return false, wrapStep(err, "storing the escrow copy of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+			return escrowFailed, wrapStep(err, "storing the escrow copy of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
 		}
 		cur, err := b.cfg.Store.Get(ctx, v.BranchKeyID, v.Version)
 		if err != nil {
-			return true, wrapStep(err, "reading version %s of %s after escrowing it", v.Version, keystore.Fingerprint(v.BranchKeyID))
+			return escrowFailed, wrapStep(err, "reading version %s of %s after escrowing it", v.Version, keystore.Fingerprint(v.BranchKeyID))
 		}
 		if cur.State == keystore.StateDestroyed {
 			if err := ShredBranchKeyEscrow(ctx, b.cfg.Store, v.BranchKeyID, v.Version); err != nil {
-				return true, err
+				return escrowFailed, err
 			}
-			return false, keyDestroyedError(v.BranchKeyID, v.Version)
+			return escrowFailed, keyDestroyedError(v.BranchKeyID, v.Version)
 		}
-		return true, nil
+		if replace >= 0 {
+			return escrowReplaced, nil
+		}
+		return escrowAdded, nil
 	}
-	return false, fmt.Errorf("keyring: storing the escrow copy of version %s of %s kept losing to concurrent writers: %w", v.Version, keystore.Fingerprint(v.BranchKeyID), keystore.ErrConflict)
+	return escrowFailed, fmt.Errorf("keyring: storing the escrow copy of version %s of %s kept losing to concurrent writers: %w", v.Version, keystore.Fingerprint(v.BranchKeyID), keystore.ErrConflict)
 }
 
 // ShredBranchKeyEscrow overwrites the escrow record of version version of
@@ -278,7 +364,11 @@ type EscrowReport struct {
 	Versions int
 	// Escrowed versions got a copy for the escrow key from this call.
 	Escrowed int
-	// Already versions had a copy for the escrow key.
+	// Replaced versions had a copy for the escrow key of other material
+	// (its key check did not match: planted by a writer of the store, or
+	// damaged), which this call replaced.
+	Replaced int
+	// Already versions had a copy of their material for the escrow key.
 	Already int
 	// Destroyed versions hold no material, or their escrow record is
 	// shredded (ShredBranchKeyEscrow): nothing to escrow.
@@ -288,10 +378,12 @@ type EscrowReport struct {
 // Escrow makes sure every version of branch key id (of every branch key
 // when id is empty) has a copy sealed to e in the store: the backfill for
 // versions made before the services' keyrings were given
-// HierarchicalConfig.Escrow, or for a new escrow key. It unwraps each
-// version that lacks a copy through KMS, so it runs as a service (it needs
-// kms:Decrypt, which custodians do not have), and wipes the material at
-// once. Retired versions are escrowed too (they can be made decrypt-only
+// HierarchicalConfig.Escrow, or for a new escrow key, and the check of
+// the copies there: it unwraps each live version through KMS and checks
+// the copy's key check against the material, replacing a copy of other
+// material (planted by a writer of the store, or damaged). So it runs as
+// a service (it needs kms:Decrypt, which custodians do not have), makes
+// one KMS call per live version, and wipes the material at once. Retired versions are escrowed too (they can be made decrypt-only
 // again); destroyed ones, and ones whose escrow record is shredded, are
 // skipped without being unwrapped. It is idempotent: run it again after an
 // error to finish.
@@ -322,15 +414,12 @@ func (b *BranchKeys) Escrow(ctx context.Context, e *HPKEEscrow, id string) (Escr
 				rep.Destroyed++
 				continue
 			}
-			has, shredded, err := hasEscrowCopy(ctx, recs, v, digest)
+			_, shredded, err := hasEscrowCopy(ctx, recs, v, digest)
 			switch {
 			case err != nil:
 				return rep, err
 			case shredded: // no copy may be made: do not unwrap it
 				rep.Destroyed++
-				continue
-			case has:
-				rep.Already++
 				continue
 			}
 			key, err := b.Unwrap(ctx, v)
@@ -341,15 +430,17 @@ func (b *BranchKeys) Escrow(ctx context.Context, e *HPKEEscrow, id string) (Escr
 			if err != nil {
 				return rep, err
 			}
-			added, err := b.escrowTo(ctx, e, v, key)
+			outcome, err := b.escrowTo(ctx, e, v, key)
 			key.Wipe()
 			switch {
 			case errors.Is(err, ErrKeyDestroyed):
 				rep.Destroyed++
 			case err != nil:
 				return rep, err
-			case added:
+			case outcome == escrowAdded:
 				rep.Escrowed++
+			case outcome == escrowReplaced:
+				rep.Replaced++
 			default:
 				rep.Already++
 			}
@@ -383,7 +474,11 @@ func hasEscrowCopy(ctx context.Context, recs keystore.Records, v keystore.Branch
 // EscrowStatus reports, without unwrapping anything, whether version v has
 // a copy sealed to the escrow key with the given digest
 // (HPKEEscrowPublicKey.Digest): what custodians check before they need a
-// recovery. A destroyed version's shredded record reports false.
+// recovery. It says a copy is there, not that it opens to the version's
+// material: services check that (the key check) each time they unwrap the
+// version, BranchKeys.Escrow for every version, and only the escrow
+// private key proves it (a drill). A destroyed version's shredded record
+// reports false.
 func (b *BranchKeys) EscrowStatus(ctx context.Context, v keystore.BranchKeyVersion, escrowKey [32]byte) (bool, error) {
 	recs, err := b.records()
 	if err != nil {
@@ -430,9 +525,15 @@ func (b *BranchKeys) OpenEscrow(ctx context.Context, recovery *HPKEEscrow, v key
 		if c.key != digest {
 			continue
 		}
-		m := DecryptionMaterials{DataKeyLength: branchKeyLength, EncryptionContext: b.escrowContext(v)}
+		ec := b.escrowContext(v)
+		m := DecryptionMaterials{DataKeyLength: branchKeyLength, EncryptionContext: ec}
 		if err := recovery.OnDecrypt(ctx, &m, []EncryptedDataKey{c.edk}); err != nil {
 			return nil, fmt.Errorf("%w: the copy of version %s of %s does not open with this escrow key (sealed for another version, store or key name)", ErrEscrowRecord, v.Version, keystore.Fingerprint(v.BranchKeyID))
+		}
+		check, err := escrowCheck(m.DataKey, digest, ec)
+		if err != nil || !hmac.Equal(check[:], c.check[:]) {
+			m.DataKey.Wipe()
+			return nil, fmt.Errorf("%w: the copy of version %s of %s opens to material its key check does not match", ErrEscrowRecord, v.Version, keystore.Fingerprint(v.BranchKeyID))
 		}
 		return m.DataKey, nil
 	}

@@ -2,6 +2,7 @@ package keyring_test
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/hpke"
 	"crypto/sha256"
 	"encoding/binary"
@@ -46,10 +47,11 @@ func TestBranchKeyEscrowRecordLayout(t *testing.T) {
 	off := 0
 	next := func(n int) []byte { f := b[off : off+n]; off += n; return f }
 	u16 := func() int { return int(binary.BigEndian.Uint16(next(2))) }
-	require.Equal(t, 2+32+2+13+2+len(providerInfo)+2+ctLen, len(b), "one copy")
+	require.Equal(t, 2+32+32+2+13+2+len(providerInfo)+2+ctLen, len(b), "one copy")
 	require.Equal(t, []byte{0x01}, next(1), "version")
 	require.Equal(t, []byte{0x01}, next(1), "count")
 	require.Equal(t, digest[:], next(32), "escrow key digest")
+	check := next(32)
 	require.Equal(t, 13, u16())
 	require.Equal(t, "phicrypt-hpke", string(next(13)))
 	require.Equal(t, len(providerInfo), u16())
@@ -84,6 +86,14 @@ func TestBranchKeyEscrowRecordLayout(t *testing.T) {
 	require.NoError(t, err)
 	defer want.Wipe()
 	require.True(t, bytes.Equal(want, material), "the copy is the version's material")
+
+	// The key check: HMAC-SHA-256 keyed by the material over the label,
+	// the escrow key digest and the serialized escrow context.
+	mac := hmac.New(sha256.New, material)
+	mac.Write([]byte("phicrypt branch-key escrow check v1\x00"))
+	mac.Write(digest[:])
+	mac.Write(serializeContext(ec))
+	require.Equal(t, mac.Sum(nil), check, "key check")
 
 	delete(ec, "phicrypt-escrow-of")
 	_, err = hpke.Open(k, hpke.HKDFSHA256(), hpke.AES256GCM(), escrowInfo("phicrypt-hpke", providerInfo, ec), ct)

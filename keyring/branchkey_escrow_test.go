@@ -447,7 +447,9 @@ func newBranchKeysOver(t *testing.T, w *escrowWorld, s keystore.Store) *keyring.
 
 // TestBranchKeyEscrowBackfill: BranchKeys.Escrow copies every version that
 // lacks a copy, over several keys with rotations, counts the ones a
-// service already escrowed and the destroyed one, and is idempotent.
+// service already escrowed and the destroyed one, checks every copy
+// against the material KMS unwraps (one Decrypt per live version),
+// replaces a copy of other material, and is idempotent.
 func TestBranchKeyEscrowBackfill(t *testing.T) {
 	forEachEscrowStore(t, func(t *testing.T, w *escrowWorld) {
 		ctx := t.Context()
@@ -464,7 +466,7 @@ func TestBranchKeyEscrowBackfill(t *testing.T) {
 		rep, err := w.bk.Escrow(ctx, svc, "")
 		require.NoError(t, err)
 		require.Equal(t, keyring.EscrowReport{Versions: 6, Escrowed: 4, Already: 1, Destroyed: 1}, rep)
-		require.Equal(t, decrypts+4, w.kms.Calls("Decrypt"), "only versions without a copy are unwrapped")
+		require.Equal(t, decrypts+5, w.kms.Calls("Decrypt"), "every live version is unwrapped, none destroyed")
 		for _, v := range []keystore.BranchKeyVersion{k1[0], k1[2], k2[0], k2[1], k3} {
 			w.requireOpens(recovery, v)
 		}
@@ -476,7 +478,19 @@ func TestBranchKeyEscrowBackfill(t *testing.T) {
 		rep, err = w.bk.Escrow(ctx, svc, "")
 		require.NoError(t, err)
 		require.Equal(t, keyring.EscrowReport{Versions: 6, Already: 5, Destroyed: 1}, rep)
-		require.Equal(t, decrypts, w.kms.Calls("Decrypt"), "a second run unwraps nothing")
+		require.Equal(t, decrypts+5, w.kms.Calls("Decrypt"), "a second run checks every live version again")
+
+		// A copy of other material (key-2's, planted in key-3's record)
+		// fails its key check and is replaced.
+		planted, err := w.record(k2[0])
+		require.NoError(t, err)
+		w.putRecord(k3, planted.Value)
+		_, err = w.bk.OpenEscrow(ctx, recovery, k3)
+		require.ErrorIs(t, err, keyring.ErrEscrowRecord)
+		rep, err = w.bk.Escrow(ctx, svc, "key-3")
+		require.NoError(t, err)
+		require.Equal(t, keyring.EscrowReport{Versions: 1, Replaced: 1}, rep)
+		w.requireOpens(recovery, k3)
 
 		svcB, recoveryB := escrowKeys(t, "escrow-b")
 		rep, err = w.bk.Escrow(ctx, svcB, escrowCanaryID)
@@ -643,7 +657,7 @@ func TestBranchKeyEscrowMalformedRecords(t *testing.T) {
 	rec, err := w.record(v)
 	require.NoError(t, err)
 	good := rec.Value
-	one := good[2:] // the one copy: digest, provider id, provider info, ciphertext
+	one := good[2:] // the one copy: digest, key check, provider id, provider info, ciphertext
 
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	flip := func(i int) []byte { b := bytes.Clone(good); b[i] ^= 0x01; return b }
@@ -659,8 +673,8 @@ func TestBranchKeyEscrowMalformedRecords(t *testing.T) {
 		"version 2":          cat([]byte{0x02}, good[1:]),
 		"version 0":          cat([]byte{0x00}, good[1:]),
 		"two zero bytes":     {0x00, 0x00},
-		"empty provider id":  cat([]byte{0x01, 0x01}, one[:32], []byte{0x00, 0x00}, one[32+2+13:]),
-		"provider id length": cat(good[:34], []byte{0xff, 0xff}, good[36:]),
+		"empty provider id":  cat([]byte{0x01, 0x01}, one[:64], []byte{0x00, 0x00}, one[64+2+13:]),
+		"provider id length": cat(good[:66], []byte{0xff, 0xff}, good[68:]),
 		"same key twice":     cat([]byte{0x01, 0x02}, one, one),
 	}
 	kr := w.service(escrowCanaryID, svc)
@@ -688,11 +702,12 @@ func TestBranchKeyEscrowMalformedRecords(t *testing.T) {
 	for name, value := range map[string][]byte{
 		"ciphertext":    flip(last),
 		"enc":           flip(last - 32 - 16 - 100),
-		"provider info": flip(2 + 32 + 2 + 13 + 2 + 7),
-		"suite id":      flip(2 + 32 + 2 + 13 + 2 + 2),
-		"info version":  flip(2 + 32 + 2 + 13 + 2),
-		"provider id":   flip(2 + 32 + 2),
-		"ct length":     cat(good[:2+32+2+13+2+7+8], []byte{0x04, 0x8f}, good[2+32+2+13+2+7+8+2:last]),
+		"provider info": flip(2 + 64 + 2 + 13 + 2 + 7),
+		"suite id":      flip(2 + 64 + 2 + 13 + 2 + 2),
+		"info version":  flip(2 + 64 + 2 + 13 + 2),
+		"provider id":   flip(2 + 64 + 2),
+		"key check":     flip(2 + 32),
+		"ct length":     cat(good[:2+64+2+13+2+7+8], []byte{0x04, 0x8f}, good[2+64+2+13+2+7+8+2:last]),
 	} {
 		t.Run(name, func(t *testing.T) {
 			w.putRecord(v, value)

@@ -133,19 +133,23 @@ type HierarchicalConfig struct {
 	// wrapped with NewAuditedKMS.
 	Audit *AuditConfig
 	// Escrow, when set, escrows every branch key version this keyring
-	// unwraps before it is used, to write or to read: a copy of the
-	// material sealed to the escrow public key (NewHPKEEscrow) is stored
-	// in the version's escrow record (BranchKeyEscrowRecordKind) unless
-	// one for that key is there, so custodians can recover the version
-	// with the escrow private key when the KMS key that wraps it is lost
-	// (custody.RecoverBranchKeys). It costs one store read per version
-	// unwrapped (one per CacheTTL) and one write per version the first
-	// time. If the copy cannot be stored, the version is not used (the
-	// unwrap fails). The store must keep records (keystore.Records, as
-	// every store of this module does) and the service needs write access
-	// to them. A service that only decrypts need not set it, as long as
-	// the services that write do; BranchKeys.Escrow backfills versions
-	// made before.
+	// unwraps: a copy of the material sealed to the escrow public key
+	// (NewHPKEEscrow) is stored in the version's escrow record
+	// (BranchKeyEscrowRecordKind) unless one of this material for that
+	// key is there (a copy whose key check does not match, planted by a
+	// writer of the store or damaged, is replaced), so custodians can
+	// recover the version with the escrow private key when the KMS key
+	// that wraps it is lost (custody.RecoverBranchKeys). It costs one
+	// store read per version unwrapped (one per CacheTTL) and one write
+	// per version the first time. Nothing is written under a version
+	// (OnEncrypt, AcquireActive) before its copy is stored: if it cannot
+	// be, writing fails (and tries again at the next write), while what
+	// was written under the version is still read. The store must keep
+	// records (keystore.Records, as every store of this module does) and
+	// the service needs write access to its per-version records
+	// (postgres.RoleService has it). A service that only decrypts need not
+	// set it, as long as the services that write do; BranchKeys.Escrow
+	// backfills versions made before.
 	Escrow *HPKEEscrow
 	// LoadTimeout bounds one shared store read and KMS call on a cache
 	// miss, which runs detached from the callers waiting for it (default

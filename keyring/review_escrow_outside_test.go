@@ -32,7 +32,7 @@ func TestReviewEscrowCopyBoundToEscrowKeyName(t *testing.T) {
 	requireNoEscrowCanary(t, err)
 }
 
-// TestReviewDefect_FifthEscrowKeyBlocksReads: a version's record holds
+// TestReviewFifthEscrowKeyStillReads (a defect the review found, now fixed; the rest says how it was): a version's record holds
 // copies for at most MaxBranchKeyEscrowCopies (4) escrow keys, and nothing
 // exported removes the copy of an escrow key that was retired
 // (keyring/branchkey_escrow.go, escrowTo: "already holds copies for %d
@@ -44,7 +44,7 @@ func TestReviewEscrowCopyBoundToEscrowKeyName(t *testing.T) {
 // data already written under the version: moving to a new escrow key is
 // an outage for every old version. MaxBranchKeyEscrowCopies's own doc
 // promises "enough for an escrow key and its successors".
-func TestReviewDefect_FifthEscrowKeyBlocksReads(t *testing.T) {
+func TestReviewFifthEscrowKeyStillReads(t *testing.T) {
 	ctx := t.Context()
 	w := newEscrowWorld(t, openEscrowStore(t, "sqlite"))
 	w.create(escrowCanaryID)

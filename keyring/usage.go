@@ -138,6 +138,10 @@ func (h *Hierarchical) activeMaterial(ctx context.Context, id string, uses uint6
 		if err != nil {
 			return keystore.BranchKeyVersion{}, nil, time.Time{}, err
 		}
+		if err := h.cache.escrowed(ctx, h.bk, ent); err != nil {
+			ent.release()
+			return keystore.BranchKeyVersion{}, nil, time.Time{}, err
+		}
 		return rec, ent, minTime(until, h.cache.validUntil(ent)), nil
 	}
 }

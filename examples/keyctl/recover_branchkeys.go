@@ -45,6 +45,7 @@ type branchKeyRecoveryView struct {
 	AlreadyMoved int      `json:"already_moved"`
 	MovedByOther int      `json:"moved_by_other"`
 	Missing      int      `json:"missing"`
+	Damaged      int      `json:"damaged"`
 	MissingNames []string `json:"missing_versions,omitempty"`
 	Destroyed    int      `json:"destroyed"`
 	Rotated      int      `json:"rotated"`
@@ -74,24 +75,24 @@ func (a *app) recoverBranchKeys(ctx context.Context, s *session, r *custody.Requ
 	})
 	prog.Finish()
 	bv := &branchKeyRecoveryView{Total: rep.Total, Recovered: rep.Recovered, AlreadyMoved: rep.AlreadyMoved, MovedByOther: rep.MovedByOther,
-		Missing: rep.Missing, Destroyed: rep.Destroyed, Rotated: rep.Rotated}
+		Missing: rep.Missing, Damaged: rep.Damaged, Destroyed: rep.Destroyed, Rotated: rep.Rotated}
 	for _, m := range rep.MissingVersions {
 		bv.MissingNames = append(bv.MissingNames, m.String())
 	}
 	view.BranchKeys = bv
 	op := "recover: branch key versions rewrapped from escrow"
-	if runErr != nil && !errors.Is(runErr, keyring.ErrNoEscrowCopy) {
+	if runErr != nil && !errors.Is(runErr, keyring.ErrNoEscrowCopy) && !errors.Is(runErr, keyring.ErrEscrowRecord) {
 		op = "recover: branch key versions interrupted"
 	}
 	e := s.audit.hasher.AdminChange(time.Now(), s.actor, op, "", approvers)
-	e.Reason = fmt.Sprintf("request %s: %d of %d versions recovered, %d already moved, %d missing an escrow copy, %d destroyed, %d keys rotated, to %s",
-		view.Request, rep.Recovered, rep.Total, rep.AlreadyMoved+rep.MovedByOther, rep.Missing, rep.Destroyed, rep.Rotated, kmsKeyID(r.KMSKeyARN))
+	e.Reason = fmt.Sprintf("request %s: %d of %d versions recovered, %d already moved, %d missing an escrow copy, %d with a damaged copy, %d destroyed, %d keys rotated, to %s",
+		view.Request, rep.Recovered, rep.Total, rep.AlreadyMoved+rep.MovedByOther, rep.Missing, rep.Damaged, rep.Destroyed, rep.Rotated, kmsKeyID(r.KMSKeyARN))
 	if err := s.audit.record(e); err != nil {
 		return errors.Join(runErr, err)
 	}
 	if !a.json {
-		a.printf("branch key versions: %d recovered, %d already under the key, %d without an escrow copy, %d destroyed, of %d; %d key(s) rotated\n",
-			rep.Recovered, rep.AlreadyMoved+rep.MovedByOther, rep.Missing, rep.Destroyed, rep.Total, rep.Rotated)
+		a.printf("branch key versions: %d recovered, %d already under the key, %d without an escrow copy, %d with a damaged copy, %d destroyed, of %d; %d key(s) rotated\n",
+			rep.Recovered, rep.AlreadyMoved+rep.MovedByOther, rep.Missing, rep.Damaged, rep.Destroyed, rep.Total, rep.Rotated)
 	}
 	if runErr == nil && f.id == "" {
 		// Every key is under the new one: make new branch keys there too.
@@ -105,7 +106,7 @@ func (a *app) recoverBranchKeys(ctx context.Context, s *session, r *custody.Requ
 // messagesAfterBranchKeys reports whether the messages are rewrapped after
 // the branch keys ended with err: yes unless it stopped them midway.
 func messagesAfterBranchKeys(err error) bool {
-	return err == nil || errors.Is(err, keyring.ErrNoEscrowCopy)
+	return err == nil || errors.Is(err, keyring.ErrNoEscrowCopy) || errors.Is(err, keyring.ErrEscrowRecord)
 }
 
 // checkBranchKeys refuses, before the request is spent, a --branch-key the

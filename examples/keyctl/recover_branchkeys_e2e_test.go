@@ -114,8 +114,8 @@ func TestBreakGlassRecoverBranchKeys(t *testing.T) {
 	w.fails(1, "too few custodians approved", run...)
 	w.ok("approve", req, "--identity", ids["carol"])
 
-	// tenant-b's escrow record is damaged: the recovery stops there, after
-	// tenant-a, with the position saved.
+	// tenant-b's escrow record is damaged: the recovery goes on with the
+	// others, names it, and ends with an error and the position saved.
 	recs := store.(keystore.Records)
 	name := keyring.BranchKeyEscrowRecordName("tenant-b", bkActive(t, store, "tenant-b"))
 	good, err := recs.GetRecord(ctx, keyring.BranchKeyEscrowRecordKind, name)
@@ -124,7 +124,8 @@ func TestBreakGlassRecoverBranchKeys(t *testing.T) {
 	require.NoError(t, err)
 	_, errOut, code := w.run(run...)
 	require.Equal(t, 1, code, errOut)
-	require.Contains(t, errOut, "recover: 1/3 branch key versions", "progress up to the damaged record")
+	require.Contains(t, errOut, "recover: 3/3 branch key versions", "progress past the damaged record")
+	require.Contains(t, errOut, "0 branch key version(s) have no escrow copy and 1 a copy that does not open")
 	require.Contains(t, errOut, "run the same keyctl recover again to resume")
 	require.NotContains(t, errOut, "tenant-b")
 	cur, err := recs.GetRecord(ctx, keyring.BranchKeyEscrowRecordKind, name)
@@ -136,8 +137,12 @@ func TestBreakGlassRecoverBranchKeys(t *testing.T) {
 	var got recoverView
 	w.okJSON(&got, run...)
 	require.Equal(t, []string{"alice", "bob", "carol"}, got.Approvers)
-	require.Equal(t, &branchKeyRecoveryView{Total: 3, Recovered: 2, AlreadyMoved: 1, Rotated: 3}, got.BranchKeys)
-	require.Equal(t, 2, got.Rewrapped, "the messages follow the branch keys")
+	// The first run recovered and rotated tenant-a and tenant-c (their
+	// fresh versions are under K2); this one recovers tenant-b and rotates
+	// it.
+	require.Equal(t, &branchKeyRecoveryView{Total: 5, Recovered: 1, AlreadyMoved: 4, Rotated: 1}, got.BranchKeys)
+	require.Equal(t, 2, got.Total, "the messages follow the branch keys")
+	require.Equal(t, 2, got.Resumed, "the first run rewrapped them after the branch keys it could recover")
 	w.fails(1, "replayed", run...)
 	cfg, err := loadConfig(w.config)
 	require.NoError(t, err)
@@ -184,7 +189,7 @@ func TestBreakGlassRecoverBranchKeys(t *testing.T) {
 	}
 	w.okJSON(&verified, "audit", "verify", "--records", "-1")
 	require.True(t, verified.Verified)
-	var ops, denials []string
+	var ops, denials, reasons []string
 	for _, r := range verified.Records {
 		switch r.Kind {
 		case "admin-change":
@@ -193,7 +198,7 @@ func TestBreakGlassRecoverBranchKeys(t *testing.T) {
 				require.Equal(t, []string{"alice", "bob", "carol"}, r.Approvers, "record %q", r.Operation)
 			}
 			if r.Operation == "recover: branch key versions rewrapped from escrow" {
-				require.Contains(t, r.Reason, "2 of 3 versions recovered, 1 already moved, 0 missing an escrow copy, 0 destroyed, 3 keys rotated, to "+kmsKeyID(k2))
+				reasons = append(reasons, r.Reason)
 			}
 		case "denial":
 			if strings.Contains(r.Operation, "recover") {
@@ -201,10 +206,13 @@ func TestBreakGlassRecoverBranchKeys(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"recover: escrow key reassembled", "recover: branch key versions interrupted",
+	for _, want := range []string{"recover: escrow key reassembled", "recover: interrupted, escrow key dropped",
 		"recover: resumed, escrow key reassembled", "recover: branch key versions rewrapped from escrow", "recover: data keys rewrapped, escrow key dropped"} {
 		require.Contains(t, ops, want)
 	}
+	require.Len(t, reasons, 2, "one record per run")
+	require.Contains(t, reasons[0], "2 of 3 versions recovered, 0 already moved, 0 missing an escrow copy, 1 with a damaged copy, 0 destroyed, 2 keys rotated, to "+kmsKeyID(k2))
+	require.Contains(t, reasons[1], "1 of 5 versions recovered, 4 already moved, 0 missing an escrow copy, 0 with a damaged copy, 0 destroyed, 1 keys rotated, to "+kmsKeyID(k2))
 	require.Contains(t, denials, "too-few-approvals")
 }
 
@@ -247,14 +255,14 @@ func TestRecoverOneBranchKeyAndMissingCopies(t *testing.T) {
 	run := []string{"recover", req, "--branch-keys", "--share", share("alice"), "--share", share("bob")}
 	out, errOut, code := w.run(run...)
 	require.Equal(t, 1, code, errOut)
-	require.Contains(t, out, "branch key versions: 0 recovered, 1 already under the key, 1 without an escrow copy, 0 destroyed, of 2; 1 key(s) rotated")
+	require.Contains(t, out, "branch key versions: 0 recovered, 1 already under the key, 1 without an escrow copy, 0 with a damaged copy, 0 destroyed, of 2; 1 key(s) rotated")
 	require.Contains(t, errOut, keystore.Fingerprint("tenant-a"))
 	require.NotContains(t, errOut, "tenant-a")
 	require.Contains(t, errOut, "run the same keyctl recover again to resume")
 	out, errOut, code = w.run(run...)
 	require.Equal(t, 1, code, errOut)
 	require.Contains(t, errOut, keystore.Fingerprint("tenant-a")+" version "+bkActive(t, store, "tenant-a"))
-	require.Contains(t, out, "0 recovered, 2 already under the key, 1 without an escrow copy, 0 destroyed, of 3; 0 key(s) rotated", "tenant-b was rotated by the first run")
+	require.Contains(t, out, "0 recovered, 2 already under the key, 1 without an escrow copy, 0 with a damaged copy, 0 destroyed, of 3; 0 key(s) rotated", "tenant-b was rotated by the first run")
 
 	svcKeys, err := keyring.NewBranchKeys(keyring.BranchKeysConfig{Store: store, Client: svc, KMSKeyARN: w.keyARN, LogicalStoreName: "phicrypt"})
 	require.NoError(t, err)
@@ -262,7 +270,7 @@ func TestRecoverOneBranchKeyAndMissingCopies(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, backfill.Escrowed)
 	out = w.ok(run...)
-	require.Contains(t, out, "branch key versions: 1 recovered, 2 already under the key, 0 without an escrow copy, 0 destroyed, of 3; 1 key(s) rotated")
+	require.Contains(t, out, "branch key versions: 1 recovered, 2 already under the key, 0 without an escrow copy, 0 with a damaged copy, 0 destroyed, of 3; 1 key(s) rotated")
 	w.fails(1, "replayed", run...)
 }
 
