@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -538,4 +539,83 @@ func (b *BranchKeys) OpenEscrow(ctx context.Context, recovery *HPKEEscrow, v key
 		return m.DataKey, nil
 	}
 	return nil, fmt.Errorf("%w: version %s of %s", ErrNoEscrowCopy, v.Version, keystore.Fingerprint(v.BranchKeyID))
+}
+
+// DropEscrowCopies removes, from the escrow record of every version of
+// branch key id (of every branch key when id is empty), the copy sealed to
+// the escrow key with the given digest (HPKEEscrowPublicKey.Digest): for
+// an escrow key that is retired, once every service escrows to its
+// successor and a backfill (BranchKeys.Escrow) has copied every version to
+// it, so that its slot (one of MaxBranchKeyEscrowCopies) is free for the
+// next key. The record keeps its other copies; a record's last copy is
+// never dropped (such a version is counted in kept: it has no copy for
+// the successor yet). It unwraps nothing and needs no KMS key: custodians
+// may run it. Versions whose record lacks the copy are
+// skipped. It returns how many copies it dropped and how many versions
+// kept the copy because it was their only one.
+func DropEscrowCopies(ctx context.Context, store keystore.Store, escrowKey [32]byte, id string) (dropped, kept int, err error) {
+	recs, ok := store.(keystore.Records)
+	if !ok {
+		return 0, 0, nil // no records, no copies
+	}
+	ids := []string{id}
+	if id == "" {
+		if ids, err = store.IDs(ctx); err != nil {
+			return 0, 0, wrapStep(err, "listing branch keys")
+		}
+	}
+	for _, id := range ids {
+		vs, err := store.List(ctx, id)
+		if err != nil {
+			return dropped, kept, wrapStep(err, "listing the versions of %s", keystore.Fingerprint(id))
+		}
+		for _, v := range vs {
+			d, k, err := dropEscrowCopy(ctx, recs, v, escrowKey)
+			if err != nil {
+				return dropped, kept, err
+			}
+			dropped += d
+			kept += k
+		}
+	}
+	return dropped, kept, nil
+}
+
+// dropEscrowCopy removes v's copy for escrowKey by compare-and-swap,
+// unless it is the record's only one.
+func dropEscrowCopy(ctx context.Context, recs keystore.Records, v keystore.BranchKeyVersion, escrowKey [32]byte) (dropped, kept int, err error) {
+	name := BranchKeyEscrowRecordName(v.BranchKeyID, v.Version)
+	for range bkEscrowAttempts {
+		rec, err := recs.GetRecord(ctx, BranchKeyEscrowRecordKind, name)
+		if errors.Is(err, keystore.ErrNotFound) {
+			return 0, 0, nil
+		}
+		if err != nil {
+			return 0, 0, wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+		}
+		copies, shredded, err := parseEscrowRecord(rec.Value)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w (version %s of %s)", err, v.Version, keystore.Fingerprint(v.BranchKeyID))
+		}
+		i := slices.IndexFunc(copies, func(c escrowCopy) bool { return c.key == escrowKey })
+		if shredded || i < 0 {
+			return 0, 0, nil
+		}
+		if len(copies) == 1 {
+			return 0, 1, nil
+		}
+		value, err := marshalEscrowRecord(slices.Delete(copies, i, i+1))
+		if err != nil {
+			return 0, 0, err
+		}
+		_, err = recs.PutRecord(ctx, BranchKeyEscrowRecordKind, name, value, rec.Revision)
+		if errors.Is(err, keystore.ErrConflict) || errors.Is(err, keystore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, 0, wrapStep(err, "dropping a copy from the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+		}
+		return 1, 0, nil
+	}
+	return 0, 0, fmt.Errorf("keyring: dropping a copy from the escrow record of version %s of %s kept losing to concurrent writers: %w", v.Version, keystore.Fingerprint(v.BranchKeyID), keystore.ErrConflict)
 }

@@ -10,9 +10,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -787,4 +789,67 @@ func TestDestroyDoesNotReachMessageEscrowEDKs(t *testing.T) {
 	dec := decMaterials(phiContext)
 	require.NoError(t, recovery.OnDecrypt(ctx, dec, enc.EncryptedDataKeys))
 	require.Equal(t, enc.DataKey, dec.DataKey, "the message's own escrow EDK still opens")
+}
+
+// TestDropEscrowCopies: the copies of a retired escrow key are dropped
+// from every record that has another copy, freeing a slot for a fifth
+// key; a record whose only copy it is keeps it; the successor's copies
+// still open; a second run drops nothing.
+func TestDropEscrowCopies(t *testing.T) {
+	forEachEscrowStore(t, func(t *testing.T, w *escrowWorld) {
+		ctx := t.Context()
+		v1 := w.create(escrowCanaryID)
+		v2 := w.rotate(escrowCanaryID)
+		// writer writes under v2 at once (no propagation window).
+		writer := func(e *keyring.HPKEEscrow) *keyring.Hierarchical {
+			return newHierarchical(t, keyring.HierarchicalConfig{BranchKeys: w.bk, BranchKeyID: escrowCanaryID, Escrow: e, PropagationWindow: time.Nanosecond})
+		}
+		old, _ := escrowKeys(t, "escrow-old")
+		_, err := w.bk.Escrow(ctx, old, "")
+		require.NoError(t, err)
+		var successors []*keyring.HPKEEscrow
+		var recovery *keyring.HPKEEscrow
+		for i := range keyring.MaxBranchKeyEscrowCopies - 1 {
+			svc, rec := escrowKeys(t, "escrow-"+strconv.Itoa(i))
+			successors, recovery = append(successors, svc), rec
+			// The last successor escrows v2 only: v1's record stays full
+			// of other keys' copies but for it.
+			id := escrowCanaryID
+			if i == keyring.MaxBranchKeyEscrowCopies-2 {
+				require.NoError(t, encryptWith(t, writer(svc)))
+				continue
+			}
+			_, err := w.bk.Escrow(ctx, svc, id)
+			require.NoError(t, err)
+		}
+		fifth, fifthRecovery := escrowKeys(t, "escrow-fifth")
+		require.ErrorIs(t, encryptWith(t, writer(fifth)), keyring.ErrEscrowRecord, "v2's record is full")
+
+		dropped, kept, err := keyring.DropEscrowCopies(ctx, w.store, old.KeyDigest(), "")
+		require.NoError(t, err)
+		require.Equal(t, 2, dropped)
+		require.Zero(t, kept)
+		has, err := w.bk.EscrowStatus(ctx, v2, old.KeyDigest())
+		require.NoError(t, err)
+		require.False(t, has)
+		w.requireOpens(recovery, v2)
+		require.NoError(t, encryptWith(t, writer(fifth)), "the slot is free")
+		w.requireOpens(fifthRecovery, v2)
+
+		dropped, kept, err = keyring.DropEscrowCopies(ctx, w.store, old.KeyDigest(), escrowCanaryID)
+		require.NoError(t, err)
+		require.Zero(t, dropped+kept, "nothing left to drop")
+
+		// v1's record holds copies of the first two successors; dropping
+		// them leaves its last one in place.
+		dropped, kept, err = keyring.DropEscrowCopies(ctx, w.store, successors[0].KeyDigest(), "")
+		require.NoError(t, err)
+		require.Equal(t, [2]int{2, 0}, [2]int{dropped, kept})
+		dropped, kept, err = keyring.DropEscrowCopies(ctx, w.store, successors[1].KeyDigest(), "")
+		require.NoError(t, err)
+		require.Equal(t, [2]int{1, 1}, [2]int{dropped, kept}, "v1's last copy stays")
+		has, err = w.bk.EscrowStatus(ctx, v1, successors[1].KeyDigest())
+		require.NoError(t, err)
+		require.True(t, has)
+	})
 }
