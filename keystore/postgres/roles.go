@@ -26,8 +26,9 @@ const (
 	// List, IDs), counts uses (Store.AddUsage: UPDATE of the usage column
 	// only), and reads and writes the per-version records
 	// (keystore.IsVersionRecordKind, in phicrypt_version_records: the
-	// escrow copy of each version it unwraps, keyring.HierarchicalConfig.Escrow):
-	// what keyring.BranchKeys and keyring.Hierarchical need. It cannot
+	// escrow copy of each version it unwraps, with
+	// keyring.HierarchicalConfig.Escrow): what keyring.BranchKeys and
+	// keyring.Hierarchical need. It cannot
 	// create, rotate, change the state of, rewrap or destroy a key, nor
 	// read or write any other record (custody policies and requests, in
 	// phicrypt_records, which no service reads).
@@ -119,9 +120,9 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // PutRecord (of a custody policy), and only the database can refuse them.
 // Records of the per-version kinds (keystore.IsVersionRecordKind) are kept
 // in a table of their own, which services may write: the escrow copies of
-// the versions they unwrap. A refused operation
-// fails with an error that wraps ErrPermissionDenied. See
-// docs/OPERATIONS.md, "Database roles: services cannot administer keys".
+// the versions they unwrap. A refused operation fails with an error that
+// wraps ErrPermissionDenied. See docs/OPERATIONS.md, "Database roles:
+// services cannot administer keys".
 //
 // The store's open-time checks need no more: New reads the schema
 // version and, when it is current, takes no lock and changes nothing.
