@@ -411,7 +411,7 @@ func TestBranchKeyEscrowWriteFails(t *testing.T) {
 	raw, err := sql.Open("sqlite", path)
 	require.NoError(t, err)
 	t.Cleanup(func() { raw.Close() })
-	_, err = raw.Exec(`CREATE TRIGGER escrow_read_only BEFORE INSERT ON phicrypt_records BEGIN SELECT RAISE(ABORT, 'records are read-only'); END`)
+	_, err = raw.Exec(`CREATE TRIGGER escrow_read_only BEFORE INSERT ON phicrypt_version_records BEGIN SELECT RAISE(ABORT, 'records are read-only'); END`)
 	require.NoError(t, err)
 
 	kr := w.service(escrowCanaryID, svc)

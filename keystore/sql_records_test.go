@@ -83,8 +83,8 @@ func testSQLRecordsSchema(t *testing.T, s keystore.Store, db *sql.DB) {
 }
 
 // testSQLRecordsAfterMigration builds a schema 2 store by hand (schema 1
-// and the usage column), opens it: it migrates to schema 3 once, keeps its
-// branch key, and keeps records.
+// and the usage column), opens it: it migrates to the newest schema once,
+// keeps its branch key, and keeps records.
 func testSQLRecordsAfterMigration(t *testing.T, b storetest.Backend, loc string, db *sql.DB, schema1 []string) {
 	ctx := t.Context()
 	stmts := append([]string{`CREATE TABLE phicrypt_schema_migrations (version INTEGER PRIMARY KEY, applied_at_us BIGINT NOT NULL)`}, schema1...)
@@ -124,5 +124,5 @@ func testSQLRecordsAfterMigration(t *testing.T, b storetest.Backend, loc string,
 		versions = append(versions, v)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []int{1, 2, 3, 4}, versions)
+	require.Equal(t, []int{1, 2, 3, 4, 5}, versions)
 }

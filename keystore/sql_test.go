@@ -17,7 +17,7 @@ import (
 // schema itself holds the invariants, whatever a client does: one active
 // version per branch key, known states only, the caps, no negative usage;
 // a destroyed version without ciphertext and nothing else without it; and
-// that schemas 1 to 4 are recorded once each.
+// that schemas 1 to 5 are recorded once each.
 func testSQLSchema(t *testing.T, s keystore.Store, db *sql.DB) {
 	ctx := t.Context()
 	v0 := storetest.NewVersion("tenant", keystore.StateActive)
@@ -34,7 +34,7 @@ func testSQLSchema(t *testing.T, s keystore.Store, db *sql.DB) {
 		versions = append(versions, v)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []int{1, 2, 3, 4}, versions)
+	require.Equal(t, []int{1, 2, 3, 4, 5}, versions)
 
 	_, err = db.ExecContext(ctx, `UPDATE phicrypt_branch_key_versions SET state = 'active' WHERE version = $1`, v0.Version)
 	require.Error(t, err, "the partial unique index allows one active version")
@@ -89,7 +89,7 @@ func testConcurrentOpen(t *testing.T, b storetest.Backend, loc string, db *sql.D
 	}
 	var count int
 	require.NoError(t, db.QueryRowContext(t.Context(), `SELECT count(*) FROM phicrypt_schema_migrations`).Scan(&count))
-	require.Equal(t, 4, count, "schemas 1 to 4, once each")
+	require.Equal(t, 5, count, "schemas 1 to 5, once each")
 }
 
 func futureSQLSchema(t *testing.T, db *sql.DB) {
@@ -138,7 +138,7 @@ var (
 // testSQLMigrationFromSchema1 builds a schema 1 store by hand, with three
 // versions of one key (retired, decrypt-only, active), opens it, and checks
 // that it migrated in place: everything intact, usage 0, counting works,
-// and schemas 2 to 4 are recorded once however often the store is opened.
+// and schemas 2 to 5 are recorded once however often the store is opened.
 func testSQLMigrationFromSchema1(t *testing.T, b storetest.Backend, loc string, db *sql.DB, schema1 []string) {
 	ctx := t.Context()
 	stmts := append([]string{`CREATE TABLE phicrypt_schema_migrations (version INTEGER PRIMARY KEY, applied_at_us BIGINT NOT NULL)`}, schema1...)
@@ -193,7 +193,7 @@ func testSQLMigrationFromSchema1(t *testing.T, b storetest.Backend, loc string, 
 		versions = append(versions, v)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []int{1, 2, 3, 4}, versions)
+	require.Equal(t, []int{1, 2, 3, 4, 5}, versions)
 }
 
 const testARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"

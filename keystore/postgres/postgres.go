@@ -98,6 +98,22 @@ func dialect() *sqlstore.Dialect {
 					ADD CONSTRAINT phicrypt_branch_key_versions_ciphertext_check
 						CHECK (octet_length(ciphertext) <= 6144 AND (state = 'destroyed') = (octet_length(ciphertext) = 0))`,
 			},
+			// schema 5: the per-version records (keystore.IsVersionRecordKind)
+			// in a table of their own, which services may write
+			// (GrantStatements); those schema 3 kept move there.
+			{
+				`CREATE TABLE phicrypt_version_records (
+					kind TEXT NOT NULL CHECK (kind ~ '^[a-z0-9-]{1,64}$' AND kind LIKE 'version-%'),
+					name TEXT NOT NULL CHECK (octet_length(name) BETWEEN 1 AND 512),
+					value BYTEA NOT NULL CHECK (octet_length(value) BETWEEN 1 AND 65536),
+					revision BIGINT NOT NULL CHECK (revision >= 1),
+					updated_at_us BIGINT NOT NULL,
+					PRIMARY KEY (kind, name)
+				)`,
+				`INSERT INTO phicrypt_version_records (` + recordInsertColumns + `)
+					SELECT ` + recordInsertColumns + ` FROM phicrypt_records WHERE kind LIKE 'version-%'`,
+				`DELETE FROM phicrypt_records WHERE kind LIKE 'version-%'`,
+			},
 		},
 		LockMigrations:  postgresMigrationLock,
 		LockKeySuffix:   " FOR UPDATE",

@@ -23,11 +23,15 @@ type Role int
 
 const (
 	// RoleService reads branch keys and their versions (Store.Active, Get,
-	// List, IDs) and counts uses (Store.AddUsage: UPDATE of the usage
-	// column only): what keyring.BranchKeys and keyring.Hierarchical need.
-	// It cannot create, rotate, change the state of, rewrap or destroy a
-	// key, nor read or write records (custody policies and requests, which
-	// no service reads).
+	// List, IDs), counts uses (Store.AddUsage: UPDATE of the usage column
+	// only), and reads and writes the per-version records
+	// (keystore.IsVersionRecordKind, in phicrypt_version_records: the
+	// escrow copy of each version it unwraps, with
+	// keyring.HierarchicalConfig.Escrow): what keyring.BranchKeys and
+	// keyring.Hierarchical need. It cannot
+	// create, rotate, change the state of, rewrap or destroy a key, nor
+	// read or write any other record (custody policies and requests, in
+	// phicrypt_records, which no service reads).
 	RoleService Role = iota + 1
 	// RoleRotatingService is RoleService plus what Store.Rotate needs, for
 	// a service that rotates a version at its usage cap
@@ -36,13 +40,15 @@ const (
 	// changes their state column, so it can also retire or demote a
 	// version (Store.SetState). It still cannot create, rewrap or destroy
 	// a key (the wrapped key column is not writable, and a destroyed state
-	// needs an empty one), nor touch records. Grant it only where the
-	// policy allows the rotation.
+	// needs an empty one), nor touch records other than the per-version
+	// ones. Grant it only where the policy allows the rotation.
 	RoleRotatingService
 	// RoleCustodian does everything custody does: create, rotate, change
 	// state, rewrap and destroy versions and keys, and read and write
-	// records (policies, requests). It does not count uses and cannot
-	// change the schema, delete rows or truncate tables.
+	// records of every kind (policies, requests, escrow copies and
+	// recovery marks), so it also lists record kinds (Store.RecordKinds)
+	// and exports backups. It does not count uses and cannot change the
+	// schema, delete rows or truncate tables.
 	RoleCustodian
 )
 
@@ -83,6 +89,9 @@ const (
 	tableKeys       = "phicrypt_branch_keys"
 	tableVersions   = "phicrypt_branch_key_versions"
 	tableRecords    = "phicrypt_records"
+	// tableVersionRecords keeps the per-version records
+	// (keystore.IsVersionRecordKind), which services write.
+	tableVersionRecords = "phicrypt_version_records"
 )
 
 // Columns of phicrypt_branch_key_versions a version's insert names (every
@@ -108,9 +117,12 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 //
 // The statements are the database's own access control: a service holds
 // the same Store as a custodian and can call Store.DestroyKey, Rewrap or
-// PutRecord, and only the database can refuse them. A refused operation
-// fails with an error that wraps ErrPermissionDenied. See
-// docs/OPERATIONS.md, "Database roles: services cannot administer keys".
+// PutRecord (of a custody policy), and only the database can refuse them.
+// Records of the per-version kinds (keystore.IsVersionRecordKind) are kept
+// in a table of their own, which services may write: the escrow copies of
+// the versions they unwrap. A refused operation fails with an error that
+// wraps ErrPermissionDenied. See docs/OPERATIONS.md, "Database roles:
+// services cannot administer keys".
 //
 // The store's open-time checks need no more: New reads the schema
 // version and, when it is current, takes no lock and changes nothing.
@@ -140,8 +152,13 @@ func GrantStatements(c GrantConfig) ([]string, error) {
 	out := []string{
 		"GRANT USAGE ON SCHEMA " + quote(schema) + " TO " + to,
 		"REVOKE CREATE ON SCHEMA " + quote(schema) + " FROM " + to,
-		"REVOKE ALL ON TABLE " + q(tableMigrations) + ", " + q(tableKeys) + ", " + q(tableVersions) + ", " + q(tableRecords) + " FROM " + to,
+		"REVOKE ALL ON TABLE " + q(tableMigrations) + ", " + q(tableKeys) + ", " + q(tableVersions) + ", " + q(tableRecords) + ", " +
+			q(tableVersionRecords) + " FROM " + to,
 	}
+	// Services keep the escrow copies of the versions they unwrap; every
+	// other record is the custodians'.
+	versionRecords := "GRANT SELECT, INSERT (" + recordInsertColumns + "), UPDATE (value, revision, updated_at_us) ON TABLE " +
+		q(tableVersionRecords) + " TO " + to
 	// Every role reads the schema version (New) and the branch keys.
 	reads := q(tableMigrations) + ", " + q(tableKeys) + ", " + q(tableVersions)
 	switch c.Role {
@@ -149,6 +166,7 @@ func GrantStatements(c GrantConfig) ([]string, error) {
 		out = append(out,
 			"GRANT SELECT ON TABLE "+reads+" TO "+to,
 			"GRANT UPDATE (usage) ON TABLE "+q(tableVersions)+" TO "+to,
+			versionRecords,
 		)
 	case RoleRotatingService:
 		// Store.Rotate locks the branch key's row (SELECT ... FOR UPDATE),
@@ -159,13 +177,15 @@ func GrantStatements(c GrantConfig) ([]string, error) {
 			"GRANT SELECT ON TABLE "+reads+" TO "+to,
 			"GRANT UPDATE (branch_key_id) ON TABLE "+q(tableKeys)+" TO "+to,
 			"GRANT INSERT ("+versionInsertColumns+"), UPDATE (state, usage) ON TABLE "+q(tableVersions)+" TO "+to,
+			versionRecords,
 		)
 	case RoleCustodian:
 		out = append(out,
-			"GRANT SELECT ON TABLE "+reads+", "+q(tableRecords)+" TO "+to,
+			"GRANT SELECT ON TABLE "+reads+", "+q(tableRecords)+", "+q(tableVersionRecords)+" TO "+to,
 			"GRANT INSERT (branch_key_id), UPDATE (branch_key_id) ON TABLE "+q(tableKeys)+" TO "+to,
 			"GRANT INSERT ("+versionInsertColumns+"), UPDATE (kms_key_arn, ciphertext, state) ON TABLE "+q(tableVersions)+" TO "+to,
-			"GRANT INSERT ("+recordInsertColumns+"), UPDATE (value, revision, updated_at_us) ON TABLE "+q(tableRecords)+" TO "+to,
+			"GRANT INSERT ("+recordInsertColumns+"), UPDATE (value, revision, updated_at_us) ON TABLE "+q(tableRecords)+", "+
+				q(tableVersionRecords)+" TO "+to,
 		)
 	}
 	return out, nil

@@ -135,6 +135,9 @@ var _ keystore.Store = (*Store)(nil)
 // sqlColumns are the columns of a version row but seq, as schema 2 has them.
 const sqlColumns = `branch_key_id, version, kms_key_arn, ciphertext, created_at_us, state, usage`
 
+// sqlRecordColumns are the columns of a record row, as schema 3 has them.
+const sqlRecordColumns = `kind, name, value, revision, updated_at_us`
+
 func dialect() *sqlstore.Dialect {
 	return &sqlstore.Dialect{
 		Name: "sqlite",
@@ -192,6 +195,22 @@ func dialect() *sqlstore.Dialect {
 				`ALTER TABLE phicrypt_branch_key_versions_v4 RENAME TO phicrypt_branch_key_versions`,
 				`CREATE UNIQUE INDEX phicrypt_branch_key_one_active
 					ON phicrypt_branch_key_versions (branch_key_id) WHERE state = 'active'`,
+			},
+			// schema 5: the per-version records (keystore.IsVersionRecordKind)
+			// in a table of their own, as in PostgreSQL, where services may
+			// write it; those schema 3 kept move there.
+			{
+				`CREATE TABLE phicrypt_version_records (
+					kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 64 AND kind NOT GLOB '*[^a-z0-9-]*' AND kind GLOB 'version-*'),
+					name TEXT NOT NULL CHECK (length(CAST(name AS BLOB)) BETWEEN 1 AND 512),
+					value BLOB NOT NULL CHECK (typeof(value) = 'blob' AND length(value) BETWEEN 1 AND 65536),
+					revision BIGINT NOT NULL CHECK (revision >= 1),
+					updated_at_us BIGINT NOT NULL,
+					PRIMARY KEY (kind, name)
+				)`,
+				`INSERT INTO phicrypt_version_records (` + sqlRecordColumns + `)
+					SELECT ` + sqlRecordColumns + ` FROM phicrypt_records WHERE kind GLOB 'version-*'`,
+				`DELETE FROM phicrypt_records WHERE kind GLOB 'version-*'`,
 			},
 		},
 		AfterDestroy:    `PRAGMA wal_checkpoint(TRUNCATE)`,

@@ -22,11 +22,11 @@ import (
 // RunRecords checks keystore.Records on the store b opens, which must
 // implement it and keystore.RecordKindLister (without which Export could
 // not carry its records): create, get, compare-and-swap and each way it
-// fails, list order, kinds, caps on kinds, names and values, copies,
-// errors that name no record, records beside branch keys, reopening,
-// context cancellation, and
-// races of many goroutines and (when childTest is not empty) of two OS
-// processes on one record. childTest is the caller's child test, as for
+// fails, list order, kinds (the per-version ones too), caps on kinds,
+// names and values, copies, errors that name no record, records beside
+// branch keys, reopening, context cancellation, and races of many
+// goroutines and (when childTest is not empty) of two OS processes on
+// one record. childTest is the caller's child test, as for
 // RunTwoProcesses. The cap of MaxListedRecords is the store's own to test
 // (filling a kind past it is cheap only with raw writes).
 func RunRecords(t *testing.T, b Backend, childTest string) {
@@ -38,6 +38,7 @@ func RunRecords(t *testing.T, b Backend, childTest string) {
 	t.Run("CompareAndSwap", func(t *testing.T) { _, r := newRecords(t); testRecordCAS(t, r) })
 	t.Run("List", func(t *testing.T) { _, r := newRecords(t); testListRecords(t, r) })
 	t.Run("Kinds", func(t *testing.T) { s, r := newRecords(t); testRecordKinds(t, s, r) })
+	t.Run("VersionKinds", func(t *testing.T) { testVersionRecordKinds(t, b) })
 	t.Run("Caps", func(t *testing.T) { _, r := newRecords(t); testRecordCaps(t, r) })
 	t.Run("Copies", func(t *testing.T) { _, r := newRecords(t); testRecordCopies(t, r) })
 	t.Run("ErrorsLeakNothing", func(t *testing.T) { _, r := newRecords(t); testRecordErrorsLeakNothing(t, r) })

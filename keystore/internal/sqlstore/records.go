@@ -11,12 +11,19 @@ import (
 	"github.com/phicrypt/phicrypt/keystore"
 )
 
-// Records live in their own table, made by schema 3:
+// Records live in tables of their own: those of the per-version kinds
+// (keystore.IsVersionRecordKind: branch-key escrow copies, recovery marks)
+// in phicrypt_version_records, made by schema 5, and every other kind in
+// phicrypt_records, made by schema 3:
 //
-//	phicrypt_records (kind, name, value, revision, updated_at_us),
-//	                  primary key (kind, name)
+//	phicrypt_records, phicrypt_version_records:
+//	    (kind, name, value, revision, updated_at_us), primary key (kind, name)
 //
-// with CHECK constraints for the caps. Each write is one statement, atomic
+// with CHECK constraints for the caps (and, on phicrypt_version_records,
+// for the "version-" prefix). Two tables, so that a database role may be
+// given the one without the other: a service writes its escrow copies,
+// and only custodians write policies and change requests
+// (keystore/postgres.GrantStatements). Each write is one statement, atomic
 // on its own whatever other connections do: an INSERT ... ON CONFLICT DO
 // NOTHING for a new record, an UPDATE conditioned on the revision for the
 // next one. At PostgreSQL's READ COMMITTED, an UPDATE that waited for a
@@ -32,12 +39,20 @@ var (
 
 const sqlRecordColumns = `kind, name, value, revision, updated_at_us`
 
+// recordTable is the table that keeps the records of kind.
+func recordTable(kind string) string {
+	if keystore.IsVersionRecordKind(kind) {
+		return "phicrypt_version_records"
+	}
+	return "phicrypt_records"
+}
+
 // GetRecord implements keystore.Records.
 func (s *Store) GetRecord(ctx context.Context, kind, name string) (keystore.Record, error) {
 	if err := keystore.CheckRecordKey(kind, name); err != nil {
 		return keystore.Record{}, err
 	}
-	row := s.db.QueryRowContext(ctx, `SELECT `+sqlRecordColumns+` FROM phicrypt_records WHERE kind = $1 AND name = $2`, kind, name)
+	row := s.db.QueryRowContext(ctx, `SELECT `+sqlRecordColumns+` FROM `+recordTable(kind)+` WHERE kind = $1 AND name = $2`, kind, name)
 	r, err := s.scanRecord(row, kind)
 	if errors.Is(err, sql.ErrNoRows) {
 		return keystore.Record{}, keystore.RecordNotFoundError(kind, name)
@@ -54,10 +69,10 @@ func (s *Store) PutRecord(ctx context.Context, kind, name string, value []byte, 
 	var res sql.Result
 	var err error
 	if expected == 0 {
-		res, err = s.db.ExecContext(ctx, `INSERT INTO phicrypt_records (`+sqlRecordColumns+`) VALUES ($1, $2, $3, 1, $4)
+		res, err = s.db.ExecContext(ctx, `INSERT INTO `+recordTable(kind)+` (`+sqlRecordColumns+`) VALUES ($1, $2, $3, 1, $4)
 			ON CONFLICT (kind, name) DO NOTHING`, kind, name, value, now)
 	} else {
-		res, err = s.db.ExecContext(ctx, `UPDATE phicrypt_records SET value = $1, revision = revision + 1, updated_at_us = $2
+		res, err = s.db.ExecContext(ctx, `UPDATE `+recordTable(kind)+` SET value = $1, revision = revision + 1, updated_at_us = $2
 			WHERE kind = $3 AND name = $4 AND revision = $5`, value, now, kind, name, int64(expected))
 	}
 	n, err := s.affected(res, err, "storing a record")
@@ -82,7 +97,7 @@ func (s *Store) ListRecords(ctx context.Context, kind string) ([]keystore.Record
 	if err := keystore.CheckRecordKind(kind); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+sqlRecordColumns+` FROM phicrypt_records WHERE kind = $1 LIMIT $2`,
+	rows, err := s.db.QueryContext(ctx, `SELECT `+sqlRecordColumns+` FROM `+recordTable(kind)+` WHERE kind = $1 LIMIT $2`,
 		kind, keystore.MaxListedRecords+1)
 	if err != nil {
 		return nil, s.wrap("listing records", err)
@@ -107,9 +122,11 @@ func (s *Store) ListRecords(ctx context.Context, kind string) ([]keystore.Record
 	return out, nil
 }
 
-// RecordKinds implements keystore.RecordKindLister.
+// RecordKinds implements keystore.RecordKindLister: the kinds of both
+// tables (UNION drops duplicates; a kind lives in one table only).
 func (s *Store) RecordKinds(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT kind FROM phicrypt_records ORDER BY kind LIMIT $1`, keystore.MaxRecordKinds+1)
+	rows, err := s.db.QueryContext(ctx, `SELECT kind FROM phicrypt_records UNION SELECT kind FROM phicrypt_version_records
+		ORDER BY kind LIMIT $1`, keystore.MaxRecordKinds+1)
 	if err != nil {
 		return nil, s.wrap("listing record kinds", err)
 	}

@@ -22,10 +22,13 @@ import (
 //	phicrypt_branch_key_versions (seq, branch_key_id, version, kms_key_arn,
 //	                              ciphertext, created_at_us, state, usage)
 //	phicrypt_records            (kind, name, value, revision, updated_at_us)
+//	phicrypt_version_records    (kind, name, value, revision, updated_at_us)
 //
 // Schema 1 made the tables; schema 2 added usage (BIGINT, default 0);
 // schema 3 added phicrypt_records (records.go); schema 4 allows the state
-// 'destroyed', with an empty ciphertext (crypto-shredding, Store.Destroy).
+// 'destroyed', with an empty ciphertext (crypto-shredding, Store.Destroy);
+// schema 5 added phicrypt_version_records for the per-version record
+// kinds (keystore.IsVersionRecordKind) and moved their records there.
 // An older store migrates in place when opened.
 //
 // with a partial unique index that allows one row with state 'active' per
