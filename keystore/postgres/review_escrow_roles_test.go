@@ -11,7 +11,8 @@ import (
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
 
-// TestReviewDefect_ServiceRoleCannotEscrow: docs/OPERATIONS.md "Break glass
+// TestReviewServiceRoleEscrows (a defect the review found, now fixed by
+// phicrypt_version_records; the rest says how it was): docs/OPERATIONS.md "Break glass
 // for branch keys" step 2 and keyring.HierarchicalConfig.Escrow say every
 // service that writes needs "write access to the store's records" to
 // escrow the versions it unwraps, while the same document's "Database
@@ -26,7 +27,7 @@ import (
 // custody policy and request records the table keeps from it. The roles
 // need a grant for the version-escrow record kind only (or escrow records
 // kept in their own table).
-func TestReviewDefect_ServiceRoleCannotEscrow(t *testing.T) {
+func TestReviewServiceRoleEscrows(t *testing.T) {
 	w := newRoleWorld(t)
 	if w == nil {
 		return
