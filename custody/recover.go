@@ -62,11 +62,7 @@ func (a *Authority) AuthorizeRecovery(ctx context.Context, r *Request, approvals
 // error wrapping keystore.ErrNotFound if id was never applied: what a
 // resumed operation records as its approvers.
 func (a *Authority) Approvers(ctx context.Context, id RequestID) ([]string, error) {
-	rec, err := a.cfg.Store.GetRecord(ctx, RecordAppliedRequest, id.String())
-	if err != nil {
-		return nil, wrapStep(err, "reading applied request %s", id)
-	}
-	s, err := parseSigned(rec.Value)
+	s, err := a.applied(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +72,16 @@ func (a *Authority) Approvers(ctx context.Context, id RequestID) ([]string, erro
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// applied reads the stored record of applied request id: the request and
+// its approvals, as Authorize stored them.
+func (a *Authority) applied(ctx context.Context, id RequestID) (signed, error) {
+	rec, err := a.cfg.Store.GetRecord(ctx, RecordAppliedRequest, id.String())
+	if err != nil {
+		return signed{}, wrapStep(err, "reading applied request %s", id)
+	}
+	return parseSigned(rec.Value)
 }
 
 // StillHolds checks that the request applied as id still holds under the
@@ -94,11 +100,7 @@ func (a *Authority) Approvers(ctx context.Context, id RequestID) ([]string, erro
 // nothing and records nothing in the audit log: the caller audits its
 // resume or its refusal.
 func (a *Authority) StillHolds(ctx context.Context, id RequestID) (*Authorization, error) {
-	rec, err := a.cfg.Store.GetRecord(ctx, RecordAppliedRequest, id.String())
-	if err != nil {
-		return nil, wrapStep(err, "reading applied request %s", id)
-	}
-	s, err := parseSigned(rec.Value)
+	s, err := a.applied(ctx, id)
 	if err != nil {
 		return nil, err
 	}
