@@ -51,7 +51,11 @@ func review2LoseOldKey(t *testing.T, e *reviewEnv) {
 // not match" holds, but the check cannot tell this copy is bad: it should
 // bind the ciphertext (e.g. HMAC over the EDK too), so that a copy whose
 // ciphertext was replaced fails the check and is replaced.
-func TestReview2Defect_KeyCheckIgnoresCiphertext(t *testing.T) {
+//
+// Fixed: the key check covers the encrypted data key; the service that
+// next unwraps the version replaces the altered copy, and so does the
+// backfill.
+func TestReview2KeyCheckCoversCiphertext(t *testing.T) {
 	ctx := t.Context()
 	e := newReviewEnv(t, "sqlite", "phicrypt-test")
 	_, err := e.admin.CreateBranchKey(ctx, "key-a")
@@ -66,17 +70,22 @@ func TestReview2Defect_KeyCheckIgnoresCiphertext(t *testing.T) {
 	bad[len(bad)-1] ^= 0x01 // the last byte of the GCM tag of the only copy
 	e.replaceRecord(t, v, bad)
 
-	// A service with Escrow set unwraps the version and writes under it.
-	h := serviceKeyring(t, e.store, e.svc, e.oldARN, e.esc)
-	_ = encryptFor(t, h, "key-a", 1)
-	// The backfill checks every version.
+	// The backfill checks every version and replaces it.
 	rep, err = e.svcKeys.Escrow(ctx, e.esc, "")
 	require.NoError(t, err)
-	t.Logf("backfill after the copy's ciphertext was replaced: %+v", rep)
 	assert.Equal(t, 1, rep.Replaced, "the backfill should replace a copy that does not hold the version's material")
-
 	k, err := e.svcKeys.OpenEscrow(ctx, e.recovery, v)
-	require.NoError(t, err, "after a service and a backfill checked the version, its escrow copy should open")
+	require.NoError(t, err)
+	k.Wipe()
+
+	// Altered again: a service with Escrow set that unwraps the version
+	// and writes under it replaces it too.
+	e.replaceRecord(t, v, bad)
+	h := serviceKeyring(t, e.store, e.svc, e.oldARN, e.esc)
+	_ = encryptFor(t, h, "key-a", 1)
+
+	k, err = e.svcKeys.OpenEscrow(ctx, e.recovery, v)
+	require.NoError(t, err, "after a service checked the version, its escrow copy should open")
 	k.Wipe()
 }
 
@@ -98,8 +107,10 @@ func TestReview2Defect_KeyCheckIgnoresCiphertext(t *testing.T) {
 //     wrong; only `keyctl escrow status` shows MISSING.
 //
 // A tombstone on a version that is not destroyed is a damaged record and
-// should be reported as such (Damaged, with an error).
-func TestReview2Defect_PlantedTombstoneCountedDestroyed(t *testing.T) {
+// should be reported as such (Damaged, with an error). Fixed: a tombstone
+// stands only over a destroyed version; the backfill (and a service)
+// writes a copy over one on a live version, and recovery counts it Damaged.
+func TestReview2PlantedTombstone(t *testing.T) {
 	ctx := t.Context()
 	e := newReviewEnv(t, "sqlite", "phicrypt-test")
 	for _, id := range []string{"key-a", "key-b"} {
@@ -112,9 +123,14 @@ func TestReview2Defect_PlantedTombstoneCountedDestroyed(t *testing.T) {
 	e.replaceRecord(t, a, []byte{0x00})
 
 	brep, err := e.svcKeys.Escrow(ctx, e.esc, "")
-	t.Logf("backfill: %+v, %v", brep, err)
-	assert.Equal(t, 0, brep.Destroyed, "the backfill counts a live version destroyed")
+	require.NoError(t, err)
+	require.Equal(t, keyring.EscrowReport{Versions: 2, Escrowed: 1, Already: 1}, brep, "the backfill writes a copy over the tombstone")
+	k, err := e.svcKeys.OpenEscrow(ctx, e.recovery, a)
+	require.NoError(t, err)
+	k.Wipe()
 
+	// Planted again after the last check: recovery names it.
+	e.replaceRecord(t, a, []byte{0x00})
 	review2LoseOldKey(t, e)
 	rep, err := custody.RecoverBranchKeys(ctx, e.custodianKeys(t), e.recovery, e.custodian, e.newARN, custody.RecoverBranchKeysOptions{})
 	t.Logf("recovery: %+v, %v", rep, err)
@@ -140,7 +156,9 @@ func TestReview2Defect_PlantedTombstoneCountedDestroyed(t *testing.T) {
 // service writes new PHI under material that came out of escrow, which a
 // writer of the store may have chosen. The keyring should refuse to write
 // (or the docs should say the mark does nothing until a rotation).
-func TestReview2Defect_RecoveredActiveVersionWrittenUnder(t *testing.T) {
+//
+// Fixed: the keyring refuses with keyring.ErrVersionRecovered.
+func TestReview2RecoveredActiveVersionNotWrittenUnder(t *testing.T) {
 	ctx := t.Context()
 	e := newReviewEnv(t, "sqlite", "phicrypt-test")
 	_, err := e.admin.CreateBranchKey(ctx, "key-a")
@@ -169,7 +187,7 @@ func TestReview2Defect_RecoveredActiveVersionWrittenUnder(t *testing.T) {
 	_, encErr := enc.Encrypt(ctx, []byte("new PHI after the recovery"), nil)
 	after, err := e.store.Get(ctx, "key-a", recovered.Version)
 	require.NoError(t, err)
-	t.Logf("encrypt error %v; uses of the recovered version %d -> %d", encErr, recovered.Usage, after.Usage)
+	require.ErrorIs(t, encErr, keyring.ErrVersionRecovered)
 	require.Equal(t, recovered.Usage, after.Usage, "new data was written under the recovered version")
 }
 
@@ -185,7 +203,10 @@ func TestReview2Defect_RecoveredActiveVersionWrittenUnder(t *testing.T) {
 // there is no API to reset the record short of the tombstone). Recovery,
 // by contrast, counts such a version Damaged and goes on; the backfill
 // and the drop should count and name it and go on as well.
-func TestReview2Defect_OneMalformedRecordStopsBackfillAndDrop(t *testing.T) {
+//
+// Fixed: the backfill writes a copy over an unreadable record and goes on;
+// DropEscrowCopies counts it Damaged and goes on.
+func TestReview2MalformedRecordDoesNotStopBackfillOrDrop(t *testing.T) {
 	ctx := t.Context()
 	e := newReviewEnv(t, "file", "phicrypt-test")
 	for _, id := range []string{"key-a", "key-b"} {
@@ -196,13 +217,16 @@ func TestReview2Defect_OneMalformedRecordStopsBackfillAndDrop(t *testing.T) {
 	b := e.versions(t, "key-b")[0]
 	e.replaceRecord(t, a, []byte{0x01, 0x09, 0xff})
 
+	drop, err := keyring.DropEscrowCopies(ctx, e.store, [32]byte{1}, "")
+	require.NoError(t, err)
+	require.Equal(t, keyring.DropReport{Damaged: 1}, drop)
 	_, err1 := e.svcKeys.Escrow(ctx, e.esc, "")
-	_, err2 := e.svcKeys.Escrow(ctx, e.esc, "") // "run it again after an error to finish"
-	t.Logf("backfill errors: %v / %v", err1, err2)
+	require.NoError(t, err1)
 	has, err := e.svcKeys.EscrowStatus(ctx, b, e.escrowKey.PublicKey().Digest())
 	require.NoError(t, err)
 	assert.True(t, has, "key-b was never backfilled because key-a's record is malformed")
 
-	_, _, err = keyring.DropEscrowCopies(ctx, e.store, [32]byte{1}, "")
-	assert.NoError(t, err, "one malformed record stops the drop for every key")
+	k, err := e.svcKeys.OpenEscrow(ctx, e.recovery, a)
+	require.NoError(t, err, "key-a's unreadable record was written anew")
+	k.Wipe()
 }

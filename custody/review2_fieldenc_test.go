@@ -25,7 +25,12 @@ import (
 // OnEncrypt on the same keyring refuses to write under the version while
 // fieldenc keeps sealing new PHI under it, up to ReservedUses per Table,
 // renewed at every CacheTTL for as long as EncryptingVersion names it.
-func TestReview2Defect_FieldencRenewSkipsEscrowCheck(t *testing.T) {
+//
+// Fixed: Table.renew carries uses over with AcquireReserved, which refuses
+// as AcquireActive does. (A malformed record is now written anew by the
+// service, so the copy is made unstorable here by a record full of other
+// escrow keys' copies.)
+func TestReview2FieldencRenewChecksEscrow(t *testing.T) {
 	ctx := t.Context()
 	e := newReviewEnv(t, "sqlite", "phicrypt-test")
 	_, err := e.admin.CreateBranchKey(ctx, "key-a")
@@ -46,8 +51,22 @@ func TestReview2Defect_FieldencRenewSkipsEscrowCheck(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, has)
 
-	// The copy is made unusable, and the keyring's cache entry expires.
-	e.replaceRecord(t, v, []byte{0x01, 0x09, 0xff})
+	// The record is filled with four other escrow keys' copies (made for
+	// key-b), so no copy for the service's key can be stored, and the
+	// keyring's cache entry expires.
+	_, err = e.admin.CreateBranchKey(ctx, "key-b")
+	require.NoError(t, err)
+	for range keyring.MaxBranchKeyEscrowCopies {
+		k, err := keyring.GenerateHPKEEscrowKey()
+		require.NoError(t, err)
+		other, err := keyring.NewHPKEEscrow("escrow-other", k.PublicKey())
+		require.NoError(t, err)
+		_, err = e.svcKeys.Escrow(ctx, other, "key-b")
+		require.NoError(t, err)
+	}
+	full, err := e.record(t, keyring.BranchKeyEscrowRecordKind, e.versions(t, "key-b")[0])
+	require.NoError(t, err)
+	e.replaceRecord(t, v, full)
 	time.Sleep(2 * ttl)
 
 	enc, err := phicrypt.New(phicrypt.Config{Keyring: h})

@@ -46,15 +46,19 @@ func review2PlantCopy(t *testing.T, bk *keyring.BranchKeys, pub *keyring.HPKEEsc
 	delete(ec, "kms-arn")
 	ec["phicrypt-escrow-of"] = "branch-key-version"
 	digest := pub.Digest()
-	mac := hmac.New(sha256.New, material)
-	mac.Write([]byte("phicrypt branch-key escrow check v1\x00"))
-	mac.Write(digest[:])
-	mac.Write(review2SerializeContext(ec))
 	esc, err := keyring.NewHPKEEscrow(keyName, pub)
 	require.NoError(t, err)
 	m := keyring.EncryptionMaterials{DataKeyLength: 32, EncryptionContext: ec, DataKey: keyring.Secret(bytes.Clone(material))}
 	require.NoError(t, esc.OnEncrypt(t.Context(), &m))
 	edk := m.EncryptedDataKeys[len(m.EncryptedDataKeys)-1]
+	mac := hmac.New(sha256.New, material)
+	mac.Write([]byte("phicrypt branch-key escrow check v1\x00"))
+	mac.Write(digest[:])
+	for _, f := range [][]byte{[]byte(edk.ProviderID), edk.ProviderInfo, edk.Ciphertext} {
+		mac.Write(binary.BigEndian.AppendUint16(nil, uint16(len(f))))
+		mac.Write(f)
+	}
+	mac.Write(review2SerializeContext(ec))
 	out := []byte{0x01, 0x01}
 	out = append(out, digest[:]...)
 	out = mac.Sum(out)
@@ -81,7 +85,11 @@ func review2PlantCopy(t *testing.T, bk *keyring.BranchKeys, pub *keyring.HPKEEsc
 // reported as recovered. FORMAT.md/OPERATIONS.md acknowledge that planted
 // material can pass recovery; the keyring's missing check is what turns
 // it into disclosure of new data.
-func TestReview2Defect_PlantedActiveMaterialUsedForWrites(t *testing.T) {
+//
+// Fixed: a keyring refuses to write under an active version marked
+// recovered (keyring.ErrVersionRecovered) until the key is rotated. That
+// the planted material passes recovery is a documented limit.
+func TestReview2PlantedActiveMaterialNotWrittenUnder(t *testing.T) {
 	ctx := t.Context()
 	e := newReviewEnv(t, "sqlite", "phicrypt-test")
 	_, err := e.admin.CreateBranchKey(ctx, "key-a")
@@ -115,7 +123,7 @@ func TestReview2Defect_PlantedActiveMaterialUsedForWrites(t *testing.T) {
 	_, encErr := enc.Encrypt(ctx, []byte("new PHI"), map[string]string{"tenant": "key-a"})
 	after, err := e.store.Get(ctx, "key-a", v.Version)
 	require.NoError(t, err)
-	t.Logf("encrypt: %v; uses of the planted version %d -> %d", encErr, got.Usage, after.Usage)
+	require.ErrorIs(t, encErr, keyring.ErrVersionRecovered)
 	require.Equal(t, got.Usage, after.Usage, "new PHI was written under material the attacker chose")
 }
 

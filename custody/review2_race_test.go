@@ -55,7 +55,7 @@ func TestReview2DestroyRacesRetriedCopy(t *testing.T) {
 		}()
 		go func() {
 			defer wg.Done()
-			_, _, err := keyring.DropEscrowCopies(context.Background(), e.store, others[i%len(others)].KeyDigest(), id)
+			_, err := keyring.DropEscrowCopies(context.Background(), e.store, others[i%len(others)].KeyDigest(), id)
 			require.NoError(t, err)
 			require.NoError(t, e.admin.DestroyKey(context.Background(), id))
 		}()

@@ -74,21 +74,30 @@ func TestReview2EscrowErrorsLeakNoIDs(t *testing.T) {
 	}
 
 	e.replaceRecord(t, a, []byte{0x01, 0x09, 0xff})
-	_, err = e.svcKeys.Escrow(ctx, e.esc, "")
-	note(err)
-	_, _, err = keyring.DropEscrowCopies(ctx, e.store, [32]byte{1}, "")
-	note(err)
 	_, err = e.svcKeys.OpenEscrow(ctx, e.recovery, a)
 	note(err)
 	_, err = e.svcKeys.EscrowStatus(ctx, a, e.escrowKey.PublicKey().Digest())
 	note(err)
+	e.replaceRecord(t, b, []byte{0x00})
+	_, err = e.svcKeys.OpenEscrow(ctx, e.recovery, b)
+	note(err)
+
+	// A record full of other escrow keys' copies: the service cannot
+	// write under the version.
+	for range keyring.MaxBranchKeyEscrowCopies {
+		k, err := keyring.GenerateHPKEEscrowKey()
+		require.NoError(t, err)
+		other, err := keyring.NewHPKEEscrow("escrow-other", k.PublicKey())
+		require.NoError(t, err)
+		_, err = e.svcKeys.Escrow(ctx, other, ids[1])
+		require.NoError(t, err)
+	}
+	full, err := e.record(t, keyring.BranchKeyEscrowRecordKind, b)
+	require.NoError(t, err)
 	h := serviceKeyring(t, e.store, e.svc, e.oldARN, e.esc)
 	enc, err := phicrypt.New(phicrypt.Config{Keyring: h})
 	require.NoError(t, err)
-	_, err = enc.Encrypt(ctx, []byte("x"), map[string]string{"tenant": ids[0]})
-	note(err)
-
-	e.replaceRecord(t, b, []byte{0x00})
+	e.replaceRecord(t, b, full)
 	_, err = enc.Encrypt(ctx, []byte("x"), map[string]string{"tenant": ids[1]})
 	note(err)
 

@@ -237,7 +237,22 @@ func reviewSealField(ctx context.Context, h *keyring.Hierarchical, id string) er
 func TestReviewNoUseBeforeEscrowCopy(t *testing.T) {
 	ctx := t.Context()
 	e := newReviewEnv(t, "sqlite", "phicrypt-test")
-	for _, name := range []string{"full", "malformed"} {
+	t.Run("malformed is written anew", func(t *testing.T) {
+		id := "tenant-malformed-" + reviewCanary
+		_, err := e.admin.CreateBranchKey(ctx, id)
+		require.NoError(t, err)
+		v := e.versions(t, id)[0]
+		e.replaceRecord(t, v, []byte{0x01, 0x09, 0xff})
+		h := serviceKeyring(t, e.store, e.svc, e.oldARN, e.esc)
+		enc, err := phicrypt.New(phicrypt.Config{Keyring: h})
+		require.NoError(t, err)
+		_, err = enc.Encrypt(ctx, []byte("x"), map[string]string{"tenant": id})
+		require.NoError(t, err)
+		k, err := e.svcKeys.OpenEscrow(ctx, e.recovery, v)
+		require.NoError(t, err, "the service wrote a copy over the unreadable record")
+		k.Wipe()
+	})
+	for _, name := range []string{"full"} {
 		t.Run(name, func(t *testing.T) {
 			id := "tenant-" + name + "-" + reviewCanary
 			_, err := e.admin.CreateBranchKey(ctx, id)
@@ -547,8 +562,6 @@ func TestReviewEscrowAndRecoveryLeakNoIDs(t *testing.T) {
 	require.NoError(t, err)
 	texts = append(texts, string(js), fmt.Sprintf("%+v", rep), fmt.Sprintf("%#v", rep))
 	e.replaceRecord(t, m, []byte{0x01, 0x01})
-	_, err = e.svcKeys.Escrow(ctx, e.esc, "")
-	add(err)
 	_, err = e.svcKeys.OpenEscrow(ctx, e.recovery, m)
 	add(err)
 	add(keyring.ShredBranchKeyEscrow(ctx, e.store, id, "not-a-version-"+reviewCanary))

@@ -243,7 +243,7 @@ func (t *Table) renew(ctx context.Context, n int64) (*versionKeys, bool) {
 	if cur, err := t.cfg.Keys.EncryptingVersion(ctx, t.cfg.BranchKeyID); err != nil || cur.Version != old.version {
 		return nil, false
 	}
-	bk, err := t.cfg.Keys.AcquireVersion(ctx, t.cfg.BranchKeyID, old.version)
+	bk, err := t.cfg.Keys.AcquireReserved(ctx, t.cfg.BranchKeyID, old.version)
 	if err != nil {
 		return nil, false
 	}

@@ -238,6 +238,11 @@ func (c *branchKeyCache) active(ctx context.Context, bk *BranchKeys, id string) 
 				}
 			}
 		}
+		if writer.Version == v.Version {
+			if err := bk.notRecovered(ctx, v); err != nil {
+				return nil, err
+			}
+		}
 		return &cacheEntry{rec: writer, usage: c.counter(writer), capAt: capAt}, nil
 	})
 }

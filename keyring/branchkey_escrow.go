@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -35,9 +36,11 @@ const BranchKeyEscrowRecordKind = keystore.VersionRecordKindPrefix + "escrow"
 // custody.RecoverBranchKeys marks each version it recovered from its escrow
 // copy (named BranchKeyEscrowRecordName(id, version), value 01): a
 // per-version kind (keystore.IsVersionRecordKind). A hierarchical keyring
-// never writes under a version so marked, not even during the propagation
-// window of the rotation that followed the recovery: its material was seen
-// outside KMS.
+// never writes under a version so marked, since its material was seen
+// outside KMS: during the propagation window of the rotation that followed
+// the recovery it writes under the new active version at once, and while
+// the active version itself is marked (no rotation yet) writing fails with
+// ErrVersionRecovered. Reading is not affected.
 const RecoveredVersionRecordKind = keystore.VersionRecordKindPrefix + "recovered"
 
 // recovered reports whether v carries the mark of a recovery
@@ -55,6 +58,28 @@ func (b *BranchKeys) recovered(ctx context.Context, v keystore.BranchKeyVersion)
 		return false, nil
 	}
 	return false, wrapStep(err, "reading whether version %s of %s was recovered from escrow", v.Version, keystore.Fingerprint(v.BranchKeyID))
+}
+
+// ErrVersionRecovered means new data was to be written under a branch key
+// version that came back from escrow in a break-glass recovery (marked
+// with RecoveredVersionRecordKind): its material was seen outside KMS, and
+// whoever could write to the store could have chosen it, so nothing new is
+// written under it. What was written under it still reads. Rotate the
+// branch key (custody.RecoverBranchKeys does unless told not to; keyctl
+// propose rotate).
+var ErrVersionRecovered = errors.New("keyring: the active branch key version came back from escrow; nothing new is written under it until the branch key is rotated")
+
+// notRecovered returns ErrVersionRecovered if v carries the mark of a
+// recovery.
+func (b *BranchKeys) notRecovered(ctx context.Context, v keystore.BranchKeyVersion) error {
+	recovered, err := b.recovered(ctx, v)
+	if err != nil {
+		return err
+	}
+	if recovered {
+		return fmt.Errorf("%w: version %s of %s", ErrVersionRecovered, v.Version, keystore.Fingerprint(v.BranchKeyID))
+	}
+	return nil
 }
 
 // MaxBranchKeyEscrowCopies is the most escrow keys one version's record
@@ -110,12 +135,14 @@ type escrowCopy struct {
 const bkEscrowCheckLabel = "phicrypt branch-key escrow check v1\x00"
 
 // escrowCheck is a copy's key check: HMAC-SHA-256 keyed by the version's
-// material over bkEscrowCheckLabel, the escrow key's digest and the
-// serialized escrow context. It reveals nothing of the material, and lets
-// a service that unwraps the version through KMS tell a copy of its
-// material from one made of other material (planted by a writer of the
-// store, or damaged), and recovery check what it opened.
-func escrowCheck(material Secret, digest [32]byte, ec map[string]string) ([32]byte, error) {
+// material over bkEscrowCheckLabel, the escrow key's digest, the copy's
+// encrypted data key (provider id, provider info and ciphertext, each
+// uint16-length-prefixed) and the serialized escrow context. It reveals
+// nothing of the material, and lets a service that unwraps the version
+// through KMS tell a copy it made of its material from anything else
+// (a copy of other material planted by a writer of the store, an altered
+// ciphertext, damage), and recovery check what it opened.
+func escrowCheck(material Secret, digest [32]byte, edk EncryptedDataKey, ec map[string]string) ([32]byte, error) {
 	ser, err := wire.AppendContext(nil, ec)
 	if err != nil {
 		return [32]byte{}, err
@@ -123,6 +150,12 @@ func escrowCheck(material Secret, digest [32]byte, ec map[string]string) ([32]by
 	mac := hmac.New(sha256.New, material)
 	mac.Write([]byte(bkEscrowCheckLabel))
 	mac.Write(digest[:])
+	var n [2]byte
+	for _, field := range [][]byte{[]byte(edk.ProviderID), edk.ProviderInfo, edk.Ciphertext} {
+		binary.BigEndian.PutUint16(n[:], uint16(len(field)))
+		mac.Write(n[:])
+		mac.Write(field)
+	}
 	mac.Write(ser)
 	var out [32]byte
 	mac.Sum(out[:0])
@@ -239,10 +272,6 @@ func (b *BranchKeys) escrowTo(ctx context.Context, e *HPKEEscrow, v keystore.Bra
 	name := BranchKeyEscrowRecordName(v.BranchKeyID, v.Version)
 	digest := e.KeyDigest()
 	ec := b.escrowContext(v)
-	check, err := escrowCheck(key, digest, ec)
-	if err != nil {
-		return escrowFailed, err
-	}
 	for range bkEscrowAttempts {
 		var copies []escrowCopy
 		var rev uint64
@@ -253,18 +282,34 @@ func (b *BranchKeys) escrowTo(ctx context.Context, e *HPKEEscrow, v keystore.Bra
 		case err != nil:
 			return escrowFailed, wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
 		default:
+			rev = rec.Revision
 			var shredded bool
-			if copies, shredded, err = parseEscrowRecord(rec.Value); err != nil {
-				return escrowFailed, fmt.Errorf("%w (version %s of %s)", err, v.Version, keystore.Fingerprint(v.BranchKeyID))
-			}
-			if shredded {
-				return escrowFailed, keyDestroyedError(v.BranchKeyID, v.Version)
+			copies, shredded, err = parseEscrowRecord(rec.Value)
+			switch {
+			case err != nil:
+				// Unreadable, so no copy in it opens: written anew.
+				copies = nil
+			case shredded:
+				// A tombstone stands only over a destroyed version
+				// (destroying writes the state first); over a live one
+				// it was put by a writer of the store and is replaced.
+				cur, err := b.cfg.Store.Get(ctx, v.BranchKeyID, v.Version)
+				if err != nil {
+					return escrowFailed, wrapStep(err, "reading version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+				}
+				if cur.State == keystore.StateDestroyed {
+					return escrowFailed, keyDestroyedError(v.BranchKeyID, v.Version)
+				}
 			}
 			for i, c := range copies {
 				if c.key != digest {
 					continue
 				}
-				if hmac.Equal(c.check[:], check[:]) {
+				want, err := escrowCheck(key, digest, c.edk, ec)
+				if err != nil {
+					return escrowFailed, err
+				}
+				if hmac.Equal(c.check[:], want[:]) {
 					return escrowVerified, nil
 				}
 				// A copy for this escrow key of other material (planted
@@ -274,13 +319,15 @@ func (b *BranchKeys) escrowTo(ctx context.Context, e *HPKEEscrow, v keystore.Bra
 			if replace < 0 && len(copies) == MaxBranchKeyEscrowCopies {
 				return escrowFailed, fmt.Errorf("%w: the escrow record of version %s of %s already holds copies for %d other escrow keys", ErrEscrowRecord, v.Version, keystore.Fingerprint(v.BranchKeyID), MaxBranchKeyEscrowCopies)
 			}
-			rev = rec.Revision
 		}
 		m := EncryptionMaterials{DataKeyLength: len(key), EncryptionContext: ec, DataKey: key}
 		if err := e.OnEncrypt(ctx, &m); err != nil {
 			return escrowFailed, err
 		}
-		c := escrowCopy{key: digest, check: check, edk: m.EncryptedDataKeys[len(m.EncryptedDataKeys)-1]}
+		c := escrowCopy{key: digest, edk: m.EncryptedDataKeys[len(m.EncryptedDataKeys)-1]}
+		if c.check, err = escrowCheck(key, digest, c.edk, ec); err != nil {
+			return escrowFailed, err
+		}
 		if replace >= 0 {
 			copies[replace] = c
 		} else {
@@ -318,9 +365,10 @@ func (b *BranchKeys) escrowTo(ctx context.Context, e *HPKEEscrow, v keystore.Bra
 // ShredBranchKeyEscrow overwrites the escrow record of version version of
 // branch key id with a tombstone (every escrow key's copy in it), or writes
 // the tombstone when there is no record yet, so that no escrow copy is made
-// of the version afterwards. Call it when the version is destroyed: a copy
-// left behind would let whoever holds the escrow private key undo the
-// crypto-shredding. custody.BranchKeys.DestroyVersion and DestroyKey call
+// of the version afterwards. Call it after the version is destroyed (a
+// tombstone stands only over a destroyed version: services and the backfill
+// write a copy over one on a live version): a copy left behind would let
+// whoever holds the escrow private key undo the crypto-shredding. custody.BranchKeys.DestroyVersion and DestroyKey call
 // it. What "overwritten" means differs by store back end as for
 // keystore.Store.Destroy (old row versions, freed file blocks and backups
 // are out of reach). Shredding a shredded record succeeds again.
@@ -365,9 +413,9 @@ type EscrowReport struct {
 	Versions int
 	// Escrowed versions got a copy for the escrow key from this call.
 	Escrowed int
-	// Replaced versions had a copy for the escrow key of other material
-	// (its key check did not match: planted by a writer of the store, or
-	// damaged), which this call replaced.
+	// Replaced versions had a copy for the escrow key that was not one of
+	// their material (its key check did not match: planted by a writer of
+	// the store, altered, or damaged), which this call replaced.
 	Replaced int
 	// Already versions had a copy of their material for the escrow key.
 	Already int
@@ -381,29 +429,30 @@ type EscrowReport struct {
 // versions made before the services' keyrings were given
 // HierarchicalConfig.Escrow, or for a new escrow key, and the check of
 // the copies there: it unwraps each live version through KMS and checks
-// the copy's key check against the material, replacing a copy of other
-// material (planted by a writer of the store, or damaged). So it runs as
-// a service (it needs kms:Decrypt, which custodians do not have), makes
-// one KMS call per live version, and wipes the material at once. Retired versions are escrowed too (they can be made decrypt-only
-// again); destroyed ones, and ones whose escrow record is shredded, are
-// skipped without being unwrapped. It is idempotent: run it again after an
-// error to finish.
+// the copy's key check against the material, replacing anything but a
+// copy it would make itself: a copy of other material or an altered one
+// (planted by a writer of the store, or damaged), an unreadable record, or
+// a tombstone over a live version. So it runs as a service (it needs
+// kms:Decrypt, which custodians do not have), makes one KMS call per live
+// version, and wipes the material at once. Retired versions are escrowed
+// too (they can be made decrypt-only again); destroyed ones are skipped
+// without being unwrapped. It is idempotent: run it again after an error
+// to finish.
 func (b *BranchKeys) Escrow(ctx context.Context, e *HPKEEscrow, id string) (EscrowReport, error) {
 	var rep EscrowReport
 	if e == nil {
 		return rep, errors.New("keyring: BranchKeys.Escrow needs an escrow keyring (NewHPKEEscrow)")
 	}
-	recs, err := b.records()
-	if err != nil {
+	if _, err := b.records(); err != nil {
 		return rep, err
 	}
 	ids := []string{id}
 	if id == "" {
+		var err error
 		if ids, err = b.cfg.Store.IDs(ctx); err != nil {
 			return rep, wrapStep(err, "listing branch keys to escrow")
 		}
 	}
-	digest := e.KeyDigest()
 	for _, id := range ids {
 		vs, err := b.cfg.Store.List(ctx, id)
 		if err != nil {
@@ -412,14 +461,6 @@ func (b *BranchKeys) Escrow(ctx context.Context, e *HPKEEscrow, id string) (Escr
 		for _, v := range vs {
 			rep.Versions++
 			if v.State == keystore.StateDestroyed {
-				rep.Destroyed++
-				continue
-			}
-			_, shredded, err := hasEscrowCopy(ctx, recs, v, digest)
-			switch {
-			case err != nil:
-				return rep, err
-			case shredded: // no copy may be made: do not unwrap it
 				rep.Destroyed++
 				continue
 			}
@@ -519,7 +560,15 @@ func (b *BranchKeys) OpenEscrow(ctx context.Context, recovery *HPKEEscrow, v key
 		return nil, fmt.Errorf("%w (version %s of %s)", err, v.Version, keystore.Fingerprint(v.BranchKeyID))
 	}
 	if shredded {
-		return nil, keyDestroyedError(v.BranchKeyID, v.Version)
+		// A tombstone stands only over a destroyed version.
+		cur, err := b.cfg.Store.Get(ctx, v.BranchKeyID, v.Version)
+		if err != nil {
+			return nil, wrapStep(err, "reading version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+		}
+		if cur.State == keystore.StateDestroyed {
+			return nil, keyDestroyedError(v.BranchKeyID, v.Version)
+		}
+		return nil, fmt.Errorf("%w: the escrow record of version %s of %s is a tombstone, but the version is not destroyed", ErrEscrowRecord, v.Version, keystore.Fingerprint(v.BranchKeyID))
 	}
 	digest := recovery.KeyDigest()
 	for _, c := range copies {
@@ -531,7 +580,7 @@ func (b *BranchKeys) OpenEscrow(ctx context.Context, recovery *HPKEEscrow, v key
 		if err := recovery.OnDecrypt(ctx, &m, []EncryptedDataKey{c.edk}); err != nil {
 			return nil, fmt.Errorf("%w: the copy of version %s of %s does not open with this escrow key (sealed for another version, store or key name)", ErrEscrowRecord, v.Version, keystore.Fingerprint(v.BranchKeyID))
 		}
-		check, err := escrowCheck(m.DataKey, digest, ec)
+		check, err := escrowCheck(m.DataKey, digest, c.edk, ec)
 		if err != nil || !hmac.Equal(check[:], c.check[:]) {
 			m.DataKey.Wipe()
 			return nil, fmt.Errorf("%w: the copy of version %s of %s opens to material its key check does not match", ErrEscrowRecord, v.Version, keystore.Fingerprint(v.BranchKeyID))
@@ -541,81 +590,93 @@ func (b *BranchKeys) OpenEscrow(ctx context.Context, recovery *HPKEEscrow, v key
 	return nil, fmt.Errorf("%w: version %s of %s", ErrNoEscrowCopy, v.Version, keystore.Fingerprint(v.BranchKeyID))
 }
 
+// DropReport counts what DropEscrowCopies did.
+type DropReport struct {
+	// Dropped copies were removed.
+	Dropped int
+	// Kept copies were their record's last one, which is never dropped.
+	Kept int
+	// Damaged records could not be read, so nothing was dropped from
+	// them (a service or BranchKeys.Escrow writes them anew).
+	Damaged int
+}
+
 // DropEscrowCopies removes, from the escrow record of every version of
 // branch key id (of every branch key when id is empty), the copy sealed to
 // the escrow key with the given digest (HPKEEscrowPublicKey.Digest): for
 // an escrow key that is retired, once every service escrows to its
 // successor and a backfill (BranchKeys.Escrow) has copied every version to
 // it, so that its slot (one of MaxBranchKeyEscrowCopies) is free for the
-// next key. The record keeps its other copies; a record's last copy is
-// never dropped (such a version is counted in kept: it has no copy for
-// the successor yet). It unwraps nothing and needs no KMS key: custodians
-// may run it. Versions whose record lacks the copy are
-// skipped. It returns how many copies it dropped and how many versions
-// kept the copy because it was their only one.
-func DropEscrowCopies(ctx context.Context, store keystore.Store, escrowKey [32]byte, id string) (dropped, kept int, err error) {
+// next key. The record keeps its other copies, whatever keys they are for
+// (DropEscrowCopies does not know the successor: check with EscrowStatus
+// first); a record's last copy is never dropped (counted as kept). An
+// unreadable record is counted as damaged and left alone. It unwraps
+// nothing and needs no KMS key: custodians may run it.
+func DropEscrowCopies(ctx context.Context, store keystore.Store, escrowKey [32]byte, id string) (DropReport, error) {
+	var rep DropReport
 	recs, ok := store.(keystore.Records)
 	if !ok {
-		return 0, 0, nil // no records, no copies
+		return rep, nil // no records, no copies
 	}
 	ids := []string{id}
 	if id == "" {
+		var err error
 		if ids, err = store.IDs(ctx); err != nil {
-			return 0, 0, wrapStep(err, "listing branch keys")
+			return rep, wrapStep(err, "listing branch keys")
 		}
 	}
 	for _, id := range ids {
 		vs, err := store.List(ctx, id)
 		if err != nil {
-			return dropped, kept, wrapStep(err, "listing the versions of %s", keystore.Fingerprint(id))
+			return rep, wrapStep(err, "listing the versions of %s", keystore.Fingerprint(id))
 		}
 		for _, v := range vs {
-			d, k, err := dropEscrowCopy(ctx, recs, v, escrowKey)
-			if err != nil {
-				return dropped, kept, err
+			if err := dropEscrowCopy(ctx, recs, v, escrowKey, &rep); err != nil {
+				return rep, err
 			}
-			dropped += d
-			kept += k
 		}
 	}
-	return dropped, kept, nil
+	return rep, nil
 }
 
 // dropEscrowCopy removes v's copy for escrowKey by compare-and-swap,
 // unless it is the record's only one.
-func dropEscrowCopy(ctx context.Context, recs keystore.Records, v keystore.BranchKeyVersion, escrowKey [32]byte) (dropped, kept int, err error) {
+func dropEscrowCopy(ctx context.Context, recs keystore.Records, v keystore.BranchKeyVersion, escrowKey [32]byte, rep *DropReport) error {
 	name := BranchKeyEscrowRecordName(v.BranchKeyID, v.Version)
 	for range bkEscrowAttempts {
 		rec, err := recs.GetRecord(ctx, BranchKeyEscrowRecordKind, name)
 		if errors.Is(err, keystore.ErrNotFound) {
-			return 0, 0, nil
+			return nil
 		}
 		if err != nil {
-			return 0, 0, wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+			return wrapStep(err, "reading the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
 		}
 		copies, shredded, err := parseEscrowRecord(rec.Value)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%w (version %s of %s)", err, v.Version, keystore.Fingerprint(v.BranchKeyID))
+			rep.Damaged++
+			return nil
 		}
 		i := slices.IndexFunc(copies, func(c escrowCopy) bool { return c.key == escrowKey })
 		if shredded || i < 0 {
-			return 0, 0, nil
+			return nil
 		}
 		if len(copies) == 1 {
-			return 0, 1, nil
+			rep.Kept++
+			return nil
 		}
 		value, err := marshalEscrowRecord(slices.Delete(copies, i, i+1))
 		if err != nil {
-			return 0, 0, err
+			return err
 		}
 		_, err = recs.PutRecord(ctx, BranchKeyEscrowRecordKind, name, value, rec.Revision)
 		if errors.Is(err, keystore.ErrConflict) || errors.Is(err, keystore.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return 0, 0, wrapStep(err, "dropping a copy from the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
+			return wrapStep(err, "dropping a copy from the escrow record of version %s of %s", v.Version, keystore.Fingerprint(v.BranchKeyID))
 		}
-		return 1, 0, nil
+		rep.Dropped++
+		return nil
 	}
-	return 0, 0, fmt.Errorf("keyring: dropping a copy from the escrow record of version %s of %s kept losing to concurrent writers: %w", v.Version, keystore.Fingerprint(v.BranchKeyID), keystore.ErrConflict)
+	return fmt.Errorf("keyring: dropping a copy from the escrow record of version %s of %s kept losing to concurrent writers: %w", v.Version, keystore.Fingerprint(v.BranchKeyID), keystore.ErrConflict)
 }

@@ -88,10 +88,15 @@ func TestBranchKeyEscrowRecordLayout(t *testing.T) {
 	require.True(t, bytes.Equal(want, material), "the copy is the version's material")
 
 	// The key check: HMAC-SHA-256 keyed by the material over the label,
-	// the escrow key digest and the serialized escrow context.
+	// the escrow key digest, the encrypted data key's three fields (each
+	// with its 2-byte length) and the serialized escrow context.
 	mac := hmac.New(sha256.New, material)
 	mac.Write([]byte("phicrypt branch-key escrow check v1\x00"))
 	mac.Write(digest[:])
+	for _, f := range [][]byte{[]byte("phicrypt-hpke"), providerInfo, ct} {
+		mac.Write(binary.BigEndian.AppendUint16(nil, uint16(len(f))))
+		mac.Write(f)
+	}
 	mac.Write(serializeContext(ec))
 	require.Equal(t, mac.Sum(nil), check, "key check")
 

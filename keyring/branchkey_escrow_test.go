@@ -562,10 +562,14 @@ func TestBranchKeyEscrowDestroy(t *testing.T) {
 	})
 }
 
-// TestBranchKeyEscrowShreddedBeforeCopy: shredding a version that has no
-// record yet writes the tombstone, so a copy is never made afterwards:
-// services refuse the version (ErrKeyDestroyed) and backfill skips it.
-func TestBranchKeyEscrowShreddedBeforeCopy(t *testing.T) {
+// TestBranchKeyEscrowTombstoneOverLiveVersion: a tombstone stands only
+// over a destroyed version (destroying writes the version's state first).
+// One over a live version (ShredBranchKeyEscrow called before a destroy,
+// or written by a writer of the store) opens as a damaged record
+// (ErrEscrowRecord, not ErrKeyDestroyed), and a service or the backfill
+// writes a copy over it; once the version is destroyed, the tombstone
+// stands and nothing is written over it.
+func TestBranchKeyEscrowTombstoneOverLiveVersion(t *testing.T) {
 	forEachEscrowStore(t, func(t *testing.T, w *escrowWorld) {
 		ctx := t.Context()
 		svc, recovery := escrowKeys(t, "escrow-a")
@@ -574,20 +578,37 @@ func TestBranchKeyEscrowShreddedBeforeCopy(t *testing.T) {
 		rec, err := w.record(v)
 		require.NoError(t, err)
 		require.Equal(t, []byte{0x00}, rec.Value)
-
-		err = encryptWith(t, w.service(escrowCanaryID, svc))
-		require.ErrorIs(t, err, keyring.ErrKeyDestroyed)
+		_, err = w.bk.OpenEscrow(ctx, recovery, v)
+		require.ErrorIs(t, err, keyring.ErrEscrowRecord)
+		require.NotErrorIs(t, err, keyring.ErrKeyDestroyed)
 		requireNoEscrowCanary(t, err)
-		decrypts := w.kms.Calls("Decrypt")
+
+		require.NoError(t, encryptWith(t, w.service(escrowCanaryID, svc)), "the service writes a copy over it")
+		w.requireOpens(recovery, v)
+
+		w.putRecord(v, []byte{0x00})
 		rep, err := w.bk.Escrow(ctx, svc, escrowCanaryID)
 		require.NoError(t, err)
-		require.Equal(t, keyring.EscrowReport{Versions: 1, Destroyed: 1}, rep)
-		require.Equal(t, decrypts, w.kms.Calls("Decrypt"), "a shredded version is not unwrapped")
-		_, err = w.bk.OpenEscrow(ctx, recovery, v)
-		require.ErrorIs(t, err, keyring.ErrKeyDestroyed)
+		require.Equal(t, keyring.EscrowReport{Versions: 1, Escrowed: 1}, rep, "the backfill writes a copy over it")
+		w.requireOpens(recovery, v)
+
+		// Destroyed (rotated first: an active version is not destroyed
+		// alone): the tombstone stands.
+		w.rotate(escrowCanaryID)
+		require.NoError(t, w.custodian.DestroyVersion(ctx, escrowCanaryID, v.Version))
+		rec, err = w.record(v)
+		require.NoError(t, err)
+		require.Equal(t, []byte{0x00}, rec.Value)
+		decrypts := w.kms.Calls("Decrypt")
+		rep, err = w.bk.Escrow(ctx, svc, escrowCanaryID)
+		require.NoError(t, err)
+		require.Equal(t, 1, rep.Destroyed)
+		require.Equal(t, decrypts+1, w.kms.Calls("Decrypt"), "only the new active version is unwrapped")
 		after, err := w.record(v)
 		require.NoError(t, err)
 		require.Equal(t, rec, after, "nothing was written over the tombstone")
+		_, err = w.bk.OpenEscrow(ctx, recovery, w.get(v))
+		require.ErrorIs(t, err, keyring.ErrKeyDestroyed)
 
 		err = keyring.ShredBranchKeyEscrow(ctx, w.store, escrowCanaryID, "not-a-uuid")
 		require.Error(t, err)
@@ -689,13 +710,15 @@ func TestBranchKeyEscrowMalformedRecords(t *testing.T) {
 			_, err = w.bk.EscrowStatus(ctx, v, svc.KeyDigest())
 			require.ErrorIs(t, err, keyring.ErrEscrowRecord)
 			requireNoEscrowCanary(t, err)
-			_, err = w.bk.Escrow(ctx, svc, escrowCanaryID)
-			require.ErrorIs(t, err, keyring.ErrEscrowRecord)
-			requireNoEscrowCanary(t, err)
+			// The backfill, and a service, write a copy over it.
+			rep, err := w.bk.Escrow(ctx, svc, escrowCanaryID)
+			require.NoError(t, err)
+			require.Equal(t, keyring.EscrowReport{Versions: 1, Escrowed: 1}, rep)
+			w.requireOpens(recovery, v)
+			w.putRecord(v, value)
 			kr.Forget(escrowCanaryID)
-			err = encryptWith(t, kr)
-			require.ErrorIs(t, err, keyring.ErrEscrowRecord, "no use of a version whose record cannot be read")
-			requireNoEscrowCanary(t, err)
+			require.NoError(t, encryptWith(t, kr))
+			w.requireOpens(recovery, v)
 		})
 	}
 
@@ -825,10 +848,9 @@ func TestDropEscrowCopies(t *testing.T) {
 		fifth, fifthRecovery := escrowKeys(t, "escrow-fifth")
 		require.ErrorIs(t, encryptWith(t, writer(fifth)), keyring.ErrEscrowRecord, "v2's record is full")
 
-		dropped, kept, err := keyring.DropEscrowCopies(ctx, w.store, old.KeyDigest(), "")
+		rep, err := keyring.DropEscrowCopies(ctx, w.store, old.KeyDigest(), "")
 		require.NoError(t, err)
-		require.Equal(t, 2, dropped)
-		require.Zero(t, kept)
+		require.Equal(t, keyring.DropReport{Dropped: 2}, rep)
 		has, err := w.bk.EscrowStatus(ctx, v2, old.KeyDigest())
 		require.NoError(t, err)
 		require.False(t, has)
@@ -836,18 +858,18 @@ func TestDropEscrowCopies(t *testing.T) {
 		require.NoError(t, encryptWith(t, writer(fifth)), "the slot is free")
 		w.requireOpens(fifthRecovery, v2)
 
-		dropped, kept, err = keyring.DropEscrowCopies(ctx, w.store, old.KeyDigest(), escrowCanaryID)
+		rep, err = keyring.DropEscrowCopies(ctx, w.store, old.KeyDigest(), escrowCanaryID)
 		require.NoError(t, err)
-		require.Zero(t, dropped+kept, "nothing left to drop")
+		require.Zero(t, rep, "nothing left to drop")
 
 		// v1's record holds copies of the first two successors; dropping
 		// them leaves its last one in place.
-		dropped, kept, err = keyring.DropEscrowCopies(ctx, w.store, successors[0].KeyDigest(), "")
+		rep, err = keyring.DropEscrowCopies(ctx, w.store, successors[0].KeyDigest(), "")
 		require.NoError(t, err)
-		require.Equal(t, [2]int{2, 0}, [2]int{dropped, kept})
-		dropped, kept, err = keyring.DropEscrowCopies(ctx, w.store, successors[1].KeyDigest(), "")
+		require.Equal(t, keyring.DropReport{Dropped: 2}, rep)
+		rep, err = keyring.DropEscrowCopies(ctx, w.store, successors[1].KeyDigest(), "")
 		require.NoError(t, err)
-		require.Equal(t, [2]int{1, 1}, [2]int{dropped, kept}, "v1's last copy stays")
+		require.Equal(t, keyring.DropReport{Dropped: 1, Kept: 1}, rep, "v1's last copy stays")
 		has, err = w.bk.EscrowStatus(ctx, v1, successors[1].KeyDigest())
 		require.NoError(t, err)
 		require.True(t, has)

@@ -108,6 +108,32 @@ func (h *Hierarchical) AcquireActive(ctx context.Context, id string, uses uint64
 	return h.handle(active, ent, until), nil
 }
 
+// AcquireReserved returns version version of branch key id to write under
+// with uses an earlier AcquireActive reserved and the caller has not spent
+// (fieldenc carries a block of uses over to a renewed handle this way),
+// counting nothing more. It is AcquireVersion with the refusals of
+// AcquireActive: nothing is written under a version whose escrow copy is
+// not stored (HierarchicalConfig.Escrow) or that came back from escrow
+// (ErrVersionRecovered). The caller must Release the handle.
+func (h *Hierarchical) AcquireReserved(ctx context.Context, id, version string) (*BranchKey, error) {
+	if err := keystore.CheckKeyVersion(id, version); err != nil {
+		return nil, err
+	}
+	ent, err := h.cache.material(ctx, h.bk, keystore.BranchKeyVersion{BranchKeyID: id, Version: version})
+	if err != nil {
+		return nil, err
+	}
+	if err := h.cache.escrowed(ctx, h.bk, ent); err != nil {
+		ent.release()
+		return nil, err
+	}
+	if err := h.bk.notRecovered(ctx, ent.rec); err != nil {
+		ent.release()
+		return nil, err
+	}
+	return h.handle(ent.rec, ent, h.cache.validUntil(ent)), nil
+}
+
 // AcquireVersion returns version version of branch key id, to decrypt
 // under it: ErrVersionRetired if it is retired (as OnDecrypt refuses it),
 // keystore.ErrNotFound if it does not exist. The caller must Release the handle.

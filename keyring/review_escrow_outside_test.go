@@ -105,7 +105,7 @@ func TestReviewEscrowBadInputs(t *testing.T) {
 		"count 0":         {0x01, 0x00},
 		"cut short":       good[:len(good)-1],
 		"trailing":        append(append([]byte{}, good...), 0),
-		"length too long": append(append([]byte{}, good[:34]...), 0xff, 0xff),
+		"length too long": append(append([]byte{}, good[:66]...), 0xff, 0xff),
 		"unknown version": append([]byte{0x02}, good[1:]...),
 		"two tombstones":  {0x00, 0x00},
 		"duplicate copy":  append(append([]byte{0x01, 0x02}, good[2:]...), good[2:]...),
@@ -118,8 +118,7 @@ func TestReviewEscrowBadInputs(t *testing.T) {
 		_, err = w.bk.EscrowStatus(ctx, v, svc.KeyDigest())
 		require.ErrorIs(t, err, keyring.ErrEscrowRecord, name)
 		_, err = w.bk.Escrow(ctx, svc, escrowCanaryID)
-		require.ErrorIs(t, err, keyring.ErrEscrowRecord, name)
-		requireNoEscrowCanary(t, err)
+		require.NoError(t, err, "%s: the backfill writes a copy over an unreadable record", name)
 	}
 	// A record over the store's cap is refused by the store.
 	rec, err := w.record(v)

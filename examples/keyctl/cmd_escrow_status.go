@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ type escrowStatusVersion struct {
 	Version     string `json:"version"`
 	State       string `json:"state"`
 	Escrowed    bool   `json:"escrowed"`
+	Damaged     bool   `json:"damaged,omitempty"`
 }
 
 // escrowStatusView is what escrow status prints.
@@ -26,6 +28,7 @@ type escrowStatusView struct {
 	Total     int                   `json:"total"`
 	Escrowed  int                   `json:"escrowed"`
 	Missing   int                   `json:"missing"`
+	Damaged   int                   `json:"damaged"`
 	Destroyed int                   `json:"destroyed"`
 	Versions  []escrowStatusVersion `json:"versions"`
 }
@@ -36,11 +39,15 @@ func (a *app) escrowStatusCommand() *cobra.Command {
 		Short: "tell, for each branch key version, whether the store holds its escrow copy for escrow key NAME (no key material touched)",
 		Long: `escrow status reads every branch key version of the store and its escrow
 record (keyring.BranchKeys.EscrowStatus) and tells whether the store holds a
-copy of the version sealed to escrow key NAME: what keyctl recover
---branch-keys would recover if the KMS key were lost today. Nothing is
-unwrapped and no KMS call is made. Versions are named by fingerprint.
+copy of the version sealed to escrow key NAME. Nothing is unwrapped and no
+KMS call is made, so it says a copy is there, not that it opens to the
+version's material: services check that each time they unwrap a version,
+keyring.BranchKeys.Escrow checks every version, and a drill proves it.
+Versions are named by fingerprint; an escrow record that does not read is
+shown as DAMAGED.
 
-It exits with status 1 when any version that is not destroyed lacks a copy:
+It exits with status 1 when any version that is not destroyed lacks a copy
+or has a damaged record:
 have a service with keyring.HierarchicalConfig.Escrow set unwrap it, or
 backfill with keyring.BranchKeys.Escrow (docs/OPERATIONS.md, "Break glass").
 Run it as a routine check.`,
@@ -75,19 +82,22 @@ func (a *app) escrowStatus(ctx context.Context, name string) error {
 		}
 		for _, v := range vs {
 			has, err := bk.EscrowStatus(ctx, v, digest)
-			if err != nil {
+			damaged := errors.Is(err, keyring.ErrEscrowRecord)
+			if err != nil && !damaged {
 				return err
 			}
 			view.Total++
 			switch {
 			case v.State == keystore.StateDestroyed:
 				view.Destroyed++
+			case damaged:
+				view.Damaged++
 			case has:
 				view.Escrowed++
 			default:
 				view.Missing++
 			}
-			view.Versions = append(view.Versions, escrowStatusVersion{Fingerprint: keystore.Fingerprint(id), Version: v.Version, State: v.State.String(), Escrowed: has})
+			view.Versions = append(view.Versions, escrowStatusVersion{Fingerprint: keystore.Fingerprint(id), Version: v.Version, State: v.State.String(), Escrowed: has, Damaged: damaged})
 		}
 	}
 	err = a.print(view, func() {
@@ -96,18 +106,20 @@ func (a *app) escrowStatus(ctx context.Context, name string) error {
 			switch {
 			case v.State == keystore.StateDestroyed.String():
 				mark = "destroyed"
+			case v.Damaged:
+				mark = "DAMAGED (the record does not read)"
 			case !v.Escrowed:
 				mark = "MISSING"
 			}
 			a.printf("%s version %s (%s): %s\n", v.Fingerprint, v.Version, v.State, mark)
 		}
-		a.printf("escrow key %s: %d version(s), %d escrowed, %d missing, %d destroyed\n", view.Escrow, view.Total, view.Escrowed, view.Missing, view.Destroyed)
+		a.printf("escrow key %s: %d version(s), %d escrowed, %d missing, %d damaged, %d destroyed\n", view.Escrow, view.Total, view.Escrowed, view.Missing, view.Damaged, view.Destroyed)
 	})
 	if err != nil {
 		return err
 	}
-	if view.Missing > 0 {
-		return fmt.Errorf("%d live branch key version(s) have no escrow copy for %s: a lost KMS key would lose them", view.Missing, name)
+	if view.Missing+view.Damaged > 0 {
+		return fmt.Errorf("%d live branch key version(s) have no escrow copy for %s and %d an unreadable escrow record: a lost KMS key would lose them (a backfill, keyring.BranchKeys.Escrow, writes them)", view.Missing, name, view.Damaged)
 	}
 	return nil
 }

@@ -104,9 +104,11 @@ needs kms:Encrypt on ARN (and nothing else of it).
 With --branch-keys (or --branch-key ID), it first moves the store's branch
 key versions to ARN from their escrow copies (custody.RecoverBranchKeys;
 "keyctl escrow status NAME" shows which versions have one), then rotates
-every branch key whose active version was recovered (--no-rotate: not; the
+every branch key whose active version was recovered (--no-rotate: not, and
+services refuse to write under those keys until they are rotated; the
 rotation also needs kms:GenerateDataKeyWithoutPlaintext on ARN). Versions
-without a copy are named and the request stays open to run again.
+without a copy, or with one that does not open, are named and the request
+stays open to run again.
 
 Progress shows as a bar on a terminal and as plain lines otherwise. The
 position is saved to --position; after an interruption, run the same

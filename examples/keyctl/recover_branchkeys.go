@@ -32,7 +32,7 @@ type branchKeyRecoverFlags struct {
 func (f *branchKeyRecoverFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.all, "branch-keys", false, "recover the store's branch key versions from their escrow copies to the request's KMS key (before any messages)")
 	fl.StringVar(&f.id, "branch-key", "", "recover the versions of branch key `ID` only (implies --branch-keys)")
-	fl.BoolVar(&f.noRotate, "no-rotate", false, "do not rotate the branch keys whose active version was recovered (rotate them later with keyctl rotate)")
+	fl.BoolVar(&f.noRotate, "no-rotate", false, "do not rotate the branch keys whose active version was recovered (services cannot write under them until they are rotated: keyctl propose rotate)")
 }
 
 // on reports whether branch keys are to be recovered.

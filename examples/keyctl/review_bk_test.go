@@ -63,7 +63,7 @@ func TestReviewEscrowStatusStates(t *testing.T) {
 	require.Contains(t, out, keystore.Fingerprint(c)+" version "+"")
 	require.Contains(t, out, "(destroyed): destroyed")
 	require.Equal(t, 2, strings.Count(out, "(active): escrowed"), out)
-	require.Contains(t, out, "3 version(s), 2 escrowed, 0 missing, 1 destroyed")
+	require.Contains(t, out, "3 version(s), 2 escrowed, 0 missing, 0 damaged, 1 destroyed")
 	st := w.escrowStatus(0)
 	require.Equal(t, 3, st.Total)
 	require.Equal(t, 2, st.Escrowed)
@@ -94,10 +94,18 @@ func TestReviewEscrowStatusStates(t *testing.T) {
 	require.NoError(t, err)
 	_, err = recs.PutRecord(ctx, keyring.BranchKeyEscrowRecordKind, name, []byte{1, 200, 0}, cur.Revision)
 	require.NoError(t, err)
-	out, errOut, code = w.run("escrow", "status", "escrow-2026", "--json")
-	require.NotEqual(t, 0, code)
-	require.Contains(t, errOut, "malformed")
-	require.Contains(t, errOut, keystore.Fingerprint(b))
+	// Shown as damaged (exit 1), named by fingerprint only.
+	st = w.escrowStatus(1)
+	require.Equal(t, 1, st.Damaged)
+	for _, v := range st.Versions {
+		if v.Fingerprint == keystore.Fingerprint(b) && v.State == "active" {
+			require.True(t, v.Damaged)
+		}
+	}
+	out, errOut, code = w.run("escrow", "status", "escrow-2026")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "DAMAGED")
+	require.Contains(t, errOut, "1 an unreadable escrow record")
 	require.NotContains(t, out+errOut, reviewBKCanary)
 
 	// An escrow key that does not exist.

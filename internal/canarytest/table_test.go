@@ -160,6 +160,7 @@ var types = map[string]entry{
 	}},
 	"keyring.DiscoveryFilter": {noSecret: "an AWS partition and account ids"},
 	"keyring.EscrowReport":    {noSecret: "counters"},
+	"keyring.DropReport":      {noSecret: "counters"},
 	"keyring.EncryptedDataKey": {build: func(w *world) []any {
 		m := w.encryptionMaterials()
 		return []any{&m.EncryptedDataKeys[0]} // a hierarchical EDK names the branch key id

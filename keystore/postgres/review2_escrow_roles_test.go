@@ -33,7 +33,11 @@ import (
 // rotation; it does not say a service can make the recovery silently skip
 // versions. The services' writes under the version then fail forever
 // (no API repairs a tombstone on a live version).
-func TestReview2Defect_ServiceRoleHidesVersionFromRecovery(t *testing.T) {
+//
+// Fixed: a tombstone stands only over a destroyed version; the service
+// writes a copy over one on a live version, and recovery counts one
+// planted after that Damaged and fails.
+func TestReview2ServiceRoleCannotHideVersionFromRecovery(t *testing.T) {
 	w := newRoleWorld(t)
 	if w == nil {
 		return
@@ -65,7 +69,7 @@ func TestReview2Defect_ServiceRoleHidesVersionFromRecovery(t *testing.T) {
 	_, err = svc.PutRecord(ctx, keyring.RecoveredVersionRecordKind, keyring.BranchKeyEscrowRecordName(roleTestKey, old.Version), []byte{1}, 0)
 	require.NoError(t, err, "the service role may plant a recovered mark")
 
-	// Writes under the active version now fail although it is live.
+	// The service writes a copy over the tombstone on its next use.
 	h, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: roleTestKey,
 		CacheTTL: time.Hour, PropagationWindow: time.Nanosecond, Escrow: esc})
 	require.NoError(t, err)
@@ -73,8 +77,15 @@ func TestReview2Defect_ServiceRoleHidesVersionFromRecovery(t *testing.T) {
 	enc, err := phicrypt.New(phicrypt.Config{Keyring: h})
 	require.NoError(t, err)
 	_, encErr := enc.Encrypt(ctx, []byte("synthetic lab result"), nil)
-	t.Logf("service write after the planted tombstone: %v", encErr)
-	require.ErrorIs(t, encErr, keyring.ErrKeyDestroyed, "a live version's writes fail as if it were destroyed")
+	require.NoError(t, encErr)
+	k, err := bk.OpenEscrow(ctx, recovery, active)
+	require.NoError(t, err, "the service wrote a copy over the tombstone")
+	k.Wipe()
+	// Planted again after the service's last use.
+	rec, err = svc.GetRecord(ctx, keyring.BranchKeyEscrowRecordKind, name)
+	require.NoError(t, err)
+	_, err = svc.PutRecord(ctx, keyring.BranchKeyEscrowRecordKind, name, []byte{0x00}, rec.Revision)
+	require.NoError(t, err)
 
 	// Break glass: the custodian moves everything under a new KMS key.
 	nk, err := w.kms.Client("custodian").CreateKey(ctx, &kms.CreateKeyInput{})
@@ -90,5 +101,6 @@ func TestReview2Defect_ServiceRoleHidesVersionFromRecovery(t *testing.T) {
 	require.NotEqual(t, keystore.StateDestroyed, got.State)
 	require.Equal(t, w.arn, got.KMSKeyARN, "the active version was not recovered")
 	assert.Equal(t, 0, rrep.Destroyed, "a live version reported destroyed")
-	assert.Error(t, err, "the recovery left a live version under the old key and says nothing")
+	assert.Equal(t, 1, rrep.Damaged)
+	assert.ErrorIs(t, err, keyring.ErrEscrowRecord, "the recovery left a live version under the old key and says so")
 }
