@@ -214,21 +214,23 @@ go run ./examples/s3objects -bucket phicrypt-s3objects
 step "fuzz (10 s per target; a failing input is saved under testdata/fuzz)"
 # Go's fuzzing engine sometimes ends a run with "context deadline exceeded"
 # when its time is up while a worker is slow to answer (a loaded machine),
-# with no failing input: that one run is tried again, once. A real failure
-# writes its input under testdata/fuzz and fails at once.
+# with no failing input: such a run is tried again, up to three runs in
+# all. A real failure writes its input under testdata/fuzz and fails at
+# once.
 fuzz_once() {
-	local out
+	local out attempt
 	out=$(mktemp)
-	if go test -run '^$' -fuzz "^${2}\$" -fuzztime 10s "$1" >"$out" 2>&1; then
-		cat "$out"; rm -f "$out"; return 0
-	fi
-	cat "$out"
-	if grep -q 'context deadline exceeded' "$out" && ! grep -q 'Failing input written' "$out"; then
-		rm -f "$out"
-		echo "fuzz: $2 ended on the engine's deadline without a failing input; running it once more"
-		go test -run '^$' -fuzz "^${2}\$" -fuzztime 10s "$1"
-		return
-	fi
+	for attempt in 1 2 3; do
+		if go test -run '^$' -fuzz "^${2}\$" -fuzztime 10s "$1" >"$out" 2>&1; then
+			cat "$out"; rm -f "$out"; return 0
+		fi
+		cat "$out"
+		if ! grep -q 'context deadline exceeded' "$out" || grep -q 'Failing input written' "$out"; then
+			rm -f "$out"
+			return 1
+		fi
+		echo "fuzz: $2 ended on the engine's deadline without a failing input (run $attempt of 3)"
+	done
 	rm -f "$out"
 	return 1
 }
