@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/phicrypt/phicrypt/keyring"
@@ -127,4 +128,84 @@ func TestReview3DestroyRacesWriteOverTombstone(t *testing.T) {
 			require.ErrorIs(t, err, keyring.ErrKeyDestroyed)
 		})
 	}
+}
+
+// review3CancelAfterCopy is a real store that ends the service's call
+// (cancels its context, as a deadline or a crash would) right after the
+// service stored an escrow copy, before it reads the version again.
+type review3CancelAfterCopy struct {
+	*review3PausingStore
+	cancel context.CancelFunc
+}
+
+func (s *review3CancelAfterCopy) PutRecord(ctx context.Context, kind, name string, value []byte, expected uint64) (uint64, error) {
+	rev, err := s.review3PausingStore.Records.PutRecord(ctx, kind, name, value, expected)
+	if err == nil && kind == keyring.BranchKeyEscrowRecordKind && len(value) > 1 {
+		s.cancel()
+	}
+	return rev, err
+}
+
+// TestReview3Defect_ShredLeavesTombstoneServiceWritesOver: a copy
+// outlives its destroyed version. ShredBranchKeyEscrow
+// (keyring/branchkey_escrow.go) returns at once when the record already
+// holds the tombstone ("if len(rec.Value) == 1 && rec.Value[0] ==
+// bkEscrowShredded { return nil }"), writing nothing, so the revision a
+// service read stays current. Since this change a service (escrowTo) or
+// the backfill writes its copy over a tombstone it finds over a live
+// version. Sequence, with a tombstone planted over a live version (or
+// written by ShredBranchKeyEscrow called too early, which FORMAT.md
+// section 11 names as a case): service reads the tombstone and the
+// version (live) → custodian DestroyVersion: Store.Destroy, then
+// ShredBranchKeyEscrow sees the tombstone and returns → service
+// PutRecord(copy, revision of the tombstone) succeeds. Only the service's
+// read of the version after its put stands between this copy and the
+// escrow key; if that read does not happen (the service's context ends,
+// as here, or the process dies, or the store errs), the copy stays: the
+// custodian's destroy succeeded and is never retried, the backfill and
+// services skip destroyed versions, and keyctl escrow status shows the
+// version "destroyed". Whoever holds the escrow private key then gets the
+// destroyed material back (shown with OpenEscrow given the version as it
+// was listed before the destroy; the HPKE copy itself needs nothing from
+// the store). Crypto-shredding fails. Fix: ShredBranchKeyEscrow should
+// put the tombstone again over a tombstone (a compare-and-swap that moves
+// the revision on), so that a service's put with the revision it read
+// fails and it reads the record again.
+func TestReview3Defect_ShredLeavesTombstoneServiceWritesOver(t *testing.T) {
+	ctx := t.Context()
+	e := newReviewEnv(t, "sqlite", "phicrypt-test")
+	_, err := e.admin.CreateBranchKey(ctx, "key-a")
+	require.NoError(t, err)
+	target := e.versions(t, "key-a")[0]
+	_, err = e.admin.Rotate(ctx, "key-a")
+	require.NoError(t, err)
+	e.replaceRecord(t, target, []byte{0x00}) // over the live version
+
+	svcCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ps := &review3PausingStore{Store: e.store, Records: e.recs, version: target.Version}
+	ps.betweenChecks = func() {
+		require.NoError(t, e.admin.DestroyVersion(context.Background(), "key-a", target.Version))
+	}
+	store := &review3CancelAfterCopy{review3PausingStore: ps, cancel: cancel}
+	cfg := e.cfg
+	cfg.Store = store
+	bk, err := keyring.NewBranchKeys(cfg)
+	require.NoError(t, err)
+	_, escErr := bk.Escrow(svcCtx, e.esc, "key-a")
+	t.Logf("backfill: %v", escErr)
+	require.True(t, ps.fired, "the destroy ran between the service's check and its put")
+
+	gone, err := e.store.Get(ctx, "key-a", target.Version)
+	require.NoError(t, err)
+	require.Equal(t, keystore.StateDestroyed, gone.State, "the custodian's destroy succeeded")
+	value, err := e.record(t, keyring.BranchKeyEscrowRecordKind, target)
+	require.NoError(t, err)
+	material, openErr := e.svcKeys.OpenEscrow(ctx, e.recovery, target)
+	if openErr == nil {
+		material.Wipe()
+	}
+	t.Logf("record: %d bytes; OpenEscrow of the version as listed before the destroy: %v", len(value), openErr)
+	assert.True(t, len(value) == 1 && value[0] == 0x00, "an escrow copy (%d bytes) of the destroyed version is in the store", len(value))
+	assert.ErrorIs(t, openErr, keyring.ErrKeyDestroyed, "the escrow key opened the destroyed version's material")
 }
