@@ -172,8 +172,14 @@ func (s *review3CancelAfterCopy) PutRecord(ctx context.Context, kind, name strin
 // the revision on), so that a service's put with the revision it read
 // fails and it reads the record again.
 func TestReview3Defect_ShredLeavesTombstoneServiceWritesOver(t *testing.T) {
+	for _, kind := range []string{"sqlite", "file"} {
+		t.Run(kind, func(t *testing.T) { review3ShredLeavesTombstone(t, kind) })
+	}
+}
+
+func review3ShredLeavesTombstone(t *testing.T, kind string) {
 	ctx := t.Context()
-	e := newReviewEnv(t, "sqlite", "phicrypt-test")
+	e := newReviewEnv(t, kind, "phicrypt-test")
 	_, err := e.admin.CreateBranchKey(ctx, "key-a")
 	require.NoError(t, err)
 	target := e.versions(t, "key-a")[0]
@@ -208,4 +214,77 @@ func TestReview3Defect_ShredLeavesTombstoneServiceWritesOver(t *testing.T) {
 	t.Logf("record: %d bytes; OpenEscrow of the version as listed before the destroy: %v", len(value), openErr)
 	assert.True(t, len(value) == 1 && value[0] == 0x00, "an escrow copy (%d bytes) of the destroyed version is in the store", len(value))
 	assert.ErrorIs(t, openErr, keyring.ErrKeyDestroyed, "the escrow key opened the destroyed version's material")
+}
+
+// review3DestroyAfterRead is a real store that runs a custodian's step
+// (once) right after the service read the escrow record, and ends the
+// service's call right after it stored a copy.
+type review3DestroyAfterRead struct {
+	keystore.Store
+	keystore.Records
+	once   sync.Once
+	step   func()
+	cancel context.CancelFunc
+}
+
+func (s *review3DestroyAfterRead) GetRecord(ctx context.Context, kind, name string) (keystore.Record, error) {
+	rec, err := s.Records.GetRecord(ctx, kind, name)
+	if kind == keyring.BranchKeyEscrowRecordKind {
+		s.once.Do(s.step)
+	}
+	return rec, err
+}
+
+func (s *review3DestroyAfterRead) PutRecord(ctx context.Context, kind, name string, value []byte, expected uint64) (uint64, error) {
+	rev, err := s.Records.PutRecord(ctx, kind, name, value, expected)
+	if err == nil && kind == keyring.BranchKeyEscrowRecordKind && len(value) > 1 {
+		s.cancel()
+	}
+	return rev, err
+}
+
+// The contrast to TestReview3Defect_ShredLeavesTombstoneServiceWritesOver:
+// without a tombstone in the record beforehand (none, or the copy of
+// another escrow key), the same interleaving, with the service's call
+// ended right after any copy it stores, leaves only the tombstone: the
+// custodian's ShredBranchKeyEscrow writes, so the service's
+// compare-and-swap with the revision it read fails and it reads the
+// tombstone. It is the tombstone left as it is that opens the gap.
+func TestReview3DestroyAfterServiceReadWithoutTombstone(t *testing.T) {
+	for _, before := range []string{"no record", "another key's copy"} {
+		t.Run(before, func(t *testing.T) {
+			ctx := t.Context()
+			e := newReviewEnv(t, "sqlite", "phicrypt-test")
+			_, err := e.admin.CreateBranchKey(ctx, "key-a")
+			require.NoError(t, err)
+			target := e.versions(t, "key-a")[0]
+			_, err = e.admin.Rotate(ctx, "key-a")
+			require.NoError(t, err)
+			if before != "no record" {
+				k, err := keyring.GenerateHPKEEscrowKey()
+				require.NoError(t, err)
+				other, err := keyring.NewHPKEEscrow("escrow-other", k.PublicKey())
+				require.NoError(t, err)
+				_, err = e.svcKeys.Escrow(ctx, other, "key-a")
+				require.NoError(t, err)
+			}
+			svcCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			store := &review3DestroyAfterRead{Store: e.store, Records: e.recs, cancel: cancel, step: func() {
+				require.NoError(t, e.admin.DestroyVersion(context.Background(), "key-a", target.Version))
+			}}
+			cfg := e.cfg
+			cfg.Store = store
+			bk, err := keyring.NewBranchKeys(cfg)
+			require.NoError(t, err)
+			_, escErr := bk.Escrow(svcCtx, e.esc, "key-a")
+			t.Logf("backfill: %v", escErr)
+
+			value, err := e.record(t, keyring.BranchKeyEscrowRecordKind, target)
+			require.NoError(t, err)
+			require.True(t, len(value) == 1 && value[0] == 0x00, "a copy (%d bytes) outlived its version", len(value))
+			_, err = e.svcKeys.OpenEscrow(ctx, e.recovery, target)
+			require.ErrorIs(t, err, keyring.ErrKeyDestroyed)
+		})
+	}
 }
