@@ -40,7 +40,9 @@ const BranchKeyEscrowRecordKind = keystore.VersionRecordKindPrefix + "escrow"
 // outside KMS: during the propagation window of the rotation that followed
 // the recovery it writes under the new active version at once, and while
 // the active version itself is marked (no rotation yet) writing fails with
-// ErrVersionRecovered. Reading is not affected.
+// ErrVersionRecovered. Reading is not affected. A process that cached the
+// active version before the mark was written keeps writing under it for at
+// most its CacheTTL.
 const RecoveredVersionRecordKind = keystore.VersionRecordKindPrefix + "recovered"
 
 // recovered reports whether v carries the mark of a recovery
@@ -368,10 +370,13 @@ func (b *BranchKeys) escrowTo(ctx context.Context, e *HPKEEscrow, v keystore.Bra
 // of the version afterwards. Call it after the version is destroyed (a
 // tombstone stands only over a destroyed version: services and the backfill
 // write a copy over one on a live version): a copy left behind would let
-// whoever holds the escrow private key undo the crypto-shredding. custody.BranchKeys.DestroyVersion and DestroyKey call
-// it. What "overwritten" means differs by store back end as for
-// keystore.Store.Destroy (old row versions, freed file blocks and backups
-// are out of reach). Shredding a shredded record succeeds again.
+// whoever holds the escrow private key undo the crypto-shredding.
+// custody.BranchKeys.DestroyVersion and DestroyKey call it. It always
+// writes, over a tombstone too, so that any write of a copy prepared
+// before it fails its compare-and-swap. What "overwritten" means differs
+// by store back end as for keystore.Store.Destroy (old row versions, freed
+// file blocks and backups are out of reach). Shredding a shredded record
+// succeeds again.
 func ShredBranchKeyEscrow(ctx context.Context, store keystore.Store, id, version string) error {
 	if err := keystore.CheckKeyVersion(id, version); err != nil {
 		return err
@@ -389,9 +394,10 @@ func ShredBranchKeyEscrow(ctx context.Context, store keystore.Store, id, version
 		case err != nil:
 			return wrapStep(err, "reading the escrow record of version %s of %s to shred it", version, keystore.Fingerprint(id))
 		default:
-			if len(rec.Value) == 1 && rec.Value[0] == bkEscrowShredded {
-				return nil
-			}
+			// Written even over a tombstone: the revision moves on, so a
+			// service that read the record before the destroy (and may
+			// write a copy over a tombstone it took for a live version's)
+			// loses its compare-and-swap.
 			rev = rec.Revision
 		}
 		_, err = recs.PutRecord(ctx, BranchKeyEscrowRecordKind, name, []byte{bkEscrowShredded}, rev)
@@ -419,8 +425,8 @@ type EscrowReport struct {
 	Replaced int
 	// Already versions had a copy of their material for the escrow key.
 	Already int
-	// Destroyed versions hold no material, or their escrow record is
-	// shredded (ShredBranchKeyEscrow): nothing to escrow.
+	// Destroyed versions hold no material (destroyed before or while this
+	// call ran): nothing to escrow.
 	Destroyed int
 }
 

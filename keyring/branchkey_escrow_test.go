@@ -538,7 +538,8 @@ func TestBranchKeyEscrowDestroy(t *testing.T) {
 		require.NoError(t, w.custodian.DestroyVersion(ctx, escrowCanaryID, v1.Version), "a retry succeeds")
 		again, err := w.record(v1)
 		require.NoError(t, err)
-		require.Equal(t, rec.Revision, again.Revision, "shredding a tombstone writes nothing")
+		require.Equal(t, []byte{0x00}, again.Value)
+		require.Greater(t, again.Revision, rec.Revision, "shredding writes the tombstone again, so a copy prepared before fails its compare-and-swap")
 
 		// Services and backfill write nothing for it again.
 		h, err := w.service(escrowCanaryID, svc).AcquireVersion(ctx, escrowCanaryID, v1.Version)

@@ -114,7 +114,9 @@ func (h *Hierarchical) AcquireActive(ctx context.Context, id string, uses uint64
 // counting nothing more. It is AcquireVersion with the refusals of
 // AcquireActive: nothing is written under a version whose escrow copy is
 // not stored (HierarchicalConfig.Escrow) or that came back from escrow
-// (ErrVersionRecovered). The caller must Release the handle.
+// (ErrVersionRecovered). It does not check that version is still the one
+// writes go under: the caller does, with EncryptingVersion, as fieldenc
+// does. The caller must Release the handle.
 func (h *Hierarchical) AcquireReserved(ctx context.Context, id, version string) (*BranchKey, error) {
 	if err := keystore.CheckKeyVersion(id, version); err != nil {
 		return nil, err

@@ -29,6 +29,7 @@ type escrowStatusView struct {
 	Escrowed  int                   `json:"escrowed"`
 	Missing   int                   `json:"missing"`
 	Damaged   int                   `json:"damaged"`
+	CopyLeft  int                   `json:"destroyed_with_copy"`
 	Destroyed int                   `json:"destroyed"`
 	Versions  []escrowStatusVersion `json:"versions"`
 }
@@ -44,10 +45,11 @@ KMS call is made, so it says a copy is there, not that it opens to the
 version's material: services check that each time they unwrap a version,
 keyring.BranchKeys.Escrow checks every version, and a drill proves it.
 Versions are named by fingerprint; an escrow record that does not read is
-shown as DAMAGED.
+shown as DAMAGED, and a destroyed version whose copy is still there (a
+destroy stopped before its shred) as COPY LEFT.
 
 It exits with status 1 when any version that is not destroyed lacks a copy
-or has a damaged record:
+or has a damaged record, or a destroyed one still has a copy:
 have a service with keyring.HierarchicalConfig.Escrow set unwrap it, or
 backfill with keyring.BranchKeys.Escrow (docs/OPERATIONS.md, "Break glass").
 Run it as a routine check.`,
@@ -88,6 +90,11 @@ func (a *app) escrowStatus(ctx context.Context, name string) error {
 			}
 			view.Total++
 			switch {
+			case v.State == keystore.StateDestroyed && has:
+				// A destroy stopped before its shred: the escrow key
+				// would bring the material back.
+				view.Destroyed++
+				view.CopyLeft++
 			case v.State == keystore.StateDestroyed:
 				view.Destroyed++
 			case damaged:
@@ -104,6 +111,8 @@ func (a *app) escrowStatus(ctx context.Context, name string) error {
 		for _, v := range view.Versions {
 			mark := "escrowed"
 			switch {
+			case v.State == keystore.StateDestroyed.String() && v.Escrowed:
+				mark = "destroyed, COPY LEFT (destroy it again to shred the copy)"
 			case v.State == keystore.StateDestroyed.String():
 				mark = "destroyed"
 			case v.Damaged:
@@ -117,6 +126,9 @@ func (a *app) escrowStatus(ctx context.Context, name string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if view.CopyLeft > 0 {
+		return fmt.Errorf("%d destroyed branch key version(s) still have an escrow copy for %s: the escrow key would bring them back; destroy them again (the destroy shreds the copy)", view.CopyLeft, name)
 	}
 	if view.Missing+view.Damaged > 0 {
 		return fmt.Errorf("%d live branch key version(s) have no escrow copy for %s and %d an unreadable escrow record: a lost KMS key would lose them (a backfill, keyring.BranchKeys.Escrow, writes them)", view.Missing, name, view.Damaged)

@@ -11,7 +11,7 @@ import (
 	"github.com/phicrypt/phicrypt/phicrypt"
 )
 
-// TestReview3Defect_EscrowStatusHidesCopyOfDestroyedVersion: keyctl
+// TestReview3EscrowStatusShowsCopyOfDestroyedVersion (a defect the review found, now fixed; the rest says how it was): keyctl
 // escrow status (examples/keyctl/cmd_escrow_status.go, escrowStatus)
 // counts every destroyed version as "destroyed" whatever its record holds
 // ("case v.State == keystore.StateDestroyed: view.Destroyed++"), so a
@@ -28,7 +28,7 @@ import (
 // version (e.g. "destroyed, COPY LEFT") and exit 1, as for MISSING and
 // DAMAGED. Here the destroy's first step runs alone (Store.DestroyKey, as
 // a custodian process that died before shredding).
-func TestReview3Defect_EscrowStatusHidesCopyOfDestroyedVersion(t *testing.T) {
+func TestReview3EscrowStatusShowsCopyOfDestroyedVersion(t *testing.T) {
 	w, _, _ := recoveryWorld(t)
 	ctx := t.Context()
 	_, pub := w.escrow2of3()
