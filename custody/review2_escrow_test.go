@@ -22,7 +22,6 @@ import (
 	"github.com/phicrypt/phicrypt/custody"
 	"github.com/phicrypt/phicrypt/keyring"
 	"github.com/phicrypt/phicrypt/keystore"
-	"github.com/phicrypt/phicrypt/phicrypt"
 )
 
 // review2LoseOldKey deletes the KMS key the branch keys are under, as in
@@ -174,16 +173,7 @@ func TestReview2RecoveredActiveVersionNotWrittenUnder(t *testing.T) {
 	_, err = e.record(t, keyring.RecoveredVersionRecordKind, recovered)
 	require.NoError(t, err, "the version is marked recovered")
 
-	cfg := e.cfg
-	cfg.KMSKeyARN = e.newARN
-	bk, err := keyring.NewBranchKeys(cfg)
-	require.NoError(t, err)
-	h, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "key-a", CacheTTL: time.Hour,
-		PropagationWindow: time.Hour, MaxUsesPerVersion: 1 << 20, UsageBlock: 1})
-	require.NoError(t, err)
-	t.Cleanup(func() { h.Close() })
-	enc, err := phicrypt.New(phicrypt.Config{Keyring: h})
-	require.NoError(t, err)
+	enc := e.encryptorOnNewKey(t, "key-a")
 	_, encErr := enc.Encrypt(ctx, []byte("new PHI after the recovery"), nil)
 	after, err := e.store.Get(ctx, "key-a", recovered.Version)
 	require.NoError(t, err)

@@ -36,14 +36,7 @@ func TestReview2FieldencRenewChecksEscrow(t *testing.T) {
 	_, err := e.admin.CreateBranchKey(ctx, "key-a")
 	require.NoError(t, err)
 	const ttl = 300 * time.Millisecond
-	h, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: e.svcKeys, BranchKeyID: "key-a", CacheTTL: ttl,
-		PropagationWindow: time.Nanosecond, Escrow: e.esc, MaxUsesPerVersion: 1 << 20})
-	require.NoError(t, err)
-	t.Cleanup(func() { h.Close() })
-	table, err := fieldenc.New(fieldenc.Config{Keys: h, BranchKeyID: "key-a", Table: "patients", ReservedUses: 1000})
-	require.NoError(t, err)
-	codec, err := fieldenc.NewCodec[bkPatient](table)
-	require.NoError(t, err)
+	h, codec := e.reservingCodec(t, "key-a", ttl)
 	p := bkPatient{ID: "row-1", Name: fieldenc.Of("Jane Roe")}
 	require.NoError(t, codec.Seal(ctx, &p))
 	v := e.versions(t, "key-a")[0]
@@ -77,4 +70,21 @@ func TestReview2FieldencRenewChecksEscrow(t *testing.T) {
 	q := bkPatient{ID: "row-2", Name: fieldenc.Of("John Doe")}
 	err = codec.Seal(ctx, &q)
 	require.ErrorIs(t, err, keyring.ErrEscrowRecord, "fieldenc sealed a new field under a version whose escrow copy cannot be stored")
+}
+
+// reservingCodec is a service's escrowing keyring for branch key id with
+// cache lifetime ttl and no propagation window, and a codec over a table
+// that reserves 1000 uses at a time: the set-up in which a table carries
+// reserved uses over to a renewed handle.
+func (e *reviewEnv) reservingCodec(t *testing.T, id string, ttl time.Duration) (*keyring.Hierarchical, *fieldenc.Codec[bkPatient]) {
+	t.Helper()
+	h, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: e.svcKeys, BranchKeyID: id, CacheTTL: ttl,
+		PropagationWindow: time.Nanosecond, Escrow: e.esc, MaxUsesPerVersion: 1 << 20})
+	require.NoError(t, err)
+	t.Cleanup(func() { h.Close() })
+	table, err := fieldenc.New(fieldenc.Config{Keys: h, BranchKeyID: id, Table: "patients", ReservedUses: 1000})
+	require.NoError(t, err)
+	codec, err := fieldenc.NewCodec[bkPatient](table)
+	require.NoError(t, err)
+	return h, codec
 }

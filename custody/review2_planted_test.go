@@ -113,10 +113,7 @@ func TestReview2PlantedActiveMaterialNotWrittenUnder(t *testing.T) {
 	require.Equal(t, chosen, []byte(k), "the version now holds the attacker's material")
 	k.Wipe()
 
-	cfg := e.cfg
-	cfg.KMSKeyARN = e.newARN
-	bk, err := keyring.NewBranchKeys(cfg)
-	require.NoError(t, err)
+	bk := e.branchKeysOnNewKey(t)
 	h := serviceKeyringOver(t, bk)
 	enc, err := phicrypt.New(phicrypt.Config{Keyring: h})
 	require.NoError(t, err)

@@ -22,14 +22,7 @@ func TestReview3FieldencRenewRefusesRecoveredVersion(t *testing.T) {
 	_, err := e.admin.CreateBranchKey(ctx, "key-a")
 	require.NoError(t, err)
 	const ttl = 300 * time.Millisecond
-	h, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: e.svcKeys, BranchKeyID: "key-a", CacheTTL: ttl,
-		PropagationWindow: time.Nanosecond, Escrow: e.esc, MaxUsesPerVersion: 1 << 20})
-	require.NoError(t, err)
-	t.Cleanup(func() { h.Close() })
-	table, err := fieldenc.New(fieldenc.Config{Keys: h, BranchKeyID: "key-a", Table: "patients", ReservedUses: 1000})
-	require.NoError(t, err)
-	codec, err := fieldenc.NewCodec[bkPatient](table)
-	require.NoError(t, err)
+	h, codec := e.reservingCodec(t, "key-a", ttl)
 	p := bkPatient{ID: "row-1", Name: fieldenc.Of("Jane Roe")}
 	require.NoError(t, codec.Seal(ctx, &p))
 	sealed, err := p.Name.Value()

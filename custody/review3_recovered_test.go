@@ -105,10 +105,7 @@ func TestReview3RecoveryWithRotationLeavesFieldencWriting(t *testing.T) {
 	vs := e.versions(t, "key-a")
 	require.Len(t, vs, 2)
 
-	cfg := e.cfg
-	cfg.KMSKeyARN = e.newARN
-	bk, err := keyring.NewBranchKeys(cfg)
-	require.NoError(t, err)
+	bk := e.branchKeysOnNewKey(t)
 	h, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "key-a", CacheTTL: time.Hour,
 		PropagationWindow: time.Hour, Escrow: e.esc, MaxUsesPerVersion: 1 << 20})
 	require.NoError(t, err)

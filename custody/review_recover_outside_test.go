@@ -615,16 +615,7 @@ func TestReviewRecoveredVersionNotWrittenUnder(t *testing.T) {
 	require.Equal(t, keystore.StateDecryptOnly, vs[0].State)
 	before := vs[0].Usage
 
-	cfg := e.cfg
-	cfg.KMSKeyARN = e.newARN
-	bk, err := keyring.NewBranchKeys(cfg)
-	require.NoError(t, err)
-	h, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: bk, BranchKeyID: "key-a", CacheTTL: time.Hour,
-		PropagationWindow: time.Hour, MaxUsesPerVersion: 1 << 20, UsageBlock: 1})
-	require.NoError(t, err)
-	t.Cleanup(func() { h.Close() })
-	enc, err := phicrypt.New(phicrypt.Config{Keyring: h})
-	require.NoError(t, err)
+	enc := e.encryptorOnNewKey(t, "key-a")
 	_, err = enc.Encrypt(ctx, []byte("new PHI after the recovery"), nil)
 	require.NoError(t, err)
 	after, err := e.store.Get(ctx, "key-a", recovered.Version)
@@ -754,4 +745,29 @@ func destroyDuringRecovery(t *testing.T) (custody.RecoverBranchKeysReport, error
 	require.NoError(t, verr)
 	require.Equal(t, []byte{0}, value)
 	return rep, err
+}
+
+// branchKeysOnNewKey is a service's BranchKeys over e's store with the
+// new KMS key (after a recovery).
+func (e *reviewEnv) branchKeysOnNewKey(t *testing.T) *keyring.BranchKeys {
+	t.Helper()
+	cfg := e.cfg
+	cfg.KMSKeyARN = e.newARN
+	bk, err := keyring.NewBranchKeys(cfg)
+	require.NoError(t, err)
+	return bk
+}
+
+// encryptorOnNewKey is a service's Encryptor writing under branch key id
+// through a hierarchical keyring on the new KMS key, counting every use in
+// the store, with an hour-long cache and propagation window.
+func (e *reviewEnv) encryptorOnNewKey(t *testing.T, id string) *phicrypt.Encryptor {
+	t.Helper()
+	h, err := keyring.NewHierarchical(keyring.HierarchicalConfig{BranchKeys: e.branchKeysOnNewKey(t), BranchKeyID: id, CacheTTL: time.Hour,
+		PropagationWindow: time.Hour, MaxUsesPerVersion: 1 << 20, UsageBlock: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { h.Close() })
+	enc, err := phicrypt.New(phicrypt.Config{Keyring: h})
+	require.NoError(t, err)
+	return enc
 }

@@ -42,7 +42,9 @@ const BranchKeyEscrowRecordKind = keystore.VersionRecordKindPrefix + "escrow"
 // the active version itself is marked (no rotation yet) writing fails with
 // ErrVersionRecovered. Reading is not affected. A process that cached the
 // active version before the mark was written keeps writing under it for at
-// most its CacheTTL.
+// most its CacheTTL. The check costs one store read each time a keyring
+// reads which version is active (once per CacheTTL per branch key), two
+// during a rotation's propagation window.
 const RecoveredVersionRecordKind = keystore.VersionRecordKindPrefix + "recovered"
 
 // recovered reports whether v carries the mark of a recovery

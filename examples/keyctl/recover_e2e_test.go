@@ -170,10 +170,7 @@ func TestBreakGlassRecovery(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(msgDir2, "m3"), []byte("not a message"), 0o600))
 	k3 := w.createRecoveryKey()
 	req2 := filepath.Join(dir, "recover2.json")
-	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k3, "-o", req2)
-	for _, who := range []string{"alice", "bob", "carol"} {
-		w.ok("approve", req2, "--identity", ids[who])
-	}
+	w.approvedRecover(ids, k3, req2)
 	run2 := []string{"recover", req2, "--messages", msgDir2, "--share", share("alice"), "--share", share("carol"), "--progress", "lines"}
 	_, errOut, code := w.run(run2...)
 	require.Equal(t, 1, code, errOut)
@@ -432,6 +429,16 @@ func (w *world) escrow2of3() (string, *keyring.HPKEEscrowPublicKey) {
 	w.okJSON(&made, "escrow", "init", "--name", "escrow-2026", "--shares", "3", "--threshold", "2",
 		"--custodian", "alice", "--custodian", "bob", "--custodian", "carol", "--out-dir", dir)
 	return dir, readEscrowPublicKey(w.t, made.PublicKey)
+}
+
+// approvedRecover proposes recovering escrow key "escrow-2026" to KMS
+// key to into the change file out, approved by alice, bob and carol.
+func (w *world) approvedRecover(ids map[string]string, to, out string) {
+	w.t.Helper()
+	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", to, "-o", out)
+	for _, who := range []string{"alice", "bob", "carol"} {
+		w.ok("approve", out, "--identity", ids[who])
+	}
 }
 
 // serviceWithEscrow is a service as the drill has it: its KMS client, a

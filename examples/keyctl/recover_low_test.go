@@ -54,10 +54,7 @@ func TestRecoverResumeRefusedUnderNewPolicy(t *testing.T) {
 
 	k2 := w.createRecoveryKey()
 	req := filepath.Join(dir, "recover.json")
-	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req)
-	for _, who := range []string{"alice", "bob", "carol"} {
-		w.ok("approve", req, "--identity", ids[who])
-	}
+	w.approvedRecover(ids, k2, req)
 	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
 	run := []string{"recover", req, "--messages", msgDir, "--share", share("alice"), "--share", share("bob")}
 	_, errOut, code := w.run(run...)
@@ -100,10 +97,7 @@ func TestRecoverRefusalsAudited(t *testing.T) {
 	writeMessages(t, service, msgDir, "a")
 	k2 := w.createRecoveryKey()
 	req := filepath.Join(dir, "recover.json")
-	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req)
-	for _, who := range []string{"alice", "bob", "carol"} {
-		w.ok("approve", req, "--identity", ids[who])
-	}
+	w.approvedRecover(ids, k2, req)
 	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
 	shares := []string{"--share", share("alice"), "--share", share("bob")}
 

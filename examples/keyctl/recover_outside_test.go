@@ -67,10 +67,7 @@ func TestRecoverOutsideRunbookPromises(t *testing.T) {
 
 	k2 := w.createRecoveryKey()
 	req := filepath.Join(dir, "recover.json")
-	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req)
-	for _, who := range []string{"alice", "bob", "carol"} {
-		w.ok("approve", req, "--identity", ids[who])
-	}
+	w.approvedRecover(ids, k2, req)
 	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
 
 	// docs/OPERATIONS.md: a share that belongs to another escrow key, or is

@@ -33,10 +33,7 @@ func TestRecoverKeepsOwner(t *testing.T) {
 
 	k2 := w.createRecoveryKey()
 	req := filepath.Join(dir, "recover.json")
-	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req)
-	for _, who := range []string{"alice", "bob", "carol"} {
-		w.ok("approve", req, "--identity", ids[who])
-	}
+	w.approvedRecover(ids, k2, req)
 	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
 	w.ok("recover", req, "--messages", msgDir, "--share", share("alice"), "--share", share("bob"))
 	fi, err := os.Stat(path)

@@ -50,10 +50,7 @@ func TestRecoverRefusesNoMessagesBeforeSpending(t *testing.T) {
 
 	k2 := w.createRecoveryKey()
 	req := filepath.Join(dir, "recover.json")
-	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req)
-	for _, who := range []string{"alice", "bob", "carol"} {
-		w.ok("approve", req, "--identity", ids[who])
-	}
+	w.approvedRecover(ids, k2, req)
 	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
 	for _, d := range []string{empty, link} {
 		w.fails(2, "no message", "recover", req, "--messages", d, "--share", share("alice"), "--share", share("bob"))
@@ -88,10 +85,7 @@ func TestRecoverResumeDoesNotSkipNewMessages(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(msgDir, "c"), []byte("not a message"), 0o600))
 	k2 := w.createRecoveryKey()
 	req := filepath.Join(dir, "recover.json")
-	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req)
-	for _, who := range []string{"alice", "bob", "carol"} {
-		w.ok("approve", req, "--identity", ids[who])
-	}
+	w.approvedRecover(ids, k2, req)
 	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
 	run := []string{"recover", req, "--messages", msgDir, "--share", share("alice"), "--share", share("bob")}
 	_, errOut, code := w.run(run...)
@@ -202,10 +196,7 @@ func TestRecoverUnwritablePositionDoesNotSpend(t *testing.T) {
 
 	k2 := w.createRecoveryKey()
 	req := filepath.Join(dir, "recover.json")
-	w.ok("propose", "recover", "--escrow", "escrow-2026", "--to", k2, "-o", req)
-	for _, who := range []string{"alice", "bob", "carol"} {
-		w.ok("approve", req, "--identity", ids[who])
-	}
+	w.approvedRecover(ids, k2, req)
 	share := func(who string) string { return filepath.Join(escrowDir, "escrow-2026."+who+".share") }
 	// A directory that is a dangling symbolic link: reading the position
 	// finds none, writing it fails.
